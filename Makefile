@@ -1,0 +1,59 @@
+# pulumi-django. Quick start: `make demo`, then `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: test demo install system-deps lint typecheck unit lock docs up down clean
+
+## test: install everything (Debian packages too), lint, type-check, run the whole suite
+test: system-deps install lint typecheck unit
+
+## demo: the offline plans of the dev and local stacks
+demo: install
+	$(BIN)/pulumi-django plan --stack dev
+	$(BIN)/pulumi-django plan --stack local
+
+system-deps:
+	scripts/install-system-deps.sh
+
+$(UV):
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q "uv==$(UV_VERSION)"
+
+## install: the virtualenv in .venv from the lock, and this project in strict editable mode
+install: $(UV)
+	$(UV) pip install --python $(BIN)/python -q -r requirements.lock
+	$(UV) pip install --python $(BIN)/python -q --no-deps -e . --config-settings editable_mode=strict
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest
+
+## lock: re-pin every dependency (no download addresses are recorded)
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --quiet --no-header \
+		--no-emit-index-url --output-file requirements.lock
+	! grep -nE 'https?://|index-url|find-links' requirements.lock
+
+## docs: regenerate the config reference table in README.md
+docs: install
+	$(BIN)/python scripts/update_readme_reference.py
+
+up: install
+	scripts/pulumi-local.sh up
+
+down: install
+	scripts/pulumi-local.sh destroy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

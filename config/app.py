@@ -1,0 +1,132 @@
+"""The Django application: how it is built, served and configured."""
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Section
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Set by pulumi-django itself from the database, cache and static-file resources.
+RESERVED_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_NAME",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "REDIS_URL",
+        "REDIS_PASSWORD",
+        "DJANGO_SECRET_KEY",
+        "DJANGO_ALLOWED_HOSTS",
+        "DJANGO_SETTINGS_MODULE",
+        "STATIC_URL",
+    }
+)
+SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:.+$")
+
+
+class AppConfig(Section):
+    """The Django app image and the app server that runs it."""
+
+    context: str = Field(
+        "examples/bigfoot",
+        min_length=1,
+        description="Docker build context, relative to the Pulumi project directory.",
+    )
+    dockerfile: str = Field(
+        "Dockerfile", min_length=1, description="Dockerfile path, relative to `context`."
+    )
+    server: Literal["gunicorn", "uvicorn"] = Field(
+        "gunicorn", description="App server: Gunicorn (WSGI) or Uvicorn (ASGI)."
+    )
+    worker_class: Literal["sync", "gthread"] = Field(
+        "gthread", description="Gunicorn worker class (ignored by Uvicorn)."
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes per task; default derived from the task's vCPUs "
+        "(2 x vCPU + 1, at least 2).",
+    )
+    threads: int = Field(4, ge=1, le=64, description="Threads per gthread worker.")
+    port: int = Field(
+        8000,
+        ge=1024,
+        le=65535,
+        description="Port the app server listens on, on localhost inside the task.",
+    )
+    wsgi_app: str = Field(
+        "bigfoot.wsgi:application",
+        pattern=r"^[\w.]+:\w+$",
+        description="WSGI application, `module:attribute`.",
+    )
+    asgi_app: str = Field(
+        "bigfoot.asgi:application",
+        pattern=r"^[\w.]+:\w+$",
+        description="ASGI application, `module:attribute`.",
+    )
+    settings_module: str = Field(
+        "bigfoot.settings", pattern=r"^[\w.]+$", description="`DJANGO_SETTINGS_MODULE`."
+    )
+    timeout_seconds: int = Field(
+        30, ge=5, le=600, description="A request running longer than this is aborted."
+    )
+    graceful_timeout_seconds: int = Field(
+        25,
+        ge=1,
+        le=120,
+        description="Time in-flight requests get to finish when a worker or task stops.",
+    )
+    health_check_path: str = Field(
+        "/healthz",
+        pattern=r"^/[\w./-]*$",
+        description="Path that answers 200 only when the app can reach its database and cache.",
+    )
+    static_root: str = Field(
+        "/app/staticfiles",
+        pattern=r"^/",
+        description="`STATIC_ROOT` inside the image, where `collectstatic` wrote at build time.",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain, non-secret environment variables for the app container.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables injected from Secrets Manager or SSM: "
+        "`NAME: <secret ARN>`; the value never enters state or the task definition.",
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _plain_environment(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+            if name in RESERVED_ENV:
+                raise ValueError(f"{name} is set by pulumi-django; remove it")
+            if SECRET_LOOKING.search(name):
+                raise ValueError(
+                    f"{name} looks like a secret; put its Secrets Manager ARN under app.secrets"
+                )
+        return env
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_references(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for name, arn in secrets.items():
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+            if name in RESERVED_ENV:
+                raise ValueError(f"{name} is set by pulumi-django; remove it")
+            if not SECRET_ARN.match(arn):
+                raise ValueError(
+                    f"{name}: {arn!r} is not a Secrets Manager or SSM parameter ARN; "
+                    "give the ARN, never the secret itself"
+                )
+        return secrets

@@ -1,0 +1,177 @@
+"""Reads the `django:` namespace from Pulumi's config and turns mistakes into clear messages."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import BaseModel, ValidationError
+
+from .stack import NAMESPACE, StackConfig
+
+SECRET_FIELDS = frozenset({"secretKey"})
+
+
+class ConfigError(pulumi.RunError):
+    """Stops `pulumi up` or the offline plan with one line per problem and no traceback."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"invalid stack config ({len(problems)} {noun}):\n{lines}")
+
+
+def load_stack_config() -> StackConfig:
+    """The validated config of the stack Pulumi is running (or the offline plan mocks)."""
+    values, secret_keys = _namespace_values()
+    return parse_stack_config(values, secret_keys)
+
+
+def parse_stack_config(values: Mapping[str, str], secret_keys: set[str]) -> StackConfig:
+    """Validates raw config strings keyed without the namespace, e.g. {"fleet": "{...}"}."""
+    problems: list[str] = []
+    document: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key in secret_keys and key not in SECRET_FIELDS:
+            problems.append(
+                f"{NAMESPACE}:{key}: holds a secret value; only {NAMESPACE}:secretKey may be "
+                "secret. Keep secrets in Secrets Manager and list their ARNs under app.secrets"
+            )
+            continue
+        if key in SECRET_FIELDS and key not in secret_keys:
+            problems.append(
+                f"{NAMESPACE}:{key}: is stored in plain text; set it with "
+                f"`pulumi config set --secret {NAMESPACE}:{key}`"
+            )
+            continue
+        document[key] = _decode(key, raw, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return StackConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error)) from None
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem: key path, the bad value, what is allowed."""
+    lines = []
+    for item in error.errors():
+        path = _key_path(item["loc"])
+        message = _explain(item)
+        if item["type"] in {"missing", "extra_forbidden"} or isinstance(item["input"], dict):
+            lines.append(f"{path}: {message}")
+        else:
+            lines.append(f"{path} = {_show(path, item['input'])}: {message}")
+    return lines
+
+
+def _namespace_values() -> tuple[dict[str, str], set[str]]:
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    values = {
+        key[len(prefix) :]: str(raw) for key, raw in everything.items() if key.startswith(prefix)
+    }
+    secret_keys = {key for key in values if runtime_config.is_config_secret(prefix + key)}
+    secret_keys |= {
+        key[len(prefix) :]
+        for key in runtime_config.get_config_secret_keys_env()
+        if key.startswith(prefix)
+    }
+    return values, secret_keys
+
+
+def _decode(key: str, raw: str, problems: list[str]) -> Any:
+    """Structured config arrives as JSON text; scalars as plain strings."""
+    field = StackConfig.model_fields.get(_snake(key))
+    wants_structure = field is not None and _is_structured(field.annotation)
+    if not wants_structure:
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        problems.append(
+            f"{NAMESPACE}:{key} = {raw[:60]!r}: expected an object with keys of its own "
+            f"(see the config reference in README.md)"
+        )
+        return None
+
+
+def _is_structured(annotation: Any) -> bool:
+    return _inner_model(annotation) is not None or any(
+        getattr(candidate, "__origin__", None) in (dict, list)
+        for candidate in [annotation, *getattr(annotation, "__args__", ())]
+    )
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = NAMESPACE + ":"
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if index else "") + part
+    return path
+
+
+def _explain(item: Any) -> str:
+    kind, message = item["type"], item["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown key; allowed keys: {', '.join(_allowed_keys(item['loc']))}"
+    if kind == "missing":
+        return f"required; {_description(item['loc'])}"
+    if kind == "string_pattern_mismatch":
+        return f"wrong format; {_description(item['loc'])}"
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = StackConfig
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _inner_model(argument)
+        if found:
+            return found
+    return None
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _description(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "see the config reference in README.md"
+    for name, field in model.model_fields.items():
+        if loc[-1] in (name, field.alias):
+            return field.description or ""
+    return ""
+
+
+def _show(path: str, value: Any) -> str:
+    if path.removeprefix(f"{NAMESPACE}:") in SECRET_FIELDS:
+        return "[secret]"
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,78 @@
+"""The whole stack's config: one model per section, read from the `django:` namespace."""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from .app import AppConfig
+from .base import Section
+from .cache import CacheConfig
+from .database import DatabaseConfig
+from .domain import DomainConfig
+from .fleet import FleetConfig
+from .load_balancer import LoadBalancerConfig
+from .local import LocalConfig
+from .migrations import MigrationsConfig
+from .network import NetworkConfig
+from .proxy import ProxyConfig
+from .static import StaticConfig
+
+NAMESPACE = "django"
+# ECS waits at most 120 s between SIGTERM and SIGKILL; the app needs its graceful time
+# plus a margin for the proxy to finish last.
+ECS_MAX_STOP_TIMEOUT = 120
+STOP_MARGIN_SECONDS = 10
+
+
+class StackConfig(Section):
+    """Everything a stack file sets under `django:`; each key is one section."""
+
+    target: Literal["aws", "local"] = Field(
+        description="Where to deploy: `aws` (ECS Fargate, RDS, ElastiCache, S3 + CloudFront) "
+        "or `local` (Docker on this machine)."
+    )
+    name: str = Field(
+        "django",
+        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        description="Base name of every resource: 3-20 lowercase letters, digits, hyphens.",
+    )
+    app: AppConfig = Field(default_factory=AppConfig, description="The Django app.")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="The reverse proxy.")
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="ECS tasks (aws).")
+    load_balancer: LoadBalancerConfig = Field(
+        default_factory=LoadBalancerConfig, description="The ALB (aws)."
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="Redis or Valkey.")
+    static: StaticConfig = Field(default_factory=StaticConfig, description="Static files.")
+    migrations: MigrationsConfig = Field(
+        default_factory=MigrationsConfig, description="The release's migration job."
+    )
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="The VPC (aws).")
+    domain: DomainConfig | None = Field(
+        None, description="Custom domain (aws); none: CloudFront's own name."
+    )
+    local: LocalConfig = Field(default_factory=LocalConfig, description="Docker target (local).")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Django `SECRET_KEY`, set with `pulumi config set --secret django:secretKey`; "
+        "generated and kept secret when unset.",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags added to every AWS resource that takes tags."
+    )
+
+    @model_validator(mode="after")
+    def _stops_in_time(self) -> "StackConfig":
+        if self.app.graceful_timeout_seconds + STOP_MARGIN_SECONDS > ECS_MAX_STOP_TIMEOUT:
+            raise ValueError(
+                f"app.gracefulTimeoutSeconds must be at most "
+                f"{ECS_MAX_STOP_TIMEOUT - STOP_MARGIN_SECONDS}: ECS kills a task "
+                f"{ECS_MAX_STOP_TIMEOUT} s after asking it to stop"
+            )
+        return self
+
+    @property
+    def stop_timeout_seconds(self) -> int:
+        """How long ECS or Docker waits after SIGTERM: longer than the app's graceful time."""
+        return self.app.graceful_timeout_seconds + STOP_MARGIN_SECONDS

@@ -1,0 +1,34 @@
+"""Static files on S3 behind CloudFront, several releases side by side."""
+
+from pydantic import Field
+
+from .base import Section
+
+
+class StaticConfig(Section):
+    """Keeping old releases' files is what lets old and new servers coexist."""
+
+    keep_releases: int = Field(
+        5,
+        ge=2,
+        le=100,
+        description="Releases whose files stay published (the current and previous at least).",
+    )
+    prefix: str = Field(
+        "static/",
+        pattern=r"^[a-z0-9][a-z0-9._/-]*/$",
+        description="Key prefix in the bucket and URL path under the site, ending in `/`.",
+    )
+    price_class: str = Field(
+        "PriceClass_100",
+        pattern=r"^PriceClass_(100|200|All)$",
+        description="CloudFront price class.",
+    )
+    error_caching_seconds: int = Field(
+        10, ge=0, le=300, description="How long CloudFront caches a 404 from the bucket."
+    )
+    waf_web_acl_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws:wafv2:us-east-1:\d{12}:global/webacl/.+$",
+        description="WAFv2 web ACL (scope CLOUDFRONT) to attach.",
+    )

@@ -1,0 +1,19 @@
+"""`pulumi-django config-reference`: every stack config key with its type, default and meaning."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Print the stack config reference (the table in README.md) as Markdown."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def run(args: argparse.Namespace) -> int:
+    del args
+    from ..config.reference import reference_table
+
+    print(reference_table(), end="")
+    return 0

@@ -1,0 +1,154 @@
+"""The offline plan: a stack's program run under the mock runtime, shown as a tree and as JSON.
+
+The JSON is a contract other tools consume (extend it, never rename fields):
+{"stack", "project", "target", "resources": [{"urn", "type", "name", "custom", "parent",
+"dependencies", "propertyDependencies", "provider", "inputs"}], "outputs", "releaseOrder"}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .recorder import RecordedResource, Recording, record
+from .release import StepInPlan, release_order
+from .stackfile import StackFile, load_stack_file
+
+TARGET_KEY = "django:target"
+
+
+@dataclass
+class Plan:
+    stack_file: StackFile
+    recording: Recording
+
+    @property
+    def target(self) -> str:
+        return self.stack_file.config.get(TARGET_KEY, "")
+
+    def release_order(self) -> list[StepInPlan]:
+        return release_order(self.recording)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.recording.stack,
+            "project": self.recording.project,
+            "target": self.target,
+            "resources": [resource.as_json() for resource in self.recording.resources],
+            "outputs": self.recording.outputs,
+            "releaseOrder": [
+                {
+                    "step": found.step.key,
+                    "title": found.step.title,
+                    "resources": [resource.urn for resource in found.resources],
+                    "after": found.after.key if found.after else None,
+                    "ordered": found.ordered,
+                }
+                for found in self.release_order()
+            ],
+        }
+
+
+def plan_stack(project_dir: Path, stack: str) -> Plan:
+    """Runs the project's program for `stack` under mocks. Raises UsageError for a bad stack
+    name or file, and the program's own ConfigError for invalid config."""
+    stack_file = load_stack_file(project_dir.resolve(), stack)
+
+    def program() -> None:
+        with _program_context(stack_file):
+            runpy.run_path(str(stack_file.program), run_name="__main__")
+
+    recording = record(
+        program,
+        project=stack_file.project,
+        stack=stack_file.stack,
+        config=stack_file.config,
+        secret_keys=stack_file.secret_keys,
+    )
+    recording.resources = _tree_order(recording.resources)
+    return Plan(stack_file, recording)
+
+
+@contextlib.contextmanager
+def _program_context(stack_file: StackFile) -> Iterator[None]:
+    """What the Pulumi language host gives a program: its directory as cwd and on sys.path."""
+    previous_cwd = Path.cwd()
+    program_dir = str(stack_file.program.parent)
+    os.chdir(stack_file.project_dir)
+    sys.path.insert(0, program_dir)
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(program_dir)
+
+
+def _tree_order(resources: list[RecordedResource]) -> list[RecordedResource]:
+    """Parents before children, siblings by URN: the same plan always reads the same."""
+    by_parent: dict[str | None, list[RecordedResource]] = {}
+    for resource in resources:
+        by_parent.setdefault(resource.parent, []).append(resource)
+    ordered: list[RecordedResource] = []
+
+    def visit(parent: str | None) -> None:
+        for child in sorted(by_parent.get(parent, []), key=lambda r: r.urn):
+            ordered.append(child)
+            visit(child.urn)
+
+    visit(None)
+    known = {resource.urn for resource in ordered}
+    # A resource whose parent was never registered still belongs in the plan.
+    ordered.extend(sorted((r for r in resources if r.urn not in known), key=lambda r: r.urn))
+    return ordered
+
+
+def render_text(plan: Plan) -> str:
+    """The resource tree grouped by component, then the release order, then the outputs."""
+    recording = plan.recording
+    custom = sum(1 for resource in recording.resources if resource.custom)
+    lines = [
+        f"Stack {recording.stack} (project {recording.project}, target {plan.target}): "
+        f"{len(recording.resources)} resources, {custom} of them cloud or Docker resources",
+        "",
+    ]
+    children: dict[str | None, list[RecordedResource]] = {}
+    for resource in recording.resources:
+        children.setdefault(resource.parent, []).append(resource)
+
+    def walk(parent: str | None, prefix: str) -> None:
+        kids = children.get(parent, [])
+        for index, child in enumerate(kids):
+            last = index == len(kids) - 1
+            branch = "" if parent is None else ("└─ " if last else "├─ ")
+            lines.append(f"{prefix}{branch}{child.type}  {child.name}")
+            deeper = "" if parent is None else ("   " if last else "│  ")
+            walk(child.urn, prefix + deeper)
+
+    walk(None, "")
+    lines += ["", "Release order:"]
+    steps = plan.release_order()
+    if not steps:
+        lines.append("  (no release steps in this stack)")
+    numbers = {found.step.key: number for number, found in enumerate(steps, 1)}
+    for number, found in enumerate(steps, 1):
+        names = ", ".join(resource.name for resource in found.resources)
+        if found.after is None:
+            gate = ""
+        elif found.ordered:
+            gate = f"  (waits for step {numbers[found.after.key]})"
+        else:
+            gate = f"  (NOT ORDERED after step {numbers[found.after.key]}: it can run before it)"
+        lines.append(f"  {number}. {found.step.title:<26} {names}{gate}")
+    if recording.outputs:
+        lines += ["", "Outputs:"]
+        width = max(len(name) for name in recording.outputs)
+        for name, value in sorted(recording.outputs.items()):
+            lines.append(f"  {name:<{width}}  {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Release rehearsal on real servers: throwaway PostgreSQL, Redis, proxies and app replicas."""

@@ -1,0 +1,155 @@
+"""The offline plan's recorder and JSON contract, on a small fixture program."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pulumi_django.config import ConfigError
+from pulumi_django.errors import UsageError
+from pulumi_django.plan import plan_stack, render_text
+
+TINY = Path(__file__).parent / "fixtures" / "tiny_project"
+CLI = [str(Path(sys.executable).parent / "pulumi-django")]
+
+
+@pytest.fixture(scope="module")
+def tiny_plan():  # type: ignore[no-untyped-def]
+    return plan_stack(TINY, "demo")
+
+
+def test_urns_qualify_types_with_every_ancestor_but_the_stack(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    recording = tiny_plan.recording
+    assert (
+        recording.one("tiny:index:Pair").urn == "urn:pulumi:demo::tiny::tiny:index:Pair::tiny-demo"
+    )
+    assert (
+        recording.one(name="tiny-demo-vpc").urn
+        == "urn:pulumi:demo::tiny::tiny:index:Pair$aws:ec2/vpc:Vpc::tiny-demo-vpc"
+    )
+    assert recording.one(name="tiny-demo-subnet").urn == (
+        "urn:pulumi:demo::tiny::tiny:index:Pair$aws:ec2/vpc:Vpc$aws:ec2/subnet:Subnet"
+        "::tiny-demo-subnet"
+    )
+    assert recording.one(type_="pulumi:pulumi:Stack").urn == (
+        "urn:pulumi:demo::tiny::pulumi:pulumi:Stack::tiny-demo"
+    )
+
+
+def test_records_parents_dependencies_and_property_dependencies(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    recording = tiny_plan.recording
+    vpc = recording.one(name="tiny-demo-vpc")
+    subnet = recording.one(name="tiny-demo-subnet")
+    bucket = recording.one(name="files")
+    assert subnet.parent == vpc.urn
+    assert vpc.parent == recording.one("tiny:index:Pair").urn
+    assert subnet.property_dependencies["vpcId"] == [vpc.urn]
+    assert vpc.urn in subnet.dependencies
+    # depends_on a component reaches its children; the bucket waits for the VPC.
+    assert vpc.urn in bucket.dependencies
+    assert recording.depends_on(bucket.urn, vpc.urn)
+    assert not recording.depends_on(vpc.urn, bucket.urn)
+    assert not recording.depends_on(vpc.urn, subnet.urn)
+
+
+def test_inputs_are_camel_case_wire_values_with_secrets_masked(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    subnet = tiny_plan.recording.one(name="tiny-demo-subnet")
+    assert subnet.inputs["cidrBlock"] == "10.0.1.0/24"
+    assert subnet.inputs["vpcId"] == "tiny-demo-vpc-id"
+    assert subnet.inputs["tags"] == {"secret": "[secret]"}
+    assert subnet.custom is True
+    assert tiny_plan.recording.one("tiny:index:Pair").custom is False
+
+
+def test_outputs_resolve_and_secrets_stay_masked(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    outputs = tiny_plan.recording.outputs
+    assert outputs["vpcId"] == "tiny-demo-vpc-id"
+    assert outputs["desired"] == 1
+    assert outputs["secretKey"] == "[secret]"
+    assert outputs["greeting"] == "hello"  # a project-level config default
+
+
+def test_json_contract(tiny_plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "plan.json"
+    result = subprocess.run(
+        [*CLI, "plan", "--stack", "demo", "--cwd", str(TINY), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert set(document) >= {"stack", "project", "target", "resources", "outputs"}
+    assert (document["stack"], document["project"], document["target"]) == ("demo", "tiny", "aws")
+    for resource in document["resources"]:
+        assert set(resource) == {
+            "urn",
+            "type",
+            "name",
+            "custom",
+            "parent",
+            "dependencies",
+            "propertyDependencies",
+            "provider",
+            "inputs",
+        }
+    urns = [resource["urn"] for resource in document["resources"]]
+    assert len(urns) == len(set(urns))
+    # Parents come before their children.
+    for index, resource in enumerate(document["resources"]):
+        if resource["parent"]:
+            assert urns.index(resource["parent"]) < index
+    assert "hidden" not in out.read_text()
+    assert "c2VjcmV0" not in out.read_text()
+    assert "tiny-demo-subnet" in result.stdout
+
+
+def test_text_shows_tree_and_outputs(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    text = render_text(tiny_plan)
+    assert "tiny:index:Pair  tiny-demo" in text
+    assert "└─ aws:ec2/subnet:Subnet  tiny-demo-subnet" in text
+    assert "Release order:" in text
+    assert "secretKey  [secret]" in text
+
+
+def test_plans_are_repeatable(tiny_plan) -> None:  # type: ignore[no-untyped-def]
+    again = plan_stack(TINY, "demo")
+    assert json.dumps(again.as_json()) == json.dumps(tiny_plan.as_json())
+
+
+def test_invalid_config_is_one_line_per_problem() -> None:
+    with pytest.raises(ConfigError) as raised:
+        plan_stack(TINY, "broken")
+    problems = raised.value.problems
+    assert "django:target = 'gcp': Input should be 'aws' or 'local'" in problems
+    assert any(p.startswith("django:fleet.replicas: unknown key; allowed keys:") for p in problems)
+    assert any(p.startswith("django:fleet.cpu = 300: not a Fargate size") for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("stack", "message"),
+    [
+        ("nope", "no stack file Pulumi.nope.yaml"),
+        ("../etc", "is not a stack name"),
+        ("broken", "django:target = 'gcp'"),
+    ],
+)
+def test_cli_errors_are_clear_and_untraced(stack: str, message: str) -> None:
+    result = subprocess.run(
+        [*CLI, "plan", "--stack", stack, "--cwd", str(TINY)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_project_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"no Pulumi\.yaml"):
+        plan_stack(tmp_path, "dev")

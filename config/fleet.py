@@ -40,7 +40,10 @@ class RollingUpdateConfig(Section):
         description="Also roll back when the target group's 5xx alarm fires during a release.",
     )
     alarm_5xx_threshold: int = Field(
-        10, ge=1, description="5xx responses per minute that fire the rollback alarm."
+        10,
+        ge=1,
+        alias="alarm5xxThreshold",
+        description="5xx responses per minute that fire the rollback alarm.",
     )
 
     @model_validator(mode="after")

@@ -96,6 +96,7 @@ def test_json_contract(tiny_plan, tmp_path: Path) -> None:  # type: ignore[no-un
             "propertyDependencies",
             "provider",
             "inputs",
+            "options",
         }
     urns = [resource["urn"] for resource in document["resources"]]
     assert len(urns) == len(set(urns))

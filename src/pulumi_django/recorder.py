@@ -46,6 +46,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]]
     provider: str | None
     inputs: dict[str, Any]
+    # Resource options the engine acts on (protect, ignoreChanges, ...), when set.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class RecordedResource:
             "propertyDependencies": self.property_dependencies,
             "provider": self.provider,
             "inputs": self.inputs,
+            "options": self.options,
         }
 
 
@@ -141,10 +144,33 @@ def _computed_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: 
     return outputs
 
 
+def _autonamed(name: str, inputs: Mapping[str, Any], _region: str) -> dict[str, Any]:
+    """The physical name the engine would give a resource whose `name` input is unset."""
+    return {"name": inputs.get("name", f"{name}-a1b2c3d")}
+
+
 MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]] = {
     "aws:ecr/repository:Repository": lambda name, _i, region: {
+        "name": name,
         "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
         "registryId": MOCK_ACCOUNT,
+        "arn": f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{name}",
+    },
+    "aws:iam/role:Role": lambda name, inputs, _r: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{inputs.get('name', name)}",
+        "name": inputs.get("name", f"{name}-a1b2c3d"),
+    },
+    "aws:cloudwatch/logGroup:LogGroup": lambda name, inputs, region: {
+        "arn": f"arn:aws:logs:{region}:{MOCK_ACCOUNT}:log-group:{inputs.get('name', name)}",
+        "name": inputs.get("name", name),
+    },
+    "aws:ecs/cluster:Cluster": lambda name, inputs, region: {
+        "arn": f"arn:aws:ecs:{region}:{MOCK_ACCOUNT}:cluster/{inputs.get('name', name)}",
+        "name": inputs.get("name", f"{name}-a1b2c3d"),
+    },
+    "aws:ecs/taskDefinition:TaskDefinition": lambda name, inputs, region: {
+        "arn": f"arn:aws:ecs:{region}:{MOCK_ACCOUNT}:task-definition/{inputs.get('family')}:1",
+        "revision": 1,
     },
     "docker:index/image:Image": lambda name, inputs, _r: {
         "repoDigest": f"{str(inputs.get('imageName', name)).split(':')[0]}@sha256:{'0' * 64}",
@@ -174,11 +200,20 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
     "aws:lb/targetGroup:TargetGroup": lambda name, _i, _r: {
         "arnSuffix": f"targetgroup/{name}/0123456789abcdef",
     },
+    # Names the provider generates (auto-naming happens in the provider, which mocks replace).
+    "aws:ecs/service:Service": lambda name, inputs, _r: {
+        "name": inputs.get("name", f"{name}-a1b2c3d")
+    },
+    "aws:cloudwatch/metricAlarm:MetricAlarm": lambda name, inputs, _r: {
+        "name": inputs.get("name", f"{name}-a1b2c3d")
+    },
     "aws:cloudfront/distribution:Distribution": lambda name, _i, _r: {
+        "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{name}-id",
         "domainName": f"d{abs(hash(name)) % 10**12:012d}.cloudfront.net",
         "hostedZoneId": "Z2FDTNDATAQYW2",
     },
     "aws:s3/bucket:Bucket": lambda name, inputs, region: {
+        "arn": f"arn:aws:s3:::{inputs.get('bucket', name)}",
         "bucket": inputs.get("bucket", name),
         "bucketRegionalDomainName": f"{inputs.get('bucket', name)}.s3.{region}.amazonaws.com",
     },
@@ -191,6 +226,9 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
     "aws:secretsmanager/secret:Secret": lambda name, _i, region: {
         "arn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:{name}-AbCdEf",
     },
+    "aws:rds/subnetGroup:SubnetGroup": _autonamed,
+    "aws:rds/parameterGroup:ParameterGroup": _autonamed,
+    "aws:elasticache/subnetGroup:SubnetGroup": _autonamed,
 }
 
 # Answers to the provider functions (invokes) programs call, keyed by token.
@@ -221,6 +259,15 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "name": args.get("name", ""),
         "maxEntries": 55,
         "addressFamily": "IPv4",
+    },
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args, region: {
+        "id": region,
+        "registryId": args.get("registryId", MOCK_ACCOUNT),
+        "userName": "AWS",
+        "password": "mock-ecr-token",
+        "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu",
+        "proxyEndpoint": f"https://{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
+        "expiresAt": "2030-01-01T00:00:00Z",
     },
     "aws:ec2/getVpc:getVpc": lambda args, _r: {
         "id": args.get("id", "vpc-0123456789abcdef0"),
@@ -280,9 +327,28 @@ class RecordingMonitor(mocks.MockMonitor):
                 },
                 provider=request.provider or None,
                 inputs=wire_to_json(request.object),
+                options=_options(request),
             )
         )
         return response
+
+
+def _options(request: Any) -> dict[str, Any]:
+    timeouts = {
+        name: getattr(request.customTimeouts, name)
+        for name in ("create", "update", "delete")
+        if getattr(request.customTimeouts, name)
+    }
+    options = {
+        "protect": request.protect,
+        "ignoreChanges": list(request.ignoreChanges),
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "deleteBeforeReplace": request.deleteBeforeReplace,
+        "retainOnDelete": request.retainOnDelete,
+        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+        "customTimeouts": timeouts,
+    }
+    return {name: value for name, value in options.items() if value}
 
 
 def wire_to_json(message: struct_pb2.Struct) -> dict[str, Any]:

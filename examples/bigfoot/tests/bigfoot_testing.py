@@ -1,0 +1,168 @@
+"""Running the Bigfoot app against real servers: its commands, its HTTP servers, its requests."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.cookies
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulumi_django.rehearsal.servers import (
+    LOOPBACK,
+    Postgres,
+    Redis,
+    find_binary,
+    free_port,
+    log_tail,
+    start_process,
+    stop_process,
+    wait_for_port,
+)
+
+APP_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+SITE_HOST = "bigfoot.example.test"
+# Everything the app reads is passed explicitly; nothing leaks in from the caller's shell.
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_")
+SERVER_COMMANDS = {
+    "gunicorn": ["gunicorn", "bigfoot.wsgi:application", "--workers", "2", "--bind"],
+    "uvicorn": ["uvicorn", "bigfoot.asgi:application", "--host", LOOPBACK, "--port"],
+}
+# Bytecode of the app and of Django, kept across runs but outside the source tree.
+PYCACHE = Path(tempfile.gettempdir()) / "bigfoot-tests-pycache"
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+_database_names = itertools.count(1)
+
+
+def clean_environment(**variables: str) -> dict[str, str]:
+    """The caller's environment without any app variable, plus `variables` and the venv first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(APP_VARIABLE_PREFIXES)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # each run would compile Django all over again
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+        PYTHONPYCACHEPREFIX=str(PYCACHE),
+        PYTHONUNBUFFERED="1",
+    )
+    return {**env, **variables}
+
+
+@dataclass
+class Services:
+    postgres: Postgres
+    redis: Redis
+
+    def app_environment(self, static_root: Path, **variables: str) -> dict[str, str]:
+        """A production-like environment (no DEBUG, strict hosts) with a fresh database."""
+        return clean_environment(
+            DJANGO_SECRET_KEY="bigfoot-tests-only",  # noqa: S106
+            DJANGO_ALLOWED_HOSTS=SITE_HOST,
+            DATABASE_URL=self.postgres.create_database(f"bigfoot_{next(_database_names)}"),
+            REDIS_URL=self.redis.url(),
+            STATIC_ROOT=str(static_root),
+            **variables,
+        )
+
+
+def open_connections(postgres: Postgres, database_url: str) -> int:
+    """Client connections PostgreSQL has open to the database of `database_url`."""
+    psql = find_binary("psql", "/usr/lib/postgresql/*/bin", package="postgresql-client")
+    database = database_url.rsplit("/", 1)[1]
+    count = subprocess.run(
+        [psql, postgres.url(), "-At", "-v", f"database={database}"],
+        input="SELECT count(*) FROM pg_stat_activity WHERE datname = :'database'",
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(count.stdout)
+
+
+def manage(app_dir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python manage.py ARGS` in `app_dir`; the caller checks the outcome."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=app_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def manage_ok(app_dir: Path, env: dict[str, str], *args: str) -> str:
+    result = manage(app_dir, env, *args)
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
+    return result.stdout
+
+
+@dataclass
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+
+def http_request(
+    port: int,
+    path: str,
+    *,
+    host: str = SITE_HOST,
+    method: str = "GET",
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """One plain HTTP/1.1 request to loopback:`port`, with exactly this Host header."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return Response(response.status, response.headers, response.read().decode())
+    finally:
+        connection.close()
+
+
+def submit_form(port: int, path: str, fields: dict[str, str]) -> tuple[Response, Response]:
+    """What a browser (and the rehearsal's load generator) does: GET the form, then POST it
+    with the CSRF cookie and token from that page. Returns both responses."""
+    form = http_request(port, path)
+    assert form.status == 200, f"GET {path}: {form.status}\n{form.body[:500]}"
+    cookies = http.cookies.SimpleCookie()
+    for header in form.headers.get_all("Set-Cookie") or []:
+        cookies.load(header)
+    match = CSRF_FIELD.search(form.body)
+    assert match is not None and "csrftoken" in cookies, "the form page set no CSRF token"
+    posted = http_request(
+        port,
+        path,
+        method="POST",
+        body=urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": match.group(1)}),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={cookies['csrftoken'].value}",
+        },
+    )
+    return form, posted
+
+
+@contextlib.contextmanager
+def serving(app_dir: Path, env: dict[str, str], server: str, log: Path) -> Iterator[int]:
+    """The app under a real gunicorn or uvicorn on a free loopback port; yields the port."""
+    port = free_port()
+    address = f"{LOOPBACK}:{port}" if server == "gunicorn" else str(port)
+    process = start_process([*SERVER_COMMANDS[server], address], log, env=env, cwd=app_dir)
+    try:
+        wait_for_port(port, timeout=30, process=process)
+        yield port
+    except Exception as error:
+        raise AssertionError(f"{server} failed: {error}\n{log_tail(log)}") from error
+    finally:
+        stop_process(process)

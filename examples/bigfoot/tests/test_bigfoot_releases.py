@@ -1,0 +1,176 @@
+"""The release variants the rehearsal rolls out: each is built from the app plus its overlay,
+and each does on a real PostgreSQL what its description promises."""
+
+import json
+from pathlib import Path
+
+import pytest
+from bigfoot_testing import (
+    APP_DIR,
+    Services,
+    clean_environment,
+    http_request,
+    manage,
+    manage_ok,
+    serving,
+    submit_form,
+)
+
+from pulumi_django.errors import UsageError
+from pulumi_django.rehearsal.releases import build_release, overlay_chain, read_releases
+
+RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
+# What a server still running v1 does while (or after) v2's migration runs.
+V1_INSERT = """
+from datetime import UTC, datetime
+from sightings.models import Sighting
+Sighting.objects.create(location="Bluff Creek", seen_at=datetime(1967, 10, 20, tzinfo=UTC),
+                        description="Reported by a server still running v1.", reporter="v1")
+"""
+COUNT_CONSENTS = """
+from sightings.models import Sighting
+print(sorted(Sighting.objects.values_list("reporter", "gdpr_accepted")))
+"""
+REPORT = {
+    "location": "Willow Creek",
+    "seen_at": "2024-10-03T06:15",
+    "description": "Crossed the road in two strides.",
+    "reporter": "v2",
+}
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("releases")
+    return {name: build_release(APP_DIR, name, root / name) for name in RELEASES}
+
+
+def collect_static(app: Path, static_root: Path) -> dict[str, str]:
+    manage_ok(app, clean_environment(STATIC_ROOT=str(static_root)), "collectstatic", "--noinput")
+    return dict(json.loads((static_root / "staticfiles.json").read_text())["paths"])
+
+
+def test_the_app_ships_exactly_these_releases() -> None:
+    assert sorted(read_releases(APP_DIR)) == sorted(RELEASES)
+    assert [r.name for r in overlay_chain(read_releases(APP_DIR), "v2-broken")] == [
+        "v2",
+        "v2-broken",
+    ]
+
+
+def test_a_release_is_the_app_plus_its_overlays_and_nothing_else(builds: dict[str, Path]) -> None:
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+    def changed(base: Path, release: Path) -> set[str]:
+        return {
+            name
+            for name in files(release)
+            if not (base / name).exists()
+            or (base / name).read_bytes() != (release / name).read_bytes()
+        }
+
+    v1 = files(builds["v1"])
+    assert {"manage.py", "Dockerfile", "requirements.txt", "bigfoot/settings.py"} <= v1
+    assert not [n for n in v1 if n.startswith(("tests/", "releases/")) or "__pycache__" in n]
+    assert changed(APP_DIR, builds["v1"]) == set()
+
+    overlays = read_releases(APP_DIR)
+    for release in ("v2", "v2-unsafe", "v2-broken"):
+        expected = {str(f) for r in overlay_chain(overlays, release) for f in r.files()}
+        assert changed(builds["v1"], builds[release]) == expected
+        assert len(files(builds[release])) == len(v1) + 1  # the new migration
+
+    migration = builds["v2"] / "sightings/migrations/0002_sighting_gdpr_accepted.py"
+    unsafe = builds["v2-unsafe"] / "sightings/migrations/0002_sighting_gdpr_accepted.py"
+    assert "BooleanField(db_default=False)" in migration.read_text()
+    assert "BooleanField(default=False)" in unsafe.read_text()
+
+
+def test_v2_gives_the_stylesheet_a_new_hashed_name_and_keeps_the_script(
+    builds: dict[str, Path], tmp_path: Path
+) -> None:
+    v1 = collect_static(builds["v1"], tmp_path / "v1")
+    v2 = collect_static(builds["v2"], tmp_path / "v2")
+    assert v1["sightings/bigfoot.css"] != v2["sightings/bigfoot.css"]
+    assert v1["sightings/bigfoot.js"] == v2["sightings/bigfoot.js"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("release", "old_code_can_insert"), [("v2", True), ("v2-broken", True), ("v2-unsafe", False)]
+)
+def test_old_code_inserts_after_the_release_migrates(
+    release: str,
+    old_code_can_insert: bool,
+    builds: dict[str, Path],
+    services: Services,
+    tmp_path: Path,
+) -> None:
+    env = services.app_environment(tmp_path / "static")
+    manage_ok(builds["v1"], env, "migrate", "--noinput")
+    migrated = manage_ok(builds[release], env, "migrate", "--noinput")
+    assert "Applying sightings.0002_sighting_gdpr_accepted... OK" in migrated
+
+    old_insert = manage(builds["v1"], env, "shell", "--verbosity", "0", "--command", V1_INSERT)
+    if old_code_can_insert:
+        assert old_insert.returncode == 0, old_insert.stderr
+        stored = manage_ok(
+            builds[release], env, "shell", "--verbosity", "0", "--command", COUNT_CONSENTS
+        )
+        assert stored.strip() == "[('v1', False)]"
+    else:
+        assert old_insert.returncode != 0
+        assert "NotNullViolation" in old_insert.stderr
+        assert 'null value in column "gdpr_accepted"' in old_insert.stderr
+
+
+@pytest.mark.slow
+def test_v2_asks_for_consent_and_v2_broken_fails_its_health_check(
+    builds: dict[str, Path], services: Services, tmp_path: Path
+) -> None:
+    env = services.app_environment(tmp_path / "static")
+    manage_ok(builds["v2"], env, "migrate", "--noinput")
+    collect_static(builds["v2"], tmp_path / "static")
+
+    with serving(builds["v2"], env, "gunicorn", tmp_path / "v2.log") as port:
+        assert http_request(port, "/healthz").status == 200
+        form, created = submit_form(port, "/sightings/new/", {**REPORT, "gdpr_accepted": "on"})
+        assert 'type="checkbox" name="gdpr_accepted"' in form.body
+        assert "checked" not in form.body, "consent must not be given by default"
+        assert created.status == 303
+    assert manage_ok(
+        builds["v2"], env, "shell", "--verbosity", "0", "--command", COUNT_CONSENTS
+    ).strip() == ("[('v2', True)]")
+
+    with serving(builds["v2-broken"], env, "gunicorn", tmp_path / "v2-broken.log") as port:
+        health = http_request(port, "/healthz")
+        assert (health.status, health.body) == (503, "map tiles unavailable: LookupError")
+        assert http_request(port, "/").status == 200
+
+
+def write_release(app: Path, name: str, toml: str) -> None:
+    (app / "releases" / name).mkdir(parents=True)
+    (app / "releases" / name / "release.toml").write_text(toml)
+
+
+def test_names_the_known_releases_when_asked_for_an_unknown_one(tmp_path: Path) -> None:
+    write_release(tmp_path, "v1", 'description = "first"')
+    write_release(tmp_path, "v3", 'description = "third"\nbase = "v2"')
+    with pytest.raises(UsageError, match=r"unknown release 'v9'; known releases: v1, v3"):
+        build_release(tmp_path, "v9", tmp_path / "out")
+    with pytest.raises(UsageError, match=r"unknown release 'v2' \(base of v3\)"):
+        build_release(tmp_path, "v3", tmp_path / "out")
+
+
+def test_refuses_bases_that_form_a_cycle(tmp_path: Path) -> None:
+    write_release(tmp_path, "a", 'description = "a"\nbase = "b"')
+    write_release(tmp_path, "b", 'description = "b"\nbase = "a"')
+    with pytest.raises(UsageError, match="base releases form a cycle"):
+        build_release(tmp_path, "a", tmp_path / "out")
+
+
+def test_a_release_must_say_what_it_changes(tmp_path: Path) -> None:
+    write_release(tmp_path, "v1", 'base = "v0"')
+    with pytest.raises(UsageError, match=r'set description = "\.\.\."'):
+        read_releases(tmp_path)

@@ -1,0 +1,197 @@
+"""ElastiCache as `pulumi up` registers it: private, encrypted in transit and at rest, an AUTH
+token the app reads from Secrets Manager, failover whenever a replica exists."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from pulumi_django.components.cache import AUTH_TOKEN_LENGTH, Cache
+from pulumi_django.config import ConfigError, parse_stack_config
+from pulumi_django.config.cache import CacheConfig
+from pulumi_django.recorder import MOCK_ACCOUNT, SECRET, Recording, record
+
+GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+SUBNET_GROUP = "aws:elasticache/subnetGroup:SubnetGroup"
+TOKEN = "random:index/randomPassword:RandomPassword"
+SECRET_TYPE = "aws:secretsmanager/secret:Secret"
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+PRIVATE_SUBNETS = ["subnet-private-a", "subnet-private-b"]
+CACHE_GROUP = "sg-cache"
+
+PROD = CacheConfig()
+DEV = CacheConfig(nodes=1, snapshot_retention_days=0)
+
+
+def record_cache(config: CacheConfig) -> Recording:
+    def program() -> None:
+        cache = Cache(
+            "sessions",
+            config=config,
+            subnet_ids=PRIVATE_SUBNETS,
+            security_group_id=CACHE_GROUP,
+            tags={"team": "web"},
+        )
+        for output in ("primary_endpoint", "port", "auth_secret_arn", "url_without_password"):
+            pulumi.export(output, getattr(cache, output))
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+@pytest.fixture(scope="module")
+def prod() -> Recording:
+    return record_cache(PROD)
+
+
+@pytest.fixture(scope="module")
+def dev() -> Recording:
+    return record_cache(DEV)
+
+
+@pytest.fixture(params=["prod", "dev"])
+def either(request: pytest.FixtureRequest) -> Recording:
+    recording: Recording = request.getfixturevalue(request.param)
+    return recording
+
+
+def test_private_subnets_and_the_cache_group_only(either: Recording) -> None:
+    group = either.one(GROUP)
+    subnet_group = either.one(SUBNET_GROUP)
+    assert subnet_group.inputs["subnetIds"] == PRIVATE_SUBNETS
+    assert group.inputs["subnetGroupName"] == f"{subnet_group.name}-a1b2c3d"
+    assert group.inputs["securityGroupIds"] == [CACHE_GROUP]
+    assert group.inputs["port"] == 6379
+
+
+def test_encrypted_in_transit_and_at_rest(either: Recording) -> None:
+    inputs = either.one(GROUP).inputs
+    assert inputs["transitEncryptionEnabled"] is True
+    assert inputs["atRestEncryptionEnabled"] is True
+
+
+def test_auth_token_is_random_secret_and_within_elasticache_rules(either: Recording) -> None:
+    token = either.one(TOKEN)
+    assert 16 <= token.inputs["length"] == AUTH_TOKEN_LENGTH <= 128  # ElastiCache's bounds
+    # Letters and digits only: within ElastiCache's alphabet, and a token pasted into
+    # redis://:token@host needs no percent-encoding.
+    assert token.inputs["special"] is False
+    group = either.one(GROUP)
+    assert group.inputs["authToken"] == SECRET
+    assert token.urn in group.property_dependencies["authToken"]
+
+
+def test_the_token_sits_in_secrets_manager_for_the_app(either: Recording) -> None:
+    secret = either.one(SECRET_TYPE)
+    version = either.one(SECRET_VERSION)
+    assert version.inputs["secretId"] == f"{secret.name}-id"
+    assert version.inputs["secretString"] == SECRET
+    assert either.one(TOKEN).urn in version.property_dependencies["secretString"]
+    assert either.outputs["auth_secret_arn"] == (
+        f"arn:aws:secretsmanager:us-east-1:{MOCK_ACCOUNT}:secret:{secret.name}-AbCdEf"
+    )
+
+
+def test_no_resource_holds_the_token_in_plain_text(either: Recording) -> None:
+    token_value = "x" * AUTH_TOKEN_LENGTH  # what the mocked RandomPassword returns
+    for resource in either.resources:
+        assert token_value not in json.dumps(resource.inputs), resource.name
+    assert token_value not in json.dumps(either.outputs)
+
+
+def test_two_nodes_fail_over_across_zones(prod: Recording) -> None:
+    inputs = prod.one(GROUP).inputs
+    assert inputs["numCacheClusters"] == 2
+    assert inputs["automaticFailoverEnabled"] is True
+    assert inputs["multiAzEnabled"] is True
+
+
+def test_one_node_has_nothing_to_fail_over_to(dev: Recording) -> None:
+    inputs = dev.one(GROUP).inputs
+    assert inputs["numCacheClusters"] == 1
+    assert inputs["automaticFailoverEnabled"] is False
+    assert inputs["multiAzEnabled"] is False
+
+
+@pytest.mark.parametrize("nodes", [2, 3, 6])
+def test_every_replicated_size_fails_over(nodes: int) -> None:
+    inputs = record_cache(CacheConfig(nodes=nodes)).one(GROUP).inputs
+    assert inputs["numCacheClusters"] == nodes
+    assert inputs["automaticFailoverEnabled"] is True and inputs["multiAzEnabled"] is True
+
+
+def test_dev_differs_from_prod_only_in_size_failover_and_snapshots(
+    dev: Recording, prod: Recording
+) -> None:
+    strict, relaxed = prod.one(GROUP).inputs, dev.one(GROUP).inputs
+    differing = {key for key in set(strict) | set(relaxed) if strict.get(key) != relaxed.get(key)}
+    assert differing == {
+        "numCacheClusters",
+        "automaticFailoverEnabled",
+        "multiAzEnabled",
+        "snapshotRetentionLimit",
+    }
+    assert strict["snapshotRetentionLimit"] == 1 and relaxed["snapshotRetentionLimit"] == 0
+
+
+def test_engine_version_and_upgrades(either: Recording) -> None:
+    inputs = either.one(GROUP).inputs
+    assert inputs["engine"] == "redis"
+    assert inputs["engineVersion"] == PROD.engine_version
+    assert inputs["nodeType"] == PROD.node_type
+    assert inputs["autoMinorVersionUpgrade"] is True
+    assert inputs["applyImmediately"] is False
+    assert "parameterGroupName" not in inputs  # the engine default suits a Django cache
+
+
+def test_valkey_is_the_same_group_on_another_engine(prod: Recording) -> None:
+    recording = record_cache(CacheConfig(engine="valkey", engine_version="8.0"))
+    assert recording.one(GROUP).urn == prod.one(GROUP).urn  # an upgrade, not a new group
+    inputs = recording.one(GROUP).inputs
+    assert inputs["engine"] == "valkey"
+    assert inputs["engineVersion"] == "8.0"
+    assert inputs["transitEncryptionEnabled"] is True and inputs["authToken"] == SECRET
+
+
+def test_outputs_give_a_tls_url_without_the_password(prod: Recording) -> None:
+    primary = f"master.{prod.one(GROUP).name}.abcdef.use1.cache.amazonaws.com"
+    assert prod.outputs["primary_endpoint"] == primary
+    assert prod.outputs["port"] == 6379
+    assert prod.outputs["url_without_password"] == f"rediss://{primary}:6379/0"
+
+
+def test_children_are_tagged_and_parented(either: Recording) -> None:
+    component = either.one("pulumi-django:cache:Cache")
+    for resource in either.resources:
+        if resource.custom:
+            assert resource.parent == component.urn, resource.name
+            if resource.type.startswith("aws:") and resource.type != SECRET_VERSION:
+                assert resource.inputs["tags"] == {"team": "web"}, resource.name
+
+
+# --- config mistakes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cache", "path", "says"),
+    [
+        ({"nodes": 0}, "django:cache.nodes = 0", "greater than"),
+        ({"nodes": 7}, "django:cache.nodes = 7", "less than"),
+        ({"nodeType": "t4g.small"}, "django:cache.nodeType", "cache.t4g.small"),
+        ({"engine": "memcached"}, "django:cache.engine", "redis"),
+        ({"engine": "valkey"}, "django:cache:", "Valkey starts at 7.2"),
+        ({"engineVersion": "5.0"}, "django:cache:", "from 6.0"),
+        ({"engineVersion": "7.2"}, "django:cache:", "use engine: valkey"),
+        ({"engineVersion": "7"}, "django:cache.engineVersion", "wrong format"),
+        ({"snapshotRetentionDays": 36}, "django:cache.snapshotRetentionDays", "less than"),
+        ({"multiAz": True}, "django:cache.multiAz", "unknown key"),
+    ],
+)
+def test_cache_mistakes_name_their_key(cache: dict[str, Any], path: str, says: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"target": "aws", "cache": json.dumps(cache)}, set())
+    [problem] = raised.value.problems
+    assert problem.startswith(path), problem
+    assert says in problem, problem

@@ -1,0 +1,488 @@
+"""The network as `pulumi up` registers it: subnets per AZ, the chosen egress, and a
+security-group chain CloudFront -> load balancer -> app -> database and cache."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pytest
+
+from pulumi_django.components.network import (
+    CLOUDFRONT_PREFIX_LIST,
+    INTERFACE_ENDPOINT_SERVICES,
+    Network,
+    subnet_layout,
+)
+from pulumi_django.config import ConfigError, parse_stack_config
+from pulumi_django.config.network import ExistingNetwork, NetworkConfig
+from pulumi_django.recorder import MOCK_INVOKES, RecordedResource, Recording, record
+
+VPC = "aws:ec2/vpc:Vpc"
+SUBNET = "aws:ec2/subnet:Subnet"
+ROUTE = "aws:ec2/route:Route"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+NAT = "aws:ec2/natGateway:NatGateway"
+EIP = "aws:ec2/eip:Eip"
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+GROUP = "aws:ec2/securityGroup:SecurityGroup"
+DEFAULT_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+PREFIX_LIST_INVOKE = "aws:ec2/getManagedPrefixList:getManagedPrefixList"
+ZONES_INVOKE = "aws:index/getAvailabilityZones:getAvailabilityZones"
+CLOUDFRONT_PREFIX_LIST_ID = "pl-3b927c52"  # what the mock answers for the lookup
+PROXY_PORT = 8080
+TIERS = ("lb", "lb-http", "app", "db", "cache")
+
+DEV = NetworkConfig(egress="single-nat")
+PROD = NetworkConfig()
+ENDPOINTS_ONLY = NetworkConfig(egress="vpc-endpoints", availability_zones=3)
+EXISTING = NetworkConfig(
+    existing=ExistingNetwork(
+        vpc_id="vpc-0123456789abcdef0",
+        public_subnet_ids=["subnet-pub1", "subnet-pub2"],
+        private_subnet_ids=["subnet-priv1", "subnet-priv2", "subnet-priv3"],
+    )
+)
+EVERY_LAYOUT = pytest.mark.parametrize(
+    "config", [DEV, PROD, ENDPOINTS_ONLY, EXISTING], ids=["dev", "prod", "endpoints", "existing"]
+)
+
+
+def record_network(config: NetworkConfig, proxy_port: int = PROXY_PORT) -> Recording:
+    def program() -> None:
+        network = Network("web", config=config, proxy_port=proxy_port, tags={"team": "web"})
+        for output in (
+            "vpc_id",
+            "vpc_cidr",
+            "public_subnet_ids",
+            "private_subnet_ids",
+            "load_balancer_security_group_id",
+            "load_balancer_security_group_ids",
+            "app_security_group_id",
+            "database_security_group_id",
+            "cache_security_group_id",
+        ):
+            pulumi.export(output, getattr(network, output))
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+def by_id(recording: Recording, type_: str) -> dict[str, RecordedResource]:
+    """Resources keyed by the id the mocks give them (`<name>-id`), which inputs refer to."""
+    return {f"{resource.name}-id": resource for resource in recording.find(type_)}
+
+
+def group_tiers(recording: Recording) -> dict[str, str]:
+    """Security group id -> tier (`lb`, `app`, ...)."""
+    return {gid: group.name.removeprefix("web-") for gid, group in by_id(recording, GROUP).items()}
+
+
+def rule_edges(recording: Recording, type_: str) -> set[tuple[str, str, int]]:
+    """(group tier, peer tier or prefix list or CIDR, port) of every rule of one direction."""
+    tiers = group_tiers(recording)
+    edges = set()
+    for rule in recording.find(type_):
+        inputs = rule.inputs
+        peer = inputs.get("referencedSecurityGroupId")
+        other = tiers[peer] if peer else str(inputs.get("prefixListId") or inputs["cidrIpv4"])
+        assert inputs["fromPort"] == inputs["toPort"], rule.name
+        edges.add((tiers[inputs["securityGroupId"]], other, int(inputs["fromPort"])))
+    return edges
+
+
+def zone_of_route_table(recording: Recording) -> dict[str, str]:
+    subnets = by_id(recording, SUBNET)
+    return {
+        association.inputs["routeTableId"]: subnets[association.inputs["subnetId"]].inputs[
+            "availabilityZone"
+        ]
+        for association in recording.find(ASSOCIATION)
+    }
+
+
+def default_routes(recording: Recording, via: str) -> list[RecordedResource]:
+    """Routes to 0.0.0.0/0 through `via` (`gatewayId` or `natGatewayId`)."""
+    return [
+        route
+        for route in recording.find(ROUTE)
+        if route.inputs.get("destinationCidrBlock") == "0.0.0.0/0" and via in route.inputs
+    ]
+
+
+# --- subnet layout -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", range(16, 23))
+@pytest.mark.parametrize("zones", [2, 3])
+def test_subnets_fit_in_the_vpc_without_overlap(prefix: int, zones: int) -> None:
+    vpc = ipaddress.IPv4Network(f"10.20.0.0/{prefix}")
+    layout = subnet_layout(str(vpc), zones)
+    blocks = [ipaddress.IPv4Network(cidr) for cidr in layout.public + layout.private]
+    assert len(layout.public) == len(layout.private) == zones
+    assert all(block.subnet_of(vpc) for block in blocks)
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1 :])
+    # An ALB needs a /27 or larger with 8 free addresses in each of its subnets.
+    assert all(ipaddress.IPv4Network(cidr).prefixlen <= 27 for cidr in layout.public)
+    # Tasks, database and cache live in the private subnets: they get the room.
+    assert min(ipaddress.IPv4Network(c).num_addresses for c in layout.private) > max(
+        ipaddress.IPv4Network(c).num_addresses for c in layout.public
+    )
+
+
+def test_subnet_layout_of_a_16() -> None:
+    layout = subnet_layout("10.0.0.0/16", 3)
+    assert layout.private == ["10.0.0.0/18", "10.0.64.0/18", "10.0.128.0/18"]
+    assert layout.public == ["10.0.192.0/20", "10.0.208.0/20", "10.0.224.0/20"]
+
+
+def test_subnet_layout_refuses_more_zones_than_quarters() -> None:
+    with pytest.raises(ValueError, match="1 to 3 zones"):
+        subnet_layout("10.0.0.0/16", 4)
+
+
+# --- the VPC -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", [DEV, PROD, ENDPOINTS_ONLY], ids=["dev", "prod", "endpoints"])
+def test_vpc_spans_the_configured_zones_with_public_and_private_subnets(
+    config: NetworkConfig,
+) -> None:
+    recording = record_network(config)
+    vpc = recording.one(VPC).inputs
+    assert vpc["cidrBlock"] == config.cidr
+    assert vpc["enableDnsSupport"] is True and vpc["enableDnsHostnames"] is True
+    subnets = recording.find(SUBNET)
+    layout = subnet_layout(config.cidr, config.availability_zones)
+    public = [s for s in subnets if s.name.startswith("web-public-")]
+    private = [s for s in subnets if s.name.startswith("web-private-")]
+    assert sorted(s.inputs["cidrBlock"] for s in public) == sorted(layout.public)
+    assert sorted(s.inputs["cidrBlock"] for s in private) == sorted(layout.private)
+    for tier in (public, private):
+        zones = [s.inputs["availabilityZone"] for s in tier]
+        assert len(set(zones)) == config.availability_zones
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
+    assert recording.outputs["vpc_cidr"] == config.cidr
+    assert sorted(recording.outputs["public_subnet_ids"]) == sorted(f"{s.name}-id" for s in public)
+    assert sorted(recording.outputs["private_subnet_ids"]) == sorted(
+        f"{s.name}-id" for s in private
+    )
+
+
+def test_only_public_subnets_route_to_the_internet_gateway() -> None:
+    recording = record_network(PROD)
+    [internet] = default_routes(recording, "gatewayId")
+    public_ids = {f"{s.name}-id" for s in recording.find(SUBNET, "web-public-.*")}
+    associated = {
+        a.inputs["subnetId"]
+        for a in recording.find(ASSOCIATION)
+        if a.inputs["routeTableId"] == internet.inputs["routeTableId"]
+    }
+    assert associated == public_ids
+
+
+def test_default_security_group_is_stripped_of_its_allow_all_rules() -> None:
+    stripped = record_network(DEV).one(DEFAULT_GROUP).inputs
+    assert stripped["vpcId"] == "web-vpc-id"
+    assert not stripped.get("ingress") and not stripped.get("egress")
+
+
+def test_prod_has_a_nat_gateway_per_zone_and_each_zone_uses_its_own() -> None:
+    recording = record_network(PROD)
+    nats = by_id(recording, NAT)
+    subnets = by_id(recording, SUBNET)
+    assert len(nats) == len(recording.find(EIP)) == PROD.availability_zones
+    zone_of_nat = {
+        nat_id: subnets[nat.inputs["subnetId"]].inputs["availabilityZone"]
+        for nat_id, nat in nats.items()
+    }
+    assert all(subnets[n.inputs["subnetId"]].name.startswith("web-public-") for n in nats.values())
+    routes = default_routes(recording, "natGatewayId")
+    assert len(routes) == PROD.availability_zones
+    zone_of_table = zone_of_route_table(recording)
+    for route in routes:
+        assert (
+            zone_of_nat[route.inputs["natGatewayId"]] == zone_of_table[route.inputs["routeTableId"]]
+        )
+
+
+def test_dev_shares_one_nat_gateway() -> None:
+    recording = record_network(DEV)
+    [nat] = recording.find(NAT)
+    assert len(recording.find(EIP)) == 1
+    routes = default_routes(recording, "natGatewayId")
+    assert len(routes) == DEV.availability_zones
+    assert {route.inputs["natGatewayId"] for route in routes} == {f"{nat.name}-id"}
+
+
+def test_nat_gateway_waits_for_the_internet_gateway() -> None:
+    recording = record_network(DEV)
+    assert recording.depends_on(
+        recording.one(NAT).urn, recording.one("aws:ec2/internetGateway:InternetGateway").urn
+    )
+
+
+def test_vpc_endpoints_replace_nat_for_what_fargate_tasks_call() -> None:
+    recording = record_network(ENDPOINTS_ONLY)
+    assert not recording.find(NAT) and not recording.find(EIP)
+    assert not default_routes(recording, "natGatewayId")
+    interface = [e for e in recording.find(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
+    assert sorted(e.inputs["serviceName"] for e in interface) == sorted(
+        f"com.amazonaws.us-east-1.{service}"
+        for service in ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+    )
+    private_ids = sorted(recording.outputs["private_subnet_ids"])
+    for endpoint in interface:
+        assert endpoint.inputs["privateDnsEnabled"] is True
+        assert sorted(endpoint.inputs["subnetIds"]) == private_ids
+        assert endpoint.inputs["securityGroupIds"] == ["web-endpoints-id"]
+    assert len(INTERFACE_ENDPOINT_SERVICES) == len(interface)
+
+
+@pytest.mark.parametrize("config", [DEV, PROD, ENDPOINTS_ONLY], ids=["dev", "prod", "endpoints"])
+def test_s3_gateway_endpoint_serves_every_private_route_table(config: NetworkConfig) -> None:
+    recording = record_network(config)
+    [gateway] = [e for e in recording.find(ENDPOINT) if e.inputs["vpcEndpointType"] == "Gateway"]
+    assert gateway.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
+    private_tables = {f"{t.name}-id" for t in recording.find(ROUTE_TABLE, "web-private-.*")}
+    assert set(gateway.inputs["routeTableIds"]) == private_tables
+    assert len(private_tables) == config.availability_zones
+
+
+def test_existing_vpc_gets_security_groups_and_nothing_else() -> None:
+    recording = record_network(EXISTING)
+    assert EXISTING.existing is not None
+    for type_ in (VPC, SUBNET, ROUTE, ROUTE_TABLE, NAT, EIP, ENDPOINT, DEFAULT_GROUP):
+        assert not recording.find(type_), type_
+    assert {g.inputs["vpcId"] for g in recording.find(GROUP)} == {EXISTING.existing.vpc_id}
+    outputs = recording.outputs
+    assert outputs["vpc_id"] == EXISTING.existing.vpc_id
+    assert outputs["vpc_cidr"] == "172.31.0.0/16"  # what the mocked lookup of the VPC says
+    assert outputs["public_subnet_ids"] == EXISTING.existing.public_subnet_ids
+    assert outputs["private_subnet_ids"] == EXISTING.existing.private_subnet_ids
+
+
+def test_too_few_zones_in_the_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        MOCK_INVOKES, ZONES_INVOKE, lambda _a, region: {"names": [f"{region}a", f"{region}b"]}
+    )
+    with pytest.raises(ConfigError) as raised:
+        record_network(NetworkConfig(availability_zones=3))
+    assert raised.value.problems == [
+        "django:network.availabilityZones = 3: the region offers 2; set it to 2 or pick another "
+        "region"
+    ]
+
+
+def test_zones_exclude_local_zones(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[Mapping[str, Any]] = []
+    mocked = MOCK_INVOKES[ZONES_INVOKE]
+
+    def answer(args: Mapping[str, Any], region: str) -> dict[str, Any]:
+        asked.append(args)
+        return mocked(args, region)
+
+    monkeypatch.setitem(MOCK_INVOKES, ZONES_INVOKE, answer)
+    record_network(DEV)
+    [request] = asked
+    assert request["state"] == "available"
+    assert request["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+
+
+# --- the security-group chain --------------------------------------------------------------
+
+
+@EVERY_LAYOUT
+def test_one_group_per_tier_and_no_inline_rules(config: NetworkConfig) -> None:
+    recording = record_network(config)
+    tiers = set(group_tiers(recording).values())
+    expected = set(TIERS) | (
+        {"endpoints"} if config.egress == "vpc-endpoints" and not config.existing else set()
+    )
+    assert tiers == expected
+    for group in recording.find(GROUP):
+        # Inline rules would fight the separate rule resources and keep AWS's allow-all egress.
+        assert "ingress" not in group.inputs and "egress" not in group.inputs, group.name
+
+
+@EVERY_LAYOUT
+def test_ingress_is_the_chain_and_cloudfront_to_the_load_balancer_only(
+    config: NetworkConfig,
+) -> None:
+    edges = rule_edges(record_network(config), INGRESS)
+    expected = {
+        ("lb", CLOUDFRONT_PREFIX_LIST_ID, 443),
+        ("lb-http", CLOUDFRONT_PREFIX_LIST_ID, 80),
+        ("app", "lb", PROXY_PORT),
+        ("db", "app", 5432),
+        ("cache", "app", 6379),
+    }
+    if config.egress == "vpc-endpoints" and not config.existing:
+        expected.add(("endpoints", "app", 443))
+    assert edges == expected
+
+
+@EVERY_LAYOUT
+def test_no_ingress_from_any_cidr(config: NetworkConfig) -> None:
+    for rule in record_network(config).find(INGRESS):
+        assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs, rule.name
+        assert rule.inputs["ipProtocol"] == "tcp"
+
+
+@EVERY_LAYOUT
+def test_egress_mirrors_the_chain_and_data_tiers_send_nothing(config: NetworkConfig) -> None:
+    recording = record_network(config)
+    egress = rule_edges(recording, EGRESS)
+    chain = {
+        (peer, tier, port)
+        for tier, peer, port in rule_edges(recording, INGRESS)
+        if peer in group_tiers(recording).values()
+    }
+    assert chain <= egress  # every link is allowed at both ends
+    assert not [edge for edge in egress if edge[0] in ("db", "cache", "lb-http", "endpoints")]
+    assert {edge for edge in egress if edge[0] == "lb"} == {("lb", "app", PROXY_PORT)}
+
+
+@pytest.mark.parametrize("config", [DEV, PROD, EXISTING], ids=["dev", "prod", "existing"])
+def test_app_reaches_aws_apis_over_https_through_nat(config: NetworkConfig) -> None:
+    egress = rule_edges(record_network(config), EGRESS)
+    outside = {edge for edge in egress if edge[1] not in TIERS}
+    assert outside == {("app", "0.0.0.0/0", 443)}
+
+
+def test_without_nat_the_app_reaches_only_the_endpoints_and_s3() -> None:
+    recording = record_network(ENDPOINTS_ONLY)
+    egress = rule_edges(recording, EGRESS)
+    app = {edge for edge in egress if edge[0] == "app"}
+    assert app == {
+        ("app", "db", 5432),
+        ("app", "cache", 6379),
+        ("app", "endpoints", 443),
+        ("app", "pl-63a5400a", 443),  # the S3 gateway endpoint's prefix list (mocked id)
+    }
+    for rule in recording.find(EGRESS):
+        assert "cidrIpv4" not in rule.inputs, rule.name
+
+
+@EVERY_LAYOUT
+def test_database_and_cache_ports_are_open_to_the_app_group_only(config: NetworkConfig) -> None:
+    recording = record_network(config)
+    for rule in recording.find(INGRESS) + recording.find(EGRESS):
+        if rule.inputs["fromPort"] in (5432, 6379):
+            assert rule.inputs["referencedSecurityGroupId"] in {
+                "web-app-id",
+                "web-db-id",
+                "web-cache-id",
+            }, rule.name
+            assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs), rule.name
+
+
+def test_each_load_balancer_group_references_cloudfront_once() -> None:
+    """The CloudFront list weighs 55 rules against a quota of 60 per group."""
+    recording = record_network(PROD)
+    per_group: dict[str, int] = {}
+    for rule in recording.find(INGRESS):
+        if rule.inputs.get("prefixListId") == CLOUDFRONT_PREFIX_LIST_ID:
+            group = rule.inputs["securityGroupId"]
+            per_group[group] = per_group.get(group, 0) + 1
+    assert per_group == {"web-lb-id": 1, "web-lb-http-id": 1}
+
+
+def test_load_balancer_ingress_looks_up_the_cloudfront_origin_facing_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[Mapping[str, Any]] = []
+
+    def answer(args: Mapping[str, Any], _region: str) -> dict[str, Any]:
+        asked.append(dict(args))
+        return {"id": "pl-0000aaaa", "name": args.get("name", "")}
+
+    monkeypatch.setitem(MOCK_INVOKES, PREFIX_LIST_INVOKE, answer)
+    recording = record_network(DEV)
+    assert asked == [{"name": CLOUDFRONT_PREFIX_LIST}]
+    assert {r.inputs.get("prefixListId") for r in recording.find(INGRESS)} == {None, "pl-0000aaaa"}
+
+
+def test_app_ingress_follows_the_proxy_port() -> None:
+    edges = rule_edges(record_network(DEV, proxy_port=9000), INGRESS)
+    assert ("app", "lb", 9000) in edges
+    assert ("app", "lb", PROXY_PORT) not in edges
+
+
+def test_outputs_name_each_tier_group() -> None:
+    outputs = record_network(PROD).outputs
+    assert outputs["load_balancer_security_group_id"] == "web-lb-id"
+    assert outputs["load_balancer_security_group_ids"] == ["web-lb-id", "web-lb-http-id"]
+    assert outputs["app_security_group_id"] == "web-app-id"
+    assert outputs["database_security_group_id"] == "web-db-id"
+    assert outputs["cache_security_group_id"] == "web-cache-id"
+    assert outputs["vpc_id"] == "web-vpc-id"
+
+
+def test_every_resource_is_tagged_and_named() -> None:
+    recording = record_network(DEV)
+    for resource in recording.resources:
+        if resource.custom and resource.type not in (ROUTE, ASSOCIATION):
+            assert resource.inputs["tags"]["team"] == "web", resource.name
+            assert resource.inputs["tags"]["Name"] == resource.name, resource.name
+            assert resource.parent is not None and resource.parent.endswith("Network::web")
+
+
+# --- config mistakes -----------------------------------------------------------------------
+
+
+def network_problems(network: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"target": "aws", "network": json.dumps(network)}, set())
+    return raised.value.problems
+
+
+EXISTING_KEYS = {
+    "vpcId": "vpc-0123456789abcdef0",
+    "publicSubnetIds": ["subnet-a", "subnet-b"],
+    "privateSubnetIds": ["subnet-c", "subnet-d"],
+}
+
+
+def test_existing_network_with_one_private_subnet_is_rejected() -> None:
+    """RDS Multi-AZ, the subnet groups and the ALB all need two AZs."""
+    [problem] = network_problems({"existing": {**EXISTING_KEYS, "privateSubnetIds": ["subnet-c"]}})
+    assert problem.startswith("django:network.existing.privateSubnetIds")
+    assert "at least 2 AZs" in problem
+
+
+def test_existing_network_rejects_keys_that_only_shape_a_new_vpc() -> None:
+    [problem] = network_problems(
+        {"existing": EXISTING_KEYS, "egress": "single-nat", "cidr": "10.1.0.0/16"}
+    )
+    assert problem.startswith("django:network:")
+    assert "cidr, egress only shape a VPC created here" in problem
+
+
+def test_existing_network_accepts_its_own_keys() -> None:
+    config = parse_stack_config(
+        {"target": "aws", "network": json.dumps({"existing": EXISTING_KEYS})}, set()
+    )
+    assert config.network.existing is not None
+    assert config.network.existing.private_subnet_ids == ["subnet-c", "subnet-d"]
+
+
+@pytest.mark.parametrize(
+    ("network", "path"),
+    [
+        ({"availabilityZones": 1}, "django:network.availabilityZones"),
+        ({"availabilityZones": 4}, "django:network.availabilityZones"),
+        ({"cidr": "8.8.0.0/16"}, "django:network.cidr"),
+        ({"cidr": "10.0.0.0/24"}, "django:network.cidr"),
+        ({"egress": "nat-instance"}, "django:network.egress"),
+        ({"existing": {**EXISTING_KEYS, "vpcId": "vpc-1"}}, "django:network.existing.vpcId"),
+    ],
+)
+def test_network_mistakes_name_their_key(network: dict[str, Any], path: str) -> None:
+    [problem] = network_problems(network)
+    assert problem.startswith(path), problem

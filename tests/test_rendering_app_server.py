@@ -1,0 +1,199 @@
+"""The app server's settings: derived from the stack config, and accepted by the real servers."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from echo_apps import write_echo_apps
+
+from pulumi_django.config import StackConfig
+from pulumi_django.rehearsal.app_servers import local_command, running_app_server
+from pulumi_django.rehearsal.servers import free_port
+from pulumi_django.rendering.app_server import (
+    app_server_command,
+    app_server_settings,
+    default_workers,
+    gunicorn_command,
+    render_app_server,
+    render_gunicorn,
+    uvicorn_command,
+)
+
+
+def stack(**sections: Any) -> StackConfig:
+    return StackConfig.model_validate({"target": "aws", **sections})
+
+
+@pytest.fixture(scope="module")
+def app_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pd-apps-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture(scope="module")
+def apps(app_dir: Path) -> dict[str, str]:
+    return write_echo_apps(app_dir)
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "workers"),
+    [(256, 512, 2), (512, 1024, 2), (1024, 2048, 3), (2048, 4096, 5), (4096, 8192, 9)],
+)
+def test_workers_default_to_two_per_vcpu_plus_one(cpu: int, memory: int, workers: int) -> None:
+    settings = app_server_settings(stack(fleet={"cpu": cpu, "memory": memory}))
+    assert default_workers(cpu) == workers
+    assert settings.workers == workers
+
+
+def test_configured_workers_win_over_the_task_size() -> None:
+    settings = app_server_settings(stack(app={"workers": 7}, fleet={"cpu": 256, "memory": 512}))
+    assert settings.workers == 7
+
+
+@pytest.mark.parametrize("idle", [1, 60, 350])
+def test_keepalive_outlives_the_load_balancer(idle: int) -> None:
+    settings = app_server_settings(stack(loadBalancer={"idleTimeoutSeconds": idle}))
+    assert settings.keepalive_seconds > idle
+
+
+def test_sidecar_defaults_bind_and_trust_loopback_only() -> None:
+    config = stack(app={"port": 9000, "timeoutSeconds": 45, "gracefulTimeoutSeconds": 20})
+    settings = app_server_settings(config)
+    assert settings.bind == "127.0.0.1:9000"
+    assert settings.forwarded_allow_ips == ("127.0.0.1",)
+    assert (settings.timeout_seconds, settings.graceful_timeout_seconds) == (45, 20)
+    assert settings.app == "bigfoot.wsgi:application"
+
+
+def test_uvicorn_serves_the_asgi_app() -> None:
+    settings = app_server_settings(stack(app={"server": "uvicorn"}))
+    command = app_server_command(settings)
+    assert command[:2] == ["uvicorn", "bigfoot.asgi:application"]
+    assert "--proxy-headers" in command
+    assert command[command.index("--forwarded-allow-ips") + 1] == "127.0.0.1"
+    assert command[command.index("--timeout-graceful-shutdown") + 1] == "25"
+
+
+def test_limit_concurrency_is_for_uvicorn_only() -> None:
+    uvicorn = app_server_settings(stack(app={"server": "uvicorn"}), limit_concurrency=50)
+    assert uvicorn_command(uvicorn)[-2:] == ["--limit-concurrency", "50"]
+    with pytest.raises(ValueError, match="Uvicorn only"):
+        app_server_settings(stack(), limit_concurrency=50)
+
+
+def test_a_renderer_refuses_the_other_servers_settings() -> None:
+    with pytest.raises(ValueError, match="for uvicorn, not gunicorn"):
+        render_gunicorn(app_server_settings(stack(app={"server": "uvicorn"})))
+
+
+def test_the_printed_uvicorn_command_is_the_one_that_runs() -> None:
+    settings = app_server_settings(stack(app={"server": "uvicorn"}))
+    text = render_app_server(settings)
+    command_line = next(line for line in text.splitlines() if not line.startswith("#"))
+    assert shlex.split(command_line) == uvicorn_command(settings)
+
+
+def test_sync_workers_get_no_threads() -> None:
+    settings = app_server_settings(stack(app={"workerClass": "sync"}))
+    assert "--threads" not in gunicorn_command(settings)
+    assert "threads =" not in render_gunicorn(settings)
+
+
+def _gunicorn(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(cwd)},
+        check=False,
+        timeout=60,
+    )
+
+
+def _printed_config(output: str) -> dict[str, str]:
+    settings = {}
+    for line in output.splitlines():
+        name, separator, value = line.partition(" = ")
+        if separator:
+            settings[name.strip()] = value.strip()
+    return settings
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_gunicorn_accepts_the_config_file_and_the_command_alike(
+    worker_class: str, app_dir: Path, apps: dict[str, str]
+) -> None:
+    settings = app_server_settings(
+        stack(app={"wsgiApp": apps["gunicorn"], "workerClass": worker_class})
+    )
+    conf = app_dir / f"gunicorn-{worker_class}.conf.py"
+    conf.write_text(render_gunicorn(settings))
+
+    checked = _gunicorn(["--check-config", "--config", str(conf)], app_dir)
+    assert checked.returncode == 0, checked.stderr
+
+    from_file = _gunicorn(["--print-config", "--config", str(conf)], app_dir)
+    from_flags = _gunicorn(["--print-config", *gunicorn_command(settings)[1:]], app_dir)
+    assert from_file.returncode == from_flags.returncode == 0, from_file.stderr + from_flags.stderr
+    file_settings = _printed_config(from_file.stdout)
+    flag_settings = _printed_config(from_flags.stdout)
+    # The command names the app as its argument instead of `wsgi_app`.
+    rendered = set(_printed_config(render_gunicorn(settings))) - {"wsgi_app"}
+    assert {name: file_settings[name] for name in rendered} == {
+        name: flag_settings[name] for name in rendered
+    }
+    assert file_settings["workers"] == str(settings.workers)
+    assert file_settings["keepalive"] == str(settings.keepalive_seconds)
+    assert file_settings["worker_class"] == worker_class
+    assert file_settings["bind"] == f"['{settings.bind}']"
+
+
+def test_gunicorn_rejects_a_broken_config(app_dir: Path) -> None:
+    """The check above can fail: gunicorn does validate what it is given."""
+    conf = app_dir / "broken.conf.py"
+    conf.write_text("workers = 'many'\n")
+    assert _gunicorn(["--check-config", "--config", str(conf)], app_dir).returncode != 0
+
+
+def _get(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        return dict(json.load(response))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_server_finishes_in_flight_requests_when_stopped(
+    server: str, app_dir: Path, apps: dict[str, str]
+) -> None:
+    """SIGTERM (what ECS and Docker send) lets a running request complete."""
+    app = {"server": server, "wsgiApp": apps["gunicorn"], "asgiApp": apps["uvicorn"]}
+    settings = app_server_settings(stack(app=app), port=free_port())
+    assert local_command(settings)[3:] == app_server_command(settings)[1:]
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pd-app-") as runtime:
+        log = Path(runtime) / "server.log"
+        with running_app_server(
+            settings, log=log, cwd=app_dir, env={"XDG_RUNTIME_DIR": runtime}
+        ) as process:
+            assert _get(f"http://{settings.bind}/ping")["server"] == server
+            slow = threading.Thread(
+                target=lambda: results.append(_get(f"http://{settings.bind}/slow?1"))
+            )
+            slow.start()
+            time.sleep(0.3)
+            process.terminate()
+            slow.join(timeout=15)
+            assert process.wait(timeout=15) == 0
+        assert results and results[0]["path"] == "/slow"

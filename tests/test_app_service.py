@@ -57,7 +57,7 @@ def record_fleet(config: StackConfig) -> Recording:
             domain=config.domain,
             vpc_id="vpc-0a1b2c3d",
             public_subnet_ids=PUBLIC_SUBNETS,
-            security_group_id="sg-load-balancer",
+            security_group_ids=["sg-load-balancer"],
             origin_verify_secret="origin-secret",
             deletion_protection=False,
         )

@@ -1,0 +1,351 @@
+"""The app task's ECS container definitions, as RegisterTaskDefinition wants them (camelCase).
+
+Two containers share the task's network namespace:
+
+- `proxy` (nginx or Caddy) takes the load balancer's traffic on the proxy port and forwards it
+  to the app on 127.0.0.1. Its config text arrives in the `PROXY_CONFIG` environment variable
+  and is written to a file at start, so the stock image is used as published.
+- `app` runs the Django app server from the app image, by digest. It publishes no port: only
+  the proxy is reachable from outside the task.
+
+Pure: plain values in, plain dicts out; no Pulumi, so tests feed the output to botocore's model.
+docs/app-task.md explains each default.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pulumi_django.config import StackConfig
+
+from .app_server import app_server_command, app_server_settings
+from .proxy import CONTAINER_RUNTIME_DIR, render_proxy, sidecar_site
+
+APP_CONTAINER = "app"
+PROXY_CONTAINER = "proxy"
+APP_TMP_VOLUME = "app-tmp"
+APP_TMP_PATH = "/tmp"  # noqa: S108 - the app container's own /tmp volume
+DEFAULT_APP_USER = "10001:10001"
+
+# Docker Library images mirrored on ECR Public: no Docker Hub pull-rate limits on Fargate.
+PROXY_IMAGES: dict[str, str] = {
+    "nginx": "public.ecr.aws/docker/library/nginx:1.28.0-alpine",
+    "caddy": "public.ecr.aws/docker/library/caddy:2.10.0-alpine",
+}
+# uid 101 is the nginx image's own `nginx` user; Caddy's image has none, so `nobody`.
+PROXY_USERS: dict[str, str] = {"nginx": "101:101", "caddy": "65534:65534"}
+# Where the proxy writes its config file; the rendered config keeps its pid file, temp
+# directories and admin socket there too. The stock images' /tmp is world-writable.
+PROXY_RUNTIME_DIR = CONTAINER_RUNTIME_DIR
+
+HEALTH_INTERVAL_SECONDS = 10
+HEALTH_TIMEOUT_SECONDS = 5
+HEALTH_RETRIES = 3
+APP_HEALTH_START_PERIOD_SECONDS = 30
+PROXY_HEALTH_START_PERIOD_SECONDS = 10
+# The proxy waits this long for the app to turn healthy (Fargate's ceiling is 120 s).
+PROXY_START_TIMEOUT_SECONDS = 120
+# Logs go out without blocking the app when CloudWatch is slow; the buffer absorbs bursts.
+LOG_MODE = "non-blocking"
+LOG_BUFFER = "25m"
+
+
+@dataclass(frozen=True)
+class AppContainer:
+    """The app server container; `secrets` maps a variable name to its `valueFrom` ARN."""
+
+    image: str
+    command: Sequence[str]
+    port: int
+    health_check_path: str
+    user: str = DEFAULT_APP_USER
+    environment: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProxyContainer:
+    """The reverse proxy container; `config_text` is the rendered nginx.conf or Caddyfile."""
+
+    server: Literal["nginx", "caddy"]
+    config_text: str
+    port: int
+    runtime_dir: str = PROXY_RUNTIME_DIR
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the app connects; the password comes separately, as a secret."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+
+
+@dataclass(frozen=True)
+class TaskLogs:
+    """One CloudWatch log group for the task; each container writes under its own prefix."""
+
+    group: str
+    region: str
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """The resolved values other resources give the task; `secrets` maps a variable name to
+    its `valueFrom` (see `app_secrets`)."""
+
+    image: str
+    region: str
+    log_group: str
+    site_host: str
+    site_url: str
+    static_url: str
+    vpc_cidr: str
+    database: DatabaseSettings
+    redis_url: str
+    secrets: Mapping[str, str]
+
+
+def stack_container_definitions(
+    config: StackConfig, inputs: TaskInputs, app_user: str = DEFAULT_APP_USER
+) -> list[dict[str, Any]]:
+    """The container definitions of a stack: its config through the proxy and app-server
+    renderers, plus the values of the resources around the task."""
+    environment = app_environment(
+        settings_module=config.app.settings_module,
+        site_host=inputs.site_host,
+        site_url=inputs.site_url,
+        static_url=inputs.static_url,
+        database=inputs.database,
+        redis_url=inputs.redis_url,
+        extra=config.app.environment,
+    )
+    site = sidecar_site(config, trusted_proxies=[inputs.vpc_cidr], runtime_dir=PROXY_RUNTIME_DIR)
+    return render_container_definitions(
+        app=AppContainer(
+            image=inputs.image,
+            command=app_server_command(app_server_settings(config)),
+            port=config.app.port,
+            health_check_path=config.app.health_check_path,
+            user=app_user,
+            environment=environment,
+            secrets=inputs.secrets,
+        ),
+        proxy=ProxyContainer(
+            server=config.proxy.server,
+            config_text=render_proxy(config.proxy.server, site),
+            port=config.proxy.port,
+        ),
+        logs=TaskLogs(group=inputs.log_group, region=inputs.region),
+        site_host=inputs.site_host,
+        stop_timeout_seconds=config.stop_timeout_seconds,
+    )
+
+
+def render_container_definitions(
+    *,
+    app: AppContainer,
+    proxy: ProxyContainer,
+    logs: TaskLogs,
+    site_host: str,
+    stop_timeout_seconds: int,
+) -> list[dict[str, Any]]:
+    """Both container definitions; `site_host` is the Host the health checks send, so that
+    an app validating ALLOWED_HOSTS answers them."""
+    overlap = sorted(set(app.environment) & set(app.secrets))
+    if overlap:
+        raise ValueError(f"set both as plain environment and as secret: {', '.join(overlap)}")
+    return [
+        _proxy_definition(proxy, app, logs, site_host, stop_timeout_seconds),
+        _app_definition(app, logs, site_host, stop_timeout_seconds),
+    ]
+
+
+def app_environment(
+    *,
+    settings_module: str,
+    site_host: str,
+    site_url: str,
+    static_url: str,
+    database: DatabaseSettings,
+    redis_url: str,
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """The plain settings contract between pulumi-django and the app (see docs/app-task.md);
+    `extra` is `app.environment`, whose names the config already keeps apart from these."""
+    return {
+        **extra,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DJANGO_ALLOWED_HOSTS": site_host,
+        "DJANGO_CSRF_TRUSTED_ORIGINS": site_url,
+        "STATIC_URL": static_url,
+        "DATABASE_HOST": database.host,
+        "DATABASE_PORT": str(database.port),
+        "DATABASE_NAME": database.name,
+        "DATABASE_USER": database.user,
+        "DATABASE_SSLMODE": "require",
+        "REDIS_URL": redis_url,
+        "TMPDIR": APP_TMP_PATH,
+    }
+
+
+def app_secrets(
+    *,
+    database_secret_arn: str,
+    cache_auth_secret_arn: str,
+    django_secret_arn: str,
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """Variable name -> `valueFrom`: ECS reads these at task start; their values never reach
+    the task definition or Pulumi's state. The RDS-managed secret is JSON: take `password`."""
+    return {
+        **extra,
+        "DATABASE_PASSWORD": f"{database_secret_arn}:password::",
+        "REDIS_PASSWORD": cache_auth_secret_arn,
+        "DJANGO_SECRET_KEY": django_secret_arn,
+    }
+
+
+def task_volumes() -> list[dict[str, str]]:
+    """The task-level volumes the definitions mount (Fargate ephemeral storage)."""
+    return [{"name": APP_TMP_VOLUME}]
+
+
+def proxy_start_script(proxy: ProxyContainer) -> str:
+    """Writes the config text to a file, then runs the proxy in the foreground.
+
+    Caddy stops gracefully on SIGTERM, so the shell becomes Caddy. nginx treats SIGTERM as
+    a fast shutdown that cuts requests in flight, and ECS always sends SIGTERM whatever the
+    image's stop signal (aws/containers-roadmap#359), so the shell stays and turns SIGTERM
+    into SIGQUIT, nginx's graceful stop, then waits for nginx and exits with its status."""
+    if proxy.server == "nginx":
+        config = shlex.quote(f"{proxy.runtime_dir}/nginx.conf")
+        start = (
+            "status=0; trap 'kill -QUIT \"$pid\"' TERM INT; "
+            f"nginx -c {config} -g 'daemon off;' & pid=$!; "
+            'while kill -0 "$pid" 2>/dev/null; do status=0; wait "$pid" || status=$?; done; '
+            'exit "$status"'
+        )
+    else:
+        config = shlex.quote(f"{proxy.runtime_dir}/Caddyfile")
+        start = f"exec caddy run --config {config} --adapter caddyfile"
+    write = f"printf '%s\\n' \"$PROXY_CONFIG\" > {config}"
+    return f"set -eu; mkdir -p {shlex.quote(proxy.runtime_dir)}; {write}; {start}"
+
+
+def _proxy_environment(proxy: ProxyContainer) -> dict[str, str]:
+    environment = {"PROXY_CONFIG": proxy.config_text}
+    if proxy.server == "caddy":
+        # Caddy keeps its instance id and storage under XDG paths; the image's /config and
+        # /data belong to root.
+        environment |= {
+            "HOME": proxy.runtime_dir,
+            "XDG_CONFIG_HOME": f"{proxy.runtime_dir}/caddy-config",
+            "XDG_DATA_HOME": f"{proxy.runtime_dir}/caddy-data",
+        }
+    return environment
+
+
+def _proxy_definition(
+    proxy: ProxyContainer, app: AppContainer, logs: TaskLogs, site_host: str, stop_timeout: int
+) -> dict[str, Any]:
+    # Through the proxy to the app: healthy means the proxy serves and reaches the app.
+    url = f"http://127.0.0.1:{proxy.port}{app.health_check_path}"
+    probe = [
+        "wget", "-q", "-O", "/dev/null", "-T", str(HEALTH_TIMEOUT_SECONDS - 1),
+        "--header", f"Host: {site_host}", url,
+    ]  # fmt: skip
+    return {
+        "name": PROXY_CONTAINER,
+        "image": PROXY_IMAGES[proxy.server],
+        "essential": True,
+        "user": PROXY_USERS[proxy.server],
+        # The stock images declare no VOLUME for a task volume to copy, and Fargate mounts an
+        # empty volume owned by root: a non-root proxy can only write its own layer's /tmp.
+        "readonlyRootFilesystem": False,
+        "entryPoint": ["/bin/sh", "-c"],
+        "command": [proxy_start_script(proxy)],
+        "portMappings": [{"containerPort": proxy.port, "protocol": "tcp"}],
+        "environment": _name_values(_proxy_environment(proxy)),
+        # Takes traffic only once the app answers; ECS also stops it before the app.
+        "dependsOn": [{"containerName": APP_CONTAINER, "condition": "HEALTHY"}],
+        "startTimeout": PROXY_START_TIMEOUT_SECONDS,
+        "stopTimeout": stop_timeout,
+        "healthCheck": _health_check(probe, PROXY_HEALTH_START_PERIOD_SECONDS),
+        "linuxParameters": _linux_parameters(),
+        "logConfiguration": _log_configuration(logs, PROXY_CONTAINER),
+    }
+
+
+def _app_definition(
+    app: AppContainer, logs: TaskLogs, site_host: str, stop_timeout: int
+) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{app.port}{app.health_check_path}"
+    headers = {"Host": site_host, "X-Forwarded-Proto": "https"}
+    # urlopen raises on any status >= 400 and on a timeout: both exit non-zero.
+    probe = [
+        "python",
+        "-c",
+        "import urllib.request as u; "
+        f"u.urlopen(u.Request({url!r}, headers={headers!r}), "
+        f"timeout={HEALTH_TIMEOUT_SECONDS - 1})",
+    ]
+    return {
+        "name": APP_CONTAINER,
+        "image": app.image,
+        "essential": True,
+        "user": app.user,
+        "readonlyRootFilesystem": True,
+        "command": list(app.command),
+        "environment": _name_values(app.environment),
+        "secrets": [
+            {"name": name, "valueFrom": value_from}
+            for name, value_from in sorted(app.secrets.items())
+        ],
+        # Writable because the image declares `VOLUME /tmp`: Fargate copies its mode (1777).
+        "mountPoints": [
+            {"sourceVolume": APP_TMP_VOLUME, "containerPath": APP_TMP_PATH, "readOnly": False}
+        ],
+        "stopTimeout": stop_timeout,
+        "healthCheck": _health_check(probe, APP_HEALTH_START_PERIOD_SECONDS),
+        "linuxParameters": _linux_parameters(),
+        "logConfiguration": _log_configuration(logs, APP_CONTAINER),
+    }
+
+
+def _name_values(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in sorted(values.items())]
+
+
+def _health_check(command: list[str], start_period: int) -> dict[str, Any]:
+    return {
+        "command": ["CMD", *command],
+        "interval": HEALTH_INTERVAL_SECONDS,
+        "timeout": HEALTH_TIMEOUT_SECONDS,
+        "retries": HEALTH_RETRIES,
+        "startPeriod": start_period,
+    }
+
+
+def _linux_parameters() -> dict[str, Any]:
+    # Non-root on ports >= 1024 needs no capability. The init process reaps zombies and
+    # passes the stop signal on; ECS Exec needs it too.
+    return {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True}
+
+
+def _log_configuration(logs: TaskLogs, prefix: str) -> dict[str, Any]:
+    return {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": logs.group,
+            "awslogs-region": logs.region,
+            "awslogs-stream-prefix": prefix,
+            "mode": LOG_MODE,
+            "max-buffer-size": LOG_BUFFER,
+        },
+    }

@@ -1,0 +1,127 @@
+"""IAM policy documents of the app task, as plain dicts: the least each role needs.
+
+Kept free of Pulumi so that tests can feed the documents to an IAM policy linter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+VERSION = "2012-10-17"
+ECS_TASKS_SERVICE = "ecs-tasks.amazonaws.com"
+
+# Pulling an image: the token call has no resource type, so it can only be granted on "*".
+ECR_PULL_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+)
+LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+# What the SSM agent of ECS Exec calls from inside the task; these actions have no resource type.
+EXEC_COMMAND_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+
+Policy = dict[str, Any]
+
+
+def ecs_tasks_assume_role_policy(*, partition: str, region: str, account_id: str) -> Policy:
+    """Trust for ECS tasks of this account and region only (no confused deputy)."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EcsTasksOfThisAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": ECS_TASKS_SERVICE},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account_id}:*"},
+                },
+            }
+        ],
+    }
+
+
+def secret_resource_arn(value_from: str) -> str:
+    """The secret or parameter an ECS `valueFrom` reads, without a JSON key or version suffix.
+
+    `arn:aws:secretsmanager:r:a:secret:name-AbCdEf:password::` -> `...:secret:name-AbCdEf`."""
+    parts = value_from.split(":")
+    if len(parts) > 7 and parts[2] == "secretsmanager":
+        return ":".join(parts[:7])
+    return value_from
+
+
+def execution_role_policy(
+    *, repository_arn: str, log_group_arn: str, secret_value_froms: Iterable[str]
+) -> Policy:
+    """What the ECS agent needs to start the task: pull this repository's images, read
+    exactly the task's secrets and write its one log group."""
+    secret_arns = sorted({secret_resource_arn(value) for value in secret_value_froms})
+    by_service = {
+        "secretsmanager": sorted(a for a in secret_arns if a.split(":")[2] == "secretsmanager"),
+        "ssm": sorted(a for a in secret_arns if a.split(":")[2] == "ssm"),
+    }
+    unknown = sorted(set(secret_arns) - {*by_service["secretsmanager"], *by_service["ssm"]})
+    if unknown:
+        raise ValueError(f"not a Secrets Manager or SSM parameter ARN: {', '.join(unknown)}")
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "PullAppImage",
+            "Effect": "Allow",
+            "Action": list(ECR_PULL_ACTIONS),
+            "Resource": repository_arn,
+        },
+        {
+            "Sid": "EcrLogin",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+        {
+            "Sid": "WriteTaskLogs",
+            "Effect": "Allow",
+            "Action": list(LOG_ACTIONS),
+            "Resource": f"{log_group_arn}:log-stream:*",
+        },
+    ]
+    if by_service["secretsmanager"]:
+        statements.append(
+            {
+                "Sid": "ReadTaskSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": by_service["secretsmanager"],
+            }
+        )
+    if by_service["ssm"]:
+        statements.append(
+            {
+                "Sid": "ReadTaskParameters",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": by_service["ssm"],
+            }
+        )
+    return {"Version": VERSION, "Statement": statements}
+
+
+def exec_command_policy() -> Policy:
+    """Task-role permissions ECS Exec needs; granted only when `fleet.enableExecuteCommand`."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "EcsExecSessions",
+                "Effect": "Allow",
+                "Action": list(EXEC_COMMAND_ACTIONS),
+                "Resource": "*",
+            }
+        ],
+    }

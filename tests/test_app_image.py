@@ -1,0 +1,274 @@
+"""The app image: its ECR repository and lifecycle rule, the pulumi-docker build, the content tag
+and the Dockerfile contract, recorded against mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pulumi
+import pytest
+from fleet_stacks import STACKS
+from moto import mock_aws
+
+from pulumi_django.build_context import (
+    context_entries,
+    final_stage_volumes,
+    image_tag,
+    is_ignored,
+    read_dockerignore,
+)
+from pulumi_django.config import StackConfig
+from pulumi_django.recorder import SECRET, Recording, record
+from pulumi_django.release import RELEASE_STEPS
+
+DOCKERFILE = """\
+# syntax=docker/dockerfile:1
+FROM python:3.11-slim AS builder
+VOLUME /build-cache
+RUN pip wheel --wheel-dir /wheels gunicorn
+
+FROM python:3.11-slim
+COPY --from=builder /wheels /wheels
+COPY . /app
+USER 10001:10001
+VOLUME ["/tmp"]
+CMD ["gunicorn", "app.wsgi"]
+"""
+IMAGE = "docker:index/image:Image"
+REPOSITORY = "aws:ecr/repository:Repository"
+LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+
+
+def make_project(root: Path, dockerfile: str = DOCKERFILE) -> Path:
+    context = root / "app"
+    (context / "pkg").mkdir(parents=True)
+    (context / "Dockerfile").write_text(dockerfile)
+    (context / "pkg" / "views.py").write_text("def index(): ...\n")
+    (context / "manage.py").write_text("print('manage')\n")
+    (context / ".dockerignore").write_text("**/__pycache__\n*.log\n")
+    return context
+
+
+def record_image(config: StackConfig, project_dir: Path) -> Recording:
+    app = config.app.model_copy(update={"context": "app"})
+
+    def program() -> None:
+        from pulumi_django.components.app_image import AppImage
+
+        image = AppImage(
+            f"{config.name}-image",
+            app=app,
+            architecture=config.fleet.architecture,
+            keep_images=config.static.keep_releases,
+            project_dir=project_dir,
+            tags=config.tags,
+        )
+        pulumi.export("image_ref", image.image_ref)
+        pulumi.export("repository_url", image.repository_url)
+        pulumi.export("image_tag", image.image_tag)
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_project(tmp_path)
+    monkeypatch.chdir(tmp_path)  # Pulumi runs programs in the project directory.
+    return tmp_path
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_repository_scans_on_push_keeps_tags_immutable_and_is_never_force_deleted(
+    stack: str, project: Path
+) -> None:
+    config = STACKS[stack]()
+    repository = record_image(config, project).one(REPOSITORY).inputs
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repository["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
+    assert repository["forceDelete"] is False
+    assert repository["tags"] == config.tags
+
+
+def lifecycle_rules(recording: Recording) -> dict[str, dict[str, Any]]:
+    policy = json.loads(recording.one(LIFECYCLE).inputs["policy"])
+    return {rule["selection"]["tagStatus"]: rule for rule in policy["rules"]}
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_lifecycle_keeps_at_least_as_many_images_as_static_releases(
+    stack: str, project: Path
+) -> None:
+    config = STACKS[stack]()
+    recording = record_image(config, project)
+    rules = lifecycle_rules(recording)
+    keep = config.static.keep_releases
+    assert set(rules) == {"tagged", "untagged"}
+    for rule in rules.values():
+        # Count-based only: nothing expires for its age, so an idle stack keeps its rollbacks.
+        assert rule["selection"]["countType"] == "imageCountMoreThan"
+    assert rules["tagged"]["selection"]["countNumber"] == keep
+    assert rules["tagged"]["selection"]["tagPatternList"] == ["*"]
+    assert rules["untagged"]["selection"]["countNumber"] >= keep
+    assert recording.depends_on(recording.one(LIFECYCLE).urn, recording.one(REPOSITORY).urn)
+
+
+@mock_aws
+def test_ecr_accepts_the_lifecycle_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi_django.components.app_image import lifecycle_policy
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    ecr.create_repository(repositoryName="shop", imageTagMutability="IMMUTABLE")
+    text = json.dumps(lifecycle_policy(5))
+    ecr.put_lifecycle_policy(repositoryName="shop", lifecyclePolicyText=text)
+    stored = ecr.get_lifecycle_policy(repositoryName="shop")["lifecyclePolicyText"]
+    assert json.loads(stored) == json.loads(text)
+
+
+def test_lifecycle_refuses_to_keep_nothing() -> None:
+    from pulumi_django.components.app_image import lifecycle_policy
+
+    with pytest.raises(ValueError, match="at least 1"):
+        lifecycle_policy(0)
+
+
+@pytest.mark.parametrize(
+    ("stack", "platform"), [("dev-like", "linux/arm64"), ("prod-like", "linux/amd64")]
+)
+def test_image_is_built_for_the_fleet_architecture_and_tagged_with_its_content(
+    stack: str, platform: str, project: Path
+) -> None:
+    config = STACKS[stack]()
+    recording = record_image(config, project)
+    image = recording.one(IMAGE).inputs
+    repository_url = recording.outputs["repository_url"]
+    tag = image_tag(project / "app", project / "app" / "Dockerfile", platform)
+    assert recording.outputs["image_tag"] == tag
+    assert image["imageName"] == f"{repository_url}:{tag}"
+    # Relative to the project directory: state does not depend on the checkout's location.
+    assert image["build"] == {
+        "context": "app",
+        "dockerfile": "app/Dockerfile",
+        "platform": platform,
+    }
+    assert image["registry"]["server"] == repository_url
+    assert image["registry"]["username"] == "AWS"
+    assert image["registry"]["password"] == SECRET
+    # The task definition gets the digest: a new build always means a new revision.
+    assert recording.outputs["image_ref"] == f"{repository_url}@sha256:{'0' * 64}"
+    assert recording.depends_on(recording.one(IMAGE).urn, recording.one(REPOSITORY).urn)
+
+
+def test_the_image_is_the_release_order_image_step(project: Path) -> None:
+    recording = record_image(STACKS["prod-like"](), project)
+    assert RELEASE_STEPS[0].key == "image"
+    assert [r.type for r in recording.resources if r.type in RELEASE_STEPS[0].types] == [IMAGE]
+
+
+def test_missing_dockerfile_is_a_clear_error(project: Path) -> None:
+    (project / "app" / "Dockerfile").unlink()
+    with pytest.raises(
+        pulumi.RunError, match=r"django:app.dockerfile: .*Dockerfile does not exist"
+    ):
+        record_image(STACKS["prod-like"](), project)
+
+
+def test_dockerfile_without_a_tmp_volume_is_refused(project: Path) -> None:
+    (project / "app" / "Dockerfile").write_text(DOCKERFILE.replace('VOLUME ["/tmp"]\n', ""))
+    with pytest.raises(pulumi.RunError, match=r"add `VOLUME /tmp` to the final stage"):
+        record_image(STACKS["prod-like"](), project)
+
+
+# --- The content tag ---------------------------------------------------------------------
+
+
+def tag_of(context: Path, platform: str = "linux/amd64") -> str:
+    return image_tag(context, context / "Dockerfile", platform)
+
+
+def test_tag_is_stable_and_follows_every_change_docker_would_see(tmp_path: Path) -> None:
+    context = make_project(tmp_path)
+    first = tag_of(context)
+    assert tag_of(context) == first
+    assert tag_of(context, "linux/arm64") != first
+
+    (context / "pkg" / "views.py").write_text("def index(): return 1\n")
+    edited = tag_of(context)
+    assert edited != first
+
+    (context / "manage.py").chmod(0o755)
+    executable = tag_of(context)
+    assert executable != edited
+
+    (context / "pkg" / "empty").mkdir()
+    assert tag_of(context) != executable
+
+
+def test_tag_ignores_what_dockerignore_leaves_out(tmp_path: Path) -> None:
+    context = make_project(tmp_path)
+    before = tag_of(context)
+    (context / "pkg" / "__pycache__").mkdir()
+    (context / "pkg" / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"\0")
+    (context / "debug.log").write_text("noise\n")
+    assert tag_of(context) == before
+    (context / ".dockerignore").write_text("**/__pycache__\n")
+    assert tag_of(context) != before  # debug.log is sent now
+
+
+def test_exceptions_bring_files_back(tmp_path: Path) -> None:
+    context = make_project(tmp_path)
+    (context / "docs").mkdir()
+    (context / "docs" / "guide.md").write_text("guide\n")
+    (context / "docs" / "keep.md").write_text("keep\n")
+    (context / ".dockerignore").write_text("docs\n!docs/keep.md\n")
+    sent = {p.relative_to(context).as_posix() for p in context_entries(context)}
+    assert "docs/keep.md" in sent
+    assert "docs/guide.md" not in sent
+    with_keep = tag_of(context)
+    (context / "docs" / "keep.md").write_text("changed\n")
+    assert tag_of(context) != with_keep
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "ignored"),
+    [
+        ("*.pyc", "a.pyc", True),
+        ("*.pyc", "pkg/a.pyc", False),  # `*` stops at a slash, as in Docker
+        ("**/*.pyc", "pkg/sub/a.pyc", True),
+        ("**/*.pyc", "a.pyc", True),
+        ("node_modules", "node_modules/x/index.js", True),  # a matched parent directory
+        ("/build", "build/out.txt", True),
+        ("a/*/c", "a/b/c", True),
+        ("a/*/c", "a/b/x/c", False),
+        ("file?.txt", "file1.txt", True),
+        ("file?.txt", "file10.txt", False),
+        ("[ab].txt", "b.txt", True),
+        ("*\n!keep.txt", "keep.txt", False),
+        ("*\n!keep.txt\nkeep.txt", "keep.txt", True),  # the last match decides
+        ("# comment\n\n", "comment", False),
+    ],
+)
+def test_dockerignore_patterns_match_as_docker_does(
+    tmp_path: Path, patterns: str, path: str, ignored: bool
+) -> None:
+    (tmp_path / ".dockerignore").write_text(patterns + "\n")
+    assert is_ignored(path, read_dockerignore(tmp_path)) is ignored
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "volumes"),
+    [
+        (DOCKERFILE, {"/tmp"}),
+        ("FROM a\nVOLUME /tmp /var/cache\n", {"/tmp", "/var/cache"}),
+        ("FROM a\nvolume /tmp/\n", {"/tmp"}),
+        ("FROM a\nVOLUME \\\n  /data \\\n  /tmp\n", {"/data", "/tmp"}),
+        ("FROM a\nVOLUME /tmp\nFROM b\nRUN true\n", set()),  # only the last stage ships
+    ],
+)
+def test_final_stage_volumes(dockerfile: str, volumes: set[str]) -> None:
+    assert final_stage_volumes(dockerfile) == volumes

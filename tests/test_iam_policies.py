@@ -1,0 +1,133 @@
+"""The app task's IAM documents: linted by parliament, and granting exactly what they must."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import parliament
+import pytest
+
+from pulumi_django.rendering.iam_policies import (
+    ecs_tasks_assume_role_policy,
+    exec_command_policy,
+    execution_role_policy,
+    secret_resource_arn,
+)
+
+ACCOUNT = "123456789012"
+REPOSITORY = f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/django-prod-app"
+LOG_GROUP = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/ecs/site/prod/django-prod"
+RDS_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:rds!db-0f1e2d-AbCdEf"
+CACHE_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:cache-auth-123-QwErTy"
+PARAMETER = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/site/stripe-key"
+VALUE_FROMS = [f"{RDS_SECRET}:password::", CACHE_SECRET, PARAMETER]
+
+
+def findings(document: dict[str, Any]) -> list[tuple[str, Any]]:
+    policy = parliament.analyze_policy_string(json.dumps(document))
+    return [(finding.issue, finding.detail) for finding in policy.findings]
+
+
+def statements(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {statement["Sid"]: statement for statement in document["Statement"]}
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def test_execution_policy_passes_parliament() -> None:
+    document = execution_role_policy(
+        repository_arn=REPOSITORY, log_group_arn=LOG_GROUP, secret_value_froms=VALUE_FROMS
+    )
+    assert findings(document) == []
+
+
+def test_execution_policy_grants_exactly_the_task_secrets_and_log_group() -> None:
+    granted = statements(
+        execution_role_policy(
+            repository_arn=REPOSITORY, log_group_arn=LOG_GROUP, secret_value_froms=VALUE_FROMS
+        )
+    )
+    assert as_list(granted["ReadTaskSecrets"]["Resource"]) == sorted([RDS_SECRET, CACHE_SECRET])
+    assert as_list(granted["ReadTaskSecrets"]["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert as_list(granted["ReadTaskParameters"]["Resource"]) == [PARAMETER]
+    assert granted["PullAppImage"]["Resource"] == REPOSITORY
+    assert granted["WriteTaskLogs"]["Resource"] == f"{LOG_GROUP}:log-stream:*"
+    # The only wildcard resource is the ECR login, which has no resource type.
+    wildcards = [sid for sid, s in granted.items() if "*" in as_list(s["Resource"])]
+    assert wildcards == ["EcrLogin"]
+    assert as_list(granted["EcrLogin"]["Action"]) == ["ecr:GetAuthorizationToken"]
+
+
+def test_execution_policy_without_parameters_has_no_ssm_statement() -> None:
+    granted = statements(
+        execution_role_policy(
+            repository_arn=REPOSITORY, log_group_arn=LOG_GROUP, secret_value_froms=[CACHE_SECRET]
+        )
+    )
+    assert "ReadTaskParameters" not in granted
+    assert as_list(granted["ReadTaskSecrets"]["Resource"]) == [CACHE_SECRET]
+
+
+def test_execution_policy_refuses_what_is_not_a_secret() -> None:
+    with pytest.raises(ValueError, match="not a Secrets Manager or SSM parameter ARN"):
+        execution_role_policy(
+            repository_arn=REPOSITORY,
+            log_group_arn=LOG_GROUP,
+            secret_value_froms=[f"arn:aws:s3:::bucket/{ACCOUNT}/key"],
+        )
+
+
+def test_linter_catches_a_mis_scoped_grant() -> None:
+    """The linter is not a rubber stamp: log writes scoped to the group, not its streams."""
+    document = execution_role_policy(
+        repository_arn=REPOSITORY, log_group_arn=LOG_GROUP, secret_value_froms=[CACHE_SECRET]
+    )
+    for statement in document["Statement"]:
+        if statement["Sid"] == "WriteTaskLogs":
+            statement["Resource"] = f"arn:aws:s3:::{ACCOUNT}-logs"
+    assert [issue for issue, _ in findings(document)] == ["RESOURCE_MISMATCH"]
+
+
+@pytest.mark.parametrize(
+    ("value_from", "resource"),
+    [
+        (f"{RDS_SECRET}:password::", RDS_SECRET),
+        (f"{RDS_SECRET}:password:AWSCURRENT:", RDS_SECRET),
+        (RDS_SECRET, RDS_SECRET),
+        (PARAMETER, PARAMETER),
+    ],
+)
+def test_secret_resource_arn_drops_json_key_and_version(value_from: str, resource: str) -> None:
+    assert secret_resource_arn(value_from) == resource
+
+
+def test_trust_policy_is_for_ecs_tasks_of_this_account_and_region() -> None:
+    document = ecs_tasks_assume_role_policy(partition="aws", region="eu-west-1", account_id=ACCOUNT)
+    (statement,) = document["Statement"]
+    assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:eu-west-1:{ACCOUNT}:*"},
+    }
+    # IAM refuses a Resource element in a trust policy.
+    assert "Resource" not in statement
+
+
+def test_trust_policy_passes_parliament_as_the_roles_resource_policy() -> None:
+    """parliament reads every document as an identity policy; a trust policy is the role's own
+    resource policy, so it is linted with the role as its resource."""
+    document = ecs_tasks_assume_role_policy(partition="aws", region="eu-west-1", account_id=ACCOUNT)
+    for statement in document["Statement"]:
+        statement["Resource"] = f"arn:aws:iam::{ACCOUNT}:role/django-prod-task"
+    assert findings(document) == []
+
+
+def test_exec_command_policy_passes_parliament() -> None:
+    document = exec_command_policy()
+    assert findings(document) == []
+    (statement,) = document["Statement"]
+    assert all(action.startswith("ssmmessages:") for action in statement["Action"])

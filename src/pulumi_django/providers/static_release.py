@@ -1,0 +1,157 @@
+"""`StaticRelease`: publishes one release's static files during `pulumi up`, before the rollout.
+
+The files come from the built image's STATIC_ROOT (default) or from a local directory. Publishing
+keeps the previous releases' files (see `pulumi_django.static_publish`), so servers of any kept
+release, old or new, find theirs while a rolling update or a rollback runs.
+
+Deleting the resource deletes nothing: the files may still be served by running tasks, later
+publishes prune old releases, and the bucket (force_destroy off) refuses a stack destroy while it
+holds files, which is the point: empty it deliberately first (docs/static-files.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.dynamic
+
+from ..static_publish import (
+    DEFAULT_KEEP,
+    DEFAULT_PREFIX,
+    S3Storage,
+    check_layout,
+    check_release,
+    extract_image_static,
+    progress_printer,
+    publish,
+    scan_source,
+)
+
+DEFAULT_STATIC_ROOT = "/app/staticfiles"
+# A change to any of these publishes again. The directory's path is not among them (it differs
+# between machines); its content fingerprint is.
+PUBLISH_INPUTS = (
+    "bucket",
+    "prefix",
+    "release_id",
+    "keep",
+    "image",
+    "static_root",
+    "source_fingerprint",
+    "region",
+    "endpoint_url",
+)
+
+
+class StaticReleaseProvider(pulumi.dynamic.ResourceProvider):
+    """Create and update publish; delete leaves the files to later publishes' pruning."""
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        outputs = _publish(props)
+        return pulumi.dynamic.CreateResult(f"s3://{props['bucket']}/{props['prefix']}", outputs)
+
+    def diff(
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.DiffResult:
+        changed = [name for name in PUBLISH_INPUTS if olds.get(name) != news.get(name)]
+        return pulumi.dynamic.DiffResult(
+            changes=bool(changed), replaces=[], stables=[], delete_before_replace=False
+        )
+
+    def update(
+        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult(_publish(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to do: running tasks may still serve these files (module docstring)."""
+
+
+def _publish(props: dict[str, Any]) -> dict[str, Any]:
+    storage = S3Storage(
+        props["bucket"], endpoint_url=props.get("endpoint_url"), region=props.get("region")
+    )
+    report = progress_printer(lambda line: pulumi.log.info(f"static release: {line}"))
+    with tempfile.TemporaryDirectory(prefix="pulumi-django-static-") as work:
+        if props.get("source_dir"):
+            source = Path(props["source_dir"])
+        else:
+            source = extract_image_static(props["image"], props["static_root"], Path(work))
+        result = publish(
+            storage,
+            source,
+            props["release_id"],
+            prefix=props["prefix"],
+            keep=int(props["keep"]),
+            on_progress=report,
+        )
+    return {
+        **{name: value for name, value in props.items() if not name.startswith("__")},
+        "manifest_key": result.manifest_key,
+        "uploaded": result.uploaded,
+        "skipped": result.skipped,
+        "deleted": result.deleted,
+        "kept_releases": list(result.kept_releases),
+    }
+
+
+def directory_fingerprint(source: Path, prefix: str) -> str:
+    """Changes whenever a file of the directory is added, removed or changed."""
+    listing = "".join(f"{file.key}\0{file.md5}\n" for file in scan_source(source, prefix))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticRelease"):
+    """One release's static files, published next to the last `keep` releases' files."""
+
+    release_id: pulumi.Output[str]
+    manifest_key: pulumi.Output[str]
+    uploaded: pulumi.Output[int]
+    skipped: pulumi.Output[int]
+    deleted: pulumi.Output[int]
+    kept_releases: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        bucket: pulumi.Input[str],
+        release_id: pulumi.Input[str],
+        image: pulumi.Input[str] | None = None,
+        source_dir: str | Path | None = None,
+        static_root: str = DEFAULT_STATIC_ROOT,
+        prefix: str = DEFAULT_PREFIX,
+        keep: int = DEFAULT_KEEP,
+        region: pulumi.Input[str] | None = None,
+        endpoint_url: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """Publishes from `image` (its `static_root`) or from `source_dir`, exactly one."""
+        if (image is None) == (source_dir is None):
+            raise ValueError(f"StaticRelease {resource_name}: give either image or source_dir")
+        check_layout(prefix, keep)
+        if isinstance(release_id, str):
+            check_release(release_id)
+        directory = Path(source_dir).resolve() if source_dir is not None else None
+        props: dict[str, Any] = {
+            "bucket": bucket,
+            "release_id": release_id,
+            "image": image,
+            "static_root": static_root,
+            "source_dir": str(directory) if directory else None,
+            "source_fingerprint": directory_fingerprint(directory, prefix) if directory else None,
+            "prefix": prefix,
+            "keep": keep,
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "manifest_key": None,
+            "uploaded": None,
+            "skipped": None,
+            "deleted": None,
+            "kept_releases": None,
+        }
+        super().__init__(StaticReleaseProvider(), resource_name, props, opts)

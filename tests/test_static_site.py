@@ -1,0 +1,269 @@
+"""StaticSite, recorded under the Pulumi mocks: a private bucket read only by one distribution
+that serves both the app (through the load balancer) and every kept release's static files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import parliament
+import pulumi
+import pytest
+
+from pulumi_django.components.static_site import StaticSite
+from pulumi_django.config.domain import DomainConfig
+from pulumi_django.config.static import StaticConfig
+from pulumi_django.recorder import SECRET, RecordedResource, Recording, record
+
+COMPONENT = "pulumi-django:static:StaticSite"
+BUCKET = "aws:s3/bucket:Bucket"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+LOAD_BALANCER_DNS = "web-alb-123456.us-east-1.elb.amazonaws.com"
+ORIGIN_SECRET = "origin-secret-value-0123456789"
+# AWS's managed policies, by their documented ids (independent of the component's constants).
+MANAGED_CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+MANAGED_CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+MANAGED_ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
+MANAGED_SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
+DOMAIN = DomainConfig(
+    name="www.example.com",
+    certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000001",
+    load_balancer_certificate_arn=(
+        "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-0000-4000-8000-000000000002"
+    ),
+)
+WAF = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/site/0a1b2c3d"
+
+
+def record_site(
+    config: StaticConfig | None = None,
+    domain: DomainConfig | None = None,
+    load_balancer_https: bool = False,
+) -> Recording:
+    def program() -> None:
+        site = StaticSite(
+            "web",
+            config=config or StaticConfig(),
+            domain=domain,
+            load_balancer_dns_name=LOAD_BALANCER_DNS,
+            origin_verify_secret=pulumi.Output.secret(ORIGIN_SECRET),
+            load_balancer_https=load_balancer_https,
+            tags={"team": "web"},
+        )
+        for output in (
+            "bucket_name",
+            "bucket_arn",
+            "distribution_id",
+            "distribution_arn",
+            "distribution_domain_name",
+            "site_url",
+            "static_url",
+        ):
+            pulumi.export(output, getattr(site, output))
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+@pytest.fixture(scope="module")
+def site() -> Recording:
+    return record_site()
+
+
+@pytest.fixture(scope="module")
+def site_with_domain() -> Recording:
+    return record_site(
+        StaticConfig(prefix="assets/", error_caching_seconds=3, waf_web_acl_arn=WAF),
+        DOMAIN,
+        load_balancer_https=True,
+    )
+
+
+def distribution(recording: Recording) -> dict[str, Any]:
+    return recording.one(DISTRIBUTION).inputs
+
+
+def origin(recording: Recording, origin_id: str) -> dict[str, Any]:
+    return next(o for o in distribution(recording)["origins"] if o["originId"] == origin_id)
+
+
+def static_behaviour(recording: Recording) -> dict[str, Any]:
+    (behaviour,) = distribution(recording)["orderedCacheBehaviors"]
+    return behaviour
+
+
+def bucket_policy(recording: Recording) -> dict[str, Any]:
+    return json.loads(recording.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+
+
+def test_every_resource_is_a_child_of_the_component_named_after_it(site: Recording) -> None:
+    component = site.one(COMPONENT, "web")
+    children = site.children(component.urn)
+    assert {child.type for child in children} == {
+        BUCKET,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:cloudfront/originAccessControl:OriginAccessControl",
+        DISTRIBUTION,
+    }
+    assert all(child.name.startswith("web-") for child in children)
+
+
+def test_bucket_is_private_encrypted_and_owner_enforced(site: Recording) -> None:
+    bucket = site.one(BUCKET)
+    assert bucket.inputs["forceDestroy"] is False
+    assert bucket.inputs["tags"] == {"team": "web"}
+    block = site.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(
+        block[flag] is True
+        for flag in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    encryption = site.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ).inputs
+    (rule,) = encryption["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    ownership = site.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
+    assert ownership["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    for resource in site.find(name="web-static"):
+        if resource.type != BUCKET and "bucket" in resource.inputs:
+            assert resource.property_dependencies["bucket"] == [bucket.urn]
+
+
+def test_policy_denies_plain_http_and_lets_only_the_distribution_read(site: Recording) -> None:
+    policy = bucket_policy(site)
+    bucket_arn = site.outputs["bucket_arn"]
+    statements = {statement["Sid"]: statement for statement in policy["Statement"]}
+    deny = next(s for s in statements.values() if s["Effect"] == "Deny")
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "s3:*"
+    assert set(deny["Resource"]) == {bucket_arn, f"{bucket_arn}/*"}
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    allows = [s for s in statements.values() if s["Effect"] == "Allow"]
+    assert {s["Action"] for s in allows} == {"s3:GetObject", "s3:ListBucket"}
+    for statement in allows:
+        assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+        assert statement["Condition"] == {
+            "StringEquals": {"AWS:SourceArn": site.outputs["distribution_arn"]}
+        }
+    read = next(s for s in allows if s["Action"] == "s3:GetObject")
+    assert read["Resource"] == f"{bucket_arn}/static/*"  # not the release manifests
+
+
+def test_policy_passes_parliament(site: Recording) -> None:
+    policy_text = site.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    findings = parliament.analyze_policy_string(policy_text).findings
+    assert [(finding.issue, finding.detail) for finding in findings] == []
+
+
+def test_policy_is_applied_after_the_public_access_block(site: Recording) -> None:
+    policy = site.one("aws:s3/bucketPolicy:BucketPolicy")
+    block = site.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert site.depends_on(policy.urn, block.urn)
+    assert site.depends_on(policy.urn, site.one(DISTRIBUTION).urn)
+
+
+def test_bucket_origin_signs_with_origin_access_control(site: Recording) -> None:
+    control = site.one("aws:cloudfront/originAccessControl:OriginAccessControl")
+    assert control.inputs["originAccessControlOriginType"] == "s3"
+    assert control.inputs["signingBehavior"] == "always"
+    assert control.inputs["signingProtocol"] == "sigv4"
+    bucket_origin = origin(site, static_behaviour(site)["targetOriginId"])
+    assert bucket_origin["originAccessControlId"] == f"{control.name}-id"
+    assert (
+        bucket_origin["domainName"] == f"{site.outputs['bucket_name']}.s3.us-east-1.amazonaws.com"
+    )
+    assert "customOriginConfig" not in bucket_origin
+    assert site.depends_on(site.one(DISTRIBUTION).urn, control.urn)
+
+
+def test_default_behaviour_goes_uncached_to_the_load_balancer(site: Recording) -> None:
+    default = distribution(site)["defaultCacheBehavior"]
+    alb = origin(site, default["targetOriginId"])
+    assert alb["domainName"] == LOAD_BALANCER_DNS
+    assert default["cachePolicyId"] == MANAGED_CACHING_DISABLED
+    assert default["originRequestPolicyId"] == MANAGED_ALL_VIEWER
+    assert default["responseHeadersPolicyId"] == MANAGED_SECURITY_HEADERS
+    assert set(default["allowedMethods"]) == {
+        "GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"
+    }  # fmt: skip
+    assert default["viewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_static_prefix_goes_to_the_bucket_cached(site: Recording) -> None:
+    behaviour = static_behaviour(site)
+    assert behaviour["pathPattern"] == "/static/*"
+    assert "originAccessControlId" in origin(site, behaviour["targetOriginId"])
+    assert behaviour["cachePolicyId"] == MANAGED_CACHING_OPTIMIZED
+    assert behaviour["responseHeadersPolicyId"] == MANAGED_SECURITY_HEADERS
+    assert set(behaviour["allowedMethods"]) == {"GET", "HEAD"}
+    assert behaviour["compress"] is True
+    assert behaviour["viewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_load_balancer_origin_carries_the_secret_header_masked(site: Recording) -> None:
+    alb = origin(site, distribution(site)["defaultCacheBehavior"]["targetOriginId"])
+    assert alb["customHeaders"] == [{"name": "X-Origin-Verify", "value": SECRET}]
+    everything = json.dumps([resource.as_json() for resource in site.resources])
+    assert ORIGIN_SECRET not in everything
+
+
+def test_http2_and_3_and_short_error_caching(site: Recording, site_with_domain: Recording) -> None:
+    assert distribution(site)["httpVersion"] == "http2and3"
+    assert distribution(site)["customErrorResponses"] == [
+        {"errorCode": 404, "errorCachingMinTtl": StaticConfig().error_caching_seconds}
+    ]
+    assert distribution(site_with_domain)["customErrorResponses"] == [
+        {"errorCode": 404, "errorCachingMinTtl": 3}
+    ]
+
+
+def test_without_domain_the_site_answers_on_cloudfront_s_name(site: Recording) -> None:
+    inputs = distribution(site)
+    assert inputs["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
+    assert "aliases" not in inputs
+    assert "webAclId" not in inputs
+    host = site.outputs["distribution_domain_name"]
+    assert host.endswith(".cloudfront.net")
+    assert site.outputs["site_url"] == f"https://{host}"
+    assert site.outputs["static_url"] == f"https://{host}/static/"
+    alb = origin(site, inputs["defaultCacheBehavior"]["targetOriginId"])
+    assert alb["customOriginConfig"]["originProtocolPolicy"] == "http-only"
+
+
+def test_custom_domain_certificate_waf_and_https_to_the_load_balancer(
+    site_with_domain: Recording,
+) -> None:
+    inputs = distribution(site_with_domain)
+    assert inputs["aliases"] == ["www.example.com"]
+    assert inputs["viewerCertificate"] == {
+        "acmCertificateArn": DOMAIN.certificate_arn,
+        "sslSupportMethod": "sni-only",
+        "minimumProtocolVersion": "TLSv1.2_2021",
+    }
+    assert inputs["webAclId"] == WAF
+    alb = origin(site_with_domain, inputs["defaultCacheBehavior"]["targetOriginId"])
+    assert alb["customOriginConfig"]["originProtocolPolicy"] == "https-only"
+    assert alb["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
+    assert site_with_domain.outputs["site_url"] == "https://www.example.com"
+    assert site_with_domain.outputs["static_url"] == "https://www.example.com/assets/"
+
+
+def test_prefix_sets_the_path_pattern_and_the_readable_keys(site_with_domain: Recording) -> None:
+    assert static_behaviour(site_with_domain)["pathPattern"] == "/assets/*"
+    bucket_arn = site_with_domain.outputs["bucket_arn"]
+    reads = [
+        s for s in bucket_policy(site_with_domain)["Statement"] if s["Action"] == "s3:GetObject"
+    ]
+    assert [s["Resource"] for s in reads] == [f"{bucket_arn}/assets/*"]
+
+
+def test_distribution_and_bucket_are_tagged(site: Recording) -> None:
+    tagged: list[RecordedResource] = [site.one(BUCKET), site.one(DISTRIBUTION)]
+    assert all(resource.inputs["tags"] == {"team": "web"} for resource in tagged)

@@ -8,6 +8,7 @@ per-input dependencies, under the URNs a real `pulumi up` would give.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
     },
     "aws:cloudfront/distribution:Distribution": lambda name, _i, _r: {
         "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{name}-id",
-        "domainName": f"d{abs(hash(name)) % 10**12:012d}.cloudfront.net",
+        "domainName": f"d{hashlib.sha256(name.encode()).hexdigest()[:13]}.cloudfront.net",
         "hostedZoneId": "Z2FDTNDATAQYW2",
     },
     "aws:s3/bucket:Bucket": lambda name, inputs, region: {

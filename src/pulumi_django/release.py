@@ -31,12 +31,18 @@ RELEASE_STEPS: tuple[ReleaseStep, ...] = (
     ReleaseStep(
         "check",
         "migration safety check",
-        ("pulumi-python:dynamic/migrations:MigrationCheck",),
+        (
+            "pulumi-python:dynamic/migrations:MigrationCheck",
+            "pulumi-python:dynamic/migrations:LocalCheckVerdict",
+        ),
     ),
     ReleaseStep(
         "migrate",
         "migration job",
-        ("pulumi-python:dynamic/migrations:MigrationJob",),
+        (
+            "pulumi-python:dynamic/migrations:MigrationJob",
+            "pulumi-python:dynamic/migrations:LocalJobVerdict",
+        ),
     ),
     ReleaseStep("fleet", "app fleet updated", ("aws:ecs/service:Service",)),
 )

@@ -1,0 +1,175 @@
+"""The release's migration safety check: the analyzer (pulumi_django.migration_check) run inside
+the new image against the real database, so it judges exactly the migrations the job will apply.
+
+An unsafe finding nobody acknowledged (`migrations.acknowledged` in the stack config, or the
+marker comment in the migration file) fails `pulumi up` with the findings before anything is
+migrated. It runs once per release, never during a preview; deleting it does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi.dynamic
+
+from ..migration_check import CheckResult, analyzer_arguments, embedded_command, format_report
+from .release_commands import find_json_object, log_tail_section
+from .release_task import (
+    ClientFactory,
+    ReleaseTaskError,
+    ReleaseTaskInputs,
+    ReleaseTaskRunner,
+    boto3_clients,
+    changed,
+    log_stream_name,
+    release_task,
+)
+
+# A new release is a new check. Acknowledgements are applied to the stored report each time
+# the check runs; a check that refused left no state, so the next `pulumi up` runs it again.
+RERUN_KEYS = ("release_id", "settings_module")
+GROUP_PREFIX = "pulumi-django-check"
+REPORT_KEYS = ("checked", "findings")
+OUTPUT_KEYS = ("task_arn", "checked", "findings", "acknowledged_migrations")
+
+
+class MigrationCheckFailed(ReleaseTaskError):
+    """The check refused the release, or could not run; nothing was migrated."""
+
+
+def check_command(settings_module: str) -> list[str]:
+    """The analyzer, embedded, checking the migrations not yet applied, printing JSON."""
+    return embedded_command(analyzer_arguments(settings_module))
+
+
+def judge_check(
+    lines: Sequence[str], exit_code: int, acknowledged: Mapping[str, str], source: str
+) -> CheckResult:
+    """The analyzer's report read from its output, with the stack's acknowledgements applied.
+
+    Raises MigrationCheckFailed when it printed no report (its exit status 2: settings, project
+    or database unusable) or when an unsafe finding is left unacknowledged."""
+    report = find_json_object(lines, REPORT_KEYS)
+    if report is None:
+        errors = [line for line in lines if line.startswith("error: ")]
+        cause = errors[-1].removeprefix("error: ") if errors else "it printed no report"
+        raise MigrationCheckFailed(
+            f"migration check could not run (exit status {exit_code}): {cause}. "
+            "Nothing was migrated; the fleet was not changed."
+            f"{log_tail_section(source, lines)}"
+        )
+    result = CheckResult.from_json(report).acknowledge(dict(acknowledged))
+    if result.refused:
+        raise MigrationCheckFailed(
+            "migration check refused the release: these migrations would break the version "
+            "still running during the rollout. Nothing was migrated; the fleet was not "
+            f"changed.\n\n{format_report(result)}"
+        )
+    return result
+
+
+def check_outputs(result: CheckResult) -> dict[str, Any]:
+    return {
+        "checked": list(result.checked),
+        "findings": [finding.to_json() for finding in result.findings],
+        "acknowledged_migrations": sorted(
+            {finding.migration for finding in result.findings if finding.acknowledged}
+        ),
+    }
+
+
+def run_migration_check(
+    props: Mapping[str, Any],
+    clients: ClientFactory,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Runs the check described by the resource's props; its outputs, or MigrationCheckFailed."""
+    task = release_task(
+        props,
+        purpose="migration check",
+        group_prefix=GROUP_PREFIX,
+        command=check_command(props["settings_module"]),
+        timeout_seconds=float(props["timeout_seconds"]),
+    )
+    runner = ReleaseTaskRunner(clients, props["region"], clock, sleep)
+    try:
+        outcome = runner.run(
+            task, logs_complete=lambda lines: find_json_object(lines, REPORT_KEYS) is not None
+        )
+    except ReleaseTaskError as error:
+        raise MigrationCheckFailed(str(error)) from None
+    source = (
+        f"CloudWatch log group {task.log_group_name}, "
+        f"stream {log_stream_name(task, outcome.task_arn)}"
+    )
+    result = judge_check(
+        outcome.log_lines, outcome.exit_code, props.get("acknowledged") or {}, source
+    )
+    return {"task_arn": outcome.task_arn, **check_outputs(result)}
+
+
+class MigrationCheckProvider(pulumi.dynamic.ResourceProvider):
+    def __init__(
+        self,
+        clients: ClientFactory = boto3_clients,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.clients = clients
+        self.clock = clock
+        self.sleep = sleep
+
+    def diff(
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.DiffResult:
+        return pulumi.dynamic.DiffResult(changes=changed(olds, news, RERUN_KEYS))
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        outputs = run_migration_check(props, self.clients, self.clock, self.sleep)
+        return pulumi.dynamic.CreateResult(
+            f"{GROUP_PREFIX}:{props['service_name']}", {**props, **outputs}
+        )
+
+    def update(
+        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult(
+            {**news, **run_migration_check(news, self.clients, self.clock, self.sleep)}
+        )
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to undo: the check only read the database."""
+
+
+class MigrationCheck(pulumi.dynamic.Resource, module="migrations", name="MigrationCheck"):
+    """Refuses a release whose migrations would break the running version; see the module
+    docstring."""
+
+    task_arn: pulumi.Output[str]
+    checked: pulumi.Output[list[str]]
+    findings: pulumi.Output[list[dict[str, Any]]]
+    acknowledged_migrations: pulumi.Output[list[str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        task: ReleaseTaskInputs,
+        settings_module: pulumi.Input[str],
+        acknowledged: Mapping[str, str],
+        timeout_seconds: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            **task.props(),
+            "settings_module": settings_module,
+            "acknowledged": dict(acknowledged),
+            "timeout_seconds": timeout_seconds,
+            **dict.fromkeys(OUTPUT_KEYS),
+        }
+        super().__init__(MigrationCheckProvider(), name, props, opts)

@@ -1,0 +1,391 @@
+"""One-off ECS tasks of a release (the migration check and the migration job).
+
+Each runs the new task definition with the app container's command replaced, in the service's
+subnets and security groups, tagged so that a second one for the same service is refused while
+the first still runs; it is waited for up to a time limit, stopped when it overruns, and its exit
+code and CloudWatch log are read back. Every AWS failure becomes a ReleaseTaskError whose message
+says what happened and carries the log tail.
+
+A command too long for RunTask's 8192-character override (the embedded migration analyzer is
+about 18 000) travels in a one-off revision of the task definition instead: the same containers,
+image, environment, secrets, roles and logging, only the command differs. It is deregistered
+when the task has stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from .release_commands import log_tail_section
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+# ECS allows 8192 characters of overrides, JSON punctuation included.
+OVERRIDES_LIMIT = 8192
+POLL_SECONDS = 6.0
+# CloudWatch can receive a task's last lines a little after ECS reports the task stopped.
+LOG_RETRIES = 5
+LOG_RETRY_SECONDS = 3.0
+LOG_PAGES_LIMIT = 200
+STARTED_BY_PREFIX = "pulumi-django-migrate/"
+_STARTED_BY_UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
+
+ClientFactory = Callable[[str, str], Any]
+"""(service, region) -> a boto3 client; tests pass Stubber-wrapped clients."""
+
+
+def boto3_clients(service: str, region: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+class ReleaseTaskError(Exception):
+    """A release step failed; the message is everything the operator needs."""
+
+
+@dataclass(frozen=True)
+class ReleaseTask:
+    """Where and what to run: the service's network, the new task definition, a command."""
+
+    purpose: str  # "migration check" or "migration job": named in every message
+    group: str  # the ECS task group, e.g. pulumi-django-migrate:<service>
+    cluster_arn: str
+    task_definition_arn: str
+    container_name: str
+    subnet_ids: Sequence[str]
+    security_group_ids: Sequence[str]
+    log_group_name: str
+    log_stream_prefix: str
+    service_name: str
+    command: Sequence[str]
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_arn: str
+    exit_code: int
+    stopped_reason: str
+    log_stream: str
+    log_lines: list[str]
+    duration_seconds: float
+
+
+def started_by(service_name: str) -> str:
+    """The RunTask `startedBy` tag shared by every release task of a service (ECS allows letters,
+    digits, `-`, `_`, `/` and 128 characters; ListTasks filters on it)."""
+    return (STARTED_BY_PREFIX + _STARTED_BY_UNSAFE.sub("-", service_name))[:128]
+
+
+def log_stream_name(task: ReleaseTask, task_arn: str) -> str:
+    """The awslogs stream of the task's container: `<prefix>/<container>/<task id>`."""
+    return f"{task.log_stream_prefix}/{task.container_name}/{task_arn.rsplit('/', 1)[-1]}"
+
+
+def command_override(task: ReleaseTask) -> dict[str, Any] | None:
+    """RunTask's `overrides` carrying the command, or None when it exceeds ECS's limit."""
+    overrides = {
+        "containerOverrides": [{"name": task.container_name, "command": list(task.command)}]
+    }
+    if len(json.dumps(overrides, separators=(",", ":"))) > OVERRIDES_LIMIT:
+        return None
+    return overrides
+
+
+def run_request(
+    task: ReleaseTask, task_definition: str, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "cluster": task.cluster_arn,
+        "taskDefinition": task_definition,
+        "launchType": "FARGATE",
+        "count": 1,
+        "startedBy": started_by(task.service_name),
+        "group": task.group,
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": list(task.subnet_ids),
+                "securityGroups": list(task.security_group_ids),
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    }
+    if overrides is not None:
+        request["overrides"] = dict(overrides)
+    return request
+
+
+def derived_definition(
+    definition: Mapping[str, Any], task: ReleaseTask, registrable: Sequence[str]
+) -> dict[str, Any]:
+    """A RegisterTaskDefinition request copying `definition` (DescribeTaskDefinition's) with the
+    task's command in its container, in a family of its own (`<family>-<purpose>`)."""
+    if not any(item["name"] == task.container_name for item in definition["containerDefinitions"]):
+        raise ReleaseTaskError(
+            f"{task.purpose}: task definition {task.task_definition_arn} has no container "
+            f"named {task.container_name!r}"
+        )
+    request = {key: value for key, value in definition.items() if key in registrable}
+    request["family"] = f"{definition['family']}-{task.purpose.replace(' ', '-')}"
+    request["containerDefinitions"] = [
+        {**item, "command": list(task.command)} if item["name"] == task.container_name else item
+        for item in definition["containerDefinitions"]
+    ]
+    return request
+
+
+def refuse_if_running(ecs: ECSClient, task: ReleaseTask) -> None:
+    """Raises when a release task of the same service is still running (a `pulumi up` that was
+    interrupted, or one from another machine): two migrations must never overlap."""
+    tag = started_by(task.service_name)
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_tasks").paginate(cluster=task.cluster_arn, startedBy=tag):
+        arns.extend(page.get("taskArns", []))
+    if not arns:
+        return
+    described = ecs.describe_tasks(cluster=task.cluster_arn, tasks=arns[:100]).get("tasks", [])
+    running = [
+        f"{item['taskArn']} ({item.get('group', '?')}, {item.get('lastStatus', '?')}"
+        + (f", started {item['startedAt']}" if item.get("startedAt") else "")
+        + ")"
+        for item in described
+        if item.get("lastStatus") != "STOPPED"
+    ]
+    if not running:
+        return
+    raise ReleaseTaskError(
+        f"{task.purpose} not started: another release task of service {task.service_name} is "
+        f"still running: {'; '.join(running)}. Wait for it to finish, or stop it with "
+        f"`aws ecs stop-task --cluster {task.cluster_arn} --task <arn>`, then run `pulumi up` "
+        "again; the fleet was not changed"
+    )
+
+
+def read_log_lines(
+    logs: CloudWatchLogsClient, group: str, stream: str, pages_limit: int = LOG_PAGES_LIMIT
+) -> list[str]:
+    """Every line of a log stream, oldest first; [] when the stream does not exist (yet)."""
+    lines: list[str] = []
+    request: dict[str, Any] = {
+        "logGroupName": group,
+        "logStreamName": stream,
+        "startFromHead": True,
+    }
+    for _page in range(pages_limit):
+        try:
+            response = logs.get_log_events(**request)
+        except logs.exceptions.ResourceNotFoundException:
+            return lines
+        lines.extend(event.get("message", "").rstrip("\n") for event in response["events"])
+        token = response.get("nextForwardToken")
+        if not token or token == request.get("nextToken"):
+            break
+        request["nextToken"] = token
+    return lines
+
+
+class ReleaseTaskRunner:
+    """Runs ReleaseTasks; the clock and sleep are injectable so timeouts test instantly."""
+
+    def __init__(
+        self,
+        clients: ClientFactory,
+        region: str,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.ecs: ECSClient = clients("ecs", region)
+        self.logs: CloudWatchLogsClient = clients("logs", region)
+        self.clock = clock
+        self.sleep = sleep
+
+    def run(
+        self, task: ReleaseTask, logs_complete: Callable[[list[str]], bool] = bool
+    ) -> TaskOutcome:
+        """Runs `task` to its end. Raises ReleaseTaskError when it cannot start, overruns, or
+        stops without its container having run; a non-zero exit is the caller's to judge.
+        `logs_complete` says when the log holds what the caller needs (see LOG_RETRIES)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._run(task, logs_complete)
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            raise ReleaseTaskError(
+                f"{task.purpose}: AWS refused {error.operation_name}: "
+                f"{details.get('Code', '?')}: {details.get('Message', '')}"
+            ) from None
+
+    def _run(self, task: ReleaseTask, logs_complete: Callable[[list[str]], bool]) -> TaskOutcome:
+        refuse_if_running(self.ecs, task)
+        overrides = command_override(task)
+        with self._definition_for(task, overrides) as task_definition:
+            started = self.clock()
+            task_arn = self._start(task, run_request(task, task_definition, overrides))
+            stopped = self._wait(task, task_arn, started)
+            duration = round(self.clock() - started, 1)
+        stream = log_stream_name(task, task_arn)
+        lines = self._read_log(task, stream, logs_complete)
+        container: Mapping[str, Any] = next(
+            (item for item in stopped.get("containers", []) if item["name"] == task.container_name),
+            {},
+        )
+        stopped_reason = str(stopped.get("stoppedReason", ""))
+        exit_code = container.get("exitCode")
+        if exit_code is None:
+            reasons = [reason for reason in (stopped_reason, container.get("reason")) if reason]
+            raise ReleaseTaskError(
+                f"{task.purpose} task {task_arn} stopped before its container ran: "
+                f"{' / '.join(map(str, reasons)) or 'ECS gave no reason'}"
+                f"{_tail_section(task, stream, lines)}"
+            )
+        return TaskOutcome(task_arn, int(exit_code), stopped_reason, stream, lines, duration)
+
+    @contextmanager
+    def _definition_for(
+        self, task: ReleaseTask, overrides: Mapping[str, Any] | None
+    ) -> Iterator[str]:
+        """The task definition to run: the release's own when the command fits in an override,
+        else a one-off revision carrying the command, deregistered afterwards."""
+        if overrides is not None:
+            yield task.task_definition_arn
+            return
+        described = self.ecs.describe_task_definition(taskDefinition=task.task_definition_arn)
+        register = self.ecs.meta.service_model.operation_model("RegisterTaskDefinition")
+        registrable = list(register.input_shape.members) if register.input_shape else []
+        request = derived_definition(described["taskDefinition"], task, registrable)
+        registered = self.ecs.register_task_definition(**request)
+        arn = registered["taskDefinition"]["taskDefinitionArn"]
+        try:
+            yield arn
+        finally:
+            self.ecs.deregister_task_definition(taskDefinition=arn)
+
+    def _start(self, task: ReleaseTask, request: Mapping[str, Any]) -> str:
+        response = self.ecs.run_task(**request)
+        tasks = response.get("tasks", [])
+        if not tasks:
+            failures = "; ".join(
+                f"{item.get('reason', '?')}"
+                + (f" ({item['detail']})" if item.get("detail") else "")
+                + (f" for {item['arn']}" if item.get("arn") else "")
+                for item in response.get("failures", [])
+            )
+            raise ReleaseTaskError(
+                f"ECS could not start the {task.purpose}: {failures or 'no task and no reason'}"
+            )
+        return tasks[0]["taskArn"]
+
+    def _wait(self, task: ReleaseTask, task_arn: str, started: float) -> Mapping[str, Any]:
+        while True:
+            described = self.ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task_arn])
+            current = next(iter(described.get("tasks", [])), None)
+            if current is not None and current.get("lastStatus") == "STOPPED":
+                return current
+            if self.clock() - started >= task.timeout_seconds:
+                self._stop_overrun(task, task_arn)
+            self.sleep(POLL_SECONDS)
+
+    def _stop_overrun(self, task: ReleaseTask, task_arn: str) -> None:
+        """Stops a task past its time limit (a migration waiting on a lock holds it meanwhile,
+        blocking the site), then raises with what it logged."""
+        limit = int(task.timeout_seconds)
+        self.ecs.stop_task(
+            cluster=task.cluster_arn,
+            task=task_arn,
+            reason=f"pulumi-django: {task.purpose} exceeded {limit} s",
+        )
+        stream = log_stream_name(task, task_arn)
+        lines = read_log_lines(self.logs, task.log_group_name, stream)
+        raise ReleaseTaskError(
+            f"{task.purpose} task {task_arn} did not finish within {limit} s "
+            "(migrations.timeoutSeconds) and was stopped; its database transaction is rolled "
+            "back, migrations it had already committed stay applied"
+            f"{_tail_section(task, stream, lines)}"
+        )
+
+    def _read_log(
+        self, task: ReleaseTask, stream: str, logs_complete: Callable[[list[str]], bool]
+    ) -> list[str]:
+        lines = read_log_lines(self.logs, task.log_group_name, stream)
+        for _retry in range(LOG_RETRIES):
+            if logs_complete(lines):
+                break
+            self.sleep(LOG_RETRY_SECONDS)
+            lines = read_log_lines(self.logs, task.log_group_name, stream)
+        return lines
+
+
+def _tail_section(task: ReleaseTask, stream: str, lines: Sequence[str]) -> str:
+    return log_tail_section(f"CloudWatch log group {task.log_group_name}, stream {stream}", lines)
+
+
+def describe_failure(task: ReleaseTask, outcome: TaskOutcome, what: str) -> str:
+    """The error message of a task that ran but failed: what failed, why ECS stopped it, and the
+    end of its log."""
+    return (
+        f"{task.purpose} failed: {what}, in task {outcome.task_arn} "
+        f"({outcome.stopped_reason or 'no stop reason'})"
+        f"{_tail_section(task, outcome.log_stream, outcome.log_lines)}"
+    )
+
+
+@dataclass(frozen=True)
+class ReleaseTaskInputs:
+    """Where a release task runs, as Pulumi inputs: the service's cluster, network, new task
+    definition and log group, plus the release it belongs to (the image digest)."""
+
+    release_id: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    task_definition_arn: pulumi.Input[str]
+    container_name: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    log_group_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+    region: pulumi.Input[str]
+    log_stream_prefix: pulumi.Input[str] = "app"
+
+    def props(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def release_task(
+    props: Mapping[str, Any],
+    *,
+    purpose: str,
+    group_prefix: str,
+    command: Sequence[str],
+    timeout_seconds: float,
+) -> ReleaseTask:
+    """The ReleaseTask described by a dynamic resource's ReleaseTaskInputs props."""
+    return ReleaseTask(
+        purpose=purpose,
+        group=f"{group_prefix}:{props['service_name']}",
+        cluster_arn=props["cluster_arn"],
+        task_definition_arn=props["task_definition_arn"],
+        container_name=props["container_name"],
+        subnet_ids=list(props["subnet_ids"]),
+        security_group_ids=list(props["security_group_ids"]),
+        log_group_name=props["log_group_name"],
+        log_stream_prefix=props["log_stream_prefix"],
+        service_name=props["service_name"],
+        command=list(command),
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def changed(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Sequence[str]) -> bool:
+    """True when any of `keys` differs from the last run (unknown during a preview counts)."""
+    return any(olds.get(key) != news.get(key) for key in keys)

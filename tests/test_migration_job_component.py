@@ -1,0 +1,137 @@
+"""The AWS migration steps as `pulumi up` registers them (mock-recorded): the check waits for what
+the release builds first, the job waits for the check, the fleet waits for the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from pulumi_django.components.migration_job import MigrationJob
+from pulumi_django.config.migrations import MigrationsConfig
+from pulumi_django.recorder import SECRET, Recording, record
+from pulumi_django.release import release_order
+
+IMAGE = "docker:index/image:Image"
+STATIC = "pulumi-python:dynamic/static:StaticRelease"
+CHECK = "pulumi-python:dynamic/migrations:MigrationCheck"
+JOB = "pulumi-python:dynamic/migrations:MigrationJob"
+SERVICE = "aws:ecs/service:Service"
+COMPONENT = "pulumi-django:migrations:MigrationJob"
+DIGEST = f"shop-image@sha256:{'0' * 64}"
+
+
+def record_release(migrations: dict[str, Any] | None = None) -> Recording:
+    """Image, static release, migration steps, then a service gated on them, as the stack
+    wires them (stand-ins with the real type tokens for the other steps)."""
+    config = MigrationsConfig.model_validate(migrations or {})
+
+    def program() -> None:
+        image = pulumi.CustomResource(
+            IMAGE, "shop-image", {"imageName": "shop-image:v2", "repoDigest": None}
+        )
+        repo_digest = image.repoDigest  # type: ignore[attr-defined]
+        static = pulumi.CustomResource(STATIC, "shop-static", {"release_id": repo_digest})
+        migrations_step = MigrationJob(
+            "shop-migrations",
+            config=config,
+            settings_module="shop.settings",
+            cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/shop",
+            task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7",
+            container_name="app",
+            subnet_ids=["subnet-0a", "subnet-0b"],
+            security_group_ids=["sg-0app"],
+            log_group_name="/ecs/shop-app",
+            release_id=repo_digest,
+            service_name="shop-app",
+            region="us-east-1",
+            after=[image, static],
+        )
+        pulumi.CustomResource(
+            SERVICE,
+            "shop-app",
+            {"name": "shop-app"},
+            opts=pulumi.ResourceOptions(depends_on=[migrations_step]),
+        )
+        pulumi.export("applied", migrations_step.applied_migrations)
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+def test_the_release_order_is_image_static_check_job_fleet() -> None:
+    recording = record_release()
+
+    order = release_order(recording)
+
+    assert [step.step.key for step in order] == ["image", "static", "check", "migrate", "fleet"]
+    assert all(step.ordered for step in order[1:])
+    check = recording.one(CHECK, "shop-migrations-check")
+    job = recording.one(JOB, "shop-migrations-job")
+    assert recording.depends_on(check.urn, recording.one(IMAGE).urn)
+    assert recording.depends_on(check.urn, recording.one(STATIC).urn)
+    assert recording.depends_on(job.urn, check.urn)
+    assert not recording.depends_on(check.urn, job.urn)
+    assert recording.depends_on(recording.one(SERVICE).urn, job.urn)
+
+
+def test_the_steps_are_children_of_the_component() -> None:
+    recording = record_release()
+
+    component = recording.one(COMPONENT, "shop-migrations")
+
+    assert {child.name for child in recording.children(component.urn)} == {
+        "shop-migrations-check",
+        "shop-migrations-job",
+    }
+
+
+def test_the_job_runs_the_configured_commands_of_this_release() -> None:
+    recording = record_release(
+        {
+            "releaseCommands": [["python", "manage.py", "createcachetable"]],
+            "timeoutSeconds": 1200,
+        }
+    )
+
+    job = recording.one(JOB).inputs
+
+    assert job["commands"] == [
+        ["python", "manage.py", "migrate", "--noinput"],
+        ["python", "manage.py", "createcachetable"],
+    ]
+    assert job["timeout_seconds"] == 1200
+    assert job["release_id"] == DIGEST
+    assert job["service_name"] == "shop-app"
+    assert job["container_name"] == "app"
+    assert job["log_stream_prefix"] == "app"
+    assert job["subnet_ids"] == ["subnet-0a", "subnet-0b"]
+    assert job["__provider"] == SECRET
+
+
+def test_the_check_gets_the_settings_and_the_acknowledgements() -> None:
+    recording = record_release(
+        {
+            "acknowledged": [
+                {"migration": "shop.0007_drop_price", "reason": "unused since release 41"}
+            ]
+        }
+    )
+
+    check = recording.one(CHECK).inputs
+
+    assert check["settings_module"] == "shop.settings"
+    assert check["acknowledged"] == {"shop.0007_drop_price": "unused since release 41"}
+    assert check["release_id"] == DIGEST
+    assert check["timeout_seconds"] == 900
+
+
+def test_without_the_check_the_job_waits_for_the_release_itself() -> None:
+    recording = record_release({"check": False})
+
+    assert recording.find(CHECK) == []
+    job = recording.one(JOB)
+    assert recording.depends_on(job.urn, recording.one(IMAGE).urn)
+    assert recording.depends_on(job.urn, recording.one(STATIC).urn)
+    order = release_order(recording)
+    assert [step.step.key for step in order] == ["image", "static", "migrate", "fleet"]
+    assert all(step.ordered for step in order[1:])

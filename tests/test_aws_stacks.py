@@ -129,8 +129,6 @@ def test_only_cloudfront_reaches_the_load_balancer(
     assert open_rules == []
     distribution = recording.one("aws:cloudfront/distribution:Distribution").inputs
     headers = [
-        header
-        for origin in distribution["origins"]
-        for header in origin.get("customHeaders", [])
+        header for origin in distribution["origins"] for header in origin.get("customHeaders", [])
     ]
     assert headers == [{"name": "X-Origin-Verify", "value": "[secret]"}]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Print the stack config reference (the table in README.md) as Markdown."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     del parser  # no options

@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "Publish a release's collected static files to S3, keeping the previous releases' files."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..static_publish import DEFAULT_KEEP, DEFAULT_PREFIX

@@ -11,7 +11,6 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..config import StackConfig
 
-HELP = "Print the proxy config (nginx or Caddy) or the app-server settings a stack deploys."
 DEFAULT_STACK = "dev"
 
 

@@ -1,0 +1,93 @@
+"""`pulumi-django check-migrations`: refuse migrations that would break the running version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "labels",
+        nargs="*",
+        metavar="LABEL",
+        help="app_label or app_label.migration_name (default: the migrations not yet applied)",
+    )
+    parser.add_argument("--settings", required=True, metavar="MODULE", help="the Django settings")
+    parser.add_argument(
+        "--pythonpath", metavar="DIR", help="directory holding the project (default: current)"
+    )
+    parser.add_argument(
+        "--python", metavar="PATH", help="interpreter of the app's environment (default: this one)"
+    )
+    parser.add_argument("--database-url", metavar="URL", help="DATABASE_URL for the app's settings")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="check_all",
+        help="check every migration, applied or not (Django's own apps only when named)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not connect to the database (with --all or LABEL; custom operations unchecked)",
+    )
+    parser.add_argument(
+        "--acknowledge",
+        action="append",
+        default=[],
+        metavar="MIGRATION=REASON",
+        help="allow app_label.migration_name on purpose, with a reason (repeatable)",
+    )
+    parser.add_argument(
+        "--stack", metavar="NAME", help="also allow the stack's migrations.acknowledged"
+    )
+    parser.add_argument(
+        "--cwd", default=".", help="the Pulumi project directory for --stack (default: current)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..migration_check import format_report, parse_acknowledgements, run_check
+
+    if args.check_all and args.labels:
+        raise UsageError("--all and LABEL exclude each other: pass one or the other")
+    if args.offline and not (args.check_all or args.labels):
+        raise UsageError(
+            "--offline needs --all or LABEL: only the database knows what is unapplied"
+        )
+    acknowledged = _stack_acknowledgements(args.stack, Path(args.cwd)) if args.stack else {}
+    try:
+        acknowledged |= parse_acknowledgements(args.acknowledge)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    result = run_check(
+        args.settings,
+        pythonpath=args.pythonpath,
+        python=args.python,
+        database_url=args.database_url,
+        labels=args.labels,
+        check_all=args.check_all,
+        offline=args.offline,
+        acknowledged=acknowledged,
+    )
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_report(result))
+    return result.exit_code
+
+
+def _stack_acknowledgements(stack: str, project_dir: Path) -> dict[str, str]:
+    from ..config import ConfigError, parse_stack_config
+    from ..stackfile import load_stack_file
+
+    if not project_dir.is_dir():
+        raise UsageError(f"--cwd {project_dir}: no such directory")
+    stack_file = load_stack_file(project_dir, stack)
+    try:
+        config = parse_stack_config(*stack_file.namespace("django"))
+    except ConfigError as error:
+        raise UsageError(f"stack {stack}: {error}") from None
+    return {item.migration: item.reason for item in config.migrations.acknowledged}

@@ -1,0 +1,146 @@
+"""Runs the analyzer in the app's own interpreter (or builds the command that does) and reads
+its result back. The analyzer needs Django and the project, so it never runs in this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import UsageError
+from .analyzer import CheckResult
+
+ANALYZER = Path(__file__).with_name("analyzer.py")
+DEFAULT_TIMEOUT_SECONDS = 600.0
+
+
+class Acknowledged(Protocol):
+    """A migration allowed on purpose, e.g. the stack config's `AcknowledgedMigration`."""
+
+    @property
+    def migration(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+# {"app_label.migration_name": reason}, or the stack config's `migrations.acknowledged`.
+Acknowledgements = Mapping[str, str] | Iterable[Acknowledged]
+
+
+class MigrationCheckError(UsageError):
+    """The check could not run (bad settings, unreachable database...); the message says why."""
+
+
+def analyzer_source() -> str:
+    """The analyzer's source: one file, stdlib and Django only, runnable as `python -c`."""
+    return ANALYZER.read_text(encoding="utf-8")
+
+
+def analyzer_arguments(
+    settings: str,
+    *,
+    pythonpath: str | None = None,
+    labels: Sequence[str] = (),
+    check_all: bool = False,
+    offline: bool = False,
+    acknowledged: Acknowledgements = (),
+    json_output: bool = True,
+) -> list[str]:
+    """The analyzer's command-line arguments (after the program) for one check."""
+    arguments = ["--settings", settings]
+    if pythonpath:
+        arguments += ["--pythonpath", pythonpath]
+    if check_all:
+        arguments.append("--all")
+    if offline:
+        arguments.append("--offline")
+    for migration, reason in _reasons(acknowledged).items():
+        arguments += ["--acknowledge", f"{migration}={reason}"]
+    if json_output:
+        arguments.append("--json")
+    return [*arguments, *labels]
+
+
+def embedded_command(arguments: Sequence[str], python: str = "python") -> list[str]:
+    """`python -c PROGRAM ARGUMENTS` running the analyzer, compressed, e.g. in the app image."""
+    packed = base64.b64encode(zlib.compress(analyzer_source().encode("utf-8"), 9)).decode()
+    program = f"import base64,zlib;exec(zlib.decompress(base64.b64decode('{packed}')))"
+    return [python, "-c", program, *arguments]
+
+
+def run_check(
+    settings: str,
+    *,
+    pythonpath: str | None = None,
+    python: str | None = None,
+    database_url: str | None = None,
+    labels: Sequence[str] = (),
+    check_all: bool = False,
+    offline: bool = False,
+    acknowledged: Acknowledgements = (),
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> CheckResult:
+    """Checks the app's migrations with its own interpreter; MigrationCheckError if it cannot.
+
+    By default the migrations not yet applied to the app's database; `check_all` or `labels`
+    (`app_label` or `app_label.migration_name`) pick others. `database_url` becomes the
+    analyzer's DATABASE_URL; `acknowledged` allows migrations on purpose, each with a reason.
+    """
+    interpreter = python or sys.executable
+    command = [
+        interpreter,
+        str(ANALYZER),
+        *analyzer_arguments(
+            settings,
+            pythonpath=pythonpath,
+            labels=labels,
+            check_all=check_all,
+            offline=offline,
+            acknowledged=acknowledged,
+        ),
+    ]
+    environment = dict(os.environ)
+    if database_url:
+        environment["DATABASE_URL"] = database_url
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise MigrationCheckError(f"--python {interpreter}: no such interpreter") from None
+    except PermissionError:
+        raise MigrationCheckError(f"--python {interpreter}: not executable") from None
+    except subprocess.TimeoutExpired:
+        raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None
+    if completed.returncode not in (0, 1):
+        raise MigrationCheckError(_last_error(completed.stderr, completed.returncode))
+    try:
+        result = CheckResult.from_json(json.loads(completed.stdout))
+    except (ValueError, KeyError, TypeError):
+        raise MigrationCheckError(
+            f"{interpreter} printed no check result: {_last_error(completed.stderr, 0)}"
+        ) from None
+    if completed.stderr.strip():
+        sys.stderr.write(completed.stderr)
+    return result
+
+
+def _reasons(acknowledged: Acknowledgements) -> dict[str, str]:
+    if isinstance(acknowledged, Mapping):
+        return dict(acknowledged)
+    return {item.migration: item.reason for item in acknowledged}
+
+
+def _last_error(stderr: str, returncode: int) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return f"the analyzer exited with status {returncode} and said nothing"
+    return lines[-1].removeprefix("error: ")

@@ -154,3 +154,29 @@ def test_cli_errors_are_clear_and_untraced(stack: str, message: str) -> None:
 def test_missing_project_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no Pulumi\.yaml"):
         plan_stack(tmp_path, "dev")
+
+
+@pytest.mark.slow
+def test_plan_shows_the_migration_check_of_the_stacks_app(tmp_path: Path) -> None:
+    from pulumi_django.rehearsal.releases import build_release
+
+    app = build_release(
+        Path(__file__).resolve().parent.parent / "examples" / "bigfoot",
+        "v2-unsafe",
+        tmp_path / "app",
+    )
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((TINY / name).read_text())
+    (tmp_path / "Pulumi.unsafe.yaml").write_text(
+        "config:\n  django:target: aws\n  django:name: tiny-demo\n"
+        f"  django:app:\n    context: {app}\n"
+    )
+    plan = plan_stack(tmp_path, "unsafe")
+    report = plan.as_json()["migrationCheck"]
+    assert report["skipped"] is None
+    assert "sightings.0002_sighting_gdpr_accepted" in report["checked"]
+    rules = {(f["migration"], f["severity"]) for f in report["findings"]}
+    assert ("sightings.0002_sighting_gdpr_accepted", "unsafe") in rules
+    text = render_text(plan)
+    assert "Migration safety check (app, offline, every migration):" in text
+    assert "sightings.0002_sighting_gdpr_accepted" in text

@@ -16,17 +16,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import NAMESPACE, parse_stack_config
+from .migration_check import CheckResult, MigrationCheckError, format_report, run_check
 from .recorder import RecordedResource, Recording, record
 from .release import StepInPlan, release_order
 from .stackfile import StackFile, load_stack_file
 
 TARGET_KEY = "django:target"
+# What pulumi-django injects into every deployment; the offline check only needs the app's
+# settings to import, and never connects anywhere.
+OFFLINE_APP_ENVIRONMENT = {
+    "DJANGO_SECRET_KEY": "offline-plan-only",
+    "DATABASE_URL": "postgres://offline.invalid/plan",
+    "REDIS_URL": "redis://offline.invalid:6379/0",
+}
+
+
+@dataclass
+class MigrationReport:
+    """The migration safety check of the stack's app, run offline on every migration."""
+
+    app_dir: Path
+    result: CheckResult | None
+    skipped: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body = self.result.to_json() if self.result else {"checked": [], "findings": []}
+        return {**body, "appDir": str(self.app_dir), "skipped": self.skipped}
 
 
 @dataclass
 class Plan:
     stack_file: StackFile
     recording: Recording
+    migrations: MigrationReport
 
     @property
     def target(self) -> str:
@@ -52,6 +75,7 @@ class Plan:
                 }
                 for found in self.release_order()
             ],
+            "migrationCheck": self.migrations.as_json(),
         }
 
 
@@ -72,7 +96,30 @@ def plan_stack(project_dir: Path, stack: str) -> Plan:
         secret_keys=stack_file.secret_keys,
     )
     recording.resources = _tree_order(recording.resources)
-    return Plan(stack_file, recording)
+    return Plan(stack_file, recording, check_app_migrations(stack_file))
+
+
+def check_app_migrations(stack_file: StackFile) -> MigrationReport:
+    """The safety check on every migration of the stack's app, as the release would run it,
+    but offline: each migration judged on its own, no database needed."""
+    config = parse_stack_config(*stack_file.namespace(NAMESPACE))
+    app_dir = (stack_file.project_dir / config.app.context).resolve()
+    if not config.migrations.check:
+        return MigrationReport(app_dir, None, "migrations.check is off")
+    if not (app_dir / "manage.py").is_file():
+        return MigrationReport(app_dir, None, f"no manage.py in {app_dir}")
+    try:
+        result = run_check(
+            config.app.settings_module,
+            pythonpath=str(app_dir),
+            check_all=True,
+            offline=True,
+            acknowledged=config.migrations.acknowledged,
+            environment=OFFLINE_APP_ENVIRONMENT,
+        )
+    except MigrationCheckError as error:
+        return MigrationReport(app_dir, None, str(error))
+    return MigrationReport(app_dir, result)
 
 
 @contextlib.contextmanager
@@ -146,9 +193,20 @@ def render_text(plan: Plan) -> str:
         else:
             gate = f"  (NOT ORDERED after step {numbers[found.after.key]}: it can run before it)"
         lines.append(f"  {number}. {found.step.title:<26} {names}{gate}")
+    lines += ["", *_migration_lines(plan.migrations)]
     if recording.outputs:
         lines += ["", "Outputs:"]
         width = max(len(name) for name in recording.outputs)
         for name, value in sorted(recording.outputs.items()):
-            lines.append(f"  {name:<{width}}  {value}")
+            shown = "(known after pulumi up)" if value is None else value
+            lines.append(f"  {name:<{width}}  {shown}")
     return "\n".join(lines) + "\n"
+
+
+def _migration_lines(report: MigrationReport) -> list[str]:
+    title = f"Migration safety check ({report.app_dir.name}, offline, every migration):"
+    if report.result is None:
+        return [title, f"  skipped: {report.skipped}"]
+    lines = [title, f"  checked: {', '.join(report.result.checked) or 'none'}"]
+    lines += [f"  {line}" if line else "" for line in format_report(report.result).splitlines()]
+    return lines

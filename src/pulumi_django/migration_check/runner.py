@@ -87,12 +87,14 @@ def run_check(
     offline: bool = False,
     acknowledged: Acknowledgements = (),
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    environment: Mapping[str, str] | None = None,
 ) -> CheckResult:
     """Checks the app's migrations with its own interpreter; MigrationCheckError if it cannot.
 
     By default the migrations not yet applied to the app's database; `check_all` or `labels`
     (`app_label` or `app_label.migration_name`) pick others. `database_url` becomes the
-    analyzer's DATABASE_URL; `acknowledged` allows migrations on purpose, each with a reason.
+    analyzer's DATABASE_URL; `acknowledged` allows migrations on purpose, each with a reason;
+    `environment` adds variables the app's settings need to import.
     """
     interpreter = python or sys.executable
     command = [
@@ -107,7 +109,7 @@ def run_check(
             acknowledged=acknowledged,
         ),
     ]
-    environment = dict(os.environ)
+    environment = {**os.environ, **(environment or {})}
     if database_url:
         environment["DATABASE_URL"] = database_url
     try:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-HELP = "Show what a stack deploys, offline: the resource tree, the release order, the outputs."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.NAME.yaml")
@@ -21,6 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cwd", default=".", help="the Pulumi project directory (default: the current one)"
     )
+    parser.add_argument(
+        "--diff-against",
+        metavar="GITREF",
+        help="compare with the plan at a git commit, branch or tag (run with that ref's code): "
+        "resources added, removed, changed, stateful replacements, new migrations",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="how to print: text (default), markdown (a pull-request comment, with "
+        "--diff-against) or json",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {args.cwd}: no such directory")
+    if args.diff_against is not None:
+        return _diff(args, project_dir)
+    if args.format == "markdown":
+        raise UsageError("--format markdown needs --diff-against GITREF")
     try:
         plan = plan_stack(project_dir, args.stack)
     except ConfigError as error:
         raise UsageError(f"stack {args.stack}: {error}") from None
     document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
-    if args.json == "-":
+    if args.json == "-" or (args.format == "json" and not args.json):
         print(document, end="")
         return 0
     if args.json:
@@ -43,5 +58,22 @@ def run(args: argparse.Namespace) -> int:
         if not target.parent.is_dir():
             raise UsageError(f"--json {args.json}: directory {target.parent} does not exist")
         target.write_text(document)
-    print(render_text(plan), end="")
+    print(document if args.format == "json" else render_text(plan), end="")
+    return 0
+
+
+def _diff(args: argparse.Namespace, project_dir: Path) -> int:
+    from ..git_plan import review_against
+    from ..plan_diff import diff_json, render_markdown
+    from ..plan_diff import render_text as render_diff_text
+
+    if args.json:
+        raise UsageError("--json writes a plan, not a diff: use --format json with --diff-against")
+    diff = review_against(project_dir, args.stack, args.diff_against)
+    if args.format == "json":
+        print(json.dumps(diff_json(diff), indent=2))
+    elif args.format == "markdown":
+        print(render_markdown(diff), end="")
+    else:
+        print(render_diff_text(diff), end="")
     return 0

@@ -22,6 +22,7 @@ from pulumi_django.rendering.container_definitions import (
     task_volumes,
 )
 from pulumi_django.rendering.iam_policies import (
+    database_secret_policy,
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
@@ -145,6 +146,16 @@ class AppTask(pulumi.ComponentResource):
             opts=child,
         )
         task_role = self._task_role(name, config, assume_role, task_role_policy_arns, tags, child)
+        # The app reads the password again when RDS rotates it (the execution role read it
+        # only at task start); see docs/app-task.md.
+        database_secret_read = aws.iam.RolePolicy(
+            f"{name}-task-database-secret",
+            role=task_role.id,
+            policy=pulumi.Output.from_input(database.secret_arn).apply(
+                lambda arn: json.dumps(database_secret_policy(arn))
+            ),
+            opts=child,
+        )
 
         containers = pulumi.Output.all(
             image=image_ref,
@@ -159,6 +170,7 @@ class AppTask(pulumi.ComponentResource):
             database_port=database.port,
             database_name=database.name,
             database_user=database.username,
+            database_secret_arn=database.secret_arn,
             redis_url=cache.url,
         ).apply(lambda values: json.dumps(_containers(config, app_user, values)))
 
@@ -180,8 +192,11 @@ class AppTask(pulumi.ComponentResource):
             # ECR still keeps can run again.
             skip_destroy=True,
             tags=tags,
-            # A task must never start before its execution role may pull and read secrets.
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[execution_policy])),
+            # A task must never start before its execution role may pull and read secrets,
+            # nor before the app may read its database secret again.
+            opts=child.merge(
+                pulumi.ResourceOptions(depends_on=[execution_policy, database_secret_read])
+            ),
         )
 
         self.cluster_arn = cluster.arn
@@ -250,10 +265,11 @@ class AppTask(pulumi.ComponentResource):
         tags: dict[str, str],
         child: pulumi.ResourceOptions,
     ) -> aws.iam.Role:
-        """The app's own AWS identity: no permission unless given one."""
+        """The app's own AWS identity: it may read its database secret (granted by the caller),
+        and nothing else unless given more."""
         role = aws.iam.Role(
             f"{name}-task",
-            description=f"{name}: the app's AWS identity (no permissions by default)",
+            description=f"{name}: the app's AWS identity (by default: read the database secret)",
             assume_role_policy=assume_role,
             tags=tags,
             opts=child,
@@ -288,6 +304,7 @@ def _containers(config: StackConfig, app_user: str, values: dict) -> list[dict]:
                 port=int(values["database_port"]),
                 name=values["database_name"],
                 user=values["database_user"],
+                secret_arn=values["database_secret_arn"],
             ),
             redis_url=values["redis_url"],
             secrets=values["secrets"],

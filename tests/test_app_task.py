@@ -133,8 +133,10 @@ def test_no_secret_value_anywhere_in_what_the_engine_receives(
     version = recording.one("aws:secretsmanager/secretVersion:SecretVersion")
     assert version.inputs["secretString"] == SECRET
     for definition in containers(recording).values():
-        for name in name_values(definition.get("environment", [])):
-            assert not SECRET_LOOKING.search(name), name
+        for name, value in name_values(definition.get("environment", [])).items():
+            # The one secret-looking name carries the secret's ARN, never its value.
+            if SECRET_LOOKING.search(name):
+                assert (name, value) == ("DATABASE_SECRET_ARN", DATABASE_SECRET)
 
 
 def test_secrets_come_from_secrets_manager_and_ssm_by_reference(
@@ -239,14 +241,40 @@ def task_role_grants(recording: Recording) -> list[str]:
     ]
 
 
-def test_task_role_has_no_permission_by_default() -> None:
+def test_task_role_may_only_read_the_database_secret_by_default() -> None:
     recording = record_task(stack_config(PROD_LIKE))
-    assert task_role_grants(recording) == []
+    assert task_role_grants(recording) == ["shop-app-task-database-secret"]
+    document = json.loads(
+        recording.one(ROLE_POLICY, "shop-app-task-database-secret").inputs["policy"]
+    )
+    assert lint(document) == []
+    assert document["Statement"] == [
+        {
+            "Sid": "ReadDatabaseSecret",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": DATABASE_SECRET,
+        }
+    ]
+
+
+def test_app_is_told_which_secret_to_read_again_after_a_rotation(
+    stack: tuple[StackConfig, Recording],
+) -> None:
+    _, recording = stack
+    environment = name_values(containers(recording)["app"]["environment"])
+    assert environment["DATABASE_SECRET_ARN"] == DATABASE_SECRET
+    # The password itself still arrives at task start, through the execution role.
+    assert (
+        name_values(containers(recording)["app"]["secrets"], "valueFrom")["DATABASE_PASSWORD"]
+        == f"{DATABASE_SECRET}:password::"
+    )
 
 
 def test_task_role_gets_ecs_exec_only_when_enabled_and_extra_policies_when_given() -> None:
     recording = record_task(stack_config(DEV_LIKE), policy_arns=(EXTRA_POLICY,))
     assert sorted(task_role_grants(recording)) == [
+        "shop-dev-app-task-database-secret",
         "shop-dev-app-task-exec",
         "shop-dev-app-task-policy-0",
     ]
@@ -256,12 +284,18 @@ def test_task_role_gets_ecs_exec_only_when_enabled_and_extra_policies_when_given
     assert attachment["policyArn"] == EXTRA_POLICY
 
 
-def test_task_definition_waits_for_the_execution_policy(
+def test_task_definition_waits_for_the_execution_and_database_secret_policies(
     stack: tuple[StackConfig, Recording],
 ) -> None:
     _, recording = stack
-    (policy,) = [p for p in recording.find(ROLE_POLICY) if p.name.endswith("-execution")]
-    assert recording.depends_on(recording.one(TASK_DEFINITION).urn, policy.urn)
+    policies = [
+        p
+        for p in recording.find(ROLE_POLICY)
+        if p.name.endswith(("-execution", "-database-secret"))
+    ]
+    assert len(policies) == 2
+    for policy in policies:
+        assert recording.depends_on(recording.one(TASK_DEFINITION).urn, policy.urn)
 
 
 def test_outputs_name_what_the_service_and_migration_job_need(

@@ -62,7 +62,9 @@ def task_inputs(config: StackConfig) -> TaskInputs:
         site_url=f"https://{SITE_HOST}",
         static_url=f"https://{SITE_HOST}/static/",
         vpc_cidr="10.0.0.0/16",
-        database=DatabaseSettings(host="db.internal", port=5432, name="app", user="django"),
+        database=DatabaseSettings(
+            host="db.internal", port=5432, name="app", user="django", secret_arn=RDS_SECRET
+        ),
         redis_url="rediss://cache.internal:6379/0",
         secrets=app_secrets(
             database_secret_arn=RDS_SECRET,
@@ -173,8 +175,10 @@ def test_secrets_only_as_value_from_and_no_secret_looking_plain_variable(stack: 
     }
     assert secrets(app) == expected
     for definition in by_name.values():
-        for name in environment(definition):
-            assert not SECRET_LOOKING.search(name), name
+        for name, value in environment(definition).items():
+            # The one secret-looking name carries the secret's ARN, never its value.
+            if SECRET_LOOKING.search(name):
+                assert (name, value) == ("DATABASE_SECRET_ARN", RDS_SECRET)
 
 
 def test_prod_like_app_gets_its_own_environment_and_secrets() -> None:
@@ -198,6 +202,7 @@ def test_app_environment_contract() -> None:
         "DATABASE_NAME": "app",
         "DATABASE_USER": "django",
         "DATABASE_SSLMODE": "require",
+        "DATABASE_SECRET_ARN": RDS_SECRET,
         "REDIS_URL": "rediss://cache.internal:6379/0",
         "TMPDIR": "/tmp",
     }

@@ -9,6 +9,7 @@ import parliament
 import pytest
 
 from pulumi_django.rendering.iam_policies import (
+    database_secret_policy,
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
@@ -131,3 +132,21 @@ def test_exec_command_policy_passes_parliament() -> None:
     assert findings(document) == []
     (statement,) = document["Statement"]
     assert all(action.startswith("ssmmessages:") for action in statement["Action"])
+
+
+def test_database_secret_policy_reads_exactly_that_secret() -> None:
+    document = database_secret_policy(RDS_SECRET)
+    assert findings(document) == []
+    (statement,) = document["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert statement["Resource"] == RDS_SECRET
+
+
+@pytest.mark.parametrize(
+    "not_a_secret",
+    [f"{RDS_SECRET}:password::", PARAMETER, "*", f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:*"],
+)
+def test_database_secret_policy_refuses_anything_but_one_secret_arn(not_a_secret: str) -> None:
+    with pytest.raises(ValueError, match="not a Secrets Manager secret ARN"):
+        database_secret_policy(not_a_secret)

@@ -6,6 +6,7 @@ image is built, when no secret, database or cache exists yet.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # `manage.py collectstatic` (or `django-admin collectstatic`) at image build time.
 BUILDING_IMAGE = sys.argv[1:2] == ["collectstatic"]
 
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -116,7 +118,23 @@ def database_settings() -> dict[str, Any]:
     # Persistent connections, checked before reuse after an idle period or a failover.
     connection["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     connection["CONN_HEALTH_CHECKS"] = True
-    return connection
+    return connection | rotating_password(connection["ENGINE"])
+
+
+def rotating_password(engine: str) -> dict[str, str]:
+    """With DATABASE_SECRET_ARN, the backend that re-reads a password RDS has rotated (the
+    DATABASE_PASSWORD a task got at start stops working for new connections)."""
+    arn = os.environ.get("DATABASE_SECRET_ARN", "").strip()
+    if not arn:
+        return {}
+    if not SECRET_ARN.match(arn):
+        raise ImproperlyConfigured(
+            f"DATABASE_SECRET_ARN={arn!r}: expected a Secrets Manager secret ARN "
+            "(arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
+        )
+    if engine != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_SECRET_ARN works with PostgreSQL only")
+    return {"ENGINE": "bigfoot.db.postgresql", "SECRET_ARN": arn}
 
 
 _database = database_settings()

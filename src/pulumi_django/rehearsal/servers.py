@@ -98,7 +98,8 @@ def log_tail(log: Path, lines: int = 30) -> str:
 
 @dataclass
 class Postgres:
-    """A running throwaway PostgreSQL cluster; trust auth on loopback only."""
+    """A running throwaway PostgreSQL cluster on loopback; the `postgres` superuser needs no
+    password (and, unless started with `password_auth`, neither does any other role)."""
 
     port: int
     user: str = "postgres"
@@ -132,8 +133,11 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres(timeout: float = 60.0) -> Iterator[Postgres]:
-    """A fresh PostgreSQL cluster in a temporary directory (fsync off: it is thrown away)."""
+def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster in a temporary directory (fsync off: it is thrown away).
+
+    With `password_auth`, every role but `postgres` must log in over TCP with its password
+    (scram-sha-256), so that a test can change a password and see old ones refused."""
     initdb = find_binary("initdb", "/usr/lib/postgresql/*/bin", package="postgresql")
     server = find_binary("postgres", "/usr/lib/postgresql/*/bin", package="postgresql")
     workdir = Path(tempfile.mkdtemp(prefix="pd-postgres-"))
@@ -159,6 +163,8 @@ def postgres(timeout: float = 60.0) -> Iterator[Postgres]:
             capture_output=True,
             env=env,
         )
+        if password_auth:
+            _require_passwords(data)
         port = free_port()
         process = start_process(
             [
@@ -196,6 +202,16 @@ def postgres(timeout: float = 60.0) -> Iterator[Postgres]:
         raise ServerError(f"PostgreSQL did not start: {error}\n{log_tail(log)}") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _require_passwords(data: Path) -> None:
+    """pg_hba.conf: the superuser keeps trust (fixtures use it), every other role logs in with
+    its password. Written before the server starts, so no reload is needed."""
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        f"host all postgres {LOOPBACK}/32 trust\n"
+        f"host all all {LOOPBACK}/32 scram-sha-256\n"
+    )
 
 
 def _wait_until_accepting(port: int, timeout: float) -> None:

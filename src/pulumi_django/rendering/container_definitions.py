@@ -78,12 +78,14 @@ class ProxyContainer:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where the app connects; the password comes separately, as a secret."""
+    """Where the app connects. The password comes separately, as a secret read at task start;
+    `secret_arn` names that secret so the app can read it again after RDS rotates it."""
 
     host: str
     port: int
     name: str
     user: str
+    secret_arn: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ def app_environment(
         "DATABASE_NAME": database.name,
         "DATABASE_USER": database.user,
         "DATABASE_SSLMODE": "require",
+        # An ARN, not a secret: the app re-reads the rotated password with the task role.
+        "DATABASE_SECRET_ARN": database.secret_arn,
         "REDIS_URL": redis_url,
         "TMPDIR": APP_TMP_PATH,
     }

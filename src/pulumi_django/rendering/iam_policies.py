@@ -112,6 +112,28 @@ def execution_role_policy(
     return {"Version": VERSION, "Statement": statements}
 
 
+def database_secret_policy(secret_arn: str) -> Policy:
+    """Task-role permission to read the RDS-managed database secret again after a rotation
+    (the execution role reads it only at task start). No `kms:Decrypt`: RDS encrypts the
+    secret with the AWS managed key `aws/secretsmanager`, whose key policy lets Secrets
+    Manager decrypt for any principal of the account allowed to read the secret."""
+    parts = secret_arn.split(":")
+    # arn:<partition>:secretsmanager:<region>:<account>:secret:<name> (names have no colon)
+    if len(parts) != 7 or parts[2] != "secretsmanager" or parts[5] != "secret":
+        raise ValueError(f"not a Secrets Manager secret ARN: {secret_arn}")
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "ReadDatabaseSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arn,
+            }
+        ],
+    }
+
+
 def exec_command_policy() -> Policy:
     """Task-role permissions ECS Exec needs; granted only when `fleet.enableExecuteCommand`."""
     return {

@@ -90,6 +90,19 @@ class SettingsFromEnvironmentTests(SimpleTestCase):
         self.assertTrue(database["CONN_HEALTH_CHECKS"])
         self.assertGreater(database["CONN_MAX_AGE"], 0)
 
+    def test_a_database_secret_arn_selects_the_backend_that_follows_rotations(self) -> None:
+        arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
+        database = self.loaded(**self.complete, DATABASE_SECRET_ARN=arn)["DATABASES"]["default"]
+        self.assertEqual(database["ENGINE"], "bigfoot.db.postgresql")
+        self.assertEqual(database["SECRET_ARN"], arn)
+        without = self.loaded(**self.complete)["DATABASES"]["default"]
+        self.assertEqual(without["ENGINE"], "django.db.backends.postgresql")
+        self.assertNotIn("SECRET_ARN", without)
+
+    def test_refuses_a_database_secret_that_is_not_an_arn(self) -> None:
+        result = load_settings(**self.complete, DATABASE_SECRET_ARN="rds!db-1234")  # noqa: S106
+        self.assert_refused(result, "DATABASE_SECRET_ARN='rds!db-1234': expected a Secrets")
+
     def test_redis_with_tls_and_a_separate_password(self) -> None:
         loaded = self.loaded(**self.complete, REDIS_PASSWORD="auth-token")  # noqa: S106
         cache = loaded["CACHES"]["default"]

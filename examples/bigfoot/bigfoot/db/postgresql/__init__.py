@@ -1,0 +1,1 @@
+"""PostgreSQL whose password rotates under the running app (see base.py)."""

@@ -17,3 +17,15 @@ class LocalConfig(Section):
     proxy_image: str | None = Field(
         None, description="Proxy image; default the official nginx or caddy Alpine image."
     )
+    postgres_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="Publish PostgreSQL on 127.0.0.1 at this port (psql); none: unpublished.",
+    )
+    redis_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="Publish Redis on 127.0.0.1 at this port; none: unpublished.",
+    )

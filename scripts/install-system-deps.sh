@@ -10,6 +10,7 @@ have_pg() { have initdb || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/n
 have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 have caddy || missing+=(caddy)
 have redis-server || missing+=(redis-server)
+have wget || missing+=(wget)
 have_pg || missing+=(postgresql)
 have psql || missing+=(postgresql-client)
 have node || missing+=(nodejs)

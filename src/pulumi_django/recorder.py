@@ -174,9 +174,23 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
         "revision": 1,
     },
     "docker:index/image:Image": lambda name, inputs, _r: {
-        "repoDigest": f"{str(inputs.get('imageName', name)).split(':')[0]}@sha256:{'0' * 64}",
+        # Without a push, the provider reports the local image ID as the digest.
+        "repoDigest": f"sha256:{'0' * 64}"
+        if inputs.get("skipPush")
+        else f"{str(inputs.get('imageName', name)).split(':')[0]}@sha256:{'0' * 64}",
         "imageName": inputs.get("imageName", name),
     },
+    "docker:index/remoteImage:RemoteImage": lambda _n, inputs, _r: {
+        "imageId": f"sha256:{'1' * 64}",
+        "repoDigest": f"{str(inputs.get('name')).split(':')[0]}@sha256:{'1' * 64}",
+    },
+    # A container the program runs to completion (`attach`) exited 0.
+    "docker:index/container:Container": lambda name, inputs, region: {
+        **_autonamed(name, inputs, region),
+        **({"exitCode": 0, "containerLogs": ""} if inputs.get("attach") else {}),
+    },
+    "docker:index/network:Network": _autonamed,
+    "docker:index/volume:Volume": _autonamed,
     "aws:rds/instance:Instance": lambda name, _i, region: {
         "address": f"{name}.abcdefghijkl.{region}.rds.amazonaws.com",
         "endpoint": f"{name}.abcdefghijkl.{region}.rds.amazonaws.com:5432",

@@ -26,7 +26,7 @@ RELEASE_STEPS: tuple[ReleaseStep, ...] = (
     ReleaseStep(
         "static",
         "static release published",
-        ("pulumi-python:dynamic/static:StaticRelease",),
+        ("pulumi-python:dynamic/static:StaticRelease", "pulumi-django:local:StaticRelease"),
     ),
     ReleaseStep(
         "check",
@@ -44,7 +44,11 @@ RELEASE_STEPS: tuple[ReleaseStep, ...] = (
             "pulumi-python:dynamic/migrations:LocalJobVerdict",
         ),
     ),
-    ReleaseStep("fleet", "app fleet updated", ("aws:ecs/service:Service",)),
+    ReleaseStep(
+        "fleet", "app fleet updated", ("aws:ecs/service:Service", "pulumi-django:local:AppReplicas")
+    ),
+    # Local only: the proxy container outlives releases and is switched to the new replicas.
+    ReleaseStep("proxy", "proxy switched to fleet", ("pulumi-django:local:ProxySwitch",)),
 )
 
 

@@ -1,0 +1,111 @@
+"""The whole site on this machine's Docker engine, released in the same order as on AWS.
+
+Infrastructure first (private network, PostgreSQL and Redis with their volumes, the proxy),
+then the release: image built -> static release published -> migration check and job -> app
+replicas -> proxy switched to them. Each arrow is a resource dependency, so a failed step leaves
+the running replicas and the proxy's config untouched. docs/local-docker.md explains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from pulumi_django.components.local_app import LocalAppReplicas
+from pulumi_django.components.local_app_image import LocalAppImage
+from pulumi_django.components.local_containers import LOOPBACK
+from pulumi_django.components.local_data import LocalData
+from pulumi_django.components.local_migration_job import LocalMigrationJob
+from pulumi_django.components.local_proxy import LocalProxy
+from pulumi_django.components.local_static import LocalStaticRelease
+from pulumi_django.components.site import Site
+from pulumi_django.config import StackConfig
+from pulumi_django.rendering.proxy import static_url_prefix
+
+SECRET_KEY_LENGTH = 50
+LOCAL_HOSTS = (LOOPBACK, "localhost")
+
+
+class LocalSite(Site):
+    """The AWS architecture in containers: replicas behind nginx or Caddy, PostgreSQL, Redis."""
+
+    def __init__(
+        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pulumi-django:site:LocalSite", name, config, opts)
+        port = config.local.http_port
+        url = f"http://{LOOPBACK}:{port}"
+        static_url = static_url_prefix(config)
+
+        # User-defined, so containers find each other by name; nothing else is attached to it.
+        network = docker.Network(f"{name}-network", name=name, driver="bridge", opts=self.child())
+        data = LocalData(name, config=config, network_name=network.name, opts=self.child())
+        image = LocalAppImage(
+            f"{name}-app-image", app=config.app, project_dir=Path.cwd(), opts=self.child()
+        )
+        static = LocalStaticRelease(
+            f"{name}-static",
+            image=image.ref,
+            release_id=image.ref,
+            static_root=config.app.static_root,
+            prefix=config.static.prefix,
+            keep=config.static.keep_releases,
+            opts=self.child(),
+        )
+        environment: dict[str, pulumi.Input[str]] = {
+            **config.app.environment,
+            "DJANGO_SETTINGS_MODULE": config.app.settings_module,
+            "DJANGO_SECRET_KEY": self._secret_key(name, config),
+            "DJANGO_ALLOWED_HOSTS": ",".join(LOCAL_HOSTS),
+            "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(
+                f"http://{host}:{port}" for host in LOCAL_HOSTS
+            ),
+            "STATIC_URL": static_url,
+            **data.environment,
+        }
+        migration = LocalMigrationJob(
+            f"{name}-migrate",
+            config=config.migrations,
+            settings_module=config.app.settings_module,
+            image=image.ref,
+            network_name=network.name,
+            environment=environment,
+            after=[static, data],
+            opts=self.child(),
+        )
+        replicas = LocalAppReplicas(
+            f"{name}-app",
+            config=config,
+            # Resolved only once the migrations succeeded: the replicas wait for them.
+            image=migration.gate,
+            network_name=network.name,
+            environment=environment,
+            opts=self.child(),
+        )
+        proxy = LocalProxy(
+            f"{name}-proxy",
+            config=config,
+            network_name=network.name,
+            static_volume=static.volume_name,
+            upstreams=replicas.upstreams,
+            opts=self.child(),
+        )
+        self.finish(
+            url=url,
+            static_url=static_url,
+            release_id=image.ref,
+            appContainers=replicas.names,
+            proxyContainer=proxy.container_name,
+        )
+
+    def _secret_key(self, name: str, config: StackConfig) -> pulumi.Output[str]:
+        """`django:secretKey` when set, else one generated once and kept in the state."""
+        if config.secret_key is not None:
+            return pulumi.Output.secret(config.secret_key.get_secret_value())
+        generated = random.RandomPassword(
+            f"{name}-django-secret-key", length=SECRET_KEY_LENGTH, special=False, opts=self.child()
+        )
+        return pulumi.Output.secret(generated.result)

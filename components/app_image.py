@@ -4,7 +4,6 @@ repository, where enough old images stay for every static release still publishe
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from pulumi_django.build_context import docker_platform, final_stage_volumes, image_tag
+from pulumi_django.build_context import (
+    build_paths,
+    docker_platform,
+    final_stage_volumes,
+    image_tag,
+    project_relative,
+)
 from pulumi_django.config.app import AppConfig
 from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
@@ -79,7 +84,8 @@ class AppImage(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pulumi-django:fleet:AppImage", name, None, opts)
-        context, dockerfile = _build_paths(app, project_dir)
+        context, dockerfile = build_paths(app, project_dir)
+        _check_tmp_volume(dockerfile)
         platform = docker_platform(architecture)
         self.image_tag = image_tag(context, dockerfile, platform)
         child = pulumi.ResourceOptions(parent=self)
@@ -111,8 +117,8 @@ class AppImage(pulumi.ComponentResource):
             f"{name}-image",
             image_name=repository.repository_url.apply(lambda url: f"{url}:{self.image_tag}"),
             build=docker.DockerBuildArgs(
-                context=_relative(context),
-                dockerfile=_relative(dockerfile),
+                context=project_relative(context),
+                dockerfile=project_relative(dockerfile),
                 platform=platform,
             ),
             registry=docker.RegistryArgs(
@@ -137,24 +143,10 @@ class AppImage(pulumi.ComponentResource):
         )
 
 
-def _build_paths(app: AppConfig, project_dir: Path) -> tuple[Path, Path]:
-    """The context and Dockerfile, checked before anything is registered."""
-    context = (project_dir / app.context).resolve()
-    dockerfile = context / app.dockerfile
-    if not context.is_dir():
-        raise pulumi.RunError(f"django:app.context: {context} is not a directory")
-    if not dockerfile.is_file():
-        raise pulumi.RunError(f"django:app.dockerfile: {dockerfile} does not exist")
+def _check_tmp_volume(dockerfile: Path) -> None:
     if APP_TMP_PATH not in final_stage_volumes(dockerfile.read_text()):
         raise pulumi.RunError(
             f"{dockerfile}: add `VOLUME {APP_TMP_PATH}` to the final stage; the app container's "
             f"root filesystem is read-only and Fargate makes {APP_TMP_PATH} writable for a "
             "non-root user only when the image declares it a volume"
         )
-    return context, dockerfile
-
-
-def _relative(path: Path) -> str:
-    """Relative to the working directory (Pulumi's project directory), so that state does not
-    change with where the project is checked out."""
-    return os.path.relpath(path, Path.cwd())

@@ -3,13 +3,12 @@ and never pushed; containers run it by image ID."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
-from pulumi_django.build_context import image_tag
+from pulumi_django.build_context import build_paths, image_tag, project_relative
 from pulumi_django.config.app import AppConfig
 
 # The engine builds for its own platform; the name only enters the tag's digest.
@@ -32,20 +31,14 @@ class LocalAppImage(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pulumi-django:local:AppImage", name, None, opts)
-        context = (project_dir / app.context).resolve()
-        dockerfile = context / app.dockerfile
-        if not context.is_dir():
-            raise pulumi.RunError(f"django:app.context: {context} is not a directory")
-        if not dockerfile.is_file():
-            raise pulumi.RunError(f"django:app.dockerfile: {dockerfile} does not exist")
+        context, dockerfile = build_paths(app, project_dir)
         self.image_tag = image_tag(context, dockerfile, LOCAL_PLATFORM)
         image = docker.Image(
             f"{name}-build",
             image_name=f"{name}:{self.image_tag}",
             build=docker.DockerBuildArgs(
-                # Relative to Pulumi's working directory, the project's: the same on every clone.
-                context=os.path.relpath(context, Path.cwd()),
-                dockerfile=os.path.relpath(dockerfile, Path.cwd()),
+                context=project_relative(context),
+                dockerfile=project_relative(dockerfile),
             ),
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),

@@ -61,68 +61,73 @@ class LocalData(pulumi.ComponentResource):
                 f"{name}-redis-password", length=PASSWORD_LENGTH, special=False, opts=child
             ).result
         )
-        postgres_volume = docker.Volume(f"{name}-postgres", name=f"{name}-postgres", opts=child)
-        redis_volume = docker.Volume(f"{name}-redis", name=f"{name}-redis", opts=child)
-        postgres_image = docker.RemoteImage(
-            f"{name}-postgres-image", name=local.postgres_image, keep_locally=True, opts=child
-        )
-        redis_image = docker.RemoteImage(
-            f"{name}-redis-image", name=local.redis_image, keep_locally=True, opts=child
-        )
-
         database = config.database
+
+        def data_container(
+            service: str,
+            *,
+            image: str,
+            volume_path: str,
+            port: int,
+            loopback: int | None,
+            health: HealthCheck,
+            environment: dict[str, pulumi.Input[str]],
+            command: list[str] | None = None,
+        ) -> docker.Container:
+            """`service` on the network under its own name, its data in the volume of that name."""
+            volume = docker.Volume(f"{name}-{service}", name=f"{name}-{service}", opts=child)
+            pulled = docker.RemoteImage(
+                f"{name}-{service}-image", name=image, keep_locally=True, opts=child
+            )
+            return docker.Container(
+                f"{name}-{service}",
+                name=f"{name}-{service}",
+                image=pulled.image_id,
+                command=command,
+                envs=env_list(environment),
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=volume_path)
+                ],
+                networks_advanced=on_network(network_name, service),
+                ports=loopback_port(port, loopback),
+                healthcheck=health.args(),
+                wait=True,
+                wait_timeout=health.wait_timeout_seconds,
+                **long_running(DATA_STOP_TIMEOUT_SECONDS),
+                opts=replace_in_place,
+            )
+
         postgres_health = HealthCheck(
             # Over TCP: the image's first-start initialisation runs a socket-only server.
             ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", database.username, "-d", database.name],
             start_period_seconds=20,
         )
-        postgres = docker.Container(
-            f"{name}-postgres",
-            name=f"{name}-postgres",
-            image=postgres_image.image_id,
-            envs=env_list(
-                {
-                    "POSTGRES_DB": database.name,
-                    "POSTGRES_USER": database.username,
-                    "POSTGRES_PASSWORD": self.database_password,
-                    "PGDATA": POSTGRES_PGDATA,
-                }
+        postgres = data_container(
+            POSTGRES_HOST,
+            image=local.postgres_image,
+            volume_path=POSTGRES_VOLUME_PATH,
+            port=POSTGRES_PORT,
+            loopback=local.postgres_port,
+            health=postgres_health,
+            environment={
+                "POSTGRES_DB": database.name,
+                "POSTGRES_USER": database.username,
+                "POSTGRES_PASSWORD": self.database_password,
+                "PGDATA": POSTGRES_PGDATA,
+            },
+        )
+        redis = data_container(
+            REDIS_HOST,
+            image=local.redis_image,
+            volume_path=REDIS_VOLUME_PATH,
+            port=REDIS_PORT,
+            loopback=local.redis_port,
+            health=HealthCheck(
+                ["CMD-SHELL", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
+                start_period_seconds=10,
             ),
-            volumes=[
-                docker.ContainerVolumeArgs(
-                    volume_name=postgres_volume.name, container_path=POSTGRES_VOLUME_PATH
-                )
-            ],
-            networks_advanced=on_network(network_name, POSTGRES_HOST),
-            ports=loopback_port(POSTGRES_PORT, local.postgres_port),
-            healthcheck=postgres_health.args(),
-            wait=True,
-            wait_timeout=postgres_health.wait_timeout_seconds,
-            **long_running(DATA_STOP_TIMEOUT_SECONDS),
-            opts=replace_in_place,
-        )
-        redis_health = HealthCheck(
-            ["CMD-SHELL", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
-            start_period_seconds=10,
-        )
-        redis = docker.Container(
-            f"{name}-redis",
-            name=f"{name}-redis",
-            image=redis_image.image_id,
+            environment={"REDIS_PASSWORD": self.redis_password},
             command=["sh", "-c", REDIS_COMMAND],
-            envs=env_list({"REDIS_PASSWORD": self.redis_password}),
-            volumes=[
-                docker.ContainerVolumeArgs(
-                    volume_name=redis_volume.name, container_path=REDIS_VOLUME_PATH
-                )
-            ],
-            networks_advanced=on_network(network_name, REDIS_HOST),
-            ports=loopback_port(REDIS_PORT, local.redis_port),
-            healthcheck=redis_health.args(),
-            wait=True,
-            wait_timeout=redis_health.wait_timeout_seconds,
-            **long_running(DATA_STOP_TIMEOUT_SECONDS),
-            opts=replace_in_place,
         )
 
         # How the app connects (docs/local-docker.md lists the whole environment).

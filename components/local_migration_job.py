@@ -16,6 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from pulumi_django.config.migrations import MigrationsConfig
+from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobVerdict
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
@@ -64,7 +65,7 @@ class LocalMigrationJob(pulumi.ComponentResource):
             check_verdict = LocalCheckVerdict(
                 f"{name}-check-verdict",
                 container=check,
-                acknowledged={item.migration: item.reason for item in config.acknowledged},
+                acknowledged=acknowledgement_reasons(config.acknowledged),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[check]),
             )
             job_waits_for = [check_verdict]

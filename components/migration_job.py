@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import pulumi
 
 from pulumi_django.config.migrations import MigrationsConfig
+from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers import migration_job
 from pulumi_django.providers.migration_check import MigrationCheck
 from pulumi_django.providers.release_commands import release_commands
@@ -64,7 +65,7 @@ class MigrationJob(pulumi.ComponentResource):
                 f"{name}-check",
                 task=task,
                 settings_module=settings_module,
-                acknowledged={item.migration: item.reason for item in config.acknowledged},
+                acknowledged=acknowledgement_reasons(config.acknowledged),
                 timeout_seconds=config.timeout_seconds,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )

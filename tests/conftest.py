@@ -1,11 +1,15 @@
-"""Shared fixtures: offline plans of the shipped stacks, computed once per session."""
+"""Shared fixtures: offline plans of the shipped stacks, computed once per session; stubbed AWS
+clients for the release-task providers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
+from release_task_stubs import Aws, FakeTime
 
 from pulumi_django.plan import Plan, plan_stack
 
@@ -29,3 +33,18 @@ def stack_plan() -> Callable[[str], Plan]:
         return cache[stack]
 
     return get
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    """ECS and CloudWatch Logs behind botocore Stubbers; a response queued but never asked for
+    fails the test."""
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    ecs = session.client("ecs")
+    logs = session.client("logs")
+    with Stubber(ecs) as ecs_stub, Stubber(logs) as logs_stub:
+        yield Aws(ecs, logs, ecs_stub, logs_stub, FakeTime())
+        ecs_stub.assert_no_pending_responses()
+        logs_stub.assert_no_pending_responses()

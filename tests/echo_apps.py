@@ -13,31 +13,42 @@ WSGI_MODULE = "echo_wsgi"
 ASGI_MODULE = "echo_asgi"
 TEXT_PAGE_REPEAT = 400
 
+# What both apps answer; `header` reads a request header by its lower-case name.
+ANSWER_SOURCE = f"""
+def answer(server, path, header, scheme, client, body):
+    if path == "/text":
+        return "text/plain", ("pulumi-django " * {TEXT_PAGE_REPEAT}).encode()
+    return "application/json", json.dumps({{
+        "server": server,
+        "path": path,
+        "host": header("host"),
+        "forwarded_for": header("x-forwarded-for"),
+        "forwarded_proto": header("x-forwarded-proto"),
+        "forwarded_host": header("x-forwarded-host"),
+        "scheme": scheme,
+        "client": client,
+        "body_length": len(body),
+    }}).encode()
+"""
+
 WSGI_SOURCE = f"""
 import json
 import time
-
+{ANSWER_SOURCE}
 
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     if path == "/slow":
         time.sleep(float(environ.get("QUERY_STRING") or 1))
-    if path == "/text":
-        content_type, payload = "text/plain", ("pulumi-django " * {TEXT_PAGE_REPEAT}).encode()
-    else:
-        content_type = "application/json"
-        payload = json.dumps({{
-            "server": "gunicorn",
-            "path": path,
-            "host": environ.get("HTTP_HOST"),
-            "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
-            "forwarded_proto": environ.get("HTTP_X_FORWARDED_PROTO"),
-            "forwarded_host": environ.get("HTTP_X_FORWARDED_HOST"),
-            "scheme": environ["wsgi.url_scheme"],
-            "client": environ.get("REMOTE_ADDR"),
-            "body_length": len(body),
-        }}).encode()
+    content_type, payload = answer(
+        "gunicorn",
+        path,
+        lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")),
+        environ["wsgi.url_scheme"],
+        environ.get("REMOTE_ADDR"),
+        body,
+    )
     start_response(
         "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
     )
@@ -47,7 +58,7 @@ def application(environ, start_response):
 ASGI_SOURCE = f"""
 import asyncio
 import json
-
+{ANSWER_SOURCE}
 
 async def application(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -65,21 +76,9 @@ async def application(scope, receive, send):
     path = scope["path"]
     if path == "/slow":
         await asyncio.sleep(float(scope["query_string"] or 1))
-    if path == "/text":
-        content_type, payload = "text/plain", ("pulumi-django " * {TEXT_PAGE_REPEAT}).encode()
-    else:
-        content_type = "application/json"
-        payload = json.dumps({{
-            "server": "uvicorn",
-            "path": path,
-            "host": headers.get("host"),
-            "forwarded_for": headers.get("x-forwarded-for"),
-            "forwarded_proto": headers.get("x-forwarded-proto"),
-            "forwarded_host": headers.get("x-forwarded-host"),
-            "scheme": scope["scheme"],
-            "client": scope["client"][0],
-            "body_length": len(body),
-        }}).encode()
+    content_type, payload = answer(
+        "uvicorn", path, headers.get, scope["scheme"], scope["client"][0], body
+    )
     await send({{
         "type": "http.response.start",
         "status": 200,

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import boto3
-import pytest
 from botocore.stub import ANY, Stubber
+
+from pulumi_django.providers.release_task import ReleaseTaskProvider
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/shop"
 TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7"
@@ -19,6 +18,8 @@ LOG_GROUP = "/ecs/shop-app"
 STREAM = f"app/app/{TASK_ID}"
 DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:" + "a" * 64
 STARTED_BY = "pulumi-django-migrate/shop-app"
+
+Provider = TypeVar("Provider", bound=ReleaseTaskProvider)
 
 
 def task_props(**overrides: Any) -> dict[str, Any]:
@@ -64,6 +65,10 @@ class Aws:
     def clients(self, service: str, region: str) -> Any:
         assert region == "us-east-1"
         return {"ecs": self.ecs, "logs": self.logs}[service]
+
+    def provider(self, provider_class: type[Provider]) -> Provider:
+        """A release-task provider talking to these Stubbers on the fake clock."""
+        return provider_class(self.clients, self.time.clock, self.time.sleep)
 
     def no_running_tasks(self) -> None:
         self.ecs_stub.add_response(
@@ -113,16 +118,3 @@ class Aws:
             {"events": [], "nextForwardToken": "f/1"},
             {**request, "nextToken": "f/1"},
         )
-
-
-@pytest.fixture
-def aws() -> Iterator[Aws]:
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    ecs = session.client("ecs")
-    logs = session.client("logs")
-    with Stubber(ecs) as ecs_stub, Stubber(logs) as logs_stub:
-        yield Aws(ecs, logs, ecs_stub, logs_stub, FakeTime())
-        ecs_stub.assert_no_pending_responses()
-        logs_stub.assert_no_pending_responses()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 import pytest
+from docker_logs import docker_frames
 from pulumi.runtime import rpc
 
 from pulumi_django.components.local_migration_job import LocalMigrationJob
@@ -25,10 +25,10 @@ from pulumi_django.providers.local_migration import (
     CHECK_RERUN_KEYS,
     JOB_RERUN_KEYS,
     LocalMigrationError,
-    LocalVerdictProvider,
     judge_local_check,
     judge_local_job,
 )
+from pulumi_django.providers.local_verdict import LocalVerdictProvider
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import (
     container_log_lines,
@@ -133,16 +133,6 @@ def test_without_the_check_the_job_follows_the_image() -> None:
     ]
     job = recording.one(CONTAINER, "shop-migrations-job")
     assert recording.depends_on(job.urn, recording.one(IMAGE).urn)
-
-
-def docker_frames(*chunks: tuple[int, str]) -> str:
-    """Docker's multiplexed log stream as pulumi-docker keeps it in `container_logs`: each
-    write prefixed with stream, three zero bytes and its length (invalid UTF-8 shows as U+FFFD)."""
-    framed = b"".join(
-        bytes([stream, 0, 0, 0]) + struct.pack(">I", len(text.encode())) + text.encode()
-        for stream, text in chunks
-    )
-    return framed.decode("utf-8", errors="replace")
 
 
 def test_container_logs_lose_docker_frame_headers_and_colours() -> None:

@@ -6,23 +6,23 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_logs import docker_frames
 
 from pulumi_django import static_publish
 from pulumi_django.components.local_static import ENGINE_MODULE, publisher_command
-from pulumi_django.providers.local_migration import LocalVerdictProvider
 from pulumi_django.providers.local_release import (
     RERUN_KEYS,
     LocalReleaseError,
     judge_proxy_switch,
     judge_static_release,
 )
+from pulumi_django.providers.local_verdict import LocalVerdictProvider
 
 CONTAINER_URN = (
     "urn:pulumi:local::pulumi-django::pulumi-django:local:StaticRelease"
@@ -31,13 +31,9 @@ CONTAINER_URN = (
 
 
 def framed(text: str) -> str:
-    """`text` as pulumi-docker's `container_logs` keeps a container's output: each line
-    behind Docker's 8-byte frame header (invalid UTF-8 in a header shows as U+FFFD)."""
-    frames = b"".join(
-        bytes([1, 0, 0, 0]) + struct.pack(">I", len(line)) + line
-        for line in text.encode().splitlines(keepends=True)
-    )
-    return frames.decode("utf-8", errors="replace")
+    """`text` as pulumi-docker's `container_logs` keeps a container's output: each line a write
+    to stdout."""
+    return docker_frames(*((1, line) for line in text.splitlines(keepends=True)))
 
 
 def props(exit_code: int, output: str) -> dict[str, Any]:

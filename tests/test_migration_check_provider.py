@@ -18,7 +18,6 @@ from release_task_stubs import (
     TASK_ARN,
     TASK_DEFINITION,
     Aws,
-    aws,
     task_props,
 )
 
@@ -32,8 +31,6 @@ from pulumi_django.providers.migration_check import (
 )
 from pulumi_django.providers.release_commands import find_json_object
 from pulumi_django.providers.release_task import OVERRIDES_LIMIT
-
-__all__ = ["aws"]  # the fixture
 
 CHECK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app-migration-check:3"
 UNSAFE_MIGRATION = "shop.0002_add_price"
@@ -148,7 +145,7 @@ def the_check_runs(aws: Aws, exit_code: int, lines: list[str]) -> None:
 
 
 def provider(aws: Aws) -> MigrationCheckProvider:
-    return MigrationCheckProvider(aws.clients, aws.time.clock, aws.time.sleep)
+    return aws.provider(MigrationCheckProvider)
 
 
 def test_the_embedded_analyzer_is_too_long_for_a_runtask_override() -> None:

@@ -19,7 +19,6 @@ from release_task_stubs import (
     TASK_ARN,
     TASK_DEFINITION,
     Aws,
-    aws,
     task_props,
 )
 
@@ -29,8 +28,6 @@ from pulumi_django.providers.migration_job import (
     MigrationJobProvider,
 )
 from pulumi_django.providers.release_commands import release_command
-
-__all__ = ["aws"]  # the fixture
 
 OTHER_TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/shop/feedfacefeedfacefeedfacefeedface"
 MIGRATE = ["python", "manage.py", "migrate", "--noinput"]
@@ -46,7 +43,7 @@ def job_props(**overrides: Any) -> dict[str, Any]:
 
 
 def provider(aws: Aws) -> MigrationJobProvider:
-    return MigrationJobProvider(aws.clients, aws.time.clock, aws.time.sleep)
+    return aws.provider(MigrationJobProvider)
 
 
 MIGRATE_LOG = [

@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pulumi
+
+from pulumi_django.config.app import AppConfig
+
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 TAG_LENGTH = 24
 _CHUNK = 1 << 20
@@ -141,6 +145,23 @@ def context_digest(context: Path, dockerfile: Path, platform: str) -> str:
         record = [entry.relative_to(context).as_posix(), kind, info.st_mode & 0o7777, content]
         digest.update(json.dumps(record).encode() + b"\n")
     return digest.hexdigest()
+
+
+def build_paths(app: AppConfig, project_dir: Path) -> tuple[Path, Path]:
+    """The context and Dockerfile, checked before anything is registered."""
+    context = (project_dir / app.context).resolve()
+    dockerfile = context / app.dockerfile
+    if not context.is_dir():
+        raise pulumi.RunError(f"django:app.context: {context} is not a directory")
+    if not dockerfile.is_file():
+        raise pulumi.RunError(f"django:app.dockerfile: {dockerfile} does not exist")
+    return context, dockerfile
+
+
+def project_relative(path: Path) -> str:
+    """Relative to the working directory (Pulumi's project directory), so that state does not
+    change with where the project is checked out."""
+    return os.path.relpath(path, Path.cwd())
 
 
 def image_tag(context: Path, dockerfile: Path, platform: str) -> str:

@@ -1,6 +1,7 @@
 """The release order every target follows, and its check on a recorded plan.
 
-image built -> static release published -> migration safety check -> migration job -> fleet updated
+image built -> static release published -> migration safety check -> migration job -> app fleet
+updated -> proxy switched to fleet (local only: the proxy container outlives releases)
 
 The stack enforces it with resource dependencies; the offline plan shows it and verifies it;
 the release rehearsal walks the same steps on real servers.

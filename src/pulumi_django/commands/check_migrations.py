@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _stack_acknowledgements(stack: str, project_dir: Path) -> dict[str, str]:
     from ..config import ConfigError, parse_stack_config
+    from ..migration_check import acknowledgement_reasons
     from ..stackfile import load_stack_file
 
     if not project_dir.is_dir():
@@ -90,4 +91,4 @@ def _stack_acknowledgements(stack: str, project_dir: Path) -> dict[str, str]:
         config = parse_stack_config(*stack_file.namespace("django"))
     except ConfigError as error:
         raise UsageError(f"stack {stack}: {error}") from None
-    return {item.migration: item.reason for item in config.migrations.acknowledged}
+    return acknowledgement_reasons(config.migrations.acknowledged)

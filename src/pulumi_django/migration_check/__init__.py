@@ -17,6 +17,7 @@ from .analyzer import (
 )
 from .runner import (
     MigrationCheckError,
+    acknowledgement_reasons,
     analyzer_arguments,
     analyzer_source,
     embedded_command,
@@ -31,6 +32,7 @@ __all__ = [
     "Finding",
     "MigrationCheckError",
     "Rule",
+    "acknowledgement_reasons",
     "analyzer_arguments",
     "analyzer_source",
     "embedded_command",

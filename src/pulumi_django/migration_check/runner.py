@@ -62,7 +62,7 @@ def analyzer_arguments(
         arguments.append("--all")
     if offline:
         arguments.append("--offline")
-    for migration, reason in _reasons(acknowledged).items():
+    for migration, reason in acknowledgement_reasons(acknowledged).items():
         arguments += ["--acknowledge", f"{migration}={reason}"]
     if json_output:
         arguments.append("--json")
@@ -135,7 +135,8 @@ def run_check(
     return result
 
 
-def _reasons(acknowledged: Acknowledgements) -> dict[str, str]:
+def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:
+    """{"app_label.migration_name": reason}: the form the analyzer and the release steps take."""
     if isinstance(acknowledged, Mapping):
         return dict(acknowledged)
     return {item.migration: item.reason for item in acknowledged}

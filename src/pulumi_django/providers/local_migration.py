@@ -1,24 +1,17 @@
-"""Verdicts on the local target's migration containers.
-
-pulumi-docker's `Container` with `attach` waits for a one-off container to exit but succeeds
-whatever its exit status. These resources take the finished container's `exit_code` and
-`container_logs` as inputs and fail `pulumi up` when the check refused the release or the job
-failed, with the container's log tail; the app containers wait for them. They talk to no
-Docker engine: everything they judge arrives as inputs, so they run wherever Pulumi runs.
-
-A container that failed stays in the state as run for its image, so a failure repeats on the
-next `pulumi up` until the image changes; the error names the `pulumi up --replace` that runs it
-again once the cause (a database not yet up, say) is fixed.
+"""Verdicts on the local target's migration containers (see `local_verdict`): they fail
+`pulumi up` when the check refused the release or the job failed, with the container's log tail;
+the app containers wait for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi.dynamic
 
+from .local_verdict import LocalVerdictProvider, finished_container_props, replace_hint
 from .migration_check import check_outputs, judge_check
 from .release_commands import (
     applied_migrations,
@@ -26,7 +19,7 @@ from .release_commands import (
     log_tail_section,
     what_failed,
 )
-from .release_task import ReleaseTaskError, changed
+from .release_task import ReleaseTaskError
 
 if TYPE_CHECKING:
     import pulumi_docker as docker
@@ -42,13 +35,6 @@ class LocalMigrationError(ReleaseTaskError):
     """The local check refused the release or the local job failed."""
 
 
-def _rerun_hint(props: Mapping[str, Any]) -> str:
-    return (
-        "\nThat container has run for this image; once the cause is fixed, run it again with\n"
-        f"    pulumi up --replace '{props['container_urn']}'"
-    )
-
-
 def judge_local_job(props: Mapping[str, Any]) -> dict[str, Any]:
     """The job container's outputs, or LocalMigrationError with its exit status and log tail."""
     lines = container_log_lines(props.get("container_logs"))
@@ -60,7 +46,7 @@ def judge_local_job(props: Mapping[str, Any]) -> dict[str, Any]:
             f"{what_failed(commands, exit_code, int(props['timeout_seconds']))}, "
             f"in container {props['container_name']}"
             f"{log_tail_section('the container output', lines)}\n{APPS_UNCHANGED}"
-            f"{_rerun_hint(props)}"
+            f"{replace_hint(props)}"
         )
     return {"applied_migrations": applied_migrations(lines)}
 
@@ -76,45 +62,8 @@ def judge_local_check(props: Mapping[str, Any]) -> dict[str, Any]:
             f"container {props['container_name']}",
         )
     except ReleaseTaskError as error:
-        raise LocalMigrationError(f"{error}{_rerun_hint(props)}") from None
+        raise LocalMigrationError(f"{error}{replace_hint(props)}") from None
     return check_outputs(result)
-
-
-class LocalVerdictProvider(pulumi.dynamic.ResourceProvider):
-    """Judges a finished container with `judge` once per run (a change of `rerun_keys`)."""
-
-    def __init__(
-        self, judge: Callable[[Mapping[str, Any]], dict[str, Any]], rerun_keys: Sequence[str]
-    ) -> None:
-        super().__init__()
-        self.judge = judge
-        self.rerun_keys = tuple(rerun_keys)
-
-    def diff(
-        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.DiffResult:
-        return pulumi.dynamic.DiffResult(changes=changed(olds, news, self.rerun_keys))
-
-    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        return pulumi.dynamic.CreateResult(
-            str(props["container_id"]), {**props, **self.judge(props)}
-        )
-
-    def update(
-        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult({**news, **self.judge(news)})
-
-
-def _container_props(container: docker.Container) -> dict[str, Any]:
-    """What a verdict reads from a finished pulumi-docker Container."""
-    return {
-        "container_id": container.id,
-        "container_name": container.name,
-        "container_urn": container.urn,
-        "exit_code": container.exit_code,
-        "container_logs": container.container_logs,
-    }
 
 
 class LocalJobVerdict(pulumi.dynamic.Resource, module="migrations", name="LocalJobVerdict"):
@@ -135,7 +84,7 @@ class LocalJobVerdict(pulumi.dynamic.Resource, module="migrations", name="LocalJ
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
-            **_container_props(container),
+            **finished_container_props(container),
             "image": image,
             "commands": [list(command) for command in commands],
             "timeout_seconds": timeout_seconds,
@@ -161,7 +110,7 @@ class LocalCheckVerdict(pulumi.dynamic.Resource, module="migrations", name="Loca
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
-            **_container_props(container),
+            **finished_container_props(container),
             "acknowledged": dict(acknowledged),
             "checked": None,
             "findings": None,

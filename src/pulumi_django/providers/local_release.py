@@ -1,7 +1,5 @@
-"""Verdicts on the local target's other one-off release containers: the static release and the
-proxy switch. Like the migration verdicts (`local_migration`), they judge a finished
-pulumi-docker Container from its `exit_code` and `container_logs` and fail `pulumi up` on a
-failure, so that nothing after the step runs; they talk to no Docker engine.
+"""Verdicts on the local target's other one-off release containers (see `local_verdict`): the
+static release and the proxy switch.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic
 
-from .local_migration import LocalVerdictProvider, _container_props, _rerun_hint
+from .local_verdict import LocalVerdictProvider, finished_container_props, replace_hint
 from .release_commands import container_log_lines, find_json_object, log_tail_section
 from .release_task import ReleaseTaskError
 
@@ -39,7 +37,7 @@ def judge_static_release(props: Mapping[str, Any]) -> dict[str, Any]:
             f"static release failed: the publisher {what} in container "
             f"{props['container_name']}{log_tail_section('the container output', lines)}\n"
             "The migrations did not run and the app containers were not changed; the files "
-            f"of earlier releases are still published.{_rerun_hint(props)}"
+            f"of earlier releases are still published.{replace_hint(props)}"
         )
     return {
         "uploaded": int(result["uploaded"]),
@@ -59,7 +57,7 @@ def judge_proxy_switch(props: Mapping[str, Any]) -> dict[str, Any]:
             f"{log_tail_section('the container output', lines)}\n"
             "The proxy still sends requests to the previous app containers, which keep running "
             "next to the new ones until a `pulumi up` succeeds."
-            f"{_rerun_hint(props)}"
+            f"{replace_hint(props)}"
         )
     return {"switch_log": lines[-1] if lines else ""}
 
@@ -82,7 +80,7 @@ class LocalStaticVerdict(pulumi.dynamic.Resource, module="static", name="LocalSt
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
-            **_container_props(container),
+            **finished_container_props(container),
             "release_id": release_id,
             "uploaded": None,
             "skipped": None,
@@ -104,5 +102,5 @@ class LocalSwitchVerdict(pulumi.dynamic.Resource, module="proxy", name="LocalSwi
         container: docker.Container,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {**_container_props(container), "switch_log": None}
+        props = {**finished_container_props(container), "switch_log": None}
         super().__init__(LocalVerdictProvider(judge_proxy_switch, RERUN_KEYS), name, props, opts)

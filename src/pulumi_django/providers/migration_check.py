@@ -8,8 +8,7 @@ migrated. It runs once per release, never during a preview; deleting it does not
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -18,12 +17,10 @@ import pulumi.dynamic
 from ..migration_check import CheckResult, analyzer_arguments, embedded_command, format_report
 from .release_commands import find_json_object, log_tail_section
 from .release_task import (
-    ClientFactory,
     ReleaseTaskError,
     ReleaseTaskInputs,
+    ReleaseTaskProvider,
     ReleaseTaskRunner,
-    boto3_clients,
-    changed,
     log_stream_name,
     release_task,
 )
@@ -81,12 +78,7 @@ def check_outputs(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def run_migration_check(
-    props: Mapping[str, Any],
-    clients: ClientFactory,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
+def run_migration_check(props: Mapping[str, Any], runner: ReleaseTaskRunner) -> dict[str, Any]:
     """Runs the check described by the resource's props; its outputs, or MigrationCheckFailed."""
     task = release_task(
         props,
@@ -95,7 +87,6 @@ def run_migration_check(
         command=check_command(props["settings_module"]),
         timeout_seconds=float(props["timeout_seconds"]),
     )
-    runner = ReleaseTaskRunner(clients, props["region"], clock, sleep)
     try:
         outcome = runner.run(
             task, logs_complete=lambda lines: find_json_object(lines, REPORT_KEYS) is not None
@@ -112,38 +103,10 @@ def run_migration_check(
     return {"task_arn": outcome.task_arn, **check_outputs(result)}
 
 
-class MigrationCheckProvider(pulumi.dynamic.ResourceProvider):
-    def __init__(
-        self,
-        clients: ClientFactory = boto3_clients,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__()
-        self.clients = clients
-        self.clock = clock
-        self.sleep = sleep
-
-    def diff(
-        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.DiffResult:
-        return pulumi.dynamic.DiffResult(changes=changed(olds, news, RERUN_KEYS))
-
-    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        outputs = run_migration_check(props, self.clients, self.clock, self.sleep)
-        return pulumi.dynamic.CreateResult(
-            f"{GROUP_PREFIX}:{props['service_name']}", {**props, **outputs}
-        )
-
-    def update(
-        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(
-            {**news, **run_migration_check(news, self.clients, self.clock, self.sleep)}
-        )
-
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        """Nothing to undo: the check only read the database."""
+class MigrationCheckProvider(ReleaseTaskProvider):
+    run_task = staticmethod(run_migration_check)
+    rerun_keys = RERUN_KEYS
+    group_prefix = GROUP_PREFIX
 
 
 class MigrationCheck(pulumi.dynamic.Resource, module="migrations", name="MigrationCheck"):

@@ -8,8 +8,7 @@ service it gates is never touched. Deleting it does nothing: migrations are not 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -17,12 +16,10 @@ import pulumi.dynamic
 
 from .release_commands import applied_migrations, release_command, what_failed
 from .release_task import (
-    ClientFactory,
     ReleaseTaskError,
     ReleaseTaskInputs,
+    ReleaseTaskProvider,
     ReleaseTaskRunner,
-    boto3_clients,
-    changed,
     describe_failure,
     release_task,
 )
@@ -38,12 +35,7 @@ class MigrationJobError(ReleaseTaskError):
     """The migration job failed; nothing after it in the release ran."""
 
 
-def run_migration_job(
-    props: Mapping[str, Any],
-    clients: ClientFactory,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
+def run_migration_job(props: Mapping[str, Any], runner: ReleaseTaskRunner) -> dict[str, Any]:
     """Runs the job described by the resource's props; its outputs, or MigrationJobError."""
     commands: list[list[str]] = [list(command) for command in props["commands"]]
     timeout = float(props["timeout_seconds"])
@@ -54,7 +46,6 @@ def run_migration_job(
         command=release_command(commands, int(timeout)),
         timeout_seconds=timeout,
     )
-    runner = ReleaseTaskRunner(clients, props["region"], clock, sleep)
     try:
         outcome = runner.run(task)
     except ReleaseTaskError as error:
@@ -73,38 +64,10 @@ def run_migration_job(
     }
 
 
-class MigrationJobProvider(pulumi.dynamic.ResourceProvider):
-    def __init__(
-        self,
-        clients: ClientFactory = boto3_clients,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__()
-        self.clients = clients
-        self.clock = clock
-        self.sleep = sleep
-
-    def diff(
-        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.DiffResult:
-        return pulumi.dynamic.DiffResult(changes=changed(olds, news, RERUN_KEYS))
-
-    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        outputs = run_migration_job(props, self.clients, self.clock, self.sleep)
-        # The outputs keep the inputs, so the next diff compares against this run.
-        return pulumi.dynamic.CreateResult(
-            f"{GROUP_PREFIX}:{props['service_name']}", {**props, **outputs}
-        )
-
-    def update(
-        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.UpdateResult:
-        outputs = run_migration_job(news, self.clients, self.clock, self.sleep)
-        return pulumi.dynamic.UpdateResult({**news, **outputs})
-
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        """Nothing to undo: applied migrations stay, the finished task is gone already."""
+class MigrationJobProvider(ReleaseTaskProvider):
+    run_task = staticmethod(run_migration_job)
+    rerun_keys = RERUN_KEYS
+    group_prefix = GROUP_PREFIX
 
 
 class MigrationJob(pulumi.dynamic.Resource, module="migrations", name="MigrationJob"):

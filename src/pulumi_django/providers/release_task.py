@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
+import pulumi.dynamic
 
 from .release_commands import log_tail_section
 
@@ -389,3 +390,52 @@ def release_task(
 def changed(olds: Mapping[str, Any], news: Mapping[str, Any], keys: Sequence[str]) -> bool:
     """True when any of `keys` differs from the last run (unknown during a preview counts)."""
     return any(olds.get(key) != news.get(key) for key in keys)
+
+
+class ReleaseTaskProvider(pulumi.dynamic.ResourceProvider):
+    """Runs a release task once per release: when one of `rerun_keys` changed, never for another
+    input. Subclasses name the run function (a staticmethod), the keys and the id's prefix; the
+    clients, clock and sleep are injectable so tests drive it against botocore Stubbers."""
+
+    rerun_keys: ClassVar[Sequence[str]]
+    group_prefix: ClassVar[str]
+
+    def __init__(
+        self,
+        clients: ClientFactory = boto3_clients,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.clients = clients
+        self.clock = clock
+        self.sleep = sleep
+
+    @staticmethod
+    def run_task(props: Mapping[str, Any], runner: ReleaseTaskRunner) -> dict[str, Any]:
+        """The task's outputs, or a ReleaseTaskError."""
+        raise NotImplementedError
+
+    def _run(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        runner = ReleaseTaskRunner(self.clients, props["region"], self.clock, self.sleep)
+        return self.run_task(props, runner)
+
+    def diff(
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.DiffResult:
+        return pulumi.dynamic.DiffResult(changes=changed(olds, news, self.rerun_keys))
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        outputs = self._run(props)
+        # The outputs keep the inputs, so the next diff compares against this run.
+        return pulumi.dynamic.CreateResult(
+            f"{self.group_prefix}:{props['service_name']}", {**props, **outputs}
+        )
+
+    def update(
+        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult({**news, **self._run(news)})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to undo: a check only read the database, and applied migrations stay."""

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic
 
+from .release_task import changed
+
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
@@ -132,15 +134,14 @@ class RolloutVerificationProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(f"{props['cluster']}/{props['service']}", outs)
 
     def diff(
-        self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
-        changed = [key for key in RELEASE_KEYS if _olds.get(key) != _news.get(key)]
-        return pulumi.dynamic.DiffResult(changes=bool(changed))
+        return pulumi.dynamic.DiffResult(changes=changed(olds, news, RELEASE_KEYS))
 
     def update(
-        self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]
+        self, _id: str, _olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(self._verify(_news))
+        return pulumi.dynamic.UpdateResult(self._verify(news))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Nothing to tear down: the resource is a check, not infrastructure."""

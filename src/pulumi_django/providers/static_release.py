@@ -30,6 +30,7 @@ from ..static_publish import (
     publish,
     scan_source,
 )
+from .release_task import changed
 
 DEFAULT_STATIC_ROOT = "/app/staticfiles"
 # A change to any of these publishes again. The directory's path is not among them (it differs
@@ -57,9 +58,11 @@ class StaticReleaseProvider(pulumi.dynamic.ResourceProvider):
     def diff(
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
-        changed = [name for name in PUBLISH_INPUTS if olds.get(name) != news.get(name)]
         return pulumi.dynamic.DiffResult(
-            changes=bool(changed), replaces=[], stables=[], delete_before_replace=False
+            changes=changed(olds, news, PUBLISH_INPUTS),
+            replaces=[],
+            stables=[],
+            delete_before_replace=False,
         )
 
     def update(

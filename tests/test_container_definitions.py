@@ -410,13 +410,16 @@ def test_nginx_start_script_turns_the_stop_signal_into_a_graceful_quit(tmp_path:
         "    time.sleep(0.05)\n"
     )
     started, config_file = _start_script(tmp_path, "nginx", stand_in)
-    process = subprocess.Popen(started["command"], env=started["env"])
-    deadline = time.monotonic() + 10
-    while not Path(f"{record}.ready").exists():
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
+    process = subprocess.Popen(started["command"], env=started["env"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"{record}.ready").exists():
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        stop_process(process, timeout=1)
     assert Path(f"{record}.signal").read_text() == "SIGQUIT\n"
     assert config_file.read_text() == started["config_text"] + "\n"
     assert Path(f"{record}.args").read_text().splitlines() == [

@@ -1,0 +1,202 @@
+"""`pulumi-django rehearse`: a real rolling release on this machine, under load, then a report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..config import StackConfig
+
+DEFAULT_STACK = "local"
+DEFAULT_RELEASE = "v2"
+MAX_REPLICAS = 20
+MAX_RATE = 1000.0
+MAX_WORKERS = 16
+MAX_PHASE_SECONDS = 600.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        metavar="DIR",
+        help="the app, with release variants in DIR/releases (default: the stack's app.context)",
+    )
+    parser.add_argument(
+        "--to",
+        default=DEFAULT_RELEASE,
+        metavar="RELEASE",
+        help=f"the release to roll out: a directory in DIR/releases (default: {DEFAULT_RELEASE})",
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=3, metavar="N", help="app replicas (default: 3)"
+    )
+    parser.add_argument(
+        "--server", choices=("gunicorn", "uvicorn"), help="app server (default: the stack's)"
+    )
+    parser.add_argument(
+        "--proxy", choices=("nginx", "caddy"), help="reverse proxy (default: the stack's)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=50.0, metavar="RPS", help="requests per second (default: 50)"
+    )
+    parser.add_argument(
+        "--skip-check",
+        action="store_true",
+        help="migrate without the migration safety check (to see what it prevents)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="app server worker processes per replica (default: 2, for a small machine)",
+    )
+    parser.add_argument(
+        "--before",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds of load before the release starts (default: 5)",
+    )
+    parser.add_argument(
+        "--after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds of load after the release ended (default: 5)",
+    )
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the load on after the release until at least N requests were sent",
+    )
+    parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        help=f"the stack whose settings are rehearsed (default: {DEFAULT_STACK})",
+    )
+    parser.add_argument(
+        "--cwd", default=".", help="the Pulumi project directory (default: the current one)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..rehearsal.rehearse import RehearsalOptions, ReleaseStepError, rehearse
+    from ..rehearsal.report import render_report, report_json
+    from ..rehearsal.servers import ServerError
+
+    _check_numbers(args)
+    project_dir = Path(args.cwd)
+    if not project_dir.is_dir():
+        raise UsageError(f"--cwd {args.cwd}: no such directory")
+    config = _stack_config(args, project_dir)
+    app_dir = Path(args.app) if args.app else project_dir / config.app.context
+    if not (app_dir / "manage.py").is_file():
+        raise UsageError(f"{app_dir} holds no manage.py: pass --app DIR, the Django project")
+    options = RehearsalOptions(
+        app_dir=app_dir.resolve(),
+        release=args.to,
+        config=config,
+        proxy=args.proxy or config.proxy.server,
+        replicas=args.replicas,
+        rate=args.rate,
+        skip_check=args.skip_check,
+        before_seconds=args.before,
+        after_seconds=args.after,
+        min_requests=args.min_requests,
+    )
+    try:
+        with _interrupts_as_keyboard_interrupt():
+            report = rehearse(options, progress=_progress)
+    except (ServerError, ReleaseStepError) as error:
+        raise UsageError(f"the rehearsal could not set up its site: {error}") from None
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+    else:
+        print(render_report(report), end="")
+    return report.exit_code
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        raise UsageError(f"--replicas {args.replicas}: use 1 to {MAX_REPLICAS}")
+    if not 0 < args.rate <= MAX_RATE:
+        raise UsageError(f"--rate {args.rate:g}: use more than 0, at most {MAX_RATE:g}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {args.workers}: use 1 to {MAX_WORKERS}")
+    if not 0 <= args.min_requests <= MAX_RATE * MAX_PHASE_SECONDS:
+        raise UsageError(
+            f"--min-requests {args.min_requests}: use 0 to {MAX_RATE * MAX_PHASE_SECONDS:.0f}"
+        )
+    for flag, seconds in (("--before", args.before), ("--after", args.after)):
+        if not 0 <= seconds <= MAX_PHASE_SECONDS:
+            raise UsageError(f"{flag} {seconds:g}: use 0 to {MAX_PHASE_SECONDS:g} seconds")
+
+
+def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
+    """The stack's config, with the app server and its worker count the flags ask for."""
+    from ..config import ConfigError, parse_stack_config
+    from ..stackfile import load_stack_file
+
+    stack = args.stack
+    if stack is None:
+        if not (project_dir / f"Pulumi.{DEFAULT_STACK}.yaml").is_file():
+            raise UsageError(
+                f"no Pulumi.{DEFAULT_STACK}.yaml in {project_dir}: pass --stack NAME "
+                "(its settings are the ones rehearsed)"
+            )
+        stack = DEFAULT_STACK
+    stack_file = load_stack_file(project_dir, stack)
+    try:
+        config = parse_stack_config(*stack_file.namespace("django"))
+    except ConfigError as error:
+        raise UsageError(f"stack {stack}: {error}") from None
+    app = config.app.model_copy(
+        update={"server": args.server or config.app.server, "workers": args.workers}
+    )
+    return config.model_copy(update={"app": app})
+
+
+_STARTED = time.monotonic()
+
+
+def _progress(line: str) -> None:
+    """One line on stderr (stdout is the report's), with the seconds since the command began."""
+    print(f"rehearse {time.monotonic() - _STARTED:6.1f}s  {line}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM both unwind the rehearsal, stopping every server it started; a
+    second signal while it cleans up is ignored, so the clean-up finishes."""
+    interrupted = False
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        raise KeyboardInterrupt
+
+    previous = {
+        signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,621 @@
+"""The release rehearsal: a real rolling release on this machine, under a steady load.
+
+A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
+server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
+release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (the
+same step keys the stack wires as resource dependencies), while virtual users browse, report
+sightings and probe the health check. What they saw becomes the report.
+
+Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulumi_django.config import StackConfig
+from pulumi_django.release import RELEASE_STEPS
+from pulumi_django.rendering.app_server import app_server_settings
+from pulumi_django.rendering.proxy import ProxySite, rehearsal_site, static_url_prefix
+
+from .app_servers import running_app_server
+from .load import Site, parse_page, running_load
+from .proxies import ProxyServer, RunningProxy, running_proxy
+from .releases import NOT_SHIPPED, build_release, overlay_chain, read_releases
+from .report import RehearsalReport, StepReport, StepStatus, Timeline, build_report
+from .servers import LOOPBACK, ServerError, free_port, log_tail, postgres, redis
+
+# The user's own app settings never leak into the throwaway site.
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_")
+# The load balancer's health check, sped up: the stack's thresholds, a shorter interval.
+HEALTH_INTERVAL_SECONDS = 0.5
+PROBE_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 60.0
+DRAIN_POLL_SECONDS = 0.05
+MIN_REQUESTS_POLL_SECONDS = 0.1
+# Each Caddy reload opens a new listening socket (SO_REUSEPORT) and closes the old one, and
+# ends idle keep-alive connections. Reloads back to back under load reset a few new
+# connections (measured at 100 requests/s: one in 20 reloads with no gap; none in 80 with
+# gaps of 0.5-1 s). A load balancer, too, registers and deregisters targets seconds apart.
+RELOAD_GAP_SECONDS = 1.0
+BUILD_TIMEOUT_SECONDS = 300.0
+# When the current version has no name of its own (no release without an overlay).
+CURRENT_NAME = "current"
+DATABASE_NAME = "rehearsal"
+# collectstatic's map of each file to its hashed name (ManifestStaticFilesStorage).
+STATIC_MANIFEST = "staticfiles.json"
+PAGES_PER_REPLICA = 3
+TCP_ESTABLISHED = "01"
+
+
+class ReleaseStepError(Exception):
+    """A release step could not be carried out; the release halts there."""
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    app_dir: Path
+    release: str
+    config: StackConfig
+    proxy: ProxyServer
+    replicas: int = 3
+    rate: float = 50.0
+    skip_check: bool = False
+    before_seconds: float = 5.0
+    after_seconds: float = 5.0
+    # The load goes on after the release until at least this many requests were sent.
+    min_requests: int = 0
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of the app: its files (the image's /app) and its collected static files."""
+
+    name: str
+    directory: Path
+    static_root: Path
+
+
+@dataclass
+class Replica:
+    version: Version
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    lifetime: contextlib.ExitStack
+
+    def stop(self) -> None:
+        """Graceful (SIGTERM): requests in flight finish. Stopping twice does nothing."""
+        self.lifetime.close()
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    status: StepStatus
+    detail: str
+
+
+def current_version_name(app_dir: Path) -> str:
+    """The release that is the app as it is (no base, no overlay files), e.g. `v1`."""
+    for release in read_releases(app_dir).values():
+        if release.base is None and not release.files():
+            return release.name
+    return CURRENT_NAME
+
+
+def established_connections(port: int) -> int:
+    """TCP connections that loopback:`port` accepted and that are still open (from /proc)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if state == TCP_ESTABLISHED and int(local.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def fetch(port: int, path: str) -> tuple[int, str] | None:
+    """One GET to loopback:`port` on a connection of its own: (status, body), or None when
+    nothing answered. Health checks go to replicas this way, as the load balancer sends them."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=PROBE_TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", path, headers={"Host": f"{LOOPBACK}:{port}"})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace").strip()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+class Rehearsal:
+    """The throwaway site and the release steps carried out on it."""
+
+    def __init__(
+        self,
+        options: RehearsalOptions,
+        resources: contextlib.ExitStack,
+        root: Path,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.options = options
+        self.config = options.config
+        self.resources = resources
+        self.root = root
+        self.progress = progress
+        self.bucket = root / "bucket"
+        self.proxy_port = free_port()
+        self.secret_key = secrets.token_urlsafe(40)
+        self.database_url = ""
+        self.redis_url = ""
+        self.proxy: RunningProxy | None = None
+        self.serving: list[Replica] = []
+        self.replicas: list[Replica] = []  # every replica started
+        self.last_reload = 0.0
+        self.current: Version | None = None
+        self.new: Version | None = None
+
+    # ------------------------------------------------------------ the site before the release
+
+    def deploy_current(self) -> None:
+        """PostgreSQL, Redis, the current version migrated with its static files published,
+        its replicas healthy behind the proxy."""
+        database = self.resources.enter_context(postgres())
+        cache = self.resources.enter_context(redis())
+        self.database_url = database.create_database(DATABASE_NAME)
+        self.redis_url = cache.url()
+        self.progress(f"PostgreSQL on {LOOPBACK}:{database.port}, Redis on {LOOPBACK}:{cache.port}")
+        name = current_version_name(self.options.app_dir)
+        current = self.build(name, overlay=name != CURRENT_NAME)
+        self.bucket.mkdir()
+        self.publish_static(current)
+        self.migrate(current)
+        # Stopped after the proxy (entered later, so it stops first and closes its
+        # keep-alive connections, which would otherwise hold up every replica's stop).
+        self.resources.callback(self.stop_replicas)
+        starting = [self.start_replica(current) for _ in range(self.options.replicas)]
+        for replica in starting:  # they boot side by side
+            problem = self.wait_healthy(replica)
+            if problem:
+                raise ReleaseStepError(
+                    f"the current version {current.name} is not healthy, so there is nothing to "
+                    f"release over: {problem}\n{log_tail(replica.log)}"
+                )
+            self.serving.append(replica)
+        ports = ", ".join(str(replica.port) for replica in self.serving)
+        self.progress(f"{current.name} healthy on ports {ports}")
+        self.current = current
+        self.proxy = self.resources.enter_context(
+            running_proxy(self.options.proxy, self.site(self.serving))
+        )
+        self.progress(
+            f"{self.options.proxy} on {self.proxy.url()} in front of "
+            f"{len(self.serving)} {self.config.app.server} replicas of {current.name}"
+        )
+
+    def load_site(self) -> Site:
+        return Site(
+            host=LOOPBACK,
+            port=self.proxy_port,
+            static_prefix=static_url_prefix(self.config),
+            health_path=self.config.app.health_check_path,
+        )
+
+    def site(self, replicas: list[Replica]) -> ProxySite:
+        return rehearsal_site(
+            self.config,
+            listen_port=self.proxy_port,
+            upstream_ports=[replica.port for replica in replicas],
+            static_dir=str(self.bucket / self.config.static.prefix),
+            runtime_dir=str(self.root / "proxy"),
+        )
+
+    # ------------------------------------------------------------ the release steps
+
+    def release(self) -> list[StepReport]:
+        """Every release step in the stack's order, until one stops the release."""
+        reports = []
+        for step in RELEASE_STEPS:
+            handler = STEP_HANDLERS[step.key]
+            self.progress(f"[{step.key}] {step.title}")
+            started = time.monotonic()
+            try:
+                outcome = handler(self)
+            except (ReleaseStepError, ServerError) as error:  # ServerError: a proxy reload
+                outcome = StepOutcome("halted", str(error).splitlines()[0])
+                self.progress(f"[{step.key}] halted: {error}")
+            seconds = time.monotonic() - started
+            reports.append(
+                StepReport(step.key, step.title, outcome.status, seconds, outcome.detail)
+            )
+            self.progress(f"[{step.key}] {outcome.status} in {seconds:.1f} s: {outcome.detail}")
+            if outcome.status in ("refused", "halted"):
+                break
+        return reports
+
+    def step_image(self) -> StepOutcome:
+        """The new version's files and its collected static files, as the image build does."""
+        self.new = self.build(self.options.release, overlay=True)
+        files = sum(1 for path in self.new.static_root.rglob("*") if path.is_file())
+        return StepOutcome("ok", f"{self.new.name} built, collectstatic wrote {files} files")
+
+    def step_static(self) -> StepOutcome:
+        return StepOutcome("ok", self.publish_static(self._new()))
+
+    def step_check(self) -> StepOutcome:
+        """The stack's migration check: the analyzer in the new version, against the database."""
+        from pulumi_django.migration_check import CheckResult
+        from pulumi_django.providers.migration_check import (
+            REPORT_KEYS,
+            MigrationCheckFailed,
+            check_command,
+            judge_check,
+        )
+        from pulumi_django.providers.release_commands import find_json_object
+
+        if self.options.skip_check:
+            return StepOutcome("skipped", "--skip-check: migrations are applied unchecked")
+        if not self.config.migrations.check:
+            return StepOutcome("skipped", "migrations.check is off in the stack config")
+        version = self._new()
+        completed = self.run(
+            "the migration check",
+            check_command(self.config.app.settings_module),
+            version,
+            timeout=self.config.migrations.timeout_seconds,
+        )
+        lines = [*completed.stdout.splitlines(), *completed.stderr.splitlines()]
+        acknowledged = {item.migration: item.reason for item in self.config.migrations.acknowledged}
+        try:
+            result = judge_check(lines, completed.returncode, acknowledged, "the check's output")
+        except MigrationCheckFailed as error:
+            report = find_json_object(lines, REPORT_KEYS)
+            if report is None:  # it could not run at all
+                raise ReleaseStepError(str(error)) from None
+            self.progress(str(error))
+            refused = CheckResult.from_json(report).acknowledge(acknowledged).refused
+            return StepOutcome("refused", f"refused {', '.join(refused)}; nothing was migrated")
+        checked = ", ".join(result.checked) or "no migration to apply"
+        return StepOutcome("ok", f"checked {checked}")
+
+    def step_migrate(self) -> StepOutcome:
+        return StepOutcome("ok", self.migrate(self._new()))
+
+    def step_fleet(self) -> StepOutcome:
+        """One replica at a time: start a new one, wait until healthy, add it to the proxy,
+        take an old one out, let it drain, stop it gracefully."""
+        version = self._new()
+        old_replicas = list(self.serving)
+        total = len(old_replicas)
+        for number, old in enumerate(old_replicas, start=1):
+            started = time.monotonic()
+            try:
+                new = self.start_replica(version)
+            except ServerError as error:
+                return self._halt(number, total, f"did not start: {error}")
+            problem = self.wait_healthy(new)
+            if problem:
+                new.stop()
+                return self._halt(number, total, f"never became healthy: {problem}")
+            healthy = time.monotonic() - started
+            self.serving.append(new)
+            self.set_upstreams(self.serving)
+            self.serving.remove(old)
+            self.set_upstreams(self.serving)
+            drained = self.drain(old)
+            old.stop()
+            self.progress(
+                f"replica {number}/{total}: {version.name} on port {new.port} healthy after "
+                f"{healthy:.1f} s and added; {old.version.name} on port {old.port} removed, "
+                f"drained in {drained:.1f} s, stopped"
+            )
+        return StepOutcome("ok", f"{total} replicas replaced one at a time, none failed")
+
+    def step_proxy(self) -> StepOutcome:
+        """The proxy switched to exactly the new fleet: one more reload with that replica set,
+        then the health path answers through the proxy and every page it serves references
+        only the new version's static files."""
+        version = self._new()
+        self.set_upstreams(self.serving)
+        if self.proxy is None or fetch(self.proxy_port, self.config.app.health_check_path) is None:
+            raise ReleaseStepError("the proxy does not answer its health path after the switch")
+        manifest = json.loads((version.static_root / STATIC_MANIFEST).read_text())
+        new_assets = {static_url_prefix(self.config) + name for name in manifest["paths"].values()}
+        pages = len(self.serving) * PAGES_PER_REPLICA
+        for _ in range(pages):
+            answer = fetch(self.proxy_port, "/")
+            if answer is None or answer[0] != 200:
+                raise ReleaseStepError(f"the page through the proxy answered {answer}")
+            foreign = set(parse_page(answer[1]).assets) - new_assets
+            if foreign:
+                raise ReleaseStepError(
+                    f"the proxy still serves pages of another version (they use "
+                    f"{', '.join(sorted(foreign))}, not {version.name}'s static files)"
+                )
+        return StepOutcome(
+            "ok", f"{pages} pages through the proxy all came from {version.name}'s replicas"
+        )
+
+    def _halt(self, number: int, total: int, problem: str) -> StepOutcome:
+        names = sorted({replica.version.name for replica in self.serving})
+        return StepOutcome(
+            "halted",
+            f"new replica {number} of {total} {problem}; "
+            f"{len(self.serving)} replicas of {', '.join(names)} kept serving",
+        )
+
+    def _new(self) -> Version:
+        if self.new is None:
+            raise ReleaseStepError("the image step has not built the new version")
+        return self.new
+
+    # ------------------------------------------------------------ building blocks
+
+    def build(self, name: str, *, overlay: bool) -> Version:
+        """The version's app files and `collectstatic` into its STATIC_ROOT, with no secret
+        and no database, as the Dockerfile does at build time."""
+        directory = self.root / "versions" / f"{len(list(self.root.glob('versions/*')))}-{name}"
+        directory.parent.mkdir(exist_ok=True)
+        if overlay:
+            build_release(self.options.app_dir, name, directory)
+        else:
+            shutil.copytree(
+                self.options.app_dir, directory, ignore=shutil.ignore_patterns(*NOT_SHIPPED)
+            )
+        version = Version(name, directory, directory / "staticfiles")
+        completed = self.run(
+            f"collectstatic of {name}",
+            ["python", "manage.py", "collectstatic", "--noinput"],
+            version,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            with_services=False,
+        )
+        if completed.returncode != 0:
+            raise ReleaseStepError(
+                f"collectstatic of {name} failed (exit status {completed.returncode}):\n"
+                f"{completed.stdout}{completed.stderr}".rstrip()
+            )
+        return version
+
+    def publish_static(self, version: Version) -> str:
+        """The version's files next to the earlier ones in the local bucket, oldest pruned."""
+        from pulumi_django.static_publish import DirectoryStorage, PublishError, publish
+
+        try:
+            result = publish(
+                DirectoryStorage(self.bucket),
+                version.static_root,
+                version.name,
+                prefix=self.config.static.prefix,
+                keep=self.config.static.keep_releases,
+            )
+        except PublishError as error:
+            raise ReleaseStepError(
+                f"publishing {version.name}'s static files failed: {error}"
+            ) from None
+        kept = ", ".join(result.kept_releases)
+        return f"{version.name}: {result.summary()}; releases published: {kept}"
+
+    def migrate(self, version: Version) -> str:
+        """The stack's migration command and release commands, in the version's files."""
+        from pulumi_django.providers.release_commands import (
+            applied_migrations,
+            release_command,
+            release_commands,
+            what_failed,
+        )
+
+        migrations = self.config.migrations
+        commands = release_commands(migrations.command, migrations.release_commands)
+        completed = self.run(
+            "the migration job",
+            release_command(commands, migrations.timeout_seconds),
+            version,
+            timeout=migrations.timeout_seconds + PROBE_TIMEOUT_SECONDS,
+        )
+        if completed.returncode != 0:
+            raise ReleaseStepError(
+                f"{what_failed(commands, completed.returncode, migrations.timeout_seconds)}; "
+                f"the fleet was not changed:\n{completed.stdout}{completed.stderr}".rstrip()
+            )
+        applied = applied_migrations(completed.stdout.splitlines())
+        return f"applied {', '.join(applied)}" if applied else "no migration to apply"
+
+    def environment(self, version: Version, *, with_services: bool = True) -> dict[str, str]:
+        """What the version's container would get: the stack's plain variables, where its
+        static files are, and (unless building) the secret key, database and cache."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(APP_VARIABLE_PREFIXES)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # replicas start much faster with bytecode
+        env.update(
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+            PYTHONPYCACHEPREFIX=str(self.root / "pycache"),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.config.app.environment)
+        env.update(
+            DJANGO_SETTINGS_MODULE=self.config.app.settings_module,
+            STATIC_URL=static_url_prefix(self.config),
+            STATIC_ROOT=str(version.static_root),
+        )
+        if with_services:
+            env.update(
+                DJANGO_SECRET_KEY=self.secret_key,
+                DJANGO_ALLOWED_HOSTS=f"{LOOPBACK},localhost",
+                DJANGO_CSRF_TRUSTED_ORIGINS=f"http://{LOOPBACK}:{self.proxy_port}",
+                # Plain HTTP on loopback: a Secure cookie would never come back.
+                DJANGO_SECURE_COOKIES="0",
+                DATABASE_URL=self.database_url,
+                REDIS_URL=self.redis_url,
+            )
+        return env
+
+    def run(
+        self,
+        what: str,
+        command: list[str],
+        version: Version,
+        *,
+        timeout: float,
+        with_services: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """A one-off command in the version's directory, as a release task runs in its image."""
+        try:
+            return subprocess.run(
+                command,
+                cwd=version.directory,
+                env=self.environment(version, with_services=with_services),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ReleaseStepError(f"{what} did not finish within {timeout:.0f} s") from None
+
+    def start_replica(self, version: Version) -> Replica:
+        """The version under the stack's app server on a new loopback port; stopped at the end
+        of the rehearsal at the latest."""
+        port = free_port()
+        while port == self.proxy_port:  # chosen early, bound only once the replicas run
+            port = free_port()
+        home = self.root / "replicas" / f"{len(self.replicas) + 1}-{version.name}"
+        home.mkdir(parents=True)
+        env = self.environment(version)
+        env["XDG_RUNTIME_DIR"] = str(home)  # Gunicorn's control socket
+        settings = app_server_settings(self.config, bind_host=LOOPBACK, port=port)
+        lifetime = contextlib.ExitStack()
+        log = home / "server.log"
+        try:
+            process = lifetime.enter_context(
+                running_app_server(settings, log=log, cwd=version.directory, env=env)
+            )
+        except BaseException:
+            lifetime.close()
+            raise
+        replica = Replica(version, port, process, log, lifetime)
+        self.replicas.append(replica)
+        return replica
+
+    def stop_replicas(self) -> None:
+        """Stops every replica still running, side by side (each stop is graceful)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.replicas) or 1) as pool:
+            for stopping in [pool.submit(replica.stop) for replica in self.replicas]:
+                stopping.result()
+
+    def wait_healthy(self, replica: Replica) -> str | None:
+        """None once the replica passed the stack's healthy threshold of checks in a row; else
+        what was wrong (the unhealthy threshold of failed checks in a row, or no answer)."""
+        load_balancer = self.config.load_balancer
+        path = self.config.app.health_check_path
+        passed = failed = 0
+        last = "no answer"
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if replica.process.poll() is not None:
+                return f"the server exited with status {replica.process.returncode}"
+            answer = fetch(replica.port, path)
+            if answer is not None and answer[0] == 200:
+                passed, failed = passed + 1, 0
+                if passed >= load_balancer.healthy_threshold:
+                    return None
+            elif answer is not None:
+                passed, failed = 0, failed + 1
+                last = f"{answer[0]} {answer[1][:120]}"
+                if failed >= load_balancer.unhealthy_threshold:
+                    return f"{failed} health checks in a row answered {last}"
+            time.sleep(HEALTH_INTERVAL_SECONDS)
+        return f"no healthy answer within {START_TIMEOUT_SECONDS:.0f} s (last: {last})"
+
+    def set_upstreams(self, replicas: list[Replica]) -> None:
+        """Reloads the proxy with `replicas` as its upstreams, at least RELOAD_GAP_SECONDS
+        after the previous reload."""
+        if self.proxy is None:
+            raise ReleaseStepError("the proxy is not running")
+        time.sleep(max(0.0, self.last_reload + RELOAD_GAP_SECONDS - time.monotonic()))
+        self.proxy.reload(self.site(replicas))
+        self.last_reload = time.monotonic()
+
+    def drain(self, replica: Replica) -> float:
+        """Waits until the proxy closed its last connection to the replica, at most the load
+        balancer's deregistration delay (like the ALB, which ends draining early when a target
+        has nothing in flight). Returns how long it waited."""
+        from pulumi_django.components.load_balancer import deregistration_delay
+
+        limit = deregistration_delay(self.config.load_balancer, self.config.app)
+        started = time.monotonic()
+        while established_connections(replica.port) and time.monotonic() - started < limit:
+            time.sleep(DRAIN_POLL_SECONDS)
+        return time.monotonic() - started
+
+
+STEP_HANDLERS: dict[str, Callable[[Rehearsal], StepOutcome]] = {
+    "image": Rehearsal.step_image,
+    "static": Rehearsal.step_static,
+    "check": Rehearsal.step_check,
+    "migrate": Rehearsal.step_migrate,
+    "fleet": Rehearsal.step_fleet,
+    "proxy": Rehearsal.step_proxy,
+}
+
+
+@contextlib.contextmanager
+def _scratch_directory() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="pd-rehearsal-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> RehearsalReport:
+    """Runs the whole rehearsal and returns its report; every process it started is stopped
+    and every directory it made is removed before it returns or raises."""
+    missing = [step.key for step in RELEASE_STEPS if step.key not in STEP_HANDLERS]
+    if missing:
+        raise NotImplementedError(f"the rehearsal has no handler for release steps {missing}")
+    overlay_chain(read_releases(options.app_dir), options.release)  # an unknown name fails now
+    with contextlib.ExitStack() as resources:
+        root = resources.enter_context(_scratch_directory())
+        rehearsal = Rehearsal(options, resources, root, progress)
+        rehearsal.deploy_current()
+        progress(f"load: {options.rate:g} requests/s; the release in {options.before_seconds:g} s")
+        with running_load(rehearsal.load_site(), options.rate) as load:
+            load_start = time.monotonic()
+            time.sleep(options.before_seconds)
+            release_start = time.monotonic()
+            steps = rehearsal.release()
+            release_end = time.monotonic()
+            progress(f"load: {options.after_seconds:g} s more after the release")
+            time.sleep(options.after_seconds)
+            while load.count() < options.min_requests:
+                time.sleep(MIN_REQUESTS_POLL_SECONDS)
+            samples = load.stop()
+            load_end = time.monotonic()
+        progress("load stopped; stopping every server")
+    previous = rehearsal.current.name if rehearsal.current else CURRENT_NAME
+    return build_report(
+        release=options.release,
+        previous=previous,
+        proxy=options.proxy,
+        server=options.config.app.server,
+        replicas=options.replicas,
+        rate=options.rate,
+        steps=steps,
+        samples=samples,
+        timeline=Timeline(load_start, release_start, release_end, load_end),
+    )

@@ -1,0 +1,221 @@
+"""What a rehearsal found: the requests and their failures, latency before, during and after the
+release, each release step, and the verdict; as text for people and as JSON for machines."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .load import FAILURE_KINDS, LatencySummary, Sample, failure_counts, latency_summary
+
+Result = Literal["ok", "failed", "refused", "halted"]
+StepStatus = Literal["ok", "skipped", "refused", "halted"]
+PHASES = ("before", "during", "after")
+# Exit status of `pulumi-django rehearse` by result: 2 stays the CLI's usage error.
+EXIT_CODES: dict[str, int] = {"ok": 0, "failed": 1, "refused": 3, "halted": 4}
+FAILURE_EXAMPLES = 5
+FAILURE_LABELS = {
+    "5xx": "5xx",
+    "static_404": "static 404",
+    "connection": "connection error",
+    "other": "other",
+}
+VERDICTS = {
+    "ok": "no request failed while the old and the new version ran side by side.",
+    "failed": "users saw errors during this release.",
+    "refused": "the migration check refused the release before anything changed; "
+    "the old version kept serving.",
+    "halted": "the release stopped before it reached every replica; "
+    "the replicas already serving kept serving.",
+}
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One release step as the rehearsal carried it out."""
+
+    key: str
+    title: str
+    status: StepStatus
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Monotonic times: the load started, the release started and ended, the load ended."""
+
+    load_start: float
+    release_start: float
+    release_end: float
+    load_end: float
+
+    def phase(self, started: float) -> str:
+        if started < self.release_start:
+            return "before"
+        return "during" if started < self.release_end else "after"
+
+
+@dataclass(frozen=True)
+class RehearsalReport:
+    release: str
+    previous: str
+    proxy: str
+    server: str
+    replicas: int
+    rate: float
+    steps: tuple[StepReport, ...]
+    requests: int
+    failures: dict[str, int]
+    latency: dict[str, LatencySummary]
+    rollout_seconds: float
+    load_seconds: float
+    result: Result
+    # (kind, "METHOD path -> status: detail", how many)
+    failure_examples: tuple[tuple[str, str, int], ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.result]
+
+    @property
+    def failed_requests(self) -> int:
+        return sum(self.failures.values())
+
+
+def decide_result(failed_requests: int, steps: Sequence[StepReport]) -> Result:
+    """Any failed request fails the rehearsal; otherwise a step that stopped the release says
+    how (refused or halted); otherwise ok."""
+    if failed_requests:
+        return "failed"
+    for step in steps:
+        if step.status in ("refused", "halted"):
+            return step.status
+    return "ok"
+
+
+def build_report(
+    *,
+    release: str,
+    previous: str,
+    proxy: str,
+    server: str,
+    replicas: int,
+    rate: float,
+    steps: Sequence[StepReport],
+    samples: Sequence[Sample],
+    timeline: Timeline,
+) -> RehearsalReport:
+    by_phase: dict[str, list[Sample]] = {phase: [] for phase in PHASES}
+    for sample in samples:
+        by_phase[timeline.phase(sample.started)].append(sample)
+    failures = failure_counts(samples)
+    return RehearsalReport(
+        release=release,
+        previous=previous,
+        proxy=proxy,
+        server=server,
+        replicas=replicas,
+        rate=rate,
+        steps=tuple(steps),
+        requests=len(samples),
+        failures=failures,
+        latency={phase: latency_summary(by_phase[phase]) for phase in PHASES},
+        rollout_seconds=timeline.release_end - timeline.release_start,
+        load_seconds=timeline.load_end - timeline.load_start,
+        result=decide_result(sum(failures.values()), steps),
+        failure_examples=_examples(samples),
+    )
+
+
+def _examples(samples: Sequence[Sample]) -> tuple[tuple[str, str, int], ...]:
+    counter: collections.Counter[tuple[str, str]] = collections.Counter()
+    for sample in samples:
+        if sample.failure is not None:
+            status = "no answer" if sample.status is None else str(sample.status)
+            detail = " ".join(sample.detail.split())[:120]
+            what = f"{sample.method} {sample.path} -> {status}"
+            counter[(sample.failure, f"{what}: {detail}" if detail else what)] += 1
+    return tuple((kind, what, count) for (kind, what), count in counter.most_common())[
+        :FAILURE_EXAMPLES
+    ]
+
+
+def report_json(report: RehearsalReport) -> dict[str, Any]:
+    """The `--json` document; the first keys are the documented contract."""
+    return {
+        "release": report.release,
+        "requests": report.requests,
+        "failures": {kind: report.failures[kind] for kind in FAILURE_KINDS},
+        "latency_ms": {
+            phase: {"p50": _rounded(summary.p50), "p99": _rounded(summary.p99)}
+            for phase, summary in report.latency.items()
+        },
+        "rollout_seconds": round(report.rollout_seconds, 2),
+        "result": report.result,
+        "previous": report.previous,
+        "proxy": report.proxy,
+        "server": report.server,
+        "replicas": report.replicas,
+        "rate": report.rate,
+        "requests_by_phase": {phase: summary.requests for phase, summary in report.latency.items()},
+        "steps": [
+            {
+                "key": step.key,
+                "title": step.title,
+                "status": step.status,
+                "seconds": round(step.seconds, 2),
+                "detail": step.detail,
+            }
+            for step in report.steps
+        ],
+        "failure_examples": [
+            {"kind": kind, "what": what, "count": count}
+            for kind, what, count in report.failure_examples
+        ],
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def render_report(report: RehearsalReport) -> str:
+    """The report as people read it at the end of `pulumi-django rehearse`."""
+    lines = [
+        f"Release rehearsal: {report.previous} -> {report.release}, {report.replicas} "
+        f"{report.server} replicas behind {report.proxy}, {report.rate:g} requests/s",
+        "",
+        "Release steps:",
+    ]
+    width = max((len(step.title) for step in report.steps), default=0)
+    for step in report.steps:
+        lines.append(
+            f"  {step.title:<{width}}  {step.status:<7} {step.seconds:6.1f} s  {step.detail}"
+        )
+    failed = report.failed_requests
+    kinds = ", ".join(f"{FAILURE_LABELS[k]} {report.failures[k]}" for k in FAILURE_KINDS)
+    lines += [
+        "",
+        f"Requests: {report.requests} in {report.load_seconds:.1f} s; failed: {failed} ({kinds})",
+    ]
+    for kind, what, count in report.failure_examples:
+        lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what}")
+    lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
+    for phase, summary in report.latency.items():
+        label = f"{phase} the release"
+        lines.append(
+            f"  {label:<20}{summary.requests:>8} {_cell(summary.p50)} {_cell(summary.p99)}"
+        )
+    lines += [
+        "",
+        f"Rollout: {report.rollout_seconds:.1f} s",
+        f"Result: {report.result.upper()}: {VERDICTS[report.result]}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>7}" if value is None else f"{value:7.1f}"

@@ -1,0 +1,599 @@
+"""The release rehearsal: its load generator, statistics and report (fast), its step handlers,
+and whole rehearsals of every release variant on real servers (slow, loopback only)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pulumi_django.cli import main
+from pulumi_django.config import parse_stack_config
+from pulumi_django.rehearsal import rehearse as rehearse_module
+from pulumi_django.rehearsal.load import (
+    FAILURE_KINDS,
+    LoadGenerator,
+    Pacer,
+    Sample,
+    Site,
+    VirtualUser,
+    classify,
+    parse_page,
+    percentile,
+    summarize_body,
+)
+from pulumi_django.rehearsal.rehearse import (
+    STEP_HANDLERS,
+    Rehearsal,
+    RehearsalOptions,
+    ReleaseStepError,
+    StepOutcome,
+    current_version_name,
+    established_connections,
+)
+from pulumi_django.rehearsal.report import (
+    StepReport,
+    Timeline,
+    build_report,
+    decide_result,
+    render_report,
+    report_json,
+)
+from pulumi_django.release import RELEASE_STEPS
+from pulumi_django.stackfile import load_stack_file
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "examples" / "bigfoot"
+CLI = Path(sys.executable).parent / "pulumi-django"
+STEP_KEYS = [step.key for step in RELEASE_STEPS]
+REHEARSAL_TIMEOUT = 240
+
+
+def local_config() -> Any:
+    return parse_stack_config(*load_stack_file(ROOT, "local").namespace("django"))
+
+
+# ---------------------------------------------------------------- statistics and classification
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "expected", "error", "kind"),
+    [
+        ("GET", "/", 200, 200, None, None),
+        ("POST", "/sightings/new/", 303, 303, None, None),
+        ("POST", "/sightings/new/", 500, 303, None, "5xx"),
+        ("GET", "/healthz", 503, 200, None, "5xx"),
+        ("GET", "/static/app.0123456789ab.css", 404, 200, None, "static_404"),
+        ("GET", "/missing/", 404, 200, None, "other"),
+        ("POST", "/static/form", 404, 303, None, "other"),
+        ("POST", "/sightings/new/", 403, 303, None, "other"),
+        ("GET", "/", None, 200, ConnectionRefusedError(), "connection"),
+        ("GET", "/", None, 200, ConnectionResetError(), "connection"),
+        ("GET", "/", None, 200, TimeoutError("timed out"), "other"),
+    ],
+)
+def test_each_request_is_classified_by_what_went_wrong(
+    method: str,
+    path: str,
+    status: int | None,
+    expected: int,
+    error: BaseException | None,
+    kind: str | None,
+) -> None:
+    assert classify(method, path, status, expected, "/static/", error) == kind
+
+
+def test_an_error_page_is_summed_up_by_its_title() -> None:
+    page = "<!doctype html><html><head>\n<title>Server Error (500)</title></head><body>..."
+    assert summarize_body(page) == "Server Error (500)"
+    assert summarize_body("database unavailable:\n  OperationalError") == (
+        "database unavailable: OperationalError"
+    )
+    assert len(summarize_body("x" * 5000)) == 200
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([7.0], 0.99) == 7
+    assert percentile([], 0.5) is None
+    with pytest.raises(ValueError, match="fraction"):
+        percentile(values, 0)
+
+
+@given(st.lists(st.floats(0, 1e6), min_size=1), st.floats(0.01, 1), st.floats(0.01, 1))
+def test_a_percentile_is_a_value_and_grows_with_the_fraction(
+    values: list[float], first: float, second: float
+) -> None:
+    low, high = sorted((first, second))
+    assert percentile(values, low) in values
+    assert percentile(values, low) <= percentile(values, high)  # type: ignore[operator]
+
+
+def test_the_pacer_spaces_sends_evenly_and_drops_a_long_backlog() -> None:
+    now = [100.0]
+    pacer = Pacer(10, clock=lambda: now[0])
+    assert [pacer.next_slot() for _ in range(3)] == pytest.approx([100.0, 100.1, 100.2])
+    now[0] = 105.0  # the site stalled for 5 s: at most 1 s of sends is made up
+    assert pacer.next_slot() == pytest.approx(104.0)
+    assert pacer.next_slot() == pytest.approx(104.1)
+
+
+def test_a_page_yields_its_assets_and_its_form_fields() -> None:
+    page = parse_page(
+        '<link rel="stylesheet" href="/static/a.1234567890ab.css"><link rel="icon" href="/i.ico">'
+        '<script src="/static/a.js" defer></script><script>inline()</script>'
+        '<form><input type="hidden" name="csrfmiddlewaretoken" value="tok">'
+        '<input type="checkbox" name="gdpr_accepted"><input type="text" name="location"></form>'
+    )
+    assert page.assets == ["/static/a.1234567890ab.css", "/static/a.js"]
+    assert page.fields == {"csrfmiddlewaretoken": "tok", "gdpr_accepted": "on"}
+
+
+# ---------------------------------------------------------------- the load against a fake site
+
+
+class FakeBigfoot(http.server.BaseHTTPRequestHandler):
+    """The example app's pages and behaviour, in miniature. `broken_static` answers 404 for
+    the script; `drop_after_each` closes every keep-alive connection right after its answer
+    without saying so (what a proxy reload does to idle connections)."""
+
+    protocol_version = "HTTP/1.1"
+    broken_static = False
+    drop_after_each = False
+    posts: list[dict[str, list[str]]] = []
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            self.answer(
+                200,
+                '<link rel="stylesheet" href="/static/b.0123456789ab.css">'
+                '<script src="/static/b.js"></script>',
+            )
+        elif self.path == "/static/b.0123456789ab.css":
+            self.answer(200, "body{}")
+        elif self.path == "/static/b.js":
+            self.answer(404 if self.broken_static else 200, "x()")
+        elif self.path == "/sightings/new/":
+            self.answer(
+                200,
+                '<input type="hidden" name="csrfmiddlewaretoken" value="t0k">'
+                '<input type="checkbox" name="gdpr_accepted">',
+                {"Set-Cookie": "csrftoken=c00kie; Path=/; SameSite=Lax"},
+            )
+        elif self.path == "/healthz":
+            self.answer(200, "ok")
+        else:
+            self.answer(404, "not found")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        fields = urllib.parse.parse_qs(body)
+        self.posts.append(fields)
+        good = fields.get("csrfmiddlewaretoken") == ["t0k"] and "csrftoken=c00kie" in (
+            self.headers.get("Cookie") or ""
+        )
+        self.answer(303 if good else 403, "", {"Location": "/"})
+
+    def answer(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        data = body.encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        if self.drop_after_each:
+            self.close_connection = True
+
+
+@contextlib.contextmanager
+def fake_site(**behaviour: bool) -> Iterator[Site]:
+    handler = type("Handler", (FakeBigfoot,), {**behaviour, "posts": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Site(host="127.0.0.1", port=server.server_address[1], static_prefix="/static/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_load(site: Site, seconds: float, rate: float = 200) -> list[Sample]:
+    generator = LoadGenerator(site, rate)
+    generator.start()
+    time.sleep(seconds)
+    return generator.stop()
+
+
+def test_the_load_browses_reports_and_checks_health_like_browsers_do() -> None:
+    with fake_site() as site:
+        samples = run_load(site, 1.0)
+    assert len(samples) > 100
+    assert all(sample.failure is None for sample in samples), samples[:3]
+    requests = {(sample.method, sample.path) for sample in samples}
+    assert requests == {
+        ("GET", "/"),
+        ("GET", "/static/b.0123456789ab.css"),
+        ("GET", "/static/b.js"),
+        ("GET", "/sightings/new/"),
+        ("POST", "/sightings/new/"),
+        ("GET", "/healthz"),
+    }
+    assert sorted(s.started for s in samples) == [s.started for s in samples]
+
+
+def test_a_missing_static_file_counts_as_a_static_404() -> None:
+    with fake_site(broken_static=True) as site:
+        samples = run_load(site, 0.5)
+    failed = [sample for sample in samples if sample.failure]
+    assert failed
+    assert {(s.failure, s.path, s.status) for s in failed} == {("static_404", "/static/b.js", 404)}
+
+
+def test_a_closed_keep_alive_connection_is_resent_once_like_a_browser_does() -> None:
+    with fake_site(drop_after_each=True) as site:
+        samples = run_load(site, 0.5)
+    assert len(samples) > 50
+    assert [s for s in samples if s.failure] == []
+
+
+def test_a_connection_closed_without_an_answer_is_a_connection_failure() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def hang_up() -> None:
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        recorded: list[Sample] = []
+        user = VirtualUser(
+            Site("127.0.0.1", port, "/static/"), Pacer(1000), recorded.append, threading.Event(), 0
+        )
+        assert user.request("GET", "/static/x.css") is None
+        thread.join(5)
+    assert [(s.failure, s.status) for s in recorded] == [("connection", None)]
+    assert "on a new connection" in recorded[0].detail
+
+
+# ---------------------------------------------------------------- report
+
+
+def sample(started: float, failure: str | None = None, latency: float = 10.0) -> Sample:
+    status = 500 if failure == "5xx" else 200
+    return Sample(started, "GET", "/", status, latency, failure, "boom" if failure else "")
+
+
+def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> None:
+    samples = [
+        sample(1.0, latency=1),
+        sample(1.5, latency=3),
+        sample(2.0, latency=50),  # the release starts at 2.0
+        sample(2.5, "5xx", latency=70),
+        sample(4.0, latency=2),  # and ends at 4.0
+    ]
+    steps = [StepReport(key, key, "ok", 1.0, "") for key in STEP_KEYS]
+    report = build_report(
+        release="v2",
+        previous="v1",
+        proxy="nginx",
+        server="gunicorn",
+        replicas=3,
+        rate=50,
+        steps=steps,
+        samples=samples,
+        timeline=Timeline(0.5, 2.0, 4.0, 5.0),
+    )
+    document = report_json(report)
+    assert document["release"] == "v2"
+    assert document["requests"] == 5
+    assert document["failures"] == {"5xx": 1, "static_404": 0, "connection": 0, "other": 0}
+    assert document["latency_ms"] == {
+        "before": {"p50": 1.0, "p99": 3.0},
+        "during": {"p50": 50.0, "p99": 70.0},
+        "after": {"p50": 2.0, "p99": 2.0},
+    }
+    assert document["rollout_seconds"] == 2.0
+    assert document["result"] == "failed"
+    assert report.exit_code == 1
+    assert document["failure_examples"] == [
+        {"kind": "5xx", "what": "GET / -> 500: boom", "count": 1}
+    ]
+    text = render_report(report)
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
+    assert "Result: FAILED" in text
+
+
+def test_a_failed_request_outweighs_how_the_release_ended() -> None:
+    def steps(*statuses: str) -> list[StepReport]:
+        return [StepReport(k, k, s, 0.0, "") for k, s in zip(STEP_KEYS, statuses, strict=False)]  # type: ignore[arg-type]
+
+    assert decide_result(0, steps("ok", "ok", "ok", "ok", "ok", "ok")) == "ok"
+    assert decide_result(0, steps("ok", "ok", "skipped", "ok", "ok", "ok")) == "ok"
+    assert decide_result(0, steps("ok", "ok", "refused")) == "refused"
+    assert decide_result(0, steps("ok", "ok", "ok", "ok", "halted")) == "halted"
+    assert decide_result(3, steps("ok", "ok", "refused")) == "failed"
+    assert set(FAILURE_KINDS) == {"5xx", "static_404", "connection", "other"}
+
+
+# ---------------------------------------------------------------- release steps
+
+
+def test_every_release_step_has_a_rehearsal_handler() -> None:
+    assert set(STEP_HANDLERS) == set(STEP_KEYS)
+
+
+def test_the_release_runs_the_handlers_in_release_order_until_one_stops_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+
+    def handler(key: str, outcome: StepOutcome | Exception) -> Callable[[Rehearsal], StepOutcome]:
+        def run(_rehearsal: Rehearsal) -> StepOutcome:
+            ran.append(key)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        return run
+
+    options = RehearsalOptions(APP, "v2", local_config(), "nginx")
+    with contextlib.ExitStack() as resources:
+        rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
+        for key in STEP_KEYS:
+            monkeypatch.setitem(STEP_HANDLERS, key, handler(key, StepOutcome("ok", key)))
+        assert [report.key for report in rehearsal.release()] == STEP_KEYS
+        assert ran == STEP_KEYS
+
+        ran.clear()
+        monkeypatch.setitem(STEP_HANDLERS, "check", handler("check", StepOutcome("refused", "no")))
+        reports = rehearsal.release()
+        assert ran == STEP_KEYS[: STEP_KEYS.index("check") + 1]
+        assert [r.status for r in reports][-1] == "refused"
+
+        ran.clear()
+        failing = ReleaseStepError("the migration job exited with 1\nlast lines...")
+        monkeypatch.setitem(STEP_HANDLERS, "check", handler("check", StepOutcome("ok", "")))
+        monkeypatch.setitem(STEP_HANDLERS, "migrate", handler("migrate", failing))
+        last = rehearsal.release()[-1]
+        assert (last.key, last.status, last.detail) == (
+            "migrate",
+            "halted",
+            "the migration job exited with 1",
+        )
+
+
+def test_a_step_without_a_handler_fails_before_any_server_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(STEP_HANDLERS, "fleet")
+    options = RehearsalOptions(APP, "v2", local_config(), "nginx")
+    started = time.monotonic()
+    with pytest.raises(NotImplementedError, match="fleet"):
+        rehearse_module.rehearse(options, progress=lambda _line: None)
+    assert time.monotonic() - started < 1
+
+
+def test_the_current_version_is_the_release_without_an_overlay() -> None:
+    assert current_version_name(APP) == "v1"
+
+
+def test_accepted_connections_are_counted_until_they_close() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert established_connections(port) == 0
+        client = socket.create_connection(("127.0.0.1", port))
+        server_side, _ = listener.accept()
+        assert established_connections(port) == 1
+        client.close()
+        server_side.close()
+        assert established_connections(port) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--replicas", "0"], "--replicas 0: use 1 to 20"),
+        (["--rate", "0"], "--rate 0"),
+        (["--after", "-1"], "--after -1"),
+        (["--to", "v9"], "unknown release 'v9'"),
+        (["--app", "docs"], "docs holds no manage.py"),
+        (["--stack", "nope"], "no stack file Pulumi.nope.yaml"),
+    ],
+)
+def test_bad_flags_are_refused_before_anything_starts(
+    flags: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["rehearse", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- whole rehearsals (real servers)
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """The rehearsal's TMPDIR: it must be empty afterwards, and no process may use it."""
+    directory = Path(tempfile.mkdtemp(prefix="pd-test-rehearse-"))
+    directory.chmod(0o755)  # PostgreSQL runs as another user and must reach its data directory
+    try:
+        yield directory
+        assert list(directory.iterdir()) == [], "the rehearsal left files behind"
+        assert processes_using(directory) == [], "the rehearsal left processes behind"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def processes_using(directory: Path) -> list[str]:
+    """Processes whose working directory or command line is under `directory`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            cwd = str((proc / "cwd").readlink())
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if cwd.startswith(str(directory)) or str(directory) in cmdline:
+                found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+def rehearse_cli(scratch: Path, *flags: str) -> tuple[int, dict[str, Any], str]:
+    """`pulumi-django rehearse --json FLAGS`: exit status, the JSON report, the progress."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(CLI), "rehearse", "--json", *flags],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=REHEARSAL_TIMEOUT,
+        check=False,
+    )
+    assert done.stdout, f"no report (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    report = json.loads(done.stdout)
+    print(f"{' '.join(flags)}: {time.monotonic() - started:.0f} s\n{done.stdout}")
+    return done.returncode, report, done.stderr
+
+
+def assert_no_failures(report: dict[str, Any], stderr: str) -> None:
+    assert report["failures"] == {"5xx": 0, "static_404": 0, "connection": 0, "other": 0}, (
+        f"{report['failure_examples']}\n{stderr[-3000:]}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("proxy", ["nginx", "caddy"])
+def test_a_safe_release_rolls_out_without_a_single_failed_request(
+    proxy: str, scratch: Path
+) -> None:
+    code, report, stderr = rehearse_cli(
+        scratch, "--to", "v2", "--proxy", proxy, "--rate", "120", "--min-requests", "3000"
+    )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"], report["release"]) == (0, "ok", "v2")
+    assert report["requests"] >= 3000
+    assert [step["key"] for step in report["steps"]] == STEP_KEYS
+    assert {step["status"] for step in report["steps"]} == {"ok"}
+    assert all(report["requests_by_phase"][phase] > 0 for phase in ("before", "during", "after"))
+    for phase in ("before", "during", "after"):
+        latency = report["latency_ms"][phase]
+        assert 0 < latency["p50"] <= latency["p99"]
+    assert report["rollout_seconds"] > 0
+    # Both releases' static files stayed published side by side.
+    assert "releases published: v2, v1" in report["steps"][1]["detail"]
+
+
+@pytest.mark.slow
+def test_the_check_refuses_an_unsafe_migration_before_anything_changes(scratch: Path) -> None:
+    code, report, stderr = rehearse_cli(
+        scratch, "--to", "v2-unsafe", "--replicas", "2", "--before", "2", "--after", "2"
+    )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"]) == (3, "refused")
+    assert [step["key"] for step in report["steps"]] == STEP_KEYS[: STEP_KEYS.index("check") + 1]
+    assert report["steps"][-1]["status"] == "refused"
+    assert "sightings.0002_sighting_gdpr_accepted" in report["steps"][-1]["detail"]
+    assert "not-null-column-without-db-default" in stderr
+
+
+@pytest.mark.slow
+def test_without_the_check_the_old_versions_inserts_fail(scratch: Path) -> None:
+    code, report, _ = rehearse_cli(
+        scratch, "--to", "v2-unsafe", "--skip-check", "--replicas", "2", "--before", "2"
+    )
+    assert (code, report["result"]) == (1, "failed")
+    assert report["failures"]["5xx"] > 0
+    assert report["failures"]["static_404"] == report["failures"]["connection"] == 0
+    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
+        "POST /sightings/new/ -> 500"
+    }
+    check = next(step for step in report["steps"] if step["key"] == "check")
+    assert check["status"] == "skipped"
+    assert report["steps"][-1]["key"] == STEP_KEYS[-1]
+
+
+@pytest.mark.slow
+def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
+    scratch: Path,
+) -> None:
+    code, report, stderr = rehearse_cli(
+        scratch, "--to", "v2-broken", "--replicas", "2", "--before", "2", "--after", "3"
+    )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"]) == (4, "halted")
+    fleet = report["steps"][-1]
+    assert (fleet["key"], fleet["status"]) == ("fleet", "halted")
+    assert "new replica 1 of 2 never became healthy" in fleet["detail"]
+    assert "503" in fleet["detail"]
+    assert "2 replicas of v1 kept serving" in fleet["detail"]
+    assert report["requests_by_phase"]["after"] > 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_server_and_removes_every_directory(scratch: Path) -> None:
+    process = subprocess.Popen(
+        [str(CLI), "rehearse", "--to", "v2", "--replicas", "1", "--before", "30"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = wait_for_line(process.stderr, "load:", timeout=120)
+    assert "load:" in seen, seen
+    assert processes_using(scratch), "the rehearsal should be running by now"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+
+
+def wait_for_line(stream: Any, text: str, timeout: float) -> str:
+    """What `stream` printed up to a line holding `text` (or until `timeout`). Reads the
+    pipe itself: a buffered readline could hold the line back while select() waits."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream.fileno(), selectors.EVENT_READ)
+        while time.monotonic() < deadline and text.encode() not in seen:
+            if selector.select(timeout=1):
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+    return seen.decode(errors="replace")

@@ -107,17 +107,23 @@ class AppTask(pulumi.ComponentResource):
         )
         django_secret = self._django_secret(name, config, tags, child)
 
-        assume_role = pulumi.Output.all(partition, region, account_id).apply(
-            lambda values: json.dumps(
-                ecs_tasks_assume_role_policy(
-                    partition=values[0], region=values[1], account_id=values[2]
+        def trust(source_arn: bool) -> pulumi.Output[str]:
+            return pulumi.Output.all(partition, region, account_id).apply(
+                lambda values: json.dumps(
+                    ecs_tasks_assume_role_policy(
+                        partition=values[0],
+                        region=values[1],
+                        account_id=values[2],
+                        source_arn=source_arn,
+                    )
                 )
             )
-        )
+
+        assume_role = trust(source_arn=True)
         execution_role = aws.iam.Role(
             f"{name}-execution",
             description=f"{name}: ECS pulls the app image, reads its secrets, writes its logs",
-            assume_role_policy=assume_role,
+            assume_role_policy=trust(source_arn=False),
             tags=tags,
             opts=child,
         )

@@ -25,7 +25,9 @@ def parameter_group_family(engine_version: str) -> str:
 def database_parameters(config: DatabaseConfig) -> list[aws.rds.ParameterGroupParameterArgsDict]:
     """Server settings the defaults lack: refuse unencrypted connections, log slow statements."""
     return [
-        {"name": "rds.force_ssl", "value": "1"},
+        # Static on older majors, where RDS refuses an immediate apply; `pending-reboot` is
+        # accepted either way (and 17 already defaults to 1).
+        {"name": "rds.force_ssl", "value": "1", "apply_method": "pending-reboot"},
         {"name": "log_min_duration_statement", "value": str(config.slow_query_ms)},
     ]
 

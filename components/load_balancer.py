@@ -183,7 +183,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)
             ],
             tags=tags,
-            opts=child,
+            # The provider echoes the header value back in its outputs; keep it secret there.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(additional_secret_outputs=["conditions"])
+            ),
         )
 
         self.dns_name = alb.dns_name

@@ -107,6 +107,9 @@ def test_parameter_group_forces_tls_and_logs_slow_statements(either: Recording) 
     }
     assert instance(either)["parameterGroupName"] == f"{group.name}-a1b2c3d"
     assert either.depends_on(either.one(INSTANCE).urn, group.urn)
+    # Static on older majors: an immediate apply would be refused there.
+    force_ssl = next(p for p in group.inputs["parameters"] if p["name"] == "rds.force_ssl")
+    assert force_ssl["applyMethod"] == "pending-reboot"
 
 
 def test_engine_upgrades_and_windows(either: Recording) -> None:

@@ -118,6 +118,14 @@ def test_trust_policy_is_for_ecs_tasks_of_this_account_and_region() -> None:
     assert "Resource" not in statement
 
 
+def test_execution_role_trust_is_for_ecs_tasks_of_this_account() -> None:
+    document = ecs_tasks_assume_role_policy(
+        partition="aws", region="eu-west-1", account_id=ACCOUNT, source_arn=False
+    )
+    (statement,) = document["Statement"]
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
 def test_trust_policy_passes_parliament_as_the_roles_resource_policy() -> None:
     """parliament reads every document as an identity policy; a trust policy is the role's own
     resource policy, so it is linted with the role as its resource."""

@@ -250,3 +250,8 @@ def test_https_output_tells_whether_the_origin_speaks_tls(
     built: list[LoadBalancer] = []
     record_load_balancer(stack_config(domain=domain), built=built)
     assert built[0].https is https
+
+
+def test_the_origin_secret_stays_secret_in_the_rules_outputs() -> None:
+    rule = record_load_balancer(stack_config()).one("aws:lb/listenerRule:ListenerRule")
+    assert rule.options["additionalSecretOutputs"] == ["conditions"]

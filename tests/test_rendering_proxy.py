@@ -296,6 +296,24 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("server", PROXIES)
+def test_a_guaranteed_viewer_scheme_overrides_what_the_load_balancer_says(
+    server: ProxyServer, backends: dict[str, int], static_dir: Path
+) -> None:
+    """Behind CloudFront (HTTPS only) the ALB's HTTP listener still says `http`."""
+    with proxy_for(server, [backends["gunicorn"]], static_dir) as proxy:
+        proxy.reload(replace(proxy.site, trusted_proxies=(LOOPBACK_CIDR,), viewer_scheme="https"))
+        from_alb = {**SPOOFED, "X-Forwarded-Proto": "http"}
+        seen = echo(proxy, "/hello", headers=from_alb)
+        assert (seen["forwarded_proto"], seen["scheme"]) == ("https", "https")
+        assert seen["forwarded_for"] == "203.0.113.9"
+
+
+def test_the_aws_sidecar_tells_the_app_every_visitor_uses_https() -> None:
+    assert sidecar_site(stack(), ["10.0.0.0/16"]).viewer_scheme == "https"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", PROXIES)
 def test_body_limit_static_files_compression_and_health(
     server: ProxyServer, backends: dict[str, int], static_dir: Path
 ) -> None:

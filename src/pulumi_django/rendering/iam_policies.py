@@ -29,8 +29,15 @@ EXEC_COMMAND_ACTIONS = (
 Policy = dict[str, Any]
 
 
-def ecs_tasks_assume_role_policy(*, partition: str, region: str, account_id: str) -> Policy:
-    """Trust for ECS tasks of this account and region only (no confused deputy)."""
+def ecs_tasks_assume_role_policy(
+    *, partition: str, region: str, account_id: str, source_arn: bool = True
+) -> Policy:
+    """Trust for ECS tasks of this account (and, with `source_arn`, this region) only: no
+    confused deputy. AWS documents `aws:SourceArn` for the task role; the execution role is
+    assumed on the task's behalf before it runs, so it gets the account condition alone."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account_id}:*"}
     return {
         "Version": VERSION,
         "Statement": [
@@ -39,10 +46,7 @@ def ecs_tasks_assume_role_policy(*, partition: str, region: str, account_id: str
                 "Effect": "Allow",
                 "Principal": {"Service": ECS_TASKS_SERVICE},
                 "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account_id},
-                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account_id}:*"},
-                },
+                "Condition": condition,
             }
         ],
     }

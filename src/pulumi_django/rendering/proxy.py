@@ -120,6 +120,9 @@ class ProxySite:
     # None: access log to stdout, errors to stderr (containers); else log files there.
     log_dir: str | None = None
     connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS
+    # The scheme every visitor uses, when the way in guarantees it: sent to the app as
+    # X-Forwarded-Proto whatever the peer says (None: believe trusted peers, else our own).
+    viewer_scheme: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -152,6 +155,8 @@ class ProxySite:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.viewer_scheme not in (None, "http", "https"):
+            raise ValueError(f"viewer_scheme {self.viewer_scheme!r} is not http or https")
         _check_path("health_path", self.health_path)
         _check_path("runtime_dir", self.runtime_dir)
         if self.log_dir is not None:
@@ -173,6 +178,7 @@ def site_from_config(
     static: StaticFiles | None = None,
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
     log_dir: str | None = None,
+    viewer_scheme: str | None = None,
 ) -> ProxySite:
     """The settings that come from the stack config; the caller says where things are."""
     idle = config.load_balancer.idle_timeout_seconds
@@ -192,6 +198,7 @@ def site_from_config(
         static=static,
         runtime_dir=runtime_dir,
         log_dir=log_dir,
+        viewer_scheme=viewer_scheme,
     )
 
 
@@ -202,7 +209,12 @@ def sidecar_site(
 ) -> ProxySite:
     """AWS: the proxy container of the app's task. Static files are on S3/CloudFront; only the
     load balancer (`trusted_proxies`: the VPC's CIDR) and the task itself may set
-    X-Forwarded-*."""
+    X-Forwarded-For.
+
+    Every visitor uses HTTPS: CloudFront redirects HTTP to HTTPS and is the only way in (the
+    prefix list and the secret origin header). The ALB's HTTP listener, though, rewrites
+    X-Forwarded-Proto to `http`, so the app is told `https` outright, or Django would build
+    http:// URLs and see no request as secure."""
     return site_from_config(
         config,
         listen_host="0.0.0.0",  # noqa: S104 - the task's network interface, behind the ALB
@@ -210,6 +222,7 @@ def sidecar_site(
         upstreams=[f"127.0.0.1:{config.app.port}"],
         trusted_proxies=[*trusted_proxies, LOOPBACK_CIDR],
         runtime_dir=runtime_dir,
+        viewer_scheme="https",
     )
 
 
@@ -374,10 +387,7 @@ def _nginx_forwarding(site: ProxySite) -> list[str]:
         "        default 0;",
         *(f"        {cidr} 1;" for cidr in site.trusted_proxies),
         "    }",
-        '    map "$from_trusted_proxy|$http_x_forwarded_proto" $forwarded_proto {',
-        "        default $scheme;",
-        '        "~^1\\|(?<trusted_proto>https?)$" $trusted_proto;',
-        "    }",
+        *_nginx_forwarded_proto(site),
         '    map "$from_trusted_proxy|$http_x_forwarded_host" $forwarded_host {',
         "        default $http_host;",
         '        "~^1\\|(?<trusted_host>.+)$" $trusted_host;',
@@ -385,6 +395,17 @@ def _nginx_forwarding(site: ProxySite) -> list[str]:
         "    map $http_upgrade $connection_upgrade {",
         "        default upgrade;",
         '        "" "";',
+        "    }",
+    ]
+
+
+def _nginx_forwarded_proto(site: ProxySite) -> list[str]:
+    if site.viewer_scheme:
+        return [f"    map $host $forwarded_proto {{ default {site.viewer_scheme}; }}"]
+    return [
+        '    map "$from_trusted_proxy|$http_x_forwarded_proto" $forwarded_proto {',
+        "        default $scheme;",
+        '        "~^1\\|(?<trusted_proto>https?)$" $trusted_proto;',
         "    }",
     ]
 
@@ -470,6 +491,11 @@ def render_caddy(site: ProxySite) -> str:
         f"\t\t\tresponse_buffers {CADDY_RESPONSE_BUFFER}",
         # Caddy appends to a trusted X-Forwarded-For; the app gets the client alone, as from nginx.
         "\t\t\theader_up X-Forwarded-For {client_ip}",
+        *(
+            [f"\t\t\theader_up X-Forwarded-Proto {site.viewer_scheme}"]
+            if site.viewer_scheme
+            else []
+        ),
         "\t\t\ttransport http {",
         f"\t\t\t\tdial_timeout {site.connect_timeout_seconds}s",
         f"\t\t\t\tresponse_header_timeout {site.read_timeout_seconds}s",

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 from release_task_stubs import (
+    CHECK_DEFINITION,
     CLUSTER,
     DIGEST,
     LOG_GROUP,
     STARTED_BY,
     STREAM,
     TASK_ARN,
-    TASK_DEFINITION,
     Aws,
     task_props,
 )
@@ -30,9 +30,9 @@ from pulumi_django.providers.migration_check import (
     check_command,
 )
 from pulumi_django.providers.release_commands import find_json_object
-from pulumi_django.providers.release_task import OVERRIDES_LIMIT
 
-CHECK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app-migration-check:3"
+# ECS's limit on RunTask's overrides, JSON punctuation included.
+RUN_TASK_OVERRIDES_LIMIT = 8192
 UNSAFE_MIGRATION = "shop.0002_add_price"
 
 
@@ -72,58 +72,11 @@ def unsafe_report() -> CheckResult:
 
 
 def the_check_runs(aws: Aws, exit_code: int, lines: list[str]) -> None:
-    """The calls of one check: nothing else running, a one-off task definition revision with
-    the embedded analyzer as the app container's command, the task, its log."""
-    app_container = {
-        "name": "app",
-        "image": DIGEST,
-        "command": ["gunicorn", "shop.wsgi"],
-        "essential": True,
-        "secrets": [{"name": "DATABASE_URL", "valueFrom": "arn:aws:secretsmanager:db"}],
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "app"},
-        },
-    }
-    proxy_container = {"name": "proxy", "image": "nginx:1.27-alpine", "essential": True}
+    """The calls of one check: nothing else running, a one-off revision of the task definition
+    with the app container alone running the embedded analyzer, the task, its log."""
     aws.no_running_tasks()
-    aws.ecs_stub.add_response(
-        "describe_task_definition",
-        {
-            "taskDefinition": {
-                "taskDefinitionArn": TASK_DEFINITION,
-                "family": "shop-app",
-                "revision": 7,
-                "status": "ACTIVE",
-                "taskRoleArn": "arn:aws:iam::123456789012:role/shop-task",
-                "executionRoleArn": "arn:aws:iam::123456789012:role/shop-execution",
-                "networkMode": "awsvpc",
-                "requiresCompatibilities": ["FARGATE"],
-                "compatibilities": ["EC2", "FARGATE"],
-                "cpu": "512",
-                "memory": "1024",
-                "containerDefinitions": [app_container, proxy_container],
-                "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.logging-driver"}],
-            }
-        },
-        {"taskDefinition": TASK_DEFINITION},
-    )
-    aws.ecs_stub.add_response(
-        "register_task_definition",
-        {"taskDefinition": {"taskDefinitionArn": CHECK_DEFINITION}},
-        {
-            "family": "shop-app-migration-check",
-            "taskRoleArn": "arn:aws:iam::123456789012:role/shop-task",
-            "executionRoleArn": "arn:aws:iam::123456789012:role/shop-execution",
-            "networkMode": "awsvpc",
-            "requiresCompatibilities": ["FARGATE"],
-            "cpu": "512",
-            "memory": "1024",
-            "containerDefinitions": [
-                {**app_container, "command": check_command("shop.settings")},
-                proxy_container,
-            ],
-        },
+    aws.release_definition_registered(
+        "shop-app-migration-check", check_command("shop.settings"), CHECK_DEFINITION
     )
     aws.run_task_starts(
         {
@@ -138,9 +91,7 @@ def the_check_runs(aws: Aws, exit_code: int, lines: list[str]) -> None:
     )
     aws.task_is("RUNNING")
     aws.task_stopped(exit_code, stoppedReason="Essential container in task exited")
-    aws.ecs_stub.add_response(
-        "deregister_task_definition", {}, {"taskDefinition": CHECK_DEFINITION}
-    )
+    aws.release_definition_deregistered(CHECK_DEFINITION)
     aws.log_has(lines)
 
 
@@ -149,9 +100,9 @@ def provider(aws: Aws) -> MigrationCheckProvider:
 
 
 def test_the_embedded_analyzer_is_too_long_for_a_runtask_override() -> None:
-    # Why the check runs in a one-off task definition revision instead of an override.
+    # Why the command travels in the one-off task definition revision, not in an override.
     command = check_command("shop.settings")
-    assert len(json.dumps(command)) > OVERRIDES_LIMIT
+    assert len(json.dumps(command)) > RUN_TASK_OVERRIDES_LIMIT
     assert command[:2] == ["python", "-c"]
     assert command[-3:] == ["--settings", "shop.settings", "--json"]
 
@@ -195,6 +146,26 @@ def test_an_acknowledgement_of_another_migration_does_not_help(aws: Aws) -> None
         provider(aws).create(
             check_props(acknowledged={"shop.0003_index_sku": "not the risky one at all"})
         )
+
+
+def test_the_check_runs_in_an_app_only_revision_deregistered_after_the_task_stops(
+    aws: Aws,
+) -> None:
+    the_check_runs(aws, 0, analyzer_output(CheckResult(checked=[], findings=[])))
+
+    provider(aws).create(check_props())
+
+    [registered] = aws.requests("RegisterTaskDefinition")
+    [container] = registered["containerDefinitions"]
+    assert container["name"] == "app"
+    assert "healthCheck" not in container
+    assert "dependsOn" not in container
+    assert container["command"] == check_command("shop.settings")
+    [run] = aws.requests("RunTask")
+    assert run["taskDefinition"] == CHECK_DEFINITION
+    assert "overrides" not in run
+    operations = [name for name, _params in aws.sent]
+    assert operations[-3:] == ["DescribeTasks", "DescribeTasks", "DeregisterTaskDefinition"]
 
 
 def test_passes_on_a_safe_release_with_warnings_only(aws: Aws) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 from release_task_stubs import (
+    APP_TASK_DEFINITION,
     CLUSTER,
     DIGEST,
+    JOB_DEFINITION,
     LOG_GROUP,
     STARTED_BY,
     STREAM,
@@ -31,19 +33,30 @@ from pulumi_django.providers.release_commands import release_command
 
 OTHER_TASK_ARN = "arn:aws:ecs:us-east-1:123456789012:task/shop/feedfacefeedfacefeedfacefeedface"
 MIGRATE = ["python", "manage.py", "migrate", "--noinput"]
+COMMANDS = [MIGRATE, ["python", "manage.py", "createcachetable"]]
 
 
 def job_props(**overrides: Any) -> dict[str, Any]:
-    props = task_props(
-        commands=[MIGRATE, ["python", "manage.py", "createcachetable"]],
-        **dict.fromkeys(OUTPUT_KEYS),
-    )
+    props = task_props(commands=COMMANDS, **dict.fromkeys(OUTPUT_KEYS))
     props.update(overrides)
     return props
 
 
 def provider(aws: Aws) -> MigrationJobProvider:
     return aws.provider(MigrationJobProvider)
+
+
+def job_definition_registered(aws: Aws) -> None:
+    aws.release_definition_registered(
+        "shop-app-migration-job", release_command(COMMANDS, 60), JOB_DEFINITION
+    )
+
+
+def the_job_starts(aws: Aws) -> None:
+    """Nothing else running, the job's own revision registered, the task started."""
+    aws.no_running_tasks()
+    job_definition_registered(aws)
+    aws.run_task_starts()
 
 
 MIGRATE_LOG = [
@@ -57,12 +70,15 @@ MIGRATE_LOG = [
 ]
 
 
-def test_success_runs_the_release_commands_in_the_new_task_definition(aws: Aws) -> None:
+def test_success_runs_the_release_commands_in_an_app_only_revision_of_the_new_definition(
+    aws: Aws,
+) -> None:
     aws.no_running_tasks()
+    job_definition_registered(aws)
     aws.run_task_starts(
         {
             "cluster": CLUSTER,
-            "taskDefinition": TASK_DEFINITION,
+            "taskDefinition": JOB_DEFINITION,
             "launchType": "FARGATE",
             "count": 1,
             "startedBy": STARTED_BY,
@@ -74,21 +90,12 @@ def test_success_runs_the_release_commands_in_the_new_task_definition(aws: Aws) 
                     "assignPublicIp": "DISABLED",
                 }
             },
-            "overrides": {
-                "containerOverrides": [
-                    {
-                        "name": "app",
-                        "command": release_command(
-                            [MIGRATE, ["python", "manage.py", "createcachetable"]], 60
-                        ),
-                    }
-                ]
-            },
         }
     )
     aws.task_is("PROVISIONING")
     aws.task_is("RUNNING")
     aws.task_stopped(0, stoppedReason="Essential container in task exited")
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(MIGRATE_LOG)
 
     result = provider(aws).create(job_props())
@@ -101,6 +108,30 @@ def test_success_runs_the_release_commands_in_the_new_task_definition(aws: Aws) 
     assert outs["duration_seconds"] == 12.0  # two polls of 6 s on the fake clock
     assert outs["log_stream"] == STREAM
     assert outs["release_id"] == DIGEST  # the next diff compares against this run
+    # The app's definition has a proxy waiting for the app to turn healthy, which a migration
+    # never does: the job's revision has the app container alone, with nothing to wait for.
+    assert any("dependsOn" in item for item in APP_TASK_DEFINITION["containerDefinitions"])
+    [registered] = aws.requests("RegisterTaskDefinition")
+    [container] = registered["containerDefinitions"]
+    assert container["name"] == "app"
+    assert "healthCheck" not in container
+    assert "dependsOn" not in container
+    assert container["command"] == release_command(COMMANDS, 60)
+    assert container["secrets"] and container["logConfiguration"] and container["user"]
+    assert registered["volumes"] == [{"name": "app-tmp"}]
+    [run] = aws.requests("RunTask")
+    assert run["taskDefinition"] == JOB_DEFINITION
+    assert "overrides" not in run
+    assert [name for name, _params in aws.sent] == [
+        "ListTasks",
+        "DescribeTaskDefinition",
+        "RegisterTaskDefinition",
+        "RunTask",
+        "DescribeTasks",
+        "DescribeTasks",
+        "DescribeTasks",
+        "DeregisterTaskDefinition",  # only once the task has stopped
+    ]
 
 
 def test_non_zero_exit_fails_with_exit_code_stop_reason_and_the_last_50_log_lines(
@@ -108,9 +139,9 @@ def test_non_zero_exit_fails_with_exit_code_stop_reason_and_the_last_50_log_line
 ) -> None:
     lines = [f"line {number}" for number in range(1, 61)]
     lines[-1] = 'django.db.utils.IntegrityError: column "price" contains null values'
-    aws.no_running_tasks()
-    aws.run_task_starts()
+    the_job_starts(aws)
     aws.task_stopped(1, stoppedReason="Essential container in task exited")
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(lines)
 
     with pytest.raises(MigrationJobError) as failure:
@@ -129,8 +160,7 @@ def test_non_zero_exit_fails_with_exit_code_stop_reason_and_the_last_50_log_line
 
 
 def test_timeout_stops_the_task_and_reports_its_log(aws: Aws) -> None:
-    aws.no_running_tasks()
-    aws.run_task_starts()
+    the_job_starts(aws)
     polls = 11  # 0, 6, ..., 60 s: the eleventh poll is past the 60 s limit
     for _poll in range(polls):
         aws.task_is("RUNNING")
@@ -143,6 +173,7 @@ def test_timeout_stops_the_task_and_reports_its_log(aws: Aws) -> None:
             "reason": "pulumi-django: migration job exceeded 60 s",
         },
     )
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(["  Applying shop.0004_backfill..."])
 
     with pytest.raises(MigrationJobError) as failure:
@@ -157,6 +188,7 @@ def test_timeout_stops_the_task_and_reports_its_log(aws: Aws) -> None:
 
 def test_run_task_failures_are_reported_with_awss_reason(aws: Aws) -> None:
     aws.no_running_tasks()
+    job_definition_registered(aws)
     aws.ecs_stub.add_response(
         "run_task",
         {
@@ -164,6 +196,7 @@ def test_run_task_failures_are_reported_with_awss_reason(aws: Aws) -> None:
             "failures": [{"arn": "arn:aws:ecs:::capacity", "reason": "RESOURCE:MEMORY"}],
         },
     )
+    aws.release_definition_deregistered(JOB_DEFINITION)
 
     with pytest.raises(
         MigrationJobError, match=r"could not start the migration job: RESOURCE:MEMORY"
@@ -196,10 +229,10 @@ def test_run_task_failures_are_reported_with_awss_reason(aws: Aws) -> None:
 def test_a_task_that_cannot_start_fails_with_awss_stop_reason(
     aws: Aws, stopped: dict[str, Any], expected: str
 ) -> None:
-    aws.no_running_tasks()
-    aws.run_task_starts()
+    the_job_starts(aws)
     aws.task_is("PENDING")
     aws.task_stopped(None, **stopped)
+    aws.release_definition_deregistered(JOB_DEFINITION)
     for _attempt in range(6):  # the stream never appears: read once, then retried
         aws.logs_stub.add_client_error("get_log_events", "ResourceNotFoundException")
 
@@ -213,11 +246,13 @@ def test_a_task_that_cannot_start_fails_with_awss_stop_reason(
 
 def test_a_rejected_run_task_call_is_one_clear_line(aws: Aws) -> None:
     aws.no_running_tasks()
+    job_definition_registered(aws)
     aws.ecs_stub.add_client_error(
         "run_task",
         "InvalidParameterException",
         "No Fargate configuration exists for given values.",
     )
+    aws.release_definition_deregistered(JOB_DEFINITION)
 
     with pytest.raises(MigrationJobError) as failure:
         provider(aws).create(job_props())
@@ -247,7 +282,7 @@ def test_refuses_to_start_while_another_migration_of_the_service_runs(aws: Aws) 
         },
         {"cluster": CLUSTER, "tasks": [OTHER_TASK_ARN]},
     )
-    # No run_task response is queued: the Stubber fails the test if the job starts anyway.
+    # No further response is queued: the Stubber fails the test if the job starts anyway.
 
     with pytest.raises(MigrationJobError) as failure:
         provider(aws).create(job_props())
@@ -264,8 +299,10 @@ def test_a_stopped_task_under_the_tag_does_not_block(aws: Aws) -> None:
     aws.ecs_stub.add_response(
         "describe_tasks", {"tasks": [{"taskArn": OTHER_TASK_ARN, "lastStatus": "STOPPED"}]}
     )
+    job_definition_registered(aws)
     aws.run_task_starts()
     aws.task_stopped(0)
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(["No migrations to apply."])
 
     outs = provider(aws).create(job_props()).outs or {}
@@ -274,9 +311,9 @@ def test_a_stopped_task_under_the_tag_does_not_block(aws: Aws) -> None:
 
 
 def test_the_same_release_twice_runs_nothing(aws: Aws) -> None:
-    aws.no_running_tasks()
-    aws.run_task_starts()
+    the_job_starts(aws)
     aws.task_stopped(0)
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(MIGRATE_LOG)
     job = provider(aws)
     state = job.create(job_props()).outs or {}
@@ -294,9 +331,9 @@ def test_the_same_release_twice_runs_nothing(aws: Aws) -> None:
 
 
 def test_an_update_is_a_new_run(aws: Aws) -> None:
-    aws.no_running_tasks()
-    aws.run_task_starts()
+    the_job_starts(aws)
     aws.task_stopped(0)
+    aws.release_definition_deregistered(JOB_DEFINITION)
     aws.log_has(["  Applying shop.0005_x... OK"])
 
     result = provider(aws).update("id", job_props(), job_props(release_id="new"))

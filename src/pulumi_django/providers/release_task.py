@@ -1,20 +1,22 @@
 """One-off ECS tasks of a release (the migration check and the migration job).
 
-Each runs the new task definition with the app container's command replaced, in the service's
-subnets and security groups, tagged so that a second one for the same service is refused while
-the first still runs; it is waited for up to a time limit, stopped when it overruns, and its exit
-code and CloudWatch log are read back. Every AWS failure becomes a ReleaseTaskError whose message
-says what happened and carries the log tail.
+Each runs in a one-off revision derived from the new task definition, in the service's subnets
+and security groups, tagged so that a second one for the same service is refused while the first
+still runs; it is waited for up to a time limit, stopped when it overruns, and its exit code and
+CloudWatch log are read back. Every AWS failure becomes a ReleaseTaskError whose message says
+what happened and carries the log tail.
 
-A command too long for RunTask's 8192-character override (the embedded migration analyzer is
-about 18 000) travels in a one-off revision of the task definition instead: the same containers,
-image, environment, secrets, roles and logging, only the command differs. It is deregistered
-when the task has stopped.
+The derived revision holds the app container alone, running the task's command, without its
+health check or dependencies: the proxy waits for the app to turn HEALTHY, which a migration
+never does, and ECS stops the whole task once the proxy's start timeout (120 s at most) runs
+out. The command also travels there rather than in RunTask's overrides, which allow 8192
+characters (the embedded migration analyzer is about 18 000). Image, environment, secrets,
+user, logging, the volumes the app mounts, roles, cpu, memory, network mode and platform are
+the app's own. The revision is deregistered when the task has stopped.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,14 +33,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_logs import CloudWatchLogsClient
 
-# ECS allows 8192 characters of overrides, JSON punctuation included.
-OVERRIDES_LIMIT = 8192
 POLL_SECONDS = 6.0
 # CloudWatch can receive a task's last lines a little after ECS reports the task stopped.
 LOG_RETRIES = 5
 LOG_RETRY_SECONDS = 3.0
 LOG_PAGES_LIMIT = 200
 STARTED_BY_PREFIX = "pulumi-django-migrate/"
+# A release task serves nothing and waits for no other container.
+UNSERVED_KEYS = frozenset({"healthCheck", "dependsOn"})
 _STARTED_BY_UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 
 ClientFactory = Callable[[str, str], Any]
@@ -94,20 +96,8 @@ def log_stream_name(task: ReleaseTask, task_arn: str) -> str:
     return f"{task.log_stream_prefix}/{task.container_name}/{task_arn.rsplit('/', 1)[-1]}"
 
 
-def command_override(task: ReleaseTask) -> dict[str, Any] | None:
-    """RunTask's `overrides` carrying the command, or None when it exceeds ECS's limit."""
-    overrides = {
-        "containerOverrides": [{"name": task.container_name, "command": list(task.command)}]
-    }
-    if len(json.dumps(overrides, separators=(",", ":"))) > OVERRIDES_LIMIT:
-        return None
-    return overrides
-
-
-def run_request(
-    task: ReleaseTask, task_definition: str, overrides: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
+def run_request(task: ReleaseTask, task_definition: str) -> dict[str, Any]:
+    return {
         "cluster": task.cluster_arn,
         "taskDefinition": task_definition,
         "launchType": "FARGATE",
@@ -122,27 +112,38 @@ def run_request(
             }
         },
     }
-    if overrides is not None:
-        request["overrides"] = dict(overrides)
-    return request
 
 
 def derived_definition(
     definition: Mapping[str, Any], task: ReleaseTask, registrable: Sequence[str]
 ) -> dict[str, Any]:
-    """A RegisterTaskDefinition request copying `definition` (DescribeTaskDefinition's) with the
-    task's command in its container, in a family of its own (`<family>-<purpose>`)."""
-    if not any(item["name"] == task.container_name for item in definition["containerDefinitions"]):
+    """A RegisterTaskDefinition request copying `definition` (DescribeTaskDefinition's) down to
+    the task's container alone, running the task's command without its health check or
+    dependencies, with only the volumes it mounts, in a family of its own
+    (`<family>-<purpose>`)."""
+    container = next(
+        (
+            item
+            for item in definition["containerDefinitions"]
+            if item["name"] == task.container_name
+        ),
+        None,
+    )
+    if container is None:
         raise ReleaseTaskError(
             f"{task.purpose}: task definition {task.task_definition_arn} has no container "
             f"named {task.container_name!r}"
         )
+    mounted = {mount["sourceVolume"] for mount in container.get("mountPoints", [])}
     request = {key: value for key, value in definition.items() if key in registrable}
     request["family"] = f"{definition['family']}-{task.purpose.replace(' ', '-')}"
     request["containerDefinitions"] = [
-        {**item, "command": list(task.command)} if item["name"] == task.container_name else item
-        for item in definition["containerDefinitions"]
+        {
+            **{key: value for key, value in container.items() if key not in UNSERVED_KEYS},
+            "command": list(task.command),
+        }
     ]
+    request["volumes"] = [item for item in definition.get("volumes", []) if item["name"] in mounted]
     return request
 
 
@@ -230,10 +231,9 @@ class ReleaseTaskRunner:
 
     def _run(self, task: ReleaseTask, logs_complete: Callable[[list[str]], bool]) -> TaskOutcome:
         refuse_if_running(self.ecs, task)
-        overrides = command_override(task)
-        with self._definition_for(task, overrides) as task_definition:
+        with self._derived_definition(task) as task_definition:
             started = self.clock()
-            task_arn = self._start(task, run_request(task, task_definition, overrides))
+            task_arn = self._start(task, run_request(task, task_definition))
             stopped = self._wait(task, task_arn, started)
             duration = round(self.clock() - started, 1)
         stream = log_stream_name(task, task_arn)
@@ -254,14 +254,9 @@ class ReleaseTaskRunner:
         return TaskOutcome(task_arn, int(exit_code), stopped_reason, stream, lines, duration)
 
     @contextmanager
-    def _definition_for(
-        self, task: ReleaseTask, overrides: Mapping[str, Any] | None
-    ) -> Iterator[str]:
-        """The task definition to run: the release's own when the command fits in an override,
-        else a one-off revision carrying the command, deregistered afterwards."""
-        if overrides is not None:
-            yield task.task_definition_arn
-            return
+    def _derived_definition(self, task: ReleaseTask) -> Iterator[str]:
+        """The ARN of a one-off revision running the task (see derived_definition), deregistered
+        when the block ends."""
         described = self.ecs.describe_task_definition(taskDefinition=task.task_definition_arn)
         register = self.ecs.meta.service_model.operation_model("RegisterTaskDefinition")
         registrable = list(register.input_shape.members) if register.input_shape else []

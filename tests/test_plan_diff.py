@@ -492,3 +492,11 @@ def test_a_long_diff_still_fits_a_comment() -> None:
     markdown = render_markdown(diff(many, changed))
     assert len(markdown) <= COMMENT_LIMIT
     assert "left out to fit a comment" in markdown
+
+
+def test_options_that_name_properties_are_not_masked() -> None:
+    from pulumi_django.plan_diff import mask
+
+    assert mask("options.additionalSecretOutputs", ["conditions"]) == ["conditions"]
+    assert mask("inputs.masterPassword", "hunter2") == "[secret]"
+    assert mask("auth.clientSecret", {"value": "x"}) == {"value": "[secret]"}

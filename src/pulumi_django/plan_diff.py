@@ -354,11 +354,16 @@ def _value_changes(before: Any, after: Any, path: str = "") -> list[tuple[str, A
     return [(path, mask(path, before), mask(path, after))]
 
 
+# Resource options that list property names: their values are names, never secrets.
+PROPERTY_NAME_OPTIONS = frozenset({"additionalSecretOutputs", "ignoreChanges", "replaceOnChanges"})
+
+
 def mask(path: str, value: Any) -> Any:
     """Strings under a secret-looking key are shown as `[secret]`, whatever marked them."""
     if value is ABSENT:
         return value
-    if any(SECRET_NAME.search(key) for key in _path_keys(path)):
+    keys = _path_keys(path)
+    if any(SECRET_NAME.search(key) for key in keys if key not in PROPERTY_NAME_OPTIONS):
         return _mask_all(value)
     if isinstance(value, dict):
         secret_value = isinstance(value.get("name"), str) and SECRET_NAME.search(value["name"])

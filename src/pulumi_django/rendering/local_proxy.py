@@ -36,10 +36,15 @@ LOADED = "loaded"
 REJECTED = "rejected"
 # How often the proxy looks at the shared config file.
 POLL_SECONDS = 1
-# `nginx -s reload` only signals the master, which then starts new workers and retires the old
-# ones within milliseconds; the acknowledgement waits this long more. `caddy reload` returns once
-# the new config serves.
+# `nginx -s reload` only signals the master, which then starts new workers and, right after,
+# tells the old ones to stop accepting: the acknowledgement waits for a new worker to appear
+# (at most NGINX_WORKERS_WAIT_SECONDS), then this long more. `caddy reload` returns once the
+# new config serves.
 SETTLE_SECONDS: dict[str, int] = {"nginx": 1, "caddy": 0}
+NGINX_WORKERS_WAIT_SECONDS = 10
+# Caddy swaps its listening socket on every reload, and two swaps within a second can reset
+# new connections (seen in the release rehearsal); the server's start counts as one.
+RELOAD_GAP_SECONDS = 2  # with `date +%s`'s whole seconds: at least one second apart
 # nginx stops gracefully on SIGQUIT (SIGTERM is its fast stop); Caddy on SIGTERM.
 STOP_SIGNALS: dict[str, str] = {"nginx": "QUIT", "caddy": "TERM"}
 SWITCH_TIMEOUT_SECONDS = 60
@@ -103,11 +108,33 @@ class ProxyControl:
         return f"caddy reload --config {config} --adapter caddyfile --address {socket}"
 
 
+# The nginx master's children are its workers: a PID not seen before the reload is a new one.
+NGINX_WORKER_FUNCTIONS = """\
+workers() { pgrep -P "$server" | tr '\\n' ' '; }
+await_new_worker() {
+    tries=$1
+    while [ "$tries" -gt 0 ]; do
+        for pid in $(workers); do
+            case " $before " in *" $pid "*) ;; *) return 0 ;; esac
+        done
+        sleep 0.1
+        tries=$((tries - 1))
+    done
+}
+"""
+
+
 def render_supervisor(control: ProxyControl) -> str:
     """The proxy container's command (see the module docstring)."""
     q = shlex.quote
     server = control.server
     settle = f"            sleep {SETTLE_SECONDS[server]}\n" if SETTLE_SECONDS[server] else ""
+    nginx = server == "nginx"
+    remember_workers = "        before=$(workers)\n" if nginx else ""
+    new_workers = (
+        f"            await_new_worker $(( {NGINX_WORKERS_WAIT_SECONDS} * 10 ))\n" if nginx else ""
+    )
+    worker_functions = NGINX_WORKER_FUNCTIONS if nginx else ""
     return f"""\
 # Rendered by pulumi-django: serves the {server} config a release writes to the shared
 # volume ({control.wanted}) and reloads it gracefully whenever that file changes.
@@ -118,7 +145,7 @@ candidate={q(control.candidate)}
 say() {{ echo "pulumi-django proxy: $*" >&2; }}
 digest() {{ md5sum < "$1" | cut -d ' ' -f 1; }}
 record() {{ printf '%s\\n' "$2" > "$1.tmp" && mv "$1.tmp" "$1"; }}
-
+{worker_functions}
 say "waiting for $wanted"
 until [ -s "$wanted" ]; do sleep {POLL_SECONDS}; done
 cp "$wanted" "$active"
@@ -127,6 +154,7 @@ rejected=
 stopping=
 {control.start('"$active"')} &
 server=$!
+changed=$(date +%s)
 trap 'stopping=1; kill -{STOP_SIGNALS[server]} "$server" 2>/dev/null' TERM INT QUIT
 record {q(control.loaded)} "$loaded"
 say "serving config $loaded"
@@ -139,8 +167,10 @@ while kill -0 "$server" 2>/dev/null; do
     cp "$wanted" "$candidate"
     if problem=$({control.check('"$candidate"')} 2>&1); then
         mv "$candidate" "$active"
-        if problem=$({control.reload('"$active"')} 2>&1); then
-{settle}            loaded=$next
+        while [ $(( $(date +%s) - changed )) -lt {RELOAD_GAP_SECONDS} ]; do sleep 0.2; done
+{remember_workers}        if problem=$({control.reload('"$active"')} 2>&1); then
+            changed=$(date +%s)
+{new_workers}{settle}            loaded=$next
             record {q(control.loaded)} "$loaded"
             say "reloaded: serving config $loaded"
             continue

@@ -31,14 +31,6 @@ from .plan_diff import HEAD_REF, MigrationReview, PlanDiff, Side, diff_plans
 
 PLAN_TIMEOUT_SECONDS = 600.0
 MIGRATIONS = ":(glob)**/migrations/0*.py"
-# What a deployment gives the app's settings and only a deployment knows; the migration check
-# runs offline (no connection), so these only let the settings module import.
-DEPLOYMENT_PLACEHOLDERS = {
-    "DJANGO_SECRET_KEY": "offline-plan-placeholder-not-a-secret",
-    "DATABASE_URL": "postgres://plan:plan@127.0.0.1:9/plan",
-    "REDIS_URL": "redis://127.0.0.1:9/0",
-    "DJANGO_ALLOWED_HOSTS": "localhost",
-}
 
 
 @dataclass(frozen=True)
@@ -193,6 +185,8 @@ def review_migrations(
     the app's directory is not in the repository. A check that cannot run is reported in the
     review, not raised: the rest of the review still stands."""
     from .config import ConfigError, parse_stack_config
+    from .migration_check import MigrationCheckError
+    from .plan import check_offline
     from .stackfile import load_stack_file
 
     stack_file = load_stack_file(project_dir.resolve(), stack)
@@ -208,33 +202,15 @@ def review_migrations(
         return MigrationReview(added=[])
     # A migration's label: the directory holding `migrations/` is the app (its default label).
     labels = [f"{Path(path).parent.parent.name}.{Path(path).stem}" for path in added]
-    environment = {
-        **DEPLOYMENT_PLACEHOLDERS,
-        **config.app.environment,
-        **os.environ,
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    command = [sys.executable, "-m", "pulumi_django.cli", "check-migrations"]
-    command += ["--settings", config.app.settings_module, "--pythonpath", str(context)]
-    command += ["--offline", "--json", "--stack", stack, "--cwd", str(project_dir.resolve())]
-    completed = subprocess.run(
-        [*command, *labels],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=context,
-        timeout=PLAN_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if completed.returncode not in (0, 1):
-        lines = completed.stderr.strip().splitlines()
-        said = lines[-1].removeprefix("pulumi-django check-migrations: error: ") if lines else ""
-        return MigrationReview(added=added, error=said or f"exit status {completed.returncode}")
     try:
-        result = json.loads(completed.stdout)
-        return MigrationReview(added=added, checked=result["checked"], findings=result["findings"])
-    except (ValueError, KeyError, TypeError):
-        return MigrationReview(added=added, error="the migration check printed no result")
+        result = check_offline(config, context, labels)
+    except MigrationCheckError as error:
+        return MigrationReview(added=added, error=str(error))
+    return MigrationReview(
+        added=added,
+        checked=list(result.checked),
+        findings=[finding.to_json() for finding in result.findings],
+    )
 
 
 def added_migrations(repository: Repository, commit: str, context: Path) -> list[str]:

@@ -11,22 +11,23 @@ import contextlib
 import os
 import runpy
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import NAMESPACE, parse_stack_config
+from .config import NAMESPACE, StackConfig, parse_stack_config
 from .migration_check import CheckResult, MigrationCheckError, format_report, run_check
 from .recorder import RecordedResource, Recording, record
 from .release import StepInPlan, release_order
 from .stackfile import StackFile, load_stack_file
 
 TARGET_KEY = "django:target"
-# What pulumi-django injects into every deployment; the offline check only needs the app's
-# settings to import, and never connects anywhere.
+# What a deployment gives the app's settings and only a deployment knows; the offline check
+# never connects anywhere, so these only let the settings module import.
 OFFLINE_APP_ENVIRONMENT = {
     "DJANGO_SECRET_KEY": "offline-plan-only",
+    "DJANGO_ALLOWED_HOSTS": "localhost",
     "DATABASE_URL": "postgres://offline.invalid/plan",
     "REDIS_URL": "redis://offline.invalid:6379/0",
 }
@@ -109,17 +110,24 @@ def check_app_migrations(stack_file: StackFile) -> MigrationReport:
     if not (app_dir / "manage.py").is_file():
         return MigrationReport(app_dir, None, f"no manage.py in {app_dir}")
     try:
-        result = run_check(
-            config.app.settings_module,
-            pythonpath=str(app_dir),
-            check_all=True,
-            offline=True,
-            acknowledged=config.migrations.acknowledged,
-            environment=OFFLINE_APP_ENVIRONMENT,
-        )
+        result = check_offline(config, app_dir)
     except MigrationCheckError as error:
         return MigrationReport(app_dir, None, str(error))
     return MigrationReport(app_dir, result)
+
+
+def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()) -> CheckResult:
+    """The stack's app checked without a database: `labels`, or every migration. Raises
+    MigrationCheckError when the check cannot run."""
+    return run_check(
+        config.app.settings_module,
+        pythonpath=str(app_dir),
+        labels=labels,
+        check_all=not labels,
+        offline=True,
+        acknowledged=config.migrations.acknowledged,
+        environment={**OFFLINE_APP_ENVIRONMENT, **config.app.environment},
+    )
 
 
 @contextlib.contextmanager

@@ -43,8 +43,8 @@ typecheck:
 # Two phases: everything else spread over the cores, then the release rehearsals alone, so
 # their latency and zero-failure figures are measured on a quiet machine.
 unit:
-	$(BIN)/pytest -n 3 -p no:cacheprovider --ignore=tests/test_rehearse.py
-	$(BIN)/pytest -p no:cacheprovider tests/test_rehearse.py
+	$(BIN)/pytest -n 3 -p no:cacheprovider --hypothesis-profile=ci --ignore=tests/test_rehearse.py
+	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=ci tests/test_rehearse.py
 
 ## lock: re-pin every dependency (no download addresses are recorded)
 lock: $(UV)

@@ -1,6 +1,7 @@
 """Reads the `django:` namespace from Pulumi's config and turns mistakes into clear messages."""
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,13 +111,19 @@ def _snake(camel: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
+    """Map keys the user typed may hold anything, so odd ones are quoted to keep one line."""
     path = NAMESPACE + ":"
     for index, part in enumerate(loc):
         if isinstance(part, int):
             path += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(part):
             path += ("." if index else "") + part
+        else:
+            path += f"[{json.dumps(part)}]"
     return path
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
@@ -298,6 +298,7 @@ def test_wrong_type_at_every_field_is_rejected_with_its_key_path(
 
 @settings(max_examples=400, deadline=None)
 @given(leaf=st.sampled_from(LEAVES), value=ANY_JSON)
+@example(leaf=(("app", "environment"), dict[str, str]), value={"\n": None, "A B": 1})
 def test_any_value_anywhere_gives_a_config_or_a_clean_error(
     leaf: tuple[tuple[str, ...], Any], value: Any
 ) -> None:

@@ -38,7 +38,12 @@ class AwsSite(Site):
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
 
         network = Network(
-            name, config=config.network, proxy_port=config.proxy.port, tags=tags, opts=self.child()
+            name,
+            config=config.network,
+            proxy_port=config.proxy.port,
+            execute_command=config.fleet.enable_execute_command,
+            tags=tags,
+            opts=self.child(),
         )
         database = Database(
             name,

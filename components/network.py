@@ -33,6 +33,8 @@ RuleKind = type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEg
 # What Fargate tasks call without internet egress: ECR (manifests), CloudWatch Logs (awslogs)
 # and Secrets Manager (task secrets). Image layers come from S3, through a free gateway endpoint.
 INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+# ECS Exec's agent opens its session channel here; without it `aws ecs execute-command` hangs.
+EXECUTE_COMMAND_ENDPOINT_SERVICE = "ssmmessages"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Network(pulumi.ComponentResource):
         *,
         config: NetworkConfig,
         proxy_port: int,
+        execute_command: bool = False,
         tags: Mapping[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -126,7 +129,8 @@ class Network(pulumi.ComponentResource):
         self._allow("app", "db", POSTGRES_PORT)
         self._allow("app", "cache", REDIS_PORT)
         if created and config.egress == "vpc-endpoints":
-            self._private_aws_access(created)
+            exec_services = (EXECUTE_COMMAND_ENDPOINT_SERVICE,) if execute_command else ()
+            self._private_aws_access(created, (*INTERFACE_ENDPOINT_SERVICES, *exec_services))
         else:
             self._rule(EGRESS, "app-to-internet", "app", HTTPS_PORT, cidr=ANYWHERE)
 
@@ -270,12 +274,12 @@ class Network(pulumi.ComponentResource):
                 opts=self._child,
             )
 
-    def _private_aws_access(self, created: _CreatedVpc) -> None:
+    def _private_aws_access(self, created: _CreatedVpc, services: tuple[str, ...]) -> None:
         """Interface endpoints in every private subnet, reachable from the app tasks only;
         the tasks' HTTPS egress goes to them and to S3's gateway, nowhere else."""
         self._group("endpoints", "VPC endpoints: from the app tasks")
         self._allow("app", "endpoints", HTTPS_PORT)
-        for service in INTERFACE_ENDPOINT_SERVICES:
+        for service in services:
             suffix = service.replace(".", "-")
             aws.ec2.VpcEndpoint(
                 f"{self._name}-{suffix}",

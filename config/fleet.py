@@ -84,7 +84,9 @@ class FleetConfig(Section):
         default_factory=AutoscalingConfig, description="Scaling policy."
     )
     spot_percent: int = Field(0, ge=0, le=100, description="Share of tasks on Fargate Spot.")
-    enable_execute_command: bool = Field(False, description="Allow ECS Exec into tasks.")
+    enable_execute_command: bool = Field(
+        False, description="Allow ECS Exec into tasks (adds an `ssmmessages` endpoint without NAT)."
+    )
     log_retention_days: int = Field(30, description="CloudWatch Logs retention, days.")
 
     @field_validator("cpu")

@@ -40,7 +40,7 @@ class NetworkConfig(Section):
     """Egress trade-off (us-east-1, 2 AZs): a NAT gateway costs about $33/month plus
     $0.045/GB; `nat-per-az` survives an AZ outage at 2-3x that, `single-nat` is cheapest
     with internet egress, `vpc-endpoints` has no internet egress and costs about
-    $7.30/month per interface endpoint per AZ (4 endpoints)."""
+    $7.30/month per interface endpoint per AZ (4 endpoints, 5 with `fleet.enableExecuteCommand`)."""
 
     availability_zones: int = Field(2, ge=2, le=3, description="AZs to spread over.")
     cidr: str = Field("10.0.0.0/16", description="VPC CIDR, a /16 to /22 private range.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -13,14 +14,17 @@ import pytest
 
 from pulumi_django.components.network import (
     CLOUDFRONT_PREFIX_LIST,
+    EXECUTE_COMMAND_ENDPOINT_SERVICE,
     INTERFACE_ENDPOINT_SERVICES,
     Network,
     subnet_layout,
 )
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.network import ExistingNetwork, NetworkConfig
+from pulumi_django.plan import plan_stack
 from pulumi_django.recorder import MOCK_INVOKES, RecordedResource, Recording, record
 
+ROOT = Path(__file__).resolve().parent.parent
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
@@ -54,9 +58,17 @@ EVERY_LAYOUT = pytest.mark.parametrize(
 )
 
 
-def record_network(config: NetworkConfig, proxy_port: int = PROXY_PORT) -> Recording:
+def record_network(
+    config: NetworkConfig, proxy_port: int = PROXY_PORT, execute_command: bool = False
+) -> Recording:
     def program() -> None:
-        network = Network("web", config=config, proxy_port=proxy_port, tags={"team": "web"})
+        network = Network(
+            "web",
+            config=config,
+            proxy_port=proxy_port,
+            execute_command=execute_command,
+            tags={"team": "web"},
+        )
         for output in (
             "vpc_id",
             "vpc_cidr",
@@ -242,6 +254,43 @@ def test_vpc_endpoints_replace_nat_for_what_fargate_tasks_call() -> None:
         assert sorted(endpoint.inputs["subnetIds"]) == private_ids
         assert endpoint.inputs["securityGroupIds"] == ["web-endpoints-id"]
     assert len(INTERFACE_ENDPOINT_SERVICES) == len(interface)
+
+
+def interface_services(recording: Recording) -> set[str]:
+    return {
+        e.inputs["serviceName"].rsplit(".", 1)[-1]
+        for e in recording.find(ENDPOINT)
+        if e.inputs["vpcEndpointType"] == "Interface"
+    }
+
+
+def test_ecs_exec_gets_its_endpoint_only_when_enabled_without_nat() -> None:
+    assert EXECUTE_COMMAND_ENDPOINT_SERVICE not in interface_services(
+        record_network(ENDPOINTS_ONLY)
+    )
+    with_exec = record_network(ENDPOINTS_ONLY, execute_command=True)
+    assert EXECUTE_COMMAND_ENDPOINT_SERVICE in interface_services(with_exec)
+    [endpoint] = with_exec.find(ENDPOINT, "web-ssmmessages")
+    assert endpoint.inputs["securityGroupIds"] == ["web-endpoints-id"]
+    # With a NAT gateway the agent reaches SSM over the internet: no endpoint to pay for.
+    assert not interface_services(record_network(DEV, execute_command=True))
+
+
+def test_the_aws_stack_passes_ecs_exec_on_to_the_network(tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    stack = {
+        "config": {
+            "aws:region": "us-east-1",
+            "django:target": "aws",
+            "django:app": {"context": str(ROOT / "examples" / "bigfoot")},
+            "django:network": {"egress": "vpc-endpoints"},
+            "django:fleet": {"enableExecuteCommand": True},
+        }
+    }
+    (tmp_path / "Pulumi.exec.yaml").write_text(json.dumps(stack))
+    recording = plan_stack(tmp_path, "exec").recording
+    assert EXECUTE_COMMAND_ENDPOINT_SERVICE in interface_services(recording)
 
 
 @pytest.mark.parametrize("config", [DEV, PROD, ENDPOINTS_ONLY], ids=["dev", "prod", "endpoints"])

@@ -151,6 +151,38 @@ def test_cli_errors_are_clear_and_untraced(stack: str, message: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_what_the_program_refuses_is_one_line_without_traceback(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((root / name).read_text())
+    (tmp_path / "Pulumi.typo.yaml").write_text(
+        "config:\n  django:target: aws\n  django:app:\n    context: examples/bigfot\n"
+    )
+    result = subprocess.run(
+        [*CLI, "plan", "--stack", "typo", "--cwd", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "pulumi-django plan: error: stack typo: django:app.context: "
+        f"{tmp_path.resolve() / 'examples' / 'bigfot'} is not a directory\n"
+    )
+
+
+def test_json_into_a_directory_is_refused_before_planning(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "plan", "--stack", "demo", "--cwd", str(TINY), "--json", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"--json {tmp_path}: is a directory; give a file name" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_project_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"no Pulumi\.yaml"):
         plan_stack(tmp_path, "dev")

@@ -47,16 +47,12 @@ class Repository:
 def review_against(project_dir: Path, stack: str, ref: str) -> PlanDiff:
     """The working tree's plan of `stack` compared with the plan at `ref`, and the migration
     check of the migrations added since `ref`. UsageError for a bad ref or a failing plan."""
-    from .config import ConfigError
-    from .plan import plan_stack
+    from .plan import plan_stack_or_explain
 
     repository = find_repository(project_dir)
     commit = resolve_commit(repository, ref)
     head_commit, dirty = head_state(repository)
-    try:
-        head = plan_stack(project_dir, stack)
-    except ConfigError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+    head = plan_stack_or_explain(project_dir, stack)
     base = plan_at_commit(repository, commit, stack, ref)
     diff = diff_plans(
         base or {},

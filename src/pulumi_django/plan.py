@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
+
 from .config import NAMESPACE, StackConfig, parse_stack_config
+from .errors import UsageError
 from .migration_check import CheckResult, MigrationCheckError, format_report, run_check
 from .recorder import RecordedResource, Recording, record
 from .release import StepInPlan, release_order
@@ -98,6 +101,15 @@ def plan_stack(project_dir: Path, stack: str) -> Plan:
     )
     recording.resources = _tree_order(recording.resources)
     return Plan(stack_file, recording, check_app_migrations(stack_file))
+
+
+def plan_stack_or_explain(project_dir: Path, stack: str) -> Plan:
+    """plan_stack for the CLI: whatever the program refuses with (invalid config, a missing
+    build context) becomes a UsageError naming the stack, as `pulumi up` shows it: no traceback."""
+    try:
+        return plan_stack(project_dir, stack)
+    except pulumi.RunError as error:
+        raise UsageError(f"stack {stack}: {error}") from None
 
 
 def check_app_migrations(stack_file: StackFile) -> MigrationReport:

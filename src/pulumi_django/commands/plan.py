@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
-    from ..plan import plan_stack, render_text
+    from ..plan import plan_stack_or_explain, render_text
 
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
@@ -45,21 +44,30 @@ def run(args: argparse.Namespace) -> int:
         return _diff(args, project_dir)
     if args.format == "markdown":
         raise UsageError("--format markdown needs --diff-against GITREF")
-    try:
-        plan = plan_stack(project_dir, args.stack)
-    except ConfigError as error:
-        raise UsageError(f"stack {args.stack}: {error}") from None
+    target = _json_target(args.json)
+    plan = plan_stack_or_explain(project_dir, args.stack)
     document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
     if args.json == "-" or (args.format == "json" and not args.json):
         print(document, end="")
         return 0
-    if args.json:
-        target = Path(args.json)
-        if not target.parent.is_dir():
-            raise UsageError(f"--json {args.json}: directory {target.parent} does not exist")
+    if target:
         target.write_text(document)
     print(document if args.format == "json" else render_text(plan), end="")
     return 0
+
+
+def _json_target(path: str | None) -> Path | None:
+    """Checked before the plan runs, so a typo costs no wait."""
+    if path is None or path == "-":
+        return None
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(
+            f"--json {path}: is a directory; give a file name, e.g. {target / 'plan.json'}"
+        )
+    if not target.parent.is_dir():
+        raise UsageError(f"--json {path}: directory {target.parent} does not exist")
+    return target
 
 
 def _diff(args: argparse.Namespace, project_dir: Path) -> int:

@@ -20,20 +20,25 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+case "$action" in
+  up) again="make up" ;;
+  destroy) again="make down" ;;
+  *) again="scripts/pulumi-local.sh $action" ;;
+esac
 
 if ! command -v pulumi >/dev/null 2>&1; then
   say "the Pulumi CLI is not installed (no \`pulumi\` on PATH)."
-  say "Install it (https://www.pulumi.com/docs/install/), open a new shell, then run make $action again."
+  say "Install it (https://www.pulumi.com/docs/install/), open a new shell, then run $again again."
   exit 1
 fi
 if ! command -v docker >/dev/null 2>&1; then
   say "Docker is not installed (no \`docker\` on PATH); the local stack runs on a Docker engine."
-  say "Install Docker Desktop or Docker Engine, then run make $action again."
+  say "Install Docker Desktop or Docker Engine, then run $again again."
   exit 1
 fi
 if ! docker info >/dev/null 2>&1; then
   say "Docker is installed but its engine does not answer (\`docker info\` failed)."
-  say "Start Docker Desktop (or the docker service), then run make $action again."
+  say "Start Docker Desktop (or the docker service), then run $again again."
   exit 1
 fi
 

@@ -64,7 +64,7 @@ def test_without_docker_it_says_to_install_docker(bin_dir: Path) -> None:
     done = _run(bin_dir, "destroy")
     assert done.returncode == 1
     assert "Docker is not installed (no `docker` on PATH)" in done.stderr
-    assert "then run make destroy again" in done.stderr
+    assert "then run make down again" in done.stderr
     assert _calls(bin_dir) == []
 
 

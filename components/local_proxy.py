@@ -22,11 +22,15 @@ from pulumi_django.rendering.local_proxy import (
     ProxyControl,
     render_supervisor,
 )
-from pulumi_django.rendering.proxy import local_site, render_proxy
+from pulumi_django.rendering.proxy import (
+    LOCAL_STATIC_MOUNT,
+    local_site,
+    local_static_dir,
+    render_proxy,
+)
 
 from .local_containers import HealthCheck, long_running, loopback_port, on_network
 from .local_proxy_switch import LocalProxySwitch
-from .local_static import STATIC_MOUNT
 
 PROXY_HOST = "proxy"
 
@@ -50,7 +54,7 @@ class LocalProxy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         server = config.proxy.server
         control = ProxyControl(server)
-        static_dir = f"{STATIC_MOUNT}/{config.static.prefix.rstrip('/')}"
+        static_dir = local_static_dir(config)
         config_volume = docker.Volume(f"{name}-config", name=f"{name}-config", opts=child)
         image = docker.RemoteImage(
             f"{name}-image",
@@ -77,7 +81,7 @@ class LocalProxy(pulumi.ComponentResource):
                     volume_name=config_volume.name, container_path=control.config_dir
                 ),
                 docker.ContainerVolumeArgs(
-                    volume_name=static_volume, container_path=STATIC_MOUNT, read_only=True
+                    volume_name=static_volume, container_path=LOCAL_STATIC_MOUNT, read_only=True
                 ),
             ],
             # Not waited for: it turns healthy only once a switch gave it a config.

@@ -17,9 +17,8 @@ import pulumi_docker as docker
 
 from pulumi_django import static_publish
 from pulumi_django.providers.local_release import LocalStaticVerdict
+from pulumi_django.rendering.proxy import LOCAL_STATIC_MOUNT
 
-# Where the volume is mounted in the publisher and (read-only) in the proxy.
-STATIC_MOUNT = "/srv/pulumi-django/static"
 # The engine inside the publisher container; /tmp exists in every image.
 ENGINE_FILE = "/tmp/pulumi_django_static_publish.py"  # noqa: S108 - the container's own /tmp
 ENGINE_MODULE = PurePosixPath(ENGINE_FILE).stem
@@ -89,7 +88,7 @@ class LocalStaticRelease(pulumi.ComponentResource):
             command=publisher_command(
                 engine_file=ENGINE_FILE,
                 source=static_root,
-                target=STATIC_MOUNT,
+                target=LOCAL_STATIC_MOUNT,
                 release_id=release_id,
                 prefix=prefix,
                 keep=keep,
@@ -99,7 +98,9 @@ class LocalStaticRelease(pulumi.ComponentResource):
             user="0:0",
             network_mode="none",
             volumes=[
-                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=STATIC_MOUNT)
+                docker.ContainerVolumeArgs(
+                    volume_name=volume.name, container_path=LOCAL_STATIC_MOUNT
+                )
             ],
             # Read from this package at `pulumi up`; the hash makes a changed engine run again.
             uploads=[

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pulumi_django.cli import main
+from pulumi_django.plan import Plan
 from pulumi_django.rehearsal.proxies import ProxyServer, check_config
 
 PROJECT = {"name": "render-test", "runtime": "python"}
@@ -153,5 +155,41 @@ def test_invalid_config_is_reported_per_key(
     write_stack(project, "dev", {"target": "aws", "proxy": {"maxBodyMb": 0}})
     code, out, err = render(capsys, "proxy", "--cwd", str(project))
     assert (code, out) == (2, "")
-    assert err.startswith("pulumi-django render: error: invalid stack config")
+    assert err.startswith("pulumi-django render: error: stack dev: invalid stack config")
     assert "django:proxy.maxBodyMb" in err
+
+
+@pytest.mark.parametrize("server", ["nginx", "caddy"])
+def test_a_local_stack_renders_what_its_proxy_switch_uploads(
+    server: str,
+    project_root: Path,
+    stack_plan: Callable[[str], Plan],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = render(
+        capsys, "proxy", "--stack", "local", "--cwd", str(project_root), "--server", server
+    )
+    assert code == 0
+    assert "random suffix" in err
+    if server != "nginx":  # the shipped local stack runs nginx
+        assert "reverse_proxy bigfoot-local-app-1:8000 bigfoot-local-app-2:8000" in out
+        return
+    switch = stack_plan("local").recording.one(name="bigfoot-local-proxy-switch-run")
+    uploaded = switch.inputs["uploads"][0]["content"]
+    # The mock names every container `<resource name>-a1b2c3d`; Docker picks its own suffix.
+    assert out == re.sub(r"(bigfoot-local-app-\d)-a1b2c3d", r"\1", uploaded)
+
+
+def test_a_local_stack_takes_no_trusted_cidr(
+    project_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["proxy", "--stack", "local", "--cwd", str(project_root), "--trusted-cidr", "10.0.0.0/8"]
+    code, _, err = render(capsys, *args)
+    assert code == 2
+    assert "AWS stacks only" in err
+
+
+def test_a_missing_project_directory_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = render(capsys, "proxy", "--cwd", "/nonexistent/project")
+    assert code == 2
+    assert "--cwd /nonexistent/project: no such directory" in err

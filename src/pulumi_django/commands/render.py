@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     proxy = what.add_parser(
         "proxy",
-        help="the AWS proxy sidecar's nginx.conf or Caddyfile",
-        description="Print the nginx.conf or Caddyfile of the proxy container in the app's task.",
+        help="the proxy's nginx.conf or Caddyfile",
+        description="Print the nginx.conf or Caddyfile of the proxy: on AWS the sidecar in the "
+        "app's task, on local Docker the container in front of the replicas.",
     )
     proxy.add_argument(
         "--server",
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="CIDR",
         help="address range allowed to set X-Forwarded-* (repeatable; default: network.cidr, "
-        "the VPC's range)",
+        "the VPC's range; AWS stacks only)",
     )
     proxy.add_argument(
         "--runtime-dir",
@@ -70,6 +71,8 @@ def _stack_config(cwd: str, stack: str | None) -> StackConfig:
     from ..stackfile import load_stack_file
 
     project_dir = Path(cwd)
+    if not project_dir.is_dir():
+        raise UsageError(f"--cwd {cwd}: no such directory")
     if stack is None and (project_dir / f"Pulumi.{DEFAULT_STACK}.yaml").is_file():
         stack = DEFAULT_STACK
     try:
@@ -77,13 +80,34 @@ def _stack_config(cwd: str, stack: str | None) -> StackConfig:
             return parse_stack_config({"target": "aws"}, set())
         return parse_stack_config(*load_stack_file(project_dir, stack).namespace("django"))
     except ConfigError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"stack {stack}: {error}") from None
 
 
 def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:
     from ..rendering.container_definitions import PROXY_RUNTIME_DIR
-    from ..rendering.proxy import render_proxy, sidecar_site
+    from ..rendering.proxy import local_site, local_static_dir, render_proxy, sidecar_site
 
+    server = args.server or config.proxy.server
+    if config.target == "local":
+        if args.trusted_cidr:
+            raise UsageError("--trusted-cidr: the local proxy trusts no forwarder; AWS stacks only")
+        # Docker names each replica `<name>-app-<n>-<random suffix>` when `pulumi up` creates it.
+        upstreams = [
+            f"{config.name}-app-{number}:{config.app.port}"
+            for number in range(1, config.local.replicas + 1)
+        ]
+        print(
+            "pulumi-django render: note: a local stack; replica names get a random suffix at "
+            f"`pulumi up` (e.g. {upstreams[0].split(':')[0]}-1a2b3c4), shown here without it",
+            file=sys.stderr,
+        )
+        site = local_site(
+            config,
+            upstreams,
+            local_static_dir(config),
+            **({"runtime_dir": args.runtime_dir} if args.runtime_dir else {}),
+        )
+        return render_proxy(server, site)
     trusted = args.trusted_cidr or [config.network.cidr]
     if config.network.existing and not args.trusted_cidr:
         print(
@@ -95,4 +119,4 @@ def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:
         site = sidecar_site(config, trusted, runtime_dir=args.runtime_dir or PROXY_RUNTIME_DIR)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return render_proxy(args.server or config.proxy.server, site)
+    return render_proxy(server, site)

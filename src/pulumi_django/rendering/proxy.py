@@ -24,6 +24,8 @@ MIN_CADDY_VERSION = (2, 8)
 CONTAINER_RUNTIME_DIR = "/tmp"  # noqa: S108 - the proxy image's own /tmp
 # Processes in the same task or container (health probes) may set X-Forwarded-* too.
 LOOPBACK_CIDR = "127.0.0.1/32"
+# Local Docker: the static volume's mount point in the publisher and (read-only) in the proxy.
+LOCAL_STATIC_MOUNT = "/srv/pulumi-django/static"
 CONNECT_TIMEOUT_SECONDS = 5
 HEADER_TIMEOUT_SECONDS = 10
 # How long a request may be passed from a failed upstream to the next one.
@@ -224,6 +226,11 @@ def sidecar_site(
         runtime_dir=runtime_dir,
         viewer_scheme="https",
     )
+
+
+def local_static_dir(config: StackConfig) -> str:
+    """Local Docker: where the proxy container finds the kept releases' static files."""
+    return f"{LOCAL_STATIC_MOUNT}/{config.static.prefix.rstrip('/')}"
 
 
 def local_site(

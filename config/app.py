@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import Section
+from .base import Section, Text
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Set by pulumi-django itself from the database, cache and static-file resources.
@@ -92,7 +92,7 @@ class AppConfig(Section):
         pattern=r"^/",
         description="`STATIC_ROOT` inside the image, where `collectstatic` wrote at build time.",
     )
-    environment: dict[str, str] = Field(
+    environment: dict[str, Text] = Field(
         default_factory=dict,
         description="Plain, non-secret environment variables for the app container.",
     )

@@ -4,14 +4,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Section
+from .base import Section, Text
 
 
 class CacheConfig(Section):
     """A replication group; more than one node turns on failover and Multi-AZ."""
 
     engine: Literal["redis", "valkey"] = Field("redis", description="Cache engine.")
-    engine_version: str = Field(
+    engine_version: Text = Field(
         "7.1", pattern=r"^\d+\.\d+$", description="Engine version, major.minor."
     )
     node_type: str = Field(

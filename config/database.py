@@ -4,7 +4,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Section
+from .base import Section, Text
 
 WINDOW = r"^(mon|tue|wed|thu|fri|sat|sun):\d\d:\d\d-(mon|tue|wed|thu|fri|sat|sun):\d\d:\d\d$"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -17,7 +17,7 @@ OLDEST_MAJOR = 11
 class DatabaseConfig(Section):
     """Defaults are production's; a dev stack relaxes them explicitly."""
 
-    engine_version: str = Field(
+    engine_version: Text = Field(
         "17", pattern=r"^\d+(\.\d+)?$", description="PostgreSQL major (or major.minor) version."
     )
     instance_class: str = Field(

@@ -130,7 +130,14 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 def _explain(item: Any) -> str:
     kind, message = item["type"], item["msg"]
     if kind == "extra_forbidden":
-        return f"unknown key; allowed keys: {', '.join(_allowed_keys(item['loc']))}"
+        allowed = _allowed_keys(item["loc"])
+        key = str(item["loc"][-1])
+        if len(item["loc"]) == 1 and key.split(".")[0] in allowed:
+            return (
+                "unknown key; a nested key is set with `pulumi config set --path "
+                f"{NAMESPACE}:{key} VALUE`, which writes it under {NAMESPACE}:{key.split('.')[0]}"
+            )
+        return f"unknown key; allowed keys: {', '.join(allowed)}"
     if kind == "missing":
         return f"required; {_description(item['loc'])}"
     if kind == "string_pattern_mismatch":

@@ -4,7 +4,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from .base import Section
+from .base import Section, Text
 
 MIGRATION_NAME = re.compile(r"^[a-z_][\w]*\.\d{4}_\w+$")
 
@@ -26,12 +26,12 @@ class AcknowledgedMigration(Section):
 class MigrationsConfig(Section):
     """Migrate once per release, after the safety check, before any task is replaced."""
 
-    command: list[str] = Field(
+    command: list[Text] = Field(
         default_factory=lambda: ["python", "manage.py", "migrate", "--noinput"],
         min_length=1,
         description="Command the migration job runs in the new image.",
     )
-    release_commands: list[list[str]] = Field(
+    release_commands: list[list[Text]] = Field(
         default_factory=list,
         description="Further commands run after migrating, in order (e.g. `createcachetable`).",
     )

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 from .app import AppConfig
-from .base import Section
+from .base import Section, Text
 from .cache import CacheConfig
 from .database import DatabaseConfig
 from .domain import DomainConfig
@@ -58,7 +58,7 @@ class StackConfig(Section):
         description="Django `SECRET_KEY`, set with `pulumi config set --secret django:secretKey`; "
         "generated and kept secret when unset.",
     )
-    tags: dict[str, str] = Field(
+    tags: dict[str, Text] = Field(
         default_factory=dict, description="Tags added to every AWS resource that takes tags."
     )
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
 from pulumi_django.config import ConfigError, StackConfig, parse_stack_config
+from pulumi_django.config.base import Text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,7 +203,7 @@ def _leaves(
     found = []
     for name, field in model.model_fields.items():
         key = (*path, field.alias or name)
-        annotation = field.annotation
+        annotation = Text if Text.__metadata__[0] in field.metadata else field.annotation
         nested = (
             annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel)
@@ -244,6 +245,12 @@ def _wrong_type(annotation: Any) -> st.SearchStrategy[Any]:
             | st.booleans()
             | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f))
             | st.lists(st.integers(), max_size=2)
+        )
+    if annotation is Text:  # numbers and booleans are taken as typed by `config set --path`
+        return (
+            st.floats(allow_nan=False)
+            | st.lists(st.text(max_size=3), min_size=1, max_size=2)
+            | st.dictionaries(st.text(max_size=3), st.text(), min_size=1, max_size=2)
         )
     if annotation in (str, SecretStr) or origin is Literal:
         return (
@@ -323,3 +330,37 @@ def test_top_level_strings(text: str) -> None:
         assert error.problems[0].startswith("django:target")
     else:
         assert config.target in ("aws", "local")
+
+
+def test_numbers_and_booleans_from_config_set_path_are_taken_as_text() -> None:
+    """`pulumi config set --path django:database.engineVersion 16` stores the number 16."""
+    config = parse_stack_config(
+        {
+            "target": "aws",
+            "database": json.dumps({"engineVersion": 16}),
+            "tags": json.dumps({"costCenter": 1234}),
+            "app": json.dumps({"environment": {"WORKERS": 4, "FEATURE_X": True}}),
+            "migrations": json.dumps(
+                {"command": ["python", "manage.py", "migrate", "--verbosity", 2]}
+            ),
+        },
+        set(),
+    )
+    assert config.database.engine_version == "16"
+    assert config.tags == {"costCenter": "1234"}
+    assert config.app.environment == {"WORKERS": "4", "FEATURE_X": "true"}
+    assert config.migrations.command[-1] == "2"
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"cache": json.dumps({"engineVersion": 7.1})}, set())
+    assert "django:cache.engineVersion = 7.1: write it as text, in quotes: '7.1'" in (
+        raised.value.problems
+    )
+
+
+def test_a_flat_dotted_key_is_told_to_use_path() -> None:
+    """`pulumi config set django:fleet.desiredCount 3` without `--path` writes one flat key."""
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config({"target": "aws", "fleet.desiredCount": "3"}, set())
+    [problem] = raised.value.problems
+    assert problem.startswith('django:["fleet.desiredCount"]: unknown key;')
+    assert "pulumi config set --path django:fleet.desiredCount VALUE" in problem

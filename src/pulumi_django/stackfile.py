@@ -63,7 +63,9 @@ def load_stack_file(project_dir: Path, stack: str) -> StackFile:
     secret_keys: list[str] = []
     for key, value in _project_defaults(project, project_file).items():
         _put(config, secret_keys, _qualify(key, name), value)
-    stack_config = stack_doc.get("config") or {}
+    stack_config = stack_doc.get("config")
+    if stack_config is None:
+        stack_config = {}
     if not isinstance(stack_config, dict):
         raise UsageError(f"{stack_path}: `config` must be a mapping of keys to values")
     for key, value in stack_config.items():
@@ -77,9 +79,36 @@ def load_stack_file(project_dir: Path, stack: str) -> StackFile:
     return StackFile(name, project_dir, program, stack, config, secret_keys)
 
 
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a key written twice in one mapping, as the Pulumi CLI does; PyYAML alone would
+    keep the last one and silently drop the first (a whole config section, say)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in first_line:
+                raise _DuplicateKey(
+                    problem=f"{key!r} appears twice (first on line {first_line[key]}); "
+                    "keep one and merge the two",
+                    problem_mark=key_node.start_mark,
+                )
+            if isinstance(key, str):
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise UsageError(f"{path} is not valid YAML: {where}{error.problem}") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path} is not valid YAML: {error}") from None
     if document is None:

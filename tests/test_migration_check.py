@@ -357,6 +357,26 @@ def test_stack_config_and_flag_acknowledge_migrations(
     }
 
 
+def test_an_acknowledgement_naming_no_migration_is_pointed_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    typo = "acknowledged.0003_drop_withot_marker"
+    arguments = cli(
+        "--offline",
+        "--database-url",
+        "postgres://nobody@127.0.0.1:1/unused",  # the settings read it; offline never connects
+        "--acknowledge",
+        f"{typo}=number unread since release 12",
+    )
+    assert main([*arguments, "--json", "acknowledged"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["unknownAcknowledgements"] == [typo]
+    assert main([*arguments, "acknowledged"]) == 1
+    output = capsys.readouterr().out
+    assert f"the project has no such migration (check the spelling): {typo}." in output
+    assert "Refused 1 of 3 migrations: acknowledged.0003_drop_without_marker." in output
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

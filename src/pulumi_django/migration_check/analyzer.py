@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import math
@@ -223,6 +224,8 @@ class CheckResult:
 
     checked: list[str]
     findings: list[Finding]
+    # Acknowledged names that no migration of the project has: a typo, or one since renamed.
+    unknown_acknowledgements: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def refused(self) -> list[str]:
@@ -247,13 +250,22 @@ class CheckResult:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"checked": list(self.checked), "findings": [f.to_json() for f in self.findings]}
+        document: dict[str, Any] = {
+            "checked": list(self.checked),
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.unknown_acknowledgements:
+            document["unknownAcknowledgements"] = list(self.unknown_acknowledgements)
+        return document
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> CheckResult:
         return cls(
             checked=[str(name) for name in document["checked"]],
             findings=[Finding.from_json(item) for item in document["findings"]],
+            unknown_acknowledgements=[
+                str(name) for name in document.get("unknownAcknowledgements", [])
+            ],
         )
 
 
@@ -297,6 +309,11 @@ def format_report(result: CheckResult) -> str:
             lines.append(f"    {finding.message}")
             lines.append(f"    safe: {finding.suggestion}")
     lines.append("")
+    if result.unknown_acknowledgements:
+        lines.append(
+            "Acknowledged, but the project has no such migration (check the spelling): "
+            f"{', '.join(result.unknown_acknowledgements)}."
+        )
     warnings = sum(f.severity == WARNING for f in result.findings)
     acknowledged = sorted({f.migration for f in result.findings if f.acknowledged})
     if acknowledged:
@@ -326,10 +343,18 @@ def check_project(
     labels: Sequence[str] = (),
     check_all: bool = False,
     offline: bool = False,
+    acknowledged: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    """Checks the migrations `migrate` would apply next, or `--all`, or the LABELs."""
+    """Checks the migrations `migrate` would apply next, or `--all`, or the LABELs, and allows
+    the `acknowledged` ones on purpose."""
     _setup_django(settings, pythonpath)
-    return _Checker(offline).run(labels, check_all)
+    checker = _Checker(offline)
+    reasons = dict(acknowledged or {})
+    known = {f"{app}.{name}" for app, name in checker.loader.disk_migrations}
+    return replace(
+        checker.run(labels, check_all).acknowledge(reasons),
+        unknown_acknowledgements=sorted(set(reasons) - known),
+    )
 
 
 def _setup_django(settings: str, pythonpath: str | None) -> None:
@@ -1360,7 +1385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The project's own prints must not corrupt the report on stdout.
         with contextlib.redirect_stdout(sys.stderr):
             result = check_project(
-                args.settings, args.pythonpath, args.labels, args.check_all, args.offline
+                args.settings,
+                args.pythonpath,
+                args.labels,
+                args.check_all,
+                args.offline,
+                acknowledged,
             )
     except (ProjectError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -1368,7 +1398,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the project's migrations are code too
         print(f"error: checking the migrations failed: {_describe_error(error)}", file=sys.stderr)
         return 2
-    result = result.acknowledge(acknowledged)
     print(json.dumps(result.to_json(), indent=2) if args.json else format_report(result))
     return result.exit_code
 

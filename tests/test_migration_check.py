@@ -385,6 +385,7 @@ def test_an_acknowledgement_naming_no_migration_is_pointed_out(
         (["drop.0099"], "drop.0099: There is no migration for 'drop' with the prefix '0099'"),
         (["drop", "--acknowledge", "drop.0002_x=short"], "give a reason of at least 10"),
         (["drop", "--python", "/nonexistent/python"], "--python /nonexistent/python: no such"),
+        (["drop", "--pythonpath", "/nonexistent/dir"], "--pythonpath /nonexistent/dir: no such"),
         (["drop", "--stack", "prod", "--cwd", "/nonexistent"], "--cwd /nonexistent: no such"),
     ],
 )

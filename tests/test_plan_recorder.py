@@ -11,7 +11,8 @@ import pytest
 
 from pulumi_django.config import ConfigError
 from pulumi_django.errors import UsageError
-from pulumi_django.plan import plan_stack, render_text
+from pulumi_django.plan import check_app_migrations, plan_stack, render_text
+from pulumi_django.stackfile import load_stack_file
 
 TINY = Path(__file__).parent / "fixtures" / "tiny_project"
 CLI = [str(Path(sys.executable).parent / "pulumi-django")]
@@ -212,3 +213,15 @@ def test_plan_shows_the_migration_check_of_the_stacks_app(tmp_path: Path) -> Non
     text = render_text(plan)
     assert "Migration safety check (app, offline, every migration):" in text
     assert "sightings.0002_sighting_gdpr_accepted" in text
+
+
+def test_a_misspelt_settings_module_is_named_in_the_plans_check(tmp_path: Path) -> None:
+    app = Path(__file__).resolve().parent.parent / "examples" / "bigfoot"
+    (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  django:target: aws\n  django:app:\n"
+        f"    context: {app}\n    settingsModule: bigfoot.setings\n"
+    )
+    report = check_app_migrations(load_stack_file(tmp_path, "dev"))
+    assert report.skipped == (f"django:app.settingsModule: no module 'bigfoot.setings' in {app}")

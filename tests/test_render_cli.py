@@ -84,6 +84,9 @@ def test_extra_trusted_ranges_replace_the_vpc_range(
     code, _, err = render(capsys, *args, "--trusted-cidr", "everyone")
     assert code == 2
     assert "'everyone' is not a CIDR" in err
+    code, _, err = render(capsys, *args, "--trusted-cidr", "10.1.2.3/16")
+    assert code == 2
+    assert "'10.1.2.3/16' is not a CIDR: host bits are set; the network is 10.1.0.0/16" in err
 
 
 def test_an_existing_vpc_gets_a_note_about_its_range(

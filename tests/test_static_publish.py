@@ -627,6 +627,7 @@ def test_cli_executable_publishes_under_another_prefix(
     [
         ({"--source": "nowhere"}, "source directory .*nowhere does not exist"),
         ({"--source": "empty"}, "holds no files: run collectstatic first"),
+        ({"--source": "a-file"}, "source .*a-file is a file; give the directory"),
         ({"--bucket": "no-such-bucket-here"}, "bucket no-such-bucket-here does not exist"),
         ({"--keep": "1"}, "keep must be at least 2"),
         ({"--prefix": "static"}, "prefix 'static' must .* end with '/'"),
@@ -643,6 +644,7 @@ def test_cli_errors_are_one_clear_line(
 ) -> None:
     source = write_release(tmp_path / "v1", collected("v1"))
     (tmp_path / "empty" / "css").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("not a directory")
     arguments = {"--bucket": bucket, "--source": str(source), "--endpoint-url": s3_endpoint}
     arguments |= change
     if "--source" in change:

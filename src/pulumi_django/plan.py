@@ -121,6 +121,13 @@ def check_app_migrations(stack_file: StackFile) -> MigrationReport:
         return MigrationReport(app_dir, None, "migrations.check is off")
     if not (app_dir / "manage.py").is_file():
         return MigrationReport(app_dir, None, f"no manage.py in {app_dir}")
+    module = app_dir.joinpath(*config.app.settings_module.split("."))
+    if not (module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()):
+        return MigrationReport(
+            app_dir,
+            None,
+            f"django:app.settingsModule: no module {config.app.settings_module!r} in {app_dir}",
+        )
     try:
         result = check_offline(config, app_dir)
     except MigrationCheckError as error:

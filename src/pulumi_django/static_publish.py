@@ -270,6 +270,8 @@ def _md5_and_size(path: Path) -> tuple[str, int]:
 
 def list_source(source: Path) -> list[str]:
     """Relative paths of the files under `source`, sorted; raises if there are none."""
+    if source.exists() and not source.is_dir():
+        raise PublishError(f"source {source} is a file; give the directory collectstatic wrote")
     if not source.is_dir():
         raise PublishError(f"source directory {source} does not exist")
     relatives: list[str] = []

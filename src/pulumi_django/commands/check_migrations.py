@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--offline needs --all or LABEL: only the database knows what is unapplied"
         )
+    if args.pythonpath is not None and not Path(args.pythonpath).is_dir():
+        raise UsageError(f"--pythonpath {args.pythonpath}: no such directory")
     acknowledged = _stack_acknowledgements(args.stack, Path(args.cwd)) if args.stack else {}
     try:
         acknowledged |= parse_acknowledgements(args.acknowledge)

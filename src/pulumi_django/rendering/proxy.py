@@ -144,9 +144,8 @@ class ProxySite:
             try:
                 ipaddress.ip_network(cidr)
             except ValueError:
-                raise ValueError(
-                    f"trusted proxy {cidr!r} is not a CIDR (e.g. 10.0.0.0/16)"
-                ) from None
+                hint = _cidr_hint(cidr)
+                raise ValueError(f"trusted proxy {cidr!r} is not a CIDR{hint}") from None
         for name in (
             "max_body_mb",
             "read_timeout_seconds",
@@ -168,6 +167,14 @@ class ProxySite:
     def load_balanced(self) -> bool:
         """Several upstreams: retries and passive health checks matter."""
         return len(self.upstreams) > 1
+
+
+def _cidr_hint(text: str) -> str:
+    """The network a CIDR with host bits set meant, else an example."""
+    try:
+        return f": host bits are set; the network is {ipaddress.ip_network(text, strict=False)}"
+    except ValueError:
+        return " (e.g. 10.0.0.0/16)"
 
 
 def site_from_config(

@@ -2,7 +2,7 @@
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
@@ -26,8 +26,24 @@ class ConfigError(pulumi.RunError):
 
 def load_stack_config() -> StackConfig:
     """The validated config of the stack Pulumi is running (or the offline plan mocks)."""
-    values, secret_keys = _namespace_values()
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    misplaced = misspelt_namespace_keys(everything)
+    if misplaced:
+        raise ConfigError(misplaced)
+    values, secret_keys = _namespace_values(everything)
     return parse_stack_config(values, secret_keys)
+
+
+def misspelt_namespace_keys(keys: Iterable[str]) -> list[str]:
+    """Keys under a namespace one typo away from `django:` would be dropped without a word."""
+    problems = []
+    for key in keys:
+        namespace, _, rest = key.partition(":")
+        if rest and namespace != NAMESPACE and _one_typo_apart(namespace.lower(), NAMESPACE):
+            problems.append(
+                f"{key}: unknown namespace {namespace!r}; did you mean {NAMESPACE}:{rest}?"
+            )
+    return problems
 
 
 def parse_stack_config(values: Mapping[str, str], secret_keys: set[str]) -> StackConfig:
@@ -69,8 +85,21 @@ def describe_errors(error: ValidationError) -> list[str]:
     return lines
 
 
-def _namespace_values() -> tuple[dict[str, str], set[str]]:
-    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+def _one_typo_apart(typed: str, meant: str) -> bool:
+    """One letter wrong, missing, extra, or two neighbours swapped (or only the case differs)."""
+    if len(typed) == len(meant):
+        wrong = [i for i, (a, b) in enumerate(zip(typed, meant, strict=True)) if a != b]
+        swapped = (
+            len(wrong) == 2 and wrong[1] == wrong[0] + 1 and typed[wrong[0]] == meant[wrong[1]]
+        )
+        return len(wrong) <= 1 or (swapped and typed[wrong[1]] == meant[wrong[0]])
+    longer, shorter = (typed, meant) if len(typed) > len(meant) else (meant, typed)
+    return len(longer) == len(shorter) + 1 and any(
+        longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer))
+    )
+
+
+def _namespace_values(everything: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
     prefix = f"{NAMESPACE}:"
     values = {
         key[len(prefix) :]: str(raw) for key, raw in everything.items() if key.startswith(prefix)

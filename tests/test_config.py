@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 
 from pulumi_django.config import ConfigError, StackConfig, parse_stack_config
 from pulumi_django.config.base import Text
+from pulumi_django.config.loader import misspelt_namespace_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -364,3 +365,15 @@ def test_a_flat_dotted_key_is_told_to_use_path() -> None:
     [problem] = raised.value.problems
     assert problem.startswith('django:["fleet.desiredCount"]: unknown key;')
     assert "pulumi config set --path django:fleet.desiredCount VALUE" in problem
+
+
+@pytest.mark.parametrize("namespace", ["djang", "djnago", "djangoo", "Django", "jango"])
+def test_a_namespace_one_typo_from_django_is_refused(namespace: str) -> None:
+    assert misspelt_namespace_keys([f"{namespace}:tags", "django:target", "aws:region"]) == [
+        f"{namespace}:tags: unknown namespace {namespace!r}; did you mean django:tags?"
+    ]
+
+
+@pytest.mark.parametrize("key", ["aws:region", "pulumi-django:x", "djangoextra:x", "docker:host"])
+def test_other_namespaces_are_left_alone(key: str) -> None:
+    assert misspelt_namespace_keys([key]) == []

@@ -11,7 +11,12 @@ import pytest
 
 from pulumi_django.config import ConfigError
 from pulumi_django.errors import UsageError
-from pulumi_django.plan import check_app_migrations, plan_stack, render_text
+from pulumi_django.plan import (
+    check_app_migrations,
+    plan_stack,
+    plan_stack_or_explain,
+    render_text,
+)
 from pulumi_django.stackfile import load_stack_file
 
 TINY = Path(__file__).parent / "fixtures" / "tiny_project"
@@ -225,3 +230,14 @@ def test_a_misspelt_settings_module_is_named_in_the_plans_check(tmp_path: Path) 
     )
     report = check_app_migrations(load_stack_file(tmp_path, "dev"))
     assert report.skipped == (f"django:app.settingsModule: no module 'bigfoot.setings' in {app}")
+
+
+def test_a_misspelt_namespace_stops_the_program(tmp_path: Path) -> None:
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((TINY / name).read_text())
+    (tmp_path / "Pulumi.typo.yaml").write_text(
+        "config:\n  django:target: aws\n  djang:tags:\n    team: web\n"
+    )
+    with pytest.raises(UsageError) as raised:
+        plan_stack_or_explain(tmp_path, "typo")
+    assert "djang:tags: unknown namespace 'djang'; did you mean django:tags?" in str(raised.value)

@@ -357,6 +357,15 @@ def test_stack_config_and_flag_acknowledge_migrations(
     }
 
 
+def test_offline_needs_no_deployment_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scenario settings read DATABASE_URL; offline, a placeholder stands in for it."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(cli("--offline", "--json", "drop.0009_rename_field")) == 1
+    assert json.loads(capsys.readouterr().out)["checked"] == ["drop.0009_rename_field"]
+
+
 def test_an_acknowledgement_naming_no_migration_is_pointed_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -20,20 +20,18 @@ import pulumi
 
 from .config import NAMESPACE, StackConfig, parse_stack_config
 from .errors import UsageError
-from .migration_check import CheckResult, MigrationCheckError, format_report, run_check
+from .migration_check import (
+    OFFLINE_APP_ENVIRONMENT,
+    CheckResult,
+    MigrationCheckError,
+    format_report,
+    run_check,
+)
 from .recorder import RecordedResource, Recording, record
 from .release import StepInPlan, release_order
 from .stackfile import StackFile, load_stack_file
 
 TARGET_KEY = "django:target"
-# What a deployment gives the app's settings and only a deployment knows; the offline check
-# never connects anywhere, so these only let the settings module import.
-OFFLINE_APP_ENVIRONMENT = {
-    "DJANGO_SECRET_KEY": "offline-plan-only",
-    "DJANGO_ALLOWED_HOSTS": "localhost",
-    "DATABASE_URL": "postgres://offline.invalid/plan",
-    "REDIS_URL": "redis://offline.invalid:6379/0",
-}
 
 
 @dataclass

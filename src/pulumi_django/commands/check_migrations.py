@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ..errors import UsageError
@@ -52,7 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..migration_check import format_report, parse_acknowledgements, run_check
+    from ..migration_check import (
+        OFFLINE_APP_ENVIRONMENT,
+        format_report,
+        parse_acknowledgements,
+        run_check,
+    )
 
     if args.check_all and args.labels:
         raise UsageError("--all and LABEL exclude each other: pass one or the other")
@@ -76,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         check_all=args.check_all,
         offline=args.offline,
         acknowledged=acknowledged,
+        # Offline, nothing is reached: placeholders let the settings import where unset.
+        environment={k: v for k, v in OFFLINE_APP_ENVIRONMENT.items() if k not in os.environ}
+        if args.offline
+        else None,
     )
     print(json.dumps(result.to_json(), indent=2) if args.json else format_report(result))
     return result.exit_code

@@ -16,6 +16,7 @@ from .analyzer import (
     parse_acknowledgements,
 )
 from .runner import (
+    OFFLINE_APP_ENVIRONMENT,
     MigrationCheckError,
     acknowledgement_reasons,
     analyzer_arguments,
@@ -25,6 +26,7 @@ from .runner import (
 )
 
 __all__ = [
+    "OFFLINE_APP_ENVIRONMENT",
     "RULES",
     "UNSAFE",
     "WARNING",

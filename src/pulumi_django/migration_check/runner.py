@@ -18,6 +18,15 @@ from ..errors import UsageError
 from .analyzer import CheckResult
 
 ANALYZER = Path(__file__).with_name("analyzer.py")
+# What a deployment gives the app's settings and only a deployment knows. The offline check
+# (the plan's, `check-migrations --offline`) never connects anywhere, so these only let the
+# settings module import.
+OFFLINE_APP_ENVIRONMENT = {
+    "DJANGO_SECRET_KEY": "offline-check-only",
+    "DJANGO_ALLOWED_HOSTS": "localhost",
+    "DATABASE_URL": "postgres://offline.invalid/plan",
+    "REDIS_URL": "redis://offline.invalid:6379/0",
+}
 DEFAULT_TIMEOUT_SECONDS = 600.0
 
 

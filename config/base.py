@@ -7,18 +7,22 @@ from pydantic.alias_generators import to_camel
 
 
 def _as_typed(value: Any) -> Any:
-    """`pulumi config set --path` stores `16` as a number and `true` as a boolean; a field that
-    wants text takes them as typed. A float would already have lost its digits (`7.10`)."""
+    """`pulumi config set --path` stores `16` as a number; a field that wants text takes a whole
+    number as typed. Booleans and decimals are refused: `True`, `yes` or `7.10` could each have
+    meant other text than the one YAML left (`true`, `7.1`)."""
     if isinstance(value, bool):
-        return "true" if value else "false"
+        raise ValueError(
+            "a boolean: quote the text the app expects, e.g. 'true' or 'True' (with "
+            "`pulumi config set --path`, add `--type string`)"
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        raise ValueError(f"write it as text, in quotes: '{value}'")
+        raise ValueError("a decimal number: quote it, e.g. '7.10' (unquoted, 7.10 reads as 7.1)")
     return value
 
 
-# Text that may arrive as a number or boolean from `pulumi config set --path`.
+# Text that may arrive as a whole number from `pulumi config set --path`.
 Text = Annotated[str, BeforeValidator(_as_typed)]
 
 

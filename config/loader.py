@@ -27,19 +27,25 @@ class ConfigError(pulumi.RunError):
 def load_stack_config() -> StackConfig:
     """The validated config of the stack Pulumi is running (or the offline plan mocks)."""
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    misplaced = misspelt_namespace_keys(everything)
+    misplaced = misspelt_namespace_keys(everything, pulumi.get_project())
     if misplaced:
         raise ConfigError(misplaced)
     values, secret_keys = _namespace_values(everything)
     return parse_stack_config(values, secret_keys)
 
 
-def misspelt_namespace_keys(keys: Iterable[str]) -> list[str]:
-    """Keys under a namespace one typo away from `django:` would be dropped without a word."""
+def misspelt_namespace_keys(keys: Iterable[str], project: str) -> list[str]:
+    """Our keys (`tags`, `fleet`, ...) under a namespace one typo away from `django:` would be
+    dropped without a word. The project's own namespace is the user's, whatever its name."""
+    ours = {field.alias or name for name, field in StackConfig.model_fields.items()}
     problems = []
     for key in keys:
         namespace, _, rest = key.partition(":")
-        if rest and namespace != NAMESPACE and _one_typo_apart(namespace.lower(), NAMESPACE):
+        if (
+            rest.split(".")[0] in ours
+            and namespace not in (NAMESPACE, project)
+            and _one_typo_apart(namespace.lower(), NAMESPACE)
+        ):
             problems.append(
                 f"{key}: unknown namespace {namespace!r}; did you mean {NAMESPACE}:{rest}?"
             )
@@ -164,7 +170,8 @@ def _explain(item: Any) -> str:
         if len(item["loc"]) == 1 and key.split(".")[0] in allowed:
             return (
                 "unknown key; a nested key is set with `pulumi config set --path "
-                f"{NAMESPACE}:{key} VALUE`, which writes it under {NAMESPACE}:{key.split('.')[0]}"
+                f"{NAMESPACE}:{key} VALUE`, which writes it under {NAMESPACE}:{key.split('.')[0]}; "
+                f"remove this one with `pulumi config rm {NAMESPACE}:{key}`"
             )
         return f"unknown key; allowed keys: {', '.join(allowed)}"
     if kind == "missing":

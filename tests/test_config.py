@@ -247,9 +247,10 @@ def _wrong_type(annotation: Any) -> st.SearchStrategy[Any]:
             | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f))
             | st.lists(st.integers(), max_size=2)
         )
-    if annotation is Text:  # numbers and booleans are taken as typed by `config set --path`
+    if annotation is Text:  # whole numbers are taken as typed by `config set --path`
         return (
             st.floats(allow_nan=False)
+            | st.booleans()
             | st.lists(st.text(max_size=3), min_size=1, max_size=2)
             | st.dictionaries(st.text(max_size=3), st.text(), min_size=1, max_size=2)
         )
@@ -333,14 +334,14 @@ def test_top_level_strings(text: str) -> None:
         assert config.target in ("aws", "local")
 
 
-def test_numbers_and_booleans_from_config_set_path_are_taken_as_text() -> None:
+def test_whole_numbers_from_config_set_path_are_taken_as_text() -> None:
     """`pulumi config set --path django:database.engineVersion 16` stores the number 16."""
     config = parse_stack_config(
         {
             "target": "aws",
             "database": json.dumps({"engineVersion": 16}),
             "tags": json.dumps({"costCenter": 1234}),
-            "app": json.dumps({"environment": {"WORKERS": 4, "FEATURE_X": True}}),
+            "app": json.dumps({"environment": {"WORKERS": 4}}),
             "migrations": json.dumps(
                 {"command": ["python", "manage.py", "migrate", "--verbosity", 2]}
             ),
@@ -349,13 +350,34 @@ def test_numbers_and_booleans_from_config_set_path_are_taken_as_text() -> None:
     )
     assert config.database.engine_version == "16"
     assert config.tags == {"costCenter": "1234"}
-    assert config.app.environment == {"WORKERS": "4", "FEATURE_X": "true"}
+    assert config.app.environment == {"WORKERS": "4"}
     assert config.migrations.command[-1] == "2"
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        (
+            {"cache": {"engineVersion": 7.1}},
+            "django:cache.engineVersion = 7.1",
+            "a decimal number: quote it, e.g. '7.10' (unquoted, 7.10 reads as 7.1)",
+        ),
+        (
+            {"app": {"environment": {"DEBUG": True}}},
+            "django:app.environment.DEBUG = true",
+            "a boolean: quote the text the app expects, e.g. 'true' or 'True'",
+        ),
+    ],
+)
+def test_booleans_and_decimals_in_text_fields_are_refused(
+    section: dict[str, Any], value: str, message: str
+) -> None:
+    """Either could have meant other text than YAML left: `True` or `yes`, `7.10`."""
+    [(key, content)] = section.items()
     with pytest.raises(ConfigError) as raised:
-        parse_stack_config({"cache": json.dumps({"engineVersion": 7.1})}, set())
-    assert "django:cache.engineVersion = 7.1: write it as text, in quotes: '7.1'" in (
-        raised.value.problems
-    )
+        parse_stack_config({"target": "aws", key: json.dumps(content)}, set())
+    [problem] = raised.value.problems
+    assert problem.startswith(f"{value}: {message}")
 
 
 def test_a_flat_dotted_key_is_told_to_use_path() -> None:
@@ -369,11 +391,23 @@ def test_a_flat_dotted_key_is_told_to_use_path() -> None:
 
 @pytest.mark.parametrize("namespace", ["djang", "djnago", "djangoo", "Django", "jango"])
 def test_a_namespace_one_typo_from_django_is_refused(namespace: str) -> None:
-    assert misspelt_namespace_keys([f"{namespace}:tags", "django:target", "aws:region"]) == [
-        f"{namespace}:tags: unknown namespace {namespace!r}; did you mean django:tags?"
+    keys = [f"{namespace}:tags", f"{namespace}:fleet.cpu", "django:target", "aws:region"]
+    assert misspelt_namespace_keys(keys, "shop") == [
+        f"{namespace}:tags: unknown namespace {namespace!r}; did you mean django:tags?",
+        f"{namespace}:fleet.cpu: unknown namespace {namespace!r}; did you mean django:fleet.cpu?",
     ]
 
 
-@pytest.mark.parametrize("key", ["aws:region", "pulumi-django:x", "djangoextra:x", "docker:host"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "aws:region",
+        "pulumi-django:tags",
+        "djangoextra:tags",
+        "docker:host",
+        "django5:dbName",  # not one of our keys
+        "djang:tags",  # the project's own namespace
+    ],
+)
 def test_other_namespaces_are_left_alone(key: str) -> None:
-    assert misspelt_namespace_keys([key]) == []
+    assert misspelt_namespace_keys([key], "djang") == []

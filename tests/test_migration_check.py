@@ -370,13 +370,7 @@ def test_an_acknowledgement_naming_no_migration_is_pointed_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     typo = "acknowledged.0003_drop_withot_marker"
-    arguments = cli(
-        "--offline",
-        "--database-url",
-        "postgres://nobody@127.0.0.1:1/unused",  # the settings read it; offline never connects
-        "--acknowledge",
-        f"{typo}=number unread since release 12",
-    )
+    arguments = cli("--offline", "--acknowledge", f"{typo}=number unread since release 12")
     assert main([*arguments, "--json", "acknowledged"]) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["unknownAcknowledgements"] == [typo]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_key_written_twice_is_refused_not_dropped(project: Path) -> None:
     )
     assert message == (
         f"{project / 'Pulumi.dev.yaml'} is not valid YAML: line 6: 'django:fleet' appears twice "
-        "(first on line 2); keep one and merge the two"
+        "(first on line 2); keep one"
     )
 
 
@@ -63,3 +64,28 @@ def test_config_must_be_a_mapping(project: Path) -> None:
     assert stack_error(project, "config: []\n").endswith(
         "`config` must be a mapping of keys to values"
     )
+
+
+def test_merge_keys_may_be_overridden(project: Path) -> None:
+    (project / "Pulumi.dev.yaml").write_text(
+        "sizes: &small\n  cpu: 256\n  memory: 512\n"
+        "config:\n  django:fleet:\n    <<: *small\n    cpu: 512\n"
+    )
+    values, _ = load_stack_file(project, "dev").namespace("django")
+    assert json.loads(values["fleet"]) == {"cpu": 512, "memory": 512}
+
+
+def test_scalars_are_typed_as_pulumi_reads_them(project: Path) -> None:
+    """YAML 1.2, as Go's yaml.v3: only true/false are booleans, and `1:30` is text."""
+    (project / "Pulumi.dev.yaml").write_text(
+        "config:\n  django:tags:\n"
+        "    country: NO\n    switch: on\n    window: 1:30\n    flag: true\n    size: 12\n"
+    )
+    values, _ = load_stack_file(project, "dev").namespace("django")
+    assert json.loads(values["tags"]) == {
+        "country": "NO",
+        "switch": "on",
+        "window": "1:30",
+        "flag": True,
+        "size": 12,
+    }

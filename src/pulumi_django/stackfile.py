@@ -83,23 +83,55 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """Refuses a key written twice in one mapping, as the Pulumi CLI does; PyYAML alone would
-    keep the last one and silently drop the first (a whole config section, say)."""
+    """Reads a stack file as the Pulumi CLI (Go's yaml.v3) does, where PyYAML would differ:
+
+    - a key written twice in one mapping is an error, where PyYAML keeps the last one and
+      silently drops the first (a whole config section, say);
+    - only true/false are booleans and `1:30` is text (YAML 1.2), where PyYAML's YAML 1.1
+      reads `NO`, `on` and `yes` as booleans and `1:30` as the number 90."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first_line: dict[Any, int] = {}
+        first_line: dict[str, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str) and key in first_line:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue  # keys merged in with `<<:` may be overridden; that is their purpose
+            key = key_node.value
+            if key in first_line:
                 raise _DuplicateKey(
-                    problem=f"{key!r} appears twice (first on line {first_line[key]}); "
-                    "keep one and merge the two",
+                    problem=f"{key!r} appears twice (first on line {first_line[key]}); keep one",
                     problem_mark=key_node.start_mark,
                 )
-            if isinstance(key, str):
-                first_line[key] = key_node.start_mark.line + 1
+            first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+_YAML_1_1_ONLY = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _YAML_1_1_ONLY]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

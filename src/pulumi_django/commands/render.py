@@ -101,12 +101,15 @@ def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:
             f"`pulumi up` (e.g. {upstreams[0].split(':')[0]}-1a2b3c4), shown here without it",
             file=sys.stderr,
         )
-        site = local_site(
-            config,
-            upstreams,
-            local_static_dir(config),
-            **({"runtime_dir": args.runtime_dir} if args.runtime_dir else {}),
-        )
+        try:
+            site = local_site(
+                config,
+                upstreams,
+                local_static_dir(config),
+                **({"runtime_dir": args.runtime_dir} if args.runtime_dir else {}),
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         return render_proxy(server, site)
     trusted = args.trusted_cidr or [config.network.cidr]
     if config.network.existing and not args.trusted_cidr:

@@ -11,7 +11,8 @@ import pulumi_random as random
 
 from pulumi_django.config.cache import CacheConfig
 
-REDIS_PORT = 6379
+from .site import REDIS_PORT
+
 # ElastiCache takes 16-128 printable characters; letters and digits only also keep the token
 # safe to paste into a redis:// URL without percent-encoding.
 AUTH_TOKEN_LENGTH = 64

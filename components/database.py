@@ -10,7 +10,8 @@ import pulumi_aws as aws
 
 from pulumi_django.config.database import DatabaseConfig
 
-POSTGRES_PORT = 5432
+from .site import POSTGRES_PORT
+
 # `postgresql` is the server log (slow statements, errors); `upgrade` records engine upgrades.
 LOG_EXPORTS = ["postgresql", "upgrade"]
 # The free tier of Performance Insights keeps 7 days.

@@ -12,6 +12,8 @@ from pulumi_django.config.app import AppConfig
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 
+from .network import HTTP_PORT, HTTPS_PORT
+
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # AWS's default draining time is 300 s per batch of tasks; a release never needs that long.
@@ -133,13 +135,13 @@ class LoadBalancer(pulumi.ComponentResource):
             aws.lb.Listener(
                 f"{name}-http",
                 load_balancer_arn=alb.arn,
-                port=80,
+                port=HTTP_PORT,
                 protocol="HTTP",
                 default_actions=[
                     aws.lb.ListenerDefaultActionArgs(
                         type="redirect",
                         redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                            protocol="HTTPS", port="443", status_code="HTTP_301"
+                            protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
                         ),
                     )
                 ],
@@ -149,7 +151,7 @@ class LoadBalancer(pulumi.ComponentResource):
             serving = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
-                port=443,
+                port=HTTPS_PORT,
                 protocol="HTTPS",
                 ssl_policy=TLS_POLICY,
                 certificate_arn=certificate_arn,
@@ -161,7 +163,7 @@ class LoadBalancer(pulumi.ComponentResource):
             serving = aws.lb.Listener(
                 f"{name}-http",
                 load_balancer_arn=alb.arn,
-                port=80,
+                port=HTTP_PORT,
                 protocol="HTTP",
                 default_actions=[_forbidden()],
                 tags=tags,

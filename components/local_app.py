@@ -20,13 +20,13 @@ from pulumi_django.rendering.app_server import (
     app_server_command,
     app_server_settings,
 )
+from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
 from .local_containers import HealthCheck, env_list, long_running, on_network
 
 # Only the proxy and the release's one-off containers share the replicas' private network, so
 # the app server believes X-Forwarded-* from any peer on it.
 TRUSTED_PEERS = ("*",)
-APP_TMP_PATH = "/tmp"  # noqa: S108 - the container's own tmpfs
 APP_TMP_MOUNT = "rw,noexec,nosuid,nodev,size=64m"
 
 

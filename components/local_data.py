@@ -11,11 +11,10 @@ import pulumi_random as random
 from pulumi_django.config import StackConfig
 
 from .local_containers import HealthCheck, env_list, long_running, loopback_port, on_network
+from .site import POSTGRES_PORT, REDIS_PORT
 
 POSTGRES_HOST = "postgres"
-POSTGRES_PORT = 5432
 REDIS_HOST = "redis"
-REDIS_PORT = 6379
 # Where the official image keeps its data (its VOLUME); the cluster goes one level down, as the
 # image's documentation advises for a mounted volume.
 POSTGRES_VOLUME_PATH = "/var/lib/postgresql/data"

@@ -21,6 +21,8 @@ from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobV
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
 
+from .local_containers import env_list, on_network
+
 
 class LocalMigrationJob(pulumi.ComponentResource):
     """Checks, then applies, the release's migrations in containers of the new image."""
@@ -42,7 +44,7 @@ class LocalMigrationJob(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pulumi-django:local:MigrationJob", name, None, opts)
-        envs = [pulumi.Output.concat(key, "=", value) for key, value in sorted(environment.items())]
+        envs = env_list(environment)
 
         def one_off(
             suffix: str, command: list[str], waits_for: list[pulumi.Resource]
@@ -52,7 +54,7 @@ class LocalMigrationJob(pulumi.ComponentResource):
                 image=image,
                 command=command,
                 envs=envs,
-                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
+                networks_advanced=on_network(network_name),
                 attach=True,
                 logs=True,
                 must_run=False,

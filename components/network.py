@@ -13,11 +13,11 @@ import pulumi_aws as aws
 from pulumi_django.config import ConfigError
 from pulumi_django.config.network import NetworkConfig
 
+from .site import POSTGRES_PORT, REDIS_PORT
+
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 HTTP_PORT = 80
 HTTPS_PORT = 443
-POSTGRES_PORT = 5432
-REDIS_PORT = 6379
 ANYWHERE = "0.0.0.0/0"
 INGRESS = aws.vpc.SecurityGroupIngressRule
 EGRESS = aws.vpc.SecurityGroupEgressRule

@@ -8,6 +8,10 @@ import pulumi
 
 from pulumi_django.config import StackConfig
 
+# Where every target's app reaches its database and cache.
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+
 
 class Site(pulumi.ComponentResource):
     """Base of AwsSite and LocalSite: the same config in, the same outputs out.

@@ -19,7 +19,9 @@ from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
 from pulumi_django.rendering.static_bucket_policy import static_bucket_policy
 
-ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
+from .load_balancer import ORIGIN_VERIFY_HEADER
+from .network import HTTP_PORT, HTTPS_PORT
+
 LOAD_BALANCER_ORIGIN = "load-balancer"
 BUCKET_ORIGIN = "static-bucket"
 # AWS managed CloudFront policies. Their ids are fixed and documented by AWS, so no lookup
@@ -110,8 +112,8 @@ class StaticSite(pulumi.ComponentResource):
                     "origin_id": LOAD_BALANCER_ORIGIN,
                     "domain_name": load_balancer_dns_name,
                     "custom_origin_config": {
-                        "http_port": 80,
-                        "https_port": 443,
+                        "http_port": HTTP_PORT,
+                        "https_port": HTTPS_PORT,
                         "origin_protocol_policy": (
                             "https-only" if load_balancer_https else "http-only"
                         ),

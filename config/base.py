@@ -1,6 +1,6 @@
 """The shared base of every config section: camelCase keys, strict types, unknown keys rejected."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -38,3 +38,14 @@ class Section(BaseModel):
         validate_default=True,
         use_attribute_docstrings=False,
     )
+
+
+def inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds, directly or inside `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = inner_model(argument)
+        if found is not None:
+            return found
+    return None

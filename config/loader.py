@@ -9,6 +9,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
 
+from .base import inner_model
 from .stack import NAMESPACE, StackConfig
 
 SECRET_FIELDS = frozenset({"secretKey"})
@@ -136,7 +137,7 @@ def _decode(key: str, raw: str, problems: list[str]) -> Any:
 
 
 def _is_structured(annotation: Any) -> bool:
-    return _inner_model(annotation) is not None or any(
+    return inner_model(annotation) is not None or any(
         getattr(candidate, "__origin__", None) in (dict, list)
         for candidate in [annotation, *getattr(annotation, "__args__", ())]
     )
@@ -189,18 +190,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
         field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         if field is None:
             return None
-        model = _inner_model(field.annotation)
+        model = inner_model(field.annotation)
     return model
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in getattr(annotation, "__args__", ()):
-        found = _inner_model(argument)
-        if found:
-            return found
-    return None
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

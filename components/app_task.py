@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
+from pulumi_django.components.site import django_secret_key
 from pulumi_django.config import StackConfig
 from pulumi_django.rendering.container_definitions import (
     APP_CONTAINER,
@@ -237,16 +237,7 @@ class AppTask(pulumi.ComponentResource):
     ) -> aws.secretsmanager.Secret:
         """`django:secretKey` when set, else a generated key; either way a secret Output that
         only Secrets Manager and the (encrypted) state ever hold."""
-        value: pulumi.Output[str]
-        if config.secret_key is not None:
-            value = pulumi.Output.secret(config.secret_key.get_secret_value())
-        else:
-            value = random.RandomPassword(
-                f"{name}-django-secret-key",
-                length=SECRET_KEY_LENGTH,
-                special=False,
-                opts=child,
-            ).result
+        value = django_secret_key(name, config, SECRET_KEY_LENGTH, child)
         secret = aws.secretsmanager.Secret(
             f"{name}-django-secret-key",
             description=f"{name}: Django SECRET_KEY",
@@ -256,7 +247,6 @@ class AppTask(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-django-secret-key",
             secret_id=secret.id,
-            # RandomPassword's result is secret already.
             secret_string=value,
             opts=child,
         )

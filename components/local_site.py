@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from pulumi_django.components.local_app import LocalAppReplicas
 from pulumi_django.components.local_app_image import LocalAppImage
@@ -21,7 +20,7 @@ from pulumi_django.components.local_data import LocalData
 from pulumi_django.components.local_migration_job import LocalMigrationJob
 from pulumi_django.components.local_proxy import LocalProxy
 from pulumi_django.components.local_static import LocalStaticRelease
-from pulumi_django.components.site import Site
+from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
 from pulumi_django.rendering.proxy import static_url_prefix
 
@@ -58,7 +57,7 @@ class LocalSite(Site):
         environment: dict[str, pulumi.Input[str]] = {
             **config.app.environment,
             "DJANGO_SETTINGS_MODULE": config.app.settings_module,
-            "DJANGO_SECRET_KEY": self._secret_key(name, config),
+            "DJANGO_SECRET_KEY": django_secret_key(name, config, SECRET_KEY_LENGTH, self.child()),
             "DJANGO_ALLOWED_HOSTS": ",".join(LOCAL_HOSTS),
             "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(
                 f"http://{host}:{port}" for host in LOCAL_HOSTS
@@ -100,12 +99,3 @@ class LocalSite(Site):
             appContainers=replicas.names,
             proxyContainer=proxy.container_name,
         )
-
-    def _secret_key(self, name: str, config: StackConfig) -> pulumi.Output[str]:
-        """`django:secretKey` when set, else one generated once and kept in the state."""
-        if config.secret_key is not None:
-            return pulumi.Output.secret(config.secret_key.get_secret_value())
-        generated = random.RandomPassword(
-            f"{name}-django-secret-key", length=SECRET_KEY_LENGTH, special=False, opts=self.child()
-        )
-        return pulumi.Output.secret(generated.result)

@@ -5,12 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 from pulumi_django.config import StackConfig
 
 # Where every target's app reaches its database and cache.
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+
+
+def django_secret_key(
+    name: str, config: StackConfig, length: int, opts: pulumi.ResourceOptions
+) -> pulumi.Output[str]:
+    """`django:secretKey` when set, else one generated once and kept, encrypted, in the state."""
+    if config.secret_key is not None:
+        return pulumi.Output.secret(config.secret_key.get_secret_value())
+    generated = random.RandomPassword(
+        f"{name}-django-secret-key", length=length, special=False, opts=opts
+    )
+    return pulumi.Output.secret(generated.result)
 
 
 class Site(pulumi.ComponentResource):

@@ -64,7 +64,7 @@ class StackConfig(Section):
 
     @model_validator(mode="after")
     def _stops_in_time(self) -> "StackConfig":
-        if self.app.graceful_timeout_seconds + STOP_MARGIN_SECONDS > ECS_MAX_STOP_TIMEOUT:
+        if self.stop_timeout_seconds > ECS_MAX_STOP_TIMEOUT:
             raise ValueError(
                 f"app.gracefulTimeoutSeconds must be at most "
                 f"{ECS_MAX_STOP_TIMEOUT - STOP_MARGIN_SECONDS}: ECS kills a task "

@@ -2,6 +2,8 @@
 
 from pydantic import Field
 
+from pulumi_django.static_publish import DEFAULT_KEEP, DEFAULT_PREFIX, MIN_KEEP, PREFIX_PATTERN
+
 from .base import Section
 
 
@@ -9,14 +11,14 @@ class StaticConfig(Section):
     """Keeping old releases' files is what lets old and new servers coexist."""
 
     keep_releases: int = Field(
-        5,
-        ge=2,
+        DEFAULT_KEEP,
+        ge=MIN_KEEP,
         le=100,
         description="Releases whose files stay published (the current and previous at least).",
     )
     prefix: str = Field(
-        "static/",
-        pattern=r"^[a-z0-9][a-z0-9._/-]*/$",
+        DEFAULT_PREFIX,
+        pattern=PREFIX_PATTERN.pattern,
         description="Key prefix in the bucket and URL path under the site, ending in `/`.",
     )
     price_class: str = Field(

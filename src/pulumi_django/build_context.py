@@ -23,7 +23,6 @@ from pulumi_django.config.app import AppConfig
 
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 TAG_LENGTH = 24
-_CHUNK = 1 << 20
 
 
 def docker_platform(architecture: str) -> str:
@@ -169,11 +168,8 @@ def image_tag(context: Path, dockerfile: Path, platform: str) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def final_stage_volumes(dockerfile_text: str) -> set[str]:

@@ -7,9 +7,6 @@ imports inside `run`.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import atexit
-import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -60,25 +57,6 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             module.add_arguments(sub)
             sub.set_defaults(handler=module.run)
     return parser
-
-
-def _close_event_loops() -> None:
-    """The offline plan leaves Pulumi's event loops open (the main one, and one per worker
-    thread that ran an invoke), with tasks still pending when the program failed. Closed here,
-    before the interpreter tears down their sockets, none can print `Exception ignored in
-    BaseEventLoop.__del__` and a traceback after a clean one-line error."""
-    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.BaseEventLoop)]:
-        if loop.is_running() or loop.is_closed():
-            continue
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        if pending:  # gather() takes its loop from the tasks
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
-
-
-atexit.register(_close_event_loops)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,16 +180,11 @@ def review_migrations(
     app of the stack (`app.context`, `app.settingsModule`). Offline: no database. None when
     the app's directory is not in the repository. A check that cannot run is reported in the
     review, not raised: the rest of the review still stands."""
-    from .config import ConfigError, parse_stack_config
     from .migration_check import MigrationCheckError
     from .plan import check_offline
-    from .stackfile import load_stack_file
+    from .stackfile import read_stack_config
 
-    stack_file = load_stack_file(project_dir.resolve(), stack)
-    try:
-        config = parse_stack_config(*stack_file.namespace("django"))
-    except ConfigError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+    config = read_stack_config(project_dir.resolve(), stack)
     context = (project_dir / config.app.context).resolve()
     if not context.is_dir() or not context.is_relative_to(repository.top):
         return None

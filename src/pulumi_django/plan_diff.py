@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stackfile import SECRET_PLACEHOLDER as SECRET
+
 MARKER = "<!-- pulumi-django-plan:{stack} -->"
 # GitHub refuses comments over 65,536 characters.
 COMMENT_LIMIT = 60_000
@@ -26,7 +28,6 @@ COMMENT_LIMIT = 60_000
 # one node: a picture of a whole stack is too tall to read in a comment.
 DIAGRAM_NODE_LIMIT = 40
 VALUE_WIDTH = 120
-SECRET = "[secret]"  # noqa: S105 (the mask, not a password)
 SECRET_NAME = re.compile(
     r"secret|password|passwd|token|private_?key|credential|api_?key", re.IGNORECASE
 )

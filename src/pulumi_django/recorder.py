@@ -7,7 +7,10 @@ per-input dependencies, under the URNs a real `pulumi up` would give.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
+import gc
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -20,8 +23,8 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-STACK_TYPE = "pulumi:pulumi:Stack"
-SECRET = "[secret]"  # noqa: S105 (the mask, not a password)
+from .plan_diff import SECRET, STACK_TYPE
+
 UNKNOWN = "[unknown]"
 MOCK_ACCOUNT = "123456789012"
 
@@ -157,9 +160,9 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
         "registryId": MOCK_ACCOUNT,
         "arn": f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{name}",
     },
-    "aws:iam/role:Role": lambda name, inputs, _r: {
+    "aws:iam/role:Role": lambda name, inputs, region: {
         "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{inputs.get('name', name)}",
-        "name": inputs.get("name", f"{name}-a1b2c3d"),
+        **_autonamed(name, inputs, region),
     },
     "aws:cloudwatch/logGroup:LogGroup": lambda name, inputs, region: {
         "arn": f"arn:aws:logs:{region}:{MOCK_ACCOUNT}:log-group:{inputs.get('name', name)}",
@@ -167,7 +170,7 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
     },
     "aws:ecs/cluster:Cluster": lambda name, inputs, region: {
         "arn": f"arn:aws:ecs:{region}:{MOCK_ACCOUNT}:cluster/{inputs.get('name', name)}",
-        "name": inputs.get("name", f"{name}-a1b2c3d"),
+        **_autonamed(name, inputs, region),
     },
     "aws:ecs/taskDefinition:TaskDefinition": lambda name, inputs, region: {
         "arn": f"arn:aws:ecs:{region}:{MOCK_ACCOUNT}:task-definition/{inputs.get('family')}:1",
@@ -216,12 +219,8 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
         "arnSuffix": f"targetgroup/{name}/0123456789abcdef",
     },
     # Names the provider generates (auto-naming happens in the provider, which mocks replace).
-    "aws:ecs/service:Service": lambda name, inputs, _r: {
-        "name": inputs.get("name", f"{name}-a1b2c3d")
-    },
-    "aws:cloudwatch/metricAlarm:MetricAlarm": lambda name, inputs, _r: {
-        "name": inputs.get("name", f"{name}-a1b2c3d")
-    },
+    "aws:ecs/service:Service": _autonamed,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _autonamed,
     "aws:cloudfront/distribution:Distribution": lambda name, _i, _r: {
         "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{name}-id",
         "domainName": f"d{hashlib.sha256(name.encode()).hexdigest()[:13]}.cloudfront.net",
@@ -403,6 +402,25 @@ def _mock_runtime(
     finally:
         settings.ROOT.set(None)
         pulumi.runtime.set_all_config({}, [])
+
+
+def _close_event_loops() -> None:
+    """Pulumi's runtime leaves its event loops open (the main one, and one per worker thread
+    that ran an invoke), with tasks still pending when the program failed. Closed at exit,
+    before the interpreter tears down their sockets, none can print `Exception ignored in
+    BaseEventLoop.__del__` and a traceback after a clean one-line error."""
+    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.BaseEventLoop)]:
+        if loop.is_running() or loop.is_closed():
+            continue
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:  # gather() takes its loop from the tasks
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+
+atexit.register(_close_event_loops)
 
 
 def record(

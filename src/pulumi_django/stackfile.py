@@ -10,11 +10,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .config import StackConfig
 
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (the mask, not a password)
@@ -37,6 +40,17 @@ class StackFile:
         values = {k[len(prefix) :]: v for k, v in self.config.items() if k.startswith(prefix)}
         secrets = {k[len(prefix) :] for k in self.secret_keys if k.startswith(prefix)}
         return values, secrets
+
+
+def read_stack_config(project_dir: Path, stack: str) -> StackConfig:
+    """The stack's validated `django:` config, read offline; UsageError naming the stack on
+    any mistake, in the file or in the config."""
+    from .config import NAMESPACE, ConfigError, parse_stack_config
+
+    try:
+        return parse_stack_config(*load_stack_file(project_dir, stack).namespace(NAMESPACE))
+    except ConfigError as error:
+        raise UsageError(f"stack {stack}: {error}") from None
 
 
 def available_stacks(project_dir: Path) -> list[str]:

@@ -92,15 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stack_acknowledgements(stack: str, project_dir: Path) -> dict[str, str]:
-    from ..config import ConfigError, parse_stack_config
     from ..migration_check import acknowledgement_reasons
-    from ..stackfile import load_stack_file
+    from ..stackfile import read_stack_config
 
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {project_dir}: no such directory")
-    stack_file = load_stack_file(project_dir, stack)
-    try:
-        config = parse_stack_config(*stack_file.namespace("django"))
-    except ConfigError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+    config = read_stack_config(project_dir, stack)
     return acknowledgement_reasons(config.migrations.acknowledged)

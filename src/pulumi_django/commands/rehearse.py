@@ -149,8 +149,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
     """The stack's config, with the app server and its worker count the flags ask for."""
-    from ..config import ConfigError, parse_stack_config
-    from ..stackfile import load_stack_file
+    from ..stackfile import read_stack_config
 
     stack = args.stack
     if stack is None:
@@ -160,11 +159,7 @@ def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
                 "(its settings are the ones rehearsed)"
             )
         stack = DEFAULT_STACK
-    stack_file = load_stack_file(project_dir, stack)
-    try:
-        config = parse_stack_config(*stack_file.namespace("django"))
-    except ConfigError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+    config = read_stack_config(project_dir, stack)
     app = config.app.model_copy(
         update={"server": args.server or config.app.server, "workers": args.workers}
     )

@@ -67,20 +67,17 @@ def run(args: argparse.Namespace) -> int:
 def _stack_config(cwd: str, stack: str | None) -> StackConfig:
     from pathlib import Path
 
-    from ..config import ConfigError, parse_stack_config
-    from ..stackfile import load_stack_file
+    from ..config import parse_stack_config
+    from ..stackfile import read_stack_config
 
     project_dir = Path(cwd)
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {cwd}: no such directory")
     if stack is None and (project_dir / f"Pulumi.{DEFAULT_STACK}.yaml").is_file():
         stack = DEFAULT_STACK
-    try:
-        if stack is None:
-            return parse_stack_config({"target": "aws"}, set())
-        return parse_stack_config(*load_stack_file(project_dir, stack).namespace("django"))
-    except ConfigError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+    if stack is None:
+        return parse_stack_config({"target": "aws"}, set())
+    return read_stack_config(project_dir, stack)
 
 
 def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:

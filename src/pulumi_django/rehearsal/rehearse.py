@@ -259,14 +259,12 @@ class Rehearsal:
 
     def step_check(self) -> StepOutcome:
         """The stack's migration check: the analyzer in the new version, against the database."""
-        from pulumi_django.migration_check import CheckResult
+        from pulumi_django.migration_check import acknowledgement_reasons
         from pulumi_django.providers.migration_check import (
-            REPORT_KEYS,
             MigrationCheckFailed,
             check_command,
             judge_check,
         )
-        from pulumi_django.providers.release_commands import find_json_object
 
         if self.options.skip_check:
             return StepOutcome("skipped", "--skip-check: migrations are applied unchecked")
@@ -280,16 +278,15 @@ class Rehearsal:
             timeout=self.config.migrations.timeout_seconds,
         )
         lines = [*completed.stdout.splitlines(), *completed.stderr.splitlines()]
-        acknowledged = {item.migration: item.reason for item in self.config.migrations.acknowledged}
+        acknowledged = acknowledgement_reasons(self.config.migrations.acknowledged)
         try:
             result = judge_check(lines, completed.returncode, acknowledged, "the check's output")
         except MigrationCheckFailed as error:
-            report = find_json_object(lines, REPORT_KEYS)
-            if report is None:  # it could not run at all
+            if not error.refused:  # it could not run at all
                 raise ReleaseStepError(str(error)) from None
             self.progress(str(error))
-            refused = CheckResult.from_json(report).acknowledge(acknowledged).refused
-            return StepOutcome("refused", f"refused {', '.join(refused)}; nothing was migrated")
+            refused = ", ".join(error.refused)
+            return StepOutcome("refused", f"refused {refused}; nothing was migrated")
         checked = ", ".join(result.checked) or "no migration to apply"
         return StepOutcome("ok", f"checked {checked}")
 

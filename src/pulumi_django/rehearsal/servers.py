@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+POSTGRES_BIN_DIRS = "/usr/lib/postgresql/*/bin"  # Debian keeps the server binaries off PATH
+# How much longer than its graceful timeout a server may take to stop before it is killed.
+STOP_MARGIN_SECONDS = 5
 
 
 class ServerError(RuntimeError):
@@ -108,7 +111,7 @@ class Postgres:
         return f"postgres://{self.user}@{LOOPBACK}:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        psql = find_binary("psql", "/usr/lib/postgresql/*/bin", package="postgresql-client")
+        psql = find_binary("psql", POSTGRES_BIN_DIRS, package="postgresql-client")
         subprocess.run(
             [
                 psql,
@@ -138,8 +141,8 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
 
     With `password_auth`, every role but `postgres` must log in over TCP with its password
     (scram-sha-256), so that a test can change a password and see old ones refused."""
-    initdb = find_binary("initdb", "/usr/lib/postgresql/*/bin", package="postgresql")
-    server = find_binary("postgres", "/usr/lib/postgresql/*/bin", package="postgresql")
+    initdb = find_binary("initdb", POSTGRES_BIN_DIRS, package="postgresql")
+    server = find_binary("postgres", POSTGRES_BIN_DIRS, package="postgresql")
     workdir = Path(tempfile.mkdtemp(prefix="pd-postgres-"))
     data, log = workdir / "data", workdir / "server.log"
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
@@ -215,7 +218,7 @@ def _require_passwords(data: Path) -> None:
 
 
 def _wait_until_accepting(port: int, timeout: float) -> None:
-    ready = find_binary("pg_isready", "/usr/lib/postgresql/*/bin", package="postgresql-client")
+    ready = find_binary("pg_isready", POSTGRES_BIN_DIRS, package="postgresql-client")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (

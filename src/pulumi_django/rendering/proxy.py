@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pulumi_django.config import StackConfig
+from pulumi_django.static_publish import IMMUTABLE_CACHE_CONTROL as IMMUTABLE
 
 from .app_server import KEEPALIVE_MARGIN_SECONDS, app_keepalive_seconds
 
@@ -37,7 +38,6 @@ UPSTREAM_IDLE_CONNECTIONS = 32
 CADDY_RESPONSE_BUFFER = "4MiB"
 # ManifestStaticFilesStorage names: app.3f2a9c01b7d4.css (12 hex digits of the MD5).
 HASHED_STATIC_NAME = r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$"
-IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 GZIP_MIN_LENGTH = 1024
 COMPRESSIBLE_TYPES = (

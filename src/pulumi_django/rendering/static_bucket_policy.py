@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .iam_policies import VERSION
+
 CLOUDFRONT_SERVICE = "cloudfront.amazonaws.com"
 
 
@@ -17,7 +19,7 @@ def static_bucket_policy(bucket_arn: str, distribution_arn: str, prefix: str) ->
     from_distribution = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
     cloudfront = {"Service": CLOUDFRONT_SERVICE}
     document = {
-        "Version": "2012-10-17",
+        "Version": VERSION,
         "Statement": [
             {
                 "Sid": "DenyInsecureTransport",

@@ -37,7 +37,13 @@ if [ ! -e "$policy" ]; then
   "${sudo[@]}" chmod +x "$policy"
   created_policy=1
 fi
-cleanup() { [ "$created_policy" -eq 1 ] && "${sudo[@]}" rm -f "$policy"; }
+# An EXIT trap's last status becomes the script's: it must end in success when there was
+# nothing to remove (a pre-existing policy-rc.d, as in most container images).
+cleanup() {
+  if [ "$created_policy" -eq 1 ]; then
+    "${sudo[@]}" rm -f "$policy"
+  fi
+}
 trap cleanup EXIT
 "${sudo[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

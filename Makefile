@@ -29,6 +29,7 @@ $(UV):
 install: $(UV)
 	$(UV) pip install --python $(BIN)/python -q -r requirements.lock
 	$(UV) pip install --python $(BIN)/python -q --no-deps -e . --config-settings editable_mode=strict
+	$(UV) pip install --python $(BIN)/python -q --no-deps -e runtime
 	@# Bytecode once, up front: every test subprocess and CLI call then starts fast, also where
 	@# PYTHONDONTWRITEBYTECODE is set.
 	$(BIN)/python -m compileall -q -j0 $(VENV)/lib src components config examples > /dev/null

@@ -32,7 +32,7 @@ APP_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 SITE_HOST = "bigfoot.example.test"
 # Everything the app reads is passed explicitly; nothing leaks in from the caller's shell.
-APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_")
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
 SERVER_COMMANDS = {
     "gunicorn": ["gunicorn", "bigfoot.wsgi:application", "--workers", "2", "--bind"],
     "uvicorn": ["uvicorn", "bigfoot.asgi:application", "--host", LOOPBACK, "--port"],

@@ -4,68 +4,25 @@ collectstatic step run here exactly as the build runs it (no secret, no database
 import importlib.metadata
 import json
 import re
-import shlex
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from bigfoot_testing import APP_DIR, clean_environment
+from dockerfile_stages import Stage, stages
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from pulumi_django.config.app import SECRET_LOOKING, AppConfig
 
 DEFAULTS = AppConfig()
 CONTRACT_SECRETS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "DATABASE_PASSWORD", "REDIS_PASSWORD")
+KIT = "pulumi-django-runtime"
+KIT_SOURCE = re.compile(
+    r"git\+https://github\.com/pulumi-django/pulumi-django@v(?P<version>[^#]+)"
+    r"#subdirectory=runtime"
+)
 STATIC_TAG = re.compile(r"""{%\s*static\s+['"]([^'"]+)['"]\s*%}""")
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [argument for word, argument in self.instructions if word == keyword]
-
-    def position(self, keyword: str, containing: str = "") -> int:
-        for index, (word, argument) in enumerate(self.instructions):
-            if word == keyword and containing in argument:
-                return index
-        raise AssertionError(f"no {keyword} {containing!r} in stage {self.name or self.base}")
-
-    def env(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for line in self.all("ENV") for item in shlex.split(line))
-        return dict(pairs)
-
-
-def instructions(dockerfile: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) per instruction, continuation lines joined, comments dropped."""
-    logical, pending = [], ""
-    for line in dockerfile.splitlines():
-        if line.lstrip().startswith("#") or not line.strip():
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    assert not pending, "the Dockerfile ends inside a continued line"
-    return [
-        (word.upper(), rest.strip())
-        for word, _, rest in (i.strip().partition(" ") for i in logical)
-    ]
-
-
-def stages(dockerfile: str) -> list[Stage]:
-    parsed: list[Stage] = []
-    for keyword, argument in instructions(dockerfile):
-        if keyword == "FROM":
-            base, _, name = argument.partition(" AS ")
-            parsed.append(Stage(base.strip(), name.strip() or None))
-        elif parsed:
-            parsed[-1].instructions.append((keyword, argument))
-    return parsed
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +76,28 @@ def test_puts_no_secret_into_the_image(dockerfile: str) -> None:
 
 def test_requirements_pin_the_versions_the_app_is_tested_with() -> None:
     lines = (APP_DIR / "requirements.txt").read_text().splitlines()
-    pins = [line for line in lines if line and not line.startswith("#")]
+    pins = [Requirement(line) for line in lines if line and not line.startswith("#")]
     assert pins
     for pin in pins:
-        name, _, version = pin.partition("==")
-        assert version, f"{pin}: pin an exact version"
-        assert importlib.metadata.version(name.split("[")[0]) == version, pin
+        installed = importlib.metadata.version(pin.name)
+        if pin.url:
+            # The runtime kit, from this repository at the tag of the version tested here.
+            source = KIT_SOURCE.fullmatch(pin.url)
+            assert pin.name == KIT and source, f"{pin}: only the kit may come from a URL"
+            assert source["version"] == installed, f"{pin}: the kit tested here is {installed}"
+        else:
+            (specifier,) = pin.specifier
+            assert specifier.operator == "==", f"{pin}: pin an exact version"
+            assert specifier.version == installed, pin
+    pinned = {canonicalize_name(pin.name) for pin in pins}
+    kit_on_aws = [
+        Requirement(line.split(";")[0])
+        for line in importlib.metadata.requires(KIT) or []
+        if 'extra == "aws"' in line
+    ]
+    assert kit_on_aws
+    for needed in kit_on_aws:
+        assert canonicalize_name(needed.name) in pinned, f"pin {needed.name}, the kit needs it"
 
 
 def test_dockerignore_keeps_tests_and_release_overlays_out() -> None:

@@ -20,6 +20,13 @@ from pulumi_django.errors import UsageError
 from pulumi_django.rehearsal.releases import build_release, overlay_chain, read_releases
 
 RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
+MIGRATION = "sightings/migrations/0002_sighting_gdpr_accepted.py"
+# v2-broken's whole copy of the settings: the app's, plus its extra health check.
+BROKEN_HEALTH_CHECK = """\
+# Run by /healthz after the database and cache checks.
+HEALTH_CHECKS = {"map tiles": "sightings.health.check_map_tiles"}
+
+"""
 # What a server still running v1 does while (or after) v2's migration runs.
 V1_INSERT = """
 from datetime import UTC, datetime
@@ -76,15 +83,28 @@ def test_a_release_is_the_app_plus_its_overlays_and_nothing_else(builds: dict[st
     assert changed(APP_DIR, builds["v1"]) == set()
 
     overlays = read_releases(APP_DIR)
-    for release in ("v2", "v2-unsafe", "v2-broken"):
+    added = {
+        "v2": {MIGRATION},
+        "v2-unsafe": {MIGRATION},
+        "v2-broken": {MIGRATION, "sightings/health.py"},
+    }
+    for release, new_files in added.items():
         expected = {str(f) for r in overlay_chain(overlays, release) for f in r.files()}
         assert changed(builds["v1"], builds[release]) == expected
-        assert len(files(builds[release])) == len(v1) + 1  # the new migration
+        assert files(builds[release]) - v1 == new_files
 
-    migration = builds["v2"] / "sightings/migrations/0002_sighting_gdpr_accepted.py"
-    unsafe = builds["v2-unsafe"] / "sightings/migrations/0002_sighting_gdpr_accepted.py"
+    migration = builds["v2"] / MIGRATION
+    unsafe = builds["v2-unsafe"] / MIGRATION
     assert "BooleanField(db_default=False)" in migration.read_text()
     assert "BooleanField(default=False)" in unsafe.read_text()
+
+
+def test_v2_broken_settings_are_the_apps_plus_the_failing_health_check() -> None:
+    """An overlay replaces whole files: this keeps v2-broken's copy of settings.py in step."""
+    app = (APP_DIR / "bigfoot/settings.py").read_text()
+    broken = (APP_DIR / "releases/v2-broken/bigfoot/settings.py").read_text()
+    assert broken.replace(BROKEN_HEALTH_CHECK, "") == app
+    assert BROKEN_HEALTH_CHECK in broken
 
 
 def test_v2_gives_the_stylesheet_a_new_hashed_name_and_keeps_the_script(

@@ -17,6 +17,7 @@ class HealthCheckTests(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.content, b"ok")
         self.assertIn("no-store", response["Cache-Control"])
+        self.assertEqual(response["X-Health-Check"], "pulumi-django-runtime")
 
     def test_head_is_answered_too(self) -> None:
         self.assertEqual(self.client.head("/healthz").status_code, 200)

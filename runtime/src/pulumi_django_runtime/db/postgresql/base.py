@@ -1,8 +1,9 @@
 """Django's PostgreSQL backend, with credentials that follow the secret at `SECRET_ARN`.
 
-settings.py selects it (`ENGINE: bigfoot.db.postgresql`) when DATABASE_SECRET_ARN is set.
-Every new connection uses the process's current credentials; when PostgreSQL refuses the
-password, the secret is read again and the connect retried once (bigfoot.db.credentials).
+`configure()` and `database_settings()` select it (`ENGINE: pulumi_django_runtime.db.postgresql`,
+with `SECRET_ARN`) when DATABASE_SECRET_ARN is set. Every new connection uses the process's
+current credentials; when PostgreSQL refuses the password, the secret is read again and the
+connect retried once (pulumi_django_runtime.db.credentials).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 
-from bigfoot.db.credentials import Credentials, RotatingCredentials, as_params, credentials_for
+from pulumi_django_runtime.db.credentials import (
+    Credentials,
+    RotatingCredentials,
+    as_params,
+    credentials_for,
+)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

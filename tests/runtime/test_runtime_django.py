@@ -1,0 +1,249 @@
+"""The runtime kit inside a stock `django-admin startproject` project that added the two
+documented lines: the health endpoint, `collectstatic` as the image build runs it, and
+uploads on S3 (moto on loopback) and on the filesystem. Each case runs Django in a fresh
+interpreter, as a settings module is read once per process."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from runtime_projects import PROJECT, add_configure, run_django, start_project
+
+from pulumi_django.rehearsal.servers import LOOPBACK, free_port
+
+SITE_HOST = "site.example"
+TASK_IP_HOST = "10.0.3.17:8000"
+PROBE = """
+import json
+from django.test import Client, override_settings
+HEALTH = {health!r}
+
+def ask(path, host, method="get"):
+    response = getattr(Client(), method)(path, HTTP_HOST=host)
+    return [response.status_code, response.content.decode(), response.get("X-Health-Check"),
+            response.get("Cache-Control")]
+
+results = {{
+    "health": ask(HEALTH, "{task_ip}"),
+    "head": ask(HEALTH, "{task_ip}", "head")[:1],
+    "page": ask("/", "{task_ip}")[:1],
+    "default_path": ask("/healthz", "{site}")[:1],
+}}
+with override_settings(HEALTH_CHECKS={{"map tiles": "{project}.checks.map_tiles"}}):
+    results["own check"] = ask(HEALTH, "{task_ip}")[:2]
+with override_settings(CACHES={{"default": {{
+        "BACKEND": "django.core.cache.backends.dummy.DummyCache"}}}}):
+    results["dummy cache"] = ask(HEALTH, "{task_ip}")[:2]
+print(json.dumps(results))
+"""
+APP_CHECKS = """
+import os
+
+def map_tiles():
+    if not os.environ.get("MAP_TILES_URL"):
+        raise LookupError("MAP_TILES_URL is not set")
+"""
+UPLOAD = """
+import json
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+first = default_storage.save("photos/a b.jpg", ContentFile(b"a photo"))
+second = default_storage.save("photos/a b.jpg", ContentFile(b"another photo"))
+print(json.dumps({"names": [first, second], "url": default_storage.url(first)}))
+"""
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = start_project(tmp_path_factory.mktemp("kit"))
+    add_configure(project)
+    (project / PROJECT / "checks.py").write_text(APP_CHECKS)
+    return project
+
+
+def deployment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    return {
+        "DJANGO_SECRET_KEY": "tests-only",
+        "DJANGO_ALLOWED_HOSTS": SITE_HOST,
+        "DJANGO_SECURE_COOKIES": "0",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        **variables,
+    }
+
+
+def last_line(stdout: str) -> str:
+    """What the script printed last: in a deployment the kit's logging shares stdout."""
+    return stdout.splitlines()[-1]
+
+
+def probe(project: Path, health: str, **variables: str) -> dict[str, Any]:
+    code = PROBE.format(health=health, task_ip=TASK_IP_HOST, site=SITE_HOST, project=PROJECT)
+    result = run_django(project, code, **variables)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(last_line(result.stdout)))
+
+
+def test_health_answers_a_foreign_host_before_allowed_hosts_is_checked(
+    project: Path, tmp_path: Path
+) -> None:
+    answers = probe(project, "/healthz", **deployment(tmp_path))
+    status, body, recognised, cache_control = answers["health"]
+    assert (status, body, recognised) == (200, "ok", "pulumi-django-runtime")
+    assert "no-store" in cache_control
+    assert answers["head"] == [200]
+    assert answers["page"] == [400]  # pages still refuse the task's IP as Host
+    assert answers["own check"] == [503, "map tiles unavailable: LookupError"]
+    assert answers["dummy cache"] == [200, "ok"]  # a cache that keeps nothing is not checked
+
+
+def test_the_health_path_follows_the_stack(project: Path, tmp_path: Path) -> None:
+    answers = probe(
+        project, "/-/ready", **deployment(tmp_path), DJANGO_HEALTH_CHECK_PATH="/-/ready"
+    )
+    assert answers["health"][:2] == [200, "ok"]
+    assert answers["default_path"] == [404]
+
+
+def test_health_fails_with_a_short_reason_when_the_database_is_unreachable(
+    project: Path, tmp_path: Path
+) -> None:
+    nowhere = f"postgres://app@{LOOPBACK}:{free_port()}/app"
+    answers = probe(
+        project,
+        "/healthz",
+        **deployment(tmp_path, DATABASE_URL=nowhere, DATABASE_SSLMODE="disable"),
+    )
+    assert answers["health"][:2] == [503, "database unavailable: OperationalError"]
+
+
+def test_collectstatic_as_the_image_build_runs_it_needs_no_secret(
+    project: Path, tmp_path: Path
+) -> None:
+    static_root = tmp_path / "static"
+    result = run_django(
+        project,
+        "from django.core.management import call_command\n"
+        "call_command('collectstatic', '--noinput', verbosity=0)",
+        STATIC_ROOT=str(static_root),
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
+    hashed = manifest["admin/css/base.css"]
+    assert hashed != "admin/css/base.css"
+    assert (static_root / hashed).is_file()
+
+
+def test_uploads_go_to_media_root_in_local_docker_and_the_rehearsal(
+    project: Path, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    result = run_django(project, UPLOAD, **deployment(tmp_path, MEDIA_ROOT=str(media)))
+    assert result.returncode == 0, result.stderr
+    uploaded = json.loads(last_line(result.stdout))
+    first, second = uploaded["names"]
+    assert first == "photos/a b.jpg" and second != first  # never overwritten
+    assert (media / first).read_bytes() == b"a photo"
+    assert uploaded["url"] == "/media/photos/a%20b.jpg"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def upload_to_s3(project: Path, tmp_path: Path, endpoint: str, **media: str) -> dict[str, Any]:
+    bucket = f"media-{free_port()}"
+    s3_client(endpoint).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    variables = deployment(
+        tmp_path,
+        **AWS_TEST_ENVIRONMENT,
+        AWS_ENDPOINT_URL_S3=endpoint,
+        MEDIA_BUCKET=bucket,
+        MEDIA_REGION=REGION,
+        **media,
+    )
+    result = run_django(project, UPLOAD, **variables)
+    assert result.returncode == 0, result.stderr
+    listed = s3_client(endpoint).list_objects_v2(Bucket=bucket)
+    return {
+        **json.loads(last_line(result.stdout)),
+        "keys": sorted(o["Key"] for o in listed["Contents"]),
+    }
+
+
+def test_private_media_on_s3_gets_urls_that_expire(
+    project: Path, tmp_path: Path, s3_endpoint: str
+) -> None:
+    uploaded = upload_to_s3(project, tmp_path, s3_endpoint, MEDIA_URL_EXPIRY_SECONDS="600")
+    first, second = uploaded["names"]
+    assert first == "photos/a b.jpg" and second != first
+    assert uploaded["keys"] == sorted([f"media/{first}", f"media/{second}"])
+    url = uploaded["url"]
+    assert url.startswith(f"{s3_endpoint}/") and "/media/photos/a%20b.jpg?" in url
+    assert "X-Amz-Expires=600" in url and "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - moto on loopback
+        assert response.read() == b"a photo"
+
+
+def test_public_media_urls_are_media_url_plus_the_name(
+    project: Path, tmp_path: Path, s3_endpoint: str
+) -> None:
+    uploaded = upload_to_s3(project, tmp_path, s3_endpoint, MEDIA_ACCESS="public")
+    assert uploaded["url"] == "/media/photos/a%20b.jpg"  # CloudFront: /media/x -> key media/x
+    assert "media/photos/a b.jpg" in uploaded["keys"]
+    cdn = upload_to_s3(
+        project,
+        tmp_path,
+        s3_endpoint,
+        MEDIA_ACCESS="public",
+        MEDIA_URL="https://cdn.example/uploads/",
+        MEDIA_LOCATION="uploads",
+    )
+    assert cdn["url"] == "https://cdn.example/uploads/photos/a%20b.jpg"
+    assert "uploads/photos/a b.jpg" in cdn["keys"]
+
+
+def test_a_stock_project_still_checks_clean_on_a_laptop(project: Path) -> None:
+    """No deployment variables at all: the project's own SQLite and DEBUG, as before."""
+    result = run_django(
+        project,
+        "from django.conf import settings\n"
+        "from django.core.management import call_command\n"
+        "call_command('check')\n"
+        "print(settings.DATABASES['default']['ENGINE'], settings.DEBUG)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["django.db.backends.sqlite3", "True"]

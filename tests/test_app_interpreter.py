@@ -1,0 +1,219 @@
+"""The app's own interpreter (`django:app.python`, `--python`): a second virtualenv made here,
+holding Django and the runtime kit but not pulumi-django, where `plan`, `check-migrations` and
+the rehearsal's app servers run the app's code; and the defaults `plan` takes from that app."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django_projects import start_project
+
+from pulumi_django.app_resolution import image_environment
+from pulumi_django.config import parse_stack_config
+from pulumi_django.rehearsal.app_servers import python_shim, running_app_server
+from pulumi_django.rehearsal.servers import free_port
+from pulumi_django.rendering.app_server import app_server_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "pulumi_django.cli"]
+KIT_LINE = "from pulumi_django_runtime import configure; configure(globals())\n"
+PREFIX_APP = (
+    "import sys\n"
+    "def application(environ, start_response):\n"
+    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+    "    return [sys.prefix.encode()]\n"
+)
+
+
+def make_venv(directory: Path, *paths: str) -> Path:
+    """A virtualenv without pip whose site-packages also lists `paths` (as if installed)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True)
+    site_packages = next(directory.glob("lib/python*/site-packages"))
+    (site_packages / "app-requirements.pth").write_text("".join(f"{p}\n" for p in paths))
+    return directory / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def app_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Django, gunicorn and the kit from this environment's site-packages, read as a plain
+    directory: the editable pulumi-django install is not processed there."""
+    return make_venv(
+        tmp_path_factory.mktemp("app-venv") / "venv",
+        sysconfig.get_paths()["purelib"],
+        str(ROOT / "runtime" / "src"),
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Pulumi project (this repository's program) beside two stock apps: `mysite` adapted
+    with the kit's line and a Dockerfile, `plain` as startproject wrote it."""
+    directory = tmp_path_factory.mktemp("project")
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (directory / name).write_text((ROOT / name).read_text())
+    app = start_project(directory)
+    settings = app / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + KIT_LINE)
+    (app / "Dockerfile").write_text(
+        "FROM python:3.12-slim\nWORKDIR /app\nENV STATIC_ROOT=/app/staticfiles\n"
+    )
+    plain = start_project(directory, "plain")
+    (plain / "Dockerfile").write_text("FROM python:3.12-slim\n")
+    for stack, context in (("mine", "mysite"), ("stock", "plain")):
+        (directory / f"Pulumi.{stack}.yaml").write_text(
+            f"config:\n  django:target: local\n  django:name: {stack}\n"
+            f"  django:app:\n    context: {context}\n"
+        )
+    return directory
+
+
+def test_the_app_venv_has_no_pulumi_django(app_python: Path) -> None:
+    found = subprocess.run(
+        [str(app_python), "-c", "import django, pulumi_django_runtime, pulumi_django"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "No module named 'pulumi_django'" in found.stderr
+
+
+def test_plan_imports_the_app_in_its_interpreter_and_takes_its_names(
+    project: Path, app_python: Path
+) -> None:
+    written = project / "mine.json"
+    completed = subprocess.run(
+        [
+            *(*CLI, "plan", "--stack", "mine", "--cwd", str(project)),
+            *("--python", str(app_python), "--json", str(written)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "App readiness (mysite, Python 3" in completed.stdout
+    assert f"{app_python}, Django" in completed.stdout
+    plan = json.loads(written.read_text())
+    readiness = plan["appReadiness"]
+    assert readiness["ready"] is True
+    assert readiness["pythonPrefix"] == str(app_python.parent.parent)
+    inputs = json.dumps([resource["inputs"] for resource in plan["resources"]])
+    assert "mysite.settings" in inputs
+    assert "bigfoot" not in inputs
+
+
+def test_plan_of_an_unadapted_app_names_each_problem_and_fails(project: Path) -> None:
+    completed = subprocess.run(
+        [*CLI, "plan", "--stack", "stock", "--cwd", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr
+    assert "App readiness (plain, Python" in completed.stdout
+    assert "NOT deployable (4 errors)" in completed.stdout
+    assert (
+        "  error: settings plain.settings: DATABASES['default'] is django.db.backends.sqlite3"
+        in completed.stdout
+    )
+
+
+def test_check_migrations_with_a_stack_uses_its_app_python(project: Path, tmp_path: Path) -> None:
+    bare = make_venv(tmp_path / "bare")  # the app's interpreter, without Django
+    (project / "Pulumi.bare.yaml").write_text(
+        f"config:\n  django:target: local\n  django:app:\n    context: mysite\n"
+        f"    python: {bare}\n    settingsModule: mysite.settings\n"
+        "    wsgiApp: mysite.wsgi:application\n    asgiApp: mysite.asgi:application\n"
+        "    staticRoot: /app/staticfiles\n"
+    )
+    completed = subprocess.run(
+        [
+            *CLI,
+            "check-migrations",
+            "--settings",
+            "mysite.settings",
+            "--pythonpath",
+            str(project / "mysite"),
+            "--offline",
+            "--all",
+            "--stack",
+            "bare",
+            "--cwd",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert f"Django is not installed for {bare}" in completed.stderr
+
+
+def test_rehearse_names_a_missing_interpreter_before_starting_anything(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "python"
+    completed = subprocess.run(
+        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"pulumi-django rehearse: error: --python: {missing} does not exist"
+    )
+
+
+def test_the_rehearsals_app_server_runs_in_the_apps_interpreter(
+    app_python: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "prefix_app.py").write_text(PREFIX_APP)
+    config = parse_stack_config(
+        {"target": "local", "app": json.dumps({"wsgiApp": "prefix_app:application"})}, set()
+    )
+    settings = app_server_settings(config, port=free_port())
+    with (
+        running_app_server(
+            settings,
+            log=tmp_path / "server.log",
+            cwd=tmp_path,
+            env={"XDG_RUNTIME_DIR": str(tmp_path)},
+            python=str(app_python),
+        ),
+        urllib.request.urlopen(f"http://{settings.bind}/", timeout=10) as response,
+    ):
+        assert response.read().decode() == str(app_python.parent.parent)
+
+
+def test_python_on_the_rehearsals_path_is_the_apps(app_python: Path, tmp_path: Path) -> None:
+    shim = python_shim(tmp_path / "bin", str(app_python))
+    prefix = subprocess.run(
+        ["python", "-c", "import sys; print(sys.prefix)"],
+        env={**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert prefix == str(app_python.parent.parent)
+
+
+def test_the_images_env_is_read_from_its_last_stage(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python AS build\nENV STATIC_ROOT=/build\n"
+        "FROM python\n# ENV COMMENTED=1\nENV PATH=/venv/bin:$PATH \\\n"
+        '    STATIC_ROOT=/app/static MESSAGE="two words"\nENV LEGACY the old form\n'
+        "ENV PYTHONPATH=/app HOME_DIR=$HOME\n"
+    )
+    assert image_environment(dockerfile) == {
+        "STATIC_ROOT": "/app/static",
+        "MESSAGE": "two words",
+        "LEGACY": "the old form",
+    }
+    assert image_environment(tmp_path / "missing") == {}

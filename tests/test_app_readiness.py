@@ -1,0 +1,238 @@
+"""The plan's app readiness: stock `django-admin startproject` apps, as they come and adapted
+with the runtime kit's documented line, imported in their interpreter under the stack's
+environment. Each probe is shared by the tests that read it (one subprocess each)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django_projects import split_settings, start_project
+
+from pulumi_django.app_discovery import AppDiscoveryError
+from pulumi_django.app_readiness import AppReadiness, assess_app, judge
+from pulumi_django.app_resolution import resolve_app_config
+from pulumi_django.config import StackConfig, parse_stack_config
+from pulumi_django.stackfile import read_stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+KIT_LINE = "from pulumi_django_runtime import configure; configure(globals())\n"
+
+
+def stack(project_dir: Path, target: str = "local", **app: Any) -> StackConfig:
+    """A stack of the app in `project_dir`/mysite, resolved as the plan resolves it."""
+    values = {"target": target, "app": json.dumps({"context": "mysite", **app})}
+    return resolve_app_config(parse_stack_config(values, set()), project_dir)
+
+
+def kit_app(parent: Path) -> Path:
+    """A stock project after the documented steps: the kit's line at the end of the settings,
+    and a Dockerfile that sets STATIC_ROOT where `collectstatic` writes in the image."""
+    project = start_project(parent)
+    settings = project / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + KIT_LINE)
+    (project / "Dockerfile").write_text(
+        "FROM python:3.12-slim AS build\nENV STATIC_ROOT=/build/ignored\n"
+        "FROM python:3.12-slim\nWORKDIR /app\n"
+        "ENV PATH=/venv/bin:$PATH \\\n    STATIC_ROOT=/app/staticfiles\n"
+    )
+    return project
+
+
+@pytest.fixture(scope="module")
+def stock_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    parent = tmp_path_factory.mktemp("stock")
+    start_project(parent)
+    return parent
+
+
+@pytest.fixture(scope="module")
+def stock(stock_parent: Path) -> AppReadiness:
+    """A stock project as `startproject` wrote it: SQLite, no STATIC_ROOT, no health endpoint."""
+    return assess_app(stack(stock_parent), stock_parent)
+
+
+def test_the_check_writes_nothing_into_the_app(stock_parent: Path, stock: AppReadiness) -> None:
+    """No bytecode, and no db.sqlite3 from the health request (SQLite opens it on connect)."""
+    assert stock.errors
+    written = {path.name for path in (stock_parent / "mysite").rglob("*")}
+    assert written == {"manage.py", "mysite", "__init__.py", "settings.py", "urls.py"} | {
+        "wsgi.py",
+        "asgi.py",
+    }
+
+
+@pytest.fixture(scope="module")
+def kit_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    parent = tmp_path_factory.mktemp("kit")
+    kit_app(parent)
+    return parent
+
+
+@pytest.fixture(scope="module")
+def kit(kit_parent: Path) -> AppReadiness:
+    return assess_app(stack(kit_parent, target="aws"), kit_parent)
+
+
+def test_bigfoot_is_ready() -> None:
+    config = read_stack_config(ROOT, "local")
+    readiness = assess_app(config, ROOT)
+    assert readiness.errors == []
+    assert readiness.warnings == []
+    assert readiness.as_json()["ready"] is True
+
+
+def test_a_kit_configured_stock_app_is_ready(kit: AppReadiness) -> None:
+    assert kit.errors == []
+    assert kit.warnings == []
+    assert kit.settings_module == "mysite.settings"
+
+
+def test_a_stock_app_with_sqlite_gets_the_database_error(stock: AppReadiness) -> None:
+    assert (
+        "settings mysite.settings: DATABASES['default'] is django.db.backends.sqlite3 under the "
+        "stack's environment, not PostgreSQL; read DATABASE_URL" in "\n".join(stock.errors)
+    )
+
+
+def test_a_stock_app_without_the_health_middleware_gets_the_health_error(
+    stock: AppReadiness,
+) -> None:
+    assert any(
+        error.startswith(
+            "django:app.healthCheckPath: no health endpoint at /healthz answering before "
+            "ALLOWED_HOSTS (Host 10.0.1.23 got 400); add pulumi_django_runtime's middleware"
+        )
+        for error in stock.errors
+    )
+
+
+def test_a_stock_app_gets_one_line_per_other_problem(stock: AppReadiness) -> None:
+    assert len(stock.errors) == 4
+    assert any("no STATIC_ROOT under the stack's environment" in e for e in stock.errors)
+    assert any("StaticFilesStorage writes no hashed names" in e for e in stock.errors)
+    warned = "\n".join(stock.warnings)
+    for problem in ("DEBUG is True", "SECRET_KEY ignores", "LocMemCache", "ALLOWED_HOSTS"):
+        assert problem in warned
+    assert all("\n" not in line for line in [*stock.errors, *stock.warnings])
+
+
+def test_another_apps_own_names_are_the_defaults(tmp_path: Path) -> None:
+    project = start_project(tmp_path)
+    split_settings(project)
+    app = stack(tmp_path).app
+    assert app.settings_module == "mysite.settings.production"  # wsgi.py's, not manage.py's
+    assert app.wsgi_app == "mysite.wsgi:application"
+    assert app.asgi_app == "mysite.asgi:application"
+    assert app.static_root == "/app/collected"  # BASE_DIR / "collected", copied to /app
+    assert app.python == sys.executable
+
+
+def test_an_app_server_with_no_entry_point_declared_is_named(tmp_path: Path) -> None:
+    project = start_project(tmp_path)
+    settings = project / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace("WSGI_APPLICATION", "# WSGI_APPLICATION"))
+    with pytest.raises(
+        AppDiscoveryError,
+        match=r"^django:app\.wsgiApp: .*/mysite declares no WSGI_APPLICATION for gunicorn; "
+        r"set django:app\.wsgiApp$",
+    ):
+        stack(tmp_path)
+
+
+def test_a_wsgi_typo_and_a_wrong_static_root_are_named(kit_parent: Path) -> None:
+    config = stack(kit_parent, wsgiApp="mysite.wsgi:aplication", staticRoot="/app/static")
+    readiness = assess_app(config, kit_parent)
+    assert len(readiness.errors) == 2
+    wsgi, static = readiness.errors
+    assert wsgi.startswith(
+        "django:app.wsgiApp: mysite.wsgi:aplication (for gunicorn) does not import: "
+    )
+    assert "aplication" in wsgi
+    assert static == (
+        "django:app.staticRoot: /app/static differs from the STATIC_ROOT the settings "
+        "declare (/app/staticfiles in the image); make them the same"
+    )
+
+
+def test_an_asgi_server_without_an_asgi_app_is_an_error(kit_parent: Path) -> None:
+    config = stack(kit_parent, server="uvicorn", asgiApp="mysite.routing:application")
+    readiness = assess_app(config, kit_parent)
+    assert len(readiness.errors) == 1
+    assert readiness.errors[0].startswith(
+        "django:app.asgiApp: mysite.routing:application (for uvicorn) does not import: "
+        "ModuleNotFoundError"
+    )
+
+
+def test_a_settings_module_that_does_not_exist_is_the_one_error(kit_parent: Path) -> None:
+    config = stack(kit_parent, settingsModule="mysite.setings")
+    assert config.app.wsgi_app == "mysite.wsgi:application"  # from the files, not bigfoot's
+    assert assess_app(config, kit_parent).errors == [
+        "django:app.settingsModule: mysite.setings does not import: "
+        "ModuleNotFoundError: No module named 'mysite.setings'"
+    ]
+
+
+def test_settings_that_do_not_import_are_the_only_error(tmp_path: Path) -> None:
+    config = parse_stack_config({"target": "aws"}, set())
+    broken = {"settingsError": "ImproperlyConfigured: REDIS_URL is not set"}
+    assert judge(config, broken, tmp_path) == (
+        [
+            "django:app.settingsModule: bigfoot.settings does not import: "
+            "ImproperlyConfigured: REDIS_URL is not set"
+        ],
+        [],
+    )
+
+
+def test_a_missing_interpreter_is_named_by_its_key_or_flag(kit_parent: Path) -> None:
+    missing = kit_parent / "venv" / "bin" / "python"
+    with pytest.raises(
+        AppDiscoveryError, match=f"^django:app.python: interpreter {missing}: no such file$"
+    ):
+        stack(kit_parent, python="venv/bin/python")
+    # The default app's names need no import: the readiness check finds it.
+    config = read_stack_config(ROOT, "local", python=str(missing))
+    readiness = assess_app(config, ROOT, python_source="--python")
+    assert readiness.errors == [f"--python: interpreter {missing}: no such file"]
+
+
+def report(**health: Any) -> dict[str, Any]:
+    """A probe report of a ready app, with the health request's outcome replaced."""
+    return {
+        "declarations": {
+            "databaseEngine": "django.db.backends.postgresql",
+            "databaseHost": "offline.invalid",
+            "staticRoot": "/app/staticfiles",
+            "staticfilesBackend": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
+            "cacheBackend": "django.core.cache.backends.redis.RedisCache",
+            "debug": False,
+            "secretKeyFromEnvironment": True,
+            "allowedHosts": ["localhost"],
+        },
+        "database": {"vendor": "postgresql", "error": None},
+        "staticStorage": {"hashed": True, "error": None},
+        "health": {"path": "/healthz", "status": 200, "header": None, "error": None, **health},
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "errors", "warnings"),
+    [
+        (200, None, 0, 0),
+        (503, "pulumi-django-runtime", 0, 0),  # the kit's answer with the database offline
+        (503, None, 0, 1),  # some endpoint answered: it cannot be told apart offline
+        (404, None, 1, 0),
+        (301, None, 1, 0),  # SECURE_SSL_REDIRECT before the health check
+    ],
+)
+def test_the_health_answer_decides(
+    tmp_path: Path, status: int, header: str | None, errors: int, warnings: int
+) -> None:
+    config = parse_stack_config({"target": "aws"}, set())
+    found = judge(config, report(status=status, header=header), tmp_path)
+    assert (len(found[0]), len(found[1])) == (errors, warnings)

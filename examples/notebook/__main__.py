@@ -1,0 +1,14 @@
+"""The Notebook app's stack: pulumi-django's ready-made site for the stack's target."""
+
+import pulumi
+
+from pulumi_django.components.aws_site import AwsSite
+from pulumi_django.components.local_site import LocalSite
+from pulumi_django.config import load_stack_config
+
+SITES = {"aws": AwsSite, "local": LocalSite}
+
+config = load_stack_config()
+site = SITES[config.target](config.name, config)
+for name, value in site.exports.items():
+    pulumi.export(name, value)

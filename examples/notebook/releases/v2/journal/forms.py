@@ -1,0 +1,10 @@
+from django import forms
+
+from .models import Entry
+
+
+class EntryForm(forms.ModelForm):
+    class Meta:
+        model = Entry
+        fields = ["notebook", "title", "body", "attachment", "tags"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 5})}

@@ -26,6 +26,7 @@ from pulumi_django.rendering.iam_policies import (
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
+    media_storage_policy,
 )
 
 SECRET_KEY_LENGTH = 64
@@ -48,6 +49,15 @@ class CacheEndpoint:
 
     url: pulumi.Input[str]
     auth_secret_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class MediaBucket:
+    """The bucket the app stores uploads in; it may use the keys under `location` only."""
+
+    name: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    location: str
 
 
 class AppTask(pulumi.ComponentResource):
@@ -79,6 +89,7 @@ class AppTask(pulumi.ComponentResource):
         site_url: pulumi.Input[str],
         static_url: pulumi.Input[str],
         vpc_cidr: pulumi.Input[str],
+        media: MediaBucket | None = None,
         task_role_policy_arns: Sequence[pulumi.Input[str]] = (),
         app_user: str = DEFAULT_APP_USER,
         tags: Mapping[str, str] | None = None,
@@ -162,6 +173,19 @@ class AppTask(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # The app reads and writes its uploads (django-storages); docs/media.md.
+        task_role_grants: list[pulumi.Resource] = [database_secret_read]
+        if media is not None:
+            task_role_grants.append(
+                aws.iam.RolePolicy(
+                    f"{name}-task-media",
+                    role=task_role.id,
+                    policy=pulumi.Output.from_input(media.arn).apply(
+                        lambda arn: json.dumps(media_storage_policy(arn, media.location))
+                    ),
+                    opts=child,
+                )
+            )
 
         containers = pulumi.Output.all(
             image=image_ref,
@@ -178,6 +202,7 @@ class AppTask(pulumi.ComponentResource):
             database_user=database.username,
             database_secret_arn=database.secret_arn,
             redis_url=cache.url,
+            media_bucket=media.name if media is not None else None,
         ).apply(lambda values: json.dumps(_containers(config, app_user, values)))
 
         task_definition = aws.ecs.TaskDefinition(
@@ -199,9 +224,9 @@ class AppTask(pulumi.ComponentResource):
             skip_destroy=True,
             tags=tags,
             # A task must never start before its execution role may pull and read secrets,
-            # nor before the app may read its database secret again.
+            # nor before the app may read its database secret again and store its uploads.
             opts=child.merge(
-                pulumi.ResourceOptions(depends_on=[execution_policy, database_secret_read])
+                pulumi.ResourceOptions(depends_on=[execution_policy, *task_role_grants])
             ),
         )
 
@@ -261,8 +286,9 @@ class AppTask(pulumi.ComponentResource):
         tags: dict[str, str],
         child: pulumi.ResourceOptions,
     ) -> aws.iam.Role:
-        """The app's own AWS identity: it may read its database secret (granted by the caller),
-        and nothing else unless given more."""
+        """The app's own AWS identity: it may read its database secret and, given a media
+        bucket, store uploads there (both granted by the caller), and nothing else unless
+        given more."""
         role = aws.iam.Role(
             f"{name}-task",
             description=f"{name}: the app's AWS identity (by default: read the database secret)",
@@ -304,6 +330,7 @@ def _containers(config: StackConfig, app_user: str, values: dict) -> list[dict]:
             ),
             redis_url=values["redis_url"],
             secrets=values["secrets"],
+            media_bucket=values["media_bucket"],
         ),
         app_user,
     )

@@ -15,10 +15,16 @@ import pulumi_random as random
 
 from pulumi_django.components.app_image import AppImage
 from pulumi_django.components.app_service import AppService
-from pulumi_django.components.app_task import AppTask, CacheEndpoint, DatabaseEndpoint
+from pulumi_django.components.app_task import (
+    AppTask,
+    CacheEndpoint,
+    DatabaseEndpoint,
+    MediaBucket,
+)
 from pulumi_django.components.cache import Cache
 from pulumi_django.components.database import Database
 from pulumi_django.components.load_balancer import LoadBalancer
+from pulumi_django.components.media_storage import MediaStorage
 from pulumi_django.components.migration_job import MigrationJob
 from pulumi_django.components.network import Network
 from pulumi_django.components.site import Site
@@ -79,6 +85,12 @@ class AwsSite(Site):
             tags=tags,
             opts=self.child(),
         )
+        # Uploads: a bucket of their own, which no release step ever prunes.
+        media = (
+            MediaStorage(name, config=config.media, tags=tags, opts=self.child())
+            if config.media.enabled
+            else None
+        )
         static_site = StaticSite(
             name,
             config=config.static,
@@ -87,8 +99,11 @@ class AwsSite(Site):
             origin_verify_secret=origin_secret.result,
             load_balancer_https=load_balancer.https,
             tags=tags,
+            media=media.public_origin if media else None,
             opts=self.child(),
         )
+        if media:
+            media.attach_policy(static_site.distribution_arn)
         site_host = (
             pulumi.Output.from_input(config.domain.name)
             if config.domain
@@ -135,6 +150,11 @@ class AwsSite(Site):
             site_url=static_site.site_url,
             static_url=static_site.static_url,
             vpc_cidr=network.vpc_cidr,
+            media=(
+                MediaBucket(name=media.bucket_name, arn=media.bucket_arn, location=media.location)
+                if media
+                else None
+            ),
             tags=tags,
             opts=self.child(),
         )
@@ -175,6 +195,7 @@ class AwsSite(Site):
             static_url=static_site.static_url,
             release_id=image.image_ref,
             staticBucket=static_site.bucket_name,
+            **({"mediaBucket": media.bucket_name} if media else {}),
             distributionId=static_site.distribution_id,
             loadBalancerDnsName=load_balancer.dns_name,
             databaseEndpoint=database.address,

@@ -9,7 +9,7 @@ SIGTERM and the app's graceful time to finish the requests it holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -20,7 +20,7 @@ from pulumi_django.rendering.app_server import (
     app_server_command,
     app_server_settings,
 )
-from pulumi_django.rendering.container_definitions import APP_TMP_PATH
+from pulumi_django.rendering.container_definitions import APP_TMP_PATH, DEFAULT_APP_USER
 
 from .local_containers import HealthCheck, env_list, long_running, on_network
 
@@ -53,8 +53,10 @@ class LocalAppReplicas(pulumi.ComponentResource):
         image: pulumi.Input[str],
         network_name: pulumi.Input[str],
         environment: Mapping[str, pulumi.Input[str]],
+        mounts: Sequence[docker.ContainerMountArgs] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`mounts`: volumes every replica shares (the media volume)."""
         super().__init__("pulumi-django:local:AppReplicas", name, None, opts)
         settings = app_server_settings(
             config,
@@ -70,7 +72,10 @@ class LocalAppReplicas(pulumi.ComponentResource):
                 image=image,
                 command=app_server_command(settings),
                 envs=envs,
+                # The app user of the AWS task, whatever the image's USER: it owns the media.
+                user=DEFAULT_APP_USER,
                 networks_advanced=on_network(network_name),
+                mounts=list(mounts) or None,
                 healthcheck=health.args(),
                 wait=True,
                 wait_timeout=health.wait_timeout_seconds,

@@ -20,6 +20,7 @@ from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobVerdict
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
+from pulumi_django.rendering.container_definitions import DEFAULT_APP_USER
 
 from .local_containers import env_list, on_network
 
@@ -41,8 +42,10 @@ class LocalMigrationJob(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         environment: Mapping[str, pulumi.Input[str]],
         after: Sequence[pulumi.Resource] = (),
+        mounts: Sequence[docker.ContainerMountArgs] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`mounts`: the replicas' shared volumes (media), which a data migration may write."""
         super().__init__("pulumi-django:local:MigrationJob", name, None, opts)
         envs = env_list(environment)
 
@@ -54,7 +57,10 @@ class LocalMigrationJob(pulumi.ComponentResource):
                 image=image,
                 command=command,
                 envs=envs,
+                # As the replicas and the AWS task run: the app user.
+                user=DEFAULT_APP_USER,
                 networks_advanced=on_network(network_name),
+                mounts=list(mounts) or None,
                 attach=True,
                 logs=True,
                 must_run=False,

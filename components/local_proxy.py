@@ -1,6 +1,6 @@
 """The local target's front door: nginx or Caddy (the same rendered config as on AWS) on
 127.0.0.1:`local.httpPort`, balancing over the app replicas and serving `/static/` from the
-static-release volume.
+static-release volume and `/media/` from the media volume (both read-only).
 
 The proxy container itself does not change from one release to the next, so it keeps the
 published port: its command is the supervisor of `rendering.local_proxy`, which serves the
@@ -22,6 +22,7 @@ from pulumi_django.rendering.local_proxy import (
     ProxyControl,
     render_supervisor,
 )
+from pulumi_django.rendering.media import LOCAL_MEDIA_MOUNT
 from pulumi_django.rendering.proxy import (
     LOCAL_STATIC_MOUNT,
     local_site,
@@ -30,6 +31,7 @@ from pulumi_django.rendering.proxy import (
 )
 
 from .local_containers import HealthCheck, long_running, loopback_port, on_network
+from .local_media import LocalMedia
 from .local_proxy_switch import LocalProxySwitch
 
 PROXY_HOST = "proxy"
@@ -48,6 +50,7 @@ class LocalProxy(pulumi.ComponentResource):
         network_name: pulumi.Input[str],
         static_volume: pulumi.Input[str],
         upstreams: pulumi.Input[list[str]],
+        media: LocalMedia | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pulumi-django:local:Proxy", name, None, opts)
@@ -84,6 +87,7 @@ class LocalProxy(pulumi.ComponentResource):
                     volume_name=static_volume, container_path=LOCAL_STATIC_MOUNT, read_only=True
                 ),
             ],
+            mounts=[media.mount(LOCAL_MEDIA_MOUNT, read_only=True)] if media else None,
             # Not waited for: it turns healthy only once a switch gave it a config.
             healthcheck=health.args(),
             **long_running(config.stop_timeout_seconds),

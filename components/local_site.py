@@ -17,11 +17,13 @@ from pulumi_django.components.local_app import LocalAppReplicas
 from pulumi_django.components.local_app_image import LocalAppImage
 from pulumi_django.components.local_containers import LOOPBACK
 from pulumi_django.components.local_data import LocalData
+from pulumi_django.components.local_media import LocalMedia
 from pulumi_django.components.local_migration_job import LocalMigrationJob
 from pulumi_django.components.local_proxy import LocalProxy
 from pulumi_django.components.local_static import LocalStaticRelease
 from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
+from pulumi_django.rendering.media import LOCAL_MEDIA_ROOT
 from pulumi_django.rendering.proxy import static_url_prefix
 
 SECRET_KEY_LENGTH = 50
@@ -54,17 +56,26 @@ class LocalSite(Site):
             keep=config.static.keep_releases,
             opts=self.child(),
         )
+        # Uploads: a volume of their own, which the static release never mounts.
+        media = (
+            LocalMedia(f"{name}-media", config=config.media, image=image.ref, opts=self.child())
+            if config.media.enabled
+            else None
+        )
         environment: dict[str, pulumi.Input[str]] = {
             **config.app.environment,
             "DJANGO_SETTINGS_MODULE": config.app.settings_module,
+            "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,
             "DJANGO_SECRET_KEY": django_secret_key(name, config, SECRET_KEY_LENGTH, self.child()),
             "DJANGO_ALLOWED_HOSTS": ",".join(LOCAL_HOSTS),
             "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(
                 f"http://{host}:{port}" for host in LOCAL_HOSTS
             ),
             "STATIC_URL": static_url,
+            **(media.environment if media else {}),
             **data.environment,
         }
+        media_mounts = [media.mount(LOCAL_MEDIA_ROOT)] if media else []
         migration = LocalMigrationJob(
             f"{name}-migrate",
             config=config.migrations,
@@ -72,7 +83,8 @@ class LocalSite(Site):
             image=image.ref,
             network_name=network.name,
             environment=environment,
-            after=[static, data],
+            after=[static, data, *([media] if media else [])],
+            mounts=media_mounts,
             opts=self.child(),
         )
         replicas = LocalAppReplicas(
@@ -82,6 +94,7 @@ class LocalSite(Site):
             image=migration.gate,
             network_name=network.name,
             environment=environment,
+            mounts=media_mounts,
             opts=self.child(),
         )
         proxy = LocalProxy(
@@ -90,6 +103,7 @@ class LocalSite(Site):
             network_name=network.name,
             static_volume=static.volume_name,
             upstreams=replicas.upstreams,
+            media=media,
             opts=self.child(),
         )
         self.finish(
@@ -98,4 +112,5 @@ class LocalSite(Site):
             release_id=image.ref,
             appContainers=replicas.names,
             proxyContainer=proxy.container_name,
+            **({"mediaVolume": media.volume_name} if media else {}),
         )

@@ -1,9 +1,10 @@
 """StaticSite: a private S3 bucket of static files and one CloudFront distribution for the site.
 
-One distribution serves both the app (default behaviour -> load balancer, never cached) and the
-static files (`/<prefix>*` -> bucket, cached for a year), so pages and their assets share one
-origin for the browser (no CORS) and the bucket holds every kept release's files: a page from an
-old server and one from a new server both find their hashed assets during a rolling update.
+One distribution serves the app (default behaviour -> load balancer, never cached), the static
+files (`/<prefix>*` -> bucket, cached for a year) and public media (`/media/*` -> the media
+bucket, see MediaStorage), so pages and their assets share one origin for the browser (no CORS)
+and the bucket holds every kept release's files: a page from an old server and one from a new
+server both find their hashed assets during a rolling update.
 
 The load balancer takes traffic only from CloudFront: its security group admits only the
 CloudFront origin-facing prefix list (Network component), and the distribution sends a secret
@@ -17,13 +18,16 @@ import pulumi_aws as aws
 
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
+from pulumi_django.rendering.media import MEDIA_CONTENT_SECURITY_POLICY
 from pulumi_django.rendering.static_bucket_policy import static_bucket_policy
 
 from .load_balancer import ORIGIN_VERIFY_HEADER
+from .media_storage import MediaOrigin
 from .network import HTTP_PORT, HTTPS_PORT
 
 LOAD_BALANCER_ORIGIN = "load-balancer"
 BUCKET_ORIGIN = "static-bucket"
+MEDIA_ORIGIN = "media-bucket"
 # AWS managed CloudFront policies. Their ids are fixed and documented by AWS, so no lookup
 # (and no API call at preview) is needed.
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
@@ -32,6 +36,9 @@ ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"  # Managed-AllViewer (origin
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy (HSTS)
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 READ_METHODS = ["GET", "HEAD"]
+# Public media gets Managed-SecurityHeadersPolicy's headers (less the obsolete X-XSS-Protection)
+# and a Content-Security-Policy of its own.
+HSTS_SECONDS = 31536000
 # CloudFront's longest origin read timeout without a quota increase; the app's own request
 # timeout (app.timeoutSeconds) should stay below it.
 ORIGIN_READ_TIMEOUT_SECONDS = 60
@@ -58,10 +65,12 @@ class StaticSite(pulumi.ComponentResource):
         origin_verify_secret: pulumi.Input[str],
         load_balancer_https: bool,
         tags: dict[str, str],
+        media: MediaOrigin | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`load_balancer_https`: the ALB has an HTTPS listener (domain.loadBalancerCertificateArn);
-        CloudFront then reaches it over HTTPS only, else over HTTP only (docs/static-files.md)."""
+        CloudFront then reaches it over HTTPS only, else over HTTP only (docs/static-files.md).
+        `media`: public media, served from its bucket under its URL path (docs/media.md)."""
         super().__init__("pulumi-django:static:StaticSite", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -97,6 +106,7 @@ class StaticSite(pulumi.ComponentResource):
             signing_protocol="sigv4",
             opts=child,
         )
+        media_origins, media_behaviours = self._media(name, media, access_control, child)
 
         distribution = aws.cloudfront.Distribution(
             f"{name}-cdn",
@@ -132,6 +142,7 @@ class StaticSite(pulumi.ComponentResource):
                     "domain_name": bucket.bucket_regional_domain_name,
                     "origin_access_control_id": access_control.id,
                 },
+                *media_origins,
             ],
             default_cache_behavior={
                 "target_origin_id": LOAD_BALANCER_ORIGIN,
@@ -153,9 +164,11 @@ class StaticSite(pulumi.ComponentResource):
                     "cache_policy_id": CACHING_OPTIMIZED,
                     "response_headers_policy_id": SECURITY_HEADERS,
                     "compress": True,
-                }
+                },
+                *media_behaviours,
             ],
-            # A file missing from the bucket (published a moment later) must not stay a 404.
+            # A file missing from the bucket (published a moment later) must not stay a 404. (A
+            # media file is saved before anyone has its URL: a miss there is a deleted file.)
             custom_error_responses=[
                 {"error_code": 404, "error_caching_min_ttl": config.error_caching_seconds}
             ],
@@ -205,3 +218,56 @@ class StaticSite(pulumi.ComponentResource):
                 "static_url": self.static_url,
             }
         )
+
+    def _media(
+        self,
+        name: str,
+        media: MediaOrigin | None,
+        access_control: aws.cloudfront.OriginAccessControl,
+        child: pulumi.ResourceOptions,
+    ) -> tuple[
+        list[aws.cloudfront.DistributionOriginArgsDict],
+        list[aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict],
+    ]:
+        """The media bucket's origin (through the same OAC) and its behaviour: cached like any
+        S3 file (CachingOptimized honours a file's own Cache-Control, else keeps it a day), with
+        a Content-Security-Policy that lets no uploaded HTML or SVG run script as the site."""
+        if media is None:
+            return [], []
+        headers = aws.cloudfront.ResponseHeadersPolicy(
+            f"{name}-media",
+            comment=f"{name}: security headers of uploaded media",
+            security_headers_config={
+                "content_security_policy": {
+                    "content_security_policy": MEDIA_CONTENT_SECURITY_POLICY,
+                    "override": True,
+                },
+                "content_type_options": {"override": True},
+                "frame_options": {"frame_option": "SAMEORIGIN", "override": False},
+                "referrer_policy": {
+                    "referrer_policy": "strict-origin-when-cross-origin",
+                    "override": False,
+                },
+                "strict_transport_security": {
+                    "access_control_max_age_sec": HSTS_SECONDS,
+                    "override": False,
+                },
+            },
+            opts=child,
+        )
+        origin: aws.cloudfront.DistributionOriginArgsDict = {
+            "origin_id": MEDIA_ORIGIN,
+            "domain_name": media.domain_name,
+            "origin_access_control_id": access_control.id,
+        }
+        behaviour: aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict = {
+            "path_pattern": f"{media.url_path}*",
+            "target_origin_id": MEDIA_ORIGIN,
+            "viewer_protocol_policy": "redirect-to-https",
+            "allowed_methods": READ_METHODS,
+            "cached_methods": READ_METHODS,
+            "cache_policy_id": CACHING_OPTIMIZED,
+            "response_headers_policy_id": headers.id,
+            "compress": True,
+        }
+        return [origin], [behaviour]

@@ -6,10 +6,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Section, Text
+from .media import MEDIA_VARIABLES
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-# Set by pulumi-django itself from the database, cache and static-file resources.
-RESERVED_ENV = frozenset(
+# Set by pulumi-django itself from the database, cache, static-file and media resources.
+RESERVED_ENV = MEDIA_VARIABLES | frozenset(
     {
         "DATABASE_URL",
         "DATABASE_HOST",
@@ -22,6 +23,7 @@ RESERVED_ENV = frozenset(
         "DJANGO_SECRET_KEY",
         "DJANGO_ALLOWED_HOSTS",
         "DJANGO_SETTINGS_MODULE",
+        "DJANGO_HEALTH_CHECK_PATH",
         "STATIC_URL",
     }
 )
@@ -35,7 +37,17 @@ class AppConfig(Section):
     context: str = Field(
         "examples/bigfoot",
         min_length=1,
-        description="Docker build context, relative to the Pulumi project directory.",
+        description="Docker build context, relative to the Pulumi project directory. Another "
+        "app than the default one gives `settingsModule`, `wsgiApp`, `asgiApp` and `staticRoot` "
+        "the defaults it declares itself.",
+    )
+    python: str | None = Field(
+        None,
+        min_length=1,
+        description="The app's Python interpreter, where `plan`, `check-migrations` and "
+        "`rehearse` import and run the app (the image has its own): a path relative to the "
+        "project directory, or absolute; default: the interpreter running pulumi-django (the "
+        "project's venv). It needs the app's requirements, not pulumi-django.",
     )
     dockerfile: str = Field(
         "Dockerfile", min_length=1, description="Dockerfile path, relative to `context`."
@@ -63,15 +75,21 @@ class AppConfig(Section):
     wsgi_app: str = Field(
         "bigfoot.wsgi:application",
         pattern=r"^[\w.]+:\w+$",
-        description="WSGI application, `module:attribute`.",
+        description="WSGI application, `module:attribute`; default: what the app declares "
+        "(`WSGI_APPLICATION`), `bigfoot.wsgi:application` for the default `context`.",
     )
     asgi_app: str = Field(
         "bigfoot.asgi:application",
         pattern=r"^[\w.]+:\w+$",
-        description="ASGI application, `module:attribute`.",
+        description="ASGI application, `module:attribute`; default: what the app declares "
+        "(`ASGI_APPLICATION`, else the `asgi.py` beside its WSGI module), "
+        "`bigfoot.asgi:application` for the default `context`.",
     )
     settings_module: str = Field(
-        "bigfoot.settings", pattern=r"^[\w.]+$", description="`DJANGO_SETTINGS_MODULE`."
+        "bigfoot.settings",
+        pattern=r"^[\w.]+$",
+        description="`DJANGO_SETTINGS_MODULE`; default: what the app declares (its `wsgi.py`, "
+        "`asgi.py`, then `manage.py`), `bigfoot.settings` for the default `context`.",
     )
     timeout_seconds: int = Field(
         30, ge=5, le=600, description="A request running longer than this is aborted."
@@ -90,7 +108,9 @@ class AppConfig(Section):
     static_root: str = Field(
         "/app/staticfiles",
         pattern=r"^/",
-        description="`STATIC_ROOT` inside the image, where `collectstatic` wrote at build time.",
+        description="`STATIC_ROOT` inside the image, where `collectstatic` wrote at build time; "
+        "default: what the app's settings declare, a directory inside `context` mapped to "
+        "`/app/...` (the image's copy of it), `/app/staticfiles` when they declare none.",
     )
     environment: dict[str, Text] = Field(
         default_factory=dict,

@@ -3,6 +3,7 @@
 import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -26,13 +27,20 @@ class ConfigError(pulumi.RunError):
 
 
 def load_stack_config() -> StackConfig:
-    """The validated config of the stack Pulumi is running (or the offline plan mocks)."""
+    """The validated config of the stack Pulumi is running (or the offline plan mocks), with
+    the app's own declarations filled in (Pulumi runs the program in the project directory)."""
+    from pulumi_django.app_resolution import resolve_app_config
+    from pulumi_django.errors import UsageError
+
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     misplaced = misspelt_namespace_keys(everything, pulumi.get_project())
     if misplaced:
         raise ConfigError(misplaced)
     values, secret_keys = _namespace_values(everything)
-    return parse_stack_config(values, secret_keys)
+    try:
+        return resolve_app_config(parse_stack_config(values, secret_keys), Path.cwd())
+    except UsageError as error:
+        raise ConfigError([str(error)]) from None
 
 
 def misspelt_namespace_keys(keys: Iterable[str], project: str) -> list[str]:
@@ -85,7 +93,9 @@ def describe_errors(error: ValidationError) -> list[str]:
     for item in error.errors():
         path = _key_path(item["loc"])
         message = _explain(item)
-        if item["type"] in {"missing", "extra_forbidden"} or isinstance(item["input"], dict):
+        # A whole section (as typed, or its defaults when the problem spans sections).
+        section = isinstance(item["input"], dict | BaseModel)
+        if item["type"] in {"missing", "extra_forbidden"} or section:
             lines.append(f"{path}: {message}")
         else:
             lines.append(f"{path} = {_show(path, item['input'])}: {message}")

@@ -1,26 +1,28 @@
 """The migration job every release runs before the fleet moves."""
 
-import re
-
 from pydantic import Field, field_validator
 
+from ..migration_check.analyzer import ACKNOWLEDGED_NAME_HELP, acknowledged_name
 from .base import Section, Text
-
-MIGRATION_NAME = re.compile(r"^[a-z_][\w]*\.\d{4}_\w+$")
 
 
 class AcknowledgedMigration(Section):
-    """A migration allowed on purpose despite an unsafe finding."""
+    """A migration, or every migration of an app, allowed on purpose despite unsafe findings."""
 
-    migration: str = Field(description="`app_label.migration_name`, e.g. `shop.0007_drop_price`.")
+    migration: str = Field(
+        description="`app_label.migration_name`, e.g. `shop.0007_drop_price`; or `app_label.*` "
+        "(also written `app_label`) for every migration of an app, e.g. `wagtailusers.*` for a "
+        "library upgrade, including its later migrations until the entry is removed."
+    )
     reason: str = Field(min_length=10, description="Why it is safe for this release.")
 
     @field_validator("migration")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not MIGRATION_NAME.match(value):
-            raise ValueError("use app_label.migration_name, e.g. shop.0007_drop_price")
-        return value
+        try:
+            return acknowledged_name(value)
+        except ValueError:
+            raise ValueError(ACKNOWLEDGED_NAME_HELP) from None
 
 
 class MigrationsConfig(Section):
@@ -41,5 +43,6 @@ class MigrationsConfig(Section):
     check: bool = Field(True, description="Refuse migrations that would break the running version.")
     acknowledged: list[AcknowledgedMigration] = Field(
         default_factory=list,
-        description="Migrations allowed despite unsafe findings, each with a reason.",
+        description="Migrations (or whole apps) allowed despite unsafe findings, each with a "
+        "reason.",
     )

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from .app import AppConfig
 from .base import Section, Text
@@ -12,9 +12,11 @@ from .domain import DomainConfig
 from .fleet import FleetConfig
 from .load_balancer import LoadBalancerConfig
 from .local import LocalConfig
+from .media import MediaConfig
 from .migrations import MigrationsConfig
 from .network import NetworkConfig
 from .proxy import ProxyConfig
+from .rehearsal import RehearsalConfig
 from .static import StaticConfig
 
 NAMESPACE = "django"
@@ -45,10 +47,17 @@ class StackConfig(Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Redis or Valkey.")
     static: StaticConfig = Field(default_factory=StaticConfig, description="Static files.")
+    media: MediaConfig = Field(
+        default_factory=MediaConfig, description="Uploaded media (user files)."
+    )
     migrations: MigrationsConfig = Field(
         default_factory=MigrationsConfig, description="The release's migration job."
     )
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="The VPC (aws).")
+    rehearsal: RehearsalConfig = Field(
+        default_factory=RehearsalConfig,
+        description="The load of `pulumi-django rehearse` (not deployed).",
+    )
     domain: DomainConfig | None = Field(
         None, description="Custom domain (aws); none: CloudFront's own name."
     )
@@ -71,6 +80,30 @@ class StackConfig(Section):
                 f"{ECS_MAX_STOP_TIMEOUT} s after asking it to stop"
             )
         return self
+
+    @field_validator("media")
+    @classmethod
+    def _media_path_is_its_own(cls, media: MediaConfig, info: ValidationInfo) -> MediaConfig:
+        """The proxy and CloudFront send `urlPath` to the media files and the static prefix to
+        the static files, and the health path must reach the app. (`static` and `app` come
+        before `media`, so they are validated already; absent when invalid themselves.)"""
+        static: StaticConfig | None = info.data.get("static")
+        app: AppConfig | None = info.data.get("app")
+        if not media.enabled:
+            return media
+        if static is not None:
+            static_path = "/" + static.prefix
+            if media.url_path.startswith(static_path) or static_path.startswith(media.url_path):
+                raise ValueError(
+                    f"urlPath {media.url_path!r} overlaps static.prefix {static.prefix!r} "
+                    f"(served at {static_path!r}); give media a path of its own, e.g. '/media/'"
+                )
+        if app is not None and app.health_check_path.startswith(media.url_path):
+            raise ValueError(
+                f"urlPath {media.url_path!r} holds app.healthCheckPath "
+                f"{app.health_check_path!r}: the proxy would answer it with a file, not the app"
+            )
+        return media
 
     @property
     def stop_timeout_seconds(self) -> int:

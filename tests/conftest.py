@@ -13,6 +13,7 @@ from hypothesis import settings
 from release_task_stubs import Aws, FakeTime
 
 from pulumi_django.plan import Plan, plan_stack
+from pulumi_django.rehearsal.servers import Postgres, postgres
 
 # CI (`make unit`) explores the same examples on every run, so a landing is never decided by luck;
 # plain `pytest` on a laptop keeps drawing new ones and finds what CI has not seen yet.
@@ -38,6 +39,13 @@ def stack_plan() -> Callable[[str], Plan]:
         return cache[stack]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster shared by the session's tests; each makes its databases."""
+    with postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -51,6 +51,9 @@ def test_defaults_are_the_secure_ones() -> None:
     assert config.migrations.command == ["python", "manage.py", "migrate", "--noinput"]
     assert not config.fleet.enable_execute_command
     assert config.stop_timeout_seconds > config.app.graceful_timeout_seconds
+    # Uploads are user data: private, kept when the stack goes, never deleted with it.
+    assert config.media.enabled and config.media.access == "private"
+    assert config.media.retain_on_delete and not config.media.force_destroy
 
 
 @pytest.mark.parametrize(
@@ -139,6 +142,42 @@ def test_defaults_are_the_secure_ones() -> None:
         (
             {"target": "aws", "colour": "blue"},
             "django:colour: unknown key; allowed keys: target, name, app, proxy, fleet",
+        ),
+        (
+            {"target": "aws", "media": {"urlPath": "/static/uploads/"}},
+            "django:media: urlPath '/static/uploads/' overlaps static.prefix 'static/'",
+        ),
+        (
+            {
+                "target": "aws",
+                "static": {"prefix": "files/static/"},
+                "media": {"urlPath": "/files/"},
+            },
+            "django:media: urlPath '/files/' overlaps static.prefix 'files/static/'",
+        ),
+        (
+            {"target": "local", "app": {"healthCheckPath": "/media/health"}},
+            "django:media: urlPath '/media/' holds app.healthCheckPath '/media/health'",
+        ),
+        (
+            {"target": "aws", "media": {"forceDestroy": True}},
+            "django:media: forceDestroy: true has no effect while retainOnDelete is true",
+        ),
+        (
+            {"target": "aws", "media": {"signedUrlExpirySeconds": 604801}},
+            "django:media.signedUrlExpirySeconds = 604801: Input should be less than or equal",
+        ),
+        (
+            {"target": "aws", "media": {"access": "open"}},
+            "django:media.access = 'open': Input should be 'private' or 'public'",
+        ),
+        (
+            {"target": "aws", "media": {"urlPath": "uploads"}},
+            "django:media.urlPath = 'uploads': wrong format; URL path of media",
+        ),
+        (
+            {"target": "aws", "app": {"environment": {"MEDIA_BUCKET": "mine"}}},
+            "django:app.environment: MEDIA_BUCKET is set by pulumi-django; remove it",
         ),
         ({"target": "aws", "secretKey": "plain"}, None),
     ],
@@ -411,3 +450,12 @@ def test_a_namespace_one_typo_from_django_is_refused(namespace: str) -> None:
 )
 def test_other_namespaces_are_left_alone(key: str) -> None:
     assert misspelt_namespace_keys([key], "djang") == []
+
+
+def test_media_off_frees_its_path_and_the_key_prefix_follows_the_path() -> None:
+    off = parse(target="aws", media={"enabled": False, "urlPath": "/static/"})
+    assert not off.media.enabled
+    nested = parse(target="aws", media={"urlPath": "/files/uploads/"})
+    assert nested.media.location == "files/uploads"
+    # A health path merely starting with the same letters is the app's.
+    assert parse(target="aws", app={"healthCheckPath": "/media"}).media.url_path == "/media/"

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 from ecs_request import register_task_definition_problems
-from fleet_stacks import ACCOUNT, SENTRY_SECRET, STACKS, STRIPE_PARAMETER, stack_config
+from fleet_stacks import (
+    ACCOUNT,
+    PROD_LIKE,
+    SENTRY_SECRET,
+    STACKS,
+    STRIPE_PARAMETER,
+    stack_config,
+)
 
 from pulumi_django.config import StackConfig
 from pulumi_django.config.app import SECRET_LOOKING
@@ -194,6 +201,7 @@ def test_app_environment_contract() -> None:
     env = environment(by_name[APP_CONTAINER])
     assert {key: env[key] for key in env if key != "FEATURE_CHECKOUT"} == {
         "DJANGO_SETTINGS_MODULE": "bigfoot.settings",
+        "DJANGO_HEALTH_CHECK_PATH": "/healthz",
         "DJANGO_ALLOWED_HOSTS": SITE_HOST,
         "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{SITE_HOST}",
         "STATIC_URL": f"https://{SITE_HOST}/static/",
@@ -206,6 +214,42 @@ def test_app_environment_contract() -> None:
         "REDIS_URL": "rediss://cache.internal:6379/0",
         "TMPDIR": "/tmp",
     }
+
+
+@pytest.mark.parametrize("access", ["private", "public"])
+def test_the_app_is_told_where_uploads_go(access: str) -> None:
+    """With a media bucket, the contract's MEDIA_* variables for django-storages' S3 backend;
+    the key prefix follows the URL path, so that CloudFront's /uploads/x is the key uploads/x."""
+    media = {"access": access, "urlPath": "/uploads/", "signedUrlExpirySeconds": 900}
+    config = stack_config({**PROD_LIKE, "media": media})
+    inputs = dataclasses.replace(task_inputs(config), media_bucket="shop-media-0a1b2c")
+    definitions = stack_container_definitions(config, inputs)
+    assert register_task_definition_problems(request_for(config, definitions)) == []
+    env = environment({d["name"]: d for d in definitions}[APP_CONTAINER])
+    assert {key: value for key, value in env.items() if key.startswith("MEDIA_")} == {
+        "MEDIA_URL": f"https://{SITE_HOST}/uploads/",
+        "MEDIA_BUCKET": "shop-media-0a1b2c",
+        "MEDIA_LOCATION": "uploads",
+        "MEDIA_REGION": "us-east-1",
+        "MEDIA_ACCESS": access,
+        "MEDIA_URL_EXPIRY_SECONDS": "900",
+    }
+    assert "MEDIA_ROOT" not in env  # AWS stores uploads in the bucket, never on the task's disk
+
+
+def test_without_a_media_bucket_the_app_gets_no_media_variables() -> None:
+    config = stack_config({**PROD_LIKE, "media": {"enabled": False}})
+    definitions = stack_container_definitions(config, task_inputs(config))
+    env = environment({d["name"]: d for d in definitions}[APP_CONTAINER])
+    assert not [key for key in env if key.startswith("MEDIA_")]
+
+
+def test_a_custom_health_path_reaches_the_app_and_both_probes() -> None:
+    config = stack_config({**PROD_LIKE, "app": {"healthCheckPath": "/-/ready"}})
+    definitions = {d["name"]: d for d in stack_container_definitions(config, task_inputs(config))}
+    assert environment(definitions[APP_CONTAINER])["DJANGO_HEALTH_CHECK_PATH"] == "/-/ready"
+    for definition in definitions.values():
+        assert "/-/ready" in " ".join(definition["healthCheck"]["command"])
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))

@@ -13,6 +13,7 @@ from pulumi_django.rendering.iam_policies import (
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
+    media_storage_policy,
     secret_resource_arn,
 )
 
@@ -158,3 +159,50 @@ def test_database_secret_policy_reads_exactly_that_secret() -> None:
 def test_database_secret_policy_refuses_anything_but_one_secret_arn(not_a_secret: str) -> None:
     with pytest.raises(ValueError, match="not a Secrets Manager secret ARN"):
         database_secret_policy(not_a_secret)
+
+
+MEDIA_BUCKET = "arn:aws:s3:::shop-media-0a1b2c3"
+
+
+def test_media_policy_passes_parliament_and_grants_the_files_under_its_prefix() -> None:
+    document = media_storage_policy(MEDIA_BUCKET, "uploads/site")
+    assert findings(document) == []
+    granted = statements(document)
+    files = granted["ReadWriteMediaFiles"]
+    assert files["Resource"] == f"{MEDIA_BUCKET}/uploads/site/*"
+    assert sorted(as_list(files["Action"])) == [
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:PutObject",
+    ]
+    # S3Storage.exists() needs a 404 for a missing key, which only a lister gets.
+    listing = granted["TellMissingMediaFromForbidden"]
+    assert (listing["Action"], listing["Resource"]) == ("s3:ListBucket", MEDIA_BUCKET)
+    # And nothing else: no version removal, no ACL, nothing on the bucket's own settings.
+    assert set(granted) == {"ReadWriteMediaFiles", "TellMissingMediaFromForbidden"}
+
+
+def test_media_policy_on_another_partition() -> None:
+    document = media_storage_policy("arn:aws-us-gov:s3:::shop-media", "media")
+    assert statements(document)["ReadWriteMediaFiles"]["Resource"] == (
+        "arn:aws-us-gov:s3:::shop-media/media/*"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bucket_arn", "location", "message"),
+    [
+        ("arn:aws:s3:::shop-media/media", "media", "not an S3 bucket ARN"),
+        ("arn:aws:s3:::*", "media", "not an S3 bucket ARN"),
+        (RDS_SECRET, "media", "not an S3 bucket ARN"),
+        (MEDIA_BUCKET, "/media/", "no slash at its ends"),
+        (MEDIA_BUCKET, "", "no slash at its ends"),
+        (MEDIA_BUCKET, "media/*", "no slash at its ends"),
+    ],
+)
+def test_media_policy_refuses_what_would_widen_it(
+    bucket_arn: str, location: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        media_storage_policy(bucket_arn, location)

@@ -14,6 +14,7 @@ import pytest
 from pulumi_django.components.local_site import LocalSite
 from pulumi_django.config import StackConfig
 from pulumi_django.config.app import RESERVED_ENV
+from pulumi_django.config.media import MEDIA_VARIABLES
 from pulumi_django.plan import Plan
 from pulumi_django.recorder import SECRET, RecordedResource, Recording, record
 
@@ -53,6 +54,7 @@ def replicas(recording: Recording) -> list[RecordedResource]:
 def test_the_stack_is_these_containers_volumes_and_one_network(recording: Recording) -> None:
     assert [network.inputs["name"] for network in recording.find(NETWORK)] == [SITE]
     assert sorted(volume.inputs["name"] for volume in recording.find(VOLUME)) == [
+        f"{SITE}-media-files",
         f"{SITE}-postgres",
         f"{SITE}-proxy-config",
         f"{SITE}-redis",
@@ -61,6 +63,7 @@ def test_the_stack_is_these_containers_volumes_and_one_network(recording: Record
     assert sorted(resource.name for resource in recording.find(CONTAINER)) == [
         f"{SITE}-app-1",
         f"{SITE}-app-2",  # local.replicas in Pulumi.local.yaml
+        f"{SITE}-media-owner",
         f"{SITE}-migrate-check",
         f"{SITE}-migrate-job",
         f"{SITE}-postgres",
@@ -76,8 +79,8 @@ def test_the_stack_is_these_containers_volumes_and_one_network(recording: Record
 
 def test_every_container_is_on_the_private_network_only(recording: Recording) -> None:
     for resource in recording.find(CONTAINER):
-        if resource.name == f"{SITE}-static-publish":
-            # Copies files from its image into a volume: no network at all.
+        if resource.name in (f"{SITE}-static-publish", f"{SITE}-media-owner"):
+            # Copy files or set an owner in a volume: no network at all.
             assert resource.inputs["networkMode"] == "none"
             assert "networksAdvanced" not in resource.inputs
             continue
@@ -241,10 +244,13 @@ def test_secrets_never_appear_in_the_plan(recording: Recording) -> None:
             assert not re.match(r"(DATABASE|REDIS|POSTGRES)_PASSWORD=|DJANGO_SECRET_KEY=", entry)
     env = replicas(recording)[0].inputs["envs"]
     assert env.count(SECRET) == 3  # database and Redis passwords, the Django secret key
-    # Every other variable of the app's settings contract (DATABASE_URL or its parts).
+    # Every other variable of the app's settings contract (DATABASE_URL or its parts; media in
+    # a directory, not a bucket).
     secret = {"DATABASE_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
+    bucket_only = MEDIA_VARIABLES - {"MEDIA_URL", "MEDIA_ROOT"}
     names = {entry.split("=", 1)[0] for entry in env if entry != SECRET}
-    assert RESERVED_ENV - secret - {"DATABASE_URL"} <= names
+    assert RESERVED_ENV - secret - {"DATABASE_URL"} - bucket_only <= names
+    assert not bucket_only & names
     assert "DATABASE_HOST=postgres" in env
     assert "REDIS_URL=redis://redis:6379/0" in env
     assert "DATABASE_SSLMODE=disable" in env
@@ -306,3 +312,74 @@ def test_replicas_port_and_proxy_server_follow_the_config() -> None:
     assert f"reverse_proxy {' '.join(f'{SITE}-app-{n}-a1b2c3d:8000' for n in (1, 2, 3))}" in content
     image = recorded.one("docker:index/remoteImage:RemoteImage", f"{SITE}-proxy-image")
     assert image.inputs["name"].split("/")[-1].startswith("caddy:")
+
+
+# --- uploaded media ------------------------------------------------------------------------
+
+MEDIA_VOLUME = f"{SITE}-media-files"
+
+
+def media_mounts(resource: RecordedResource) -> list[dict[str, Any]]:
+    return [m for m in resource.inputs.get("mounts", []) if m.get("source") == MEDIA_VOLUME]
+
+
+def test_uploads_live_in_a_volume_the_replicas_write_and_the_proxy_reads(
+    recording: Recording,
+) -> None:
+    """Mounted without Docker's copy from the image (which could hand the volume back to
+    root), read-write at MEDIA_ROOT for the app user, read-only in the proxy."""
+    writable = {
+        "type": "volume",
+        "source": MEDIA_VOLUME,
+        "target": "/app/media",
+        "readOnly": False,
+        "volumeOptions": {"noCopy": True},
+    }
+    for resource in [*replicas(recording), container(recording, f"{SITE}-migrate-job")]:
+        assert media_mounts(resource) == [writable], resource.name
+        assert resource.inputs["user"] == "10001:10001"
+        assert "MEDIA_ROOT=/app/media" in resource.inputs["envs"]
+        assert "MEDIA_URL=/media/" in resource.inputs["envs"]
+    (proxy_mount,) = media_mounts(container(recording, f"{SITE}-proxy"))
+    assert proxy_mount["readOnly"] is True
+    assert proxy_mount["volumeOptions"] == {"noCopy": True}
+    config = container(recording, f"{SITE}-proxy-switch-run").inputs["uploads"][0]["content"]
+    assert f"location /media/ {{\n            alias {proxy_mount['target']}/;" in config
+
+
+def test_the_static_release_never_touches_the_media_volume(recording: Recording) -> None:
+    publisher = container(recording, f"{SITE}-static-publish")
+    assert media_mounts(publisher) == []
+    assert all(v["volumeName"] != MEDIA_VOLUME for v in publisher.inputs["volumes"])
+
+
+def test_the_volume_is_given_to_the_app_user_before_the_release_uses_it(
+    recording: Recording,
+) -> None:
+    owner = container(recording, f"{SITE}-media-owner")
+    assert owner.inputs["user"] == "0:0"
+    assert owner.inputs["networkMode"] == "none"
+    assert owner.inputs["command"][-2:] == ["10001", "10001"]
+    (mount,) = media_mounts(owner)
+    assert mount["target"] == owner.inputs["command"][-3]
+    assert mount["volumeOptions"] == {"noCopy": True}
+    for later in [container(recording, f"{SITE}-migrate-job"), *replicas(recording)]:
+        assert recording.depends_on(later.urn, owner.urn), later.name
+
+
+def test_media_off_means_no_volume_no_mounts_and_no_media_variables() -> None:
+    recorded = record_site({"media": {"enabled": False}})
+    assert not recorded.find(VOLUME, MEDIA_VOLUME)
+    assert not recorded.find(CONTAINER, f"{SITE}-media-owner")
+    for resource in recorded.find(CONTAINER):
+        assert "mounts" not in resource.inputs, resource.name
+        assert not [e for e in resource.inputs.get("envs", []) if e.startswith("MEDIA_")]
+    content = container(recorded, f"{SITE}-proxy-switch-run").inputs["uploads"][0]["content"]
+    assert "/media/" not in content
+
+
+def test_the_media_path_follows_the_config_in_the_proxy_and_the_app() -> None:
+    recorded = record_site({"media": {"urlPath": "/uploads/files/"}, "proxy": {"server": "caddy"}})
+    content = container(recorded, f"{SITE}-proxy-switch-run").inputs["uploads"][0]["content"]
+    assert "handle_path /uploads/files/* {" in content
+    assert "MEDIA_URL=/uploads/files/" in replicas(recorded)[0].inputs["envs"]

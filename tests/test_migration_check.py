@@ -26,7 +26,7 @@ from pulumi_django.migration_check import (
     embedded_command,
     run_check,
 )
-from pulumi_django.rehearsal.servers import Postgres, free_port, postgres
+from pulumi_django.rehearsal.servers import Postgres, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,16 @@ EXPECTED: dict[str, set[str]] = {
     "alter.0014_widen_numeric": set(),
     "alter.0015_shrink_numeric": {"column-length-shrunk"},
     "alter.0016_foreign_key_constraint": {"foreign-key-added"},
+    "alter.0017_many_to_many_drop_null": set(),
+    "alter.0018_rename_positive": {"column-renamed"},
+    "alter.0019_foreign_key_nullable": {"foreign-key-added"},
+    "alter.0020_foreign_key_on_delete": set(),
+    "alter.0021_rename_many_to_many": {"table-renamed"},
+    # makemigrations split the first release of authors for the cycle with books.
+    "authors.0001_initial": set(),
+    "authors.0002_initial": set(),
+    "authors.0003_author_editor": {"not-null-foreign-key", INDEX},
+    "books.0001_initial": set(),
     "constraints.0001_initial": set(),
     "constraints.0002_unique_together": {"unique-constraint-added"},
     "constraints.0003_unique_constraint": {"unique-constraint-added"},
@@ -80,6 +90,12 @@ EXPECTED: dict[str, set[str]] = {
     "constraints.0010_remove_index": {"index-dropped-non-concurrently"},
     "constraints.0011_remove_index_concurrently": set(),
     "constraints.0012_new_table": set(),
+    # Unique already: the index is still built under lock, nothing else.
+    "constraints.0013_together_implied": {INDEX},
+    "constraints.0014_remove_constraint": set(),
+    "constraints.0015_together_to_constraint": {INDEX},
+    "constraints.0016_unique_on_more_columns": {INDEX},
+    "constraints.0017_unique_on_fewer_columns": {"unique-constraint-added"},
     "drop.0001_initial": set(),
     "drop.0002_remove_field": {"column-dropped"},
     "drop.0003_state_only_remove": set(),
@@ -120,12 +136,6 @@ CUSTOM_OPERATIONS = {
     "rawsql.0019_custom_add_nullable_column",
     "rawsql.0020_custom_writes_directly",
 }
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[Postgres]:
-    with postgres() as server:
-        yield server
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -259,23 +269,37 @@ def test_offline_embedded_analyzer_checks_all_but_custom_operations(
     assert offline == online
 
 
-def test_first_release_creates_its_tables_so_nothing_is_unsafe(
+def test_a_new_database_is_a_first_deploy_where_nothing_is_judged(
     new_database: Callable[[], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """By default the unapplied migrations are one release: its new tables are unused yet."""
-    assert main(cli("--database-url", new_database(), "--json")) == 0
+    """No migration applied, none of the project's tables: no version runs to be broken."""
+    database_url = new_database()
+    assert main(cli("--database-url", database_url, "--json")) == 0
     document = json.loads(capsys.readouterr().out)
-    assert set(document) == {"checked", "findings"}
+    assert document == {
+        "checked": document["checked"],
+        "findings": [],
+        "firstDeploy": True,
+    }
     assert set(document["checked"]) == set(EXPECTED) | {
         "contenttypes.0001_initial",
         "contenttypes.0002_remove_content_type_name",
     }
-    # Warnings only: the operation that cannot be checked and the irreversible ones.
-    assert {f["rule"] for f in document["findings"]} == {
-        "operation-not-analysed",
-        "run-sql-irreversible",
-        "run-python-irreversible",
-    }
+    assert main(cli("--database-url", database_url)) == 0
+    output = capsys.readouterr().out
+    assert output.startswith(f"Checked {len(EXPECTED) + 2} migrations.\n")
+    assert output.endswith("\nFirst deploy: nothing runs yet, every migration is safe.\n")
+    assert "UNSAFE" not in output
+    with psycopg.connect(database_url) as connection:
+        tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchall() == []  # not even django_migrations
+
+
+def test_a_database_with_history_is_no_first_deploy(
+    partly_migrated: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(cli("--database-url", partly_migrated, "--json")) == 1
+    assert json.loads(capsys.readouterr().out)["firstDeploy"] is False
 
 
 def test_default_checks_only_what_migrate_would_apply(
@@ -285,6 +309,8 @@ def test_default_checks_only_what_migrate_would_apply(
     document = json.loads(capsys.readouterr().out)
     assert "addcolumn.0001_initial" not in document["checked"]
     assert len(document["checked"]) == len(EXPECTED) + 2 - 1
+    # One release: what it creates (every other app's tables) is new to the running version.
+    assert not any(f["migration"].startswith("authors.") for f in document["findings"])
     finding_keys = {
         "migration",
         "operation",
@@ -366,18 +392,127 @@ def test_offline_needs_no_deployment_environment(
     assert json.loads(capsys.readouterr().out)["checked"] == ["drop.0009_rename_field"]
 
 
-def test_an_acknowledgement_naming_no_migration_is_pointed_out(
+def test_an_acknowledgement_naming_no_migration_or_app_is_pointed_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     typo = "acknowledged.0003_drop_withot_marker"
-    arguments = cli("--offline", "--acknowledge", f"{typo}=number unread since release 12")
+    arguments = cli(
+        "--offline",
+        "--acknowledge",
+        f"{typo}=number unread since release 12",
+        "--acknowledge",
+        "wagtailusers=upgrade reviewed by hand",  # an app this project does not have
+        "--acknowledge",
+        "books.*=the app exists, so this is known",
+    )
     assert main([*arguments, "--json", "acknowledged"]) == 1
     document = json.loads(capsys.readouterr().out)
-    assert document["unknownAcknowledgements"] == [typo]
+    assert document["unknownAcknowledgements"] == [typo, "wagtailusers.*"]
     assert main([*arguments, "acknowledged"]) == 1
     output = capsys.readouterr().out
-    assert f"the project has no such migration (check the spelling): {typo}." in output
+    assert (
+        f"the project has no such migration or app (check the spelling): {typo}, wagtailusers.*."
+    ) in output
     assert "Refused 1 of 3 migrations: acknowledged.0003_drop_without_marker." in output
+
+
+def test_a_whole_app_is_acknowledged_from_the_flag_and_the_stack_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A library's migrations cannot carry the marker: its app is allowed as a whole, in
+    either spelling; a migration's own acknowledgement still comes first."""
+    (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "Pulumi.prod.yaml").write_text(
+        "config:\n"
+        "  django:target: local\n"
+        "  django:migrations:\n"
+        "    acknowledged:\n"
+        "      - migration: drop.*\n"
+        "        reason: the drop app is retired, nothing reads it\n"
+        "      - migration: drop.0009_rename_field\n"
+        "        reason: title is read through db_column since 41\n"
+    )
+    arguments = cli(
+        "--offline",
+        "--stack",
+        "prod",
+        "--cwd",
+        str(tmp_path),
+        "--acknowledge",
+        "alter=upgrade of the alter library reviewed",
+        "--json",
+        "drop",
+        "alter",
+    )
+    assert main(arguments) == 0
+    document = json.loads(capsys.readouterr().out)
+    reasons = {(f["migration"], f["acknowledgement"]) for f in document["findings"]}
+    assert ("drop.0002_remove_field", "the drop app is retired, nothing reads it") in reasons
+    assert ("drop.0009_rename_field", "title is read through db_column since 41") in reasons
+    assert ("alter.0003_shrink_varchar", "upgrade of the alter library reviewed") in reasons
+    assert all(f["acknowledged"] for f in document["findings"])
+    assert "unknownAcknowledgements" not in document
+
+
+def test_labels_of_one_release_are_judged_together(capsys: pytest.CaptureFixture[str]) -> None:
+    """drop.0002 drops a column of a table drop.0001 creates: shipped together, harmless."""
+    labels = ["drop.0001_initial", "drop.0002_remove_field"]
+    assert main(cli("--offline", "--json", *labels)) == 1
+    assert json.loads(capsys.readouterr().out)["findings"][0]["rule"] == "column-dropped"
+    assert main(cli("--offline", "--json", "--one-release", *labels)) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
+
+
+def test_messages_of_the_look_alike_rules(every_migration: CheckResult) -> None:
+    def messages(migration: str) -> list[str]:
+        return [f.message for f in every_migration.findings if f.migration == migration]
+
+    assert messages("alter.0019_foreign_key_nullable") == [
+        "re-creates the foreign key from alter_product.maker_id to alter_supplier: Django drops "
+        "and re-adds it whenever it alters the column, validated at once under lock"
+    ]
+    assert messages("alter.0021_rename_many_to_many") == [
+        "renames many-to-many table alter_product_resellers to alter_product_partners: the "
+        "running version still uses the old name"
+    ]
+    (implied,) = [
+        f for f in every_migration.findings if f.migration.endswith("together_to_constraint")
+    ]
+    assert implied.severity == "warning"
+    assert implied.message.startswith(
+        "adds UniqueConstraint membership_account_role to constraints_membership: the rows are "
+        "unique on these columns already"
+    )
+    assert implied.suggestion == RULES["unique-constraint-added"].suggestion
+
+
+def test_settings_that_ignore_database_url_are_warned_about(
+    partly_migrated: str,
+    new_database: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The check reads the settings' own database, and says it is not the one asked for."""
+    monkeypatch.setenv("SCENARIOS_OWN_DATABASE", partly_migrated)
+    asked_for = new_database()
+    arguments = ["check-migrations", "--settings", "scenarios.own_database"]
+    arguments += ["--pythonpath", str(SCENARIOS), "--database-url", asked_for]
+    assert main([*arguments, "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert "addcolumn.0001_initial" not in document["checked"]  # applied in partly_migrated
+    (warning,) = document["warnings"]
+    name = partly_migrated.rsplit("/", 1)[1]
+    assert warning.startswith(
+        f"the settings ignore DATABASE_URL ({asked_for}): the database checked is theirs, "
+        f"'{name}' at 127.0.0.1:"
+    )
+    assert main(arguments) == 1
+    assert "\nwarning: the settings ignore DATABASE_URL (" in capsys.readouterr().out
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["check-migrations", *arguments[1:5], "--offline", "--json", "drop.0002"]) == 1
+    (warning,) = json.loads(capsys.readouterr().out)["warnings"]
+    assert "deployed, the app would not use the database the stack gives it" in warning
 
 
 @pytest.mark.parametrize(

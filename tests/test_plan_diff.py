@@ -278,6 +278,25 @@ def test_a_stack_missing_at_the_ref_is_all_new(review_repo: Path) -> None:
     assert "does not exist at empty" in render_markdown(review)
 
 
+def test_an_app_without_migrations_at_the_ref_is_a_first_deploy(review_repo: Path) -> None:
+    """At `empty` the app has no migration yet: all of them are new, none is judged, and the
+    review counts them instead of listing each."""
+    commit = git(review_repo, "rev-parse", "empty").strip()
+    found = review_migrations(find_repository(review_repo), commit, review_repo, "review")
+    assert found is not None and found.first_deploy and not found.findings
+    assert "sightings/migrations/0002_sighting_gdpr_accepted.py" in found.added
+    diff = diff_plans(
+        {}, {}, stack="review", base_side=Side("empty", commit), head_side=Side("HEAD", None)
+    )
+    diff.migrations = found
+    assert diff_json(diff)["migrations"]["firstDeploy"] is True
+    section = render_text(diff).split("Migrations added since empty:\n")[1].split("\n\n")[0]
+    assert section == (
+        f"  {len(found.added)} migrations, the app's first: first deploy: nothing runs yet, "
+        "every migration is safe"
+    )
+
+
 def test_a_migration_check_that_cannot_run_is_reported(tmp_path: Path) -> None:
     for path in FIXTURE.iterdir():
         shutil.copy(path, tmp_path / path.name)

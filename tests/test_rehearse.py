@@ -4,9 +4,11 @@ and whole rehearsals of every release variant on real servers (slow, loopback on
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import http.server
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -18,6 +20,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +30,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pulumi_django.cli import main
-from pulumi_django.config import parse_stack_config
+from pulumi_django.config import ConfigError, parse_stack_config
+from pulumi_django.config.rehearsal import RehearsalForm
 from pulumi_django.rehearsal import rehearse as rehearse_module
 from pulumi_django.rehearsal.load import (
     FAILURE_KINDS,
+    REDIRECT_STATUSES,
+    UPLOAD_TEXT,
     LoadGenerator,
     Pacer,
     Sample,
@@ -85,6 +92,8 @@ def local_config() -> Any:
         ("GET", "/missing/", 404, 200, None, "other"),
         ("POST", "/static/form", 404, 303, None, "other"),
         ("POST", "/sightings/new/", 403, 303, None, "other"),
+        ("POST", "/entries/new/", 302, REDIRECT_STATUSES, None, None),
+        ("POST", "/entries/new/", 200, REDIRECT_STATUSES, None, "other"),
         ("GET", "/", None, 200, ConnectionRefusedError(), "connection"),
         ("GET", "/", None, 200, ConnectionResetError(), "connection"),
         ("GET", "/", None, 200, TimeoutError("timed out"), "other"),
@@ -94,7 +103,7 @@ def test_each_request_is_classified_by_what_went_wrong(
     method: str,
     path: str,
     status: int | None,
-    expected: int,
+    expected: int | frozenset[int],
     error: BaseException | None,
     kind: str | None,
 ) -> None:
@@ -148,6 +157,17 @@ def test_a_page_yields_its_assets_and_its_form_fields() -> None:
     )
     assert page.assets == ["/static/a.1234567890ab.css", "/static/a.js"]
     assert page.fields == {"csrfmiddlewaretoken": "tok", "gdpr_accepted": "on"}
+
+
+def test_a_select_keeps_its_selected_option_or_takes_the_first_real_one() -> None:
+    page = parse_page(
+        '<img src="/static/logo.svg"><select name="notebook"><option value="">---------</option>'
+        '<option value="7">Inbox</option><option value="9">Travel</option></select>'
+        '<select name="size"><option value="s">S</option><option value="m" selected>M</option>'
+        '</select><option value="x">outside any select</option>'
+    )
+    assert page.assets == ["/static/logo.svg"]
+    assert page.fields == {"notebook": "7", "size": "m"}
 
 
 # ---------------------------------------------------------------- the load against a fake site
@@ -217,7 +237,12 @@ def fake_site(**behaviour: bool) -> Iterator[Site]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(host="127.0.0.1", port=server.server_address[1], static_prefix="/static/")
+        yield Site(
+            host="127.0.0.1",
+            port=server.server_address[1],
+            static_prefix="/static/",
+            forms=(RehearsalForm(path="/sightings/new/", fields={"location": "Bluff Creek"}),),
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -260,6 +285,122 @@ def test_a_closed_keep_alive_connection_is_resent_once_like_a_browser_does() -> 
         samples = run_load(site, 0.5)
     assert len(samples) > 50
     assert [s for s in samples if s.failure] == []
+
+
+class FakeNotebook(FakeBigfoot):
+    """Another app's shape: two pages (one with images, one of them on another host), and an
+    entry form with a select and a file input, posted as multipart/form-data."""
+
+    posts: list[dict[str, tuple[str | None, str]]] = []  # type: ignore[assignment]
+    PAGES = {
+        "/": '<link rel="stylesheet" href="/static/n.css"><img src="/static/logo.svg">'
+        '<img src="https://cdn.example.test/banner.png">',
+        "/notebooks/": '<script src="/static/n.js"></script>',
+        "/static/n.css": "body{}",
+        "/static/n.js": "x()",
+        "/static/logo.svg": "<svg/>",
+        "/healthz": "ok",
+    }
+
+    def do_GET(self) -> None:
+        if self.path == "/entries/new/":
+            self.answer(
+                200,
+                '<form enctype="multipart/form-data"><input type="hidden" '
+                'name="csrfmiddlewaretoken" value="t0k"><select name="notebook">'
+                '<option value="" selected>---------</option><option value="7">Inbox</option>'
+                '<option value="9">Travel</option></select><input type="file" name="attachment">',
+                {"Set-Cookie": "csrftoken=c00kie; Path=/"},
+            )
+        elif self.path in self.PAGES:
+            self.answer(200, self.PAGES[self.path])
+        else:
+            self.answer(404, "not found")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body
+        )
+        parts = {
+            part.get_param("name", header="content-disposition"): (
+                part.get_filename(),
+                part.get_content(),
+            )
+            for part in message.iter_parts()
+        }
+        self.posts.append(parts)
+        self.answer(302 if parts["csrfmiddlewaretoken"] == (None, "t0k") else 403, "")
+
+
+def test_the_load_views_the_configured_pages_and_uploads_files_with_the_form() -> None:
+    handler = type("Handler", (FakeNotebook,), {"posts": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    entry_form = RehearsalForm(
+        path="/entries/new/", fields={"title": "Trip"}, files={"attachment": "plan.txt"}
+    )
+    site = Site(
+        "127.0.0.1",
+        server.server_address[1],
+        "/static/",
+        page_paths=("/", "/notebooks/"),
+        forms=(entry_form,),
+    )
+    try:
+        samples = run_load(site, 1.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [s for s in samples if s.failure] == []
+    assert {(s.method, s.path) for s in samples} == {
+        ("GET", "/"),
+        ("GET", "/static/n.css"),
+        ("GET", "/static/logo.svg"),
+        ("GET", "/notebooks/"),
+        ("GET", "/static/n.js"),
+        ("GET", "/entries/new/"),
+        ("POST", "/entries/new/"),
+        ("GET", "/healthz"),
+    }
+    assert handler.posts
+    assert all(
+        post
+        == {
+            "csrfmiddlewaretoken": (None, "t0k"),
+            "notebook": (None, "7"),
+            "title": (None, "Trip"),
+            "attachment": ("plan.txt", UPLOAD_TEXT),
+        }
+        for post in handler.posts
+    ), handler.posts[0]
+
+
+def test_without_forms_the_load_only_reads() -> None:
+    with fake_site() as site:
+        samples = run_load(replace(site, forms=()), 0.5)
+    assert samples
+    assert {s.method for s in samples} == {"GET"}
+    assert "/sightings/new/" not in {s.path for s in samples}
+
+
+@pytest.mark.parametrize(
+    ("rehearsal", "message"),
+    [
+        ({"paths": ["notebooks/"]}, "'notebooks/' is not a path on the site"),
+        ({"forms": [{"path": "/new/", "files": {"attachment": "../x"}}]}, "not a file name"),
+        (
+            {"forms": [{"path": "/new/", "fields": {"a": "1"}, "files": {"a": "a.txt"}}]},
+            "a: in both fields and files",
+        ),
+        ({"forms": [{"path": "/new/", "status": 500}]}, "django:rehearsal.forms[0].status"),
+    ],
+)
+def test_the_rehearsal_config_refuses_what_the_load_could_not_do(
+    rehearsal: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_stack_config({"target": "local", "rehearsal": json.dumps(rehearsal)}, set())
 
 
 def test_a_connection_closed_without_an_answer_is_a_connection_failure() -> None:
@@ -563,6 +704,42 @@ def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
     assert report["requests_by_phase"]["after"] > 0
 
 
+# The second example app, from its own Pulumi project: Uvicorn, a settings package, a form with a
+# file upload, pages of its own (`rehearsal.paths` and `rehearsal.forms` in its stack file).
+NOTEBOOK_FLAGS = ("--cwd", "examples/notebook", "--stack", "local", "--workers", "1")
+NOTEBOOK_SHORT = ("--before", "2", "--after", "2")
+
+
+@pytest.mark.slow
+def test_another_app_rolls_out_its_safe_release_without_a_failed_request(scratch: Path) -> None:
+    safe = (*NOTEBOOK_FLAGS, *NOTEBOOK_SHORT, "--replicas", "2", "--min-requests", "500")
+    code, report, stderr = rehearse_cli(scratch, *safe, "--to", "v2")
+    assert_no_failures(report, stderr)
+    assert (code, report["result"], report["server"]) == (0, "ok", "uvicorn")
+    assert report["requests"] >= 500
+    assert [step["key"] for step in report["steps"]] == STEP_KEYS
+    migrate = next(step for step in report["steps"] if step["key"] == "migrate")
+    assert migrate["detail"] == "applied journal.0003_entry_tags"
+
+
+@pytest.mark.slow
+def test_another_apps_unsafe_release_is_refused_and_unchecked_breaks_its_uploads(
+    scratch: Path,
+) -> None:
+    unsafe = (*NOTEBOOK_FLAGS, *NOTEBOOK_SHORT, "--replicas", "1", "--to", "v2-unsafe")
+    code, report, stderr = rehearse_cli(scratch, *unsafe)
+    assert_no_failures(report, stderr)
+    assert (code, report["result"]) == (3, "refused")
+    assert "journal.0003_entry_tags" in report["steps"][-1]["detail"]
+
+    code, report, _ = rehearse_cli(scratch, *unsafe, "--skip-check")
+    assert (code, report["result"]) == (1, "failed")
+    assert report["failures"]["5xx"] > 0
+    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
+        "POST /entries/new/ -> 500"
+    }
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_every_server_and_removes_every_directory(scratch: Path) -> None:
     process = subprocess.Popen(
@@ -597,3 +774,42 @@ def wait_for_line(stream: Any, text: str, timeout: float) -> str:
                     break
                 seen += chunk
     return seen.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- uploaded media
+
+
+def test_every_replica_stores_uploads_in_one_directory_the_proxy_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """All replicas of both versions get the same MEDIA_ROOT (uploads outlive a release) and
+    the proxy serves it under media.urlPath; the caller's own MEDIA_* settings never leak in."""
+    monkeypatch.setenv("MEDIA_BUCKET", "someone-elses-bucket")
+    config = parse_stack_config(
+        {"target": "local", "media": json.dumps({"urlPath": "/uploads/"})}, set()
+    )
+    options = RehearsalOptions(APP, "v2", config, "nginx")
+    with contextlib.ExitStack() as resources:
+        rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
+        versions = [
+            rehearse_module.Version(name, tmp_path / name, tmp_path / name / "static")
+            for name in ("v1", "v2")
+        ]
+        for version in versions:
+            env = rehearsal.environment(version)
+            assert (env["MEDIA_ROOT"], env["MEDIA_URL"]) == (str(tmp_path / "media"), "/uploads/")
+            assert "MEDIA_BUCKET" not in env
+            assert env["DJANGO_HEALTH_CHECK_PATH"] == config.app.health_check_path
+        # The proxy's site for one replica on some port: media served from that directory.
+        replica = rehearse_module.Replica(
+            versions[0], 18001, subprocess.Popen(["true"]), tmp_path / "log", resources
+        )
+        replica.process.wait()
+        media = rehearsal.site([replica]).media
+        assert media is not None
+        assert (media.url_prefix, media.directory) == ("/uploads/", str(tmp_path / "media"))
+
+        off = parse_stack_config({"target": "local", "media": '{"enabled": false}'}, set())
+        rehearsal = Rehearsal(replace(options, config=off), resources, tmp_path, lambda _: None)
+        assert not [key for key in rehearsal.environment(versions[0]) if key.startswith("MEDIA_")]
+        assert rehearsal.site([replica]).media is None

@@ -30,9 +30,11 @@ from pulumi_django.rehearsal.proxies import (
 )
 from pulumi_django.rehearsal.servers import free_port
 from pulumi_django.rendering.app_server import app_server_settings
+from pulumi_django.rendering.media import LOCAL_MEDIA_MOUNT, MEDIA_CONTENT_SECURITY_POLICY
 from pulumi_django.rendering.proxy import (
     IMMUTABLE,
     LOOPBACK_CIDR,
+    MediaFiles,
     ProxySite,
     StaticFiles,
     local_site,
@@ -126,11 +128,38 @@ def test_a_site_refuses_values_that_would_break_the_config(
         replace(site, **change)
 
 
+def test_local_docker_serves_the_media_volume_and_the_rehearsal_its_directory() -> None:
+    config = stack(media={"urlPath": "/uploads/"})
+    local = local_site(config, ["app-1:8000"], "/srv/static")
+    assert local.media == MediaFiles("/uploads/", LOCAL_MEDIA_MOUNT)
+    rehearsal = rehearsal_site(
+        config,
+        listen_port=18080,
+        upstream_ports=[18001],
+        static_dir="/s",
+        runtime_dir="/r",
+        media_dir="/m",
+    )
+    assert rehearsal.media == MediaFiles("/uploads/", "/m")
+    off = stack(media={"enabled": False})
+    assert local_site(off, ["app-1:8000"], "/srv/static").media is None
+    rehearsal_off = rehearsal_site(
+        off, listen_port=1, upstream_ports=[2], static_dir="/s", runtime_dir="/r", media_dir="/m"
+    )
+    assert rehearsal_off.media is None
+    # AWS: media is on S3 (public ones through CloudFront), never the sidecar's business.
+    assert sidecar_site(config, ["10.0.0.0/16"]).media is None
+
+
 def test_static_files_need_a_prefix_and_a_plain_directory() -> None:
     with pytest.raises(ValueError, match="like /static/"):
         StaticFiles("static", "/srv/static")
     with pytest.raises(ValueError, match="absolute path"):
         StaticFiles("/static/", "srv/static")
+    with pytest.raises(ValueError, match="media url_prefix 'media/'"):
+        MediaFiles("media/", "/srv/media")
+    with pytest.raises(ValueError, match="media directory"):
+        MediaFiles("/media/", "/srv/media; autoindex on")
 
 
 def test_render_proxy_names_the_servers_it_knows() -> None:
@@ -158,7 +187,11 @@ def _variant(
             static_dir=str(static),
             runtime_dir=str(runtime),
         )
-    return replace(site, static=StaticFiles("/static/", str(static)) if static_on else None)
+    return replace(
+        site,
+        static=StaticFiles("/static/", str(static)) if static_on else None,
+        media=MediaFiles("/media/", str(static)) if static_on else None,
+    )
 
 
 @pytest.mark.parametrize("server", PROXIES)
@@ -394,3 +427,43 @@ def test_graceful_stop_lets_requests_in_flight_finish(
         slow.join(timeout=15)
         assert proxy.process.poll() is not None
     assert results and results[0]["path"] == "/slow"
+
+
+@pytest.fixture(scope="module")
+def media_dir() -> Iterator[Path]:
+    """Uploads as the app wrote them: a picture, a page someone uploaded, a nested file."""
+    with tempfile.TemporaryDirectory(prefix="pd-media-") as directory:
+        path = Path(directory)
+        (path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+        (path / "evil.html").write_text("<script>alert(document.cookie)</script>\n")
+        (path / "docs").mkdir()
+        (path / "docs" / "report.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+        yield path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", PROXIES)
+def test_uploads_are_served_inert_and_revalidated_and_a_miss_never_reaches_the_app(
+    server: ProxyServer, backends: dict[str, int], static_dir: Path, media_dir: Path
+) -> None:
+    media = MediaFiles("/media/", str(media_dir))
+    with proxy_for(server, [backends["gunicorn"]], static_dir, media=media) as proxy:
+        status, headers, body = fetch(proxy, "/media/photo.png")
+        assert (status, body[:4]) == (200, b"\x89PNG")
+        assert headers["Content-Type"] == "image/png"
+        assert headers["Cache-Control"] == "no-cache"  # an upload may be replaced by name
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Content-Security-Policy"] == MEDIA_CONTENT_SECURITY_POLICY
+        # An uploaded page is served, but its script may not run as the site.
+        status, headers, _ = fetch(proxy, "/media/evil.html")
+        assert status == 200
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        status, headers, _ = fetch(proxy, "/media/docs/report.pdf")
+        assert (status, headers["Content-Type"]) == (200, "application/pdf")
+        # Misses and directories are the proxy's own 404s: the echo app would have said 200.
+        for missing in ("/media/gone.png", "/media/docs/", "/media/"):
+            status, _, _ = fetch(proxy, missing)
+            assert status == 404, missing
+        # Only what is under /media/ is a file; a path climbing out of it goes to the app.
+        assert echo(proxy, "/mediafoo")["path"] == "/mediafoo"
+        assert echo(proxy, "/media/../etc/passwd")["server"] == "gunicorn"

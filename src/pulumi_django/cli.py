@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rehearse",
         "Rehearse a rolling release on real servers under load and report what users saw.",
     ),
+    "init": (
+        "init",
+        "Make an existing Django project deployable: stack file, Dockerfile, settings lines.",
+    ),
     "config-reference": (
         "config_reference",
         "Print the stack config reference (the table in README.md) as Markdown.",

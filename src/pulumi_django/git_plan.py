@@ -11,6 +11,13 @@ never mix with the working tree's:
   and goes first on PYTHONPATH;
 - any other Pulumi project (one that pip-installed pulumi-django) is run with the installed
   package, which is the code it would deploy with.
+
+The app (`django:app.context`) may sit outside the project's directory. In the project's own
+repository, the ref's tree holds it. In another repository (a sibling checkout, a submodule),
+that repository's tree is extracted beside the project's, placed as the two work trees sit
+relative to each other, so that the plan at the ref sees the same relative context path
+(`build.context`) with the app's files of its side: `--app-ref`, else the commit a submodule
+is pinned to at the ref, else the app repository's HEAD.
 """
 
 from __future__ import annotations
@@ -22,90 +29,170 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .plan_diff import HEAD_REF, MigrationReview, PlanDiff, Side, diff_plans
+from .plan_diff import HEAD_REF, AppSides, MigrationReview, PlanDiff, Side, diff_plans
 
 PLAN_TIMEOUT_SECONDS = 600.0
 MIGRATIONS = ":(glob)**/migrations/0*.py"
+FETCH_HINT = "in CI, fetch the history: actions/checkout with fetch-depth: 0"
+SUBMODULE_MODE = "160000"
 
 
 @dataclass(frozen=True)
 class Repository:
-    """The git work tree holding a Pulumi project, and where the project sits in it."""
+    """A git work tree, and the directory a review is about in it (the Pulumi project, or the
+    app)."""
 
     top: Path
-    project: Path  # relative to `top`
+    directory: Path  # relative to `top`
 
     def git(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return _git(cwd or self.top, *args)
 
 
-def review_against(project_dir: Path, stack: str, ref: str) -> PlanDiff:
+@dataclass(frozen=True)
+class Version:
+    """A repository at the commit a review compares with: the ref as given, the commit."""
+
+    repository: Repository
+    ref: str
+    commit: str
+
+
+def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None = None) -> PlanDiff:
     """The working tree's plan of `stack` compared with the plan at `ref`, and the migration
-    check of the migrations added since `ref`. UsageError for a bad ref or a failing plan."""
+    check of the migrations added since then. `app_ref` is the commit of the app's side when
+    the app is in another repository than the project. UsageError for a bad ref, an app
+    outside git or a failing plan."""
     from .plan import plan_stack_or_explain
 
+    project_dir = project_dir.resolve()
     repository = find_repository(project_dir)
-    commit = resolve_commit(repository, ref)
-    head_commit, dirty = head_state(repository)
+    project = Version(repository, ref, resolve_commit(repository, ref, "--diff-against"))
+    app_dir = (project_dir / configured_context(project_dir, stack)).resolve()
+    app = app_version(project, app_dir, app_ref) if app_dir.is_dir() else project
+    elsewhere = app.repository.top != repository.top
+    # In one repository, the app's uncommitted changes are the working tree's too.
+    head_commit, dirty = head_state(repository, *([] if elsewhere else [app.repository.directory]))
     head = plan_stack_or_explain(project_dir, stack)
-    base = plan_at_commit(repository, commit, stack, ref)
+    base = plan_at_commit(project, app if elsewhere else None, project_dir, stack)
     diff = diff_plans(
         base or {},
         head.as_json(),
         stack=stack,
-        base_side=Side(ref, commit, found=base is not None),
+        base_side=Side(ref, project.commit, found=base is not None),
         head_side=Side(HEAD_REF, head_commit, dirty=dirty),
     )
-    diff.migrations = review_migrations(repository, commit, project_dir, stack)
+    if elsewhere:
+        app_head, app_dirty = head_state(app.repository)
+        diff.app = AppSides(
+            repository=os.path.relpath(app.repository.top, project_dir),
+            base=Side(app.ref, app.commit),
+            head=Side(HEAD_REF, app_head, dirty=app_dirty),
+        )
+    diff.migrations = review_migrations(app.repository, app.commit, project_dir, stack)
     return diff
 
 
-def find_repository(project_dir: Path) -> Repository:
-    found = _git(project_dir, "rev-parse", "--show-toplevel")
+def find_repository(directory: Path, what: str = "") -> Repository:
+    """The work tree holding `directory`. `what` names the directory in the error (the
+    project's by default)."""
+    found = _git(directory, "rev-parse", "--show-toplevel")
     if found.returncode != 0:
-        raise UsageError(f"--diff-against needs a git repository: {project_dir} is not in one")
+        if what:
+            raise UsageError(
+                f"--diff-against: {what} {directory} is not in a git repository; commit it to "
+                "one (git init, git add, git commit) so that its version at the ref can be planned"
+            )
+        raise UsageError(f"--diff-against needs a git repository: {directory} is not in one")
     top = Path(found.stdout.strip()).resolve()
-    return Repository(top, project_dir.resolve().relative_to(top))
+    return Repository(top, directory.resolve().relative_to(top))
 
 
-def resolve_commit(repository: Repository, ref: str) -> str:
+def app_version(project: Version, app_dir: Path, app_ref: str | None) -> Version:
+    """The app's repository at the commit its side of the review is planned with: the
+    project's ref when it is the project's repository, else `--app-ref`, else the commit a
+    submodule is pinned to at the ref, else the app repository's HEAD."""
+    repository = find_repository(app_dir, "the app directory (django:app.context)")
+    if repository.top == project.repository.top:
+        if app_ref is not None:
+            raise UsageError(
+                f"--app-ref {app_ref}: the app ({app_dir}) is in the project's repository, "
+                f"where --diff-against {project.ref} already applies to it; leave out --app-ref"
+            )
+        return Version(repository, project.ref, project.commit)
+    if app_ref is not None:
+        return Version(repository, app_ref, resolve_commit(repository, app_ref, "--app-ref"))
+    pinned = submodule_commit(project, repository.top)
+    if pinned is not None:
+        return Version(repository, project.ref, pinned)
+    head = repository.git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if head.returncode != 0:
+        raise UsageError(
+            f"--diff-against: the app's repository {repository.top} has no commit yet; "
+            "commit the app, or name its side with --app-ref"
+        )
+    return Version(repository, "HEAD", head.stdout.strip())
+
+
+def submodule_commit(project: Version, top: Path) -> str | None:
+    """The commit the project's ref pins the submodule at `top` to (None if it is not one of
+    its submodules there), checked to be in the submodule's repository."""
+    if not top.is_relative_to(project.repository.top):
+        return None
+    path = top.relative_to(project.repository.top).as_posix()
+    entry = project.repository.git("ls-tree", project.commit, "--", path).stdout.split()
+    if len(entry) < 3 or entry[0] != SUBMODULE_MODE:
+        return None
+    commit = entry[2]
+    found = _git(top, "cat-file", "-e", f"{commit}^{{commit}}")
+    if found.returncode != 0:
+        raise UsageError(
+            f"--diff-against {project.ref} pins the submodule {path} to {commit[:12]}, which "
+            f"its repository does not have: fetch it (git -C {top} fetch origin {commit})"
+        )
+    return commit
+
+
+def resolve_commit(repository: Repository, ref: str, option: str) -> str:
     found = repository.git(
         "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
     )
     if found.returncode != 0 or not found.stdout.strip():
         raise UsageError(
-            f"--diff-against {ref}: no such commit, branch or tag in {repository.top} "
-            "(in CI, fetch the base branch: actions/checkout with fetch-depth: 0)"
+            f"{option} {ref}: no such commit, branch or tag in {repository.top} ({FETCH_HINT})"
         )
     return found.stdout.strip()
 
 
-def head_state(repository: Repository) -> tuple[str | None, bool]:
-    """The commit checked out (None in a repository without one) and whether the tree has
-    changes not committed, untracked files included."""
+def head_state(repository: Repository, *directories: Path) -> tuple[str | None, bool]:
+    """The commit checked out (None in a repository without one) and whether the review's
+    directories (the repository's own one and `directories`, relative to its top) have changes
+    not committed, untracked files included."""
     head = repository.git("rev-parse", "--verify", "--quiet", "HEAD")
-    status = repository.git("status", "--porcelain", "--", str(repository.project))
+    paths = sorted({str(path) for path in (repository.directory, *directories)})
+    status = repository.git("status", "--porcelain", "--", *paths)
     return (head.stdout.strip() or None), bool(status.stdout.strip())
 
 
 def plan_at_commit(
-    repository: Repository, commit: str, stack: str, ref: str
+    project: Version, app: Version | None, project_dir: Path, stack: str
 ) -> dict[str, Any] | None:
-    """The plan JSON of `stack` at `commit`, or None when the stack has no file there."""
+    """The plan JSON of `stack` at the project's commit, with the app of `app` (another
+    repository) beside it, or None when the stack has no file there."""
     with tempfile.TemporaryDirectory(prefix="pulumi-django-plan-") as scratch:
-        checkout = Path(scratch) / "tree"
-        extract_tree(repository, commit, checkout)
-        project = checkout / repository.project
-        if (
-            not (project / "Pulumi.yaml").is_file()
-            or not (project / f"Pulumi.{stack}.yaml").is_file()
-        ):
+        versions = [project] if app is None else [project, app]
+        placed = extract_side_by_side(versions, Path(scratch) / "tree")
+        checkout = placed(project.repository.top)
+        copy = placed(project_dir)
+        if not (copy / "Pulumi.yaml").is_file() or not (copy / f"Pulumi.{stack}.yaml").is_file():
             return None
+        keep_absolute_context_beside(copy, stack, project_dir, versions)
         environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         if is_pulumi_django_checkout(checkout):
             links = link_tree(checkout, Path(scratch) / "links")
@@ -115,7 +202,7 @@ def plan_at_commit(
         command = [sys.executable, "-P", "-m", "pulumi_django.cli", "plan", "--stack", stack]
         try:
             completed = subprocess.run(
-                [*command, "--cwd", str(project), "--json", "-"],
+                [*command, "--cwd", str(copy), "--json", "-"],
                 cwd=scratch,
                 env=environment,
                 capture_output=True,
@@ -125,16 +212,76 @@ def plan_at_commit(
             )
         except subprocess.TimeoutExpired:
             raise UsageError(
-                f"the plan of stack {stack} at {ref} did not finish in {PLAN_TIMEOUT_SECONDS:.0f} s"
+                f"the plan of stack {stack} at {project.ref} did not finish in "
+                f"{PLAN_TIMEOUT_SECONDS:.0f} s"
             ) from None
-    if completed.returncode != 0:
+    from .plan import APP_NOT_READY_EXIT_CODE
+
+    # A plan whose app readiness found errors still printed the whole plan.
+    if completed.returncode not in (0, APP_NOT_READY_EXIT_CODE):
         said = "\n".join(completed.stderr.strip().splitlines()[-12:]) or "it said nothing"
-        raise UsageError(f"the plan of stack {stack} at {ref} ({commit[:12]}) failed:\n{said}")
+        raise UsageError(
+            f"the plan of stack {stack} at {project.ref} ({project.commit[:12]}) failed:\n{said}"
+        )
     try:
         document: dict[str, Any] = json.loads(completed.stdout)
     except ValueError:
-        raise UsageError(f"the plan of stack {stack} at {ref} printed no plan JSON") from None
+        raise UsageError(
+            f"the plan of stack {stack} at {project.ref} printed no plan JSON"
+        ) from None
     return document
+
+
+def extract_side_by_side(versions: Sequence[Version], root: Path) -> Callable[[Path], Path]:
+    """Each version's tree under `root`, placed as the work trees sit relative to each other
+    (from their common parent directory down), so that a relative path from one into the
+    other (`../app`) leads to the same files. Returns where a work-tree path is in the copy."""
+    tops = [version.repository.top for version in versions]
+    common = Path(os.path.commonpath(tops))
+
+    def placed(path: Path) -> Path:
+        return root / path.relative_to(common)
+
+    # The outer one first when one work tree holds the other (a submodule).
+    for version in sorted(versions, key=lambda version: len(version.repository.top.parts)):
+        extract_tree(version.repository, version.commit, placed(version.repository.top))
+    return placed
+
+
+def keep_absolute_context_beside(
+    copy: Path, stack: str, project_dir: Path, versions: Sequence[Version]
+) -> None:
+    """An absolute `django:app.context` at the ref names the working tree's app: when it is
+    in one of the extracted repositories, the copy's stack file gets the same path relative to
+    the project instead, which leads to the app's copy at its commit; the plan reads it as
+    `project_relative` would write the absolute one (`build.context` does not change)."""
+    from .config import NAMESPACE
+    from .stackfile import set_config_field
+
+    context = Path(configured_context(copy, stack))
+    if not context.is_absolute():
+        return
+    target = context.resolve()
+    if any(target.is_relative_to(version.repository.top) for version in versions):
+        relative = os.path.relpath(target, project_dir)
+        set_config_field(copy, stack, f"{NAMESPACE}:app", "context", relative)
+
+
+def configured_context(project_dir: Path, stack: str) -> str:
+    """`django:app.context` as the stack file (or the project's default) sets it, read
+    without validating the config or inspecting the app: the ref's config may be older than
+    this code, and only the plan has the last word on it."""
+    from .config import NAMESPACE
+    from .config.app import AppConfig
+    from .stackfile import load_stack_file
+
+    values, _ = load_stack_file(project_dir, stack).namespace(NAMESPACE)
+    try:
+        app = json.loads(values.get("app") or "{}")
+    except ValueError:  # not an object: the plan says what is wrong with it
+        app = {}
+    context = app.get("context") if isinstance(app, dict) else None
+    return context if isinstance(context, str) else str(AppConfig.model_fields["context"].default)
 
 
 def extract_tree(repository: Repository, commit: str, destination: Path) -> None:
@@ -146,7 +293,8 @@ def extract_tree(repository: Repository, commit: str, destination: Path) -> None
     )
     if archive.returncode != 0:
         raise UsageError(f"git archive {commit[:12]} failed: {archive.stderr.decode().strip()}")
-    destination.mkdir(parents=True)
+    # A submodule's directory already exists (empty) in its superproject's tree.
+    destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(destination, filter="data")
 
@@ -177,20 +325,25 @@ def review_migrations(
     repository: Repository, commit: str, project_dir: Path, stack: str
 ) -> MigrationReview | None:
     """The migration check of the migrations added since `commit` (committed or not) in the
-    app of the stack (`app.context`, `app.settingsModule`). Offline: no database. None when
-    the app's directory is not in the repository. A check that cannot run is reported in the
-    review, not raised: the rest of the review still stands."""
+    app of the stack (`app.context`, `app.settingsModule`), where `repository` is the one
+    holding the app and `commit` the app's side. Offline: no database. They ship together, so
+    they are judged as one release; when they are all of the app's migrations, it is a first
+    deploy and none is judged. None when the app's directory is not in the repository. A
+    check that cannot run is reported in the review, not raised: the rest of the review still
+    stands."""
     from .migration_check import MigrationCheckError
     from .plan import check_offline
     from .stackfile import read_stack_config
 
-    config = read_stack_config(project_dir.resolve(), stack)
-    context = (project_dir / config.app.context).resolve()
+    context = (project_dir / configured_context(project_dir, stack)).resolve()
     if not context.is_dir() or not context.is_relative_to(repository.top):
         return None
+    config = read_stack_config(project_dir.resolve(), stack)
     added = added_migrations(repository, commit, context)
     if not added:
         return MigrationReview(added=[])
+    if set(added) >= migration_files(repository, context):
+        return MigrationReview(added=added, first_deploy=True)
     # A migration's label: the directory holding `migrations/` is the app (its default label).
     labels = [f"{Path(path).parent.parent.name}.{Path(path).stem}" for path in added]
     try:
@@ -224,6 +377,16 @@ def added_migrations(repository: Repository, commit: str, context: Path) -> list
             raise UsageError(f"git could not list the migrations: {completed.stderr.strip()}")
     paths = {*committed.stdout.split("\n"), *untracked.stdout.split("\n")} - {""}
     return sorted(paths, key=lambda path: (str(Path(path).parent), Path(path).name))
+
+
+def migration_files(repository: Repository, context: Path) -> set[str]:
+    """Every migration file under `context` in the working tree, relative to `context`."""
+    listed = repository.git(
+        "ls-files", "--cached", "--others", "--exclude-standard", "--", MIGRATIONS, cwd=context
+    )
+    if listed.returncode != 0:
+        raise UsageError(f"git could not list the migrations: {listed.stderr.strip()}")
+    return set(listed.stdout.split("\n")) - {""}
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,8 @@ The JSON is a contract other tools consume (extend it, never rename fields):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import runpy
 import sys
@@ -18,6 +20,8 @@ from typing import Any
 
 import pulumi
 
+from .app_readiness import AppReadiness, assess_app, readiness_lines
+from .app_resolution import interpreter_source, resolve_app_config
 from .config import NAMESPACE, StackConfig, parse_stack_config
 from .errors import UsageError
 from .migration_check import (
@@ -32,18 +36,26 @@ from .release import StepInPlan, release_order
 from .stackfile import StackFile, load_stack_file
 
 TARGET_KEY = "django:target"
+# `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
+APP_NOT_READY_EXIT_CODE = 1
 
 
 @dataclass
 class MigrationReport:
-    """The migration safety check of the stack's app, run offline on every migration."""
+    """The migration safety check of the stack's app, offline. With no deployed version to
+    compare with, it is a first deploy: every migration counted, none judged (`--diff-against`
+    judges the ones added since a ref)."""
 
     app_dir: Path
     result: CheckResult | None
     skipped: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        body = self.result.to_json() if self.result else {"checked": [], "findings": []}
+        body = (
+            self.result.to_json()
+            if self.result
+            else {"checked": [], "findings": [], "firstDeploy": False}
+        )
         return {**body, "appDir": str(self.app_dir), "skipped": self.skipped}
 
 
@@ -52,6 +64,7 @@ class Plan:
     stack_file: StackFile
     recording: Recording
     migrations: MigrationReport
+    readiness: AppReadiness
 
     @property
     def target(self) -> str:
@@ -78,13 +91,18 @@ class Plan:
                 for found in self.release_order()
             ],
             "migrationCheck": self.migrations.as_json(),
+            "appReadiness": self.readiness.as_json(),
         }
 
 
-def plan_stack(project_dir: Path, stack: str) -> Plan:
-    """Runs the project's program for `stack` under mocks. Raises UsageError for a bad stack
-    name or file, and the program's own ConfigError for invalid config."""
+def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
+    """Runs the project's program for `stack` under mocks, then checks the app's migrations and
+    readiness in its interpreter (`python`, a `--python` flag, overrides `app.python`). Raises
+    UsageError for a bad stack name or file, and the program's own ConfigError for invalid
+    config."""
     stack_file = load_stack_file(project_dir.resolve(), stack)
+    if python:
+        stack_file = with_app_python(stack_file, python)
 
     def program() -> None:
         with _program_context(stack_file):
@@ -98,22 +116,53 @@ def plan_stack(project_dir: Path, stack: str) -> Plan:
         secret_keys=stack_file.secret_keys,
     )
     recording.resources = _tree_order(recording.resources)
-    return Plan(stack_file, recording, check_app_migrations(stack_file))
+    configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
+    config = stack_config(stack_file)
+    readiness = assess_app(
+        config, stack_file.project_dir, python_source=interpreter_source(configured, python)
+    )
+    return Plan(stack_file, recording, check_app_migrations(stack_file, config), readiness)
 
 
-def plan_stack_or_explain(project_dir: Path, stack: str) -> Plan:
+def plan_stack_or_explain(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
     """plan_stack for the CLI: whatever the program refuses with (invalid config, a missing
     build context) becomes a UsageError naming the stack, as `pulumi up` shows it: no traceback."""
     try:
-        return plan_stack(project_dir, stack)
+        return plan_stack(project_dir, stack, python=python)
     except pulumi.RunError as error:
         raise UsageError(f"stack {stack}: {error}") from None
 
 
-def check_app_migrations(stack_file: StackFile) -> MigrationReport:
-    """The safety check on every migration of the stack's app, as the release would run it,
-    but offline: each migration judged on its own, no database needed."""
+def stack_config(stack_file: StackFile) -> StackConfig:
+    """The stack's config resolved against its app, as its program resolves it."""
     config = parse_stack_config(*stack_file.namespace(NAMESPACE))
+    try:
+        return resolve_app_config(config, stack_file.project_dir)
+    except UsageError as error:
+        raise UsageError(f"stack {stack_file.stack}: {error}") from None
+
+
+def with_app_python(stack_file: StackFile, python: str) -> StackFile:
+    """`stack_file` with `django:app.python` set to `python` (absolute), as `--python` asks:
+    the stack's program, the migration check and the readiness check all use it."""
+    key = f"{NAMESPACE}:app"
+    try:
+        app = json.loads(stack_file.config.get(key) or "{}")
+    except ValueError:
+        return stack_file  # the program reports the malformed section
+    if not isinstance(app, dict):
+        return stack_file
+    app["python"] = str(Path(python).absolute())
+    return dataclasses.replace(stack_file, config={**stack_file.config, key: json.dumps(app)})
+
+
+def check_app_migrations(
+    stack_file: StackFile, config: StackConfig | None = None
+) -> MigrationReport:
+    """The safety check of the stack's app as a first deploy, offline: the project loads, its
+    migrations are counted and the acknowledgements name real ones; nothing is judged, since a
+    plan has no running version to break."""
+    config = config or stack_config(stack_file)
     app_dir = (stack_file.project_dir / config.app.context).resolve()
     if not config.migrations.check:
         return MigrationReport(app_dir, None, "migrations.check is off")
@@ -134,15 +183,18 @@ def check_app_migrations(stack_file: StackFile) -> MigrationReport:
 
 
 def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()) -> CheckResult:
-    """The stack's app checked without a database: `labels`, or every migration. Raises
-    MigrationCheckError when the check cannot run."""
+    """The stack's app checked without a database: `labels`, judged as one release (the
+    migrations a change adds ship together), or, without labels, every migration as a first
+    deploy. Raises MigrationCheckError when the check cannot run."""
     return run_check(
         config.app.settings_module,
         pythonpath=str(app_dir),
         labels=labels,
-        check_all=not labels,
         offline=True,
+        one_release=bool(labels),
+        first_deploy=not labels,
         acknowledged=config.migrations.acknowledged,
+        python=config.app.python,
         environment={**OFFLINE_APP_ENVIRONMENT, **config.app.environment},
     )
 
@@ -218,6 +270,7 @@ def render_text(plan: Plan) -> str:
         else:
             gate = f"  (NOT ORDERED after step {numbers[found.after.key]}: it can run before it)"
         lines.append(f"  {number}. {found.step.title:<26} {names}{gate}")
+    lines += ["", *readiness_lines(plan.readiness)]
     lines += ["", *_migration_lines(plan.migrations)]
     if recording.outputs:
         lines += ["", "Outputs:"]
@@ -229,9 +282,14 @@ def render_text(plan: Plan) -> str:
 
 
 def _migration_lines(report: MigrationReport) -> list[str]:
-    title = f"Migration safety check ({report.app_dir.name}, offline, every migration):"
+    title = f"Migration safety check ({report.app_dir.name}, offline):"
     if report.result is None:
         return [title, f"  skipped: {report.skipped}"]
-    lines = [title, f"  checked: {', '.join(report.result.checked) or 'none'}"]
-    lines += [f"  {line}" if line else "" for line in format_report(report.result).splitlines()]
+    report_lines = format_report(report.result).splitlines()
+    lines = [title, *(f"  {line}" if line else "" for line in report_lines)]
+    if report.result.first_deploy:
+        lines.append(
+            "  Against a deployed version: `plan --diff-against GITREF` judges the migrations "
+            "added since then."
+        )
     return lines

@@ -183,6 +183,8 @@ class MigrationReview:
     checked: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    # The ref has none of the app's migrations: nothing of the app runs yet, none is judged.
+    first_deploy: bool = False
 
     @property
     def unsafe(self) -> list[dict[str, Any]]:
@@ -194,6 +196,7 @@ class MigrationReview:
             "checked": self.checked,
             "findings": self.findings,
             "error": self.error,
+            "firstDeploy": self.first_deploy,
         }
 
 
@@ -206,6 +209,22 @@ class Side:
     # base: whether the stack existed there; head: whether the tree has uncommitted changes.
     found: bool = True
     dirty: bool = False
+
+
+@dataclass(frozen=True)
+class AppSides:
+    """The app's two sides when it lives in another git repository than the project."""
+
+    repository: str  # its work tree, relative to the project directory
+    base: Side
+    head: Side
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "base": {"ref": self.base.ref, "commit": self.base.commit},
+            "head": {"ref": self.head.ref, "commit": self.head.commit, "dirty": self.head.dirty},
+        }
 
 
 @dataclass
@@ -223,6 +242,12 @@ class PlanDiff:
     mermaid: str
     migrations: MigrationReview | None = None
     notes: list[str] = field(default_factory=list)
+    app: AppSides | None = None
+
+    @property
+    def migrations_base(self) -> Side:
+        """The side the app's migrations are compared with: the app's own repository's."""
+        return self.app.base if self.app else self.base
 
     @property
     def replaced(self) -> list[ResourceChange]:
@@ -632,6 +657,7 @@ def diff_json(diff: PlanDiff) -> dict[str, Any]:
         "stack": diff.stack,
         "base": {"ref": diff.base.ref, "commit": diff.base.commit, "found": diff.base.found},
         "head": {"ref": diff.head.ref, "commit": diff.head.commit, "dirty": diff.head.dirty},
+        "app": diff.app.as_json() if diff.app else None,
         "summary": {
             "added": len(diff.added),
             "removed": len(diff.removed),
@@ -661,6 +687,14 @@ def _side(side: Side, *, markdown: bool) -> str:
     details += ["with uncommitted changes"] if side.dirty else []
     name = side.ref if side.ref == HEAD_REF or not markdown else f"`{side.ref}`"
     return f"{name} ({', '.join(details)})" if details else name
+
+
+def _app_sides(app: AppSides, *, markdown: bool) -> str:
+    where = f"`{app.repository}`" if markdown else app.repository
+    return (
+        f"The app's own repository {where}: {_side(app.head, markdown=markdown)} "
+        f"compared with {_side(app.base, markdown=markdown)}."
+    )
 
 
 def _counts(diff: PlanDiff) -> str:
@@ -693,6 +727,7 @@ def render_text(diff: PlanDiff) -> str:
     lines = [
         f"Stack {diff.stack}: {_side(diff.head, markdown=False)} compared with "
         f"{_side(diff.base, markdown=False)}, offline.",
+        *([f"  {_app_sides(diff.app, markdown=False)}"] if diff.app else []),
         f"  {_counts(diff)}",
     ]
     lines += [f"  {note}" for note in diff.notes]
@@ -719,7 +754,7 @@ def render_text(diff: PlanDiff) -> str:
     if diff.release_order_changed:
         lines += [f"  was: {_release_summary(diff.release_before)}"]
     if diff.migrations is not None:
-        lines += ["", f"Migrations added since {diff.base.ref}:"]
+        lines += ["", f"Migrations added since {diff.migrations_base.ref}:"]
         lines += _migration_lines(diff.migrations, markdown=False)
     lines += ["", CONSERVATIVE_NOTE]
     return "\n".join(lines) + "\n"
@@ -757,6 +792,12 @@ def _migration_lines(review: MigrationReview, *, markdown: bool) -> list[str]:
     bullet = "- " if markdown else "  "
     if not review.added:
         return [f"{bullet}none"]
+    if review.first_deploy:
+        noun = "migration" if len(review.added) == 1 else "migrations"
+        return [
+            f"{bullet}{len(review.added)} {noun}, the app's first: first deploy: nothing runs "
+            "yet, every migration is safe"
+        ]
     lines = [f"{bullet}{code(path)}" for path in review.added]
     if review.error:
         return [*lines, "", f"{bullet}could not check them: {review.error}"]
@@ -794,6 +835,7 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
         "",
         f"Compares {_side(diff.head, markdown=True)} with {_side(diff.base, markdown=True)}, "
         "offline (no credentials, no state).",
+        *(["", _app_sides(diff.app, markdown=True)] if diff.app else []),
         "",
         f"**{_counts(diff)}**",
     ]
@@ -851,7 +893,7 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
     if diff.release_order_changed:
         lines += ["", f"Before this change: {_release_summary(diff.release_before)}"]
     if diff.migrations is not None:
-        lines += ["", f"#### Migrations added since `{diff.base.ref}`", ""]
+        lines += ["", f"#### Migrations added since `{diff.migrations_base.ref}`", ""]
         lines += _migration_lines(diff.migrations, markdown=True)
     if diagram:
         lines += [

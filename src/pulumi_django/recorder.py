@@ -409,7 +409,9 @@ def _close_event_loops() -> None:
     that ran an invoke), with tasks still pending when the program failed. Closed at exit,
     before the interpreter tears down their sockets, none can print `Exception ignored in
     BaseEventLoop.__del__` and a traceback after a clean one-line error."""
-    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.BaseEventLoop)]:
+    # type(), not isinstance(): isinstance asks a lazy proxy (Django's settings, say) for its
+    # __class__, which would set it up at exit.
+    for loop in [o for o in gc.get_objects() if issubclass(type(o), asyncio.BaseEventLoop)]:
         if loop.is_running() or loop.is_closed():
             continue
         pending = asyncio.all_tasks(loop)

@@ -42,14 +42,18 @@ class StackFile:
         return values, secrets
 
 
-def read_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """The stack's validated `django:` config, read offline; UsageError naming the stack on
-    any mistake, in the file or in the config."""
+def read_stack_config(project_dir: Path, stack: str, *, python: str | None = None) -> StackConfig:
+    """The stack's validated `django:` config, read offline and resolved against the app as the
+    stack program does (`python`, a `--python` flag, overrides `app.python`); UsageError naming
+    the stack on any mistake, in the file, in the config or in the app."""
+    from .app_resolution import resolve_app_config
     from .config import NAMESPACE, ConfigError, parse_stack_config
 
+    stack_file = load_stack_file(project_dir, stack)
     try:
-        return parse_stack_config(*load_stack_file(project_dir, stack).namespace(NAMESPACE))
-    except ConfigError as error:
+        config = parse_stack_config(*stack_file.namespace(NAMESPACE))
+        return resolve_app_config(config, project_dir, python=python)
+    except (ConfigError, UsageError) as error:
         raise UsageError(f"stack {stack}: {error}") from None
 
 
@@ -217,3 +221,22 @@ def _mask_secure(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask_secure(v) for v in value]
     return value
+
+
+def set_config_field(project_dir: Path, stack: str, key: str, field: str, value: str) -> None:
+    """Rewrites Pulumi.<stack>.yaml with `field` of the object `key` (`django:app`) set to
+    `value`, starting from the object's value there or else the project's default, the rest
+    as the Pulumi CLI reads it (secure values included). Written as JSON, which every YAML
+    loader types alike; comments and layout are lost, so meant for a scratch copy."""
+    stack_path = project_dir / f"Pulumi.{stack}.yaml"
+    document = _read_yaml(stack_path)
+    config = document.get("config") or {}
+    current = config.get(key)
+    if current is None:
+        project_file = project_dir / "Pulumi.yaml"
+        current = _project_defaults(_read_yaml(project_file), project_file).get(key)
+    if not isinstance(current, dict):
+        current = {}
+    config[key] = {**current, field: value}
+    document["config"] = config
+    stack_path.write_text(json.dumps(document, indent=2, default=str) + "\n")

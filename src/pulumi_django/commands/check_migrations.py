@@ -6,8 +6,12 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..config import StackConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pythonpath", metavar="DIR", help="directory holding the project (default: current)"
     )
     parser.add_argument(
-        "--python", metavar="PATH", help="interpreter of the app's environment (default: this one)"
+        "--python",
+        metavar="PATH",
+        help="interpreter of the app's environment (default: the --stack's django:app.python, "
+        "else this one)",
     )
     parser.add_argument("--database-url", metavar="URL", help="DATABASE_URL for the app's settings")
     parser.add_argument(
@@ -30,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         dest="check_all",
         help="check every migration, applied or not (Django's own apps only when named)",
+    )
+    parser.add_argument(
+        "--one-release",
+        action="store_true",
+        help="the LABELs ship together: what one of them creates is new to the others",
     )
     parser.add_argument(
         "--offline",
@@ -41,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MIGRATION=REASON",
-        help="allow app_label.migration_name on purpose, with a reason (repeatable)",
+        help="allow app_label.migration_name, or a whole app (app_label or app_label.*), on "
+        "purpose, with a reason (repeatable)",
     )
     parser.add_argument(
         "--stack", metavar="NAME", help="also allow the stack's migrations.acknowledged"
@@ -55,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..migration_check import (
         OFFLINE_APP_ENVIRONMENT,
+        acknowledgement_reasons,
         format_report,
         parse_acknowledgements,
         run_check,
@@ -62,13 +76,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.check_all and args.labels:
         raise UsageError("--all and LABEL exclude each other: pass one or the other")
+    if args.one_release and not args.labels:
+        raise UsageError("--one-release needs LABELs: the migrations that ship together")
     if args.offline and not (args.check_all or args.labels):
         raise UsageError(
             "--offline needs --all or LABEL: only the database knows what is unapplied"
         )
     if args.pythonpath is not None and not Path(args.pythonpath).is_dir():
         raise UsageError(f"--pythonpath {args.pythonpath}: no such directory")
-    acknowledged = _stack_acknowledgements(args.stack, Path(args.cwd)) if args.stack else {}
+    stack = _read_stack(args.stack, Path(args.cwd), args.python) if args.stack else None
+    acknowledged = acknowledgement_reasons(stack.migrations.acknowledged) if stack else {}
     try:
         acknowledged |= parse_acknowledgements(args.acknowledge)
     except ValueError as error:
@@ -76,11 +93,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_check(
         args.settings,
         pythonpath=args.pythonpath,
-        python=args.python,
+        python=args.python or (stack.app.python if stack else None),
         database_url=args.database_url,
         labels=args.labels,
         check_all=args.check_all,
         offline=args.offline,
+        one_release=args.one_release,
         acknowledged=acknowledged,
         # Offline, nothing is reached: placeholders let the settings import where unset.
         environment={k: v for k, v in OFFLINE_APP_ENVIRONMENT.items() if k not in os.environ}
@@ -91,11 +109,15 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _stack_acknowledgements(stack: str, project_dir: Path) -> dict[str, str]:
-    from ..migration_check import acknowledgement_reasons
+def _read_stack(stack: str, project_dir: Path, python: str | None) -> StackConfig:
+    """The stack whose `migrations.acknowledged` apply and whose `app.python` is the default
+    interpreter."""
     from ..stackfile import read_stack_config
 
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {project_dir}: no such directory")
-    config = read_stack_config(project_dir, stack)
-    return acknowledgement_reasons(config.migrations.acknowledged)
+    config = read_stack_config(project_dir, stack, python=python)
+    interpreter = Path(config.app.python or "")
+    if not python and not interpreter.is_file():
+        raise UsageError(f"django:app.python of stack {stack}: {interpreter} does not exist")
+    return config

@@ -26,6 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "resources added, removed, changed, stateful replacements, new migrations",
     )
     parser.add_argument(
+        "--app-ref",
+        metavar="REF",
+        help="with --diff-against, when django:app.context is in another git repository: the "
+        "app's commit, branch or tag to compare with (default: the commit a submodule is "
+        "pinned to at GITREF, else the app repository's HEAD)",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the app's interpreter, where its settings are imported (default: "
+        "django:app.python, else this one)",
+    )
+    parser.add_argument(
         "--format",
         choices=("text", "markdown", "json"),
         default="text",
@@ -35,25 +48,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plan import plan_stack_or_explain, render_text
+    from ..plan import APP_NOT_READY_EXIT_CODE, plan_stack_or_explain, render_text
 
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {args.cwd}: no such directory")
     if args.diff_against is not None:
+        if args.python is not None:
+            raise UsageError("--python is not used with --diff-against: set django:app.python")
         return _diff(args, project_dir)
+    if args.app_ref is not None:
+        raise UsageError(
+            "--app-ref needs --diff-against GITREF, the project's side (HEAD if only the app "
+            "changed)"
+        )
     if args.format == "markdown":
         raise UsageError("--format markdown needs --diff-against GITREF")
     target = _json_target(args.json)
-    plan = plan_stack_or_explain(project_dir, args.stack)
+    plan = plan_stack_or_explain(project_dir, args.stack, python=args.python)
     document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
+    exit_code = 0 if plan.readiness.ready else APP_NOT_READY_EXIT_CODE
     if args.json == "-" or (args.format == "json" and not args.json):
         print(document, end="")
-        return 0
+        return exit_code
     if target:
         target.write_text(document)
     print(document if args.format == "json" else render_text(plan), end="")
-    return 0
+    return exit_code
 
 
 def _json_target(path: str | None) -> Path | None:
@@ -77,7 +98,7 @@ def _diff(args: argparse.Namespace, project_dir: Path) -> int:
 
     if args.json:
         raise UsageError("--json writes a plan, not a diff: use --format json with --diff-against")
-    diff = review_against(project_dir, args.stack, args.diff_against)
+    diff = review_against(project_dir, args.stack, args.diff_against, args.app_ref)
     if args.format == "json":
         print(json.dumps(diff_json(diff), indent=2))
     elif args.format == "markdown":

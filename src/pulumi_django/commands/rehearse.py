@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server", choices=("gunicorn", "uvicorn"), help="app server (default: the stack's)"
     )
     parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the app's interpreter: its servers, collectstatic, check and migrations run there "
+        "(default: the stack's django:app.python, else this one)",
+    )
+    parser.add_argument(
         "--proxy", choices=("nginx", "caddy"), help="reverse proxy (default: the stack's)"
     )
     parser.add_argument(
@@ -95,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..app_resolution import require_django
     from ..rehearsal.rehearse import RehearsalOptions, ReleaseStepError, rehearse
     from ..rehearsal.report import render_report, report_json
     from ..rehearsal.servers import ServerError
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {args.cwd}: no such directory")
     config = _stack_config(args, project_dir)
+    require_django(config.app.python or "", "--python" if args.python else "django:app.python")
     app_dir = Path(args.app) if args.app else project_dir / config.app.context
     if not (app_dir / "manage.py").is_file():
         raise UsageError(f"{app_dir} holds no manage.py: pass --app DIR, the Django project")
@@ -159,7 +167,7 @@ def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
                 "(its settings are the ones rehearsed)"
             )
         stack = DEFAULT_STACK
-    config = read_stack_config(project_dir, stack)
+    config = read_stack_config(project_dir, stack, python=args.python)
     app = config.app.model_copy(
         update={"server": args.server or config.app.server, "workers": args.workers}
     )

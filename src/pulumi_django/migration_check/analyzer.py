@@ -6,7 +6,11 @@ One self-contained file, stdlib and Django only, so that it runs in the app's ow
     python analyzer.py --settings MODULE [--pythonpath DIR] [--all | LABEL ...] [--json]
     python -c "$(analyzer source)" --settings MODULE ...
 
-The database is the app's own `default` one, from its settings (which read DATABASE_URL).
+The database is the app's own `default` one, from its settings (which should read
+DATABASE_URL; the report warns when they name another database). It must be PostgreSQL: any
+other engine is refused before it is opened, so no database file is ever created; the
+database is only read. On a new database (a first deploy) nothing is judged. (The runner
+also keeps bytecode out of the project.)
 Exit status: 0 nothing unsafe, 1 an unsafe finding nobody acknowledged, 2 the project, its
 settings or its database could not be used (one line on stderr, never a traceback).
 Every Django import happens inside a function, so the report types below import anywhere.
@@ -23,6 +27,7 @@ import math
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -30,7 +35,15 @@ from typing import Any
 
 UNSAFE = "unsafe"
 WARNING = "warning"
-MIGRATION_NAME = re.compile(r"^[a-z_]\w*\.\d{4}_\w+$")
+# What an acknowledgement names: one migration (`shop.0007_drop_price`), or every migration of
+# an app (`wagtailusers.*`, or just `wagtailusers`), e.g. a library's, which cannot carry the
+# marker comment and whose upgrade brings several migrations at once.
+ACKNOWLEDGED_NAME = re.compile(r"^(?P<app>[a-z_]\w*)(?P<migration>\.\d{4}_\w+|\.\*)?$")
+WHOLE_APP = ".*"
+ACKNOWLEDGED_NAME_HELP = (
+    "use app_label.migration_name (e.g. shop.0007_drop_price), or app_label.* for every "
+    "migration of an app (e.g. wagtailusers.*)"
+)
 MIN_REASON_LENGTH = 10
 # `# pulumi-django: acknowledge-unsafe <reason>` anywhere in a migration file.
 MARKER = re.compile(r"^\s*#\s*pulumi-django:\s*acknowledge-unsafe(?:[\s:]+(?P<reason>.*))?$")
@@ -224,8 +237,13 @@ class CheckResult:
 
     checked: list[str]
     findings: list[Finding]
-    # Acknowledged names that no migration of the project has: a typo, or one since renamed.
+    # Acknowledged names that no migration or app of the project has: a typo, or since renamed.
     unknown_acknowledgements: list[str] = dataclasses.field(default_factory=list)
+    # No version of the app runs yet (its database has none of the project's tables, or the
+    # caller has no deployed version to compare with): nothing can break, nothing was judged.
+    first_deploy: bool = False
+    # What makes the result less than it seems, e.g. settings that ignore DATABASE_URL.
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def refused(self) -> list[str]:
@@ -238,12 +256,18 @@ class CheckResult:
         return 1 if self.refused else 0
 
     def acknowledge(self, reasons: Mapping[str, str]) -> CheckResult:
-        """Marks every finding of the named migrations as allowed on purpose, with the reason."""
+        """Marks every finding of the named migrations, or of the named apps (`app.*`), as
+        allowed on purpose, with the reason; a migration's own acknowledgement comes first."""
+
+        def reason(migration: str) -> str | None:
+            whole_app = migration.partition(".")[0] + WHOLE_APP
+            return reasons.get(migration) or reasons.get(whole_app)
+
         return replace(
             self,
             findings=[
-                replace(f, acknowledged=True, acknowledgement=reasons[f.migration])
-                if f.migration in reasons
+                replace(f, acknowledged=True, acknowledgement=found)
+                if (found := reason(f.migration))
                 else f
                 for f in self.findings
             ],
@@ -253,9 +277,12 @@ class CheckResult:
         document: dict[str, Any] = {
             "checked": list(self.checked),
             "findings": [f.to_json() for f in self.findings],
+            "firstDeploy": self.first_deploy,
         }
         if self.unknown_acknowledgements:
             document["unknownAcknowledgements"] = list(self.unknown_acknowledgements)
+        if self.warnings:
+            document["warnings"] = list(self.warnings)
         return document
 
     @classmethod
@@ -266,20 +293,35 @@ class CheckResult:
             unknown_acknowledgements=[
                 str(name) for name in document.get("unknownAcknowledgements", [])
             ],
+            first_deploy=bool(document.get("firstDeploy", False)),
+            warnings=[str(text) for text in document.get("warnings", [])],
         )
 
 
+def acknowledged_name(name: str) -> str:
+    """The name an acknowledgement is kept under: `app.0007_name` as given, a whole app
+    (`app` or `app.*`) as `app.*`. ValueError when it is neither."""
+    match = ACKNOWLEDGED_NAME.match(name.strip())
+    if match is None:
+        raise ValueError(ACKNOWLEDGED_NAME_HELP)
+    return match["app"] + (match["migration"] or WHOLE_APP)
+
+
 def parse_acknowledgements(items: Iterable[str]) -> dict[str, str]:
-    """`app_label.migration_name=REASON` strings (the `--acknowledge` flag) as a mapping."""
+    """`MIGRATION=REASON` strings (the `--acknowledge` flag) as a mapping; MIGRATION is
+    `app_label.migration_name`, or `app_label` / `app_label.*` for a whole app."""
     reasons = {}
     for item in items:
         migration, _, reason = item.partition("=")
-        migration, reason = migration.strip(), reason.strip()
-        if not MIGRATION_NAME.match(migration):
+        reason = reason.strip()
+        try:
+            migration = acknowledged_name(migration)
+        except ValueError:
             raise ValueError(
-                f"--acknowledge {item!r}: use app_label.migration_name=REASON, "
-                "e.g. shop.0007_drop_price='column unused since release 41'"
-            )
+                f"--acknowledge {item!r}: use app_label.migration_name=REASON, e.g. "
+                "shop.0007_drop_price='column unused since release 41', or app_label=REASON "
+                "for every migration of an app, e.g. wagtailusers='upgrade reviewed by hand'"
+            ) from None
         if len(reason) < MIN_REASON_LENGTH:
             raise ValueError(
                 f"--acknowledge {item!r}: give a reason of at least {MIN_REASON_LENGTH} "
@@ -289,10 +331,14 @@ def parse_acknowledgements(items: Iterable[str]) -> dict[str, str]:
     return reasons
 
 
+FIRST_DEPLOY = "First deploy: nothing runs yet, every migration is safe."
+
+
 def format_report(result: CheckResult) -> str:
     """Findings grouped by migration, each with its safe alternative, then the verdict."""
     noun = "migration" if len(result.checked) == 1 else "migrations"
     lines = [f"Checked {len(result.checked)} {noun}."]
+    lines += [f"warning: {text}" for text in result.warnings]
     for migration in result.checked:
         found = [f for f in result.findings if f.migration == migration]
         if not found:
@@ -311,22 +357,24 @@ def format_report(result: CheckResult) -> str:
     lines.append("")
     if result.unknown_acknowledgements:
         lines.append(
-            "Acknowledged, but the project has no such migration (check the spelling): "
+            "Acknowledged, but the project has no such migration or app (check the spelling): "
             f"{', '.join(result.unknown_acknowledgements)}."
         )
     warnings = sum(f.severity == WARNING for f in result.findings)
     acknowledged = sorted({f.migration for f in result.findings if f.acknowledged})
     if acknowledged:
         lines.append(f"Acknowledged: {', '.join(acknowledged)}.")
-    if result.refused:
+    if result.first_deploy:
+        lines.append(FIRST_DEPLOY)
+    elif result.refused:
         lines.append(
             f"Refused {len(result.refused)} of {len(result.checked)} {noun}: "
             f"{', '.join(result.refused)}."
         )
         lines.append(
-            "Make them safe as suggested, or allow one on purpose: list it with a reason under "
-            "`migrations.acknowledged` in the stack config, or add the line "
-            f"`{MARKER_EXAMPLE}` to the migration file."
+            "Make them safe as suggested, or allow one on purpose: list it (or its whole app, "
+            "as app_label.*) with a reason under `migrations.acknowledged` in the stack config, "
+            f"or add the line `{MARKER_EXAMPLE}` to the migration file."
         )
     else:
         lines.append(f"Nothing unsafe ({warnings} warning{'' if warnings == 1 else 's'}).")
@@ -344,16 +392,25 @@ def check_project(
     check_all: bool = False,
     offline: bool = False,
     acknowledged: Mapping[str, str] | None = None,
+    *,
+    one_release: bool = False,
+    first_deploy: bool = False,
 ) -> CheckResult:
     """Checks the migrations `migrate` would apply next, or `--all`, or the LABELs, and allows
-    the `acknowledged` ones on purpose."""
+    the `acknowledged` ones on purpose.
+
+    `one_release`: the LABELs ship together (what is created by one of them is new to the
+    others). `first_deploy`: nothing runs yet, so nothing is judged and no database is needed.
+    """
     _setup_django(settings, pythonpath)
-    checker = _Checker(offline)
+    checker = _Checker(offline or first_deploy)
     reasons = dict(acknowledged or {})
-    known = {f"{app}.{name}" for app, name in checker.loader.disk_migrations}
+    migrations = {f"{app}.{name}" for app, name in checker.loader.disk_migrations}
+    apps = {app + WHOLE_APP for app, _ in checker.loader.disk_migrations}
+    result = checker.run(labels, check_all, one_release=one_release, first_deploy=first_deploy)
     return replace(
-        checker.run(labels, check_all).acknowledge(reasons),
-        unknown_acknowledgements=sorted(set(reasons) - known),
+        result.acknowledge(reasons),
+        unknown_acknowledgements=sorted(set(reasons) - migrations - apps),
     )
 
 
@@ -390,6 +447,84 @@ def _setup_django(settings: str, pythonpath: str | None) -> None:
         raise ProjectError(f"Django could not load the project: {_describe_error(error)}") from None
 
 
+POSTGRESQL_SCHEMES = ("postgres", "postgresql", "postgis", "pgsql")
+CONFIGURE_LINE = "from pulumi_django_runtime import configure; configure(globals())"
+
+
+def _require_postgresql(connection: Any) -> None:
+    """The rules are PostgreSQL's: any other engine is refused before it is opened."""
+    if connection.vendor == "postgresql":
+        return
+    engine = connection.settings_dict.get("ENGINE") or ""
+    if engine == "django.db.backends.dummy":
+        found = "define no database (DATABASES is empty)"
+    else:
+        found = f"use {getattr(connection, 'display_name', connection.vendor)} ({engine})"
+    url = os.environ.get("DATABASE_URL", "")
+    if url.partition(":")[0].lower() in POSTGRESQL_SCHEMES:
+        found += " and ignore DATABASE_URL"
+    raise ProjectError(
+        f"the settings {found}, not PostgreSQL: the check knows PostgreSQL only and opens no "
+        "other database; make the settings read DATABASE_URL, e.g. with "
+        f"`{CONFIGURE_LINE}` at the end of the settings module"
+    )
+
+
+def _ignored_database_url(settings: Mapping[str, Any], offline: bool) -> list[str]:
+    """A warning when DATABASE_URL is set but the settings' `default` database is another one:
+    the check then read a database nobody meant, and deployed, the app would too."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return []
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = str(parts.port or "")
+    except ValueError:  # not a URL: the settings could not have read it either
+        return []
+    named = {
+        "NAME": urllib.parse.unquote(parts.path.lstrip("/")),
+        "HOST": urllib.parse.unquote(parts.hostname or ""),
+        "PORT": port,
+        "USER": urllib.parse.unquote(parts.username or ""),
+    }
+    used = {key: str(settings.get(key) or "") for key in named}
+    if all(not value or _same_setting(key, value, used[key]) for key, value in named.items()):
+        return []
+    if offline:
+        return [
+            f"the settings ignore DATABASE_URL (their database is {_where(settings)}): deployed, "
+            "the app would not use the database the stack gives it; make the settings read "
+            f"DATABASE_URL, e.g. with `{CONFIGURE_LINE}`"
+        ]
+    shown = f"{parts.scheme}://{named['USER'] + '@' if named['USER'] else ''}{parts.hostname}"
+    shown += f":{port}/{named['NAME']}" if port else f"/{named['NAME']}"
+    return [
+        f"the settings ignore DATABASE_URL ({shown}): the database checked is theirs, "
+        f"{_where(settings)}; make the settings read DATABASE_URL, e.g. with `{CONFIGURE_LINE}`"
+    ]
+
+
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+POSTGRESQL_PORT = "5432"
+
+
+def _same_setting(key: str, named: str, used: str) -> bool:
+    """Whether a DATABASES setting is what the URL names (this machine, or the default port,
+    however spelt)."""
+    named, used = named.lower(), used.lower()
+    if key == "HOST" and named in LOCAL_HOSTS and used in LOCAL_HOSTS:
+        return True
+    if key == "PORT":
+        return (named or POSTGRESQL_PORT) == (used or POSTGRESQL_PORT)
+    return named == used
+
+
+def _where(settings: Mapping[str, Any]) -> str:
+    host = settings.get("HOST") or "localhost"
+    port = settings.get("PORT") or "default port"
+    return f"{settings.get('NAME')!r} at {host}:{port}"
+
+
 def _describe_error(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
@@ -404,9 +539,20 @@ class _Checker:
         self.alias = DEFAULT_DB_ALIAS
         self.connection = connections[self.alias]
         self.offline = offline
+        # Before anything connects: another engine is refused, never opened (SQLite would
+        # create its file in the user's project).
+        _require_postgresql(self.connection)
+        self.warnings = _ignored_database_url(self.connection.settings_dict, offline)
         self.loader = self._load()
         # Tables the running version cannot be using: created earlier in this release.
         self.fresh_tables: set[str] = set()
+        # Tables created by each app's initial migrations: makemigrations splits an app's first
+        # migration in two when foreign keys form a cycle (`0002_initial` adds them), and the
+        # parts ship together, so they are one release even when each migration is its own.
+        self.initial_tables: dict[str, set[str]] = {}
+        # Unique column sets, by table, that the migration being judged dropped: within the
+        # migration's transaction no duplicate can appear before they are made unique again.
+        self.dropped_unique: dict[str, set[frozenset[str]]] = {}
         self.findings: list[Finding] = []
         self.migration = ""
         self.operation = ""
@@ -417,7 +563,7 @@ class _Checker:
         from django.db.migrations.exceptions import InconsistentMigrationHistory
         from django.db.migrations.loader import MigrationLoader
 
-        if not self.offline and self.connection.vendor == "postgresql":
+        if not self.offline:
             options = self.connection.settings_dict.setdefault("OPTIONS", {})
             options.setdefault("connect_timeout", 10)
         try:
@@ -428,7 +574,8 @@ class _Checker:
                 loader.check_consistent_history(self.connection)
         except DatabaseError as error:
             raise ProjectError(
-                f"cannot use the database {self._where()}: {_describe_error(error)}"
+                f"cannot use the database {_where(self.connection.settings_dict)}: "
+                f"{_describe_error(error)}"
             ) from None
         except InconsistentMigrationHistory as error:
             raise ProjectError(str(error)) from None
@@ -442,20 +589,26 @@ class _Checker:
             )
         return loader
 
-    def _where(self) -> str:
-        settings = self.connection.settings_dict
-        host = settings.get("HOST") or "localhost"
-        port = settings.get("PORT") or "default port"
-        return f"{settings.get('NAME')!r} at {host}:{port}"
-
-    def run(self, labels: Sequence[str], check_all: bool) -> CheckResult:
+    def run(
+        self,
+        labels: Sequence[str],
+        check_all: bool,
+        *,
+        one_release: bool = False,
+        first_deploy: bool = False,
+    ) -> CheckResult:
         from django.db.migrations.state import ProjectState
 
         plan = self._plan()
+        if not labels and not check_all and (first_deploy or self._database_is_new()):
+            applied = self.loader.applied_migrations
+            unapplied = [f"{app}.{name}" for app, name in plan if (app, name) not in applied]
+            return CheckResult(unapplied, [], first_deploy=True, warnings=self.warnings)
         selected = self._select(plan, labels, check_all)
-        # What `migrate` applies next is one release: its new tables are unknown to the
-        # running version. Otherwise each migration is judged as a release of its own.
-        one_release = not labels and not check_all
+        # What `migrate` applies next is one release, as are LABELs that ship together: their
+        # new tables are unknown to the running version. Otherwise each migration is judged
+        # as a release of its own (but for an app's initial migrations, see initial_tables).
+        one_release = one_release or (not labels and not check_all)
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         checked: list[str] = []
         markers: dict[str, str] = {}
@@ -468,14 +621,34 @@ class _Checker:
                 continue
             self.migration = f"{key[0]}.{key[1]}"
             checked.append(self.migration)
+            self.dropped_unique = {}
             if not one_release:
-                self.fresh_tables.clear()
+                self.fresh_tables = (
+                    set(self.initial_tables.get(key[0], ())) if migration.initial else set()
+                )
             for operation in migration.operations:
                 self._apply(key[0], operation, state, _describe(operation))
+            if migration.initial and not one_release:
+                self.initial_tables[key[0]] = set(self.fresh_tables)
             reason = _marker_reason(migration)
             if reason:
                 markers[self.migration] = reason
-        return CheckResult(checked, self.findings).acknowledge(markers)
+        return CheckResult(checked, self.findings, warnings=self.warnings).acknowledge(markers)
+
+    def _database_is_new(self) -> bool:
+        """Whether no version of the app can be running yet: no migration recorded as applied
+        and none of the project's tables in the database (read, never created)."""
+        from django.db import DatabaseError
+
+        if self.offline or self.loader.applied_migrations:
+            return False
+        try:
+            return not self.connection.introspection.django_table_names(only_existing=True)
+        except DatabaseError as error:
+            raise ProjectError(
+                f"cannot use the database {_where(self.connection.settings_dict)}: "
+                f"{_describe_error(error)}"
+            ) from None
 
     def _plan(self) -> list[tuple[str, str]]:
         graph = self.loader.graph
@@ -522,7 +695,7 @@ class _Checker:
             selected.add(key)
         return selected
 
-    def _report(self, rule: str, message: str) -> None:
+    def _report(self, rule: str, message: str, suggestion: str | None = None) -> None:
         definition = RULES[rule]
         self.findings.append(
             Finding(
@@ -531,7 +704,7 @@ class _Checker:
                 rule=rule,
                 severity=definition.severity,
                 message=message,
-                suggestion=definition.suggestion,
+                suggestion=suggestion or definition.suggestion,
             )
         )
 
@@ -546,7 +719,6 @@ class _Checker:
             m.AlterModelManagers,
             m.AlterModelTableComment,
             m.RenameIndex,
-            m.RemoveConstraint,
         )
         if hasattr(m, "AlterConstraint"):
             no_database_effect += (m.AlterConstraint,)
@@ -578,6 +750,7 @@ class _Checker:
             ((m.AddIndex,), self._add_index),
             ((m.RemoveIndex,), self._remove_index),
             ((m.AddConstraint,), self._add_constraint),
+            ((m.RemoveConstraint,), self._remove_constraint),
             ((m.RunPython,), self._run_python),
         ]
 
@@ -805,6 +978,9 @@ class _Checker:
         self, state: Any, before: Any, after: Any, old_name: str, new_name: str
     ) -> None:
         old, new = self._field(before, old_name), self._field(after, new_name)
+        if old.many_to_many or new.many_to_many:
+            self._compare_many_to_many(before, after, (old_name, old), (new_name, new))
+            return
         if not (old.concrete and new.concrete):
             return
         table = self._table(after)
@@ -846,11 +1022,9 @@ class _Checker:
                 "running version that omit it fail",
             )
         if new.unique and not old.unique and not new.primary_key:
-            self._report(
-                "unique-constraint-added",
-                f"makes {column} unique: the index is built under a write lock and the running "
-                "version may insert duplicates",
-            )
+            self._judge_unique(before, frozenset([new.column]), f"makes {column} unique")
+        elif old.unique and not new.unique:
+            self.dropped_unique.setdefault(table, set()).add(frozenset([old.column]))
         old_index, new_index = old.db_index and not old.unique, new.db_index and not new.unique
         if new_index and not old_index:
             self._report(
@@ -868,11 +1042,86 @@ class _Checker:
                 "foreign-key-added",
                 f"adds a foreign key from {column} to {target}, validated at once under lock",
             )
-        if new_db.get("check") and new_db.get("check") != old_db.get("check"):
+        elif target is not None and _alters_column(old, new):
+            self._report(
+                "foreign-key-added",
+                f"re-creates the foreign key from {column} to {target}: Django drops and re-adds "
+                "it whenever it alters the column, validated at once under lock",
+            )
+        # The field's own check names its column; a renamed column keeps its check.
+        new_check = self._check_of(new_db, new.column)
+        if new_check and new_check != self._check_of(old_db, old.column):
             self._report(
                 "check-constraint-added",
                 f"adds CHECK ({new_db['check']}) on {column}, validated at once under lock",
             )
+
+    def _check_of(self, db_parameters: dict[str, Any], column: str) -> str | None:
+        """The column's check with its name left out, e.g. `"{column}" >= 0`."""
+        check = db_parameters.get("check")
+        if not check:
+            return None
+        return str(check).replace(self.connection.ops.quote_name(column), '"{column}"')
+
+    def _compare_many_to_many(
+        self, before: Any, after: Any, old: tuple[str, Any], new: tuple[str, Any]
+    ) -> None:
+        """A many-to-many field has no column (its `null` means nothing); its table may be
+        renamed, by a new `db_table` or a new field name."""
+        old_table = self._many_to_many_table(before, *old) if old[1].many_to_many else None
+        new_table = self._many_to_many_table(after, *new) if new[1].many_to_many else None
+        if old_table is None or new_table is None or old_table == new_table:
+            return
+        if old_table in self.fresh_tables:
+            self.fresh_tables.add(new_table)
+        else:
+            self._report(
+                "table-renamed",
+                f"renames many-to-many table {old_table} to {new_table}: the running version "
+                "still uses the old name",
+            )
+
+    def _judge_unique(self, before: Any, columns: frozenset[str] | None, change: str) -> None:
+        """A unique constraint or index on `columns` (None: on expressions) of an existing
+        table: unsafe, unless the rows are unique on them already."""
+        table = self._table(before)
+        kept = self._unique_sets(before) | self.dropped_unique.get(table, set())
+        if columns is not None and any(unique <= columns for unique in kept):
+            self._report(
+                "index-created-non-concurrently",
+                f"{change}: the rows are unique on these columns already, but the unique index "
+                "is built without CONCURRENTLY, so writes wait",
+                suggestion=RULES["unique-constraint-added"].suggestion,
+            )
+        else:
+            self._report(
+                "unique-constraint-added",
+                f"{change}: the index is built under a write lock and the running version may "
+                "insert duplicates",
+            )
+
+    def _unique_sets(self, model: Any) -> set[frozenset[str]]:
+        """The column sets the table keeps unique: its primary key, unique fields,
+        `unique_together` and UniqueConstraints on fields without a condition."""
+        from django.db.models.options import normalize_together
+
+        field_sets: list[Sequence[str]] = [
+            [name]
+            for name, field in model.fields.items()
+            if field.unique and not field.many_to_many  # a primary key is unique too
+        ]
+        field_sets += normalize_together(model.options.get("unique_together") or ())
+        field_sets += [
+            _unique_fields(constraint) for constraint in model.options.get("constraints", [])
+        ]
+        found = (self._field_columns(model, names) for names in field_sets if names)
+        return {columns for columns in found if columns is not None}
+
+    def _field_columns(self, model: Any, names: Sequence[str]) -> frozenset[str] | None:
+        """The columns of the model's fields `names` (None if the state lacks one)."""
+        if any(name not in model.fields for name in names):
+            return None
+        return frozenset(self._field(model, name).column for name in names)
 
     def _alter_together(self, app_label: str, operation: Any, before: Any, state: Any) -> None:
         from django.db.models.options import normalize_together
@@ -884,12 +1133,15 @@ class _Checker:
         old = set(normalize_together(before.options.get(operation.option_name) or ()))
         new = set(normalize_together(operation.option_value or ()))
         unique = operation.option_name == "unique_together"
+        if unique:
+            dropped = (self._field_columns(before, names) for names in old - new)
+            self.dropped_unique.setdefault(table, set()).update(c for c in dropped if c)
         for columns in sorted(new - old):
             if unique:
-                self._report(
-                    "unique-constraint-added",
-                    f"adds unique_together {columns} to {table}: the index is built under a "
-                    "write lock and the running version may insert duplicates",
+                self._judge_unique(
+                    before,
+                    self._field_columns(before, columns),
+                    f"adds unique_together {columns} to {table}",
                 )
             else:
                 self._report(
@@ -940,11 +1192,11 @@ class _Checker:
                 f"drops index {operation.name} on {self._table(before)} without CONCURRENTLY",
             )
 
-    def _add_constraint(self, app_label: str, operation: Any, _before: Any, state: Any) -> None:
-        from django.db.models import CheckConstraint
+    def _add_constraint(self, app_label: str, operation: Any, before: Any, state: Any) -> None:
+        from django.db.models import CheckConstraint, UniqueConstraint
 
         model = state.models.get((app_label, operation.model_name_lower))
-        if not self._existing(model):
+        if before is None or not self._existing(model):
             return
         constraint = operation.constraint
         table = self._table(model)
@@ -954,12 +1206,23 @@ class _Checker:
                 f"adds check constraint {constraint.name} to {table}, validated at once under "
                 "lock; the running version may write rows it rejects",
             )
-        else:
-            self._report(
-                "unique-constraint-added",
-                f"adds {type(constraint).__name__} {constraint.name} to {table}: the index is "
-                "built under a write lock and the running version may insert duplicates",
-            )
+            return
+        on_fields = isinstance(constraint, UniqueConstraint) and constraint.fields
+        self._judge_unique(
+            before,
+            self._field_columns(before, constraint.fields) if on_fields else None,
+            f"adds {type(constraint).__name__} {constraint.name} to {table}",
+        )
+
+    def _remove_constraint(self, _app: str, operation: Any, before: Any, _state: Any) -> None:
+        """Nothing to judge; a unique set it drops is remembered for this migration."""
+        if before is None:
+            return
+        for constraint in before.options.get("constraints", []):
+            if constraint.name == operation.name and _unique_fields(constraint):
+                columns = self._field_columns(before, _unique_fields(constraint))
+                if columns:
+                    self.dropped_unique.setdefault(self._table(before), set()).add(columns)
 
     def _run_python(self, _app: str, operation: Any, _before: Any, _state: Any) -> None:
         if not operation.reversible:
@@ -982,8 +1245,6 @@ class _Checker:
         name = type(operation).__name__
         if self.offline:
             why = "the check ran --offline"
-        elif self.connection.vendor != "postgresql":
-            why = f"the database is {self.connection.vendor}, not PostgreSQL"
         elif not operation.reduces_to_sql:
             why = "it does not reduce to SQL"
         else:
@@ -1325,6 +1586,30 @@ def _model_name(operation: Any) -> str | None:
     return str(name) if name else None
 
 
+def _unique_fields(constraint: Any) -> tuple[str, ...]:
+    """The fields a UniqueConstraint keeps unique in every row; none for any other constraint,
+    one on expressions, or one with a condition (partial)."""
+    from django.db.models import UniqueConstraint
+
+    if not isinstance(constraint, UniqueConstraint) or constraint.condition is not None:
+        return ()
+    return tuple(constraint.fields)
+
+
+def _alters_column(old: Any, new: Any) -> bool:
+    """Whether Django's schema editor alters the column for this change, which drops and
+    re-creates its foreign key: Django's own test (`_field_should_be_altered`), but on the
+    state's unbound fields, and leaving the target out (it is compared on its own)."""
+
+    def significant(field: Any) -> tuple[Any, ...]:
+        _, path, args, kwargs = field.deconstruct()
+        for attribute in (*field.non_db_attrs, "db_comment", "to"):
+            kwargs.pop(attribute, None)
+        return path, args, kwargs
+
+    return bool(old.column != new.column or significant(old) != significant(new))
+
+
 def _has_db_default(field: Any) -> bool:
     from django.db.models.fields import NOT_PROVIDED
 
@@ -1368,6 +1653,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pythonpath", help="directory holding the project (default: current)")
     parser.add_argument("--all", action="store_true", dest="check_all", help="every migration")
     parser.add_argument("--offline", action="store_true", help="do not connect to the database")
+    parser.add_argument(
+        "--one-release", action="store_true", help="the LABELs ship together, as one release"
+    )
+    parser.add_argument(
+        "--first-deploy",
+        action="store_true",
+        help="no version runs yet: judge nothing, connect nowhere (the migrations are counted)",
+    )
     parser.add_argument("--acknowledge", action="append", default=[], metavar="MIGRATION=REASON")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
@@ -1378,7 +1671,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check_all and args.labels:
         parser.error("--all and LABEL exclude each other")
-    if args.offline and not (args.check_all or args.labels):
+    if args.first_deploy and (args.check_all or args.labels):
+        parser.error("--first-deploy judges nothing: it excludes --all and LABEL")
+    if args.one_release and not args.labels:
+        parser.error("--one-release needs LABELs")
+    if args.offline and not (args.check_all or args.labels or args.first_deploy):
         parser.error("--offline needs --all or LABEL: only the database knows what is unapplied")
     try:
         acknowledged = parse_acknowledgements(args.acknowledge)
@@ -1391,6 +1688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.check_all,
                 args.offline,
                 acknowledged,
+                one_release=args.one_release,
+                first_deploy=args.first_deploy,
             )
     except (ProjectError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import UsageError
-from .analyzer import CheckResult
+from .analyzer import CheckResult, acknowledged_name
 
 ANALYZER = Path(__file__).with_name("analyzer.py")
 # What a deployment gives the app's settings and only a deployment knows. The offline check
@@ -40,7 +40,8 @@ class Acknowledged(Protocol):
     def reason(self) -> str: ...
 
 
-# {"app_label.migration_name": reason}, or the stack config's `migrations.acknowledged`.
+# {"app_label.migration_name" or "app_label.*": reason}, or the stack config's
+# `migrations.acknowledged`.
 Acknowledgements = Mapping[str, str] | Iterable[Acknowledged]
 
 
@@ -60,6 +61,8 @@ def analyzer_arguments(
     labels: Sequence[str] = (),
     check_all: bool = False,
     offline: bool = False,
+    one_release: bool = False,
+    first_deploy: bool = False,
     acknowledged: Acknowledgements = (),
     json_output: bool = True,
 ) -> list[str]:
@@ -71,6 +74,10 @@ def analyzer_arguments(
         arguments.append("--all")
     if offline:
         arguments.append("--offline")
+    if one_release:
+        arguments.append("--one-release")
+    if first_deploy:
+        arguments.append("--first-deploy")
     for migration, reason in acknowledgement_reasons(acknowledged).items():
         arguments += ["--acknowledge", f"{migration}={reason}"]
     if json_output:
@@ -94,16 +101,21 @@ def run_check(
     labels: Sequence[str] = (),
     check_all: bool = False,
     offline: bool = False,
+    one_release: bool = False,
+    first_deploy: bool = False,
     acknowledged: Acknowledgements = (),
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     environment: Mapping[str, str] | None = None,
 ) -> CheckResult:
     """Checks the app's migrations with its own interpreter; MigrationCheckError if it cannot.
 
-    By default the migrations not yet applied to the app's database; `check_all` or `labels`
-    (`app_label` or `app_label.migration_name`) pick others. `database_url` becomes the
-    analyzer's DATABASE_URL; `acknowledged` allows migrations on purpose, each with a reason;
-    `environment` adds variables the app's settings need to import.
+    By default the migrations not yet applied to the app's database (none judged when the
+    database is new: a first deploy); `check_all` or `labels` (`app_label` or
+    `app_label.migration_name`) pick others, each judged as its own release unless
+    `one_release`. `first_deploy` asserts nothing runs yet, without a database.
+    `database_url` becomes the analyzer's DATABASE_URL; `acknowledged` allows migrations (or
+    whole apps) on purpose, each with a reason; `environment` adds variables the app's
+    settings need to import.
     """
     interpreter = python or sys.executable
     command = [
@@ -115,12 +127,18 @@ def run_check(
             labels=labels,
             check_all=check_all,
             offline=offline,
+            one_release=one_release,
+            first_deploy=first_deploy,
             acknowledged=acknowledged,
         ),
     ]
     environment = {**os.environ, **(environment or {})}
     if database_url:
         environment["DATABASE_URL"] = database_url
+    if not environment.get("PYTHONPYCACHEPREFIX") and not environment.get(
+        "PYTHONDONTWRITEBYTECODE"
+    ):
+        environment["PYTHONPYCACHEPREFIX"] = str(bytecode_cache(environment))
     try:
         completed = subprocess.run(
             command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
@@ -144,11 +162,23 @@ def run_check(
     return result
 
 
+def bytecode_cache(environment: Mapping[str, str]) -> Path:
+    """Where the app's interpreter keeps the bytecode it compiles: importing the project must
+    not write `__pycache__` into it, and compiling its libraries on every check (a venv that
+    uv installed has no bytecode) costs seconds each time."""
+    cache_home = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "pulumi-django" / "pycache"
+
+
 def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:
-    """{"app_label.migration_name": reason}: the form the analyzer and the release steps take."""
-    if isinstance(acknowledged, Mapping):
-        return dict(acknowledged)
-    return {item.migration: item.reason for item in acknowledged}
+    """{"app_label.migration_name" or "app_label.*": reason}: the form the analyzer and the
+    release steps take (a whole app given as `app_label` becomes `app_label.*`)."""
+    pairs = (
+        acknowledged.items()
+        if isinstance(acknowledged, Mapping)
+        else ((item.migration, item.reason) for item in acknowledged)
+    )
+    return {acknowledged_name(migration): reason for migration, reason in pairs}
 
 
 def _last_error(stderr: str, returncode: int) -> str:

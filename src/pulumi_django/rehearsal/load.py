@@ -1,9 +1,10 @@
 """A steady, browser-like load on the site during a rehearsal, and the statistics of what it saw.
 
 Virtual users, each with its own keep-alive connection and cookie jar, run scenarios picked at
-random: a page view (the page, then every stylesheet and script it references), a report (the
-form, then a POST with its CSRF token, as a browser does) and a health check. A shared pacer
-hands out send times at a steady rate, so the rate stays the same however fast the site answers.
+random: a page view (`/` or one of the app's `rehearsal.paths`, then every stylesheet, script and
+image it references), a form (one of `rehearsal.forms`: the page, then a POST with its CSRF
+token, as a browser does) and a health check. A shared pacer hands out send times at a steady
+rate, so the rate stays the same however fast the site answers.
 
 Every request is kept as a `Sample`; `classify` says which kind of failure it was, if any.
 """
@@ -21,8 +22,9 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+
+from pulumi_django.config.rehearsal import RehearsalForm
 
 FAILURE_KINDS = ("5xx", "static_404", "connection", "other")
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -32,16 +34,14 @@ MAX_BACKLOG_SECONDS = 1.0
 # Virtual users per request/s: enough users that a slow second does not lower the rate.
 USERS_PER_RPS = 0.2
 MIN_USERS = 4
-# Scenario weights: mostly page views, some reports, the odd health check.
-PAGE_WEIGHT, REPORT_WEIGHT, HEALTH_WEIGHT = 12, 5, 3
+# Scenario weights: mostly page views, some form posts, the odd health check.
+PAGE_WEIGHT, FORM_WEIGHT, HEALTH_WEIGHT = 12, 5, 3
 DETAIL_LENGTH = 200
 _TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-# Filled in by the report scenario; the form's hidden fields and checkboxes come from the page.
-REPORT_FIELDS = {
-    "location": "Gifford Pinchot National Forest",
-    "description": "Tall, dark, walked upright across the logging road.",
-    "reporter": "Rehearsal",
-}
+# What a successful form POST answers unless the form says otherwise: Django's views redirect.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# The content of every file a form uploads.
+UPLOAD_TEXT = "A file uploaded by the release rehearsal's load.\n"
 
 
 class Stopped(Exception):
@@ -66,11 +66,12 @@ def classify(
     method: str,
     path: str,
     status: int | None,
-    expected: int,
+    expected: int | frozenset[int],
     static_prefix: str,
     error: BaseException | None = None,
 ) -> str | None:
-    """The kind of failure of one request, or None when it got the answer it expected."""
+    """The kind of failure of one request, or None when it got the answer it expected (one
+    status, or any of a set)."""
     if status is None:
         if isinstance(error, ConnectionError | http.client.HTTPException):
             return "connection"
@@ -79,7 +80,7 @@ def classify(
         return "5xx"
     if status == 404 and method == "GET" and path.startswith(static_prefix):
         return "static_404"
-    if status != expected:
+    if status not in ({expected} if isinstance(expected, int) else expected):
         return "other"
     return None
 
@@ -140,18 +141,19 @@ class Pacer:
 
 
 class _PageParser(HTMLParser):
-    """The stylesheets and scripts a page references, and its form's prefilled fields."""
+    """The stylesheets, scripts and images a page references, and its form's prefilled fields."""
 
     def __init__(self) -> None:
         super().__init__()
         self.assets: list[str] = []
         self.fields: dict[str, str] = {}
+        self.select: str | None = None  # the name of the select whose options come next
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
         if tag == "link" and attributes.get("rel") == "stylesheet" and attributes.get("href"):
             self.assets.append(attributes["href"])
-        elif tag == "script" and attributes.get("src"):
+        elif tag in ("script", "img") and attributes.get("src"):
             self.assets.append(attributes["src"])
         elif tag == "input" and attributes.get("name"):
             kind = attributes.get("type", "text")
@@ -159,6 +161,18 @@ class _PageParser(HTMLParser):
                 self.fields[attributes["name"]] = attributes.get("value", "")
             elif kind == "checkbox":  # a user ticks every box (e.g. a consent box)
                 self.fields[attributes["name"]] = attributes.get("value") or "on"
+        elif tag == "select" and attributes.get("name"):
+            self.select = attributes["name"]
+        elif tag == "option" and self.select is not None and attributes.get("value"):
+            # A user keeps the selected option, else picks the first real one (not "-----").
+            if "selected" in attributes:
+                self.fields[self.select] = attributes["value"]
+            else:
+                self.fields.setdefault(self.select, attributes["value"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.select = None
 
 
 def parse_page(html: str) -> _PageParser:
@@ -169,13 +183,13 @@ def parse_page(html: str) -> _PageParser:
 
 @dataclass(frozen=True)
 class Site:
-    """Where the load goes: the proxy's address and the app's paths."""
+    """Where the load goes: the proxy's address, the pages it views, the forms it posts."""
 
     host: str
     port: int
     static_prefix: str
-    page_path: str = "/"
-    form_path: str = "/sightings/new/"
+    page_paths: tuple[str, ...] = ("/",)
+    forms: tuple[RehearsalForm, ...] = ()
     health_path: str = "/healthz"
 
     @property
@@ -211,41 +225,48 @@ class VirtualUser:
         self.connection_history = ""  # how the last request was sent, for failure details
 
     def run(self) -> None:
-        scenarios = (self.view_page, self.report_sighting, self.check_health)
+        scenarios = [(self.view_page, PAGE_WEIGHT), (self.check_health, HEALTH_WEIGHT)]
+        if self.site.forms:
+            scenarios.append((self.submit_form, FORM_WEIGHT))
+        actions, weights = zip(*scenarios, strict=True)
         try:
             while not self.stop.is_set():
-                self.random.choices(scenarios, (PAGE_WEIGHT, REPORT_WEIGHT, HEALTH_WEIGHT))[0]()
+                self.random.choices(actions, weights)[0]()
         except Stopped:
             pass
         finally:
             self.close()
 
     def view_page(self) -> None:
-        page = self.request("GET", self.site.page_path, validate=self._assets_problem)
+        path = self.random.choice(self.site.page_paths)
+        page = self.request("GET", path, validate=self._assets_problem)
         if page is not None:
-            for path in self._local_assets(page.body):
-                self.request("GET", path)
+            for asset in self._local_assets(page.body):
+                self.request("GET", asset)
 
-    def report_sighting(self) -> None:
-        form = self.request("GET", self.site.form_path, validate=self._form_problem)
-        if form is None:
+    def submit_form(self) -> None:
+        form = self.random.choice(self.site.forms)
+        page = self.request("GET", form.path, validate=self._form_problem)
+        if page is None:
             return
-        seen_at = datetime.now(UTC) - timedelta(minutes=self.random.randrange(1, 10_000))
-        fields = {
-            **parse_page(form.body).fields,
-            **REPORT_FIELDS,
-            "seen_at": seen_at.strftime("%Y-%m-%dT%H:%M"),
-        }
+        fields = {**parse_page(page.body).fields, **form.fields}
+        if form.files:
+            boundary = f"rehearsal-{self.random.getrandbits(64):016x}"
+            body: str | bytes = multipart_body(fields, form.files, boundary)
+            content_type = f"multipart/form-data; boundary={boundary}"
+        else:
+            body = urllib.parse.urlencode(fields)
+            content_type = "application/x-www-form-urlencoded"
         self.request(
             "POST",
-            self.site.form_path,
-            body=urllib.parse.urlencode(fields),
+            form.path,
+            body=body,
             headers={
-                "Content-Type": "application/x-www-form-urlencoded",
+                "Content-Type": content_type,
                 "Origin": self.site.origin,
-                "Referer": self.site.origin + self.site.form_path,
+                "Referer": self.site.origin + form.path,
             },
-            expected=303,
+            expected=REDIRECT_STATUSES if form.status is None else form.status,
         )
 
     def check_health(self) -> None:
@@ -256,12 +277,14 @@ class VirtualUser:
         return f"{self.site.host}:{self.site.port}"
 
     def _local_assets(self, html: str) -> list[str]:
-        """Paths of the page's stylesheets and scripts served by this site."""
+        """Paths of the page's stylesheets, scripts and images served by this site."""
         urls = [urllib.parse.urlsplit(url) for url in parse_page(html).assets]
         return [url.path for url in urls if url.netloc in ("", self.host_header)]
 
     def _assets_problem(self, html: str) -> str | None:
-        return None if self._local_assets(html) else "the page references no stylesheet or script"
+        if self._local_assets(html):
+            return None
+        return "the page references no stylesheet, script or image"
 
     def _form_problem(self, html: str) -> str | None:
         if "csrfmiddlewaretoken" not in parse_page(html).fields or "csrftoken" not in self.cookies:
@@ -273,9 +296,9 @@ class VirtualUser:
         method: str,
         path: str,
         *,
-        body: str | None = None,
+        body: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
-        expected: int = 200,
+        expected: int | frozenset[int] = 200,
         validate: Callable[[str], str | None] | None = None,
     ) -> _Answer | None:
         """One request at the pacer's next send time. The answer when it was the expected one
@@ -301,7 +324,9 @@ class VirtualUser:
         self.record(Sample(started, method, path, answer.status, latency, kind, detail))
         return answer if kind is None else None
 
-    def _send(self, method: str, path: str, body: str | None, headers: dict[str, str]) -> _Answer:
+    def _send(
+        self, method: str, path: str, body: str | bytes | None, headers: dict[str, str]
+    ) -> _Answer:
         """Sends on the open connection. Like a browser, it resends once on a new connection
         when a reused keep-alive connection turns out closed before any answer came."""
         reused = self.connection is not None and self.used
@@ -316,7 +341,7 @@ class VirtualUser:
         return self._send_once(method, path, body, headers)
 
     def _send_once(
-        self, method: str, path: str, body: str | None, headers: dict[str, str]
+        self, method: str, path: str, body: str | bytes | None, headers: dict[str, str]
     ) -> _Answer:
         if self.connection is None:
             self.connection = http.client.HTTPConnection(
@@ -343,6 +368,21 @@ class VirtualUser:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+
+def multipart_body(fields: Mapping[str, str], files: Mapping[str, str], boundary: str) -> bytes:
+    """A `multipart/form-data` body, as a browser posts a form with file inputs: each field,
+    then each file (named as `files` says, holding UPLOAD_TEXT)."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    parts += [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file_name}"'
+        f"\r\nContent-Type: text/plain\r\n\r\n{UPLOAD_TEXT}\r\n"
+        for name, file_name in files.items()
+    ]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
 
 
 def summarize_body(body: str) -> str:

@@ -3,8 +3,9 @@
 A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
 server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
 release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (the
-same step keys the stack wires as resource dependencies), while virtual users browse, report
-sightings and probe the health check. What they saw becomes the report.
+same step keys the stack wires as resource dependencies), while virtual users view the app's
+pages, post its forms (`rehearsal.*` in the stack config) and probe the health check. What they
+saw becomes the report.
 
 Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
 """
@@ -29,9 +30,10 @@ from pathlib import Path
 from pulumi_django.config import StackConfig
 from pulumi_django.release import RELEASE_STEPS
 from pulumi_django.rendering.app_server import app_server_settings
+from pulumi_django.rendering.media import local_media_environment
 from pulumi_django.rendering.proxy import ProxySite, rehearsal_site, static_url_prefix
 
-from .app_servers import running_app_server
+from .app_servers import python_shim, running_app_server
 from .load import Site, parse_page, running_load
 from .proxies import ProxyServer, RunningProxy, running_proxy
 from .releases import NOT_SHIPPED, build_release, overlay_chain, read_releases
@@ -39,7 +41,7 @@ from .report import RehearsalReport, StepReport, StepStatus, Timeline, build_rep
 from .servers import LOOPBACK, ServerError, free_port, log_tail, postgres, redis
 
 # The user's own app settings never leak into the throwaway site.
-APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_")
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
 # The load balancer's health check, sped up: the stack's thresholds, a shorter interval.
 HEALTH_INTERVAL_SECONDS = 0.5
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -157,8 +159,14 @@ class Rehearsal:
         self.config = options.config
         self.resources = resources
         self.root = root
+        # The app's interpreter (`django:app.python`): its servers, and `python` on its PATH.
+        self.python = options.config.app.python or sys.executable
+        self.python_bin = python_shim(root / "bin", self.python)
         self.progress = progress
         self.bucket = root / "bucket"
+        # MEDIA_ROOT of every replica of every version (uploads outlive releases), served by
+        # the proxy under media.urlPath as on local Docker.
+        self.media = root / "media"
         self.proxy_port = free_port()
         self.secret_key = secrets.token_urlsafe(40)
         self.database_url = ""
@@ -183,6 +191,7 @@ class Rehearsal:
         name = current_version_name(self.options.app_dir)
         current = self.build(name, overlay=name != CURRENT_NAME)
         self.bucket.mkdir()
+        self.media.mkdir()
         self.publish_static(current)
         self.migrate(current)
         # Stopped after the proxy (entered later, so it stops first and closes its
@@ -213,6 +222,8 @@ class Rehearsal:
             host=LOOPBACK,
             port=self.proxy_port,
             static_prefix=static_url_prefix(self.config),
+            page_paths=("/", *self.config.rehearsal.paths),
+            forms=tuple(self.config.rehearsal.forms),
             health_path=self.config.app.health_check_path,
         )
 
@@ -222,6 +233,7 @@ class Rehearsal:
             listen_port=self.proxy_port,
             upstream_ports=[replica.port for replica in replicas],
             static_dir=str(self.bucket / self.config.static.prefix),
+            media_dir=str(self.media),
             runtime_dir=str(self.root / "proxy"),
         )
 
@@ -332,13 +344,15 @@ class Rehearsal:
         if self.proxy is None or fetch(self.proxy_port, self.config.app.health_check_path) is None:
             raise ReleaseStepError("the proxy does not answer its health path after the switch")
         manifest = json.loads((version.static_root / STATIC_MANIFEST).read_text())
-        new_assets = {static_url_prefix(self.config) + name for name in manifest["paths"].values()}
+        static_prefix = static_url_prefix(self.config)
+        new_assets = {static_prefix + name for name in manifest["paths"].values()}
         pages = len(self.serving) * PAGES_PER_REPLICA
         for _ in range(pages):
             answer = fetch(self.proxy_port, "/")
             if answer is None or answer[0] != 200:
                 raise ReleaseStepError(f"the page through the proxy answered {answer}")
-            foreign = set(parse_page(answer[1]).assets) - new_assets
+            static = {a for a in parse_page(answer[1]).assets if a.startswith(static_prefix)}
+            foreign = static - new_assets
             if foreign:
                 raise ReleaseStepError(
                     f"the proxy still serves pages of another version (they use "
@@ -435,11 +449,18 @@ class Rehearsal:
 
     def environment(self, version: Version, *, with_services: bool = True) -> dict[str, str]:
         """What the version's container would get: the stack's plain variables, where its
-        static files are, and (unless building) the secret key, database and cache."""
+        static files and uploads are, and (unless building) the secret key, database and
+        cache."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(APP_VARIABLE_PREFIXES)}
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # replicas start much faster with bytecode
         env.update(
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+            PATH=os.pathsep.join(
+                [
+                    str(self.python_bin),
+                    str(Path(self.python).parent),
+                    env.get("PATH", "/usr/bin:/bin"),
+                ]
+            ),
             PYTHONPYCACHEPREFIX=str(self.root / "pycache"),
             PYTHONUNBUFFERED="1",
         )
@@ -448,7 +469,9 @@ class Rehearsal:
             DJANGO_SETTINGS_MODULE=self.config.app.settings_module,
             STATIC_URL=static_url_prefix(self.config),
             STATIC_ROOT=str(version.static_root),
+            DJANGO_HEALTH_CHECK_PATH=self.config.app.health_check_path,
         )
+        env.update(local_media_environment(self.config.media, str(self.media)))
         if with_services:
             env.update(
                 DJANGO_SECRET_KEY=self.secret_key,
@@ -499,7 +522,9 @@ class Rehearsal:
         log = home / "server.log"
         try:
             process = lifetime.enter_context(
-                running_app_server(settings, log=log, cwd=version.directory, env=env)
+                running_app_server(
+                    settings, log=log, cwd=version.directory, env=env, python=self.python
+                )
             )
         except BaseException:
             lifetime.close()

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pulumi_django.config import StackConfig
 
 from .app_server import app_server_command, app_server_settings
+from .media import aws_media_environment
 from .proxy import CONTAINER_RUNTIME_DIR, render_proxy, sidecar_site
 
 APP_CONTAINER = "app"
@@ -111,6 +112,8 @@ class TaskInputs:
     database: DatabaseSettings
     redis_url: str
     secrets: Mapping[str, str]
+    # The media bucket's name; None when media is off (`media.enabled`).
+    media_bucket: str | None = None
 
 
 def stack_container_definitions(
@@ -118,13 +121,22 @@ def stack_container_definitions(
 ) -> list[dict[str, Any]]:
     """The container definitions of a stack: its config through the proxy and app-server
     renderers, plus the values of the resources around the task."""
+    media = (
+        aws_media_environment(
+            config.media, bucket=inputs.media_bucket, region=inputs.region, site_url=inputs.site_url
+        )
+        if inputs.media_bucket is not None
+        else {}
+    )
     environment = app_environment(
         settings_module=config.app.settings_module,
+        health_check_path=config.app.health_check_path,
         site_host=inputs.site_host,
         site_url=inputs.site_url,
         static_url=inputs.static_url,
         database=inputs.database,
         redis_url=inputs.redis_url,
+        media=media,
         extra=config.app.environment,
     )
     site = sidecar_site(config, trusted_proxies=[inputs.vpc_cidr], runtime_dir=PROXY_RUNTIME_DIR)
@@ -171,18 +183,25 @@ def render_container_definitions(
 def app_environment(
     *,
     settings_module: str,
+    health_check_path: str,
     site_host: str,
     site_url: str,
     static_url: str,
     database: DatabaseSettings,
     redis_url: str,
+    media: Mapping[str, str],
     extra: Mapping[str, str],
 ) -> dict[str, str]:
     """The plain settings contract between pulumi-django and the app (see docs/app-task.md);
-    `extra` is `app.environment`, whose names the config already keeps apart from these."""
+    `media` is `rendering.media.aws_media_environment`'s (empty when media is off); `extra` is
+    `app.environment`, whose names the config already keeps apart from these."""
     return {
         **extra,
+        **media,
         "DJANGO_SETTINGS_MODULE": settings_module,
+        # The runtime kit answers this path before checking ALLOWED_HOSTS (health checks come
+        # with the task's IP as Host).
+        "DJANGO_HEALTH_CHECK_PATH": health_check_path,
         "DJANGO_ALLOWED_HOSTS": site_host,
         "DJANGO_CSRF_TRUSTED_ORIGINS": site_url,
         "STATIC_URL": static_url,

@@ -5,6 +5,7 @@ Kept free of Pulumi so that tests can feed the documents to an IAM policy linter
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,14 @@ EXEC_COMMAND_ACTIONS = (
     "ssmmessages:CreateDataChannel",
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
+)
+# django-storages' S3 backend on the media files; multipart uploads (large files) are created,
+# filled and completed under s3:PutObject.
+MEDIA_OBJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
 )
 
 Policy = dict[str, Any]
@@ -149,5 +158,40 @@ def exec_command_policy() -> Policy:
                 "Action": list(EXEC_COMMAND_ACTIONS),
                 "Resource": "*",
             }
+        ],
+    }
+
+
+def media_storage_policy(bucket_arn: str, location: str) -> Policy:
+    """What django-storages' S3 backend does with the media bucket, and nothing more: read,
+    write and delete the files under `location`, abort its own failed multipart uploads (boto3
+    does so on an error; the lifecycle rule is the fallback), and list the bucket.
+
+    The listing is needed: `S3Storage.exists()`, which Django calls before saving a new upload
+    under a name of its own, sends HeadObject and takes only a 404 as "absent"; without
+    s3:ListBucket S3 answers 403 for a missing key and every such save fails. It is not narrowed
+    with an `s3:prefix` condition, because AWS does not document that condition for this
+    implicit check, and the bucket holds media alone. Deleting leaves a delete marker (the
+    bucket is versioned): no action here can remove a version, so a bug or an intruder with the
+    task's credentials cannot destroy the history the lifecycle rule keeps."""
+    if not re.fullmatch(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket_arn):
+        raise ValueError(f"not an S3 bucket ARN: {bucket_arn}")
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)*", location):
+        raise ValueError(f"media location {location!r}: a key prefix with no slash at its ends")
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "ReadWriteMediaFiles",
+                "Effect": "Allow",
+                "Action": list(MEDIA_OBJECT_ACTIONS),
+                "Resource": f"{bucket_arn}/{location}/*",
+            },
+            {
+                "Sid": "TellMissingMediaFromForbidden",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+            },
         ],
     }

@@ -13,11 +13,13 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pulumi_django.config import StackConfig
 from pulumi_django.static_publish import IMMUTABLE_CACHE_CONTROL as IMMUTABLE
 
 from .app_server import KEEPALIVE_MARGIN_SECONDS, app_keepalive_seconds
+from .media import LOCAL_MEDIA_MOUNT, MEDIA_RESPONSE_HEADERS
 
 MIN_CADDY_VERSION = (2, 8)
 # Where pid file, temp directories and admin socket go unless told otherwise: writable in
@@ -90,11 +92,23 @@ class StaticFiles:
 
     url_prefix: str
     directory: str
+    kind: ClassVar[str] = "static"
 
     def __post_init__(self) -> None:
         if not _URL_PREFIX.match(self.url_prefix):
-            raise ValueError(f"static url_prefix {self.url_prefix!r} must look like /static/")
-        _check_path("static directory", self.directory)
+            raise ValueError(
+                f"{self.kind} url_prefix {self.url_prefix!r} must look like /static/ or /media/"
+            )
+        _check_path(f"{self.kind} directory", self.directory)
+
+
+@dataclass(frozen=True)
+class MediaFiles(StaticFiles):
+    """Uploaded media served by the proxy itself (local Docker, the rehearsal): revalidated on
+    every use, since an upload may be replaced under its name, and sent with the headers that
+    keep an uploaded HTML or SVG file from running script as the site."""
+
+    kind: ClassVar[str] = "media"
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class ProxySite:
     # Peers allowed to set X-Forwarded-For/-Proto/-Host (the load balancer's subnets).
     trusted_proxies: tuple[str, ...] = ()
     static: StaticFiles | None = None
+    media: MediaFiles | None = None
     # Holds the pid file, temp directories and Caddy's admin socket.
     runtime_dir: str = CONTAINER_RUNTIME_DIR
     # None: access log to stdout, errors to stderr (containers); else log files there.
@@ -185,6 +200,7 @@ def site_from_config(
     upstreams: Sequence[str],
     trusted_proxies: Sequence[str] = (),
     static: StaticFiles | None = None,
+    media: MediaFiles | None = None,
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
     log_dir: str | None = None,
     viewer_scheme: str | None = None,
@@ -205,6 +221,7 @@ def site_from_config(
         health_path=config.app.health_check_path,
         trusted_proxies=tuple(trusted_proxies),
         static=static,
+        media=media,
         runtime_dir=runtime_dir,
         log_dir=log_dir,
         viewer_scheme=viewer_scheme,
@@ -247,13 +264,14 @@ def local_site(
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
 ) -> ProxySite:
     """Local Docker: the proxy container in front of the replicas (`app-1:8000`, ...), serving
-    `static_dir`, which holds several releases' files."""
+    `static_dir`, which holds several releases' files, and the media volume's mount."""
     return site_from_config(
         config,
         listen_host="0.0.0.0",  # noqa: S104 - inside the container; published on 127.0.0.1
         listen_port=config.proxy.port,
         upstreams=upstreams,
         static=StaticFiles(static_url_prefix(config), static_dir),
+        media=media_files(config, LOCAL_MEDIA_MOUNT),
         runtime_dir=runtime_dir,
     )
 
@@ -265,15 +283,18 @@ def rehearsal_site(
     upstream_ports: Sequence[int],
     static_dir: str,
     runtime_dir: str,
+    media_dir: str | None = None,
 ) -> ProxySite:
     """The release rehearsal: a throwaway proxy on loopback in front of replicas on loopback;
-    pid file, temp directories and logs all in `runtime_dir`."""
+    pid file, temp directories and logs all in `runtime_dir`; uploads served from `media_dir`
+    (the replicas' MEDIA_ROOT) when media is on."""
     return site_from_config(
         config,
         listen_host="127.0.0.1",
         listen_port=listen_port,
         upstreams=[f"127.0.0.1:{port}" for port in upstream_ports],
         static=StaticFiles(static_url_prefix(config), static_dir),
+        media=media_files(config, media_dir) if media_dir else None,
         runtime_dir=runtime_dir,
         log_dir=runtime_dir,
     )
@@ -281,6 +302,11 @@ def rehearsal_site(
 
 def static_url_prefix(config: StackConfig) -> str:
     return "/" + config.static.prefix
+
+
+def media_files(config: StackConfig, directory: str) -> MediaFiles | None:
+    """`directory` served under `media.urlPath`; None when media is off."""
+    return MediaFiles(config.media.url_path, directory) if config.media.enabled else None
 
 
 def render_proxy(server: str, site: ProxySite) -> str:
@@ -359,6 +385,7 @@ def render_nginx(site: ProxySite) -> str:
         f"        listen {site.listen_host}:{site.listen_port} default_server;",
         "        server_name _;",
         *_nginx_static(site),
+        *_nginx_media(site),
         "        location / {",
         "            proxy_pass http://app;",
         "            proxy_http_version 1.1;",
@@ -454,6 +481,23 @@ def _nginx_static(site: ProxySite) -> list[str]:
     ]
 
 
+def _nginx_media(site: ProxySite) -> list[str]:
+    if site.media is None:
+        return []
+    return [
+        f"        location {site.media.url_prefix} {{",
+        f"            alias {site.media.directory.rstrip('/')}/;",
+        # A missing file is a 404 here: it never falls through to the app.
+        "            try_files $uri =404;",
+        f'            add_header Cache-Control "{REVALIDATE}";',
+        *(
+            f'            add_header {name} "{value}";'
+            for name, value in MEDIA_RESPONSE_HEADERS.items()
+        ),
+        "        }",
+    ]
+
+
 def render_caddy(site: ProxySite) -> str:
     """A Caddyfile for `caddy run --adapter caddyfile --config FILE` (Caddy 2.8+)."""
     base = site.runtime_dir
@@ -496,6 +540,7 @@ def render_caddy(site: ProxySite) -> str:
         "\t}",
         *_caddy_gzip(site),
         *_caddy_static(site),
+        *_caddy_media(site),
         "\thandle {",
         f"\t\treverse_proxy {' '.join(site.upstreams)} {{",
         *_caddy_load_balancing(site),
@@ -566,6 +611,20 @@ def _caddy_static(site: ProxySite) -> list[str]:
         "\t\t}",
         f'\t\theader @immutable Cache-Control "{IMMUTABLE}"',
         f'\t\theader @revalidate Cache-Control "{REVALIDATE}"',
+        # A missing file is a 404 here: it never falls through to the app.
+        "\t\tfile_server",
+        "\t}",
+    ]
+
+
+def _caddy_media(site: ProxySite) -> list[str]:
+    if site.media is None:
+        return []
+    return [
+        f"\thandle_path {site.media.url_prefix}* {{",
+        f"\t\troot * {site.media.directory}",
+        f'\t\theader Cache-Control "{REVALIDATE}"',
+        *(f'\t\theader {name} "{value}"' for name, value in MEDIA_RESPONSE_HEADERS.items()),
         # A missing file is a 404 here: it never falls through to the app.
         "\t\tfile_server",
         "\t}",

@@ -22,6 +22,8 @@ import pulumi_aws as aws
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.rendering.media import media_bucket_policy
 
+from .private_bucket import lock_down_bucket
+
 # Parts of a multipart upload that never completed (a crashed request) cost storage until
 # aborted; a week is longer than any upload takes.
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
@@ -62,29 +64,7 @@ class MediaStorage(pulumi.ComponentResource):
             # Retained: turning media off or destroying the stack leaves the uploads in place.
             opts=child.merge(pulumi.ResourceOptions(retain_on_delete=config.retain_on_delete)),
         )
-        self._public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-media",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-media",
-            bucket=bucket.id,
-            # SSE-S3: CloudFront's OAC cannot decrypt objects under the AWS managed KMS key.
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
-        )
-        # ACLs off: the account owns every object, whoever wrote it.
-        aws.s3.BucketOwnershipControls(
-            f"{name}-media",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
+        self._public_access_block = lock_down_bucket(f"{name}-media", bucket, child)
         versioning = aws.s3.BucketVersioning(
             f"{name}-media",
             bucket=bucket.id,

@@ -24,6 +24,7 @@ from pulumi_django.rendering.static_bucket_policy import static_bucket_policy
 from .load_balancer import ORIGIN_VERIFY_HEADER
 from .media_storage import MediaOrigin
 from .network import HTTP_PORT, HTTPS_PORT
+from .private_bucket import lock_down_bucket
 
 LOAD_BALANCER_ORIGIN = "load-balancer"
 BUCKET_ORIGIN = "static-bucket"
@@ -76,28 +77,7 @@ class StaticSite(pulumi.ComponentResource):
 
         # force_destroy stays off: a destroy must not silently delete files running tasks serve.
         bucket = aws.s3.Bucket(f"{name}-static", force_destroy=False, tags=tags, opts=child)
-        public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-static",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-static",
-            bucket=bucket.id,
-            # SSE-S3 keeps an object's ETag equal to its MD5, which publishing compares.
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-static",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
+        public_access_block = lock_down_bucket(f"{name}-static", bucket, child)
         access_control = aws.cloudfront.OriginAccessControl(
             f"{name}-static",
             description=f"{name}: CloudFront reads the static files bucket",

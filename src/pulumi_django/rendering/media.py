@@ -8,12 +8,11 @@ with the real tools. docs/media.md explains the choices.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pulumi_django.config.media import MediaConfig
 
 from .iam_policies import VERSION
-from .static_bucket_policy import CLOUDFRONT_SERVICE
+from .static_bucket_policy import cloudfront_reads, deny_insecure_transport
 
 # Local Docker: where the replicas write uploads (MEDIA_ROOT) and where the proxy reads them.
 LOCAL_MEDIA_ROOT = "/app/media"
@@ -61,42 +60,16 @@ def local_media_environment(media: MediaConfig, media_root: str) -> dict[str, st
 
 
 def media_bucket_policy(bucket_arn: str, location: str, distribution_arn: str | None) -> str:
-    """TLS only; with `distribution_arn` (public media), that distribution alone, signing
-    through Origin Access Control, may read the files under `location`.
-
-    It may list the bucket too, so that a missing file is a 404 (briefly cached) rather than a
-    403: listing is not reachable through the distribution, which forwards only
-    `/<location>/*` paths, as object keys, and no query string. The app's own access is its task
-    role's (`iam_policies.media_storage_policy`), not this policy's."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    ]
+    """TLS only; with `distribution_arn` (public media), that distribution alone may read the
+    files under `location` (`static_bucket_policy.cloudfront_reads`). The app's own access is
+    its task role's (`iam_policies.media_storage_policy`), not this policy's."""
+    statements = [deny_insecure_transport(bucket_arn)]
     if distribution_arn is not None:
-        from_distribution = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
-        cloudfront = {"Service": CLOUDFRONT_SERVICE}
-        statements += [
-            {
-                "Sid": "CloudFrontReadsMedia",
-                "Effect": "Allow",
-                "Principal": cloudfront,
-                "Action": "s3:GetObject",
-                "Resource": f"{bucket_arn}/{location}/*",
-                "Condition": from_distribution,
-            },
-            {
-                "Sid": "CloudFrontSeesMissingMediaAs404",
-                "Effect": "Allow",
-                "Principal": cloudfront,
-                "Action": "s3:ListBucket",
-                "Resource": bucket_arn,
-                "Condition": from_distribution,
-            },
-        ]
+        statements += cloudfront_reads(
+            bucket_arn,
+            f"{location}/*",
+            distribution_arn,
+            read_sid="CloudFrontReadsMedia",
+            list_sid="CloudFrontSeesMissingMediaAs404",
+        )
     return json.dumps({"Version": VERSION, "Statement": statements}, indent=2)

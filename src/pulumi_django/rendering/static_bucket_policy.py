@@ -1,50 +1,70 @@
-"""The static-files bucket's policy: TLS only, and read access for one CloudFront distribution."""
+"""Bucket policies for buckets CloudFront reads: TLS only, and read access for one distribution."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .iam_policies import VERSION
 
 CLOUDFRONT_SERVICE = "cloudfront.amazonaws.com"
 
 
-def static_bucket_policy(bucket_arn: str, distribution_arn: str, prefix: str) -> str:
-    """Only `distribution_arn`, signing through Origin Access Control, reads the bucket.
+def deny_insecure_transport(bucket_arn: str) -> dict[str, Any]:
+    """Refuses every request to the bucket that is not made over TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
-    It may read the files under `prefix` (not the release manifests beside them) and list the
-    bucket: without s3:ListBucket, S3 answers a missing file with 403 instead of 404, and a 404
-    is what CloudFront's short error-caching TTL is set for. Listing is not reachable through the
-    distribution, which only forwards `/<prefix>*` paths to the bucket, as object keys."""
+
+def cloudfront_reads(
+    bucket_arn: str, keys: str, distribution_arn: str, *, read_sid: str, list_sid: str
+) -> list[dict[str, Any]]:
+    """`distribution_arn` alone, signing through Origin Access Control, may read the objects
+    matching `keys` and list the bucket.
+
+    Without s3:ListBucket, S3 answers a missing file with 403 instead of 404, and a 404 is what
+    CloudFront's short error caching is for. Listing is not reachable through the distribution,
+    which forwards only the paths of its behaviour to the bucket, as object keys, and no query
+    string."""
     from_distribution = {"StringEquals": {"AWS:SourceArn": distribution_arn}}
     cloudfront = {"Service": CLOUDFRONT_SERVICE}
-    document = {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-            {
-                "Sid": "CloudFrontReadsStaticFiles",
-                "Effect": "Allow",
-                "Principal": cloudfront,
-                "Action": "s3:GetObject",
-                "Resource": f"{bucket_arn}/{prefix}*",
-                "Condition": from_distribution,
-            },
-            {
-                "Sid": "CloudFrontSeesMissingFilesAs404",
-                "Effect": "Allow",
-                "Principal": cloudfront,
-                "Action": "s3:ListBucket",
-                "Resource": bucket_arn,
-                "Condition": from_distribution,
-            },
-        ],
-    }
-    return json.dumps(document, indent=2)
+    return [
+        {
+            "Sid": read_sid,
+            "Effect": "Allow",
+            "Principal": cloudfront,
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{keys}",
+            "Condition": from_distribution,
+        },
+        {
+            "Sid": list_sid,
+            "Effect": "Allow",
+            "Principal": cloudfront,
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": from_distribution,
+        },
+    ]
+
+
+def static_bucket_policy(bucket_arn: str, distribution_arn: str, prefix: str) -> str:
+    """Only `distribution_arn` reads the static files under `prefix` (not the release manifests
+    beside them)."""
+    statements = [
+        deny_insecure_transport(bucket_arn),
+        *cloudfront_reads(
+            bucket_arn,
+            f"{prefix}*",
+            distribution_arn,
+            read_sid="CloudFrontReadsStaticFiles",
+            list_sid="CloudFrontSeesMissingFilesAs404",
+        ),
+    ]
+    return json.dumps({"Version": VERSION, "Statement": statements}, indent=2)

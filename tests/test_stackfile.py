@@ -89,3 +89,17 @@ def test_scalars_are_typed_as_pulumi_reads_them(project: Path) -> None:
         "flag": True,
         "size": 12,
     }
+
+
+def test_an_app_given_by_flag_supplies_the_declared_defaults() -> None:
+    """`rehearse --app DIR` with the repository's bigfoot stack: the settings module and the
+    entry points are notebook's own, never bigfoot's names."""
+    from pulumi_django.stackfile import read_stack_config
+
+    root = Path(__file__).resolve().parent.parent
+    config = read_stack_config(root, "local", app_dir=root / "examples" / "notebook")
+    assert config.app.context == str(root / "examples" / "notebook")
+    assert config.app.settings_module == "notebook.settings.production"
+    assert config.app.asgi_app == "notebook.asgi:application"
+    unchanged = read_stack_config(root, "local", app_dir=root / "examples" / "bigfoot")
+    assert unchanged.app.context == "examples/bigfoot"

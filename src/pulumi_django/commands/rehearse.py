@@ -167,7 +167,8 @@ def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
                 "(its settings are the ones rehearsed)"
             )
         stack = DEFAULT_STACK
-    config = read_stack_config(project_dir, stack, python=args.python)
+    app_dir = Path(args.app) if args.app else None
+    config = read_stack_config(project_dir, stack, python=args.python, app_dir=app_dir)
     app = config.app.model_copy(
         update={"server": args.server or config.app.server, "workers": args.workers}
     )

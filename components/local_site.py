@@ -23,6 +23,7 @@ from pulumi_django.components.local_proxy import LocalProxy
 from pulumi_django.components.local_static import LocalStaticRelease
 from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
+from pulumi_django.rendering.app_server import app_environment_defaults
 from pulumi_django.rendering.media import LOCAL_MEDIA_ROOT
 from pulumi_django.rendering.proxy import static_url_prefix
 
@@ -63,6 +64,7 @@ class LocalSite(Site):
             else None
         )
         environment: dict[str, pulumi.Input[str]] = {
+            **app_environment_defaults(config.app),
             **config.app.environment,
             "DJANGO_SETTINGS_MODULE": config.app.settings_module,
             "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,

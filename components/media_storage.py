@@ -54,15 +54,15 @@ class MediaStorage(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pulumi-django:media:MediaStorage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Retained: turning media off or destroying the stack leaves the uploads in place, and
+        # with them what protects them (deleting BucketVersioning would suspend versioning; the
+        # lifecycle, the public access block and the policy would go).
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=config.retain_on_delete)
+        self._child = child
         self._name = name
 
         bucket = aws.s3.Bucket(
-            f"{name}-media",
-            force_destroy=config.force_destroy,
-            tags=tags,
-            # Retained: turning media off or destroying the stack leaves the uploads in place.
-            opts=child.merge(pulumi.ResourceOptions(retain_on_delete=config.retain_on_delete)),
+            f"{name}-media", force_destroy=config.force_destroy, tags=tags, opts=child
         )
         self._public_access_block = lock_down_bucket(f"{name}-media", bucket, child)
         versioning = aws.s3.BucketVersioning(
@@ -130,5 +130,5 @@ class MediaStorage(pulumi.ComponentResource):
                 lambda arns: media_bucket_policy(arns[0], self.location, arns[1])
             ),
             # With the public access block in place first, S3 judges the policy as intended.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._public_access_block]),
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[self._public_access_block])),
         )

@@ -44,6 +44,33 @@ def test_the_production_entry_point_wins_over_manage_py_development_settings(
     assert settings_module_of(package_settings_project) == "newsroom.settings.production"
 
 
+def test_a_deployment_takes_the_production_settings_beside_the_ones_the_app_names(
+    tmp_path: Path,
+) -> None:
+    """Stock Wagtail: manage.py and wsgi.py both name `settings.dev`, there is no asgi.py, and
+    `settings/production.py` sits beside it. `init` and a hand-written stack file (which leaves
+    `settingsModule` unset) both deploy the production module."""
+    from pulumi_django.app_discovery import production_settings_module
+    from pulumi_django.app_resolution import resolve_app_config
+    from pulumi_django.config import StackConfig
+
+    project = start_project(tmp_path, "newsroom")
+    split_settings(project, "newsroom")
+    wsgi = project / "newsroom" / "wsgi.py"
+    wsgi.write_text(wsgi.read_text().replace("settings.production", "settings.dev"))
+    (project / "newsroom" / "asgi.py").unlink()
+    assert settings_module_of(project) == "newsroom.settings.dev"
+    assert production_settings_module(project, "newsroom.settings.dev") == (
+        "newsroom.settings.production"
+    )
+    config = StackConfig.model_validate(
+        {"name": "news", "target": "local", "app": {"context": str(project)}}
+    )
+    resolved = resolve_app_config(config, tmp_path)
+    assert resolved.app.settings_module == "newsroom.settings.production"
+    assert resolved.app.wsgi_app == "newsroom.wsgi:application"
+
+
 def test_settings_module_assigned_outright_is_found(tmp_path: Path) -> None:
     (tmp_path / "manage.py").write_text(
         "import os\nos.environ['DJANGO_SETTINGS_MODULE'] = 'shop.conf.live'\n"

@@ -472,3 +472,25 @@ def test_nginx_start_script_turns_the_stop_signal_into_a_graceful_quit(tmp_path:
         "-g",
         "daemon off;",
     ]
+
+
+@pytest.mark.parametrize(
+    ("server", "environment_key", "expected"),
+    [
+        ("uvicorn", {}, "0"),
+        ("gunicorn", {}, None),
+        ("uvicorn", {"DATABASE_CONN_MAX_AGE": "30"}, "30"),
+    ],
+)
+def test_an_asgi_app_gets_no_persistent_database_connections_unless_it_asks(
+    server: str, environment_key: dict[str, str], expected: str | None
+) -> None:
+    """Django's docs: with ASGI, persistent connections should be disabled. The stack tells
+    the runtime kit so (on every target, `app_environment_defaults`); `app.environment` still
+    decides."""
+    config = STACKS["prod-like"]()
+    app = config.app.model_copy(update={"server": server, "environment": environment_key})
+    config = config.model_copy(update={"app": app})
+    rendered = stack_container_definitions(config, task_inputs(config))
+    by_name = {definition["name"]: definition for definition in rendered}
+    assert environment(by_name[APP_CONTAINER]).get("DATABASE_CONN_MAX_AGE") == expected

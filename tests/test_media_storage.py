@@ -144,12 +144,15 @@ def test_old_versions_and_abandoned_uploads_expire(
 def test_the_bucket_is_kept_by_default_and_deletable_only_when_told(private: Recording) -> None:
     bucket = private.one(BUCKET, "shop-media")
     assert bucket.inputs["forceDestroy"] is False
-    assert bucket.options.get("retainOnDelete") is True
+    # What protects the uploads stays with them: deleting BucketVersioning suspends versioning.
+    media_resources = [r for r in private.resources if "MediaStorage$aws:s3" in r.urn]
+    assert len(media_resources) == 7
+    assert all(r.options.get("retainOnDelete") is True for r in media_resources)
     throwaway = record_media(
         MediaConfig(force_destroy=True, retain_on_delete=False), with_distribution=False
-    ).one(BUCKET, "shop-media")
-    assert throwaway.inputs["forceDestroy"] is True
-    assert "retainOnDelete" not in throwaway.options
+    )
+    assert throwaway.one(BUCKET, "shop-media").inputs["forceDestroy"] is True
+    assert not any("retainOnDelete" in r.options for r in throwaway.resources if "Media" in r.urn)
 
 
 def test_private_media_is_tls_only_and_not_served_by_the_distribution(private: Recording) -> None:

@@ -75,6 +75,33 @@ def settings_module_of(app_dir: Path) -> str | None:
     return from_manage
 
 
+# Apps often name their development settings for themselves (Wagtail's manage.py and wsgi.py
+# name `mysite.settings.dev`); a deployment takes the production module beside it.
+PRODUCTION_MODULES = ("production", "prod")
+
+
+def production_settings_module(app_dir: Path, module: str) -> str:
+    """`module`, or a production module beside it (`pkg.settings.production` for
+    `pkg.settings.dev`, or inside it when `module` is a package)."""
+    is_package = module_file(app_dir, module, package_only=True) is not None
+    package = module if is_package else module.rpartition(".")[0]
+    if not package or module.rpartition(".")[2] in PRODUCTION_MODULES:
+        return module
+    for name in PRODUCTION_MODULES:
+        if module_file(app_dir, f"{package}.{name}"):
+            return f"{package}.{name}"
+    return module
+
+
+def module_file(app_dir: Path, module: str, *, package_only: bool = False) -> Path | None:
+    """The source file of `module` under `app_dir` (`a/b.py` or `a/b/__init__.py`), if any."""
+    base = app_dir.joinpath(*module.split("."))
+    candidates = [base / "__init__.py"]
+    if not package_only:
+        candidates.insert(0, base.with_suffix(".py"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def discover(
     app_dir: Path,
     *,

@@ -22,11 +22,13 @@ from .app_discovery import (
     InterpreterError,
     declared_in_files,
     discover,
+    production_settings_module,
     settings_module_of,
 )
 from .config import StackConfig
 from .config.app import AppConfig
 from .migration_check.runner import OFFLINE_APP_ENVIRONMENT
+from .rendering.app_server import app_environment_defaults
 from .rendering.proxy import static_url_prefix
 
 DEFAULT_CONTEXT: str = AppConfig.model_fields["context"].default
@@ -58,9 +60,12 @@ def resolve_app_config(
     interpreter = app_interpreter(app, project_dir, python=python)
     updates: dict[str, str] = {"python": interpreter}
     unset = [field for field in DECLARED_KEYS if field not in app.model_fields_set]
+    # The entry point the other server would use never makes the app be imported: a stack file
+    # that sets what its server needs deploys without the app's interpreter.
+    unused = "asgi_app" if app.server == "gunicorn" else "wsgi_app"
     app_dir = (project_dir / app.context).resolve()
     # A context that is no directory is the program's to report (build_context), not ours.
-    if app.context != DEFAULT_CONTEXT and unset and app_dir.is_dir():
+    if app.context != DEFAULT_CONTEXT and set(unset) - {unused} and app_dir.is_dir():
         updates |= _declared_values(
             _discover(config, app_dir, interpreter, python), unset, app, app_dir
         )
@@ -76,7 +81,10 @@ def _discover(
     interpreter."""
     app = config.app
     explicit = "settings_module" in app.model_fields_set
-    module = app.settings_module if explicit else settings_module_of(app_dir)
+    named = settings_module_of(app_dir)
+    module = (
+        app.settings_module if explicit else named and production_settings_module(app_dir, named)
+    )
     if module is None:
         raise AppDiscoveryError(
             f"django:app.settingsModule: no manage.py, wsgi.py or asgi.py in {app_dir} sets "
@@ -180,6 +188,7 @@ def deployment_environment(config: StackConfig, app_dir: Path) -> dict[str, str]
         **image_environment(app_dir / config.app.dockerfile),
         **OFFLINE_APP_ENVIRONMENT,
         **dict.fromkeys(config.app.secrets, SECRET_PLACEHOLDER),
+        **app_environment_defaults(config.app),
         **config.app.environment,
         "DJANGO_SETTINGS_MODULE": config.app.settings_module,
         "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 DEFAULT_STACK = "dev"
 SETTINGS_VARIABLE = "DJANGO_SETTINGS_MODULE"
-# Settings modules a deployment runs, looked for next to the one the app names for itself
-# (Wagtail's manage.py and wsgi.py name `mysite.settings.dev`; `production` sits beside it).
-PRODUCTION_MODULES = ("production", "prod")
 MEDIA_DIR = "media"
 VERSIONS_TIMEOUT_SECONDS = 60
 VERSIONS_SCRIPT = "import sys, django; print('%d.%d' % sys.version_info[:2], django.get_version())"
@@ -133,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
 def inspect_app(app_dir: Path, python: str) -> Inspection:
     """The app's production settings module, imported in `python` with the placeholder
     environment of the offline plan, and the versions its image must match."""
-    from ..app_discovery import discover, settings_module_of
+    from ..app_discovery import (
+        discover,
+        module_file,
+        production_settings_module,
+        settings_module_of,
+    )
 
     explicit = os.environ.get(SETTINGS_VARIABLE)
     if explicit:
@@ -168,28 +170,6 @@ def inspect_app(app_dir: Path, python: str) -> Inspection:
         python_version=python_version,
         django_version=django_version,
     )
-
-
-def production_settings_module(app_dir: Path, module: str) -> str:
-    """`module`, or a production module beside it (`pkg.settings.production` for
-    `pkg.settings.dev`, or inside it when `module` is a package)."""
-    is_package = module_file(app_dir, module, package_only=True) is not None
-    package = module if is_package else module.rpartition(".")[0]
-    if not package or module.rpartition(".")[2] in PRODUCTION_MODULES:
-        return module
-    for name in PRODUCTION_MODULES:
-        if module_file(app_dir, f"{package}.{name}"):
-            return f"{package}.{name}"
-    return module
-
-
-def module_file(app_dir: Path, module: str, *, package_only: bool = False) -> Path | None:
-    """The source file of `module` under `app_dir` (`a/b.py` or `a/b/__init__.py`), if any."""
-    base = app_dir.joinpath(*module.split("."))
-    candidates = [base / "__init__.py"]
-    if not package_only:
-        candidates.insert(0, base.with_suffix(".py"))
-    return next((path for path in candidates if path.is_file()), None)
 
 
 def interpreter_versions(python: str) -> tuple[str, str]:

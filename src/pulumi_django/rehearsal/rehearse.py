@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pulumi_django.config import StackConfig
 from pulumi_django.release import RELEASE_STEPS
-from pulumi_django.rendering.app_server import app_server_settings
+from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
 from pulumi_django.rendering.media import local_media_environment
 from pulumi_django.rendering.proxy import ProxySite, rehearsal_site, static_url_prefix
 
@@ -464,6 +464,7 @@ class Rehearsal:
             PYTHONPYCACHEPREFIX=str(self.root / "pycache"),
             PYTHONUNBUFFERED="1",
         )
+        env.update(app_environment_defaults(self.config.app))
         env.update(self.config.app.environment)
         env.update(
             DJANGO_SETTINGS_MODULE=self.config.app.settings_module,

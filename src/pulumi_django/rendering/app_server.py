@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 
 # Fargate: 1024 CPU units are one vCPU.
@@ -53,6 +54,14 @@ class AppServerSettings:
     @property
     def bind(self) -> str:
         return f"{self.bind_host}:{self.port}"
+
+
+def app_environment_defaults(app: AppConfig) -> dict[str, str]:
+    """Variables the app gets from how it is served, before `app.environment` (which may
+    override them): under an ASGI server no persistent database connections, which Django's
+    docs say to disable with ASGI (each request may run in another thread, and connections
+    left open by finished ones are never reused or closed)."""
+    return {"DATABASE_CONN_MAX_AGE": "0"} if app.server == "uvicorn" else {}
 
 
 def default_workers(cpu_units: int) -> int:

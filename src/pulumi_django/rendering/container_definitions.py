@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pulumi_django.config import StackConfig
 
-from .app_server import app_server_command, app_server_settings
+from .app_server import app_environment_defaults, app_server_command, app_server_settings
 from .media import aws_media_environment
 from .proxy import CONTAINER_RUNTIME_DIR, render_proxy, sidecar_site
 
@@ -137,7 +137,7 @@ def stack_container_definitions(
         database=inputs.database,
         redis_url=inputs.redis_url,
         media=media,
-        extra=config.app.environment,
+        extra={**app_environment_defaults(config.app), **config.app.environment},
     )
     site = sidecar_site(config, trusted_proxies=[inputs.vpc_cidr], runtime_dir=PROXY_RUNTIME_DIR)
     return render_container_definitions(

@@ -166,6 +166,35 @@ def test_the_users_other_database_and_cache_keys_survive(stock: dict[str, Any]) 
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 
 
+def test_the_users_own_postgresql_options_survive_under_the_deployments(
+    stock: dict[str, Any],
+) -> None:
+    own = copy.deepcopy(stock)
+    own["DATABASES"]["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "shop",
+        "OPTIONS": {"options": "-c search_path=shop", "sslmode": "disable"},
+    }
+    options = configured(own, **AWS)["DATABASES"]["default"]["OPTIONS"]
+    assert options["options"] == "-c search_path=shop"
+    assert options["sslmode"] == "require"
+    # A SQLite project's options mean nothing to PostgreSQL and are dropped.
+    sqlite_options = configured(
+        stock
+        | {
+            "DATABASES": {
+                "default": {
+                    "ENGINE": "django.db.backends.sqlite3",
+                    "NAME": "x",
+                    "OPTIONS": {"timeout": 20},
+                }
+            }
+        },
+        **AWS,
+    )
+    assert "timeout" not in sqlite_options["DATABASES"]["default"]["OPTIONS"]
+
+
 def test_debug_from_the_environment_drops_the_https_only_settings(stock: dict[str, Any]) -> None:
     debugging = configured(stock, **AWS, DJANGO_DEBUG="yes")
     assert debugging["DEBUG"] is True

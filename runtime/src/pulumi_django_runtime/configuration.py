@@ -93,11 +93,12 @@ def _configure_database(settings: MutableMapping[str, Any], env: Environ) -> Non
     if not connection:
         return
     databases = dict(settings.get("DATABASES") or {})
-    kept = {
-        key: value
-        for key, value in (databases.get("default") or {}).items()
-        if key not in CONNECTION_KEYS
-    }
+    own = databases.get("default") or {}
+    kept = {key: value for key, value in own.items() if key not in CONNECTION_KEYS}
+    if "postgresql" in str(own.get("ENGINE", "")) and own.get("OPTIONS"):
+        # The user's own PostgreSQL options (a search_path, a pool, an isolation level) stay;
+        # where both set one (sslmode, connect_timeout), the deployment's wins.
+        connection["OPTIONS"] = {**own["OPTIONS"], **connection.get("OPTIONS", {})}
     databases["default"] = connection | kept
     settings["DATABASES"] = databases
 

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_docker as docker
 
 from pulumi_django.config.media import MediaConfig
+from pulumi_django.providers.local_media import LocalMediaOwnerVerdict
 from pulumi_django.rendering.container_definitions import DEFAULT_APP_USER
 from pulumi_django.rendering.media import (
     LOCAL_MEDIA_MOUNT,
@@ -53,7 +54,7 @@ class LocalMedia(pulumi.ComponentResource):
         volume = docker.Volume(f"{name}-files", name=f"{name}-files", opts=child)
         self.volume_name = volume.name
         uid, gid = DEFAULT_APP_USER.split(":")
-        docker.Container(
+        owner = docker.Container(
             f"{name}-owner",
             image=image,
             entrypoints=["python"],
@@ -66,6 +67,9 @@ class LocalMedia(pulumi.ComponentResource):
             must_run=False,
             opts=child,
         )
+        # Docker reports a failed one-off container as created: judge its exit status, so that
+        # whatever waits for this component never starts on a volume it cannot write.
+        LocalMediaOwnerVerdict(f"{name}-owner", container=owner, owner=DEFAULT_APP_USER, opts=child)
         # What the replicas and the migration job are told (docs/media.md).
         self.environment = local_media_environment(config, LOCAL_MEDIA_ROOT)
         self.register_outputs({"volume_name": self.volume_name})

@@ -363,8 +363,40 @@ def test_the_volume_is_given_to_the_app_user_before_the_release_uses_it(
     (mount,) = media_mounts(owner)
     assert mount["target"] == owner.inputs["command"][-3]
     assert mount["volumeOptions"] == {"noCopy": True}
+    (verdict,) = recording.find("pulumi-python:dynamic/media:LocalMediaOwnerVerdict")
+    assert recording.depends_on(verdict.urn, owner.urn)
     for later in [container(recording, f"{SITE}-migrate-job"), *replicas(recording)]:
         assert recording.depends_on(later.urn, owner.urn), later.name
+        assert recording.depends_on(later.urn, verdict.urn), later.name
+
+
+def test_a_volume_that_could_not_be_given_to_the_app_user_fails_the_release() -> None:
+    """Docker reports the failed ownership container as created; the verdict stops `pulumi up`
+    before anything runs on a volume the app cannot write."""
+    from docker_logs import docker_frames
+
+    from pulumi_django.providers.local_media import LocalMediaError, judge_media_owner
+
+    props = {
+        "container_id": "c0ffee",
+        "container_name": "shop-media-owner-1a2b3c4",
+        "container_urn": "urn:pulumi:local::shop::docker:index/container:Container::owner",
+        "exit_code": 1,
+        "container_logs": docker_frames(
+            (2, "PermissionError: [Errno 1] Operation not permitted\n")
+        ),
+        "owner": "10001:10001",
+    }
+    assert judge_media_owner({**props, "exit_code": 0}) == {}
+    with pytest.raises(LocalMediaError) as failure:
+        judge_media_owner(props)
+    message = str(failure.value)
+    assert message.startswith(
+        "the media volume could not be given to the app user 10001:10001: exit status 1 in "
+        "container shop-media-owner-1a2b3c4"
+    )
+    assert "PermissionError" in message
+    assert "pulumi up --replace" in message
 
 
 def test_media_off_means_no_volume_no_mounts_and_no_media_variables() -> None:

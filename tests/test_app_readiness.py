@@ -177,6 +177,32 @@ def test_a_settings_module_that_does_not_exist_is_the_one_error(kit_parent: Path
     ]
 
 
+def test_an_error_of_djangos_system_checks_is_an_error(tmp_path: Path) -> None:
+    """`migrate` runs Django's system checks first and refuses to run on an error (a stock
+    Wagtail site on PostgreSQL without django.contrib.postgres did): the plan says so."""
+    project = kit_app(tmp_path)
+    app = project / "shop"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(
+        "from django.db import models\n\n\nclass Item(models.Model):\n"
+        "    name = models.CharField()\n"
+        "    owner = models.ForeignKey('nowhere.Owner', on_delete=models.CASCADE)\n"
+    )
+    settings = project / "mysite" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'shop',")
+    )
+    readiness = assess_app(stack(tmp_path, target="aws"), tmp_path)
+    checks = [error for error in readiness.errors if "system check" in error]
+    # The missing model is told twice by Django (fields.E300 and a lazy reference), once a line.
+    assert len(checks) == 2
+    assert checks[0].startswith(
+        "settings mysite.settings: Django's system check fails, so `migrate` would refuse to run: "
+        "fields.E300: Field defines a relation with model 'nowhere.Owner'"
+    )
+
+
 def test_settings_that_do_not_import_are_the_only_error(tmp_path: Path) -> None:
     config = parse_stack_config({"target": "aws"}, set())
     broken = {"settingsError": "ImproperlyConfigured: REDIS_URL is not set"}

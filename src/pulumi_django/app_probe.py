@@ -52,6 +52,7 @@ def main(argv: list[str]) -> int:
             backend = report["declarations"]["staticfilesBackend"]
             report["staticStorage"] = _static_storage(backend)
             report["database"] = _database()
+            report["systemCheckErrors"] = _system_check_errors()
             if args.wsgi:
                 report["wsgiError"] = _failure(lambda: _import_target(args.wsgi))
             if args.asgi:
@@ -110,6 +111,19 @@ def _database() -> dict[str, Any]:
         return {"vendor": connections[DEFAULT_DB_ALIAS].vendor, "error": None}
     except Exception as error:
         return {"vendor": None, "error": _one_line(error)}
+
+
+def _system_check_errors() -> list[str]:
+    """Django's own system checks at ERROR and above, as `manage.py migrate` runs them before
+    migrating (say, a model field that needs django.contrib.postgres): one line each. The
+    checks that need a database connection are left out: there is none offline."""
+    from django.core.checks import ERROR, run_checks
+
+    return [
+        f"{message.id}: {message.msg}" + (f" ({message.obj})" if message.obj else "")
+        for message in run_checks(include_deployment_checks=False)
+        if message.level >= ERROR
+    ]
 
 
 def _static_storage(backend: str | None) -> dict[str, Any]:

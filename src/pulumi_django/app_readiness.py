@@ -130,6 +130,10 @@ def judge(
         *_database_errors(settings, declared, report["database"]),
         *_static_errors(config, settings, declared, report["staticStorage"], app_dir),
         *_health_errors(config, report["health"]),
+        *(
+            f"{settings}: Django's system check fails, so `migrate` would refuse to run: {error}"
+            for error in report.get("systemCheckErrors", [])
+        ),
     ]
     return errors, _warnings(settings, declared, report["health"])
 

@@ -56,6 +56,7 @@ DEPLOYMENT_OWNED = {
     "MEDIA_ROOT",
     "STORAGES",
     "MIDDLEWARE",
+    "INSTALLED_APPS",  # django.contrib.postgres added, the user's apps as they are
     "LOGGING",
     "SECURE_PROXY_SSL_HEADER",
     "USE_X_FORWARDED_HOST",
@@ -94,9 +95,10 @@ def test_without_the_deployment_only_the_health_middleware_is_added(
 def test_on_aws_the_deployment_owns_its_settings_and_nothing_else(stock: dict[str, Any]) -> None:
     deployed = configured(stock, **AWS)
     assert changed(stock, deployed) <= DEPLOYMENT_OWNED
-    for untouched in ("INSTALLED_APPS", "TEMPLATES", "ROOT_URLCONF", "AUTH_PASSWORD_VALIDATORS"):
+    for untouched in ("TEMPLATES", "ROOT_URLCONF", "AUTH_PASSWORD_VALIDATORS"):
         assert deployed[untouched] == stock[untouched]
     assert deployed["MIDDLEWARE"][1:] == stock["MIDDLEWARE"]
+    assert deployed["INSTALLED_APPS"] == [*stock["INSTALLED_APPS"], "django.contrib.postgres"]
 
     assert deployed["SECRET_KEY"] == "from-secrets-manager"
     assert deployed["DEBUG"] is False  # startproject's DEBUG = True never reaches production
@@ -137,6 +139,7 @@ def test_configure_is_idempotent(stock: dict[str, Any]) -> None:
 def test_each_setting_changes_only_when_its_variables_are_set(stock: dict[str, Any]) -> None:
     assert changed(stock, configured(stock, DATABASE_URL="postgres://u:p@db/app")) == {
         "DATABASES",
+        "INSTALLED_APPS",
         "MIDDLEWARE",
     }
     assert changed(stock, configured(stock, REDIS_URL="redis://cache:6379/0")) == {
@@ -193,6 +196,13 @@ def test_the_users_own_postgresql_options_survive_under_the_deployments(
         **AWS,
     )
     assert "timeout" not in sqlite_options["DATABASES"]["default"]["OPTIONS"]
+
+
+def test_postgresql_brings_django_contrib_postgres_once(stock: dict[str, Any]) -> None:
+    deployed = configured(stock, **AWS)
+    assert deployed["INSTALLED_APPS"].count("django.contrib.postgres") == 1
+    assert configured(deployed, **AWS)["INSTALLED_APPS"] == deployed["INSTALLED_APPS"]
+    assert "django.contrib.postgres" not in configured(stock)["INSTALLED_APPS"]
 
 
 def test_debug_from_the_environment_drops_the_https_only_settings(stock: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from pulumi_django_runtime.settings import (
 )
 
 HEALTH_MIDDLEWARE = "pulumi_django_runtime.health.HealthCheckMiddleware"
+POSTGRES_APP = "django.contrib.postgres"
 
 # What a database URL or the DATABASE_* variables describe. The user's other keys of
 # DATABASES['default'] (ATOMIC_REQUESTS, TEST, DISABLE_SERVER_SIDE_CURSORS...) win over the
@@ -101,6 +102,16 @@ def _configure_database(settings: MutableMapping[str, Any], env: Environ) -> Non
         connection["OPTIONS"] = {**own["OPTIONS"], **connection.get("OPTIONS", {})}
     databases["default"] = connection | kept
     settings["DATABASES"] = databases
+    if "postgresql" in connection["ENGINE"]:
+        settings["INSTALLED_APPS"] = with_postgres_app(settings.get("INSTALLED_APPS", []))
+
+
+def with_postgres_app(installed_apps: list[str] | tuple[str, ...]) -> list[str]:
+    """`installed_apps` with django.contrib.postgres: a project developed on SQLite and deployed
+    on PostgreSQL may use models that need it there (Wagtail's search index does, and Django's
+    system check then refuses to `migrate` without it). It has no models of its own."""
+    apps = list(installed_apps)
+    return apps if POSTGRES_APP in apps else [*apps, POSTGRES_APP]
 
 
 def _configure_cache(settings: MutableMapping[str, Any], env: Environ) -> None:

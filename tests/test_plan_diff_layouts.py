@@ -16,7 +16,12 @@ import yaml
 from test_plan_diff import git
 
 from pulumi_django.errors import UsageError
-from pulumi_django.git_plan import review_against
+from pulumi_django.git_plan import (
+    extract_tree,
+    find_repository,
+    review_against,
+    shipped_migrations,
+)
 from pulumi_django.plan_diff import PlanDiff, diff_json, render_markdown, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +65,9 @@ APP = {
         "    ]\n"
     ),
     "Dockerfile": "FROM python:3.12-slim\nCOPY . /app\nVOLUME /tmp\n",
-    # A repository's top as the build context: its .git is not what the image is made of.
-    ".dockerignore": ".git\n",
+    # A repository's top as the build context: its .git is not what the image is made of, nor
+    # are the tests (their apps' migrations are not the app's).
+    ".dockerignore": ".git\ntests\n",
 }
 NOTE = "orders/migrations/0002_order_note.py"
 PAID = "orders/migrations/0003_order_paid.py"
@@ -92,6 +98,31 @@ def write_app(app: Path) -> None:
 
 def add_migration(app: Path, name: str) -> None:
     (app / name).write_text(MIGRATIONS[name])
+
+
+def add_release_overlay(app: Path) -> None:
+    """A rehearsal release overlay (`releases/v2/`) with a copy of 0002: not the app's."""
+    overlay = app / "releases" / "v2"
+    (overlay / NOTE).parent.mkdir(parents=True)
+    (overlay / "release.toml").write_text('description = "the order note"\n')
+    (overlay / NOTE).write_text(MIGRATIONS[NOTE])
+
+
+def add_test_app_migration(app: Path) -> None:
+    """A test app's migration in `tests/`, which `.dockerignore` leaves out of the image."""
+    test_app = app / "tests" / "testapp" / "migrations" / "0001_initial.py"
+    test_app.parent.mkdir(parents=True)
+    test_app.write_text(APP["orders/migrations/0001_initial.py"])
+
+
+def commit_a_virtualenv(project: Path) -> None:
+    """Links `git archive` exports that point out of the tree: a virtualenv's python (absolute)
+    and a relative link up past the repository's top; and one inside it."""
+    bin_dir = project / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3").symlink_to("/usr/bin/python3")
+    (bin_dir / "python").symlink_to("python3")
+    (project / "outside").symlink_to(Path("..", "..", "elsewhere"))
 
 
 def write_project(project: Path, contexts: dict[str, str]) -> None:
@@ -130,12 +161,13 @@ def new_repository(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def one_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """repo/infra (the project) and repo/app, one repository: v1, then a commit adding the
-    0002 migration, then 0003 left uncommitted. Stack `rel`: `../app`; `abs`: its absolute
-    path."""
+    """repo/infra (the project, with a committed virtualenv) and repo/app, one repository: v1,
+    then a commit adding the 0002 migration, then 0003 left uncommitted. Stack `rel`:
+    `../app`; `abs`: its absolute path."""
     repo = new_repository(tmp_path_factory.mktemp("one") / "repo")
     write_app(repo / "app")
     write_project(repo / "infra", {"rel": "../app", "abs": str(repo / "app")})
+    commit_a_virtualenv(repo / "infra")
     commit(repo, "v1", tag="v1")
     add_migration(repo / "app", NOTE)
     commit(repo, "v2")
@@ -145,15 +177,18 @@ def one_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_repositories(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """work/app and work/infra, two repositories. The app: v1, a commit adding 0002, 0003
-    left uncommitted. The project: stack `rel` (`../app`) and `abs` (its absolute path)."""
+    """work/app and work/infra, two repositories. The app: v1, a commit adding 0002 and a
+    release overlay's copy of it, 0003 and a test app's migration left uncommitted. The
+    project: stack `rel` (`../app`) and `abs` (its absolute path)."""
     work = tmp_path_factory.mktemp("two")
     app = new_repository(work / "app")
     write_app(app)
     commit(app, "v1", tag="v1")
     add_migration(app, NOTE)
+    add_release_overlay(app)
     commit(app, "v2")
     add_migration(app, PAID)
+    add_test_app_migration(app)
     infra = new_repository(work / "infra")
     write_project(infra, {"rel": "../app", "abs": str(app)})
     commit(infra, "v1")
@@ -245,6 +280,42 @@ def test_a_submodule_app_is_compared_with_the_commit_the_ref_pins(
     assert added_and_checked(diff) == ([NOTE], ["orders.0002_order_note"])
     assert diff.app is not None
     assert (diff.app.repository, diff.app.base.ref, diff.app.base.commit) == ("app", "v1", app_v1)
+
+
+def test_the_migrations_are_those_the_image_ships(tmp_path: Path) -> None:
+    add_release_overlay(tmp_path)
+    (tmp_path / ".dockerignore").write_text("tests\n")
+    overlay_copy = f"releases/v2/{NOTE}"
+    app_named_releases = "releases/migrations/0001_initial.py"  # no release.toml beside it
+    test_app = "tests/testapp/migrations/0001_initial.py"
+
+    shipped = shipped_migrations([NOTE, overlay_copy, app_named_releases, test_app], tmp_path)
+
+    assert shipped == {NOTE, app_named_releases}
+
+
+def test_links_out_of_the_tree_are_left_out_of_its_copy(
+    one_repository: Path, tmp_path: Path
+) -> None:
+    repository = find_repository(one_repository)
+    extract_tree(repository, git(one_repository, "rev-parse", "v1").strip(), tmp_path)
+
+    copy = tmp_path / "infra"
+    assert (copy / "Pulumi.yaml").is_file()
+    assert (copy / ".venv" / "bin" / "python").readlink() == Path("python3")  # inside: kept
+    assert not os.path.lexists(copy / ".venv" / "bin" / "python3")  # -> /usr/bin/python3
+    assert not os.path.lexists(copy / "outside")  # -> ../../elsewhere
+
+
+def test_a_tree_that_cannot_be_extracted(one_repository: Path, tmp_path: Path) -> None:
+    (tmp_path / "infra").write_text("a file where the commit has a directory")
+
+    with pytest.raises(UsageError) as raised:
+        extract_tree(find_repository(one_repository), "v1", tmp_path)
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"--diff-against: could not extract v1 of {one_repository.parent}")
 
 
 # --- what is refused, in one line ---------------------------------------------------------

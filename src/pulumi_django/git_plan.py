@@ -29,13 +29,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .build_context import is_ignored, read_dockerignore
 from .errors import UsageError
 from .plan_diff import HEAD_REF, AppSides, MigrationReview, PlanDiff, Side, diff_plans
+from .rehearsal.releases import RELEASE_FILE, RELEASES_DIR
 
 PLAN_TIMEOUT_SECONDS = 600.0
 MIGRATIONS = ":(glob)**/migrations/0*.py"
@@ -293,10 +295,27 @@ def extract_tree(repository: Repository, commit: str, destination: Path) -> None
     )
     if archive.returncode != 0:
         raise UsageError(f"git archive {commit[:12]} failed: {archive.stderr.decode().strip()}")
-    # A submodule's directory already exists (empty) in its superproject's tree.
-    destination.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(destination, filter="data")
+    try:
+        # A submodule's directory already exists (empty) in its superproject's tree.
+        destination.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            # The data filter (S202), but for links out of the tree.
+            tar.extractall(destination, filter=without_outward_links)  # noqa: S202
+    except (tarfile.TarError, OSError) as error:
+        raise UsageError(
+            f"--diff-against: could not extract {commit[:12]} of {repository.top} to plan it: "
+            + " ".join(str(error).split())
+        ) from None
+
+
+def without_outward_links(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+    """tarfile's `data` filter, except that a link to an absolute path or out of the tree (a
+    committed virtualenv's `bin/python3 -> /usr/bin/python3`) is left out instead of stopping
+    the extraction: what it points to is not in the commit, so the plan cannot need it."""
+    try:
+        return tarfile.data_filter(member, destination)
+    except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+        return None
 
 
 def is_pulumi_django_checkout(tree: Path) -> bool:
@@ -358,7 +377,8 @@ def review_migrations(
 
 
 def added_migrations(repository: Repository, commit: str, context: Path) -> list[str]:
-    """Migration files under `context` that `commit` does not have, relative to `context`."""
+    """The app's migration files (`shipped_migrations`) under `context` that `commit` does not
+    have, relative to `context`."""
     committed = repository.git(
         "diff",
         "--name-only",
@@ -376,17 +396,39 @@ def added_migrations(repository: Repository, commit: str, context: Path) -> list
         if completed.returncode != 0:
             raise UsageError(f"git could not list the migrations: {completed.stderr.strip()}")
     paths = {*committed.stdout.split("\n"), *untracked.stdout.split("\n")} - {""}
-    return sorted(paths, key=lambda path: (str(Path(path).parent), Path(path).name))
+    return sorted(
+        shipped_migrations(paths, context),
+        key=lambda path: (str(Path(path).parent), Path(path).name),
+    )
 
 
 def migration_files(repository: Repository, context: Path) -> set[str]:
-    """Every migration file under `context` in the working tree, relative to `context`."""
+    """Every migration file of the app (`shipped_migrations`) under `context` in the working
+    tree, relative to `context`."""
     listed = repository.git(
         "ls-files", "--cached", "--others", "--exclude-standard", "--", MIGRATIONS, cwd=context
     )
     if listed.returncode != 0:
         raise UsageError(f"git could not list the migrations: {listed.stderr.strip()}")
-    return set(listed.stdout.split("\n")) - {""}
+    return shipped_migrations(set(listed.stdout.split("\n")) - {""}, context)
+
+
+def shipped_migrations(paths: Iterable[str], context: Path) -> set[str]:
+    """The migration files among `paths` (relative to the app's directory `context`) that the
+    app's image has: not the files of the rehearsal's release overlays
+    (`releases/<name>/`, beside a `release.toml`), which are copies of the app's files for a
+    variant, nor what the app's `.dockerignore` keeps out of the build context."""
+    ignored = read_dockerignore(context)
+
+    def is_overlay(path: str) -> bool:
+        parts = Path(path).parts
+        return (
+            len(parts) > 2
+            and parts[0] == RELEASES_DIR
+            and (context / RELEASES_DIR / parts[1] / RELEASE_FILE).is_file()
+        )
+
+    return {path for path in paths if not is_overlay(path) and not is_ignored(path, ignored)}
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

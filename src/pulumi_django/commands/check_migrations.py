@@ -21,9 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="app_label or app_label.migration_name (default: the migrations not yet applied)",
     )
-    parser.add_argument("--settings", required=True, metavar="MODULE", help="the Django settings")
     parser.add_argument(
-        "--pythonpath", metavar="DIR", help="directory holding the project (default: current)"
+        "--settings",
+        metavar="MODULE",
+        help="the Django settings (default: the --stack's django:app.settingsModule)",
+    )
+    parser.add_argument(
+        "--pythonpath",
+        metavar="DIR",
+        help="directory holding the project (default: the --stack's django:app.context, "
+        "else current)",
     )
     parser.add_argument(
         "--python",
@@ -57,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "purpose, with a reason (repeatable)",
     )
     parser.add_argument(
-        "--stack", metavar="NAME", help="also allow the stack's migrations.acknowledged"
+        "--stack",
+        metavar="NAME",
+        help="take the app from the stack (django:app.settingsModule, app.context, app.python) "
+        "and also allow its migrations.acknowledged",
     )
     parser.add_argument(
         "--cwd", default=".", help="the Pulumi project directory for --stack (default: current)"
@@ -82,17 +92,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--offline needs --all or LABEL: only the database knows what is unapplied"
         )
+    if args.settings is None and not args.stack:
+        raise UsageError(
+            "pass --settings MODULE, or --stack NAME to take the stack's django:app.settingsModule"
+        )
     if args.pythonpath is not None and not Path(args.pythonpath).is_dir():
         raise UsageError(f"--pythonpath {args.pythonpath}: no such directory")
     stack = _read_stack(args.stack, Path(args.cwd), args.python) if args.stack else None
+    settings, pythonpath = _app_location(args, stack)
     acknowledged = acknowledgement_reasons(stack.migrations.acknowledged) if stack else {}
     try:
         acknowledged |= parse_acknowledgements(args.acknowledge)
     except ValueError as error:
         raise UsageError(str(error)) from None
     result = run_check(
-        args.settings,
-        pythonpath=args.pythonpath,
+        settings,
+        pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
         database_url=args.database_url,
         labels=args.labels,
@@ -109,9 +124,26 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _app_location(args: argparse.Namespace, stack: StackConfig | None) -> tuple[str, str | None]:
+    """The settings module and the directory it is imported from: the flags, else the stack's
+    `app.settingsModule` (as the stack resolves it) and `app.context` (relative to --cwd)."""
+    if stack is None:
+        return args.settings, args.pythonpath
+    settings = args.settings or stack.app.settings_module
+    if args.pythonpath is not None:
+        return settings, args.pythonpath
+    app_dir = (Path(args.cwd) / stack.app.context).resolve()
+    if not app_dir.is_dir():
+        raise UsageError(
+            f"django:app.context of stack {args.stack}: {app_dir} is no directory; "
+            "fix it or pass --pythonpath"
+        )
+    return settings, str(app_dir)
+
+
 def _read_stack(stack: str, project_dir: Path, python: str | None) -> StackConfig:
-    """The stack whose `migrations.acknowledged` apply and whose `app.python` is the default
-    interpreter."""
+    """The stack whose `migrations.acknowledged` apply and whose app (settings module,
+    directory, interpreter) is the default one."""
     from ..stackfile import read_stack_config
 
     if not project_dir.is_dir():

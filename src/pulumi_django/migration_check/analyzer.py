@@ -448,11 +448,13 @@ def _setup_django(settings: str, pythonpath: str | None) -> None:
 
 
 POSTGRESQL_SCHEMES = ("postgres", "postgresql", "postgis", "pgsql")
-CONFIGURE_LINE = "from pulumi_django_runtime import configure; configure(globals())"
+RUNTIME_PACKAGE = "pulumi_django_runtime"
+CONFIGURE_LINE = f"from {RUNTIME_PACKAGE} import configure; configure(globals())"
 
 
 def _require_postgresql(connection: Any) -> None:
-    """The rules are PostgreSQL's: any other engine is refused before it is opened."""
+    """The rules are PostgreSQL's: any other engine is refused before it is opened, with what
+    to do about it: give a DATABASE_URL, or make the settings use the one given."""
     if connection.vendor == "postgresql":
         return
     engine = connection.settings_dict.get("ENGINE") or ""
@@ -460,14 +462,46 @@ def _require_postgresql(connection: Any) -> None:
         found = "define no database (DATABASES is empty)"
     else:
         found = f"use {getattr(connection, 'display_name', connection.vendor)} ({engine})"
-    url = os.environ.get("DATABASE_URL", "")
-    if url.partition(":")[0].lower() in POSTGRESQL_SCHEMES:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    scheme = url.partition(":")[0].lower()
+    if not url:
+        advice = (
+            "no DATABASE_URL was given: pass --database-url URL, the app's PostgreSQL database "
+            "(or --offline with --all or LABEL)"
+        )
+        if not _runtime_configured():
+            advice += f", and make the settings read it: `{CONFIGURE_LINE}` at their end"
+    elif scheme not in POSTGRESQL_SCHEMES:
+        advice = f"DATABASE_URL is a {scheme} URL: give the app's PostgreSQL database instead"
+    else:
         found += " and ignore DATABASE_URL"
+        advice = _read_database_url_advice()
     raise ProjectError(
         f"the settings {found}, not PostgreSQL: the check knows PostgreSQL only and opens no "
-        "other database; make the settings read DATABASE_URL, e.g. with "
-        f"`{CONFIGURE_LINE}` at the end of the settings module"
+        f"other database; {advice}"
     )
+
+
+def _runtime_configured() -> bool:
+    """Whether the settings called the runtime kit's `configure(globals())`: the kit is
+    imported and its health middleware, which configure() always puts first, is in MIDDLEWARE.
+    (The analyzer imports no more than Django, so the kit is only looked up, never imported.)"""
+    from django.conf import settings
+
+    runtime = sys.modules.get(RUNTIME_PACKAGE)
+    middleware = getattr(runtime, "HEALTH_MIDDLEWARE", None)
+    return middleware is not None and middleware in getattr(settings, "MIDDLEWARE", ())
+
+
+def _read_database_url_advice() -> str:
+    """What makes settings that ignore DATABASE_URL use it: the runtime kit's configure() at
+    their end, or, when they call it already, no DATABASES assigned after the call."""
+    if _runtime_configured():
+        return (
+            f"they call {RUNTIME_PACKAGE}'s configure(globals()), so something after the call "
+            "reassigns DATABASES: make the call the last line of the settings module"
+        )
+    return f"make the settings read DATABASE_URL: add `{CONFIGURE_LINE}` at their end"
 
 
 def _ignored_database_url(settings: Mapping[str, Any], offline: bool) -> list[str]:
@@ -493,14 +527,13 @@ def _ignored_database_url(settings: Mapping[str, Any], offline: bool) -> list[st
     if offline:
         return [
             f"the settings ignore DATABASE_URL (their database is {_where(settings)}): deployed, "
-            "the app would not use the database the stack gives it; make the settings read "
-            f"DATABASE_URL, e.g. with `{CONFIGURE_LINE}`"
+            f"the app would not use the database the stack gives it; {_read_database_url_advice()}"
         ]
     shown = f"{parts.scheme}://{named['USER'] + '@' if named['USER'] else ''}{parts.hostname}"
     shown += f":{port}/{named['NAME']}" if port else f"/{named['NAME']}"
     return [
         f"the settings ignore DATABASE_URL ({shown}): the database checked is theirs, "
-        f"{_where(settings)}; make the settings read DATABASE_URL, e.g. with `{CONFIGURE_LINE}`"
+        f"{_where(settings)}; {_read_database_url_advice()}"
     ]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import UsageError
-from .analyzer import CheckResult, acknowledged_name
+from .analyzer import POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
 
 ANALYZER = Path(__file__).with_name("analyzer.py")
 # What a deployment gives the app's settings and only a deployment knows. The offline check
@@ -117,6 +117,8 @@ def run_check(
     whole apps) on purpose, each with a reason; `environment` adds variables the app's
     settings need to import.
     """
+    if database_url:
+        require_postgresql_url(database_url)
     interpreter = python or sys.executable
     command = [
         interpreter,
@@ -160,6 +162,23 @@ def run_check(
     if completed.stderr.strip():
         sys.stderr.write(completed.stderr)
     return result
+
+
+def require_postgresql_url(database_url: str) -> None:
+    """MigrationCheckError unless `database_url` names a PostgreSQL database: the rules are
+    PostgreSQL's, and the app's settings would open any other one (SQLite creating its file).
+    The message names the scheme only, never the URL and its password."""
+    scheme, separator, _ = database_url.partition("://")
+    if not separator:
+        problem = "is not a URL"
+    elif scheme.lower() in POSTGRESQL_SCHEMES:
+        return
+    else:
+        problem = f"is a {scheme} URL: the check knows PostgreSQL only"
+    raise MigrationCheckError(
+        f"--database-url {problem}; give the app's PostgreSQL database, "
+        "postgres://USER:PASSWORD@HOST:PORT/NAME"
+    )
 
 
 def bytecode_cache(environment: Mapping[str, str]) -> Path:

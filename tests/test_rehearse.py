@@ -57,6 +57,7 @@ from pulumi_django.rehearsal.rehearse import (
     established_connections,
 )
 from pulumi_django.rehearsal.report import (
+    RehearsalReport,
     StepReport,
     Timeline,
     build_report,
@@ -206,6 +207,8 @@ class FakeBigfoot(http.server.BaseHTTPRequestHandler):
             )
         elif self.path == "/healthz":
             self.answer(200, "ok")
+        elif self.path == "/about/":  # a page with no stylesheet, script or image
+            self.answer(200, "<p>Bigfoot sightings since 1958.</p>")
         else:
             self.answer(404, "not found")
 
@@ -272,12 +275,16 @@ def test_the_load_browses_reports_and_checks_health_like_browsers_do() -> None:
     assert sorted(s.started for s in samples) == [s.started for s in samples]
 
 
-def test_a_missing_static_file_counts_as_a_static_404() -> None:
+def test_a_page_without_static_files_is_fine_but_a_file_a_page_references_must_load() -> None:
     with fake_site(broken_static=True) as site:
-        samples = run_load(site, 0.5)
+        samples = run_load(replace(site, page_paths=("/", "/about/")), 0.5)
     failed = [sample for sample in samples if sample.failure]
     assert failed
     assert {(s.failure, s.path, s.status) for s in failed} == {("static_404", "/static/b.js", 404)}
+    about = [(s.status, s.failure) for s in samples if s.path == "/about/"]
+    assert about
+    assert set(about) == {(200, None)}
+    assert "/static/b.0123456789ab.css" in {s.path for s in samples}  # "/" still fetches it
 
 
 def test_a_closed_keep_alive_connection_is_resent_once_like_a_browser_does() -> None:
@@ -474,16 +481,97 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
     assert "Result: FAILED" in text
 
 
-def test_a_failed_request_outweighs_how_the_release_ended() -> None:
-    def steps(*statuses: str) -> list[StepReport]:
-        return [StepReport(k, k, s, 0.0, "") for k, s in zip(STEP_KEYS, statuses, strict=False)]  # type: ignore[arg-type]
+def steps_ending(*statuses: str) -> list[StepReport]:
+    return [StepReport(k, k, s, 0.0, "") for k, s in zip(STEP_KEYS, statuses, strict=False)]  # type: ignore[arg-type]
 
-    assert decide_result(0, steps("ok", "ok", "ok", "ok", "ok", "ok")) == "ok"
-    assert decide_result(0, steps("ok", "ok", "skipped", "ok", "ok", "ok")) == "ok"
-    assert decide_result(0, steps("ok", "ok", "refused")) == "refused"
-    assert decide_result(0, steps("ok", "ok", "ok", "ok", "halted")) == "halted"
-    assert decide_result(3, steps("ok", "ok", "refused")) == "failed"
+
+def test_a_failed_request_outweighs_a_halt_but_never_a_refusal() -> None:
+    assert decide_result(0, steps_ending("ok", "ok", "ok", "ok", "ok", "ok")) == "ok"
+    assert decide_result(0, steps_ending("ok", "ok", "skipped", "ok", "ok", "ok")) == "ok"
+    assert decide_result(0, steps_ending("ok", "ok", "refused")) == "refused"
+    assert decide_result(0, steps_ending("ok", "ok", "ok", "ok", "halted")) == "halted"
+    assert decide_result(3, steps_ending("ok", "ok", "ok", "ok", "halted")) == "failed"
+    assert decide_result(3, steps_ending("ok", "ok", "ok", "ok", "ok", "ok")) == "failed"
+    # Nothing changed before the refusal: whatever failed, failed on the old version alone.
+    assert decide_result(3, steps_ending("ok", "ok", "refused")) == "refused"
     assert set(FAILURE_KINDS) == {"5xx", "static_404", "connection", "other"}
+
+
+def page(started: float, path: str, status: int, method: str = "GET") -> Sample:
+    """A page request as the load records it (static prefix /static/, expecting 200)."""
+    return Sample(
+        started, method, path, status, 5.0, classify(method, path, status, 200, "/static/")
+    )
+
+
+def rehearsal_report(samples: list[Sample], steps: list[StepReport]) -> RehearsalReport:
+    """The report of a rehearsal whose release ran from 2.0 to 4.0."""
+    return build_report(
+        release="v2",
+        previous="v1",
+        proxy="nginx",
+        server="gunicorn",
+        replicas=2,
+        rate=50,
+        steps=steps,
+        samples=samples,
+        timeline=Timeline(0.0, 2.0, 4.0, 5.0),
+    )
+
+
+def test_pages_that_404_before_the_release_are_listed_and_not_counted() -> None:
+    samples = [
+        page(0.5, "/", 404),  # a stock project has no `/`
+        page(0.6, "/admin/login/", 200),
+        page(0.7, "/static/gone.css", 404),  # a static file always counts
+        page(1.0, "/", 404),
+        page(2.5, "/", 404),  # still missing during the release: not counted either
+        page(2.6, "/", 500),  # but a server error on that path counts
+        page(3.0, "/shop/", 404),  # a page that 404s only once the release started counts
+        page(4.5, "/", 404, method="POST"),  # a form posted to it is no missing page
+    ]
+    report = rehearsal_report(samples, steps_ending("ok", "ok", "ok", "ok", "ok", "ok"))
+    assert report.excluded_paths == ("/",)
+    assert report.requests == len(samples)
+    assert report.failures == {"5xx": 1, "static_404": 1, "connection": 0, "other": 2}
+    assert {what.split(":")[0] for _, what, _ in report.failure_examples} == {
+        "GET / -> 500",
+        "GET /static/gone.css -> 404",
+        "GET /shop/ -> 404",
+        "POST / -> 404",
+    }
+    assert (report.result, report.exit_code) == ("failed", 1)
+    document = report_json(report)
+    assert document["excluded_paths"] == ["/"]
+    assert list(document)[:6] == [
+        "release", "requests", "failures", "latency_ms", "rollout_seconds", "result"
+    ]  # fmt: skip
+    assert "Pages that 404 before the release (not counted): /\n" in render_report(report)
+
+
+def test_a_stock_project_without_a_home_page_rehearses_ok() -> None:
+    samples = [page(t / 10, "/", 404) for t in range(50)]
+    samples += [page(t / 10 + 0.05, "/admin/login/", 200) for t in range(50)]
+    report = rehearsal_report(samples, steps_ending("ok", "ok", "ok", "ok", "ok", "ok"))
+    assert (report.result, report.failed_requests, report.excluded_paths) == ("ok", 0, ("/",))
+    assert report_json(report)["failure_examples"] == []
+    clean = rehearsal_report(samples[50:], steps_ending("ok", "ok", "ok", "ok", "ok", "ok"))
+    assert clean.excluded_paths == ()
+    assert report_json(clean)["excluded_paths"] == []
+    assert "not counted" not in render_report(clean)
+
+
+def test_a_refused_release_is_refused_and_still_shows_what_failed_before_it() -> None:
+    samples = [page(0.5, "/", 404), page(1.0, "/shop/", 500), page(2.1, "/", 200)]
+    report = rehearsal_report(samples, steps_ending("ok", "ok", "refused"))
+    assert (report.result, report.exit_code) == ("refused", 3)
+    assert report.failures["5xx"] == 1
+    assert report_json(report)["result"] == "refused"
+    text = render_report(report)
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
+    assert "1 x 5xx: GET /shop/ -> 500" in text
+    assert "Result: REFUSED: " in text
+    assert "the 1 failed request above came from it alone." in text
 
 
 # ---------------------------------------------------------------- release steps
@@ -531,6 +619,55 @@ def test_the_release_runs_the_handlers_in_release_order_until_one_stops_it(
             "halted",
             "the migration job exited with 1",
         )
+
+
+def test_the_proxy_switch_checks_every_page_the_load_views_and_a_404_is_no_halt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A stock project has no `/`: its 404 is a page a new replica rendered, not a halt. The
+    pages that reference static files must reference only the new version's."""
+    config = parse_stack_config(
+        {"target": "local", "rehearsal": json.dumps({"paths": ["/shop/"]})}, set()
+    )
+    static_root = tmp_path / "v2" / "staticfiles"
+    static_root.mkdir(parents=True)
+    manifest = {"paths": {"shop.css": "shop.0123456789ab.css"}}
+    (static_root / rehearse_module.STATIC_MANIFEST).write_text(json.dumps(manifest))
+    answers: dict[str, tuple[int, str]] = {"/healthz": (200, "ok")}
+    asked: list[str] = []
+
+    def fetch(_port: int, path: str) -> tuple[int, str]:
+        asked.append(path)
+        return answers[path]
+
+    monkeypatch.setattr(rehearse_module, "fetch", fetch)
+    monkeypatch.setattr(Rehearsal, "set_upstreams", lambda _self, _replicas: None)
+    options = RehearsalOptions(APP, "v2", config, "nginx")
+    with contextlib.ExitStack() as resources:
+        rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
+        rehearsal.new = rehearse_module.Version("v2", tmp_path / "v2", static_root)
+        rehearsal.proxy = object()  # type: ignore[assignment]
+        rehearsal.serving = [object(), object()]  # type: ignore[list-item]
+
+        answers["/"] = (404, "<title>Not Found</title>")
+        answers["/shop/"] = (200, '<link rel="stylesheet" href="/static/shop.0123456789ab.css">')
+        outcome = rehearsal.step_proxy()
+        assert (outcome.status, outcome.detail) == (
+            "ok",
+            "6 pages through the proxy all came from v2's replicas",
+        )
+        assert sorted(set(asked)) == ["/", "/healthz", "/shop/"]
+
+        answers["/shop/"] = (200, "<p>No static files on this page.</p>")
+        assert "none references a static file" in rehearsal.step_proxy().detail
+
+        answers["/shop/"] = (200, '<link rel="stylesheet" href="/static/shop.ba9876543210.css">')
+        with pytest.raises(ReleaseStepError, match="pages of another version"):
+            rehearsal.step_proxy()
+
+        answers["/"] = (502, "Bad Gateway")
+        with pytest.raises(ReleaseStepError, match="the page / through the proxy answered"):
+            rehearsal.step_proxy()
 
 
 def test_a_step_without_a_handler_fails_before_any_server_starts(
@@ -738,6 +875,32 @@ def test_another_apps_unsafe_release_is_refused_and_unchecked_breaks_its_uploads
     assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
         "POST /entries/new/ -> 500"
     }
+
+
+@pytest.mark.slow
+def test_a_page_the_app_does_not_have_neither_fails_nor_hides_a_refusal(
+    scratch: Path, tmp_path: Path
+) -> None:
+    """The load views a page the app does not have (as `/` of a stock project): its 404s on
+    the old version before the release are listed, not counted, so the refusal is `refused`."""
+    project = tmp_path / "notebook"
+    shutil.copytree(
+        ROOT / "examples" / "notebook",
+        project,
+        ignore=shutil.ignore_patterns("__pycache__", "staticfiles", ".*_cache"),
+    )
+    stack_file = project / "Pulumi.local.yaml"
+    stack = stack_file.read_text()
+    assert "paths: [/notebooks/]" in stack
+    stack_file.write_text(stack.replace("paths: [/notebooks/]", "paths: [/notebooks/, /nope/]"))
+    code, report, stderr = rehearse_cli(
+        scratch,
+        *("--cwd", str(project), "--stack", "local", "--workers", "1", "--replicas", "1"),
+        *("--before", "2", "--after", "1", "--to", "v2-unsafe"),
+    )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"], report["excluded_paths"]) == (3, "refused", ["/nope/"])
+    assert report["steps"][-1]["status"] == "refused"
 
 
 @pytest.mark.slow

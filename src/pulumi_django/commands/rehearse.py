@@ -110,11 +110,12 @@ def run(args: argparse.Namespace) -> int:
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {args.cwd}: no such directory")
+    if args.app:
+        _require_django_project(Path(args.app))
     config = _stack_config(args, project_dir)
     require_django(config.app.python or "", "--python" if args.python else "django:app.python")
     app_dir = Path(args.app) if args.app else project_dir / config.app.context
-    if not (app_dir / "manage.py").is_file():
-        raise UsageError(f"{app_dir} holds no manage.py: pass --app DIR, the Django project")
+    _require_django_project(app_dir)
     options = RehearsalOptions(
         app_dir=app_dir.resolve(),
         release=args.to,
@@ -137,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_report(report), end="")
     return report.exit_code
+
+
+def _require_django_project(app_dir: Path) -> None:
+    if not (app_dir / "manage.py").is_file():
+        raise UsageError(f"{app_dir} holds no manage.py: pass --app DIR, the Django project")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .load import FAILURE_KINDS, LatencySummary, Sample, failure_counts, latency_summary
+from .load import (
+    FAILURE_KINDS,
+    LatencySummary,
+    Sample,
+    failure_counts,
+    is_missing_page,
+    latency_summary,
+)
 
 Result = Literal["ok", "failed", "refused", "halted"]
 StepStatus = Literal["ok", "skipped", "refused", "halted"]
@@ -23,13 +30,14 @@ FAILURE_LABELS = {
     "other": "other",
 }
 VERDICTS = {
-    "ok": "no request failed while the old and the new version ran side by side.",
-    "failed": "users saw errors during this release.",
+    "ok": "no request failed while the old and the new version ran side by side",
+    "failed": "users saw errors during this release",
     "refused": "the migration check refused the release before anything changed; "
-    "the old version kept serving.",
+    "the old version kept serving",
     "halted": "the release stopped before it reached every replica; "
-    "the replicas already serving kept serving.",
+    "the replicas already serving kept serving",
 }
+EXCLUDED_LABEL = "Pages that 404 before the release (not counted)"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class RehearsalReport:
     result: Result
     # (kind, "METHOD path -> status: detail", how many)
     failure_examples: tuple[tuple[str, str, int], ...] = ()
+    # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
+    excluded_paths: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -86,14 +96,30 @@ class RehearsalReport:
 
 
 def decide_result(failed_requests: int, steps: Sequence[StepReport]) -> Result:
-    """Any failed request fails the rehearsal; otherwise a step that stopped the release says
-    how (refused or halted); otherwise ok."""
+    """A refusal is `refused` whatever the load counted: nothing changed, so any failure came
+    from the old version alone. Otherwise any failed request fails the rehearsal; otherwise a
+    halted step halts it; otherwise ok."""
+    statuses = {step.status for step in steps}
+    if "refused" in statuses:
+        return "refused"
     if failed_requests:
         return "failed"
-    for step in steps:
-        if step.status in ("refused", "halted"):
-            return step.status
-    return "ok"
+    return "halted" if "halted" in statuses else "ok"
+
+
+def pages_missing_before(samples: Sequence[Sample], timeline: Timeline) -> tuple[str, ...]:
+    """The paths of pages that answered 404 before the release started, when only the old
+    version served: pages the app does not have (a stock project has no `/`), not failures of
+    the release."""
+    return tuple(
+        sorted(
+            {
+                sample.path
+                for sample in samples
+                if timeline.phase(sample.started) == "before" and is_missing_page(sample)
+            }
+        )
+    )
 
 
 def build_report(
@@ -111,7 +137,10 @@ def build_report(
     by_phase: dict[str, list[Sample]] = {phase: [] for phase in PHASES}
     for sample in samples:
         by_phase[timeline.phase(sample.started)].append(sample)
-    failures = failure_counts(samples)
+    excluded = pages_missing_before(samples, timeline)
+    # Their 404s are left out for the whole run; any other failure of those paths still counts.
+    counted = [s for s in samples if not (s.path in excluded and is_missing_page(s))]
+    failures = failure_counts(counted)
     return RehearsalReport(
         release=release,
         previous=previous,
@@ -126,7 +155,8 @@ def build_report(
         rollout_seconds=timeline.release_end - timeline.release_start,
         load_seconds=timeline.load_end - timeline.load_start,
         result=decide_result(sum(failures.values()), steps),
-        failure_examples=_examples(samples),
+        failure_examples=_examples(counted),
+        excluded_paths=excluded,
     )
 
 
@@ -175,6 +205,7 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
             {"kind": kind, "what": what, "count": count}
             for kind, what, count in report.failure_examples
         ],
+        "excluded_paths": list(report.excluded_paths),
     }
 
 
@@ -203,6 +234,8 @@ def render_report(report: RehearsalReport) -> str:
     ]
     for kind, what, count in report.failure_examples:
         lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what}")
+    if report.excluded_paths:
+        lines.append(f"{EXCLUDED_LABEL}: {', '.join(report.excluded_paths)}")
     lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
     for phase, summary in report.latency.items():
         label = f"{phase} the release"
@@ -212,9 +245,17 @@ def render_report(report: RehearsalReport) -> str:
     lines += [
         "",
         f"Rollout: {report.rollout_seconds:.1f} s",
-        f"Result: {report.result.upper()}: {VERDICTS[report.result]}",
+        f"Result: {report.result.upper()}: {_verdict(report)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(report: RehearsalReport) -> str:
+    verdict = VERDICTS[report.result]
+    if report.result == "refused" and report.failed_requests:
+        failed = report.failed_requests
+        verdict += f"; the {failed} failed request{'s' * (failed > 1)} above came from it alone"
+    return verdict + "."
 
 
 def _cell(value: float | None) -> str:

@@ -11,6 +11,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pulumi_django import scaffold
+from pulumi_django.build_context import is_ignored, read_dockerignore
 from pulumi_django.cli import main
 from pulumi_django.commands.init import dockerfile_shortfalls, project_relative
 from pulumi_django.config import StackConfig
@@ -34,7 +36,16 @@ from pulumi_django.stackfile import load_stack_file, read_stack_config
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = AppConfig()
 KIT = scaffold.runtime_kit_requirement()
-STOCK_FILES = {"Pulumi.yaml", "__main__.py", "Pulumi.dev.yaml", "Dockerfile", ".dockerignore"}
+STOCK_FILES = {
+    "Pulumi.yaml",
+    "__main__.py",
+    ".gitignore",
+    "Pulumi.dev.yaml",
+    "Dockerfile",
+    ".dockerignore",
+}
+# The Pulumi project's files: written only where there is none, never replaced.
+PROJECT_FILES = {"Pulumi.yaml", "__main__.py", ".gitignore"}
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +176,7 @@ def test_a_settings_package_with_only_asgi_gets_uvicorn_and_its_production_setti
     assert {Path(path) for path in report["written"]} == {
         project / "Pulumi.yaml",
         project / "__main__.py",
+        project / ".gitignore",
         project / "Pulumi.staging.yaml",
         app / "Dockerfile",
         app / ".dockerignore",
@@ -252,14 +264,14 @@ def test_nothing_is_overwritten_without_force(
 
     assert again["written"] == []  # requirements.txt already lists everything
     # The Pulumi project exists now: it is the user's, neither rewritten nor reported.
-    replaceable = STOCK_FILES - {"Pulumi.yaml", "__main__.py"}
+    replaceable = STOCK_FILES - PROJECT_FILES
     assert {Path(item["path"]).name for item in again["skipped"]} == replaceable
     assert {path: path.read_text() for path in stock.iterdir() if path.is_file()} == before
 
     forced = init(capsys, "--app", str(stock), "--cwd", str(stock), "--force")
     assert {Path(path).name for path in forced["written"]} == replaceable
     assert read_stack_config(stock, "dev").target == "aws"
-    for unchanged in ("requirements.txt", "Pulumi.yaml", "__main__.py"):
+    for unchanged in ("requirements.txt", *PROJECT_FILES):
         assert (stock / unchanged).read_text() == before[stock / unchanged]
 
 
@@ -275,6 +287,116 @@ def test_an_existing_dockerfile_is_kept_with_what_it_lacks(
         "collectstatic at build time; --force replaces it"
     )
     assert (stock / "Dockerfile").read_text().startswith("FROM python:3.12\n")
+
+
+WAGTAIL_DOCKERFILE = """\
+FROM python:3.12-slim-bookworm
+RUN apt-get update --yes --quiet && apt-get install --yes --quiet --no-install-recommends \\
+    build-essential \\
+    libpq-dev \\
+ && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt /
+RUN pip install -r /requirements.txt
+ENV DJANGO_SETTINGS_MODULE=mysite.settings
+COPY . /app
+RUN python manage.py collectstatic --noinput --clear
+VOLUME ["/tmp"]
+"""
+LACKS_GIT = "git before pip install (a requirement is a git+ URL: apt-get install git)"
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "requirements", "lacks_git"),
+    [
+        (WAGTAIL_DOCKERFILE, None, True),  # the kit's line init adds is a git+ URL
+        (WAGTAIL_DOCKERFILE.replace("libpq-dev", "libpq-dev git"), None, False),
+        # The kit from an index: nothing needs git.
+        (WAGTAIL_DOCKERFILE, "pulumi-django-runtime[aws]==0.1\n", False),
+        (
+            WAGTAIL_DOCKERFILE.replace("RUN apt-get", "RUN apk add --no-cache git && apt-get"),
+            None,
+            False,
+        ),
+    ],
+    ids=["wagtail", "with-git", "kit-from-an-index", "apk"],
+)
+def test_a_kept_dockerfile_that_installs_git_requirements_without_git_is_said_to_lack_it(
+    stock: Path,
+    capsys: pytest.CaptureFixture[str],
+    dockerfile: str,
+    requirements: str | None,
+    lacks_git: bool,
+) -> None:
+    (stock / "Dockerfile").write_text(dockerfile)
+    if requirements:
+        (stock / "requirements.txt").write_text(requirements)
+    report = init(capsys, "--app", str(stock), "--cwd", str(stock))
+    (kept,) = [item for item in report["skipped"] if item["path"] == str(stock / "Dockerfile")]
+    lacks = f" but lacks {LACKS_GIT}" if lacks_git else ""
+    assert kept["reason"] == f"exists{lacks}; --force replaces it"
+
+
+def test_the_written_dockerfile_installs_git_for_the_kits_git_requirement(
+    stock: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init(capsys, "--app", str(stock), "--cwd", str(stock))
+    requirements = (stock / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("pulumi-django-runtime[aws] @ git+") for line in requirements)
+    written = stock / "Dockerfile"
+    assert dockerfile_shortfalls(written, "mysite.settings", needs_git=True) == []
+    builder = stages(written.read_text())[0]
+    assert builder.position("RUN", "install --yes --no-install-recommends git") < builder.position(
+        "RUN", "pip install"
+    )
+
+
+def test_the_written_dockerignore_keeps_out_what_is_not_the_app_once_each(
+    stock: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (stock / ".venv").mkdir()
+    (stock / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # the app's virtualenv
+    init(capsys, "--app", str(stock), "--cwd", str(stock))
+
+    lines = [
+        line
+        for line in (stock / ".dockerignore").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    normalized = [line.rstrip("/") for line in lines]
+    assert len(normalized) == len(set(normalized)), lines
+    patterns = read_dockerignore(stock)
+    for path in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "releases/v2/release.toml",
+        "Pulumi.dev.yaml",
+        "media/upload.png",
+        "mysite/__pycache__/settings.cpython-312.pyc",
+    ):
+        assert is_ignored(path, patterns), path
+    for path in ("manage.py", "mysite/settings.py", "requirements.txt"):
+        assert not is_ignored(path, patterns), path
+
+
+@pytest.mark.parametrize(
+    ("dockerignore", "lacks"),
+    [
+        (".git\n", "Pulumi.*.yaml, .venv/, releases/ (they would enter the image)"),
+        ("**/.git\n.venv\nPulumi.*\nreleases\n", None),
+        ("*\n!mysite\n!manage.py\n", None),  # an allow-list
+    ],
+    ids=["only-git", "all-of-them", "allow-list"],
+)
+def test_an_existing_dockerignore_is_kept_with_the_entries_it_lacks(
+    stock: Path, capsys: pytest.CaptureFixture[str], dockerignore: str, lacks: str | None
+) -> None:
+    (stock / ".dockerignore").write_text(dockerignore)
+    report = init(capsys, "--app", str(stock), "--cwd", str(stock))
+    (kept,) = [item for item in report["skipped"] if item["path"].endswith(".dockerignore")]
+    assert kept["reason"] == (f"exists but lacks {lacks}" if lacks else "exists") + (
+        "; --force replaces it"
+    )
+    assert (stock / ".dockerignore").read_text() == dockerignore
 
 
 def test_settings_that_already_call_configure_need_no_line(
@@ -315,6 +437,26 @@ def test_the_text_report_lists_files_then_settings_lines_then_the_next_commands(
     ]
 
 
+def test_a_new_pulumi_project_gets_a_gitignore_for_virtualenvs_and_an_existing_one_is_kept(
+    stock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "deploy"
+    (project / "env").mkdir(parents=True)
+    (project / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a virtualenv of its own
+    report = init(capsys, "--app", str(stock), "--cwd", str(project))
+    assert str(project / ".gitignore") in report["written"]
+    ignored = (project / ".gitignore").read_text().splitlines()
+    assert {".venv/", "env/", "__pycache__/"} <= set(ignored)
+
+    mine = stock / ".gitignore"
+    mine.write_text("*.log\n")
+    report = init(capsys, "--app", str(stock), "--cwd", str(stock))
+    assert str(stock / "Pulumi.yaml") in report["written"]
+    assert str(mine) not in report["written"]
+    assert str(mine) not in [item["path"] for item in report["skipped"]]
+    assert mine.read_text() == "*.log\n"
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -322,6 +464,7 @@ def test_the_text_report_lists_files_then_settings_lines_then_the_next_commands(
         (["--stack", "dev/1"], r"--stack 'dev/1': not a stack name"),
         (["--app", "{tmp}/nowhere"], r"--app .*/nowhere: no manage.py in .*nowhere"),
         (["--python", "{tmp}/no-python"], r"--python .*/no-python: no such file"),
+        (["--python", "{tmp}"], r"--python (?P<dir>\S+) is a directory; pass (?P=dir)/bin/python"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(
@@ -347,6 +490,69 @@ def test_settings_that_do_not_import_name_the_module_and_the_error(
     assert "mysite.settings" in error
     assert error.rstrip().endswith("RuntimeError: no SECRET in this shell")
     assert not (stock / "Dockerfile").exists()
+
+
+WRONG_INTERPRETER = "pass --python PATH, the interpreter of the app's environment"
+
+
+@pytest.mark.parametrize(
+    ("addition", "fails"),
+    [
+        ("INSTALLED_APPS += ['wagtail']\n", "do not load their INSTALLED_APPS"),
+        ("import wagtail\n", "do not import"),
+    ],
+    ids=["an-installed-app", "an-import"],
+)
+def test_settings_needing_what_the_interpreter_lacks_stop_init_asking_for_the_apps_python(
+    stock: Path, capsys: pytest.CaptureFixture[str], addition: str, fails: str
+) -> None:
+    """Wagtail's settings in pulumi-django's interpreter: init must not go on to describe the
+    app, and pick its image's Python, from the wrong interpreter."""
+    settings = stock / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + addition)
+    without = init_fails(capsys, "--app", str(stock), "--cwd", str(stock))
+    assert without == (
+        f"pulumi-django init: error: settings mysite.settings {fails} with {sys.executable} "
+        f"(ModuleNotFoundError: No module named 'wagtail'); {WRONG_INTERPRETER}, or install "
+        "the app's requirements into this one\n"
+    )
+    given = init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--python", sys.executable)
+    assert given.rstrip().endswith(
+        "(ModuleNotFoundError: No module named 'wagtail'); install the app's requirements into it"
+    )
+    assert {path.name for path in stock.iterdir()} == {"manage.py", "mysite"}
+
+
+def test_an_interpreter_without_django_is_named_with_the_python_flag(
+    stock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = tmp_path / "bare-python"  # this Python without its site-packages, so without Django
+    bare.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -S "$@"\n')
+    bare.chmod(0o755)
+    given = init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--python", str(bare))
+    assert given == (
+        f"pulumi-django init: error: --python {bare}: interpreter {bare} has no Django; "
+        "install the app's requirements into it\n"
+    )
+    monkeypatch.setattr(sys, "executable", str(bare))  # init run by a Python without Django
+    default = init_fails(capsys, "--app", str(stock), "--cwd", str(stock))
+    assert default == (
+        f"pulumi-django init: error: interpreter {bare} has no Django; install the app's "
+        f"requirements into it, or {WRONG_INTERPRETER}\n"
+    )
+
+
+def test_a_settings_module_from_the_environment_that_does_not_exist_is_blamed_on_the_variable(
+    stock: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "othersite.settings")
+    error = init_fails(capsys, "--app", str(stock), "--cwd", str(stock))
+    assert error == (
+        "pulumi-django init: error: settings othersite.settings (from the DJANGO_SETTINGS_MODULE "
+        f"environment variable) do not import with {sys.executable} (ModuleNotFoundError: No "
+        "module named 'othersite'); unset DJANGO_SETTINGS_MODULE or set it to the app's "
+        "settings module\n"
+    )
 
 
 def test_a_pyproject_app_installs_its_declared_dependencies_and_is_not_edited(
@@ -502,10 +708,20 @@ def test_the_kit_comes_from_the_commit_pulumi_django_was_installed_from(tmp_path
     )
 
 
+GIT_FROM_A_CLONE = {
+    "url": "file:///tmp/pulumi-django",
+    "vcs_info": {"vcs": "git", "commit_id": "89abcdef" * 5},
+}
+
+
 @pytest.mark.parametrize(
     "direct_url",
-    [None, {"url": "file:///home/me/pulumi-django", "dir_info": {"editable": True}}],
-    ids=["from-an-index", "from-a-path"],
+    [
+        None,
+        {"url": "file:///home/me/pulumi-django", "dir_info": {"editable": True}},
+        GIT_FROM_A_CLONE,
+    ],
+    ids=["from-an-index", "from-a-path", "from-a-local-clone"],
 )
 def test_otherwise_the_kit_comes_from_the_release_tag(
     tmp_path: Path, direct_url: dict[str, Any] | None
@@ -514,6 +730,49 @@ def test_otherwise_the_kit_comes_from_the_release_tag(
         "pulumi-django-runtime[aws] @ "
         "git+https://github.com/pulumi-django/pulumi-django@v1.4.0#subdirectory=runtime"
     )
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "source"),
+    [
+        (GIT_FROM_A_CLONE, None),
+        (
+            {
+                "url": "https://github.com/acme/pulumi-django.git",
+                "vcs_info": {"vcs": "git", "commit_id": "0123abcd" * 5},
+            },
+            "git+https://github.com/acme/pulumi-django.git@" + "0123abcd" * 5,
+        ),
+    ],
+    ids=["git-file-url", "git-https-url"],
+)
+def test_init_writes_a_kit_line_an_image_build_can_reach_and_warns_when_it_had_to_fall_back(
+    stock: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    direct_url: dict[str, Any],
+    source: str | None,
+) -> None:
+    monkeypatch.setattr(scaffold, "installed_direct_url", lambda distribution: direct_url)
+    capsys.readouterr()
+    assert main(["init", "--app", str(stock), "--cwd", str(stock), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+
+    version = importlib.metadata.version("pulumi-django")
+    expected_source = source or f"git+{scaffold.REPOSITORY}@v{version}"
+    kit = f"pulumi-django-runtime[aws] @ {expected_source}#subdirectory=runtime"
+    requirements = (stock / "requirements.txt").read_text()
+    assert kit in requirements.splitlines()
+    assert "file:" not in requirements
+    if source:
+        assert (report["warnings"], captured.err) == ([], "")
+    else:
+        (warning,) = report["warnings"]
+        assert captured.err == f"pulumi-django init: warning: {warning}\n"
+        assert "requirements.txt points at the published repository" in warning
+        assert "file:///tmp/pulumi-django" in warning
+        assert "change it to a URL your image build can reach" in warning
 
 
 @given(project=st.text(max_size=40), stack=st.from_regex(r"[A-Za-z0-9_.-]{1,100}", fullmatch=True))

@@ -124,6 +124,11 @@ def discover(
         raise AppDiscoveryError(
             f"settings {module} do not import with {report['python']}: {report['settingsError']}"
         )
+    return probed_declarations(app_dir, module, report)
+
+
+def probed_declarations(app_dir: Path, module: str, report: Mapping[str, Any]) -> AppDeclarations:
+    """What a probe's report (of settings that imported) says the settings declare."""
     declared = _declarations_of(module, report["declarations"])
     if declared.asgi_app or not declared.wsgi_app:
         return declared

@@ -175,7 +175,7 @@ def _file_digest(path: Path) -> str:
 def final_stage_volumes(dockerfile_text: str) -> set[str]:
     """Paths the image's last stage declares with VOLUME."""
     volumes: set[str] = set()
-    for instruction, arguments in _instructions(dockerfile_text):
+    for instruction, arguments in dockerfile_instructions(dockerfile_text):
         if instruction == "FROM":
             volumes.clear()
         elif instruction == "VOLUME":
@@ -193,7 +193,8 @@ def _json_list(text: str) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def _instructions(text: str) -> Iterator[tuple[str, str]]:
+def dockerfile_instructions(text: str) -> Iterator[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each instruction, continuation lines joined, comments out."""
     logical = ""
     for raw in text.splitlines():
         line = raw.strip()

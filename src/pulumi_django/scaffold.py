@@ -19,6 +19,7 @@ import yaml
 
 from .app_resolution import IMAGE_APP_DIR
 from .config.app import AppConfig
+from .rehearsal.releases import RELEASES_DIR
 
 KIT_DISTRIBUTION = "pulumi-django-runtime"
 KIT_MODULE = "pulumi_django_runtime"
@@ -79,22 +80,43 @@ STACK_SETUPS: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
 }
 
 
+def installed_direct_url(distribution: importlib.metadata.Distribution) -> dict[str, Any]:
+    """PEP 610's direct_url.json of an installed distribution: where pip took it from (a URL,
+    with the commit for git); empty when it came from an index."""
+    try:
+        direct_url = json.loads(distribution.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return {}
+    return direct_url if isinstance(direct_url, dict) else {}
+
+
 def runtime_kit_requirement(distribution: importlib.metadata.Distribution | None = None) -> str:
     """The requirement line that installs the runtime kit matching this pulumi-django.
 
     Installed from git (PEP 610's direct_url.json records the repository and the commit), the
-    kit comes from that same commit; otherwise from this version's release tag."""
+    kit comes from that same commit; otherwise, or when that repository is on this machine
+    (`git+file://`, which no image build can reach), from this version's release tag."""
     installed = distribution or importlib.metadata.distribution("pulumi-django")
-    try:
-        direct_url = json.loads(installed.read_text("direct_url.json") or "{}")
-    except ValueError:
-        direct_url = {}
+    direct_url = installed_direct_url(installed)
     vcs_info = direct_url.get("vcs_info") or {}
-    if vcs_info.get("vcs") == "git" and direct_url.get("url") and vcs_info.get("commit_id"):
-        source = f"git+{direct_url['url']}@{vcs_info['commit_id']}"
+    url = direct_url.get("url") or ""
+    if vcs_info.get("vcs") == "git" and vcs_info.get("commit_id") and not _is_local(url):
+        source = f"git+{url}@{vcs_info['commit_id']}"
     else:
         source = f"git+{REPOSITORY}@v{installed.version}"
     return f"{KIT_DISTRIBUTION}[{KIT_EXTRA}] @ {source}#subdirectory={KIT_SUBDIRECTORY}"
+
+
+def local_install_url(distribution: importlib.metadata.Distribution | None = None) -> str | None:
+    """The `file:` URL this pulumi-django was installed from (a path or a `git+file://` clone),
+    whose kit the image build cannot fetch; None when installed from an index or a remote."""
+    installed = distribution or importlib.metadata.distribution("pulumi-django")
+    url = installed_direct_url(installed).get("url") or ""
+    return url if _is_local(url) else None
+
+
+def _is_local(url: str) -> bool:
+    return url.startswith("file:")
 
 
 def requirement_name(line: str) -> str | None:
@@ -374,28 +396,42 @@ def _server_command(recipe: ImageRecipe) -> list[str]:
 def render_dockerignore(*, generated_dirs: Sequence[str], extra: Sequence[str] = ()) -> str:
     """.dockerignore: only what the image runs. `generated_dirs` are directories of the app that
     are build output or user data (STATIC_ROOT, media), relative to the context; `extra` are
-    further patterns (the Pulumi project, when it shares the app's directory).
+    further patterns (the Pulumi project when it shares the app's directory, virtualenvs).
 
     The app's tests stay: a release command or a settings module may import from them, and they
-    cost a few kilobytes."""
+    cost a few kilobytes. Docker reads `dir` and `dir/` alike, so each is written once."""
     patterns = [
-        "# Written by `pulumi-django init`: only what the image runs.",
         ".git",
-        ".venv",
-        "venv",
+        ".venv/",
+        "venv/",
         "**/__pycache__",
         "**/*.pyc",
         ".*_cache",
         "*.sqlite3",
         ".env*",
-        "node_modules",
+        "node_modules/",
         *(f"{directory.rstrip('/')}/" for directory in generated_dirs),
+        # The rehearsal's overlays of the next release: never part of this one's image.
+        f"{RELEASES_DIR}/",
         "Pulumi.*.yaml",
         *extra,
         "Dockerfile",
         ".dockerignore",
     ]
-    return "\n".join(dict.fromkeys(patterns)) + "\n"
+    unique: dict[str, str] = {}
+    for pattern in patterns:
+        unique.setdefault(pattern.rstrip("/"), pattern)
+    lines = ["# Written by `pulumi-django init`: only what the image runs.", *unique.values()]
+    return "\n".join(lines) + "\n"
+
+
+def render_gitignore(*, virtualenvs: Sequence[str] = ()) -> str:
+    """.gitignore for a new Pulumi project directory: its virtualenvs (`.venv/`, and any other
+    `virtualenvs`, relative directories) and bytecode, so neither is ever committed."""
+    patterns = [".venv/", *(f"{venv.rstrip('/')}/" for venv in virtualenvs), "__pycache__/"]
+    return "# Written by `pulumi-django init`.\n" + "".join(
+        f"{pattern}\n" for pattern in dict.fromkeys(patterns)
+    )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Inspects the app in its own interpreter (settings module, WSGI/ASGI entry points, STATIC_ROOT,
 database engine), then writes what the stack needs and the app lacks: the stack file, a
 Dockerfile and .dockerignore, the runtime kit in requirements.txt, and, where no Pulumi project
-exists yet, Pulumi.yaml and a __main__.py that builds the ready-made stack from the installed
-pulumi_django. Never replaces a file without --force; prints the lines the settings still need.
+exists yet, Pulumi.yaml, a __main__.py that builds the ready-made stack from the installed
+pulumi_django and a .gitignore. Never replaces a file without --force (a kept file is reported
+with what it lacks); prints the lines the settings still need.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 DEFAULT_STACK = "dev"
 SETTINGS_VARIABLE = "DJANGO_SETTINGS_MODULE"
 MEDIA_DIR = "media"
-VERSIONS_TIMEOUT_SECONDS = 60
-VERSIONS_SCRIPT = "import sys, django; print('%d.%d' % sys.version_info[:2], django.get_version())"
+# The advice for an app inspected in the wrong interpreter (pulumi-django's own, say).
+PYTHON_ADVICE = "pass --python PATH, the interpreter of the app's environment"
+# A Dockerfile's RUN commands that install Python requirements, and system packages.
+PIP_INSTALL = re.compile(r"\bpip3?\s+install\b")
+SYSTEM_INSTALL = re.compile(r"\b(apt-get|apt|apk)\b")
 DependencyFile = Literal["requirements.txt", "pyproject.toml"]
 
 
@@ -88,6 +92,28 @@ class FileChange:
     text: str
     append: bool = False
     note: str = ""
+    # What the file already there lacks that the stack relies on, said when it is kept.
+    lacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What init would write, the lines the settings still need, and what to warn about."""
+
+    changes: list[FileChange]
+    settings_lines: list[str]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class DependencyPlan:
+    """How the image gets its dependencies."""
+
+    file: DependencyFile  # the file the image installs
+    changes: list[FileChange]  # to requirements.txt
+    extra: list[str]  # installed beside that file, on pip's command line
+    added: list[str]  # the requirement lines init adds (to the file or the command line)
+    installed: list[str]  # every requirement line the image installs
 
 
 @dataclass
@@ -114,29 +140,41 @@ def run(args: argparse.Namespace) -> int:
             f"--app {args.app}: no manage.py in {app_dir}; "
             "point --app at the Django project's directory"
         )
+    if args.python and Path(args.python).is_dir():
+        raise UsageError(
+            f"--python {args.python} is a directory; pass {Path(args.python) / 'bin' / 'python'}"
+        )
     if args.python and not Path(args.python).is_file():
         raise UsageError(f"--python {args.python}: no such file")
-    inspection = inspect_app(app_dir, args.python or sys.executable)
-    changes, settings = plan_changes(inspection, project_dir, args)
-    outcome = write_changes(changes, force=args.force, settings_module=inspection.settings_module)
+    inspection = inspect_app(app_dir, args.python)
+    plan = plan_changes(inspection, project_dir, args)
+    outcome = write_changes(plan.changes, force=args.force)
     steps = next_steps(inspection, project_dir, args)
     if args.json:
-        print(json.dumps(json_report(inspection, outcome, settings, steps), indent=2))
+        report = json_report(inspection, outcome, plan.settings_lines, steps)
+        print(json.dumps({**report, "warnings": plan.warnings}, indent=2), flush=True)
     else:
-        print(text_report(inspection, outcome, settings, steps), end="")
+        print(text_report(inspection, outcome, plan.settings_lines, steps), end="", flush=True)
+    for warning in plan.warnings:  # last, where a reader of the report sees it
+        print(f"pulumi-django init: warning: {warning}", file=sys.stderr)
     return 0
 
 
-def inspect_app(app_dir: Path, python: str) -> Inspection:
-    """The app's production settings module, imported in `python` with the placeholder
-    environment of the offline plan, and the versions its image must match."""
+def inspect_app(app_dir: Path, python: str | None) -> Inspection:
+    """The app's production settings module, imported in `python` (the `--python` given, else
+    this interpreter) with the placeholder environment of the offline plan, its installed apps
+    loaded, and the versions its image must match. Settings that do not import there stop init:
+    it would otherwise describe the app, and pick its image's Python, from the wrong interpreter."""
     from ..app_discovery import (
-        discover,
+        InterpreterError,
         module_file,
+        probe,
+        probed_declarations,
         production_settings_module,
         settings_module_of,
     )
 
+    interpreter = python or sys.executable
     explicit = os.environ.get(SETTINGS_VARIABLE)
     if explicit:
         module, origin = explicit, f"${SETTINGS_VARIABLE}"
@@ -153,48 +191,79 @@ def inspect_app(app_dir: Path, python: str) -> Inspection:
             if module == named
             else f"the production settings beside {named}, which the app names"
         )
-    declared = discover(app_dir, python=python, settings_module=module)
+    try:
+        report = probe(app_dir, module, python=interpreter)
+    except InterpreterError as error:
+        raise UsageError(
+            f"--python {python}: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
+        ) from None
+    if report["settingsError"] or report.get("setupError"):
+        raise UsageError(
+            settings_failure(
+                module,
+                report,
+                interpreter,
+                python_given=bool(python),
+                from_environment=bool(explicit),
+            )
+        )
+    declared = probed_declarations(app_dir, module, report)
     if not declared.wsgi_app and not declared.asgi_app:
         raise UsageError(
             f"settings {module} declare neither WSGI_APPLICATION nor ASGI_APPLICATION; "
             "set WSGI_APPLICATION = 'yourproject.wsgi.application'"
         )
-    python_version, django_version = interpreter_versions(python)
     return Inspection(
         app_dir=app_dir,
-        python=python,
+        python=interpreter,
         settings_module=module,
         settings_origin=origin,
         settings_file=module_file(app_dir, module),
         declared=declared,
-        python_version=python_version,
-        django_version=django_version,
+        python_version=".".join(report["pythonVersion"].split(".")[:2]),
+        django_version=report["django"],
     )
 
 
-def interpreter_versions(python: str) -> tuple[str, str]:
-    """(Python "3.12", Django "5.2.1") of the app's interpreter: the image is built to match."""
-    try:
-        completed = subprocess.run(
-            [python, "-c", VERSIONS_SCRIPT],
-            capture_output=True,
-            text=True,
-            timeout=VERSIONS_TIMEOUT_SECONDS,
-            check=False,
+def settings_failure(
+    module: str,
+    report: dict[str, Any],
+    interpreter: str,
+    *,
+    python_given: bool,
+    from_environment: bool,
+) -> str:
+    """One line for settings that do not import (or whose INSTALLED_APPS do not), with the fix
+    when the error tells it: a module missing from the interpreter is the wrong interpreter (or
+    requirements not installed yet); a settings module that does not exist, taken from the
+    shell's environment, is that variable's mistake."""
+    error = report["settingsError"] or report["setupError"]
+    subject = f"settings {module}"
+    if from_environment:
+        subject += f" (from the {SETTINGS_VARIABLE} environment variable)"
+    fails = "do not import" if report["settingsError"] else "do not load their INSTALLED_APPS"
+    missing = re.match(r"ModuleNotFoundError: No module named '([^']+)'", error)
+    if missing and f"{module}.".startswith(f"{missing.group(1)}."):
+        advice = (
+            f"unset {SETTINGS_VARIABLE} or set it to the app's settings module"
+            if from_environment
+            else ""
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise UsageError(f"interpreter {python}: {error}") from None
-    words = completed.stdout.split()
-    if completed.returncode != 0 or len(words) != 2:
-        said = completed.stderr.strip().splitlines()
-        raise UsageError(f"interpreter {python}: {said[-1] if said else 'no version'}")
-    return words[0], words[1]
+    elif error.startswith(("ModuleNotFoundError:", "ImportError:")):
+        advice = (
+            "install the app's requirements into it"
+            if python_given
+            else f"{PYTHON_ADVICE}, or install the app's requirements into this one"
+        )
+    else:
+        advice = ""
+    if advice:
+        return f"{subject} {fails} with {interpreter} ({error}); {advice}"
+    return f"{subject} {fails} with {interpreter}: {error}"
 
 
-def plan_changes(
-    inspection: Inspection, project_dir: Path, args: argparse.Namespace
-) -> tuple[list[FileChange], list[str]]:
-    """Every file init would write, and the lines the settings module still needs."""
+def plan_changes(inspection: Inspection, project_dir: Path, args: argparse.Namespace) -> Plan:
+    """Every file init would write, the lines the settings module still needs, and warnings."""
     from .. import scaffold
 
     app_dir = inspection.app_dir
@@ -215,6 +284,11 @@ def plan_changes(
                 scaffold.render_program(name=scaffold.project_name(name)),
             ),
         ]
+        if not (project_dir / ".gitignore").exists():
+            venvs = virtualenvs_inside(project_dir, inspection.python)
+            changes.append(
+                FileChange(project_dir / ".gitignore", scaffold.render_gitignore(virtualenvs=venvs))
+            )
     changes.append(
         FileChange(
             project_dir / f"Pulumi.{args.stack}.yaml",
@@ -227,31 +301,54 @@ def plan_changes(
             ),
         )
     )
-    wanted = scaffold.image_requirements(kit, app.server)
-    dependencies, requirement_changes, extra = dependency_plan(inspection, wanted)
+    dependencies = dependency_plan(inspection, scaffold.image_requirements(kit, app.server))
     recipe = scaffold.ImageRecipe(
         python_version=inspection.python_version,
         settings_module=inspection.settings_module,
         static_root=app.static_root,
         server=app.server,
         server_app=app.served_app,
-        dependencies=dependencies,
-        extra_requirements=tuple(extra),
+        dependencies=dependencies.file,
+        extra_requirements=tuple(dependencies.extra),
     )
+    dockerfile = app_dir / "Dockerfile"
+    dockerignore = app_dir / ".dockerignore"
+    needs_git = any("git+" in line.split("#", 1)[0] for line in dependencies.installed)
     changes += [
-        FileChange(app_dir / "Dockerfile", scaffold.render_dockerfile(recipe)),
         FileChange(
-            app_dir / ".dockerignore",
+            dockerfile,
+            scaffold.render_dockerfile(recipe),
+            lacks=tuple(
+                dockerfile_shortfalls(dockerfile, inspection.settings_module, needs_git=needs_git)
+            )
+            if dockerfile.is_file()
+            else (),
+        ),
+        FileChange(
+            dockerignore,
             scaffold.render_dockerignore(
                 generated_dirs=generated_dirs(recipe),
                 extra=foreign_paths(app_dir, project_dir, inspection.python),
             ),
+            lacks=tuple(dockerignore_shortfalls(app_dir, args.stack, inspection.python))
+            if dockerignore.is_file()
+            else (),
         ),
-        *requirement_changes,
+        *dependencies.changes,
     ]
     settings_file = inspection.settings_file
     usage = scaffold.configure_call(settings_file.read_text() if settings_file else "")
-    return changes, scaffold.settings_lines(usage)
+    local_source = scaffold.local_install_url()
+    warnings = []
+    if local_source and kit in dependencies.added:
+        where = "requirements.txt" if dependencies.file == "requirements.txt" else "the Dockerfile"
+        warnings.append(
+            f"the runtime kit's line in {where} points at the published repository "
+            f"{scaffold.REPOSITORY} (pulumi-django was installed from {local_source}, which "
+            "no image build can reach); to build with your own copy, change it to a URL your "
+            "image build can reach"
+        )
+    return Plan(changes, scaffold.settings_lines(usage), warnings)
 
 
 def aws_region() -> str:
@@ -301,11 +398,8 @@ def pulumi_virtualenv(project_dir: Path) -> str | None:
     return project_relative(Path(sys.prefix), project_dir)
 
 
-def dependency_plan(
-    inspection: Inspection, wanted: dict[str, tuple[str, ...]]
-) -> tuple[DependencyFile, list[FileChange], list[str]]:
-    """How the image gets its dependencies: (the file it installs, the requirements.txt change,
-    requirements installed beside that file). The user's requirements.txt gets what it lacks
+def dependency_plan(inspection: Inspection, wanted: dict[str, tuple[str, ...]]) -> DependencyPlan:
+    """How the image gets its dependencies. The user's requirements.txt gets what it lacks
     appended; a pyproject.toml is never edited (its lacking requirements go on pip's command
     line); with neither, a requirements.txt is written, pinning the app's Django."""
     from .. import scaffold
@@ -315,19 +409,18 @@ def dependency_plan(
     if requirements.is_file():
         text = requirements.read_text()
         missing = scaffold.missing_requirements(text, wanted)
-        change = FileChange(
-            requirements,
-            scaffold.append_requirements(text, missing),
-            append=True,
-            note="added " + ", ".join(missing),
+        appended = scaffold.append_requirements(text, missing)
+        change = FileChange(requirements, appended, append=True, note="added " + ", ".join(missing))
+        return DependencyPlan(
+            "requirements.txt", [change] if missing else [], [], missing, appended.splitlines()
         )
-        return "requirements.txt", [change] if missing else [], []
     if pyproject.is_file():
         declared = project_dependencies(pyproject)
-        return "pyproject.toml", [], scaffold.missing_requirements("\n".join(declared), wanted)
+        extra = scaffold.missing_requirements("\n".join(declared), wanted)
+        return DependencyPlan("pyproject.toml", [], extra, extra, [*declared, *extra])
     lines = [f"Django=={inspection.django_version}", *wanted]
     written = FileChange(requirements, scaffold.append_requirements("", lines))
-    return "requirements.txt", [written], []
+    return DependencyPlan("requirements.txt", [written], [], lines, lines)
 
 
 def project_dependencies(pyproject: Path) -> list[str]:
@@ -363,36 +456,48 @@ def foreign_paths(app_dir: Path, project_dir: Path, python: str) -> list[str]:
         patterns += ["Pulumi.yaml", "__main__.py"]
     elif project_dir.is_relative_to(app_dir):
         patterns.append(f"{project_dir.relative_to(app_dir).as_posix()}/")
-    interpreter = Path(python).absolute()
-    for venv in (interpreter.parent.parent, Path(sys.prefix)):
-        if venv != app_dir and venv.is_relative_to(app_dir):
-            patterns.append(f"{venv.relative_to(app_dir).as_posix()}/")
-    return patterns
+    return [*patterns, *virtualenvs_inside(app_dir, python)]
 
 
-def write_changes(changes: list[FileChange], *, force: bool, settings_module: str) -> Outcome:
-    """Writes each change; an existing file is kept (and reported) unless `force`. A kept
-    Dockerfile is reported with what it lacks that the stack relies on."""
+def virtualenvs_inside(directory: Path, python: str) -> list[str]:
+    """The virtual environments inside `directory`, as `dir/` patterns relative to it: the
+    interpreter's, pulumi-django's, and any other with a pyvenv.cfg directly below it."""
+    candidates = [
+        Path(python).absolute().parent.parent,
+        Path(sys.prefix),
+        *(config.parent for config in sorted(directory.glob("*/pyvenv.cfg"))),
+    ]
+    return list(
+        dict.fromkeys(
+            f"{venv.relative_to(directory).as_posix()}/"
+            for venv in candidates
+            if venv != directory and venv.is_relative_to(directory)
+        )
+    )
+
+
+def write_changes(changes: list[FileChange], *, force: bool) -> Outcome:
+    """Writes each change; an existing file is kept (and reported with what it lacks) unless
+    `force`."""
     outcome = Outcome()
     for change in changes:
         if change.path.exists() and not change.append and not force:
-            lacks = (
-                dockerfile_shortfalls(change.path, settings_module)
-                if change.path.name == "Dockerfile"
-                else []
-            )
-            exists = f"exists but lacks {'; '.join(lacks)}" if lacks else "exists"
-            outcome.skipped[change.path] = f"{exists}; --force replaces it"
+            lacks = f"exists but lacks {'; '.join(change.lacks)}" if change.lacks else "exists"
+            outcome.skipped[change.path] = f"{lacks}; --force replaces it"
             continue
         change.path.write_text(change.text)
         outcome.written.append(change)
     return outcome
 
 
-def dockerfile_shortfalls(dockerfile: Path, settings_module: str) -> list[str]:
-    """What an existing Dockerfile lacks that the stack relies on, one short phrase each."""
+def dockerfile_shortfalls(
+    dockerfile: Path, settings_module: str, *, needs_git: bool = False
+) -> list[str]:
+    """What an existing Dockerfile lacks that the stack relies on, one short phrase each.
+    `needs_git`: a requirement the image installs is a `git+` URL (the runtime kit's line), so
+    the stage running pip needs git, which slim Python images lack."""
     from ..app_resolution import image_environment
-    from ..build_context import final_stage_volumes
+    from ..build_context import dockerfile_instructions, final_stage_volumes
 
     text = dockerfile.read_text()
     lacks = []
@@ -402,7 +507,36 @@ def dockerfile_shortfalls(dockerfile: Path, settings_module: str) -> list[str]:
         lacks.append("collectstatic at build time")
     elif image_environment(dockerfile).get(SETTINGS_VARIABLE) != settings_module:
         lacks.append(f"ENV {SETTINGS_VARIABLE}={settings_module} for collectstatic")
+    commands = [arguments for name, arguments in dockerfile_instructions(text) if name == "RUN"]
+    installs_requirements = any(PIP_INSTALL.search(command) for command in commands)
+    has_git = any(SYSTEM_INSTALL.search(command) and installs_git(command) for command in commands)
+    if needs_git and installs_requirements and not has_git:
+        lacks.append("git before pip install (a requirement is a git+ URL: apt-get install git)")
     return lacks
+
+
+def installs_git(command: str) -> bool:
+    """Whether a shell command names the `git` package (`git`, or pinned `git=1:2.39.5-0`)."""
+    words = re.split(r"[\s;&|]+", command)
+    return any(word == "git" or word.startswith("git=") for word in words)
+
+
+def dockerignore_shortfalls(app_dir: Path, stack: str, python: str) -> list[str]:
+    """The entries an existing .dockerignore lacks whose paths must stay out of the image: the
+    git history, the stack files (encrypted secrets), the virtualenvs (another platform's), the
+    rehearsal's release overlays. One phrase, as `dockerfile_shortfalls` gives them."""
+    from ..build_context import is_ignored, read_dockerignore
+    from ..rehearsal.releases import RELEASES_DIR
+
+    patterns = read_dockerignore(app_dir)
+    entries = {
+        ".git": ".git",
+        "Pulumi.*.yaml": f"Pulumi.{stack}.yaml",
+        **{venv: venv.rstrip("/") for venv in [".venv/", *virtualenvs_inside(app_dir, python)]},
+        f"{RELEASES_DIR}/": RELEASES_DIR,
+    }
+    missing = [entry for entry, path in entries.items() if not is_ignored(path, patterns)]
+    return [f"{', '.join(missing)} (they would enter the image)"] if missing else []
 
 
 def next_steps(inspection: Inspection, project_dir: Path, args: argparse.Namespace) -> list[str]:

@@ -490,7 +490,9 @@ def _runtime_configured() -> bool:
 
     runtime = sys.modules.get(RUNTIME_PACKAGE)
     middleware = getattr(runtime, "HEALTH_MIDDLEWARE", None)
-    return middleware is not None and middleware in getattr(settings, "MIDDLEWARE", ())
+    if middleware is None or not settings.configured:
+        return False
+    return middleware in getattr(settings, "MIDDLEWARE", ())
 
 
 def _read_database_url_advice() -> str:

@@ -861,28 +861,11 @@ def test_another_app_rolls_out_its_safe_release_without_a_failed_request(scratch
 
 @pytest.mark.slow
 def test_another_apps_unsafe_release_is_refused_and_unchecked_breaks_its_uploads(
-    scratch: Path,
-) -> None:
-    unsafe = (*NOTEBOOK_FLAGS, *NOTEBOOK_SHORT, "--replicas", "1", "--to", "v2-unsafe")
-    code, report, stderr = rehearse_cli(scratch, *unsafe)
-    assert_no_failures(report, stderr)
-    assert (code, report["result"]) == (3, "refused")
-    assert "journal.0003_entry_tags" in report["steps"][-1]["detail"]
-
-    code, report, _ = rehearse_cli(scratch, *unsafe, "--skip-check")
-    assert (code, report["result"]) == (1, "failed")
-    assert report["failures"]["5xx"] > 0
-    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
-        "POST /entries/new/ -> 500"
-    }
-
-
-@pytest.mark.slow
-def test_a_page_the_app_does_not_have_neither_fails_nor_hides_a_refusal(
     scratch: Path, tmp_path: Path
 ) -> None:
-    """The load views a page the app does not have (as `/` of a stock project): its 404s on
-    the old version before the release are listed, not counted, so the refusal is `refused`."""
+    """The load also views a page the app does not have (as `/` of a stock project): its 404s
+    on the old version before the release are listed, not counted, so the refusal is `refused`
+    and, unchecked, the failures are the old version's uploads alone."""
     project = tmp_path / "notebook"
     shutil.copytree(
         ROOT / "examples" / "notebook",
@@ -893,14 +876,22 @@ def test_a_page_the_app_does_not_have_neither_fails_nor_hides_a_refusal(
     stack = stack_file.read_text()
     assert "paths: [/notebooks/]" in stack
     stack_file.write_text(stack.replace("paths: [/notebooks/]", "paths: [/notebooks/, /nope/]"))
-    code, report, stderr = rehearse_cli(
-        scratch,
-        *("--cwd", str(project), "--stack", "local", "--workers", "1", "--replicas", "1"),
-        *("--before", "2", "--after", "1", "--to", "v2-unsafe"),
+    unsafe = (
+        *("--cwd", str(project), *NOTEBOOK_FLAGS[2:]),
+        *(*NOTEBOOK_SHORT, "--replicas", "1", "--to", "v2-unsafe"),
     )
+    code, report, stderr = rehearse_cli(scratch, *unsafe)
     assert_no_failures(report, stderr)
     assert (code, report["result"], report["excluded_paths"]) == (3, "refused", ["/nope/"])
     assert report["steps"][-1]["status"] == "refused"
+    assert "journal.0003_entry_tags" in report["steps"][-1]["detail"]
+
+    code, report, _ = rehearse_cli(scratch, *unsafe, "--skip-check")
+    assert (code, report["result"]) == (1, "failed")
+    assert report["failures"]["5xx"] > 0
+    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
+        "POST /entries/new/ -> 500"
+    }
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+from fake_aws import AWS_TEST_ENVIRONMENT
 from moto import mock_aws
 
 from pulumi_django_runtime.db.credentials import (
@@ -30,13 +31,6 @@ USER = "app"
 FIRST, SECOND = Credentials(USER, "first-password"), Credentials(USER, "second-password")
 # Set on the database by hand, behind the secret's back.
 BY_HAND = Credentials(USER, "changed-by-hand")
-AWS_TEST_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 
 def refused(user: str = USER) -> psycopg.OperationalError:

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from fake_aws import AWS_TEST_ENVIRONMENT
 from moto.server import ThreadedMotoServer
 from runtime_projects import PROJECT, add_configure, run_django, start_project
 
@@ -58,13 +59,6 @@ first = default_storage.save("photos/a b.jpg", ContentFile(b"a photo"))
 second = default_storage.save("photos/a b.jpg", ContentFile(b"another photo"))
 print(json.dumps({"names": [first, second], "url": default_storage.url(first)}))
 """
-AWS_TEST_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 REGION = "eu-west-1"
 
 

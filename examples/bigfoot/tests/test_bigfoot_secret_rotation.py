@@ -17,19 +17,13 @@ from typing import Any
 import boto3
 import pytest
 from bigfoot_testing import APP_DIR, SITE_HOST, Services, clean_environment, http_request, serving
+from fake_aws import AWS_TEST_ENVIRONMENT
 from moto.server import ThreadedMotoServer
 
 from pulumi_django.rehearsal.servers import LOOPBACK, Postgres, find_binary, free_port, postgres
 
 FIRST_PASSWORD, SECOND_PASSWORD = "first-password", "second-password"
 REGION = "us-east-1"
-AWS_TEST_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 REQUESTS = 12
 _roles = itertools.count(1)
 

@@ -206,6 +206,18 @@ def test_an_error_of_djangos_system_checks_is_an_error(tmp_path: Path) -> None:
     )
 
 
+def test_a_urlconf_that_does_not_import_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """Django's URL check imports urls.py and raises when it cannot: one line, like the rest."""
+    project = kit_app(tmp_path)
+    (project / "mysite" / "urls.py").write_text("import nowhere_to_be_found\n")
+    readiness = assess_app(stack(tmp_path, target="aws"), tmp_path)
+    assert any(
+        "system check fails" in error
+        and "the checks raise ModuleNotFoundError: No module named 'nowhere_to_be_found'" in error
+        for error in readiness.errors
+    ), readiness.errors
+
+
 def test_settings_that_do_not_import_are_the_only_error(tmp_path: Path) -> None:
     config = parse_stack_config({"target": "aws"}, set())
     broken = {"settingsError": "ImproperlyConfigured: REDIS_URL is not set"}

@@ -15,6 +15,7 @@ from pulumi_django.stackfile import load_stack_file
 def project(tmp_path: Path) -> Path:
     (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
     (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "__main__.py").write_text("")
     return tmp_path
 
 
@@ -103,3 +104,26 @@ def test_an_app_given_by_flag_supplies_the_declared_defaults() -> None:
     assert config.app.asgi_app == "notebook.asgi:application"
     unchanged = read_stack_config(root, "local", app_dir=root / "examples" / "bigfoot")
     assert unchanged.app.context == "examples/bigfoot"
+
+
+def test_a_server_given_by_flag_resolves_the_entry_point_it_serves(tmp_path: Path) -> None:
+    """`rehearse --server uvicorn` on a Gunicorn stack that names only its WSGI app: the ASGI
+    app is the app's own, never the default's."""
+    from pulumi_django.stackfile import read_stack_config
+
+    notebook = Path(__file__).resolve().parent.parent / "examples" / "notebook"
+    (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "Pulumi.web.yaml").write_text(
+        "config:\n"
+        "  django:target: local\n"
+        "  django:app:\n"
+        f"    context: {notebook}\n"
+        "    server: gunicorn\n"
+        "    settingsModule: notebook.settings.production\n"
+        "    wsgiApp: notebook.wsgi:application\n"
+        "    staticRoot: /app/staticfiles\n"
+    )
+    served = read_stack_config(tmp_path, "web", server="uvicorn").app
+    assert (served.server, served.asgi_app) == ("uvicorn", "notebook.asgi:application")
+    assert read_stack_config(tmp_path, "web").app.server == "gunicorn"

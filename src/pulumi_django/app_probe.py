@@ -119,9 +119,13 @@ def _system_check_errors() -> list[str]:
     checks that need a database connection are left out: there is none offline."""
     from django.core.checks import ERROR, run_checks
 
+    try:
+        messages = run_checks(include_deployment_checks=False)
+    except Exception as error:  # a check that raises (a urls.py that does not import) is one too
+        return [f"the checks raise {_one_line(error)}"]
     return [
         f"{message.id}: {message.msg}" + (f" ({message.obj})" if message.obj else "")
-        for message in run_checks(include_deployment_checks=False)
+        for message in messages
         if message.level >= ERROR
     ]
 

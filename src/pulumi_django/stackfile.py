@@ -43,24 +43,32 @@ class StackFile:
 
 
 def read_stack_config(
-    project_dir: Path, stack: str, *, python: str | None = None, app_dir: Path | None = None
+    project_dir: Path,
+    stack: str,
+    *,
+    python: str | None = None,
+    app_dir: Path | None = None,
+    server: str | None = None,
 ) -> StackConfig:
     """The stack's validated `django:` config, read offline and resolved against the app as the
     stack program does (`python`, a `--python` flag, overrides `app.python`; `app_dir`, an
-    `--app` flag, overrides `app.context`, so the defaults come from that app); UsageError
-    naming the stack on any mistake, in the file, in the config or in the app."""
+    `--app` flag, overrides `app.context`, so the defaults come from that app; `server`, a
+    `--server` flag, overrides `app.server`, so the entry point resolved is the one it serves);
+    UsageError naming the stack on any mistake, in the file, in the config or in the app."""
     from .app_resolution import resolve_app_config
     from .config import NAMESPACE, ConfigError, parse_stack_config
 
     stack_file = load_stack_file(project_dir, stack)
     try:
         config = parse_stack_config(*stack_file.namespace(NAMESPACE))
-        if (
-            app_dir is not None
-            and app_dir.resolve() != (project_dir / config.app.context).resolve()
-        ):
-            app = config.app.model_copy(update={"context": str(app_dir.resolve())})
-            config = config.model_copy(update={"app": app})
+        overrides: dict[str, str] = {}
+        context = (project_dir / config.app.context).resolve()
+        if app_dir is not None and app_dir.resolve() != context:
+            overrides["context"] = str(app_dir.resolve())
+        if server is not None and server != config.app.server:
+            overrides["server"] = server
+        if overrides:
+            config = config.model_copy(update={"app": config.app.model_copy(update=overrides)})
         return resolve_app_config(config, project_dir, python=python)
     except (ConfigError, UsageError) as error:
         raise UsageError(f"stack {stack}: {error}") from None

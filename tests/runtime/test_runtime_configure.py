@@ -203,6 +203,9 @@ def test_postgresql_brings_django_contrib_postgres_once(stock: dict[str, Any]) -
     assert deployed["INSTALLED_APPS"].count("django.contrib.postgres") == 1
     assert configured(deployed, **AWS)["INSTALLED_APPS"] == deployed["INSTALLED_APPS"]
     assert "django.contrib.postgres" not in configured(stock)["INSTALLED_APPS"]
+    postgis = configured(stock, DATABASE_URL="postgis://u:p@db/app")
+    assert postgis["DATABASES"]["default"]["ENGINE"] == "django.contrib.gis.db.backends.postgis"
+    assert "django.contrib.postgres" in postgis["INSTALLED_APPS"]
 
 
 def test_debug_from_the_environment_drops_the_https_only_settings(stock: dict[str, Any]) -> None:

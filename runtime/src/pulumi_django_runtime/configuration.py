@@ -96,14 +96,19 @@ def _configure_database(settings: MutableMapping[str, Any], env: Environ) -> Non
     databases = dict(settings.get("DATABASES") or {})
     own = databases.get("default") or {}
     kept = {key: value for key, value in own.items() if key not in CONNECTION_KEYS}
-    if "postgresql" in str(own.get("ENGINE", "")) and own.get("OPTIONS"):
+    if is_postgresql(str(own.get("ENGINE", ""))) and own.get("OPTIONS"):
         # The user's own PostgreSQL options (a search_path, a pool, an isolation level) stay;
         # where both set one (sslmode, connect_timeout), the deployment's wins.
         connection["OPTIONS"] = {**own["OPTIONS"], **connection.get("OPTIONS", {})}
     databases["default"] = connection | kept
     settings["DATABASES"] = databases
-    if "postgresql" in connection["ENGINE"]:
+    if is_postgresql(connection["ENGINE"]):
         settings["INSTALLED_APPS"] = with_postgres_app(settings.get("INSTALLED_APPS", []))
+
+
+def is_postgresql(engine: str) -> bool:
+    """Django's PostgreSQL backend, PostGIS's, or one built on them (the kit's own)."""
+    return "postgresql" in engine or "postgis" in engine
 
 
 def with_postgres_app(installed_apps: list[str] | tuple[str, ...]) -> list[str]:

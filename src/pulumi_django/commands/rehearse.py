@@ -174,10 +174,10 @@ def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
             )
         stack = DEFAULT_STACK
     app_dir = Path(args.app) if args.app else None
-    config = read_stack_config(project_dir, stack, python=args.python, app_dir=app_dir)
-    app = config.app.model_copy(
-        update={"server": args.server or config.app.server, "workers": args.workers}
+    config = read_stack_config(
+        project_dir, stack, python=args.python, app_dir=app_dir, server=args.server
     )
+    app = config.app.model_copy(update={"workers": args.workers})
     return config.model_copy(update={"app": app})
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 import pulumi
 import pytest
+from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from pulumi_django import cli
 from pulumi_django.providers.static_release import (
@@ -29,7 +29,6 @@ from pulumi_django.providers.static_release import (
     directory_fingerprint,
 )
 from pulumi_django.recorder import record
-from pulumi_django.rehearsal.servers import LOOPBACK, free_port
 from pulumi_django.static_publish import (
     HASHED_NAME,
     IMMUTABLE_CACHE_CONTROL,
@@ -372,24 +371,16 @@ def aws_environment() -> Iterator[None]:
         for name in list(os.environ):
             if name.startswith("AWS_"):
                 patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        for name, value in AWS_TEST_ENVIRONMENT.items():
+            patch.setenv(name, value)
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        patch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         yield
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(aws_environment: None) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

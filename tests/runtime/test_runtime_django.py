@@ -13,8 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from fake_aws import AWS_TEST_ENVIRONMENT
-from moto.server import ThreadedMotoServer
+from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 from runtime_projects import PROJECT, add_configure, run_django, start_project
 
 from pulumi_django.rehearsal.servers import LOOPBACK, free_port
@@ -157,13 +156,8 @@ def test_uploads_go_to_media_root_in_local_docker_and_the_rehearsal(
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def s3_client(endpoint: str) -> Any:

@@ -17,10 +17,9 @@ from typing import Any
 import boto3
 import pytest
 from bigfoot_testing import APP_DIR, SITE_HOST, Services, clean_environment, http_request, serving
-from fake_aws import AWS_TEST_ENVIRONMENT
-from moto.server import ThreadedMotoServer
+from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 
-from pulumi_django.rehearsal.servers import LOOPBACK, Postgres, find_binary, free_port, postgres
+from pulumi_django.rehearsal.servers import LOOPBACK, Postgres, find_binary, postgres
 
 FIRST_PASSWORD, SECOND_PASSWORD = "first-password", "second-password"
 REGION = "us-east-1"
@@ -45,13 +44,8 @@ def password_postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(scope="module")
 def secrets_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def secrets_client(endpoint: str) -> Any:

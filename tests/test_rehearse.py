@@ -464,7 +464,7 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
     document = report_json(report)
     assert document["release"] == "v2"
     assert document["requests"] == 5
-    assert document["failures"] == {"5xx": 1, "static_404": 0, "connection": 0, "other": 0}
+    assert document["failures"] == {"5xx": 1, "static_404": 0, "connection": 0, "other": 0, "orm": 0}
     assert document["latency_ms"] == {
         "before": {"p50": 1.0, "p99": 3.0},
         "during": {"p50": 50.0, "p99": 70.0},
@@ -477,7 +477,7 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
         {"kind": "5xx", "what": "GET / -> 500: boom", "count": 1}
     ]
     text = render_report(report)
-    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0, orm 0)" in text
     assert "Result: FAILED" in text
 
 
@@ -494,7 +494,7 @@ def test_a_failed_request_outweighs_a_halt_but_never_a_refusal() -> None:
     assert decide_result(3, steps_ending("ok", "ok", "ok", "ok", "ok", "ok")) == "failed"
     # Nothing changed before the refusal: whatever failed, failed on the old version alone.
     assert decide_result(3, steps_ending("ok", "ok", "refused")) == "refused"
-    assert set(FAILURE_KINDS) == {"5xx", "static_404", "connection", "other"}
+    assert set(FAILURE_KINDS) == {"5xx", "static_404", "connection", "other", "orm"}
 
 
 def page(started: float, path: str, status: int, method: str = "GET") -> Sample:
@@ -533,7 +533,7 @@ def test_pages_that_404_before_the_release_are_listed_and_not_counted() -> None:
     report = rehearsal_report(samples, steps_ending("ok", "ok", "ok", "ok", "ok", "ok"))
     assert report.excluded_paths == ("/",)
     assert report.requests == len(samples)
-    assert report.failures == {"5xx": 1, "static_404": 1, "connection": 0, "other": 2}
+    assert report.failures == {"5xx": 1, "static_404": 1, "connection": 0, "other": 2, "orm": 0}
     assert {what.split(":")[0] for _, what, _ in report.failure_examples} == {
         "GET / -> 500",
         "GET /static/gone.css -> 404",
@@ -568,7 +568,7 @@ def test_a_refused_release_is_refused_and_still_shows_what_failed_before_it() ->
     assert report.failures["5xx"] == 1
     assert report_json(report)["result"] == "refused"
     text = render_report(report)
-    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0, orm 0)" in text
     assert "1 x 5xx: GET /shop/ -> 500" in text
     assert "Result: REFUSED: " in text
     assert "the 1 failed request above came from it alone." in text
@@ -768,7 +768,7 @@ def rehearse_cli(scratch: Path, *flags: str) -> tuple[int, dict[str, Any], str]:
 
 
 def assert_no_failures(report: dict[str, Any], stderr: str) -> None:
-    assert report["failures"] == {"5xx": 0, "static_404": 0, "connection": 0, "other": 0}, (
+    assert report["failures"] == dict.fromkeys(FAILURE_KINDS, 0), (
         f"{report['failure_examples']}\n{stderr[-3000:]}"
     )
 

@@ -26,7 +26,8 @@ from html.parser import HTMLParser
 
 from pulumi_django.config.rehearsal import RehearsalForm
 
-FAILURE_KINDS = ("5xx", "static_404", "connection", "other")
+# `orm`: the model write probe's (orm_probe.py) database errors; the rest are HTTP requests'.
+FAILURE_KINDS = ("5xx", "static_404", "connection", "other", "orm")
 REQUEST_TIMEOUT_SECONDS = 30.0
 # A slow site delays requests at most this long; beyond, the pacer drops the backlog instead of
 # bursting it all at once.
@@ -51,7 +52,9 @@ class Stopped(Exception):
 @dataclass(frozen=True)
 class Sample:
     """One request: when it started (monotonic seconds), how long its answer took, and how it
-    failed, if it did (one of FAILURE_KINDS; `detail` says more)."""
+    failed, if it did (one of FAILURE_KINDS; `detail` says more). A write probe's operation is
+    one too: `method` is the operation, `path` the model. `version` is the version that
+    answered, where that is known."""
 
     started: float
     method: str
@@ -60,6 +63,7 @@ class Sample:
     latency_ms: float | None
     failure: str | None = None
     detail: str = ""
+    version: str = ""
 
 
 def classify(

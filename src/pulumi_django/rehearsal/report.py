@@ -28,6 +28,7 @@ FAILURE_LABELS = {
     "static_404": "static 404",
     "connection": "connection error",
     "other": "other",
+    "orm": "orm",
 }
 VERDICTS = {
     "ok": "no request failed while the old and the new version ran side by side",
@@ -166,7 +167,12 @@ def _examples(samples: Sequence[Sample]) -> tuple[tuple[str, str, int], ...]:
         if sample.failure is not None:
             status = "no answer" if sample.status is None else str(sample.status)
             detail = " ".join(sample.detail.split())[:120]
-            what = f"{sample.method} {sample.path} -> {status}"
+            # A write probe's operation has no status: "create journal.Entry".
+            what = f"{sample.method} {sample.path}"
+            if sample.failure != "orm":
+                what += f" -> {status}"
+            if sample.version:
+                what += f" (from {sample.version})"
             counter[(sample.failure, f"{what}: {detail}" if detail else what)] += 1
     return tuple((kind, what, count) for (kind, what), count in counter.most_common())[
         :FAILURE_EXAMPLES

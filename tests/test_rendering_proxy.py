@@ -34,6 +34,7 @@ from pulumi_django.rendering.media import LOCAL_MEDIA_MOUNT, MEDIA_CONTENT_SECUR
 from pulumi_django.rendering.proxy import (
     IMMUTABLE,
     LOOPBACK_CIDR,
+    SERVED_BY_HEADER,
     MediaFiles,
     ProxySite,
     StaticFiles,
@@ -88,6 +89,7 @@ def test_sidecar_forwards_to_the_app_on_localhost_and_trusts_the_vpc() -> None:
     assert site.trusted_proxies == ("10.1.0.0/16", LOOPBACK_CIDR)
     assert site.static is None
     assert site.log_dir is None
+    assert site.served_by_header is None  # visitors never learn the inside of the site
     assert (site.max_body_mb, site.read_timeout_seconds) == (25, 90)
     assert site.graceful_timeout_seconds == 40
     assert site.health_path == config.app.health_check_path
@@ -409,8 +411,13 @@ def test_a_dead_upstream_is_skipped_and_reloads_move_traffic(
             assert echo(proxy, "/retry")["server"] == "gunicorn"
             # A refused connection sent nothing, so even a POST moves to the next upstream.
             assert echo(proxy, "/retry", method="POST", body=b"{}")["body_length"] == 2
+        # The rehearsal's proxy names the replica that answered: the live one, not the dead.
+        _, headers, _ = fetch(proxy, "/retry")
+        assert headers[SERVED_BY_HEADER] == f"127.0.0.1:{backends['gunicorn']}"
         proxy.reload(replace(proxy.site, upstreams=(f"127.0.0.1:{backends['uvicorn']}",)))
         assert {echo(proxy, "/after")["server"] for _ in range(4)} == {"uvicorn"}
+        _, headers, _ = fetch(proxy, "/after")
+        assert headers[SERVED_BY_HEADER] == f"127.0.0.1:{backends['uvicorn']}"
 
 
 @pytest.mark.slow

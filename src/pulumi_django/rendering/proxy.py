@@ -9,6 +9,7 @@ why. The Caddy config needs Caddy 2.8 or newer (`client_ip`, `log_skip`, `reques
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -84,6 +85,9 @@ STATIC_TYPES = {
 _SAFE_PATH = re.compile(r"^/[\w./@+-]*$")
 _UPSTREAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*:\d{1,5}$")
 _URL_PREFIX = re.compile(r"^/([\w.-]+/)+$")
+_HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+# The rehearsal's proxy names the replica (host:port) that answered each request in this header.
+SERVED_BY_HEADER = "X-Served-By"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,10 @@ class ProxySite:
     # The scheme every visitor uses, when the way in guarantees it: sent to the app as
     # X-Forwarded-Proto whatever the peer says (None: believe trusted peers, else our own).
     viewer_scheme: str | None = None
+    # A response header naming the upstream (host:port) that answered, for the release
+    # rehearsal to tell which version served a failed request; None in deployments, where it
+    # would tell visitors about the inside of the site.
+    served_by_header: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -171,6 +179,8 @@ class ProxySite:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.served_by_header is not None and not _HEADER_NAME.match(self.served_by_header):
+            raise ValueError(f"served_by_header {self.served_by_header!r} is not a header name")
         if self.viewer_scheme not in (None, "http", "https"):
             raise ValueError(f"viewer_scheme {self.viewer_scheme!r} is not http or https")
         _check_path("health_path", self.health_path)
@@ -287,8 +297,9 @@ def rehearsal_site(
 ) -> ProxySite:
     """The release rehearsal: a throwaway proxy on loopback in front of replicas on loopback;
     pid file, temp directories and logs all in `runtime_dir`; uploads served from `media_dir`
-    (the replicas' MEDIA_ROOT) when media is on."""
-    return site_from_config(
+    (the replicas' MEDIA_ROOT) when media is on; each answer names the replica that gave it
+    (SERVED_BY_HEADER), so a failure is pinned on the old or the new version."""
+    site = site_from_config(
         config,
         listen_host="127.0.0.1",
         listen_port=listen_port,
@@ -298,6 +309,7 @@ def rehearsal_site(
         runtime_dir=runtime_dir,
         log_dir=runtime_dir,
     )
+    return dataclasses.replace(site, served_by_header=SERVED_BY_HEADER)
 
 
 def static_url_prefix(config: StackConfig) -> str:
@@ -410,6 +422,11 @@ def render_nginx(site: ProxySite) -> str:
         # nginx never resends a non-idempotent request (POST) once it reached an upstream.
         "            proxy_next_upstream error timeout;",
         f"            proxy_next_upstream_timeout {RETRY_WINDOW_SECONDS}s;",
+        *(
+            [f"            add_header {site.served_by_header} $upstream_addr always;"]
+            if site.served_by_header
+            else []
+        ),
         "        }",
         "    }",
         "}",
@@ -553,6 +570,11 @@ def render_caddy(site: ProxySite) -> str:
         *(
             [f"\t\t\theader_up X-Forwarded-Proto {site.viewer_scheme}"]
             if site.viewer_scheme
+            else []
+        ),
+        *(
+            [f"\t\t\theader_down {site.served_by_header} {{http.reverse_proxy.upstream.hostport}}"]
+            if site.served_by_header
             else []
         ),
         "\t\t\ttransport http {",

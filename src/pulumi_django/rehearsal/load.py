@@ -201,6 +201,8 @@ class Site:
     page_paths: tuple[str, ...] = ("/",)
     forms: tuple[RehearsalForm, ...] = ()
     health_path: str = "/healthz"
+    # The response header in which the proxy names the replica that answered (None: not sent).
+    served_by_header: str | None = None
 
     @property
     def origin(self) -> str:
@@ -211,6 +213,7 @@ class Site:
 class _Answer:
     status: int
     body: str
+    served_by: str = ""  # the replica that answered, as the proxy names it
 
 
 class VirtualUser:
@@ -326,7 +329,9 @@ class VirtualUser:
         detail = "" if kind is None else summarize_body(answer.body)
         if kind is None and validate is not None and (problem := validate(answer.body)):
             kind, detail = "other", problem
-        self.record(Sample(started, method, path, answer.status, latency, kind, detail))
+        self.record(
+            Sample(started, method, path, answer.status, latency, kind, detail, answer.served_by)
+        )
         return answer if kind is None else None
 
     def _send(
@@ -360,7 +365,8 @@ class VirtualUser:
         self._keep_cookies(response.headers.get_all("Set-Cookie") or [])
         if response.will_close:
             self.close()
-        return _Answer(response.status, text)
+        served_by = response.headers.get(self.site.served_by_header or "", "")
+        return _Answer(response.status, text, served_by)
 
     def _keep_cookies(self, headers: Sequence[str]) -> None:
         for header in headers:

@@ -68,6 +68,22 @@ class Timeline:
 
 
 @dataclass(frozen=True)
+class WriteSummary:
+    """What the model write probe did: its operations by the version that ran them, the
+    models it wrote, and those it could not build (not failures: nothing to compare)."""
+
+    operations: dict[str, int]
+    models: tuple[str, ...]
+    skipped: dict[str, str]
+    # Why there was no probe, when there was none (e.g. the release applies no migration).
+    not_run: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.operations.values())
+
+
+@dataclass(frozen=True)
 class RehearsalReport:
     release: str
     previous: str
@@ -86,6 +102,7 @@ class RehearsalReport:
     failure_examples: tuple[tuple[str, str, int], ...] = ()
     # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
     excluded_paths: tuple[str, ...] = ()
+    writes: WriteSummary | None = None
 
     @property
     def exit_code(self) -> int:
@@ -134,13 +151,18 @@ def build_report(
     steps: Sequence[StepReport],
     samples: Sequence[Sample],
     timeline: Timeline,
+    writes: Sequence[Sample] = (),
+    write_summary: WriteSummary | None = None,
 ) -> RehearsalReport:
+    """`samples` are the load's HTTP requests (the latency and the request count); `writes`
+    the write probe's operations, whose failures count with the requests'."""
     by_phase: dict[str, list[Sample]] = {phase: [] for phase in PHASES}
     for sample in samples:
         by_phase[timeline.phase(sample.started)].append(sample)
     excluded = pages_missing_before(samples, timeline)
     # Their 404s are left out for the whole run; any other failure of those paths still counts.
     counted = [s for s in samples if not (s.path in excluded and is_missing_page(s))]
+    counted += writes
     failures = failure_counts(counted)
     return RehearsalReport(
         release=release,
@@ -158,6 +180,7 @@ def build_report(
         result=decide_result(sum(failures.values()), steps),
         failure_examples=_examples(counted),
         excluded_paths=excluded,
+        writes=write_summary,
     )
 
 
@@ -212,6 +235,17 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
             for kind, what, count in report.failure_examples
         ],
         "excluded_paths": list(report.excluded_paths),
+        "writes": None if report.writes is None else _writes_json(report.writes),
+    }
+
+
+def _writes_json(writes: WriteSummary) -> dict[str, Any]:
+    return {
+        "operations": writes.total,
+        "operations_by_version": writes.operations,
+        "models": list(writes.models),
+        "skipped": writes.skipped,
+        "not_run": writes.not_run or None,
     }
 
 
@@ -242,6 +276,8 @@ def render_report(report: RehearsalReport) -> str:
         lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what}")
     if report.excluded_paths:
         lines.append(f"{EXCLUDED_LABEL}: {', '.join(report.excluded_paths)}")
+    if report.writes is not None:
+        lines += _writes_lines(report.writes, report.failures["orm"])
     lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
     for phase, summary in report.latency.items():
         label = f"{phase} the release"
@@ -254,6 +290,18 @@ def render_report(report: RehearsalReport) -> str:
         f"Result: {report.result.upper()}: {_verdict(report)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
+    if writes.not_run:
+        return [f"Model writes: none ({writes.not_run})"]
+    by_version = ", ".join(f"{count} by {name}" for name, count in writes.operations.items())
+    lines = [
+        f"Model writes: {writes.total} create/update/read/delete operations ({by_version}) on "
+        f"{', '.join(writes.models) or 'no model'}; failed: {failed}"
+    ]
+    lines += [f"  not probed: {model}: {why}" for model, why in writes.skipped.items()]
+    return lines
 
 
 def _verdict(report: RehearsalReport) -> str:

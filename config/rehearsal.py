@@ -61,11 +61,28 @@ class RehearsalForm(Section):
 class RehearsalConfig(Section):
     """The load of `pulumi-django rehearse`: every virtual user views pages (each with the
     stylesheets, scripts and images it references), posts the forms and probes the health
-    path."""
+    path. The pages are `/`, `paths` and the same-site pages they link to, found once on the
+    version that runs now, before the load starts."""
 
     paths: list[str] = Field(
         default_factory=list,
-        description="Pages viewed besides `/`, e.g. `[/notebooks/]`.",
+        description="Pages viewed besides `/`, e.g. `[/notebooks/]`; the crawl starts from "
+        "them and `/`.",
+    )
+    crawl_depth: int = Field(
+        2,
+        ge=0,
+        le=5,
+        description="Links followed from `/` and `paths` to find more pages to view (same "
+        "site only; never static files, media, the health path, `logout`/`delete`/`signout` "
+        "links); 0: only `/` and `paths`.",
+    )
+    max_pages: int = Field(
+        30,
+        ge=1,
+        le=200,
+        description="Pages the crawl keeps at most, `/` and `paths` included (those are always "
+        "kept).",
     )
     forms: list[RehearsalForm] = Field(
         default_factory=list,

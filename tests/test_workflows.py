@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from pulumi_django.plan_diff import MARKER
+from pulumi_django.rehearsal.report import MARKDOWN_MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -128,3 +131,146 @@ def test_the_offline_review_never_runs_pull_request_code_with_a_write_token() ->
 @pytest.mark.parametrize("name", NAMES)
 def test_workflows_set_their_token_permissions(name: str) -> None:
     assert "permissions" in workflow(name)
+
+
+# ---------------------------------------------------------------- the rehearsal on pull requests
+
+
+def rehearse_job() -> dict[str, Any]:
+    job: dict[str, Any] = workflow("plan-review.yml")["jobs"]["rehearse"]
+    return job
+
+
+def rehearse_script() -> str:
+    [script] = [
+        step["run"]
+        for step in rehearse_job()["steps"]
+        if "pulumi-django rehearse" in step.get("run", "")
+    ]
+    return script
+
+
+def test_pull_requests_get_a_rehearsal_of_their_release_over_the_base_branch() -> None:
+    review = workflow("plan-review.yml")
+    assert list(review["on"]) == ["pull_request"]
+    assert review["permissions"] == {"contents": "read"}  # no secrets: forks get it too
+    job = rehearse_job()
+    assert 0 < job["timeout-minutes"] <= 60
+    [checkout] = [step for step in job["steps"] if step.get("uses") == "actions/checkout@v4"]
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    runs = [step["run"].split("#")[0].strip() for step in job["steps"] if "run" in step]
+    # The project's own script installs the servers, before the virtualenv.
+    assert runs.index("scripts/install-system-deps.sh") < runs.index("make install")
+    script = rehearse_script()
+    command = " ".join(script.replace("\\\n", " ").split())
+    assert (
+        '.venv/bin/pulumi-django rehearse --from "origin/$BASE_REF" --to HEAD --json '
+        '--markdown "$comment"'
+    ) in command
+    [step] = [step for step in job["steps"] if step.get("run") == script]
+    # The base branch's name reaches the script as a variable, never pasted into its text.
+    assert step["env"] == {"BASE_REF": "${{ github.base_ref }}"}
+    assert "${{" not in script
+
+
+def test_the_rehearsal_comment_is_one_plan_comment_posts() -> None:
+    [upload] = [
+        step
+        for step in rehearse_job()["steps"]
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert upload["if"] == "always()"  # uploaded when the rehearsal failed too
+    comment = workflow("plan-comment.yml")
+    [download] = steps_using(comment, "actions/download-artifact")
+    assert fnmatch.fnmatchcase(upload["with"]["name"], download["with"]["pattern"])
+    [post] = steps_using(comment, "actions/github-script")
+    file_pattern = re.search(
+        r"\.filter\(\(name\) => /(.+?)/\.test\(name\)\)", post["with"]["script"]
+    )
+    assert file_pattern is not None
+    [markdown] = [Path(path) for path in upload["with"]["path"].split() if path.endswith(".md")]
+    assert re.fullmatch(file_pattern.group(1), markdown.name)
+    assert "$comment" in rehearse_script() and f"comment={markdown}" in rehearse_script()
+    # The marker plan-comment.yml requires, for the file's name: what the report starts with.
+    marker = MARKER.format(stack=markdown.stem)
+    assert MARKER.format(stack=MARKDOWN_MARKER) == marker
+
+
+FAKE_CLI = """#!/usr/bin/env bash
+# pulumi-django as the workflow calls it: notes its arguments, writes the --markdown file
+# unless told not to, prints JSON and what FAKE_STDERR says, exits with FAKE_STATUS.
+printf '%s\\n' "$@" > arguments.txt
+while [ $# -gt 0 ]; do
+  if [ "$1" = --markdown ] && [ -z "${FAKE_NO_REPORT:-}" ]; then
+    printf '<!-- pulumi-django-plan:rehearsal -->\\nthe report\\n' > "$2"
+  fi
+  shift
+done
+echo '{"result": "whatever"}'
+printf '%s\\n' "$FAKE_STDERR" >&2
+exit "$FAKE_STATUS"
+"""
+
+
+def run_rehearse_step(
+    tmp_path: Path, status: int, *, report: bool, stderr: str = "progress"
+) -> subprocess.CompletedProcess[str]:
+    """The step's script as a runner runs it (`bash -e`), with a fake pulumi-django."""
+    cli = tmp_path / ".venv" / "bin" / "pulumi-django"
+    cli.parent.mkdir(parents=True)
+    cli.write_text(FAKE_CLI)
+    cli.chmod(0o755)
+    script = tmp_path / "step.sh"
+    script.write_text(rehearse_script())
+    environment = {
+        "PATH": os.environ["PATH"],
+        "BASE_REF": "main",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "FAKE_STATUS": str(status),
+        "FAKE_STDERR": stderr,
+        **({} if report else {"FAKE_NO_REPORT": "1"}),
+    }
+    return subprocess.run(
+        ["bash", "-e", str(script)],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("status", [0, 1, 3, 4])
+def test_the_rehearsal_report_is_the_comment_and_its_status_the_steps(
+    tmp_path: Path, status: int
+) -> None:
+    result = run_rehearse_step(tmp_path, status, report=True)
+    assert result.returncode == status
+    report = "<!-- pulumi-django-plan:rehearsal -->\nthe report\n"
+    assert (tmp_path / "plan-review" / "rehearsal.md").read_text() == report
+    assert (tmp_path / "summary.md").read_text() == report
+    assert (tmp_path / "plan-review" / "rehearsal.json").read_text() == '{"result": "whatever"}\n'
+    assert "progress" in result.stderr  # the rehearsal's progress stays in the job's log
+    assert (tmp_path / "arguments.txt").read_text().split() == [
+        "rehearse", "--from", "origin/main", "--to", "HEAD", "--json",
+        "--markdown", "plan-review/rehearsal.md",
+    ]  # fmt: skip
+
+
+def test_a_rehearsal_that_could_not_run_leaves_a_comment_that_says_why(tmp_path: Path) -> None:
+    result = run_rehearse_step(
+        tmp_path, 2, report=False, stderr="error: --from origin/main: no such ref"
+    )
+    assert result.returncode == 2
+    comment = (tmp_path / "plan-review" / "rehearsal.md").read_text()
+    assert comment.startswith(MARKER.format(stack=MARKDOWN_MARKER) + "\n")
+    assert "stopped with exit status 2 before its report" in comment
+    assert "```\nerror: --from origin/main: no such ref\n```" in comment
+    assert (tmp_path / "summary.md").read_text() == comment
+
+
+def test_a_rehearsal_that_ends_well_without_a_report_fails_the_job(tmp_path: Path) -> None:
+    result = run_rehearse_step(tmp_path, 0, report=False)
+    assert result.returncode == 1
+    assert "could not run" in (tmp_path / "plan-review" / "rehearsal.md").read_text()

@@ -1,0 +1,271 @@
+"""The crawl that finds the pages the rehearsal's load views, against a small site on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pydantic
+import pytest
+
+from pulumi_django.config.rehearsal import RehearsalConfig
+from pulumi_django.rehearsal.crawl import CrawlResult, discover_pages
+from pulumi_django.rehearsal.load import parse_page
+
+SKIP = ("/static/", "/media/", "/healthz")
+
+
+def links(*hrefs: str) -> str:
+    return "".join(f'<a href="{href}">{href}</a>' for href in hrefs)
+
+
+class FakeSite(http.server.BaseHTTPRequestHandler):
+    """A site of pages that link to each other, and everything a crawl must leave alone.
+    Every request is noted (path, client port); `drop_after_each` closes each keep-alive
+    connection after its answer without saying so, as a server closing idle connections does."""
+
+    protocol_version = "HTTP/1.1"
+    drop_after_each = False
+    requests: list[tuple[str, int]] = []
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.requests.append((self.path, self.client_address[1]))
+        port = self.headers["Host"].rsplit(":", 1)[1]
+        pages = {
+            "/": links(
+                "/a/",
+                "about/",  # relative to /
+                "#top",  # this page again
+                "/a/#comments",  # /a/ again
+                f"http://127.0.0.1:{port}/absolute/",
+                "http://example.com/elsewhere/",
+                "//example.com/protocol-relative/",
+                "mailto:team@example.com",
+                "javascript:void(0)",
+                "/static/app.css",
+                "/media/upload.png",
+                "/healthz",
+                "/accounts/logout/",
+                "/items/3/delete/",
+                "/search/?q=bigfoot",
+                "/with space/",
+                "/old/",
+                "/away/",
+                "/loop/",
+                "/to-static/",
+                "/missing/",
+                "/broken/",
+                "/report.pdf",
+            )
+            + '<a href="/hidden/" rel="nofollow noopener">x</a><a href="/file/" download>x</a>',
+            "/a/": links("/a/b/", "/"),
+            "/a/b/": links("/a/b/c/"),
+            "/a/b/c/": "<p>deep</p>",
+            "/about/": "<p>about</p>",
+            "/absolute/": "<p>absolute</p>",
+            "/search/?q=bigfoot": "<p>results</p>",
+            "/with%20space/": "<p>space</p>",
+            "/new/": links("/"),
+        }
+        redirects = {
+            "/old/": "/new/",
+            "/away/": "http://example.com/",
+            "/loop/": "/loop/",
+            "/to-static/": "/static/x.css",
+        }
+        if self.path in pages:
+            self.answer(200, pages[self.path], "text/html; charset=utf-8")
+        elif self.path in redirects:
+            self.answer(301, "", "text/html", {"Location": redirects[self.path]})
+        elif self.path == "/broken/":
+            self.answer(500, "<title>Server Error</title>", "text/html")
+        elif self.path == "/report.pdf":
+            self.answer(200, "%PDF-1.4", "application/pdf")
+        else:
+            self.answer(404, "<title>Not Found</title>", "text/html")
+
+    def answer(
+        self, status: int, body: str, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        if self.drop_after_each:
+            self.close_connection = True
+
+
+@dataclass
+class Served:
+    port: int
+    requests: list[tuple[str, int]]
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    def crawl(self, *seeds: str, depth: int = 1, max_pages: int = 30) -> CrawlResult:
+        return discover_pages(
+            "127.0.0.1",
+            self.port,
+            seeds or ("/",),
+            depth=depth,
+            max_pages=max_pages,
+            skip_prefixes=SKIP,
+            timeout=5,
+        )
+
+
+@contextlib.contextmanager
+def fake_site(drop_after_each: bool = False) -> Iterator[Served]:
+    requests: list[tuple[str, int]] = []
+    handler = type(
+        "Handler", (FakeSite,), {"requests": requests, "drop_after_each": drop_after_each}
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield Served(server.server_address[1], requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+FOUND_FROM_HOME = ("/", "/a/", "/about/", "/absolute/", "/search/?q=bigfoot", "/with%20space/")
+
+
+def test_a_page_yields_the_links_a_crawler_may_follow() -> None:
+    page = parse_page(
+        '<a href="/a/">a</a><a>no href</a><a href="">empty</a>'
+        '<a href="/b/" rel="nofollow">b</a><a href="/c/" rel="noopener NOFOLLOW">c</a>'
+        '<a href="/d.zip" download>d</a><a href="/e/" rel="noopener">e</a>'
+        '<link rel="stylesheet" href="/static/s.css">'
+    )
+    assert page.links == ["/a/", "/e/"]
+    assert page.assets == ["/static/s.css"]
+
+
+def test_the_crawl_keeps_the_same_site_pages_the_seeds_link_to() -> None:
+    with fake_site() as site:
+        result = site.crawl(depth=1)
+    # Breadth-first, in the order found: the redirect's target (/old/ -> /new/) comes last.
+    assert result.pages == (*FOUND_FROM_HOME, "/new/")
+    # What the crawl must never request: other sites, static files, media, the health path,
+    # actions, links marked nofollow or download.
+    for path in result.pages:
+        assert not path.startswith(SKIP)
+    never = {"/accounts/logout/", "/items/3/delete/", "/hidden/", "/file/", "/healthz"}
+    assert never.isdisjoint(site.paths)
+    assert not [path for path in site.paths if path.startswith(("/static/", "/media/"))]
+    assert not [path for path in site.paths if "example.com" in path or "elsewhere" in path]
+    # Each page once (the fragment and the second link to / and /a/ are the same pages); only
+    # the redirect loop repeats.
+    once = [path for path in site.paths if path != "/loop/"]
+    assert len(once) == len(set(once))
+    skipped = dict(result.skipped)
+    assert skipped["/static/app.css"] == "under /static/"
+    assert skipped["/media/upload.png"] == "under /media/"
+    assert skipped["/healthz"] == "under /healthz"
+    assert skipped["/accounts/logout/"].startswith("looks like an action")
+    assert skipped["/items/3/delete/"].startswith("looks like an action")
+
+
+def test_one_keep_alive_connection_carries_the_whole_crawl() -> None:
+    with fake_site() as site:
+        site.crawl(depth=2)
+    assert len({client_port for _, client_port in site.requests}) == 1
+
+
+def test_a_keep_alive_connection_closed_while_idle_is_opened_again() -> None:
+    with fake_site(drop_after_each=True) as site:
+        result = site.crawl(depth=1)
+    assert result.pages == (*FOUND_FROM_HOME, "/new/")
+    assert result.errors == (
+        ("/loop/", "more than 3 redirects"),
+        ("/missing/", "answered 404"),
+        ("/broken/", "answered 500"),
+    )
+
+
+def test_pages_that_fail_or_are_no_html_are_not_kept() -> None:
+    with fake_site() as site:
+        result = site.crawl(depth=1)
+    assert {"/missing/", "/broken/", "/report.pdf"}.isdisjoint(result.pages)
+    assert ("/missing/", "answered 404") in result.errors
+    assert ("/broken/", "answered 500") in result.errors
+    assert ("/report.pdf", "not a page: application/pdf") in result.skipped
+
+
+def test_redirects_are_followed_on_the_site_only_and_a_few_times() -> None:
+    with fake_site() as site:
+        result = site.crawl(depth=1)
+    assert "/new/" in result.pages and "/old/" not in result.pages
+    skipped, errors = dict(result.skipped), dict(result.errors)
+    assert skipped["/away/"] == "redirects to another site: http://example.com/"
+    assert skipped["/to-static/"] == "redirects to /static/x.css, under /static/"
+    assert errors["/loop/"] == "more than 3 redirects"
+    assert site.paths.count("/loop/") == 4  # the link, then 3 redirects
+    assert "/static/x.css" not in site.paths
+
+
+@pytest.mark.parametrize(
+    ("depth", "found"),
+    [
+        (0, ("/",)),
+        (1, (*FOUND_FROM_HOME, "/new/")),
+        (2, (*FOUND_FROM_HOME, "/new/", "/a/b/")),
+        (3, (*FOUND_FROM_HOME, "/new/", "/a/b/", "/a/b/c/")),
+    ],
+)
+def test_the_crawl_goes_as_deep_as_it_is_told(depth: int, found: tuple[str, ...]) -> None:
+    with fake_site() as site:
+        result = site.crawl(depth=depth)
+    assert result.pages == found
+    if depth == 0:
+        assert site.paths == []  # only the seeds: nothing to find, nothing requested
+
+
+def test_the_crawl_stops_at_max_pages_seeds_included() -> None:
+    with fake_site() as site:
+        assert site.crawl(depth=3, max_pages=3).pages == ("/", "/a/", "/about/")
+        assert site.crawl(depth=3, max_pages=1).pages == ("/",)
+
+
+def test_the_seeds_come_first_and_stay_even_when_they_fail() -> None:
+    with fake_site() as site:
+        result = site.crawl("/missing/", "/a/b/", "/", "/a/b/", depth=1)
+        assert result.pages[:3] == ("/missing/", "/a/b/", "/")
+        assert result.pages[3:5] == ("/a/b/c/", "/a/")
+        assert ("/missing/", "answered 404") in result.errors
+        # More seeds than max_pages: every seed is kept, and nothing more is looked for.
+        before = len(site.paths)
+        seeds = ("/", "/missing/", "/about/")
+        assert site.crawl(*seeds, depth=2, max_pages=2).pages == seeds
+        assert len(site.paths) == before
+
+
+@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "0.0.0.0", "127.0.0.1.nip.io"])
+def test_the_crawl_visits_this_machine_only(host: str) -> None:
+    with pytest.raises(ValueError, match="this machine only"):
+        discover_pages(host, 8000, ["/"], depth=1, max_pages=5, skip_prefixes=SKIP)
+
+
+def test_the_stack_config_bounds_the_crawl() -> None:
+    defaults = RehearsalConfig()
+    assert (defaults.crawl_depth, defaults.max_pages) == (2, 30)
+    assert RehearsalConfig.model_validate({"crawlDepth": 0, "maxPages": 200}).max_pages == 200
+    for too_much in ({"crawlDepth": 6}, {"crawlDepth": -1}, {"maxPages": 0}, {"maxPages": 201}):
+        with pytest.raises(pydantic.ValidationError):
+            RehearsalConfig.model_validate(too_much)

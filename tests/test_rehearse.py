@@ -53,9 +53,9 @@ from pulumi_django.rehearsal.rehearse import (
     RehearsalOptions,
     ReleaseStepError,
     StepOutcome,
-    current_version_name,
     established_connections,
 )
+from pulumi_django.rehearsal.releases import current_release
 from pulumi_django.rehearsal.report import (
     RehearsalReport,
     StepReport,
@@ -65,6 +65,7 @@ from pulumi_django.rehearsal.report import (
     render_report,
     report_json,
 )
+from pulumi_django.rehearsal.sources import resolve_sides
 from pulumi_django.release import RELEASE_STEPS
 from pulumi_django.stackfile import load_stack_file
 
@@ -464,7 +465,13 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
     document = report_json(report)
     assert document["release"] == "v2"
     assert document["requests"] == 5
-    assert document["failures"] == {"5xx": 1, "static_404": 0, "connection": 0, "other": 0, "orm": 0}
+    assert document["failures"] == {
+        "5xx": 1,
+        "static_404": 0,
+        "connection": 0,
+        "other": 0,
+        "orm": 0,
+    }
     assert document["latency_ms"] == {
         "before": {"p50": 1.0, "p99": 3.0},
         "during": {"p50": 50.0, "p99": 70.0},
@@ -595,7 +602,7 @@ def test_the_release_runs_the_handlers_in_release_order_until_one_stops_it(
 
         return run
 
-    options = RehearsalOptions(APP, "v2", local_config(), "nginx")
+    options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), local_config(), "nginx")
     with contextlib.ExitStack() as resources:
         rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
         for key in STEP_KEYS:
@@ -642,7 +649,7 @@ def test_the_proxy_switch_checks_every_page_the_load_views_and_a_404_is_no_halt(
 
     monkeypatch.setattr(rehearse_module, "fetch", fetch)
     monkeypatch.setattr(Rehearsal, "set_upstreams", lambda _self, _replicas: None)
-    options = RehearsalOptions(APP, "v2", config, "nginx")
+    options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), config, "nginx")
     with contextlib.ExitStack() as resources:
         rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
         rehearsal.new = rehearse_module.Version("v2", tmp_path / "v2", static_root)
@@ -674,7 +681,7 @@ def test_a_step_without_a_handler_fails_before_any_server_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delitem(STEP_HANDLERS, "fleet")
-    options = RehearsalOptions(APP, "v2", local_config(), "nginx")
+    options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), local_config(), "nginx")
     started = time.monotonic()
     with pytest.raises(NotImplementedError, match="fleet"):
         rehearse_module.rehearse(options, progress=lambda _line: None)
@@ -682,7 +689,7 @@ def test_a_step_without_a_handler_fails_before_any_server_starts(
 
 
 def test_the_current_version_is_the_release_without_an_overlay() -> None:
-    assert current_version_name(APP) == "v1"
+    assert current_release(APP) == "v1"
 
 
 def test_accepted_connections_are_counted_until_they_close() -> None:
@@ -705,7 +712,7 @@ def test_accepted_connections_are_counted_until_they_close() -> None:
         (["--replicas", "0"], "--replicas 0: use 1 to 20"),
         (["--rate", "0"], "--rate 0"),
         (["--after", "-1"], "--after -1"),
-        (["--to", "v9"], "unknown release 'v9'"),
+        (["--to", "v9"], "--to v9: no such commit, branch or tag"),
         (["--app", "docs"], "docs holds no manage.py"),
         (["--stack", "nope"], "no stack file Pulumi.nope.yaml"),
     ],
@@ -942,7 +949,7 @@ def test_every_replica_stores_uploads_in_one_directory_the_proxy_serves(
     config = parse_stack_config(
         {"target": "local", "media": json.dumps({"urlPath": "/uploads/"})}, set()
     )
-    options = RehearsalOptions(APP, "v2", config, "nginx")
+    options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), config, "nginx")
     with contextlib.ExitStack() as resources:
         rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
         versions = [

@@ -104,14 +104,23 @@ def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None 
 def find_repository(directory: Path, what: str = "") -> Repository:
     """The work tree holding `directory`. `what` names the directory in the error (the
     project's by default)."""
-    found = _git(directory, "rev-parse", "--show-toplevel")
-    if found.returncode != 0:
+    repository = repository_of(directory)
+    if repository is None:
         if what:
             raise UsageError(
                 f"--diff-against: {what} {directory} is not in a git repository; commit it to "
                 "one (git init, git add, git commit) so that its version at the ref can be planned"
             )
         raise UsageError(f"--diff-against needs a git repository: {directory} is not in one")
+    return repository
+
+
+def repository_of(directory: Path) -> Repository | None:
+    """The work tree holding `directory`, or None when it is in none (each command says what
+    that means for it)."""
+    found = _git(directory, "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        return None
     top = Path(found.stdout.strip()).resolve()
     return Repository(top, directory.resolve().relative_to(top))
 
@@ -286,10 +295,20 @@ def configured_context(project_dir: Path, stack: str) -> str:
     return context if isinstance(context, str) else str(AppConfig.model_fields["context"].default)
 
 
-def extract_tree(repository: Repository, commit: str, destination: Path) -> None:
-    """The commit's files (as `git archive` exports them) under `destination`."""
+def extract_tree(
+    repository: Repository,
+    commit: str,
+    destination: Path,
+    *,
+    directory: str = "",
+    failure: str = "",
+) -> None:
+    """The commit's files (as `git archive` exports them), or only those of its `directory`
+    (relative to the top, at the top of `destination`), under `destination`. `failure` begins
+    the error when they cannot be written (by default, the plan's)."""
+    tree = f"{commit}:{directory}" if directory else commit
     archive = subprocess.run(
-        ["git", "-C", str(repository.top), "archive", "--format=tar", commit],
+        ["git", "-C", str(repository.top), "archive", "--format=tar", tree],
         capture_output=True,
         check=False,
     )
@@ -302,10 +321,10 @@ def extract_tree(repository: Repository, commit: str, destination: Path) -> None
             # The data filter (S202), but for links out of the tree.
             tar.extractall(destination, filter=without_outward_links)  # noqa: S202
     except (tarfile.TarError, OSError) as error:
-        raise UsageError(
-            f"--diff-against: could not extract {commit[:12]} of {repository.top} to plan it: "
-            + " ".join(str(error).split())
-        ) from None
+        failure = failure or (
+            f"--diff-against: could not extract {commit[:12]} of {repository.top} to plan it"
+        )
+        raise UsageError(f"{failure}: " + " ".join(str(error).split())) from None
 
 
 def without_outward_links(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:

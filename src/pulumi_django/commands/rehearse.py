@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ..config import StackConfig
 
 DEFAULT_STACK = "local"
-DEFAULT_RELEASE = "v2"
 MAX_REPLICAS = 20
 MAX_RATE = 1000.0
 MAX_WORKERS = 16
@@ -27,16 +26,29 @@ MAX_PHASE_SECONDS = 600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..rehearsal.sources import DEFAULT_FROM, WORKTREE
+
     parser.add_argument(
         "--app",
         metavar="DIR",
-        help="the app, with release variants in DIR/releases (default: the stack's app.context)",
+        help="the app, the Django project's directory (default: the stack's app.context)",
+    )
+    sides = (
+        f"a git ref of the repository holding the app, {WORKTREE} (the working tree, "
+        "uncommitted changes included) or a release variant in DIR/releases"
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_spec",
+        metavar="REF",
+        help=f"the version that runs before the release: {sides} (default: {DEFAULT_FROM}; "
+        "with a variant --to, the variant without overlay files, such as v1)",
     )
     parser.add_argument(
         "--to",
-        default=DEFAULT_RELEASE,
-        metavar="RELEASE",
-        help=f"the release to roll out: a directory in DIR/releases (default: {DEFAULT_RELEASE})",
+        dest="to_spec",
+        metavar="REF",
+        help=f"the version released over it: {sides} (default: {WORKTREE})",
     )
     parser.add_argument(
         "--replicas", type=int, default=3, metavar="N", help="app replicas (default: 3)"
@@ -105,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from ..rehearsal.rehearse import RehearsalOptions, ReleaseStepError, rehearse
     from ..rehearsal.report import render_report, report_json
     from ..rehearsal.servers import ServerError
+    from ..rehearsal.sources import resolve_sides
 
     _check_numbers(args)
     project_dir = Path(args.cwd)
@@ -116,9 +129,12 @@ def run(args: argparse.Namespace) -> int:
     require_django(config.app.python or "", "--python" if args.python else "django:app.python")
     app_dir = Path(args.app) if args.app else project_dir / config.app.context
     _require_django_project(app_dir)
+    # Both sides exist before any server starts.
+    previous, release = resolve_sides(app_dir.resolve(), args.from_spec, args.to_spec)
     options = RehearsalOptions(
         app_dir=app_dir.resolve(),
-        release=args.to,
+        previous=previous,
+        release=release,
         config=config,
         proxy=args.proxy or config.proxy.server,
         replicas=args.replicas,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pulumi_django.config import StackConfig
+from pulumi_django.errors import UsageError
 from pulumi_django.release import RELEASE_STEPS
 from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
 from pulumi_django.rendering.media import local_media_environment
@@ -36,9 +37,9 @@ from pulumi_django.rendering.proxy import ProxySite, rehearsal_site, static_url_
 from .app_servers import python_shim, running_app_server
 from .load import Site, parse_page, running_load
 from .proxies import ProxyServer, RunningProxy, running_proxy
-from .releases import NOT_SHIPPED, build_release, overlay_chain, read_releases
 from .report import RehearsalReport, StepReport, StepStatus, Timeline, build_report
 from .servers import LOOPBACK, ServerError, free_port, log_tail, postgres, redis
+from .sources import VersionSource, export_source
 
 # The user's own app settings never leak into the throwaway site.
 APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
@@ -54,8 +55,6 @@ MIN_REQUESTS_POLL_SECONDS = 0.1
 # gaps of 0.5-1 s). A load balancer, too, registers and deregisters targets seconds apart.
 RELOAD_GAP_SECONDS = 1.0
 BUILD_TIMEOUT_SECONDS = 300.0
-# When the current version has no name of its own (no release without an overlay).
-CURRENT_NAME = "current"
 DATABASE_NAME = "rehearsal"
 # collectstatic's map of each file to its hashed name (ManifestStaticFilesStorage).
 STATIC_MANIFEST = "staticfiles.json"
@@ -70,7 +69,8 @@ class ReleaseStepError(Exception):
 @dataclass(frozen=True)
 class RehearsalOptions:
     app_dir: Path
-    release: str
+    previous: VersionSource  # what runs before the release (`--from`)
+    release: VersionSource  # what is released over it (`--to`)
     config: StackConfig
     proxy: ProxyServer
     replicas: int = 3
@@ -108,14 +108,6 @@ class Replica:
 class StepOutcome:
     status: StepStatus
     detail: str
-
-
-def current_version_name(app_dir: Path) -> str:
-    """The release that is the app as it is (no base, no overlay files), e.g. `v1`."""
-    for release in read_releases(app_dir).values():
-        if release.base is None and not release.files():
-            return release.name
-    return CURRENT_NAME
 
 
 def established_connections(port: int) -> int:
@@ -188,8 +180,7 @@ class Rehearsal:
         self.database_url = database.create_database(DATABASE_NAME)
         self.redis_url = cache.url()
         self.progress(f"PostgreSQL on {LOOPBACK}:{database.port}, Redis on {LOOPBACK}:{cache.port}")
-        name = current_version_name(self.options.app_dir)
-        current = self.build(name, overlay=name != CURRENT_NAME)
+        current = self.build(self.options.previous)
         self.bucket.mkdir()
         self.media.mkdir()
         self.publish_static(current)
@@ -262,9 +253,10 @@ class Rehearsal:
 
     def step_image(self) -> StepOutcome:
         """The new version's files and its collected static files, as the image build does."""
-        self.new = self.build(self.options.release, overlay=True)
+        self.new = self.build(self.options.release)
         files = sum(1 for path in self.new.static_root.rglob("*") if path.is_file())
-        return StepOutcome("ok", f"{self.new.name} built, collectstatic wrote {files} files")
+        label = self.options.release.label
+        return StepOutcome("ok", f"{label} built, collectstatic wrote {files} files")
 
     def step_static(self) -> StepOutcome:
         return StepOutcome("ok", self.publish_static(self._new()))
@@ -389,20 +381,19 @@ class Rehearsal:
 
     # ------------------------------------------------------------ building blocks
 
-    def build(self, name: str, *, overlay: bool) -> Version:
-        """The version's app files and `collectstatic` into its STATIC_ROOT, with no secret
-        and no database, as the Dockerfile does at build time."""
-        directory = self.root / "versions" / f"{len(list(self.root.glob('versions/*')))}-{name}"
-        directory.parent.mkdir(exist_ok=True)
-        if overlay:
-            build_release(self.options.app_dir, name, directory)
-        else:
-            shutil.copytree(
-                self.options.app_dir, directory, ignore=shutil.ignore_patterns(*NOT_SHIPPED)
-            )
-        version = Version(name, directory, directory / "staticfiles")
+    def build(self, source: VersionSource) -> Version:
+        """The version's files as its image's build context holds them, and `collectstatic`
+        into its STATIC_ROOT, with no secret and no database, as the Dockerfile does at build
+        time. STATIC_ROOT is outside the files: a `staticfiles/` left in a working tree is
+        never taken for the version's."""
+        name = f"{len(list(self.root.glob('versions/*')))}-{source.release_name}"
+        try:
+            directory = export_source(self.options.app_dir, source, self.root / "versions" / name)
+        except UsageError as error:
+            raise ReleaseStepError(str(error)) from None
+        version = Version(source.release_name, directory, self.root / "static" / name)
         completed = self.run(
-            f"collectstatic of {name}",
+            f"collectstatic of {source.label}",
             ["python", "manage.py", "collectstatic", "--noinput"],
             version,
             timeout=BUILD_TIMEOUT_SECONDS,
@@ -410,7 +401,7 @@ class Rehearsal:
         )
         if completed.returncode != 0:
             raise ReleaseStepError(
-                f"collectstatic of {name} failed (exit status {completed.returncode}):\n"
+                f"collectstatic of {source.label} failed (exit status {completed.returncode}):\n"
                 f"{completed.stdout}{completed.stderr}".rstrip()
             )
         return version
@@ -623,7 +614,6 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
     missing = [step.key for step in RELEASE_STEPS if step.key not in STEP_HANDLERS]
     if missing:
         raise NotImplementedError(f"the rehearsal has no handler for release steps {missing}")
-    overlay_chain(read_releases(options.app_dir), options.release)  # an unknown name fails now
     with contextlib.ExitStack() as resources:
         root = resources.enter_context(_scratch_directory())
         rehearsal = Rehearsal(options, resources, root, progress)
@@ -642,10 +632,9 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
             samples = load.stop()
             load_end = time.monotonic()
         progress("load stopped; stopping every server")
-    previous = rehearsal.current.name if rehearsal.current else CURRENT_NAME
     return build_report(
-        release=options.release,
-        previous=previous,
+        release=options.release.label,
+        previous=options.previous.label,
         proxy=options.proxy,
         server=options.config.app.server,
         replicas=options.replicas,

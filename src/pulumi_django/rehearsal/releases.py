@@ -1,13 +1,14 @@
-"""Release variants of an example app, built as the app's files plus an overlay.
+"""Release variants of an example app: the app's working tree plus an overlay.
 
 `<app>/releases/<name>/` holds `release.toml` (`description`, optional `base`: another release
 applied first) and files whose paths, relative to that directory, are paths in the app: each
 one adds or replaces the app's file. The app as it is, with no overlay files, is release `v1`.
+The variants themselves (`releases/`) are never part of a version of the app
+(`rehearsal.sources` exports the versions).
 """
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,6 @@ from pulumi_django.errors import UsageError
 
 RELEASES_DIR = "releases"
 RELEASE_FILE = "release.toml"
-# Never part of a built release: the variants themselves, the app's tests, tool leftovers.
-NOT_SHIPPED = ("releases", "tests", "staticfiles", "__pycache__", "*.pyc", ".*_cache")
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,21 @@ class Release:
         )
 
 
+def release_names(app_dir: Path) -> list[str]:
+    """The names of the releases under `app_dir/releases/` (none when it has no such folder),
+    without reading their manifests."""
+    return sorted(manifest.parent.name for manifest in _manifests(app_dir))
+
+
+def _manifests(app_dir: Path) -> list[Path]:
+    return sorted((app_dir / RELEASES_DIR).glob(f"*/{RELEASE_FILE}"))
+
+
 def read_releases(app_dir: Path) -> dict[str, Release]:
     """Every release under `app_dir/releases/`, by name."""
     releases = {}
     root = app_dir / RELEASES_DIR
-    for manifest in sorted(root.glob(f"*/{RELEASE_FILE}")):
+    for manifest in _manifests(app_dir):
         try:
             data = tomllib.loads(manifest.read_text())
         except tomllib.TOMLDecodeError as error:
@@ -76,13 +85,20 @@ def overlay_chain(releases: dict[str, Release], name: str) -> list[Release]:
     return chain[::-1]
 
 
-def build_release(app_dir: Path, name: str, destination: Path) -> Path:
-    """Writes release `name` of the app at `app_dir` into `destination` (which must not exist)."""
-    chain = overlay_chain(read_releases(app_dir), name)
-    shutil.copytree(app_dir, destination, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
-    for release in chain:
-        for relative in release.files():
-            target = destination / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(release.directory / relative, target)
-    return destination
+def current_release(app_dir: Path) -> str | None:
+    """The release that is the app as it is (no base, no overlay files), e.g. `v1`, or None
+    when the app has no such release."""
+    for release in read_releases(app_dir).values():
+        if release.base is None and not release.files():
+            return release.name
+    return None
+
+
+def overlay_files(app_dir: Path, name: str) -> dict[Path, Path]:
+    """The files release `name` adds to or replaces in the app: each path relative to the app
+    directory, with the file that has its content (a later overlay of the chain wins)."""
+    return {
+        relative: release.directory / relative
+        for release in overlay_chain(read_releases(app_dir), name)
+        for relative in release.files()
+    }

@@ -1,0 +1,257 @@
+"""The two versions of the app a rehearsal releases one over the other, and their files.
+
+Each side (`--from`, `--to`) names one of:
+
+- `WORKTREE`: the app's working tree as it is, uncommitted changes and untracked files included;
+- a release variant of the app (`DIR/releases/<name>/release.toml`): the working tree plus that
+  variant's overlay files (`rehearsal.releases`), as the example apps ship theirs. A variant
+  wins over a git ref of the same name: in examples/bigfoot, `--to v2` is its variant even if
+  the repository has a `v2` tag (name the commit another way to get the tag: `v2^0`);
+- a commit-ish of the git repository that holds the app (`HEAD`, `origin/main`, a tag, a sha).
+
+Whatever the side, a version's files are what the image's build context holds of them: what
+that version's own `.dockerignore` keeps, and never `.git` nor a virtualenv (a directory
+holding `pyvenv.cfg`), which belong to the machine, not to the app.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from pulumi_django.build_context import IgnorePattern, is_ignored, read_dockerignore
+from pulumi_django.errors import UsageError
+from pulumi_django.git_plan import Repository, extract_tree, repository_of, resolve_commit
+
+from .releases import (
+    RELEASES_DIR,
+    current_release,
+    overlay_chain,
+    overlay_files,
+    read_releases,
+    release_names,
+)
+
+WORKTREE = "WORKTREE"
+DEFAULT_FROM = "HEAD"
+# The static files' release id and the versions' directory names: short and printable.
+MAX_RELEASE_NAME = 40
+SHORT_COMMIT = 8
+# Added to the --to side's release name when both sides would have the same one.
+DISTINCT_SUFFIX = "-new"
+DOCKERIGNORE = ".dockerignore"
+GIT_DIR = ".git"
+VENV_MARKER = "pyvenv.cfg"
+
+SourceKind = Literal["worktree", "ref", "variant"]
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """One side of a rehearsal: what was asked for and the version it resolved to."""
+
+    spec: str  # as given: `HEAD`, `WORKTREE`, `v2`, ...
+    kind: SourceKind
+    label: str  # what the report shows: `v2`, `WORKTREE`, `HEAD (1a2b3c4d)`
+    release_name: str  # the static files' release id and directory names: `v2`, `1a2b3c4d`
+    commit: str | None = None  # a ref's commit
+
+
+def resolve_sides(
+    app_dir: Path, from_spec: str | None, to_spec: str | None
+) -> tuple[VersionSource, VersionSource]:
+    """The versions before and after the release: `--from` (default HEAD) and `--to` (default
+    WORKTREE, so that a rehearsal with no flags rehearses the uncommitted changes). A release
+    variant is released over the app's current variant (`v1`, else the working tree) unless
+    `--from` says otherwise, as the example apps' variants always were."""
+    to_spec = WORKTREE if to_spec is None else to_spec
+    if from_spec is None:
+        from_spec = DEFAULT_FROM
+        if to_spec in release_names(app_dir):
+            from_spec = current_release(app_dir) or WORKTREE
+    previous = resolve_source(app_dir, from_spec, "--from")
+    release = resolve_source(app_dir, to_spec, "--to")
+    if release.release_name == previous.release_name:
+        # The static files of both are published side by side, by release name.
+        kept = previous.release_name[: MAX_RELEASE_NAME - len(DISTINCT_SUFFIX)]
+        release = replace(release, release_name=kept + DISTINCT_SUFFIX)
+    return previous, release
+
+
+def resolve_source(app_dir: Path, spec: str, option: str) -> VersionSource:
+    """What `spec` names for the app at `app_dir` (see the module's docstring); a one-line
+    UsageError that starts with `option` when it names nothing usable."""
+    if spec == WORKTREE:
+        return VersionSource(spec, "worktree", WORKTREE, "worktree")
+    if spec in release_names(app_dir):
+        overlay_chain(read_releases(app_dir), spec)  # a broken base chain fails now
+        return VersionSource(spec, "variant", spec, _printable(spec))
+    return _resolve_ref(app_dir, spec, option)
+
+
+def _resolve_ref(app_dir: Path, spec: str, option: str) -> VersionSource:
+    instead = f"or pass {option} {WORKTREE}"
+    if shutil.which("git") is None:
+        raise UsageError(f"{option} {spec}: git is not installed; install it, {instead}")
+    repository = repository_of(app_dir)
+    if repository is None:
+        raise UsageError(
+            f"{option} {spec}: {app_dir} is not in a git repository; commit the app "
+            f"(git init, git add, git commit) {instead}"
+        )
+    try:
+        commit = resolve_commit(repository, spec, option)
+    except UsageError as unknown:
+        if repository.git("rev-parse", "--verify", "--quiet", "HEAD").returncode != 0:
+            raise UsageError(
+                f"{option} {spec}: the repository {repository.top} has no commit yet; commit "
+                f"the app (git add, git commit) {instead}"
+            ) from None
+        variants = release_names(app_dir)
+        if not variants:
+            raise
+        raise UsageError(
+            f"{unknown}; nor a release variant in {app_dir / RELEASES_DIR} ({', '.join(variants)})"
+        ) from None
+    short = commit[:SHORT_COMMIT]
+    manage = (repository.directory / "manage.py").as_posix()
+    if repository.git("cat-file", "-e", f"{commit}:{manage}").returncode != 0:
+        raise UsageError(
+            f"{option} {spec}: commit {short} has no {manage}, so the app is not in it"
+        )
+    return VersionSource(spec, "ref", f"{spec} ({short})", short, commit)
+
+
+def _printable(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:MAX_RELEASE_NAME]
+
+
+def export_source(app_dir: Path, source: VersionSource, destination: Path) -> Path:
+    """Writes the version's files into `destination` (which must not exist) as the image's
+    build context would hold them, and returns it."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if source.kind == "ref":
+            _export_commit(app_dir, source, destination)
+        elif source.kind == "variant":
+            _export_variant(app_dir, source.spec, destination)
+        else:
+            _copy_context(app_dir, destination, ContextRules.read(app_dir))
+    except OSError as error:
+        raise UsageError(f"could not export {source.label} of {app_dir}: {error}") from None
+    return destination
+
+
+def _export_commit(app_dir: Path, source: VersionSource, destination: Path) -> None:
+    repository = repository_of(app_dir)
+    if repository is None or source.commit is None:
+        raise UsageError(f"{source.label}: {app_dir} is no longer in a git repository")
+    # `git archive` writes every file of the commit: the build context is copied out of them.
+    with tempfile.TemporaryDirectory(prefix=".archive-", dir=destination.parent) as scratch:
+        files = Path(scratch)
+        extract_tree(
+            repository,
+            source.commit,
+            files,
+            directory=_in_repository(repository),
+            failure=f"could not export {source.label} of {app_dir}",
+        )
+        _copy_context(files, destination, ContextRules.read(files))
+
+
+def _in_repository(repository: Repository) -> str:
+    """The app's directory as `git archive` names a tree in a commit ("" at the top)."""
+    return "" if repository.directory == Path() else repository.directory.as_posix()
+
+
+def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
+    overlays = overlay_files(app_dir, name)
+    # The variant's files decide what is ignored: its own .dockerignore when it has one.
+    dockerignore = overlays.get(Path(DOCKERIGNORE))
+    rules = ContextRules.read(
+        dockerignore.parent if dockerignore else app_dir, top_level=(RELEASES_DIR,)
+    )
+    _copy_context(app_dir, destination, rules)
+    for relative, file in overlays.items():
+        if not rules.leaves_out(relative.as_posix(), directory=False):
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    """What a version's build context leaves out: what its `.dockerignore` ignores, and always
+    `.git` (the repository, not the app) and the `top_level` names; with no `.dockerignore`,
+    Python's bytecode too (built for another interpreter, and rebuilt anyway). Virtualenvs are
+    left out by the walk, which sees their `pyvenv.cfg`."""
+
+    patterns: list[IgnorePattern]
+    has_dockerignore: bool
+    top_level: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, directory: Path, top_level: tuple[str, ...] = ()) -> ContextRules:
+        """The rules of the `.dockerignore` in `directory`, if any."""
+        has_dockerignore = (directory / DOCKERIGNORE).is_file()
+        return cls(read_dockerignore(directory), has_dockerignore, top_level)
+
+    @property
+    def may_reinclude(self) -> bool:
+        """A `!` exception may bring back a path below an ignored directory."""
+        return any(pattern.exclusion for pattern in self.patterns)
+
+    def always_left_out(self, relative: str, *, directory: bool) -> bool:
+        name = relative.rpartition("/")[2]
+        if name == GIT_DIR or ("/" not in relative and name in self.top_level):
+            return True
+        if self.has_dockerignore:
+            return False
+        return name == "__pycache__" if directory else name.endswith(".pyc")
+
+    def leaves_out(self, relative: str, *, directory: bool) -> bool:
+        """`relative` (a posix path in the app) is not in the build context."""
+        return self.always_left_out(relative, directory=directory) or is_ignored(
+            relative, self.patterns
+        )
+
+
+def _copy_context(source: Path, destination: Path, rules: ContextRules) -> None:
+    """Copies what the build context holds of `source` into `destination`: regular files and
+    links (as links), and the directories kept. It never walks into a directory left out
+    whole (a virtualenv, `.git`, an ignored `node_modules/`), except below an ignored one when
+    a `!` exception may bring something back from it."""
+    destination.mkdir()
+    for directory, subdirectories, files in os.walk(source):
+        here = Path(directory)
+        walked = []
+        for name in sorted(subdirectories):
+            path = here / name
+            relative = path.relative_to(source).as_posix()
+            if path.is_symlink():
+                files.append(name)  # copied as the link it is, never followed
+                continue
+            if rules.always_left_out(relative, directory=True) or (path / VENV_MARKER).is_file():
+                continue
+            ignored = is_ignored(relative, rules.patterns)
+            if ignored and not rules.may_reinclude:
+                continue
+            walked.append(name)
+            if not ignored:
+                (destination / relative).mkdir(parents=True, exist_ok=True)
+        subdirectories[:] = walked
+        for name in files:
+            path = here / name
+            relative = path.relative_to(source).as_posix()
+            if not (path.is_symlink() or path.is_file()):  # a socket or a pipe
+                continue
+            if rules.leaves_out(relative, directory=False):
+                continue
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target, follow_symlinks=False)

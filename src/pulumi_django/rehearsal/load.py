@@ -151,11 +151,13 @@ class Pacer:
 
 
 class _PageParser(HTMLParser):
-    """The stylesheets, scripts and images a page references, and its form's prefilled fields."""
+    """The stylesheets, scripts and images a page references, the links a crawler may follow
+    (crawl.py) and its form's prefilled fields."""
 
     def __init__(self) -> None:
         super().__init__()
         self.assets: list[str] = []
+        self.links: list[str] = []
         self.fields: dict[str, str] = {}
         self.select: str | None = None  # the name of the select whose options come next
 
@@ -165,6 +167,11 @@ class _PageParser(HTMLParser):
             self.assets.append(attributes["href"])
         elif tag in ("script", "img") and attributes.get("src"):
             self.assets.append(attributes["src"])
+        elif tag == "a" and attributes.get("href"):
+            # Not a link its page asks crawlers to leave alone, nor a file to save.
+            nofollow = "nofollow" in attributes.get("rel", "").lower().split()
+            if not nofollow and "download" not in attributes:
+                self.links.append(attributes["href"])
         elif tag == "input" and attributes.get("name"):
             kind = attributes.get("type", "text")
             if kind == "hidden":

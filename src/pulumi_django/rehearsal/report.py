@@ -1,13 +1,16 @@
 """What a rehearsal found: the requests and their failures, latency before, during and after the
-release, each release step, and the verdict; as text for people and as JSON for machines."""
+release, each release step, and the verdict; as text for people, as JSON for machines and as
+markdown for a pull request's comment."""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..plan_diff import MARKER
+from ..plan_diff import _md as escape_markdown
 from .load import (
     FAILURE_KINDS,
     LatencySummary,
@@ -39,6 +42,8 @@ VERDICTS = {
     "the replicas already serving kept serving",
 }
 EXCLUDED_LABEL = "Pages that 404 before the release (not counted)"
+# The pull-request comment's name: its first line is `<!-- pulumi-django-plan:rehearsal -->`.
+MARKDOWN_MARKER = "rehearsal"
 
 
 @dataclass(frozen=True)
@@ -314,3 +319,80 @@ def _verdict(report: RehearsalReport) -> str:
 
 def _cell(value: float | None) -> str:
     return f"{'-':>7}" if value is None else f"{value:7.1f}"
+
+
+def render_markdown(document: Mapping[str, Any]) -> str:
+    """The `--json` document (`report_json`) as a pull-request comment. Its first line is the
+    marker by which plan-comment.yml posts it, and updates it on the next push."""
+    result: str = document["result"]
+    failures: Mapping[str, int] = document["failures"]
+    failed = sum(failures.values())
+    verdict = VERDICTS[result]
+    if result == "refused" and failed:
+        verdict += f"; the {failed} failed request{'s' * (failed > 1)} below came from it alone"
+    lines = [
+        MARKER.format(stack=MARKDOWN_MARKER),
+        f"### pulumi-django rehearse: {result.upper()}, {_code(document['previous'])} -> "
+        f"{_code(document['release'])}",
+        "",
+        f"**{verdict[0].upper()}{verdict[1:]}.**",
+        "",
+        f"{document['replicas']} {document['server']} replicas behind {document['proxy']}, "
+        f"{document['rate']:g} requests/s; rollout {document['rollout_seconds']:.1f} s.",
+        "",
+        "#### Release steps",
+        "",
+        "| step | status | seconds | detail |",
+        "|---|---|--:|---|",
+    ]
+    lines += [
+        f"| {_markdown_cell(step['title'])} | {step['status']} | {step['seconds']:.1f} "
+        f"| {_markdown_cell(step['detail'])} |"
+        for step in document["steps"]
+    ]
+    lines += [
+        "",
+        f"#### Requests: {document['requests']}, failed: {failed}",
+        "",
+        "| failure | requests |",
+        "|---|--:|",
+    ]
+    lines += [f"| {FAILURE_LABELS.get(kind, kind)} | {n} |" for kind, n in failures.items()]
+    if document["failure_examples"]:
+        lines += ["", "| requests | failure | example |", "|--:|---|---|"]
+        lines += [
+            f"| {example['count']} | {FAILURE_LABELS.get(example['kind'], example['kind'])} "
+            f"| {_markdown_cell(example['what'])} |"
+            for example in document["failure_examples"]
+        ]
+    if document["excluded_paths"]:
+        paths = ", ".join(_code(path) for path in document["excluded_paths"])
+        lines += ["", f"{EXCLUDED_LABEL}: {paths}"]
+    lines += [
+        "",
+        "#### Latency (ms)",
+        "",
+        "| | requests | p50 | p99 |",
+        "|---|--:|--:|--:|",
+    ]
+    for phase in PHASES:
+        latency = document["latency_ms"][phase]
+        lines.append(
+            f"| {phase} the release | {document['requests_by_phase'][phase]} "
+            f"| {_milliseconds(latency['p50'])} | {_milliseconds(latency['p99'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    """On one line, markdown's special characters escaped: a detail such as `<module>` or
+    `a | b` stays text, in its own column."""
+    return escape_markdown(" ".join(text.split()))
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -23,6 +23,7 @@ MAX_REPLICAS = 20
 MAX_RATE = 1000.0
 MAX_WORKERS = 16
 MAX_PHASE_SECONDS = 600.0
+STDOUT = "-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
+        "--markdown",
+        nargs="?",
+        const=STDOUT,
+        metavar="FILE",
+        help="the report as markdown (a pull-request comment): printed instead of the text, or "
+        "written to FILE besides what is printed",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=2,
@@ -115,11 +124,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..app_resolution import require_django
     from ..rehearsal.rehearse import RehearsalOptions, ReleaseStepError, rehearse
-    from ..rehearsal.report import render_report, report_json
+    from ..rehearsal.report import render_markdown, render_report, report_json
     from ..rehearsal.servers import ServerError
     from ..rehearsal.sources import resolve_sides
 
     _check_numbers(args)
+    _check_outputs(args)
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {args.cwd}: no such directory")
@@ -149,11 +159,30 @@ def run(args: argparse.Namespace) -> int:
             report = rehearse(options, progress=_progress)
     except (ServerError, ReleaseStepError) as error:
         raise UsageError(f"the rehearsal could not set up its site: {error}") from None
+    document = report_json(report)
+    if args.markdown not in (None, STDOUT):
+        Path(args.markdown).write_text(render_markdown(document))
     if args.json:
-        print(json.dumps(report_json(report), indent=2))
+        print(json.dumps(document, indent=2))
+    elif args.markdown == STDOUT:
+        print(render_markdown(document), end="")
     else:
         print(render_report(report), end="")
     return report.exit_code
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Both outputs can be had at once, and the markdown's file can be written, before the
+    rehearsal spends a minute."""
+    if args.markdown == STDOUT and args.json:
+        raise UsageError(
+            "--json and --markdown both print the report: write one to a file, e.g. "
+            "--json --markdown rehearsal.md"
+        )
+    if args.markdown not in (None, STDOUT):
+        parent = Path(args.markdown).parent
+        if not parent.is_dir():
+            raise UsageError(f"--markdown {args.markdown}: no such directory {parent}")
 
 
 def _require_django_project(app_dir: Path) -> None:

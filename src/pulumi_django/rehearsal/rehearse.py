@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pulumi_django.config import StackConfig
@@ -32,10 +32,16 @@ from pulumi_django.errors import UsageError
 from pulumi_django.release import RELEASE_STEPS
 from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
 from pulumi_django.rendering.media import local_media_environment
-from pulumi_django.rendering.proxy import ProxySite, rehearsal_site, static_url_prefix
+from pulumi_django.rendering.proxy import (
+    SERVED_BY_HEADER,
+    ProxySite,
+    rehearsal_site,
+    static_url_prefix,
+)
 
 from .app_servers import python_shim, running_app_server
-from .load import Site, parse_page, running_load
+from .crawl import discover_pages
+from .load import Sample, Site, parse_page, running_load
 from .proxies import ProxyServer, RunningProxy, running_proxy
 from .report import RehearsalReport, StepReport, StepStatus, Timeline, build_report
 from .servers import LOOPBACK, ServerError, free_port, log_tail, postgres, redis
@@ -168,6 +174,7 @@ class Rehearsal:
         self.replicas: list[Replica] = []  # every replica started
         self.last_reload = 0.0
         self.current: Version | None = None
+        self.page_paths: tuple[str, ...] = ("/", *self.config.rehearsal.paths)
         self.new: Version | None = None
 
     # ------------------------------------------------------------ the site before the release
@@ -208,15 +215,46 @@ class Rehearsal:
             f"{len(self.serving)} {self.config.app.server} replicas of {current.name}"
         )
 
+    def discover_pages(self) -> None:
+        """The pages the load views: `/`, `rehearsal.paths` and the same-site pages they link
+        to, found once on the current version through the proxy (rehearsal/crawl.py)."""
+        rehearsal = self.config.rehearsal
+        skip = [static_url_prefix(self.config), self.config.app.health_check_path]
+        if self.config.media.enabled:
+            skip.append(self.config.media.url_path)
+        found = discover_pages(
+            LOOPBACK,
+            self.proxy_port,
+            ("/", *rehearsal.paths),
+            depth=rehearsal.crawl_depth,
+            max_pages=rehearsal.max_pages,
+            skip_prefixes=skip,
+        )
+        self.page_paths = found.pages
+        self.progress(
+            f"crawl: {len(found.pages)} pages to view (depth {rehearsal.crawl_depth}, at most "
+            f"{rehearsal.max_pages}); {len(found.skipped)} links not followed, "
+            f"{len(found.errors)} that did not answer a page"
+        )
+
     def load_site(self) -> Site:
         return Site(
             host=LOOPBACK,
             port=self.proxy_port,
             static_prefix=static_url_prefix(self.config),
-            page_paths=("/", *self.config.rehearsal.paths),
+            page_paths=self.page_paths,
             forms=tuple(self.config.rehearsal.forms),
             health_path=self.config.app.health_check_path,
+            served_by_header=SERVED_BY_HEADER,
         )
+
+    def served_by(self, sample: Sample) -> Sample:
+        """The sample with the name of the version whose replica answered it (the proxy names
+        the replica's address), when the load saw one."""
+        versions = {f"{LOOPBACK}:{replica.port}": replica.version.name for replica in self.replicas}
+        if sample.version in versions:
+            return replace(sample, version=versions[sample.version])
+        return sample
 
     def site(self, replicas: list[Replica]) -> ProxySite:
         return rehearsal_site(
@@ -618,6 +656,7 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         root = resources.enter_context(_scratch_directory())
         rehearsal = Rehearsal(options, resources, root, progress)
         rehearsal.deploy_current()
+        rehearsal.discover_pages()
         progress(f"load: {options.rate:g} requests/s; the release in {options.before_seconds:g} s")
         with running_load(rehearsal.load_site(), options.rate) as load:
             load_start = time.monotonic()
@@ -640,6 +679,6 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         replicas=options.replicas,
         rate=options.rate,
         steps=steps,
-        samples=samples,
+        samples=[rehearsal.served_by(sample) for sample in samples],
         timeline=Timeline(load_start, release_start, release_end, load_end),
     )

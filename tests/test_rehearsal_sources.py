@@ -60,7 +60,7 @@ def test_by_default_the_working_tree_is_released_over_head(
 
     previous, release = resolve_sides(app, None, None)
 
-    assert previous == VersionSource("HEAD", "ref", f"HEAD ({head[:8]})", head[:8], head)
+    assert previous == VersionSource("HEAD", "ref", f"HEAD@{head[:8]}", head[:8], head)
     assert release == VersionSource(WORKTREE, "worktree", WORKTREE, "worktree")
 
 
@@ -72,9 +72,10 @@ def test_a_branch_a_tag_and_a_short_sha_are_refs(
     short = commits["main"][:10]
 
     assert resolve_source(app, "v2", "--to").commit == commits["v2"]
-    assert resolve_source(app, "release-1", "--to").label == f"release-1 ({commits['v2'][:8]})"
+    assert resolve_source(app, "release-1", "--to").label == f"release-1@{commits['v2'][:8]}"
     found = resolve_source(app, short, "--from")
     assert (found.kind, found.commit, found.release_name) == ("ref", commits["main"], short[:8])
+    assert found.label == short[:8]  # a commit needs no name beside itself
 
 
 def test_a_release_variant_is_released_over_the_current_variant() -> None:

@@ -652,7 +652,7 @@ def test_the_proxy_switch_checks_every_page_the_load_views_and_a_404_is_no_halt(
     options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), config, "nginx")
     with contextlib.ExitStack() as resources:
         rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
-        rehearsal.new = rehearse_module.Version("v2", tmp_path / "v2", static_root)
+        rehearsal.new = rehearse_module.Version("v2", "v2", tmp_path / "v2", static_root)
         rehearsal.proxy = object()  # type: ignore[assignment]
         rehearsal.serving = [object(), object()]  # type: ignore[list-item]
 
@@ -953,7 +953,7 @@ def test_every_replica_stores_uploads_in_one_directory_the_proxy_serves(
     with contextlib.ExitStack() as resources:
         rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
         versions = [
-            rehearse_module.Version(name, tmp_path / name, tmp_path / name / "static")
+            rehearse_module.Version(name, name, tmp_path / name, tmp_path / name / "static")
             for name in ("v1", "v2")
         ]
         for version in versions:

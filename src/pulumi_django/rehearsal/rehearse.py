@@ -43,9 +43,17 @@ from .app_servers import python_shim, running_app_server
 from .crawl import discover_pages
 from .load import Sample, Site, parse_page, running_load
 from .proxies import ProxyServer, RunningProxy, running_proxy
-from .report import RehearsalReport, StepReport, StepStatus, Timeline, build_report
+from .report import (
+    RehearsalReport,
+    StepReport,
+    StepStatus,
+    Timeline,
+    WriteSummary,
+    build_report,
+)
 from .servers import LOOPBACK, ServerError, free_port, log_tail, postgres, redis
 from .sources import VersionSource, export_source
+from .write_probe import WriteProbe, WriteProbeError, migrating_apps, running_write_probe
 
 # The user's own app settings never leak into the throwaway site.
 APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
@@ -90,9 +98,12 @@ class RehearsalOptions:
 
 @dataclass(frozen=True)
 class Version:
-    """One version of the app: its files (the image's /app) and its collected static files."""
+    """One version of the app: its files (the image's /app) and its collected static files.
+    `name` is what people read (`main@1a2b3c4d`); `release_id` names its static release and
+    its directories (`1a2b3c4d`)."""
 
     name: str
+    release_id: str
     directory: Path
     static_root: Path
 
@@ -175,6 +186,9 @@ class Rehearsal:
         self.last_reload = 0.0
         self.current: Version | None = None
         self.page_paths: tuple[str, ...] = ("/", *self.config.rehearsal.paths)
+        self.write_probes: dict[str, WriteProbe] = {}  # by version name
+        # Why no version's writes were probed, if none were.
+        self.writes_not_run = "the release stopped before the migration job"
         self.new: Version | None = None
 
     # ------------------------------------------------------------ the site before the release
@@ -333,7 +347,17 @@ class Rehearsal:
         return StepOutcome("ok", f"checked {checked}")
 
     def step_migrate(self) -> StepOutcome:
-        return StepOutcome("ok", self.migrate(self._new()))
+        """The migration job, with the model write probe around it: the old version's probe
+        starts on the old schema and keeps writing through the migration and the rollout, the
+        new version's starts once its schema is in place."""
+        version = self._new()
+        apps = self.migrating_apps(version)
+        if apps and self.current is not None:
+            self.start_write_probe(self.current, apps)
+        detail = self.migrate(version)
+        if apps:
+            self.start_write_probe(version, apps)
+        return StepOutcome("ok", detail)
 
     def step_fleet(self) -> StepOutcome:
         """One replica at a time: start a new one, wait until healthy, add it to the proxy,
@@ -363,6 +387,8 @@ class Rehearsal:
                 f"{healthy:.1f} s and added; {old.version.name} on port {old.port} removed, "
                 f"drained in {drained:.1f} s, stopped"
             )
+        if self.current is not None:  # its last replica is gone: so is its probe
+            self.stop_write_probe(self.current)
         return StepOutcome("ok", f"{total} replicas replaced one at a time, none failed")
 
     def step_proxy(self) -> StepOutcome:
@@ -429,7 +455,7 @@ class Rehearsal:
             directory = export_source(self.options.app_dir, source, self.root / "versions" / name)
         except UsageError as error:
             raise ReleaseStepError(str(error)) from None
-        version = Version(source.release_name, directory, self.root / "static" / name)
+        version = Version(source.label, source.release_name, directory, self.root / "static" / name)
         completed = self.run(
             f"collectstatic of {source.label}",
             ["python", "manage.py", "collectstatic", "--noinput"],
@@ -444,6 +470,74 @@ class Rehearsal:
             )
         return version
 
+    def migrating_apps(self, version: Version) -> list[str]:
+        """The apps whose migrations the release applies: the write probe writes their
+        models. None when that cannot be told (the release goes on without the probe)."""
+        try:
+            apps = migrating_apps(
+                self.python,
+                version.directory,
+                self.environment(version),
+                timeout=self.config.migrations.timeout_seconds,
+            )
+        except WriteProbeError as error:
+            self.writes_not_run = f"the migrations to apply could not be listed: {error}"
+            self.progress(f"write probe: {self.writes_not_run}")
+            return []
+        if not apps:
+            self.writes_not_run = "the release applies no migration"
+        return apps
+
+    def start_write_probe(self, version: Version, apps: list[str]) -> None:
+        """The version's write probe over the models of `apps`, until the version's last
+        replica stops or the rehearsal ends. One that cannot start is reported and the
+        release goes on: the probe is a witness of the release, not a step of it."""
+        log = self.root / "probes" / f"{version.release_id}.log"
+        log.parent.mkdir(exist_ok=True)
+        try:
+            probe = self.resources.enter_context(
+                running_write_probe(
+                    python=self.python,
+                    cwd=version.directory,
+                    env=self.environment(version),
+                    version=version.name,
+                    apps=apps,
+                    database_name=DATABASE_NAME,
+                    log=log,
+                )
+            )
+        except WriteProbeError as error:
+            self.writes_not_run = f"the write probe of {version.name} could not start: {error}"
+            self.progress(f"write probe: {self.writes_not_run}")
+            return
+        self.write_probes[version.name] = probe
+        skipped = ", ".join(probe.skipped) or "none"
+        self.progress(
+            f"write probe of {version.name}: {len(probe.models)} models of {', '.join(apps)}; "
+            f"not probed: {skipped}"
+        )
+
+    def stop_write_probe(self, version: Version) -> None:
+        if version.name in self.write_probes:
+            self.write_probes[version.name].stop()
+
+    def write_results(self) -> tuple[list[Sample], WriteSummary]:
+        """Every probe's operations, each probe stopped, and what they add up to."""
+        samples: list[Sample] = []
+        operations: dict[str, int] = {}
+        models: set[str] = set()
+        skipped: dict[str, str] = {}
+        for name, probe in self.write_probes.items():
+            done = probe.stop()
+            samples += done
+            operations[name] = len(done)
+            models.update(probe.models)
+            skipped.update(probe.skipped)
+            if probe.exited_early:
+                skipped[f"({name})"] = f"the probe {probe.exited_early.splitlines()[0]}"
+        not_run = "" if self.write_probes else self.writes_not_run
+        return samples, WriteSummary(operations, tuple(sorted(models)), skipped, not_run)
+
     def publish_static(self, version: Version) -> str:
         """The version's files next to the earlier ones in the local bucket, oldest pruned."""
         from pulumi_django.static_publish import DirectoryStorage, PublishError, publish
@@ -452,7 +546,7 @@ class Rehearsal:
             result = publish(
                 DirectoryStorage(self.bucket),
                 version.static_root,
-                version.name,
+                version.release_id,
                 prefix=self.config.static.prefix,
                 keep=self.config.static.keep_releases,
             )
@@ -555,7 +649,7 @@ class Rehearsal:
         port = free_port()
         while port == self.proxy_port:  # chosen early, bound only once the replicas run
             port = free_port()
-        home = self.root / "replicas" / f"{len(self.replicas) + 1}-{version.name}"
+        home = self.root / "replicas" / f"{len(self.replicas) + 1}-{version.release_id}"
         home.mkdir(parents=True)
         env = self.environment(version)
         env["XDG_RUNTIME_DIR"] = str(home)  # Gunicorn's control socket
@@ -670,6 +764,7 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
                 time.sleep(MIN_REQUESTS_POLL_SECONDS)
             samples = load.stop()
             load_end = time.monotonic()
+        writes, write_summary = rehearsal.write_results()
         progress("load stopped; stopping every server")
     return build_report(
         release=options.release.label,
@@ -681,4 +776,6 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         steps=steps,
         samples=[rehearsal.served_by(sample) for sample in samples],
         timeline=Timeline(load_start, release_start, release_end, load_end),
+        writes=writes,
+        write_summary=write_summary,
     )

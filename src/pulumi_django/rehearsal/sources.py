@@ -57,7 +57,7 @@ class VersionSource:
 
     spec: str  # as given: `HEAD`, `WORKTREE`, `v2`, ...
     kind: SourceKind
-    label: str  # what the report shows: `v2`, `WORKTREE`, `HEAD (1a2b3c4d)`
+    label: str  # what the report shows: `v2`, `WORKTREE`, `HEAD@1a2b3c4d`, `1a2b3c4d`
     release_name: str  # the static files' release id and directory names: `v2`, `1a2b3c4d`
     commit: str | None = None  # a ref's commit
 
@@ -124,7 +124,8 @@ def _resolve_ref(app_dir: Path, spec: str, option: str) -> VersionSource:
         raise UsageError(
             f"{option} {spec}: commit {short} has no {manage}, so the app is not in it"
         )
-    return VersionSource(spec, "ref", f"{spec} ({short})", short, commit)
+    label = short if commit.startswith(spec) else f"{spec}@{short}"
+    return VersionSource(spec, "ref", label, short, commit)
 
 
 def _printable(name: str) -> str:

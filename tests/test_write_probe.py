@@ -1,0 +1,296 @@
+"""The model write probe: each version's own ORM writing the models a release migrates, on a real
+throwaway PostgreSQL, with the example apps' release variants (slow, loopback only)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pulumi_django.rehearsal import orm_probe
+from pulumi_django.rehearsal.load import Sample
+from pulumi_django.rehearsal.releases import overlay_files
+from pulumi_django.rehearsal.servers import Postgres
+from pulumi_django.rehearsal.write_probe import (
+    WriteProbe,
+    WriteProbeError,
+    migrating_apps,
+    running_write_probe,
+)
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK, BIGFOOT = ROOT / "examples" / "notebook", ROOT / "examples" / "bigfoot"
+# Operations the probe makes after the migration before a test stops it.
+OPERATIONS_AFTER_MIGRATION = 20
+WAIT_SECONDS = 20.0
+# An app the probe cannot exercise: a column type model_bakery has no generator for, and a
+# model whose save() needs a service the rehearsal does not have.
+ODDITIES_MODELS = """from django.db import models
+
+
+class PointField(models.Field):
+    def db_type(self, connection):
+        return "point"
+
+
+class Landmark(models.Model):
+    where = PointField()
+
+
+class Invoice(models.Model):
+    number = models.CharField(max_length=20)
+
+    def save(self, *args, **kwargs):
+        raise RuntimeError("the billing service is not configured")
+"""
+
+
+def release(app: Path, name: str, destination: Path) -> Path:
+    """Release `name` of an example app, as the rehearsal builds it: the app, then its overlay."""
+    shutil.copytree(
+        app, destination, ignore=shutil.ignore_patterns("releases", "tests", ".*", "__pycache__")
+    )
+    for relative, source in overlay_files(app, name).items():
+        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination / relative)
+    return destination
+
+
+def environment(database_url: str, settings_module: str) -> dict[str, str]:
+    """What a replica of the version gets, as far as its models are concerned."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DATABASE_URL": database_url,
+        "DJANGO_SECRET_KEY": "write-probe-tests-" + "x" * 40,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    }
+
+
+def manage(version: Path, env: dict[str, str], *arguments: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *arguments, "-v0"],
+        cwd=version,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def wait_for_operations(probe: WriteProbe, since: float) -> list[Sample]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        after = [sample for sample in probe.samples() if sample.started > since]
+        if len(after) >= OPERATIONS_AFTER_MIGRATION:
+            return after
+        time.sleep(0.1)
+    raise AssertionError(f"the probe made {len(probe.samples())} operations in {WAIT_SECONDS} s")
+
+
+def rows(database_url: str, *tables: str) -> dict[str, int]:
+    """How many rows each table has: what the probe, whose writes are rolled back, never
+    changes."""
+    with psycopg.connect(database_url) as connection:
+        return {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in tables
+        }
+
+
+def interpreter_without_bakery(directory: Path) -> str:
+    """A virtualenv with this one's packages but neither model_bakery nor pulumi_django: the
+    app's own interpreter, which has Django and the runtime kit only."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", directory], check=True)
+    ours = Path(sysconfig.get_path("purelib"))
+    theirs = next(directory.glob("lib/python*/site-packages"))
+    for entry in ours.iterdir():
+        if not entry.name.startswith(
+            ("model_bakery", "pulumi_django-", "__editable__.pulumi_django-")
+        ):
+            (theirs / entry.name).symlink_to(entry)
+    python = str(directory / "bin" / "python")
+    for module, importable in (("django", True), ("model_bakery", False), ("pulumi_django", False)):
+        found = subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode
+        assert (found == 0) is importable, module
+    return python
+
+
+@pytest.fixture
+def notebook(tmp_path: Path, pg: Postgres) -> tuple[Path, dict[str, str], str]:
+    """Notebook v1 with one more app, `oddities`, migrated into a database of its own."""
+    name = f"probe_{uuid.uuid4().hex[:12]}"
+    url = pg.create_database(name)
+    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
+    (v1 / "oddities").mkdir()
+    (v1 / "oddities" / "__init__.py").write_text("")
+    (v1 / "oddities" / "models.py").write_text(ODDITIES_MODELS)
+    settings = v1 / "notebook" / "settings" / "production.py"
+    settings.write_text(settings.read_text() + '\nINSTALLED_APPS = [*INSTALLED_APPS, "oddities"]\n')
+    env = environment(url, "notebook.settings.production")
+    manage(v1, env, "makemigrations", "oddities")
+    manage(v1, env, "migrate")
+    return v1, env, name
+
+
+def test_the_probe_is_a_script_for_any_interpreter_of_the_app() -> None:
+    """It parses as Python 3.10 and imports nothing but the standard library, Django and
+    model_bakery: the app's interpreter has no pulumi_django."""
+    tree = ast.parse(Path(orm_probe.__file__).read_text(), feature_version=(3, 10))
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level == 0
+            else []
+        )
+    }
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names) | {"django", "model_bakery"}
+    assert {"django", "model_bakery"} <= imported
+
+
+def test_plan_names_the_apps_whose_migrations_the_release_applies(
+    tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
+) -> None:
+    v1, env, _ = notebook
+    v2 = release(NOTEBOOK, "v2", tmp_path / "v2")
+    assert migrating_apps(sys.executable, v2, env, timeout=60) == ["journal"]
+    assert migrating_apps(sys.executable, v1, env, timeout=60) == []
+
+
+def test_old_code_fails_to_insert_once_an_unsafe_migration_ran(
+    tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
+) -> None:
+    """v2-unsafe adds a NOT NULL column whose default Django drops: v1's inserts of an entry
+    fail, and only those; models baker cannot build are skipped, not failed; no row is left."""
+    v1, env, database = notebook
+    unsafe = release(NOTEBOOK, "v2-unsafe", tmp_path / "v2-unsafe")
+    tables = ("journal_entry", "journal_notebook")
+    rows_before = rows(env["DATABASE_URL"], *tables)  # the Inbox notebook of a data migration
+    with running_write_probe(
+        python=sys.executable,
+        cwd=v1,
+        env=env,
+        version="v1",
+        apps=["journal", "oddities"],
+        database_name=database,
+        log=tmp_path / "probe.log",
+    ) as probe:
+        assert probe.models == ["journal.Entry", "journal.Notebook"]
+        assert "not supported" in probe.skipped["oddities.Landmark"]
+        assert probe.skipped["oddities.Invoice"] == (
+            "create raised RuntimeError: the billing service is not configured"
+        )
+        wait_for_operations(probe, since=0.0)
+        migrating = time.monotonic()
+        manage(unsafe, env, "migrate")
+        wait_for_operations(probe, since=time.monotonic())
+        samples = probe.stop()
+    assert probe.stop() == samples
+    before = [sample for sample in samples if sample.started < migrating]
+    assert [sample for sample in before if sample.failure] == []
+    failures = [sample for sample in samples if sample.failure]
+    assert failures
+    assert {(s.failure, s.method, s.path, s.version) for s in failures} == {
+        ("orm", "create", "journal.Entry", "v1")
+    }
+    assert failures[0].detail.startswith(
+        'IntegrityError (NotNullViolation): null value in column "tags"'
+    )
+    notebooks = {s.method for s in samples if s.path == "journal.Notebook" and not s.failure}
+    assert notebooks == {"create", "update", "read", "delete"}
+    assert probe.exited_early is None
+    assert rows(env["DATABASE_URL"], *tables) == rows_before
+
+
+def test_old_code_keeps_writing_after_a_safe_migration_in_an_interpreter_without_bakery(
+    tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
+) -> None:
+    """v2's column has a database default: v1 writes every model without a failure, from an
+    interpreter that has neither model_bakery nor pulumi_django."""
+    v1, env, database = notebook
+    python = interpreter_without_bakery(tmp_path / "venv")
+    v2 = release(NOTEBOOK, "v2", tmp_path / "v2")
+    with running_write_probe(
+        python=python,
+        cwd=v1,
+        env=env,
+        version="v1",
+        apps=["journal"],
+        database_name=database,
+        log=tmp_path / "probe.log",
+    ) as probe:
+        manage(v2, env, "migrate")
+        after = wait_for_operations(probe, since=time.monotonic())
+    samples = probe.stop()
+    assert {sample.path for sample in after} == {"journal.Entry", "journal.Notebook"}
+    assert [sample for sample in samples if sample.failure] == []
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("postgres://postgres@127.0.0.1:5432/production", "'production', not"),
+        ("postgres://postgres@db.example.com:5432/{name}", "'db.example.com' is not loopback"),
+    ],
+)
+def test_the_probe_refuses_any_database_but_the_rehearsals(
+    tmp_path: Path, database_url: str, expected: str
+) -> None:
+    """Checked before any connection: neither database exists."""
+    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
+    env = environment(database_url.format(name="rehearsal"), "notebook.settings.production")
+    with (
+        pytest.raises(WriteProbeError, match="refused to run") as refused,
+        running_write_probe(
+            python=sys.executable,
+            cwd=v1,
+            env=env,
+            version="v1",
+            apps=["journal"],
+            database_name="rehearsal",
+            log=tmp_path / "probe.log",
+        ),
+    ):
+        pass
+    assert expected in str(refused.value)
+
+
+def test_bigfoots_old_code_fails_to_insert_a_sighting_after_its_unsafe_migration(
+    tmp_path: Path, pg: Postgres
+) -> None:
+    url = pg.create_database("probe_bigfoot")
+    env = environment(url, "bigfoot.settings")
+    v1 = release(BIGFOOT, "v1", tmp_path / "v1")
+    unsafe = release(BIGFOOT, "v2-unsafe", tmp_path / "v2-unsafe")
+    manage(v1, env, "migrate")
+    assert migrating_apps(sys.executable, unsafe, env, timeout=60) == ["sightings"]
+    with running_write_probe(
+        python=sys.executable,
+        cwd=v1,
+        env=env,
+        version="v1",
+        apps=["sightings"],
+        database_name="probe_bigfoot",
+        log=tmp_path / "probe.log",
+    ) as probe:
+        assert probe.models == ["sightings.Sighting"]
+        manage(unsafe, env, "migrate")
+        after = wait_for_operations(probe, since=time.monotonic())
+    assert {(s.failure, s.method) for s in after} == {("orm", "create")}
+    assert 'column "gdpr_accepted"' in after[0].detail
+    assert rows(url, "sightings_sighting") == {"sightings_sighting": 0}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_repos import app_history, apply_variant
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -780,16 +781,45 @@ def assert_no_failures(report: dict[str, Any], stderr: str) -> None:
     )
 
 
+def writes_by_version(report: dict[str, Any]) -> dict[str, int]:
+    writes = report["writes"]
+    assert writes is not None and writes["not_run"] is None, writes
+    return dict(writes["operations_by_version"])
+
+
+def failures_from(report: dict[str, Any], kind: str) -> set[str]:
+    """The examples of one kind of failure, up to the detail: `METHOD path -> status (from
+    version)` or, for `orm`, `operation model (from version)`."""
+    return {
+        example["what"].split(": ")[0]
+        for example in report["failure_examples"]
+        if example["kind"] == kind
+    }
+
+
+@pytest.fixture
+def bigfoot_history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """examples/bigfoot in a git repository of its own: `main` as it is, and a branch per
+    release variant."""
+    app = tmp_path / "bigfoot"
+    return app, app_history("bigfoot", app, ["v2", "v2-unsafe", "v2-broken"])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("proxy", ["nginx", "caddy"])
-def test_a_safe_release_rolls_out_without_a_single_failed_request(
-    proxy: str, scratch: Path
+def test_a_safe_change_between_two_commits_rolls_out_without_a_single_failed_request(
+    scratch: Path, bigfoot_history: tuple[Path, dict[str, str]]
 ) -> None:
+    """A new column with a database default and a new stylesheet, released from one commit
+    over another: no request fails, and neither version's writes to the migrated model do."""
+    app, commits = bigfoot_history
     code, report, stderr = rehearse_cli(
-        scratch, "--to", "v2", "--proxy", proxy, "--rate", "120", "--min-requests", "3000"
+        scratch,
+        *("--app", str(app), "--from", "main", "--to", "v2"),
+        *("--rate", "120", "--min-requests", "3000"),
     )
     assert_no_failures(report, stderr)
-    assert (code, report["result"], report["release"]) == (0, "ok", "v2")
+    old, new = f"main@{commits['main'][:8]}", f"v2@{commits['v2'][:8]}"
+    assert (code, report["result"], report["previous"], report["release"]) == (0, "ok", old, new)
     assert report["requests"] >= 3000
     assert [step["key"] for step in report["steps"]] == STEP_KEYS
     assert {step["status"] for step in report["steps"]} == {"ok"}
@@ -799,33 +829,53 @@ def test_a_safe_release_rolls_out_without_a_single_failed_request(
         assert 0 < latency["p50"] <= latency["p99"]
     assert report["rollout_seconds"] > 0
     # Both releases' static files stayed published side by side.
-    assert "releases published: v2, v1" in report["steps"][1]["detail"]
+    published = f"releases published: {commits['v2'][:8]}, {commits['main'][:8]}"
+    assert published in report["steps"][1]["detail"]
+    # The write probe wrote the migrated app's model from both versions, and none failed.
+    assert report["writes"]["models"] == ["sightings.Sighting"]
+    assert set(writes_by_version(report)) == {old, new}
+    assert min(writes_by_version(report).values()) > 0
 
 
 @pytest.mark.slow
-def test_the_check_refuses_an_unsafe_migration_before_anything_changes(scratch: Path) -> None:
+def test_a_release_variant_rolls_out_behind_caddy_as_the_demo_shows(scratch: Path) -> None:
+    """`make demo`'s rehearsal: the example app's variant v2 over v1 (folders, not commits)."""
     code, report, stderr = rehearse_cli(
-        scratch, "--to", "v2-unsafe", "--replicas", "2", "--before", "2", "--after", "2"
+        scratch, "--to", "v2", "--proxy", "caddy", "--rate", "120", "--min-requests", "3000"
     )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"], report["previous"], report["release"]) == (0, "ok", "v1", "v2")
+    assert report["requests"] >= 3000
+    assert "releases published: v2, v1" in report["steps"][1]["detail"]
+    assert set(writes_by_version(report)) == {"v1", "v2"}
+
+
+@pytest.mark.slow
+def test_an_unsafe_change_is_refused_and_unchecked_the_old_versions_writes_fail(
+    scratch: Path, bigfoot_history: tuple[Path, dict[str, str]]
+) -> None:
+    """A NOT NULL column with a Python-side default: the check refuses it before anything
+    changes; without the check, the old version's inserts fail, through its form and through
+    the write probe, and the report says which version made them."""
+    app, commits = bigfoot_history
+    unsafe = ("--app", str(app), "--from", "main", "--to", "v2-unsafe", "--replicas", "2")
+    short = ("--before", "2", "--after", "2")
+    code, report, stderr = rehearse_cli(scratch, *unsafe, *short)
     assert_no_failures(report, stderr)
     assert (code, report["result"]) == (3, "refused")
     assert [step["key"] for step in report["steps"]] == STEP_KEYS[: STEP_KEYS.index("check") + 1]
     assert report["steps"][-1]["status"] == "refused"
     assert "sightings.0002_sighting_gdpr_accepted" in report["steps"][-1]["detail"]
     assert "not-null-column-without-db-default" in stderr
+    assert report["writes"]["not_run"] == "the release stopped before the migration job"
 
-
-@pytest.mark.slow
-def test_without_the_check_the_old_versions_inserts_fail(scratch: Path) -> None:
-    code, report, _ = rehearse_cli(
-        scratch, "--to", "v2-unsafe", "--skip-check", "--replicas", "2", "--before", "2"
-    )
+    code, report, _ = rehearse_cli(scratch, *unsafe, *short, "--skip-check")
+    old = f"main@{commits['main'][:8]}"
     assert (code, report["result"]) == (1, "failed")
-    assert report["failures"]["5xx"] > 0
+    assert report["failures"]["orm"] > 0
+    assert failures_from(report, "orm") == {f"create sightings.Sighting (from {old})"}
+    assert failures_from(report, "5xx") <= {f"POST /sightings/new/ -> 500 (from {old})"}
     assert report["failures"]["static_404"] == report["failures"]["connection"] == 0
-    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
-        "POST /sightings/new/ -> 500"
-    }
     check = next(step for step in report["steps"] if step["key"] == "check")
     assert check["status"] == "skipped"
     assert report["steps"][-1]["key"] == STEP_KEYS[-1]
@@ -833,10 +883,13 @@ def test_without_the_check_the_old_versions_inserts_fail(scratch: Path) -> None:
 
 @pytest.mark.slow
 def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
-    scratch: Path,
+    scratch: Path, bigfoot_history: tuple[Path, dict[str, str]]
 ) -> None:
+    app, commits = bigfoot_history
     code, report, stderr = rehearse_cli(
-        scratch, "--to", "v2-broken", "--replicas", "2", "--before", "2", "--after", "3"
+        scratch,
+        *("--app", str(app), "--from", "main", "--to", "v2-broken"),
+        *("--replicas", "2", "--before", "2", "--after", "3"),
     )
     assert_no_failures(report, stderr)
     assert (code, report["result"]) == (4, "halted")
@@ -844,48 +897,63 @@ def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
     assert (fleet["key"], fleet["status"]) == ("fleet", "halted")
     assert "new replica 1 of 2 never became healthy" in fleet["detail"]
     assert "503" in fleet["detail"]
-    assert "2 replicas of v1 kept serving" in fleet["detail"]
+    assert f"2 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
     assert report["requests_by_phase"]["after"] > 0
 
 
 # The second example app, from its own Pulumi project: Uvicorn, a settings package, a form with a
 # file upload, pages of its own (`rehearsal.paths` and `rehearsal.forms` in its stack file).
-NOTEBOOK_FLAGS = ("--cwd", "examples/notebook", "--stack", "local", "--workers", "1")
+NOTEBOOK_FLAGS = ("--stack", "local", "--workers", "1")
 NOTEBOOK_SHORT = ("--before", "2", "--after", "2")
 
 
+@pytest.fixture
+def notebook_history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """examples/notebook (a Pulumi project with the app beside it) in a git repository of its
+    own: `main` as it is, and a branch per release variant."""
+    project = tmp_path / "notebook"
+    return project, app_history("notebook", project, ["v2-unsafe", "v2-broken"])
+
+
 @pytest.mark.slow
-def test_another_app_rolls_out_its_safe_release_without_a_failed_request(scratch: Path) -> None:
-    safe = (*NOTEBOOK_FLAGS, *NOTEBOOK_SHORT, "--replicas", "2", "--min-requests", "500")
-    code, report, stderr = rehearse_cli(scratch, *safe, "--to", "v2")
+def test_another_app_rehearses_its_uncommitted_change_by_default(
+    scratch: Path, notebook_history: tuple[Path, dict[str, str]]
+) -> None:
+    """`pulumi-django rehearse` in a project with uncommitted changes rehearses exactly those:
+    HEAD, then the working tree."""
+    project, commits = notebook_history
+    apply_variant("notebook", project, "v2")
+    code, report, stderr = rehearse_cli(
+        scratch,
+        *("--cwd", str(project), *NOTEBOOK_FLAGS, *NOTEBOOK_SHORT),
+        *("--replicas", "2", "--rate", "100", "--min-requests", "1000"),
+    )
     assert_no_failures(report, stderr)
     assert (code, report["result"], report["server"]) == (0, "ok", "uvicorn")
-    assert report["requests"] >= 500
+    assert (report["previous"], report["release"]) == (f"HEAD@{commits['main'][:8]}", "WORKTREE")
+    assert report["requests"] >= 1000
     assert [step["key"] for step in report["steps"]] == STEP_KEYS
     migrate = next(step for step in report["steps"] if step["key"] == "migrate")
     assert migrate["detail"] == "applied journal.0003_entry_tags"
+    assert {"journal.Entry", "journal.Notebook"} <= set(report["writes"]["models"])
+    assert min(writes_by_version(report).values()) > 0
 
 
 @pytest.mark.slow
-def test_another_apps_unsafe_release_is_refused_and_unchecked_breaks_its_uploads(
-    scratch: Path, tmp_path: Path
+def test_another_apps_unsafe_change_is_refused_and_unchecked_breaks_its_writes(
+    scratch: Path, notebook_history: tuple[Path, dict[str, str]]
 ) -> None:
     """The load also views a page the app does not have (as `/` of a stock project): its 404s
     on the old version before the release are listed, not counted, so the refusal is `refused`
-    and, unchecked, the failures are the old version's uploads alone."""
-    project = tmp_path / "notebook"
-    shutil.copytree(
-        ROOT / "examples" / "notebook",
-        project,
-        ignore=shutil.ignore_patterns("__pycache__", "staticfiles", ".*_cache"),
-    )
+    and, unchecked, the failures are the old version's writes alone."""
+    project, commits = notebook_history
     stack_file = project / "Pulumi.local.yaml"
     stack = stack_file.read_text()
     assert "paths: [/notebooks/]" in stack
     stack_file.write_text(stack.replace("paths: [/notebooks/]", "paths: [/notebooks/, /nope/]"))
     unsafe = (
-        *("--cwd", str(project), *NOTEBOOK_FLAGS[2:]),
-        *(*NOTEBOOK_SHORT, "--replicas", "1", "--to", "v2-unsafe"),
+        *("--cwd", str(project), *NOTEBOOK_FLAGS, *NOTEBOOK_SHORT),
+        *("--replicas", "1", "--from", "main", "--to", "v2-unsafe"),
     )
     code, report, stderr = rehearse_cli(scratch, *unsafe)
     assert_no_failures(report, stderr)
@@ -894,11 +962,30 @@ def test_another_apps_unsafe_release_is_refused_and_unchecked_breaks_its_uploads
     assert "journal.0003_entry_tags" in report["steps"][-1]["detail"]
 
     code, report, _ = rehearse_cli(scratch, *unsafe, "--skip-check")
+    old = f"main@{commits['main'][:8]}"
     assert (code, report["result"]) == (1, "failed")
-    assert report["failures"]["5xx"] > 0
-    assert {example["what"].split(":")[0] for example in report["failure_examples"]} == {
-        "POST /entries/new/ -> 500"
-    }
+    assert report["failures"]["orm"] > 0
+    assert failures_from(report, "orm") == {f"create journal.Entry (from {old})"}
+    assert failures_from(report, "5xx") <= {f"POST /entries/new/ -> 500 (from {old})"}
+    assert report["failures"]["other"] == report["failures"]["static_404"] == 0
+
+
+@pytest.mark.slow
+def test_another_apps_release_that_never_gets_healthy_halts(
+    scratch: Path, notebook_history: tuple[Path, dict[str, str]]
+) -> None:
+    project, commits = notebook_history
+    code, report, stderr = rehearse_cli(
+        scratch,
+        *("--cwd", str(project), *NOTEBOOK_FLAGS, *NOTEBOOK_SHORT),
+        *("--replicas", "1", "--from", "main", "--to", "v2-broken"),
+    )
+    assert_no_failures(report, stderr)
+    assert (code, report["result"]) == (4, "halted")
+    fleet = report["steps"][-1]
+    assert (fleet["key"], fleet["status"]) == ("fleet", "halted")
+    assert "never became healthy" in fleet["detail"] and "503" in fleet["detail"]
+    assert f"1 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
 
 
 @pytest.mark.slow

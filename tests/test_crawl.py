@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pydantic
 import pytest
+from rehearsal_fakes import FakeSiteHandler
 
 from pulumi_django.config.rehearsal import RehearsalConfig
 from pulumi_django.rehearsal.crawl import CrawlResult, discover_pages
@@ -22,17 +23,11 @@ def links(*hrefs: str) -> str:
     return "".join(f'<a href="{href}">{href}</a>' for href in hrefs)
 
 
-class FakeSite(http.server.BaseHTTPRequestHandler):
+class FakeSite(FakeSiteHandler):
     """A site of pages that link to each other, and everything a crawl must leave alone.
-    Every request is noted (path, client port); `drop_after_each` closes each keep-alive
-    connection after its answer without saying so, as a server closing idle connections does."""
+    Every request is noted (path, client port)."""
 
-    protocol_version = "HTTP/1.1"
-    drop_after_each = False
     requests: list[tuple[str, int]] = []
-
-    def log_message(self, *_args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         self.requests.append((self.path, self.client_address[1]))
@@ -80,29 +75,15 @@ class FakeSite(http.server.BaseHTTPRequestHandler):
             "/to-static/": "/static/x.css",
         }
         if self.path in pages:
-            self.answer(200, pages[self.path], "text/html; charset=utf-8")
+            self.answer(200, pages[self.path], content_type="text/html; charset=utf-8")
         elif self.path in redirects:
-            self.answer(301, "", "text/html", {"Location": redirects[self.path]})
+            self.answer(301, "", {"Location": redirects[self.path]}, content_type="text/html")
         elif self.path == "/broken/":
-            self.answer(500, "<title>Server Error</title>", "text/html")
+            self.answer(500, "<title>Server Error</title>", content_type="text/html")
         elif self.path == "/report.pdf":
-            self.answer(200, "%PDF-1.4", "application/pdf")
+            self.answer(200, "%PDF-1.4", content_type="application/pdf")
         else:
-            self.answer(404, "<title>Not Found</title>", "text/html")
-
-    def answer(
-        self, status: int, body: str, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        if self.drop_after_each:
-            self.close_connection = True
+            self.answer(404, "<title>Not Found</title>", content_type="text/html")
 
 
 @dataclass

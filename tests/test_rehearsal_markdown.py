@@ -6,14 +6,13 @@ import json
 import re
 
 import pytest
+from rehearsal_fakes import page, rehearsal_report
 
-from pulumi_django.rehearsal.load import Sample, classify
+from pulumi_django.rehearsal.load import Sample
 from pulumi_django.rehearsal.report import (
     RehearsalReport,
     StepReport,
     StepStatus,
-    Timeline,
-    build_report,
     render_markdown,
     report_json,
 )
@@ -34,23 +33,9 @@ def steps(*statuses: StepStatus, detail: str = "") -> list[StepReport]:
 ALL_OK: tuple[StepStatus, ...] = tuple("ok" for _ in RELEASE_STEPS)
 
 
-def page(started: float, path: str, status: int, detail: str = "", version: str = "") -> Sample:
-    failure = classify("GET", path, status, 200, "/static/")
-    return Sample(started, "GET", path, status, 5.0, failure, detail, version)
-
-
 def report(samples: list[Sample], release_steps: list[StepReport]) -> RehearsalReport:
-    """A rehearsal whose release ran from 2.0 to 4.0."""
-    return build_report(
-        release="HEAD",
-        previous="origin/main",
-        proxy="nginx",
-        server="gunicorn",
-        replicas=3,
-        rate=50,
-        steps=release_steps,
-        samples=samples,
-        timeline=Timeline(0.0, 2.0, 4.0, 5.0),
+    return rehearsal_report(
+        samples, release_steps, release="HEAD", previous="origin/main", replicas=3
     )
 
 
@@ -111,8 +96,8 @@ def test_a_failed_rehearsal_shows_each_kind_and_examples_that_cannot_break_the_t
     samples = [
         page(0.5, "/", 404),  # missing before the release: listed, not counted
         page(1.0, "/", 200),
-        page(2.5, "/shop/", 500, "Server | Error `boom`\n<module>", version="HEAD"),
-        page(2.6, "/shop/", 500, "Server | Error `boom`\n<module>", version="HEAD"),
+        page(2.5, "/shop/", 500, detail="Server | Error `boom`\n<module>", version="HEAD"),
+        page(2.6, "/shop/", 500, detail="Server | Error `boom`\n<module>", version="HEAD"),
         page(2.7, "/static/site.abc123.css", 404, version="origin/main"),
         Sample(3.0, "create", "journal.Entry", None, None, "orm", 'null value in "mood_*"', "v1"),
     ]
@@ -175,7 +160,7 @@ def test_the_heading_names_the_result(statuses: tuple[StepStatus, ...], heading:
 
 
 def test_the_comment_is_the_same_from_the_json_a_file_holds() -> None:
-    samples = [page(0.5, "/", 200), page(2.5, "/x/", 500, "e"), page(4.5, "/", 200)]
+    samples = [page(0.5, "/", 200), page(2.5, "/x/", 500, detail="e"), page(4.5, "/", 200)]
     document = report_json(report(samples, steps(*ALL_OK)))
     assert render_markdown(json.loads(json.dumps(document))) == render_markdown(document)
 

@@ -29,6 +29,7 @@ import pytest
 from fixture_repos import app_history, apply_variant
 from hypothesis import given
 from hypothesis import strategies as st
+from rehearsal_fakes import FakeSiteHandler, page, rehearsal_report
 
 from pulumi_django.cli import main
 from pulumi_django.config import ConfigError, parse_stack_config
@@ -58,7 +59,6 @@ from pulumi_django.rehearsal.rehearse import (
 )
 from pulumi_django.rehearsal.releases import current_release
 from pulumi_django.rehearsal.report import (
-    RehearsalReport,
     StepReport,
     Timeline,
     build_report,
@@ -176,18 +176,12 @@ def test_a_select_keeps_its_selected_option_or_takes_the_first_real_one() -> Non
 # ---------------------------------------------------------------- the load against a fake site
 
 
-class FakeBigfoot(http.server.BaseHTTPRequestHandler):
+class FakeBigfoot(FakeSiteHandler):
     """The example app's pages and behaviour, in miniature. `broken_static` answers 404 for
-    the script; `drop_after_each` closes every keep-alive connection right after its answer
-    without saying so (what a proxy reload does to idle connections)."""
+    the script."""
 
-    protocol_version = "HTTP/1.1"
     broken_static = False
-    drop_after_each = False
     posts: list[dict[str, list[str]]] = []
-
-    def log_message(self, *_args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         if self.path == "/":
@@ -222,17 +216,6 @@ class FakeBigfoot(http.server.BaseHTTPRequestHandler):
             self.headers.get("Cookie") or ""
         )
         self.answer(303 if good else 403, "", {"Location": "/"})
-
-    def answer(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-        data = body.encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        if self.drop_after_each:
-            self.close_connection = True
 
 
 @contextlib.contextmanager
@@ -503,28 +486,6 @@ def test_a_failed_request_outweighs_a_halt_but_never_a_refusal() -> None:
     # Nothing changed before the refusal: whatever failed, failed on the old version alone.
     assert decide_result(3, steps_ending("ok", "ok", "refused")) == "refused"
     assert set(FAILURE_KINDS) == {"5xx", "static_404", "connection", "other", "orm"}
-
-
-def page(started: float, path: str, status: int, method: str = "GET") -> Sample:
-    """A page request as the load records it (static prefix /static/, expecting 200)."""
-    return Sample(
-        started, method, path, status, 5.0, classify(method, path, status, 200, "/static/")
-    )
-
-
-def rehearsal_report(samples: list[Sample], steps: list[StepReport]) -> RehearsalReport:
-    """The report of a rehearsal whose release ran from 2.0 to 4.0."""
-    return build_report(
-        release="v2",
-        previous="v1",
-        proxy="nginx",
-        server="gunicorn",
-        replicas=2,
-        rate=50,
-        steps=steps,
-        samples=samples,
-        timeline=Timeline(0.0, 2.0, 4.0, 5.0),
-    )
 
 
 def test_pages_that_404_before_the_release_are_listed_and_not_counted() -> None:
@@ -802,7 +763,7 @@ def bigfoot_history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """examples/bigfoot in a git repository of its own: `main` as it is, and a branch per
     release variant."""
     app = tmp_path / "bigfoot"
-    return app, app_history("bigfoot", app, ["v2", "v2-unsafe", "v2-broken"])
+    return app, app_history("bigfoot", app, ["v2", "v2-unsafe"])
 
 
 @pytest.mark.slow
@@ -881,26 +842,6 @@ def test_an_unsafe_change_is_refused_and_unchecked_the_old_versions_writes_fail(
     assert report["steps"][-1]["key"] == STEP_KEYS[-1]
 
 
-@pytest.mark.slow
-def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
-    scratch: Path, bigfoot_history: tuple[Path, dict[str, str]]
-) -> None:
-    app, commits = bigfoot_history
-    code, report, stderr = rehearse_cli(
-        scratch,
-        *("--app", str(app), "--from", "main", "--to", "v2-broken"),
-        *("--replicas", "2", "--before", "2", "--after", "3"),
-    )
-    assert_no_failures(report, stderr)
-    assert (code, report["result"]) == (4, "halted")
-    fleet = report["steps"][-1]
-    assert (fleet["key"], fleet["status"]) == ("fleet", "halted")
-    assert "new replica 1 of 2 never became healthy" in fleet["detail"]
-    assert "503" in fleet["detail"]
-    assert f"2 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
-    assert report["requests_by_phase"]["after"] > 0
-
-
 # The second example app, from its own Pulumi project: Uvicorn, a settings package, a form with a
 # file upload, pages of its own (`rehearsal.paths` and `rehearsal.forms` in its stack file).
 NOTEBOOK_FLAGS = ("--stack", "local", "--workers", "1")
@@ -912,7 +853,7 @@ def notebook_history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """examples/notebook (a Pulumi project with the app beside it) in a git repository of its
     own: `main` as it is, and a branch per release variant."""
     project = tmp_path / "notebook"
-    return project, app_history("notebook", project, ["v2-unsafe", "v2-broken"])
+    return project, app_history("notebook", project, ["v2-unsafe"])
 
 
 @pytest.mark.slow
@@ -971,21 +912,30 @@ def test_another_apps_unsafe_change_is_refused_and_unchecked_breaks_its_writes(
 
 
 @pytest.mark.slow
-def test_another_apps_release_that_never_gets_healthy_halts(
-    scratch: Path, notebook_history: tuple[Path, dict[str, str]]
+@pytest.mark.parametrize("example", ["bigfoot", "notebook"])
+def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
+    scratch: Path, tmp_path: Path, example: str
 ) -> None:
-    project, commits = notebook_history
+    """A new version whose health check fails everywhere: the first new replica is never
+    added, the release halts there, and the old replicas serve every request."""
+    project = tmp_path / example
+    commits = app_history(example, project, ["v2-broken"])
+    # bigfoot's stack is this project's; notebook is a Pulumi project of its own.
+    where = ("--app", str(project)) if example == "bigfoot" else ("--cwd", str(project))
     code, report, stderr = rehearse_cli(
         scratch,
-        *("--cwd", str(project), *NOTEBOOK_FLAGS, *NOTEBOOK_SHORT),
-        *("--replicas", "1", "--from", "main", "--to", "v2-broken"),
+        *where,
+        *("--stack", "local", "--workers", "1", "--from", "main", "--to", "v2-broken"),
+        *("--replicas", "2", "--before", "2", "--after", "3"),
     )
     assert_no_failures(report, stderr)
     assert (code, report["result"]) == (4, "halted")
     fleet = report["steps"][-1]
     assert (fleet["key"], fleet["status"]) == ("fleet", "halted")
-    assert "never became healthy" in fleet["detail"] and "503" in fleet["detail"]
-    assert f"1 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
+    assert "new replica 1 of 2 never became healthy" in fleet["detail"]
+    assert "503" in fleet["detail"]
+    assert f"2 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
+    assert report["requests_by_phase"]["after"] > 0
 
 
 @pytest.mark.slow

@@ -170,6 +170,22 @@ def test_rehearse_names_a_missing_interpreter_before_starting_anything(tmp_path:
     )
 
 
+def test_a_virtualenvs_directory_for_an_interpreter_gets_the_path_to_pass(
+    tmp_path: Path,
+) -> None:
+    completed = subprocess.run(
+        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        f"pulumi-django rehearse: error: --python: {tmp_path} is a directory; "
+        f"pass {tmp_path / 'bin' / 'python'}"
+    )
+
+
 def test_the_rehearsals_app_server_runs_in_the_apps_interpreter(
     app_python: Path, tmp_path: Path
 ) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pydantic
 import pytest
@@ -86,6 +88,80 @@ class FakeSite(FakeSiteHandler):
             self.answer(404, "<title>Not Found</title>", content_type="text/html")
 
 
+class LoginRequiredSite(FakeSiteHandler):
+    """An app whose every page needs a login (Django's LoginRequiredMiddleware): anything but
+    the login pages redirects to the login page, with the page asked for as `next`."""
+
+    requests: list[tuple[str, int]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append((self.path, self.client_address[1]))
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/accounts/login/":
+            body = links("/accounts/password_reset/", "/", "/private/")
+            self.answer(200, body, content_type="text/html")
+        elif path == "/accounts/password_reset/":
+            self.answer(200, "<p>reset</p>", content_type="text/html")
+        else:
+            login = f"/accounts/login/?next={urllib.parse.quote(self.path)}"
+            self.answer(302, "", {"Location": login}, content_type="text/html")
+
+
+class LanguagePrefixSite(FakeSiteHandler):
+    """An app with `i18n_patterns`: `/` redirects to the default language's `/en/`."""
+
+    requests: list[tuple[str, int]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append((self.path, self.client_address[1]))
+        pages = {"/en/": links("/en/about/", "/fr/"), "/en/about/": "about", "/fr/": "accueil"}
+        if self.path in pages:
+            self.answer(200, pages[self.path], content_type="text/html")
+        elif self.path == "/":
+            self.answer(302, "", {"Location": "/en/"}, content_type="text/html")
+        else:
+            self.answer(404, "<title>Not Found</title>", content_type="text/html")
+
+
+DOWNLOAD_BYTES = 5 * 1024 * 1024
+DOWNLOAD_FIRST_PART = 64 * 1024
+
+
+class DownloadSite(FakeSiteHandler):
+    """`/` links to a 5 MB download and to a page. The download sends its first 64 KB, then
+    waits for its client to close the connection (noted in `unread`); only a client that
+    waits on for the rest gets it."""
+
+    requests: list[tuple[str, int]] = []
+    unread: list[int] = []
+
+    def do_GET(self) -> None:
+        self.requests.append((self.path, self.client_address[1]))
+        if self.path == "/":
+            self.answer(200, links("/export.zip", "/after/"), content_type="text/html")
+        elif self.path == "/after/":
+            self.answer(200, "<p>after</p>", content_type="text/html")
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(DOWNLOAD_BYTES))
+            self.end_headers()
+            self.wfile.write(bytes(DOWNLOAD_FIRST_PART))
+            self.connection.settimeout(2)
+            try:
+                closed = self.connection.recv(1) == b""
+            except ConnectionResetError:
+                closed = True
+            except TimeoutError:
+                closed = False
+            if closed:
+                self.unread.append(DOWNLOAD_BYTES - DOWNLOAD_FIRST_PART)
+                self.close_connection = True
+                return
+            self.connection.settimeout(None)
+            self.wfile.write(bytes(DOWNLOAD_BYTES - DOWNLOAD_FIRST_PART))
+
+
 @dataclass
 class Served:
     port: int
@@ -108,11 +184,10 @@ class Served:
 
 
 @contextlib.contextmanager
-def fake_site(drop_after_each: bool = False) -> Iterator[Served]:
+def fake_site(site: type[FakeSiteHandler] = FakeSite, **attributes: Any) -> Iterator[Served]:
+    """`site` served on loopback, with its own list of requests and the class `attributes`."""
     requests: list[tuple[str, int]] = []
-    handler = type(
-        "Handler", (FakeSite,), {"requests": requests, "drop_after_each": drop_after_each}
-    )
+    handler = type("Handler", (site,), {"requests": requests, **attributes})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -215,7 +290,7 @@ def test_the_crawl_goes_as_deep_as_it_is_told(depth: int, found: tuple[str, ...]
         result = site.crawl(depth=depth)
     assert result.pages == found
     if depth == 0:
-        assert site.paths == []  # only the seeds: nothing to find, nothing requested
+        assert site.paths == ["/"]  # only the seed, requested to see where it leads
 
 
 def test_the_crawl_stops_at_max_pages_seeds_included() -> None:
@@ -234,7 +309,65 @@ def test_the_seeds_come_first_and_stay_even_when_they_fail() -> None:
         before = len(site.paths)
         seeds = ("/", "/missing/", "/about/")
         assert site.crawl(*seeds, depth=2, max_pages=2).pages == seeds
-        assert len(site.paths) == before
+        assert site.paths[before:] == list(seeds)
+
+
+def test_a_seed_that_redirects_to_the_login_page_is_viewed_as_the_login_page() -> None:
+    """Every request to `/` would answer 302: the load would count each one a failure."""
+    with fake_site(LoginRequiredSite) as site:
+        result = site.crawl("/", "/reports/", depth=1)
+    assert result.pages == (
+        "/accounts/login/?next=/",
+        "/accounts/login/?next=/reports/",
+        "/accounts/password_reset/",
+        "/accounts/login/?next=/private/",
+    )
+    assert result.errors == ()
+
+
+def test_a_seed_that_redirects_to_its_language_is_viewed_in_that_language() -> None:
+    with fake_site(LanguagePrefixSite) as site:
+        assert site.crawl("/", depth=1).pages == ("/en/", "/en/about/", "/fr/")
+        # A seed and the seed it redirects to are one page.
+        assert site.crawl("/", "/en/about/", "/en/", depth=0).pages == ("/en/", "/en/about/")
+
+
+def test_a_redirecting_seed_is_followed_even_at_depth_0() -> None:
+    with fake_site() as site:
+        result = site.crawl("/old/", "/about/", depth=0)
+    assert result.pages == ("/new/", "/about/")
+    assert site.paths == ["/old/", "/new/", "/about/"]
+
+
+def test_a_seed_that_leads_to_no_page_is_kept_as_given() -> None:
+    """Its failures are the app's, before the release as after: the report shows them."""
+    with fake_site() as site:
+        seeds = ("/loop/", "/away/", "/to-static/", "/broken/", "/report.pdf", "/missing/")
+        result = site.crawl(*seeds, depth=1)
+    assert result.pages == seeds
+    assert result.errors == (
+        ("/loop/", "more than 3 redirects"),
+        ("/broken/", "answered 500"),
+        ("/missing/", "answered 404"),
+    )
+    assert dict(result.skipped) == {
+        "/away/": "redirects to another site: http://example.com/",
+        "/to-static/": "redirects to /static/x.css, under /static/",
+        "/report.pdf": "not a page: application/pdf",
+    }
+
+
+def test_a_download_is_not_read_and_the_crawl_goes_on() -> None:
+    unread: list[int] = []
+    with fake_site(DownloadSite, unread=unread) as site:
+        result = site.crawl(depth=1)
+    assert result.pages == ("/", "/after/")
+    assert result.skipped == (("/export.zip", "not a page: application/zip"),)
+    # The crawl closed the download's connection with most of it unread, and went on on a
+    # new one.
+    assert unread == [DOWNLOAD_BYTES - DOWNLOAD_FIRST_PART]
+    ports = dict(site.requests)
+    assert ports["/after/"] != ports["/export.zip"] == ports["/"]
 
 
 @pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "0.0.0.0", "127.0.0.1.nip.io"])

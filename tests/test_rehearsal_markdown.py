@@ -13,6 +13,7 @@ from pulumi_django.rehearsal.report import (
     RehearsalReport,
     StepReport,
     StepStatus,
+    WriteSummary,
     render_markdown,
     report_json,
 )
@@ -81,7 +82,6 @@ def test_a_clean_rehearsal_is_a_comment_with_its_steps_requests_and_latency() ->
         ["static 404", "0"],
         ["connection error", "0"],
         ["other", "0"],
-        ["orm", "0"],
     ]
     assert "| requests | failure | example |" not in lines
     assert "not counted" not in markdown
@@ -99,23 +99,38 @@ def test_a_failed_rehearsal_shows_each_kind_and_examples_that_cannot_break_the_t
         page(2.5, "/shop/", 500, detail="Server | Error `boom`\n<module>", version="HEAD"),
         page(2.6, "/shop/", 500, detail="Server | Error `boom`\n<module>", version="HEAD"),
         page(2.7, "/static/site.abc123.css", 404, version="origin/main"),
-        Sample(3.0, "create", "journal.Entry", None, None, "orm", 'null value in "mood_*"', "v1"),
     ]
-    markdown = render_markdown(
-        report_json(report(samples, steps(*ALL_OK, detail="migrate:\n2 | applied")))
+    writes = [
+        Sample(3.0, "create", "journal.Entry", None, 2.0, "orm", 'null value in "mood_*"', "v1"),
+        Sample(3.1, "read", "journal.Notebook", None, 1.0, None, "", "v2"),
+    ]
+    summary = WriteSummary(
+        {"v1": 1, "v2": 1},
+        ("journal.Entry", "journal.Notebook"),
+        {"journal.Photo": "create raised ValueError: no | image `x`"},
     )
+    rehearsal = rehearsal_report(
+        samples,
+        steps(*ALL_OK, detail="migrate:\n2 | applied"),
+        release="HEAD",
+        previous="origin/main",
+        writes=writes,
+        write_summary=summary,
+        pages=("/", "/shop/"),
+    )
+    markdown = render_markdown(report_json(rehearsal))
     assert markdown.splitlines()[1].startswith("### pulumi-django rehearse: FAILED, ")
     assert "**Users saw errors during this release.**" in markdown
     assert {row[3] for row in table(markdown, "| step | status | seconds | detail |")} == {
         "migrate: 2 | applied"
     }
-    assert "#### Requests: 6, failed: 4" in markdown
+    # The write probe's operations are not requests: their failures have a section of their own.
+    assert "#### Requests: 5, failed: 3" in markdown
     assert dict(table(markdown, "| failure | requests |")) == {
         "5xx": "2",
         "static 404": "1",
         "connection error": "0",
         "other": "0",
-        "orm": "1",
     }
     assert table(markdown, "| requests | failure | example |") == [
         ["2", "5xx", "GET /shop/ -> 500 (from HEAD): Server | Error `boom` <module>"],
@@ -123,6 +138,12 @@ def test_a_failed_rehearsal_shows_each_kind_and_examples_that_cannot_break_the_t
         ["1", "orm", 'create journal.Entry (from v1): null value in "mood_*"'],
     ]
     assert "\nPages that 404 before the release (not counted): `/`\n" in markdown
+    assert "\nPages viewed (2): `/`, `/shop/`\n" in markdown
+    assert (
+        "#### Model writes\n\n2 create/update/read/delete operations (1 by `v1`, 1 by `v2`) on "
+        "`journal.Entry`, `journal.Notebook`; failed: 1.\n"
+        "- not probed: `journal.Photo`: create raised ValueError: no \\| image \\`x\\`\n"
+    ) in markdown
 
 
 def test_a_refused_rehearsal_says_nothing_changed_and_where_its_failures_came_from() -> None:
@@ -134,7 +155,7 @@ def test_a_refused_rehearsal_says_nothing_changed_and_where_its_failures_came_fr
     )
     assert (
         "**The migration check refused the release before anything changed; the old version "
-        "kept serving; the 1 failed request below came from it alone.**"
+        "kept serving; the 1 failure below came from it alone.**"
     ) in markdown
     assert [row[:2] for row in table(markdown, "| step | status | seconds | detail |")] == [
         [RELEASE_STEPS[0].title, "ok"],

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from fixture_repos import ROOT, app_history, apply_variant, commit_all, git
 
+from pulumi_django import build_context
 from pulumi_django.cli import main
 from pulumi_django.errors import UsageError
 from pulumi_django.git_plan import FETCH_HINT
 from pulumi_django.rehearsal import rehearse as rehearse_module
-from pulumi_django.rehearsal import sources
 from pulumi_django.rehearsal.releases import overlay_files
 from pulumi_django.rehearsal.sources import (
     WORKTREE,
@@ -379,7 +379,7 @@ def test_the_copy_never_walks_into_what_it_leaves_out_whole(
             walked.append(Path(entry[0]).relative_to(top).as_posix())
             yield entry
 
-    monkeypatch.setattr(sources.os, "walk", recording_walk)
+    monkeypatch.setattr(build_context.os, "walk", recording_walk)
     worktree = resolve_source(small_app, WORKTREE, "--to")
     (small_app / ".dockerignore").write_text("tests/\nnode_modules\n")
     export_source(small_app, worktree, tmp_path / "pruned")

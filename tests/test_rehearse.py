@@ -468,7 +468,7 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
         {"kind": "5xx", "what": "GET / -> 500: boom", "count": 1}
     ]
     text = render_report(report)
-    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0, orm 0)" in text
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
     assert "Result: FAILED" in text
 
 
@@ -537,10 +537,10 @@ def test_a_refused_release_is_refused_and_still_shows_what_failed_before_it() ->
     assert report.failures["5xx"] == 1
     assert report_json(report)["result"] == "refused"
     text = render_report(report)
-    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0, orm 0)" in text
+    assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
     assert "1 x 5xx: GET /shop/ -> 500" in text
     assert "Result: REFUSED: " in text
-    assert "the 1 failed request above came from it alone." in text
+    assert "the 1 failure above came from it alone." in text
 
 
 # ---------------------------------------------------------------- release steps
@@ -688,6 +688,28 @@ def test_bad_flags_are_refused_before_anything_starts(
     monkeypatch.chdir(ROOT)
     assert main(["rehearse", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_without_stack_the_projects_only_stack_is_rehearsed_else_the_stacks_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`init` writes `dev`: `pulumi-django rehearse` then needs no --stack (the error about
+    the app dev names, a directory without manage.py, shows that dev's settings were read)."""
+    (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  django:target: local\n  django:app:\n    context: site\n"
+    )
+    (tmp_path / "site").mkdir()
+    assert main(["rehearse", "--cwd", str(tmp_path)]) == 2
+    assert "stack dev: django:app.settingsModule: no manage.py" in capsys.readouterr().err
+
+    shutil.copy(tmp_path / "Pulumi.dev.yaml", tmp_path / "Pulumi.prod.yaml")
+    assert main(["rehearse", "--cwd", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "pulumi-django rehearse: error: pass --stack NAME: the stack whose settings are "
+        f"rehearsed (stacks: dev, prod in {tmp_path})"
+    )
 
 
 # ---------------------------------------------------------------- whole rehearsals (real servers)

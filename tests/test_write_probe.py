@@ -27,8 +27,6 @@ from pulumi_django.rehearsal.write_probe import (
     running_write_probe,
 )
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK, BIGFOOT = ROOT / "examples" / "notebook", ROOT / "examples" / "bigfoot"
 # Operations the probe makes after the migration before a test stops it.
@@ -53,6 +51,53 @@ class Invoice(models.Model):
 
     def save(self, *args, **kwargs):
         raise RuntimeError("the billing service is not configured")
+"""
+
+
+# A tree of categories as Wagtail keeps its pages: django-treebeard's materialized path, a
+# root made by a data migration, a subclass in a table of its own, a type column.
+CATALOG_MODELS = """from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from treebeard.mp_tree import MP_Node
+
+
+class Category(MP_Node):
+    name = models.CharField(max_length=50)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
+
+    def save(self, *args, **kwargs):
+        # As Wagtail's pages do: a node below the root has a parent, and its type is its own.
+        if self.depth > 1:
+            self.get_parent()
+        if self.content_type.model_class() is not type(self):
+            raise TypeError(f"{self.content_type} is not the type of {type(self).__name__}")
+        super().save(*args, **kwargs)
+
+
+class Shelf(Category):
+    label = models.CharField(max_length=50, blank=True)
+"""
+CATALOG_ROOT = """from django.db import migrations
+
+
+def add_root(apps, schema_editor):
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Category = apps.get_model("catalog", "Category")
+    kind, _ = ContentType.objects.get_or_create(app_label="catalog", model="category")
+    Category.objects.create(name="Root", path="0001", depth=1, numchild=0, content_type=kind)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0001_initial"), ("contenttypes", "0002_remove_content_type_name")]
+    operations = [migrations.RunPython(add_root, migrations.RunPython.noop)]
+"""
+# An app's own model_bakery, which the probe must use rather than the one it lends.
+OWN_BAKERY = """def make(*args, **kwargs):
+    raise RuntimeError("the app's own model_bakery")
+
+
+def prepare(*args, **kwargs):
+    raise RuntimeError("the app's own model_bakery")
 """
 
 
@@ -163,6 +208,7 @@ def test_the_probe_is_a_script_for_any_interpreter_of_the_app() -> None:
     assert {"django", "model_bakery"} <= imported
 
 
+@pytest.mark.slow
 def test_plan_names_the_apps_whose_migrations_the_release_applies(
     tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
 ) -> None:
@@ -172,6 +218,7 @@ def test_plan_names_the_apps_whose_migrations_the_release_applies(
     assert migrating_apps(sys.executable, v1, env, timeout=60) == []
 
 
+@pytest.mark.slow
 def test_old_code_fails_to_insert_once_an_unsafe_migration_ran(
     tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
 ) -> None:
@@ -217,6 +264,7 @@ def test_old_code_fails_to_insert_once_an_unsafe_migration_ran(
     assert rows(env["DATABASE_URL"], *tables) == rows_before
 
 
+@pytest.mark.slow
 def test_old_code_keeps_writing_after_a_safe_migration_in_an_interpreter_without_bakery(
     tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
 ) -> None:
@@ -241,6 +289,7 @@ def test_old_code_keeps_writing_after_a_safe_migration_in_an_interpreter_without
     assert [sample for sample in samples if sample.failure] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("database_url", "expected"),
     [
@@ -270,6 +319,7 @@ def test_the_probe_refuses_any_database_but_the_rehearsals(
     assert expected in str(refused.value)
 
 
+@pytest.mark.slow
 def test_bigfoots_old_code_fails_to_insert_a_sighting_after_its_unsafe_migration(
     tmp_path: Path, pg: Postgres
 ) -> None:
@@ -294,3 +344,83 @@ def test_bigfoots_old_code_fails_to_insert_a_sighting_after_its_unsafe_migration
     assert {(s.failure, s.method) for s in after} == {("orm", "create")}
     assert 'column "gdpr_accepted"' in after[0].detail
     assert rows(url, "sightings_sighting") == {"sightings_sighting": 0}
+
+
+def add_app(version: Path, env: dict[str, str], label: str, models: str) -> None:
+    """A new app in the version, installed and migrated."""
+    (version / label).mkdir()
+    (version / label / "__init__.py").write_text("")
+    (version / label / "models.py").write_text(models)
+    settings = version / "notebook" / "settings" / "production.py"
+    settings.write_text(settings.read_text() + f"\nINSTALLED_APPS = [*INSTALLED_APPS, {label!r}]\n")
+    manage(version, env, "makemigrations", label)
+
+
+@pytest.mark.slow
+def test_tree_nodes_are_added_under_the_root_and_their_old_code_fails_on_a_new_column(
+    tmp_path: Path, pg: Postgres
+) -> None:
+    """Wagtail's pages in miniature: the probe adds each node under the tree's root (a node
+    model-bakery makes alone has no parent), with its own type, and writes it like any model;
+    once a NOT NULL column without a database default is added, the old code's inserts fail."""
+    name = f"probe_{uuid.uuid4().hex[:12]}"
+    url = pg.create_database(name)
+    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
+    env = environment(url, "notebook.settings.production")
+    add_app(v1, env, "catalog", CATALOG_MODELS)
+    (v1 / "catalog" / "migrations" / "0002_root.py").write_text(CATALOG_ROOT)
+    manage(v1, env, "migrate")
+    with running_write_probe(
+        python=sys.executable,
+        cwd=v1,
+        env=env,
+        version="v1",
+        apps=["catalog"],
+        database_name=name,
+        log=tmp_path / "probe.log",
+    ) as probe:
+        assert (probe.models, probe.skipped) == (["catalog.Category", "catalog.Shelf"], {})
+        before = wait_for_operations(probe, since=time.monotonic())
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("ALTER TABLE catalog_shelf ADD COLUMN aisle text NOT NULL")
+        after = wait_for_operations(probe, since=time.monotonic())
+    assert [sample for sample in before if sample.failure] == []
+    assert {(s.method, s.path) for s in before} >= {
+        (op, model)
+        for op in ("create", "update", "read", "delete")
+        for model in ("catalog.Category", "catalog.Shelf")
+    }
+    failed = {(s.failure, s.method, s.path) for s in after if s.failure}
+    assert failed == {("orm", "create", "catalog.Shelf")}
+    assert rows(url, "catalog_category", "catalog_shelf") == {
+        "catalog_category": 1,  # the root, and nothing the probe wrote
+        "catalog_shelf": 0,
+    }
+
+
+@pytest.mark.slow
+def test_the_apps_own_model_bakery_wins_over_the_one_the_probe_lends(
+    tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
+) -> None:
+    """An app's model_bakery fits its own Django: the probe uses it (here a stand-in whose
+    every call fails, so each model is listed as not probed, with its words)."""
+    v1, env, database = notebook
+    own = tmp_path / "own"
+    (own / "model_bakery").mkdir(parents=True)
+    (own / "model_bakery" / "__init__.py").write_text("")
+    (own / "model_bakery" / "baker.py").write_text(OWN_BAKERY)
+    with running_write_probe(
+        python=sys.executable,
+        cwd=v1,
+        env={**env, "PYTHONPATH": str(own)},
+        version="v1",
+        apps=["journal"],
+        database_name=database,
+        log=tmp_path / "probe.log",
+    ) as probe:
+        skipped = dict(probe.skipped)
+    assert probe.models == []
+    assert skipped == {
+        "journal.Entry": "create raised RuntimeError: the app's own model_bakery",
+        "journal.Notebook": "create raised RuntimeError: the app's own model_bakery",
+    }

@@ -151,6 +151,10 @@ def interpreter_source(app: AppConfig, python: str | None) -> str:
 def require_django(interpreter: str, source: str) -> None:
     """AppDiscoveryError naming `source` (the key or flag) unless `interpreter` runs and
     imports Django: checked before anything starts in it."""
+    if Path(interpreter).is_dir():  # a virtualenv's directory, given for its interpreter
+        raise AppDiscoveryError(
+            f"{source}: {interpreter} is a directory; pass {Path(interpreter) / 'bin' / 'python'}"
+        )
     try:
         completed = subprocess.run(
             [interpreter, "-c", "import django"],

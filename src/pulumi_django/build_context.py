@@ -13,7 +13,7 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,23 +108,44 @@ def is_ignored(path: str, patterns: list[IgnorePattern]) -> bool:
     return ignored
 
 
-def context_entries(context: Path) -> Iterator[Path]:
-    """Every file, link and directory Docker would send, in a stable order."""
-    patterns = read_dockerignore(context)
+def context_entries(
+    context: Path,
+    patterns: list[IgnorePattern] | None = None,
+    leave_out: Callable[[Path, str], bool] | None = None,
+) -> Iterator[Path]:
+    """Every file, link and directory Docker would send, in a stable order: what `patterns`
+    (by default the context's own `.dockerignore`) do not ignore. A link to a directory is an
+    entry, never followed.
+
+    `leave_out(entry, relative posix path)` names what to leave out whatever the patterns say,
+    for a copy of the context that is not Docker's (the rehearsal's, rehearsal/sources.py);
+    a directory it names is never walked into. An ignored directory is not walked into either,
+    unless a `!` exception may bring back something below it."""
+    if patterns is None:
+        patterns = read_dockerignore(context)
     # With a `!` exception anywhere, something under an ignored directory may come back.
     can_prune = not any(pattern.exclusion for pattern in patterns)
+
+    def relative(entry: Path) -> str:
+        return entry.relative_to(context).as_posix()
+
+    def left_out(entry: Path) -> bool:
+        return leave_out is not None and leave_out(entry, relative(entry))
+
     for directory, subdirectories, files in os.walk(context):
         base = Path(directory)
-        kept = []
-        for name in sorted(subdirectories):
-            relative = (base / name).relative_to(context).as_posix()
-            if can_prune and is_ignored(relative, patterns):
-                continue
-            kept.append(name)
-        subdirectories[:] = kept
-        for name in sorted([*kept, *files]):
+        links = [name for name in subdirectories if (base / name).is_symlink()]
+        walked = [
+            name
+            for name in sorted(set(subdirectories) - set(links))
+            if not left_out(base / name)
+            and not (can_prune and is_ignored(relative(base / name), patterns))
+        ]
+        subdirectories[:] = walked
+        others = [name for name in [*links, *files] if not left_out(base / name)]
+        for name in sorted([*walked, *others]):
             entry = base / name
-            if not is_ignored(entry.relative_to(context).as_posix(), patterns):
+            if not is_ignored(relative(entry), patterns):
                 yield entry
 
 

@@ -856,7 +856,7 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
         if resources:
             lines += ["", f"#### {title} ({len(resources)})", ""]
             lines += [
-                f"- `{r['type']}` **{_md(r['name'])}**"
+                f"- `{r['type']}` **{escape_markdown(r['name'])}**"
                 + (f" ({r['stateful']})" if r["stateful"] else "")
                 for r in resources
             ]
@@ -864,12 +864,12 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
         lines += ["", f"#### Changed ({len(diff.changed)})", ""]
         for change in diff.changed:
             replaced = " **replaced**" if change.replaced else ""
-            lines.append(f"- `{change.type}` **{_md(change.name)}**{replaced}")
+            lines.append(f"- `{change.type}` **{escape_markdown(change.name)}**{replaced}")
         if details:
             lines += ["", "<details><summary>Changed inputs</summary>", ""]
             for change in diff.changed:
                 lines += [
-                    f"`{change.type}` **{_md(change.name)}**",
+                    f"`{change.type}` **{escape_markdown(change.name)}**",
                     "",
                     "| input | before | after |",
                     "|---|---|---|",
@@ -912,7 +912,9 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
+def escape_markdown(text: str) -> str:
+    """`text` shown as itself in markdown: its emphasis, code, link, HTML and table
+    characters escaped."""
     return re.sub(r"([\\`*_{}\[\]<>|])", r"\\\1", text)
 
 

@@ -221,9 +221,15 @@ def manifest_dir(prefix: str) -> str:
     return f"{MANIFEST_ROOT}{prefix}"
 
 
+def key_safe(text: str) -> str:
+    """`text` with `_` for every character but letters, digits, `.`, `_` and `-`: fit for an
+    S3 key and a directory name alike."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
 def release_file_name(release: str) -> str:
     """A key-safe, readable and unique name for a release id such as `sha256:ab12...`."""
-    readable = re.sub(r"[^A-Za-z0-9._-]", "_", release)[:100]
+    readable = key_safe(release)[:100]
     digest = hashlib.sha256(release.encode()).hexdigest()[:8]
     return f"{readable}-{digest}"
 

@@ -114,7 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stack",
         metavar="NAME",
-        help=f"the stack whose settings are rehearsed (default: {DEFAULT_STACK})",
+        help=f"the stack whose settings are rehearsed (default: {DEFAULT_STACK}, else the "
+        "project's only stack)",
     )
     parser.add_argument(
         "--cwd", default=".", help="the Pulumi project directory (default: the current one)"
@@ -210,20 +211,28 @@ def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
     """The stack's config, with the app server and its worker count the flags ask for."""
     from ..stackfile import read_stack_config
 
-    stack = args.stack
-    if stack is None:
-        if not (project_dir / f"Pulumi.{DEFAULT_STACK}.yaml").is_file():
-            raise UsageError(
-                f"no Pulumi.{DEFAULT_STACK}.yaml in {project_dir}: pass --stack NAME "
-                "(its settings are the ones rehearsed)"
-            )
-        stack = DEFAULT_STACK
+    stack = args.stack or _default_stack(project_dir)
     app_dir = Path(args.app) if args.app else None
     config = read_stack_config(
         project_dir, stack, python=args.python, app_dir=app_dir, server=args.server
     )
     app = config.app.model_copy(update={"workers": args.workers})
     return config.model_copy(update={"app": app})
+
+
+def _default_stack(project_dir: Path) -> str:
+    """`local` when the project has it, else its only stack (`init` writes `dev`)."""
+    from ..stackfile import available_stacks
+
+    stacks = available_stacks(project_dir)
+    if DEFAULT_STACK in stacks:
+        return DEFAULT_STACK
+    if len(stacks) == 1:
+        return stacks[0]
+    known = f"stacks: {', '.join(stacks)}" if stacks else "no Pulumi.<stack>.yaml at all"
+    raise UsageError(
+        f"pass --stack NAME: the stack whose settings are rehearsed ({known} in {project_dir})"
+    )
 
 
 _STARTED = time.monotonic()

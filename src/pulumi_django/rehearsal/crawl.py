@@ -1,6 +1,10 @@
 """The pages the rehearsal's load views: the seeds (`/` and `rehearsal.paths`) and the same-site
 pages they link to, found once, on the version that runs now, before the load starts.
 
+A seed is viewed as the page it leads to: an app whose `/` redirects (to its login page when
+every page needs one, to `/en/` with `i18n_patterns`) is viewed at that page, which answers
+200, not at `/`, whose redirect every request would count as a failure.
+
 The list is fixed before the release, so both versions get the same pages: a page the new
 version drops then fails during the rollout, as it does for the users who follow the old
 pages' links to it.
@@ -22,7 +26,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .load import REDIRECT_STATUSES, REQUEST_TIMEOUT_SECONDS, _describe, parse_page
+from .load import REDIRECT_STATUSES, REQUEST_TIMEOUT_SECONDS, describe_error, parse_page
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 ACTION_SEGMENTS = frozenset({"logout", "log-out", "signout", "sign-out", "delete"})
@@ -35,14 +39,19 @@ REQUESTS_PER_PAGE = 4
 # What stays as it is when a path is made fit for a request line: the characters RFC 3986
 # allows in a path or query, and `%` (already escaped). Spaces and non-ASCII get escaped.
 URL_SAFE = "/%:@!$&'()*+,;=-._~?"
+# An answer the crawl has no use for (a redirect, an error page, a file) is read to its end when
+# it is at most this long, so that its connection carries the next request; a longer one (a
+# download) is left unread and its connection closed.
+UNUSED_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class CrawlResult:
     """`pages`: the seeds, in order, then every page found (a same-site link that answered 200
-    with HTML, as the path it ended at after redirects), in the order found. `skipped`: links
-    not followed, with why; `errors`: links that answered otherwise, with what they answered.
-    Both as (path, reason), for the progress line."""
+    with HTML), in the order found; each seed and page as the path it ended at after same-site
+    redirects, except a seed that answered no page (404 or else), kept as given. `skipped`:
+    links not followed, with why; `errors`: links that answered otherwise, with what they
+    answered. Both as (path, reason), for the progress line."""
 
     pages: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
@@ -60,8 +69,9 @@ def discover_pages(
     timeout: float = REQUEST_TIMEOUT_SECONDS,
 ) -> CrawlResult:
     """Breadth-first from `seeds` (depth 0) through same-site links, at most `depth` links
-    away, until `max_pages` pages in all. The seeds are always kept, even those that answer
-    404: the report lists a page missing before the release rather than counting it."""
+    away, until `max_pages` pages in all. The seeds are always requested, and kept, even
+    those that answer 404 (the report lists a page missing before the release rather than
+    counting its failures) or no page at all (their failures are the app's)."""
     if host not in LOOPBACK_HOSTS:
         raise ValueError(f"{host}: the crawl visits this machine only: 127.0.0.1, ::1, localhost")
     if depth < 0 or max_pages < 1:
@@ -71,6 +81,16 @@ def discover_pages(
         return crawler.crawl(tuple(dict.fromkeys(seeds)), depth, max_pages)
     finally:
         crawler.close()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the crawl keeps of an answer: its body only when it is a page."""
+
+    status: int
+    location: str | None
+    media_type: str  # the Content-Type without its parameters, in lower case
+    html: str | None  # the body of a 200 answer in HTML, else None (it was not read)
 
 
 class _Crawler:
@@ -90,27 +110,35 @@ class _Crawler:
         self.errors: dict[str, str] = {}
 
     def crawl(self, seeds: tuple[str, ...], depth: int, max_pages: int) -> CrawlResult:
-        pages = list(seeds)
-        seen = set(seeds)  # every path kept or queued: each is fetched once
+        fetched = [(seed, self.fetch(seed)) for seed in seeds]
+        pages = list(dict.fromkeys(page[0] if page else seed for seed, page in fetched))
+        seen = {*seeds, *pages}  # every path kept or queued: each is fetched once
         parsed: set[str] = set()  # pages whose links were read (a redirect may lead to one)
-        queue = collections.deque((seed, 0) for seed in seeds) if depth else collections.deque()
-        budget = len(seeds) + REQUESTS_PER_PAGE * max_pages
-        while queue and len(pages) < max_pages and self.requests < budget:
-            path, level = queue.popleft()
-            fetched = self.fetch(path)
-            if fetched is None:
-                continue
-            final, html = fetched
-            if final not in pages:
-                pages.append(final)
-            seen.add(final)
-            if level == depth or final in parsed:
-                continue
-            parsed.add(final)
-            for link in self.links(final, html):
+        queue: collections.deque[tuple[str, int]] = collections.deque()
+
+        def follow_links(page: str, html: str, level: int) -> None:
+            if level == depth or page in parsed:
+                return
+            parsed.add(page)
+            for link in self.links(page, html):
                 if link not in seen:
                     seen.add(link)
                     queue.append((link, level + 1))
+
+        for _, page in fetched:
+            if page is not None:
+                follow_links(*page, 0)
+        budget = self.requests + REQUESTS_PER_PAGE * max_pages
+        while queue and len(pages) < max_pages and self.requests < budget:
+            path, level = queue.popleft()
+            page = self.fetch(path)
+            if page is None:
+                continue
+            final, html = page
+            if final not in pages:
+                pages.append(final)
+            seen.add(final)
+            follow_links(final, html, level)
         return CrawlResult(
             pages=tuple(pages),
             skipped=tuple(self.skipped.items()),
@@ -161,34 +189,32 @@ class _Crawler:
         current = path
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response, body = self.get(current)
+                answer = self.get(current)
             except (OSError, http.client.HTTPException) as error:
                 self.close()
-                self.errors[path] = _describe(error)
+                self.errors[path] = describe_error(error)
                 return None
-            location = response.getheader("Location")
-            if response.status in REDIRECT_STATUSES and location:
-                target = self.site_path(current, location)
+            if answer.status in REDIRECT_STATUSES and answer.location:
+                target = self.site_path(current, answer.location)
                 if target is None:
-                    self.skipped[path] = f"redirects to another site: {location}"
+                    self.skipped[path] = f"redirects to another site: {answer.location}"
                     return None
                 if reason := self.off_limits(target):
                     self.skipped[path] = f"redirects to {target}, {reason}"
                     return None
                 current = target
                 continue
-            if response.status != 200:
-                self.errors[path] = f"answered {response.status}"
+            if answer.status != 200:
+                self.errors[path] = f"answered {answer.status}"
                 return None
-            content_type = response.getheader("Content-Type", "").split(";")[0].strip().lower()
-            if content_type not in HTML_TYPES:
-                self.skipped[path] = f"not a page: {content_type or 'no content type'}"
+            if answer.html is None:
+                self.skipped[path] = f"not a page: {answer.media_type or 'no content type'}"
                 return None
-            return current, body.decode(errors="replace")
+            return current, answer.html
         self.errors[path] = f"more than {MAX_REDIRECTS} redirects"
         return None
 
-    def get(self, path: str) -> tuple[http.client.HTTPResponse, bytes]:
+    def get(self, path: str) -> _Answer:
         """GET on the keep-alive connection; sent once more on a new connection when a reused
         one turns out closed before any answer came (the server closed it while idle)."""
         self.requests += 1
@@ -201,15 +227,22 @@ class _Crawler:
                 raise
         return self._get_once(path)
 
-    def _get_once(self, path: str) -> tuple[http.client.HTTPResponse, bytes]:
+    def _get_once(self, path: str) -> _Answer:
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         self.connection.request("GET", path, headers={"Accept": "text/html"})
         response = self.connection.getresponse()
-        body = response.read()
+        media_type = response.getheader("Content-Type", "").split(";")[0].strip().lower()
+        html = None
+        if response.status == 200 and media_type in HTML_TYPES:
+            html = response.read().decode(errors="replace")
+        elif response.length is not None and response.length <= UNUSED_BODY_BYTES:
+            response.read()
+        else:
+            self.close()
         if response.will_close:
             self.close()
-        return response, body
+        return _Answer(response.status, response.getheader("Location"), media_type, html)
 
     def close(self) -> None:
         if self.connection is not None:

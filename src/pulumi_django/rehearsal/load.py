@@ -26,8 +26,9 @@ from html.parser import HTMLParser
 
 from pulumi_django.config.rehearsal import RehearsalForm
 
-# `orm`: the model write probe's (orm_probe.py) database errors; the rest are HTTP requests'.
-FAILURE_KINDS = ("5xx", "static_404", "connection", "other", "orm")
+# How an HTTP request fails; and `orm`, the model write probe's database errors (orm_probe.py).
+REQUEST_FAILURE_KINDS = ("5xx", "static_404", "connection", "other")
+FAILURE_KINDS = (*REQUEST_FAILURE_KINDS, "orm")
 REQUEST_TIMEOUT_SECONDS = 30.0
 # A slow site delays requests at most this long; beyond, the pacer drops the backlog instead of
 # bursting it all at once.
@@ -328,7 +329,7 @@ class VirtualUser:
         except (OSError, http.client.HTTPException) as error:
             self.close()
             kind = classify(method, path, None, expected, self.site.static_prefix, error)
-            detail = f"{_describe(error)} ({self.connection_history})"
+            detail = f"{describe_error(error)} ({self.connection_history})"
             self.record(Sample(started, method, path, None, None, kind, detail))
             return None
         latency = (time.monotonic() - started) * 1000
@@ -410,7 +411,7 @@ def summarize_body(body: str) -> str:
     return " ".join(text.split())[:DETAIL_LENGTH]
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
 

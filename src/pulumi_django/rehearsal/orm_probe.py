@@ -4,8 +4,8 @@ A standalone script, run in the app's interpreter (which may be another virtuale
 Python 3.10+), from the version's directory, with the environment the version's replicas get:
 
     APP_PYTHON orm_probe.py plan
-        One JSON line: the apps with migrations not yet applied to the configured database, and
-        those migrations: {"apps": ["journal"], "migrations": ["journal.0003_entry_tags"]}.
+        One JSON line: the apps with migrations not yet applied to the configured database:
+        {"apps": ["journal"]}.
 
     APP_PYTHON orm_probe.py run --apps journal,blog --pause 0.1
         Probes every concrete model of those apps, in rounds (`--pause` seconds apart at least),
@@ -52,12 +52,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 PROBE_DATABASE_VARIABLE = "PULUMI_DJANGO_PROBE_DATABASE"
+LENT_LIBRARY_VARIABLE = "PULUMI_DJANGO_PROBE_LIBRARY"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 REFUSED_EXIT_CODE = 2
 ERROR_LENGTH = 300
 # After each round the probe idles at least this many times as long as the round took: it uses
 # at most a quarter of a core, however many models the apps have.
 IDLE_PER_BUSY = 3
+# Where a model keeps its own type (Wagtail's pages, django-polymorphic).
+TYPE_FIELDS = frozenset({"content_type", "polymorphic_ctype"})
+# Where django-treebeard keeps a node's place in its tree (materialized path, nested sets,
+# adjacency list): set by add_child, never by hand.
+TREE_FIELDS = frozenset({"path", "depth", "numchild", "lft", "rgt", "tree_id"})
 
 
 class Skip(Exception):
@@ -68,16 +74,19 @@ def main(argv: list[str]) -> int:
     protocol = _take_stdout()
     _import_from_working_directory()
     arguments = _parse_arguments(argv)
+    if arguments.command == "run":
+        # Before django.setup(): an app's ready() may already write to the database.
+        refusal = _refusal()
+        if refusal:
+            print(f"orm_probe: {refusal}", file=sys.stderr)
+            return REFUSED_EXIT_CODE
     import django
 
     django.setup()
     if arguments.command == "plan":
         _write(protocol, _migration_plan())
         return 0
-    refusal = _refusal()
-    if refusal:
-        print(f"orm_probe: {refusal}", file=sys.stderr)
-        return REFUSED_EXIT_CODE
+    _import_model_bakery()
     stopping = _stop_on_signal_or_eof()
     labels = [label for label in arguments.apps.split(",") if label]
     _probe(labels, arguments.pause, protocol, stopping)
@@ -113,6 +122,28 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _import_model_bakery() -> None:
+    """The app's own model_bakery when it has one (made for its Django), else the one
+    pulumi-django lends (LENT_LIBRARY_VARIABLE), put last on the path."""
+    try:
+        import model_bakery
+    except ImportError:
+        sys.path.append(os.environ.get(LENT_LIBRARY_VARIABLE, ""))
+        try:
+            import model_bakery  # noqa: F401
+        except ImportError as error:
+            # The lent one needs the Django it was made for.
+            import django
+
+            version = ".".join(str(part) for part in django.VERSION[:2])
+            print(
+                f"orm_probe: model_bakery cannot be imported with Django {version} ({error}): "
+                "install a model-bakery release for that Django in the app's interpreter",
+                file=sys.stderr,
+            )
+            raise SystemExit(1) from None
+
+
 def _write(protocol: TextIO, line: dict[str, Any]) -> None:
     protocol.write(json.dumps(line) + "\n")
 
@@ -123,11 +154,7 @@ def _migration_plan() -> dict[str, list[str]]:
 
     executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    migrations = [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
-    return {
-        "apps": sorted({migration.app_label for migration, _ in plan}),
-        "migrations": migrations,
-    }
+    return {"apps": sorted({migration.app_label for migration, _ in plan})}
 
 
 def _refusal() -> str | None:
@@ -233,7 +260,6 @@ def _round(model: Any) -> list[tuple[float, str, float, str | None]]:
     Skip when an operation raises anything but a database error. A failed create ends the
     round: there is nothing to update."""
     from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
-    from model_bakery import baker
 
     results: list[tuple[float, str, float, str | None]] = []
 
@@ -254,7 +280,7 @@ def _round(model: Any) -> list[tuple[float, str, float, str | None]]:
     started = time.monotonic()
     try:
         with transaction.atomic(using=DEFAULT_DB_ALIAS):
-            if attempt("create", lambda: made.append(baker.make(model, _using=DEFAULT_DB_ALIAS))):
+            if attempt("create", lambda: made.append(_make(model))):
                 instance = made[0]
                 attempt("update", lambda: _update(instance))
                 attempt(
@@ -266,6 +292,41 @@ def _round(model: Any) -> list[tuple[float, str, float, str | None]]:
     except DatabaseError as failure:  # the transaction could not even begin: no connection
         results.append((started, "create", _milliseconds_since(started), _describe(failure)))
     return results
+
+
+def _make(model: Any) -> Any:
+    """A new, saved instance, as the app would make one: model-bakery fills the fields and
+    makes the related objects. A tree node (django-treebeard: Wagtail's pages, categories) is
+    added under the tree's first root, as the app adds one (a random `path` would have no
+    parent); a type field holds the model's own type (Wagtail pages and polymorphic models
+    read it back as their class)."""
+    from django.db import DEFAULT_DB_ALIAS
+    from model_bakery import baker
+
+    own_type = _own_type_fields(model)
+    if not _is_tree_node(model):
+        return baker.make(model, _using=DEFAULT_DB_ALIAS, **own_type)
+    instance = baker.prepare(model, _save_related=True, _using=DEFAULT_DB_ALIAS, **own_type)
+    root = model.get_first_root_node()
+    if root is None:
+        return model.add_root(instance=instance)
+    return root.add_child(instance=instance)
+
+
+def _is_tree_node(model: Any) -> bool:
+    return callable(getattr(model, "add_root", None)) and callable(
+        getattr(model, "get_first_root_node", None)
+    )
+
+
+def _own_type_fields(model: Any) -> dict[str, Any]:
+    from django.contrib.contenttypes.models import ContentType
+
+    return {
+        field.name: ContentType.objects.get_for_model(model)
+        for field in model._meta.concrete_fields
+        if field.name in TYPE_FIELDS and field.related_model is ContentType
+    }
 
 
 def _update(instance: Any) -> None:
@@ -283,9 +344,11 @@ def _update(instance: Any) -> None:
 def _editable_fields(model: Any) -> list[Any]:
     """The plain columns an update changes: not the key, relations (a new related object is a
     create), unique columns (a random value could clash with another row), files (a new one
-    would be written to the media storage) or columns the database computes."""
+    would be written to the media storage), columns the database computes, or a tree node's
+    place in its tree (treebeard keeps those)."""
     from django.db.models import FileField
 
+    tree_node = _is_tree_node(model)
     return [
         field
         for field in model._meta.concrete_fields
@@ -295,6 +358,7 @@ def _editable_fields(model: Any) -> list[Any]:
         and not field.unique
         and not isinstance(field, FileField)
         and not getattr(field, "generated", False)
+        and not (tree_node and field.name in TREE_FIELDS)
     ]
 
 

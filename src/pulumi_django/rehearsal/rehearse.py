@@ -73,6 +73,7 @@ DATABASE_NAME = "rehearsal"
 # collectstatic's map of each file to its hashed name (ManifestStaticFilesStorage).
 STATIC_MANIFEST = "staticfiles.json"
 PAGES_PER_REPLICA = 3
+CRAWL_PAGES_SHOWN = 10
 TCP_ESTABLISHED = "01"
 
 
@@ -186,9 +187,12 @@ class Rehearsal:
         self.last_reload = 0.0
         self.current: Version | None = None
         self.page_paths: tuple[str, ...] = ("/", *self.config.rehearsal.paths)
-        self.write_probes: dict[str, WriteProbe] = {}  # by version name
-        # Why no version's writes were probed, if none were.
+        self.write_probes: dict[str, WriteProbe] = {}  # by release id (names can repeat)
+        self.migrated_apps: list[str] = []  # the apps whose migrations the release applies
+        # Why no version's writes were probed, when the release gave none to probe.
         self.writes_not_run = "the release stopped before the migration job"
+        # What kept a probe from covering writes the release put at risk.
+        self.write_problems: list[str] = []
         self.new: Version | None = None
 
     # ------------------------------------------------------------ the site before the release
@@ -245,10 +249,14 @@ class Rehearsal:
             skip_prefixes=skip,
         )
         self.page_paths = found.pages
+        shown = ", ".join(found.pages[:CRAWL_PAGES_SHOWN])
+        more = f" and {len(found.pages) - CRAWL_PAGES_SHOWN} more" * (
+            len(found.pages) > CRAWL_PAGES_SHOWN
+        )
         self.progress(
-            f"crawl: {len(found.pages)} pages to view (depth {rehearsal.crawl_depth}, at most "
-            f"{rehearsal.max_pages}); {len(found.skipped)} links not followed, "
-            f"{len(found.errors)} that did not answer a page"
+            f"crawl (depth {rehearsal.crawl_depth}, at most {rehearsal.max_pages} pages): "
+            f"{len(found.pages)} pages to view: {shown}{more}; {len(found.skipped)} links not "
+            f"followed, {len(found.errors)} that did not answer a page"
         )
 
     def load_site(self) -> Site:
@@ -262,12 +270,14 @@ class Rehearsal:
             served_by_header=SERVED_BY_HEADER,
         )
 
-    def served_by(self, sample: Sample) -> Sample:
-        """The sample with the name of the version whose replica answered it (the proxy names
-        the replica's address), when the load saw one."""
+    def with_serving_version(self, sample: Sample) -> Sample:
+        """The sample with the name of the version whose replica answered it, when the load saw
+        one. The proxy names the replica's address; nginx names each it tried (`A, B` when it
+        passed the request on), the last one answered."""
         versions = {f"{LOOPBACK}:{replica.port}": replica.version.name for replica in self.replicas}
-        if sample.version in versions:
-            return replace(sample, version=versions[sample.version])
+        answered = sample.version.rsplit(",", 1)[-1].strip()
+        if answered in versions:
+            return replace(sample, version=versions[answered])
         return sample
 
     def site(self, replicas: list[Replica]) -> ProxySite:
@@ -347,17 +357,14 @@ class Rehearsal:
         return StepOutcome("ok", f"checked {checked}")
 
     def step_migrate(self) -> StepOutcome:
-        """The migration job, with the model write probe around it: the old version's probe
-        starts on the old schema and keeps writing through the migration and the rollout, the
-        new version's starts once its schema is in place."""
+        """The migration job, with the old version's write probe started just before it, on
+        the old schema: it keeps writing through the migration and the rollout, as the old
+        replicas do. (The new version's starts with its first replica: `step_fleet`.)"""
         version = self._new()
-        apps = self.migrating_apps(version)
-        if apps and self.current is not None:
-            self.start_write_probe(self.current, apps)
-        detail = self.migrate(version)
-        if apps:
-            self.start_write_probe(version, apps)
-        return StepOutcome("ok", detail)
+        self.migrated_apps = self.migrating_apps(version)
+        if self.migrated_apps and self.current is not None:
+            self.start_write_probe(self.current, self.migrated_apps)
+        return StepOutcome("ok", self.migrate(version))
 
     def step_fleet(self) -> StepOutcome:
         """One replica at a time: start a new one, wait until healthy, add it to the proxy,
@@ -378,6 +385,8 @@ class Rehearsal:
             healthy = time.monotonic() - started
             self.serving.append(new)
             self.set_upstreams(self.serving)
+            if number == 1 and self.migrated_apps:  # the new version serves: so it writes
+                self.start_write_probe(version, self.migrated_apps)
             self.serving.remove(old)
             self.set_upstreams(self.serving)
             drained = self.drain(old)
@@ -481,8 +490,8 @@ class Rehearsal:
                 timeout=self.config.migrations.timeout_seconds,
             )
         except WriteProbeError as error:
-            self.writes_not_run = f"the migrations to apply could not be listed: {error}"
-            self.progress(f"write probe: {self.writes_not_run}")
+            self.write_problems.append(f"the migrations to apply could not be listed: {error}")
+            self.progress(f"write probe: {self.write_problems[-1]}")
             return []
         if not apps:
             self.writes_not_run = "the release applies no migration"
@@ -507,10 +516,12 @@ class Rehearsal:
                 )
             )
         except WriteProbeError as error:
-            self.writes_not_run = f"the write probe of {version.name} could not start: {error}"
-            self.progress(f"write probe: {self.writes_not_run}")
+            self.write_problems.append(
+                f"the write probe of {version.name} could not start: {error}"
+            )
+            self.progress(f"write probe: {self.write_problems[-1]}")
             return
-        self.write_probes[version.name] = probe
+        self.write_probes[version.release_id] = probe
         skipped = ", ".join(probe.skipped) or "none"
         self.progress(
             f"write probe of {version.name}: {len(probe.models)} models of {', '.join(apps)}; "
@@ -518,8 +529,8 @@ class Rehearsal:
         )
 
     def stop_write_probe(self, version: Version) -> None:
-        if version.name in self.write_probes:
-            self.write_probes[version.name].stop()
+        if version.release_id in self.write_probes:
+            self.write_probes[version.release_id].stop()
 
     def write_results(self) -> tuple[list[Sample], WriteSummary]:
         """Every probe's operations, each probe stopped, and what they add up to."""
@@ -527,16 +538,24 @@ class Rehearsal:
         operations: dict[str, int] = {}
         models: set[str] = set()
         skipped: dict[str, str] = {}
-        for name, probe in self.write_probes.items():
+        problems = list(self.write_problems)
+        for probe in self.write_probes.values():
             done = probe.stop()
             samples += done
-            operations[name] = len(done)
+            operations[probe.version] = operations.get(probe.version, 0) + len(done)
             models.update(probe.models)
             skipped.update(probe.skipped)
             if probe.exited_early:
-                skipped[f"({name})"] = f"the probe {probe.exited_early.splitlines()[0]}"
-        not_run = "" if self.write_probes else self.writes_not_run
-        return samples, WriteSummary(operations, tuple(sorted(models)), skipped, not_run)
+                why = probe.exited_early.splitlines()[0].rstrip(":")
+                problems.append(f"the write probe of {probe.version} {why} before the end")
+        if self.write_probes and not models:
+            problems.append(
+                f"no model of {', '.join(self.migrated_apps)} could be written (not probed, above)"
+            )
+        not_run = "" if self.write_probes or problems else self.writes_not_run
+        return samples, WriteSummary(
+            operations, tuple(sorted(models)), skipped, not_run, tuple(problems)
+        )
 
     def publish_static(self, version: Version) -> str:
         """The version's files next to the earlier ones in the local bucket, oldest pruned."""
@@ -774,8 +793,9 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         replicas=options.replicas,
         rate=options.rate,
         steps=steps,
-        samples=[rehearsal.served_by(sample) for sample in samples],
+        samples=[rehearsal.with_serving_version(sample) for sample in samples],
         timeline=Timeline(load_start, release_start, release_end, load_end),
         writes=writes,
         write_summary=write_summary,
+        pages=rehearsal.page_paths,
     )

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..plan_diff import MARKER
-from ..plan_diff import _md as escape_markdown
+from ..plan_diff import MARKER, escape_markdown
 from .load import (
     FAILURE_KINDS,
+    REQUEST_FAILURE_KINDS,
     LatencySummary,
     Sample,
     failure_counts,
@@ -80,8 +80,11 @@ class WriteSummary:
     operations: dict[str, int]
     models: tuple[str, ...]
     skipped: dict[str, str]
-    # Why there was no probe, when there was none (e.g. the release applies no migration).
+    # Why there was no probe, when the release gave it nothing to do (no migration applied).
     not_run: str = ""
+    # What kept the probes from covering writes the release put at risk (a probe that could
+    # not start or that died): then 0 orm failures proves nothing.
+    problems: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -108,6 +111,8 @@ class RehearsalReport:
     # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
     excluded_paths: tuple[str, ...] = ()
     writes: WriteSummary | None = None
+    # The pages the load viewed (the crawl's), in the order found.
+    pages: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -158,6 +163,7 @@ def build_report(
     timeline: Timeline,
     writes: Sequence[Sample] = (),
     write_summary: WriteSummary | None = None,
+    pages: Sequence[str] = (),
 ) -> RehearsalReport:
     """`samples` are the load's HTTP requests (the latency and the request count); `writes`
     the write probe's operations, whose failures count with the requests'."""
@@ -186,6 +192,7 @@ def build_report(
         failure_examples=_examples(counted),
         excluded_paths=excluded,
         writes=write_summary,
+        pages=tuple(pages),
     )
 
 
@@ -241,6 +248,7 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
         ],
         "excluded_paths": list(report.excluded_paths),
         "writes": None if report.writes is None else _writes_json(report.writes),
+        "pages": list(report.pages),
     }
 
 
@@ -251,6 +259,7 @@ def _writes_json(writes: WriteSummary) -> dict[str, Any]:
         "models": list(writes.models),
         "skipped": writes.skipped,
         "not_run": writes.not_run or None,
+        "problems": list(writes.problems),
     }
 
 
@@ -271,10 +280,11 @@ def render_report(report: RehearsalReport) -> str:
         lines.append(
             f"  {step.title:<{width}}  {step.status:<7} {step.seconds:6.1f} s  {step.detail}"
         )
-    failed = report.failed_requests
-    kinds = ", ".join(f"{FAILURE_LABELS[k]} {report.failures[k]}" for k in FAILURE_KINDS)
+    failed = sum(report.failures[kind] for kind in REQUEST_FAILURE_KINDS)
+    kinds = ", ".join(f"{FAILURE_LABELS[k]} {report.failures[k]}" for k in REQUEST_FAILURE_KINDS)
     lines += [
         "",
+        f"Pages viewed ({len(report.pages)}): {', '.join(report.pages)}",
         f"Requests: {report.requests} in {report.load_seconds:.1f} s; failed: {failed} ({kinds})",
     ]
     for kind, what, count in report.failure_examples:
@@ -306,15 +316,25 @@ def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
         f"{', '.join(writes.models) or 'no model'}; failed: {failed}"
     ]
     lines += [f"  not probed: {model}: {why}" for model, why in writes.skipped.items()]
+    lines += [f"  {problem}" for problem in writes.problems]
     return lines
 
 
 def _verdict(report: RehearsalReport) -> str:
-    verdict = VERDICTS[report.result]
-    if report.result == "refused" and report.failed_requests:
-        failed = report.failed_requests
-        verdict += f"; the {failed} failed request{'s' * (failed > 1)} above came from it alone"
-    return verdict + "."
+    problems = report.writes.problems if report.writes else ()
+    return verdict(report.result, report.failed_requests, problems, where="above") + "."
+
+
+def verdict(result: Result, failed: int, write_problems: Sequence[str], *, where: str) -> str:
+    """What the result means, in a sentence (no full stop): what a refusal's failures were,
+    and a warning when the model writes the release put at risk went unprobed, so that 0 orm
+    failures proves nothing."""
+    text = VERDICTS[result]
+    if result == "refused" and failed:
+        text += f"; the {failed} failure{'s' * (failed > 1)} {where} came from it alone"
+    if write_problems:
+        text += f"; but the model writes were not all probed ({write_problems[0]})"
+    return text
 
 
 def _cell(value: float | None) -> str:
@@ -324,18 +344,17 @@ def _cell(value: float | None) -> str:
 def render_markdown(document: Mapping[str, Any]) -> str:
     """The `--json` document (`report_json`) as a pull-request comment. Its first line is the
     marker by which plan-comment.yml posts it, and updates it on the next push."""
-    result: str = document["result"]
+    result: Result = document["result"]
     failures: Mapping[str, int] = document["failures"]
-    failed = sum(failures.values())
-    verdict = VERDICTS[result]
-    if result == "refused" and failed:
-        verdict += f"; the {failed} failed request{'s' * (failed > 1)} below came from it alone"
+    writes = document.get("writes") or {}
+    meaning = verdict(result, sum(failures.values()), writes.get("problems") or (), where="below")
+    failed = sum(failures.get(kind, 0) for kind in REQUEST_FAILURE_KINDS)
     lines = [
         MARKER.format(stack=MARKDOWN_MARKER),
         f"### pulumi-django rehearse: {result.upper()}, {_code(document['previous'])} -> "
         f"{_code(document['release'])}",
         "",
-        f"**{verdict[0].upper()}{verdict[1:]}.**",
+        f"**{meaning[0].upper()}{meaning[1:]}.**",
         "",
         f"{document['replicas']} {document['server']} replicas behind {document['proxy']}, "
         f"{document['rate']:g} requests/s; rollout {document['rollout_seconds']:.1f} s.",
@@ -357,7 +376,9 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "| failure | requests |",
         "|---|--:|",
     ]
-    lines += [f"| {FAILURE_LABELS.get(kind, kind)} | {n} |" for kind, n in failures.items()]
+    lines += [
+        f"| {FAILURE_LABELS[kind]} | {failures.get(kind, 0)} |" for kind in REQUEST_FAILURE_KINDS
+    ]
     if document["failure_examples"]:
         lines += ["", "| requests | failure | example |", "|--:|---|---|"]
         lines += [
@@ -368,6 +389,11 @@ def render_markdown(document: Mapping[str, Any]) -> str:
     if document["excluded_paths"]:
         paths = ", ".join(_code(path) for path in document["excluded_paths"])
         lines += ["", f"{EXCLUDED_LABEL}: {paths}"]
+    pages = document.get("pages") or []
+    if pages:
+        lines += ["", f"Pages viewed ({len(pages)}): {', '.join(_code(page) for page in pages)}"]
+    if writes:
+        lines += ["", "#### Model writes", "", *_markdown_writes(writes, failures.get("orm", 0))]
     lines += [
         "",
         "#### Latency (ms)",
@@ -382,6 +408,27 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             f"| {_milliseconds(latency['p50'])} | {_milliseconds(latency['p99'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _markdown_writes(writes: Mapping[str, Any], failed: int) -> list[str]:
+    """The write probe's section of the comment: whether it ran, what it wrote from which
+    version, what it could not write and why."""
+    if writes.get("not_run"):
+        return [f"None: {_markdown_cell(writes['not_run'])}."]
+    by_version = ", ".join(
+        f"{count} by {_code(name)}" for name, count in writes["operations_by_version"].items()
+    )
+    models = ", ".join(_code(model) for model in writes["models"]) or "no model"
+    lines = [
+        f"{writes['operations']} create/update/read/delete operations ({by_version or 'none'}) "
+        f"on {models}; failed: {failed}."
+    ]
+    lines += [
+        f"- not probed: {_code(model)}: {_markdown_cell(why)}"
+        for model, why in writes["skipped"].items()
+    ]
+    lines += [f"- {_markdown_cell(problem)}" for problem in writes.get("problems") or ()]
+    return lines
 
 
 def _markdown_cell(text: str) -> str:

@@ -12,21 +12,31 @@ Each side (`--from`, `--to`) names one of:
 Whatever the side, a version's files are what the image's build context holds of them: what
 that version's own `.dockerignore` keeps, and never `.git` nor a virtualenv (a directory
 holding `pyvenv.cfg`), which belong to the machine, not to the app.
+
+A ref's files are what `git archive` exports of its commit, which is not always what a
+checkout of it would send Docker: files marked `export-ignore` in `.gitattributes` are left
+out and `export-subst` placeholders are filled in; files kept in Git LFS come out as their
+pointer files, not their content; and for an app in a git submodule, the ref names a commit
+of the submodule's own repository, not of the repository that holds it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pulumi_django.build_context import IgnorePattern, is_ignored, read_dockerignore
+from pulumi_django.build_context import (
+    IgnorePattern,
+    context_entries,
+    is_ignored,
+    read_dockerignore,
+)
 from pulumi_django.errors import UsageError
 from pulumi_django.git_plan import Repository, extract_tree, repository_of, resolve_commit
+from pulumi_django.static_publish import key_safe
 
 from .releases import (
     RELEASES_DIR,
@@ -90,7 +100,7 @@ def resolve_source(app_dir: Path, spec: str, option: str) -> VersionSource:
         return VersionSource(spec, "worktree", WORKTREE, "worktree")
     if spec in release_names(app_dir):
         overlay_chain(read_releases(app_dir), spec)  # a broken base chain fails now
-        return VersionSource(spec, "variant", spec, _printable(spec))
+        return VersionSource(spec, "variant", spec, key_safe(spec)[:MAX_RELEASE_NAME])
     return _resolve_ref(app_dir, spec, option)
 
 
@@ -128,10 +138,6 @@ def _resolve_ref(app_dir: Path, spec: str, option: str) -> VersionSource:
     return VersionSource(spec, "ref", label, short, commit)
 
 
-def _printable(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:MAX_RELEASE_NAME]
-
-
 def export_source(app_dir: Path, source: VersionSource, destination: Path) -> Path:
     """Writes the version's files into `destination` (which must not exist) as the image's
     build context would hold them, and returns it."""
@@ -159,13 +165,13 @@ def _export_commit(app_dir: Path, source: VersionSource, destination: Path) -> N
             repository,
             source.commit,
             files,
-            directory=_in_repository(repository),
+            directory=archive_subdirectory(repository),
             failure=f"could not export {source.label} of {app_dir}",
         )
         _copy_context(files, destination, ContextRules.read(files))
 
 
-def _in_repository(repository: Repository) -> str:
+def archive_subdirectory(repository: Repository) -> str:
     """The app's directory as `git archive` names a tree in a commit ("" at the top)."""
     return "" if repository.directory == Path() else repository.directory.as_posix()
 
@@ -179,7 +185,7 @@ def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
     )
     _copy_context(app_dir, destination, rules)
     for relative, file in overlays.items():
-        if not rules.leaves_out(relative.as_posix(), directory=False):
+        if not rules.leaves_out(file, relative.as_posix()):
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, target)
@@ -188,9 +194,9 @@ def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
 @dataclass(frozen=True)
 class ContextRules:
     """What a version's build context leaves out: what its `.dockerignore` ignores, and always
-    `.git` (the repository, not the app) and the `top_level` names; with no `.dockerignore`,
-    Python's bytecode too (built for another interpreter, and rebuilt anyway). Virtualenvs are
-    left out by the walk, which sees their `pyvenv.cfg`."""
+    `.git` (the repository, not the app), a virtualenv (a directory holding `pyvenv.cfg`) and
+    the `top_level` names; with no `.dockerignore`, Python's bytecode too (built for another
+    interpreter, and rebuilt anyway)."""
 
     patterns: list[IgnorePattern]
     has_dockerignore: bool
@@ -202,57 +208,31 @@ class ContextRules:
         has_dockerignore = (directory / DOCKERIGNORE).is_file()
         return cls(read_dockerignore(directory), has_dockerignore, top_level)
 
-    @property
-    def may_reinclude(self) -> bool:
-        """A `!` exception may bring back a path below an ignored directory."""
-        return any(pattern.exclusion for pattern in self.patterns)
-
-    def always_left_out(self, relative: str, *, directory: bool) -> bool:
-        name = relative.rpartition("/")[2]
+    def always_left_out(self, path: Path, relative: str) -> bool:
+        """`path`, at `relative` (posix) in the app, stays out whatever the `.dockerignore`
+        says; a directory with everything below it."""
+        name = path.name
         if name == GIT_DIR or ("/" not in relative and name in self.top_level):
             return True
-        if self.has_dockerignore:
-            return False
-        return name == "__pycache__" if directory else name.endswith(".pyc")
+        if (path / VENV_MARKER).is_file():
+            return True
+        return not self.has_dockerignore and (name == "__pycache__" or name.endswith(".pyc"))
 
-    def leaves_out(self, relative: str, *, directory: bool) -> bool:
-        """`relative` (a posix path in the app) is not in the build context."""
-        return self.always_left_out(relative, directory=directory) or is_ignored(
-            relative, self.patterns
-        )
+    def leaves_out(self, path: Path, relative: str) -> bool:
+        """`path`, at `relative` (posix) in the app, is not in the build context."""
+        return self.always_left_out(path, relative) or is_ignored(relative, self.patterns)
 
 
 def _copy_context(source: Path, destination: Path, rules: ContextRules) -> None:
     """Copies what the build context holds of `source` into `destination`: regular files and
-    links (as links), and the directories kept. It never walks into a directory left out
-    whole (a virtualenv, `.git`, an ignored `node_modules/`), except below an ignored one when
-    a `!` exception may bring something back from it."""
+    links (as links), and the directories kept; a socket or a pipe has nothing to copy. The
+    walk is the image digest's (build_context.context_entries), with the rules' own
+    patterns and what they always leave out."""
     destination.mkdir()
-    for directory, subdirectories, files in os.walk(source):
-        here = Path(directory)
-        walked = []
-        for name in sorted(subdirectories):
-            path = here / name
-            relative = path.relative_to(source).as_posix()
-            if path.is_symlink():
-                files.append(name)  # copied as the link it is, never followed
-                continue
-            if rules.always_left_out(relative, directory=True) or (path / VENV_MARKER).is_file():
-                continue
-            ignored = is_ignored(relative, rules.patterns)
-            if ignored and not rules.may_reinclude:
-                continue
-            walked.append(name)
-            if not ignored:
-                (destination / relative).mkdir(parents=True, exist_ok=True)
-        subdirectories[:] = walked
-        for name in files:
-            path = here / name
-            relative = path.relative_to(source).as_posix()
-            if not (path.is_symlink() or path.is_file()):  # a socket or a pipe
-                continue
-            if rules.leaves_out(relative, directory=False):
-                continue
-            target = destination / relative
+    for entry in context_entries(source, rules.patterns, rules.always_left_out):
+        target = destination / entry.relative_to(source)
+        if entry.is_symlink() or entry.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target, follow_symlinks=False)
+            shutil.copy2(entry, target, follow_symlinks=False)
+        elif entry.is_dir():
+            target.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,10 @@
 version's probe running beside the rollout, its operations collected as the load's `Sample`s.
 
 The probe runs in the version's own interpreter, which may be a virtualenv without
-model_bakery: the probe's PYTHONPATH gets a directory holding only our installed model_bakery,
-appended, so that a model_bakery of the app's own wins and nothing else of ours (our Django,
-psycopg, redis...) can change what the app imports.
+model_bakery: the probe is given a directory holding only our installed model_bakery, which it
+puts on its path only when the app has no model_bakery of its own (the app's wins, as it fits
+the app's Django), and nothing else of ours (our Django, psycopg, redis...) can change what the
+app imports.
 
 Typical use, the old version's probe started before the migration and the new version's after
 it (a model the migration adds has no table before):
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import tempfile
 import threading
@@ -37,6 +37,7 @@ from .servers import log_tail, stop_process
 PROBE_SCRIPT = Path(__file__).with_name("orm_probe.py")
 # orm_probe.py's own names for these; it cannot import them from here.
 PROBE_DATABASE_VARIABLE = "PULUMI_DJANGO_PROBE_DATABASE"
+LENT_LIBRARY_VARIABLE = "PULUMI_DJANGO_PROBE_LIBRARY"
 REFUSED_EXIT_CODE = 2
 # Between the probe's rounds, at least (longer rounds get longer pauses: orm_probe.py). A round
 # of a few models takes some milliseconds: 8 rounds a second, an eighth of a core.
@@ -71,7 +72,13 @@ def migrating_apps(python: str, cwd: Path, env: Mapping[str, str], timeout: floa
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.splitlines()[-30:])
         raise WriteProbeError(f"the migration plan failed (exit {completed.returncode}):\n{tail}")
-    return list(json.loads(completed.stdout)["apps"])
+    try:
+        apps = json.loads(completed.stdout)["apps"]
+    except (ValueError, KeyError, TypeError):
+        raise WriteProbeError(
+            f"the migration plan printed no list of apps: {completed.stdout[-300:]!r}"
+        ) from None
+    return [str(app) for app in apps]
 
 
 class WriteProbe:
@@ -136,11 +143,14 @@ class WriteProbe:
         for line in self._process.stdout:
             try:
                 message = json.loads(line)
-            except ValueError:  # printed before the probe took stdout over (a sitecustomize)
+                if not isinstance(message, dict):
+                    raise TypeError(f"not an object: {message!r}")
+                self._receive(message)
+            except (ValueError, KeyError, TypeError):
+                # Not the probe's (printed before it took stdout over: a sitecustomize): kept
+                # in the log, so the reader goes on.
                 with self._log.open("ab") as log:
                     log.write(line)
-                continue
-            self._receive(message)
 
     def _receive(self, message: dict[str, Any]) -> None:
         if "op" in message:
@@ -189,7 +199,7 @@ def running_write_probe(
         probe_env = {
             **env,
             PROBE_DATABASE_VARIABLE: database_name,
-            "PYTHONPATH": os.pathsep.join(filter(None, [env.get("PYTHONPATH"), shelf])),
+            LENT_LIBRARY_VARIABLE: shelf,
             "PYTHONUNBUFFERED": "1",
         }
         command = [python, str(PROBE_SCRIPT), "run", "--apps", ",".join(apps)]

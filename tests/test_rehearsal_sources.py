@@ -24,6 +24,7 @@ from pulumi_django.rehearsal.sources import (
     export_source,
     resolve_sides,
     resolve_source,
+    same_code,
 )
 
 BIGFOOT = ROOT / "examples" / "bigfoot"
@@ -62,6 +63,18 @@ def test_by_default_the_working_tree_is_released_over_head(
 
     assert previous == VersionSource("HEAD", "ref", f"HEAD@{head[:8]}", head[:8], head)
     assert release == VersionSource(WORKTREE, "worktree", WORKTREE, "worktree")
+
+
+def test_the_same_code_on_both_sides_is_told_apart_from_a_change(
+    bigfoot_repository: tuple[Path, dict[str, str]],
+) -> None:
+    app, _ = bigfoot_repository
+    assert same_code(app, *resolve_sides(app, None, None))  # a clean checkout: HEAD twice
+    assert same_code(app, *resolve_sides(app, "main", "main"))
+    assert not same_code(app, *resolve_sides(app, "main", "v2"))
+    assert not same_code(BIGFOOT, *resolve_sides(BIGFOOT, None, "v2"))  # variants: never
+    (app / "sightings" / "notes.txt").write_text("an untracked file is a change\n")
+    assert not same_code(app, *resolve_sides(app, None, None))
 
 
 def test_a_branch_a_tag_and_a_short_sha_are_refs(

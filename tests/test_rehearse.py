@@ -963,7 +963,7 @@ def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
 @pytest.mark.slow
 def test_ctrl_c_stops_every_server_and_removes_every_directory(scratch: Path) -> None:
     process = subprocess.Popen(
-        [str(CLI), "rehearse", "--to", "v2", "--replicas", "1", "--before", "30"],
+        [str(CLI), "rehearse", "--to", "v2", "--replicas", "1", "--before", "1", "--after", "30"],
         cwd=ROOT,
         env={**os.environ, "TMPDIR": str(scratch)},
         stdout=subprocess.PIPE,
@@ -971,8 +971,9 @@ def test_ctrl_c_stops_every_server_and_removes_every_directory(scratch: Path) ->
         text=True,
     )
     assert process.stderr is not None
-    seen = wait_for_line(process.stderr, "load:", timeout=120)
-    assert "load:" in seen, seen
+    # In the middle of the rollout: the old version's write probe runs beside the replicas.
+    seen = wait_for_line(process.stderr, "write probe of v1", timeout=120)
+    assert "write probe of v1" in seen, seen
     assert processes_using(scratch), "the rehearsal should be running by now"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ..rehearsal.rehearse import RehearsalOptions, ReleaseStepError, rehearse
     from ..rehearsal.report import render_markdown, render_report, report_json
     from ..rehearsal.servers import ServerError
-    from ..rehearsal.sources import resolve_sides
+    from ..rehearsal.sources import resolve_sides, same_code
 
     _check_numbers(args)
     _check_outputs(args)
@@ -142,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
     _require_django_project(app_dir)
     # Both sides exist before any server starts.
     previous, release = resolve_sides(app_dir.resolve(), args.from_spec, args.to_spec)
+    if same_code(app_dir.resolve(), previous, release):
+        _progress(
+            f"{previous.label} and {release.label} are the same code (nothing changed in "
+            f"{app_dir}): this rehearses the release machinery on the app, not a change"
+        )
     options = RehearsalOptions(
         app_dir=app_dir.resolve(),
         previous=previous,

@@ -320,6 +320,10 @@ def _is_tree_node(model: Any) -> bool:
 
 
 def _own_type_fields(model: Any) -> dict[str, Any]:
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.contenttypes"):  # no type to keep, then
+        return {}
     from django.contrib.contenttypes.models import ContentType
 
     return {

@@ -35,7 +35,13 @@ from pulumi_django.build_context import (
     read_dockerignore,
 )
 from pulumi_django.errors import UsageError
-from pulumi_django.git_plan import Repository, extract_tree, repository_of, resolve_commit
+from pulumi_django.git_plan import (
+    Repository,
+    extract_tree,
+    head_state,
+    repository_of,
+    resolve_commit,
+)
 from pulumi_django.static_publish import key_safe
 
 from .releases import (
@@ -91,6 +97,23 @@ def resolve_sides(
         kept = previous.release_name[: MAX_RELEASE_NAME - len(DISTINCT_SUFFIX)]
         release = replace(release, release_name=kept + DISTINCT_SUFFIX)
     return previous, release
+
+
+def same_code(app_dir: Path, previous: VersionSource, release: VersionSource) -> bool:
+    """Whether both sides are one commit: the same commit twice, or a commit and a working
+    tree that is that commit with nothing changed in the app (the default `HEAD` ->
+    `WORKTREE` in a clean checkout)."""
+    if previous.commit is not None and previous.commit == release.commit:
+        return True
+    sides = {previous.kind, release.kind}
+    if sides != {"ref", "worktree"}:
+        return False
+    commit = previous.commit or release.commit
+    repository = repository_of(app_dir)
+    if repository is None:
+        return False
+    head, changed = head_state(repository)
+    return head == commit and not changed
 
 
 def resolve_source(app_dir: Path, spec: str, option: str) -> VersionSource:

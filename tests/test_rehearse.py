@@ -61,6 +61,7 @@ from pulumi_django.rehearsal.releases import current_release
 from pulumi_django.rehearsal.report import (
     StepReport,
     Timeline,
+    WriteSummary,
     build_report,
     decide_result,
     render_report,
@@ -528,6 +529,36 @@ def test_a_stock_project_without_a_home_page_rehearses_ok() -> None:
     assert clean.excluded_paths == ()
     assert report_json(clean)["excluded_paths"] == []
     assert "not counted" not in render_report(clean)
+
+
+def test_writes_the_probe_could_not_cover_make_an_ok_say_so() -> None:
+    """0 orm failures proves nothing when no model was written: the verdict says why, in the
+    text, the JSON and the comment."""
+    unprobed = WriteSummary(
+        {"v1": 0, "v2": 0},
+        (),
+        {"home.HomePage": "create raised DoesNotExist: Page matching query does not exist."},
+        problems=("no model of home could be written (not probed, above)",),
+    )
+    samples = [page(t / 10, "/", 200) for t in range(50)]
+    report = rehearsal_report(
+        samples, steps_ending("ok", "ok", "ok", "ok", "ok", "ok"), write_summary=unprobed
+    )
+    assert (report.result, report.exit_code) == ("ok", 0)
+    text = render_report(report)
+    assert (
+        "Result: OK: no request failed while the old and the new version ran side by side; "
+        "but the model writes were not all probed (no model of home could be written (not "
+        "probed, above))."
+    ) in text
+    assert "  not probed: home.HomePage: create raised DoesNotExist" in text
+    assert report_json(report)["writes"]["problems"] == list(unprobed.problems)
+
+    probed = replace(unprobed, models=("home.HomePage",), skipped={}, problems=())
+    report = rehearsal_report(samples, steps_ending(*["ok"] * 6), write_summary=probed)
+    assert render_report(report).endswith(
+        "Result: OK: no request failed while the old and the new version ran side by side.\n"
+    )
 
 
 def test_a_refused_release_is_refused_and_still_shows_what_failed_before_it() -> None:

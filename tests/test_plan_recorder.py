@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -196,13 +197,12 @@ def test_missing_project_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_plan_shows_the_migration_check_of_the_stacks_app(tmp_path: Path) -> None:
-    from pulumi_django.rehearsal.releases import build_release
+    from pulumi_django.rehearsal.sources import build_variant
 
-    app = build_release(
-        Path(__file__).resolve().parent.parent / "examples" / "bigfoot",
-        "v2-unsafe",
-        tmp_path / "app",
-    )
+    bigfoot = Path(__file__).resolve().parent.parent / "examples" / "bigfoot"
+    app = build_variant(bigfoot, "v2-unsafe", tmp_path / "app")
+    # A build holds what the image's /app holds; the plan builds the image: its Dockerfile.
+    shutil.copy(bigfoot / "Dockerfile", app / "Dockerfile")
     for name in ("Pulumi.yaml", "__main__.py"):
         (tmp_path / name).write_text((TINY / name).read_text())
     (tmp_path / "Pulumi.unsafe.yaml").write_text(

@@ -17,7 +17,8 @@ from bigfoot_testing import (
 )
 
 from pulumi_django.errors import UsageError
-from pulumi_django.rehearsal.releases import build_release, overlay_chain, read_releases
+from pulumi_django.rehearsal.releases import overlay_chain, read_releases
+from pulumi_django.rehearsal.sources import build_variant
 
 RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
 MIGRATION = "sightings/migrations/0002_sighting_gdpr_accepted.py"
@@ -49,7 +50,7 @@ REPORT = {
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("releases")
-    return {name: build_release(APP_DIR, name, root / name) for name in RELEASES}
+    return {name: build_variant(APP_DIR, name, root / name) for name in RELEASES}
 
 
 def collect_static(app: Path, static_root: Path) -> dict[str, str]:
@@ -78,8 +79,10 @@ def test_a_release_is_the_app_plus_its_overlays_and_nothing_else(builds: dict[st
         }
 
     v1 = files(builds["v1"])
-    assert {"manage.py", "Dockerfile", "requirements.txt", "bigfoot/settings.py"} <= v1
+    assert {"manage.py", "requirements.txt", "bigfoot/settings.py"} <= v1
+    # What the image's /app holds: the .dockerignore leaves out the rest.
     assert not [n for n in v1 if n.startswith(("tests/", "releases/")) or "__pycache__" in n]
+    assert not {"Dockerfile", ".dockerignore"} & v1
     assert changed(APP_DIR, builds["v1"]) == set()
 
     overlays = read_releases(APP_DIR)
@@ -178,16 +181,16 @@ def test_names_the_known_releases_when_asked_for_an_unknown_one(tmp_path: Path) 
     write_release(tmp_path, "v1", 'description = "first"')
     write_release(tmp_path, "v3", 'description = "third"\nbase = "v2"')
     with pytest.raises(UsageError, match=r"unknown release 'v9'; known releases: v1, v3"):
-        build_release(tmp_path, "v9", tmp_path / "out")
+        build_variant(tmp_path, "v9", tmp_path / "out")
     with pytest.raises(UsageError, match=r"unknown release 'v2' \(base of v3\)"):
-        build_release(tmp_path, "v3", tmp_path / "out")
+        build_variant(tmp_path, "v3", tmp_path / "out")
 
 
 def test_refuses_bases_that_form_a_cycle(tmp_path: Path) -> None:
     write_release(tmp_path, "a", 'description = "a"\nbase = "b"')
     write_release(tmp_path, "b", 'description = "b"\nbase = "a"')
     with pytest.raises(UsageError, match="base releases form a cycle"):
-        build_release(tmp_path, "a", tmp_path / "out")
+        build_variant(tmp_path, "a", tmp_path / "out")
 
 
 def test_a_release_must_say_what_it_changes(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pulumi_django.rehearsal.releases import build_release
+from pulumi_django.rehearsal.sources import build_variant
 
 APP_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -69,4 +69,4 @@ def pulumi_django(*args: str) -> subprocess.CompletedProcess[str]:
 
 def release(name: str, root: Path) -> Path:
     """Release `name` of the app (its files plus the overlay), built under `root`."""
-    return build_release(APP_DIR, name, root / name)
+    return build_variant(APP_DIR, name, root / name)

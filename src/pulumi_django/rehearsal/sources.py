@@ -199,6 +199,15 @@ def archive_subdirectory(repository: Repository) -> str:
     return "" if repository.directory == Path() else repository.directory.as_posix()
 
 
+def build_variant(app_dir: Path, name: str, destination: Path) -> Path:
+    """Release variant `name` of the app in `app_dir`, built into `destination` (which must
+    not exist) as the rehearsal builds it: the app's build context, then the variant's
+    overlays from the deepest base up. An unknown name, a base cycle or a variant without a
+    description is a UsageError."""
+    _export_variant(app_dir, name, destination)
+    return destination
+
+
 def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
     overlays = overlay_files(app_dir, name)
     # The variant's files decide what is ignored: its own .dockerignore when it has one.

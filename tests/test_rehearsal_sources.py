@@ -75,6 +75,23 @@ def test_the_same_code_on_both_sides_is_told_apart_from_a_change(
     assert not same_code(BIGFOOT, *resolve_sides(BIGFOOT, None, "v2"))  # variants: never
     (app / "sightings" / "notes.txt").write_text("an untracked file is a change\n")
     assert not same_code(app, *resolve_sides(app, None, None))
+    assert same_code(app, *resolve_sides(app, WORKTREE, WORKTREE))
+
+
+def test_commits_that_change_only_what_is_beside_the_app_hold_the_same_app(
+    tmp_path: Path,
+) -> None:
+    """A pull request that touches the docs, not the app: `--from origin/main --to HEAD`."""
+    repository = tmp_path / "repository"
+    app_history("bigfoot", repository, subdirectory=SUBDIRECTORY)
+    app = repository / SUBDIRECTORY
+    (repository / "README.md").write_text("docs only\n")
+    commit_all(repository, "docs")
+    assert same_code(app, *resolve_sides(app, "HEAD~1", "HEAD"))
+    assert same_code(app, *resolve_sides(app, "HEAD~1", None))  # and a clean working tree
+    (app / "manage.py").write_text("# changed\n")
+    commit_all(repository, "the app")
+    assert not same_code(app, *resolve_sides(app, "HEAD~1", "HEAD"))
 
 
 def test_a_branch_a_tag_and_a_short_sha_are_refs(

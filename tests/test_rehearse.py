@@ -64,6 +64,7 @@ from pulumi_django.rehearsal.report import (
     WriteSummary,
     build_report,
     decide_result,
+    render_markdown,
     render_report,
     report_json,
 )
@@ -377,6 +378,15 @@ def test_without_forms_the_load_only_reads() -> None:
     assert "/sightings/new/" not in {s.path for s in samples}
 
 
+def test_without_a_page_to_view_the_load_checks_health_and_posts_forms() -> None:
+    """Every seed answered no page (a 403 at `/`): nothing to view, the rest goes on."""
+    with fake_site() as site:
+        samples = run_load(replace(site, page_paths=()), 1.0)
+    assert len(samples) > 100  # at 200 requests/s: every virtual user kept going
+    assert {s.path for s in samples} <= {"/healthz", "/sightings/new/"}
+    assert not [s for s in samples if s.failure]
+
+
 @pytest.mark.parametrize(
     ("rehearsal", "message"),
     [
@@ -538,7 +548,10 @@ def test_writes_the_probe_could_not_cover_make_an_ok_say_so() -> None:
         {"v1": 0, "v2": 0},
         (),
         {"home.HomePage": "create raised DoesNotExist: Page matching query does not exist."},
-        problems=("no model of home could be written (not probed, above)",),
+        problems=(
+            "the write probe of v1 could write no model",
+            "the write probe of v2 exited with 1:\nTraceback (most recent call last):",
+        ),
     )
     samples = [page(t / 10, "/", 200) for t in range(50)]
     report = rehearsal_report(
@@ -548,11 +561,15 @@ def test_writes_the_probe_could_not_cover_make_an_ok_say_so() -> None:
     text = render_report(report)
     assert (
         "Result: OK: no request failed while the old and the new version ran side by side; "
-        "but the model writes were not all probed (no model of home could be written (not "
-        "probed, above))."
+        "but the model writes were not all probed (see Model writes)."
     ) in text
+    assert "  the write probe of v1 could write no model" in text
     assert "  not probed: home.HomePage: create raised DoesNotExist" in text
+    assert "  the write probe of v2 exited with 1:\n" in text  # a line each, the log in JSON
     assert report_json(report)["writes"]["problems"] == list(unprobed.problems)
+    markdown = render_markdown(report_json(report))
+    assert "but the model writes were not all probed (see Model writes).**" in markdown
+    assert "\n- the write probe of v2 exited with 1:\n" in markdown
 
     probed = replace(unprobed, models=("home.HomePage",), skipped={}, problems=())
     report = rehearsal_report(samples, steps_ending(*["ok"] * 6), write_summary=probed)
@@ -989,6 +1006,8 @@ def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
     assert "503" in fleet["detail"]
     assert f"2 replicas of main@{commits['main'][:8]} kept serving" in fleet["detail"]
     assert report["requests_by_phase"]["after"] > 0
+    # The new version never served, so it never wrote: only the old version's probe ran.
+    assert set(writes_by_version(report)) == {f"main@{commits['main'][:8]}"}
 
 
 @pytest.mark.slow
@@ -1065,3 +1084,29 @@ def test_every_replica_stores_uploads_in_one_directory_the_proxy_serves(
         rehearsal = Rehearsal(replace(options, config=off), resources, tmp_path, lambda _: None)
         assert not [key for key in rehearsal.environment(versions[0]) if key.startswith("MEDIA_")]
         assert rehearsal.site([replica]).media is None
+
+
+def test_a_failure_is_pinned_on_the_version_whose_replica_answered(tmp_path: Path) -> None:
+    """The proxy names the replica; nginx names each one it tried when it passed a request
+    on (`A, B`): the last one answered."""
+    options = RehearsalOptions(APP, *resolve_sides(APP, None, "v2"), local_config(), "nginx")
+    with contextlib.ExitStack() as resources:
+        rehearsal = Rehearsal(options, resources, tmp_path, progress=lambda _line: None)
+        for name, port in (("v1", 18001), ("v2", 18002)):
+            version = rehearse_module.Version(name, name, tmp_path / name, tmp_path / "static")
+            process = subprocess.Popen(["true"])
+            process.wait()
+            rehearsal.replicas.append(
+                rehearse_module.Replica(version, port, process, tmp_path / "log", resources)
+            )
+        sample = page(1.0, "/", 500)
+        served = {
+            answered: rehearsal.with_serving_version(replace(sample, version=answered)).version
+            for answered in ("127.0.0.1:18001", "127.0.0.1:18001, 127.0.0.1:18002", "", "x")
+        }
+    assert served == {
+        "127.0.0.1:18001": "v1",
+        "127.0.0.1:18001, 127.0.0.1:18002": "v2",
+        "": "",  # no replica answered (the proxy itself did)
+        "x": "x",
+    }

@@ -164,7 +164,7 @@ def test_pull_requests_get_a_rehearsal_of_their_release_over_the_base_branch() -
     script = rehearse_script()
     command = " ".join(script.replace("\\\n", " ").split())
     assert (
-        '.venv/bin/pulumi-django rehearse --from "origin/$BASE_REF" --to HEAD --json '
+        'timeout 25m .venv/bin/pulumi-django rehearse --from "origin/$BASE_REF" --to HEAD --json '
         '--markdown "$comment"'
     ) in command
     [step] = [step for step in job["steps"] if step.get("run") == script]

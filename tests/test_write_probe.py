@@ -212,10 +212,12 @@ def test_the_probe_is_a_script_for_any_interpreter_of_the_app() -> None:
 def test_plan_names_the_apps_whose_migrations_the_release_applies(
     tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
 ) -> None:
-    v1, env, _ = notebook
+    v1, env, database = notebook
     v2 = release(NOTEBOOK, "v2", tmp_path / "v2")
-    assert migrating_apps(sys.executable, v2, env, timeout=60) == ["journal"]
-    assert migrating_apps(sys.executable, v1, env, timeout=60) == []
+    assert migrating_apps(sys.executable, v2, env, database, timeout=60) == ["journal"]
+    assert migrating_apps(sys.executable, v1, env, database, timeout=60) == []
+    with pytest.raises(WriteProbeError, match=r"failed \(exit 2\)"):
+        migrating_apps(sys.executable, v2, env, "production", timeout=60)
 
 
 @pytest.mark.slow
@@ -328,7 +330,7 @@ def test_bigfoots_old_code_fails_to_insert_a_sighting_after_its_unsafe_migration
     v1 = release(BIGFOOT, "v1", tmp_path / "v1")
     unsafe = release(BIGFOOT, "v2-unsafe", tmp_path / "v2-unsafe")
     manage(v1, env, "migrate")
-    assert migrating_apps(sys.executable, unsafe, env, timeout=60) == ["sightings"]
+    assert migrating_apps(sys.executable, unsafe, env, "probe_bigfoot", timeout=60) == ["sightings"]
     with running_write_probe(
         python=sys.executable,
         cwd=v1,

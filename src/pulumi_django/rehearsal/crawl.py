@@ -3,7 +3,9 @@ pages they link to, found once, on the version that runs now, before the load st
 
 A seed is viewed as the page it leads to: an app whose `/` redirects (to its login page when
 every page needs one, to `/en/` with `i18n_patterns`) is viewed at that page, which answers
-200, not at `/`, whose redirect every request would count as a failure.
+200, not at `/`, whose redirect every request would count as a failure. A seed that leads to
+no page on the version that runs now (403, 500, another site) is not viewed at all; one that
+404s is, and the report lists it as a page the app does not have.
 
 The list is fixed before the release, so both versions get the same pages: a page the new
 version drops then fails during the rollout, as it does for the users who follow the old
@@ -25,6 +27,7 @@ import http.client
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from .load import REDIRECT_STATUSES, REQUEST_TIMEOUT_SECONDS, describe_error, parse_page
 
@@ -49,7 +52,8 @@ UNUSED_BODY_BYTES = 64 * 1024
 class CrawlResult:
     """`pages`: the seeds, in order, then every page found (a same-site link that answered 200
     with HTML), in the order found; each seed and page as the path it ended at after same-site
-    redirects, except a seed that answered no page (404 or else), kept as given. `skipped`:
+    redirects, except a seed that answered 404, kept as given (and a seed that answered no
+    page otherwise, left out). `skipped`:
     links not followed, with why; `errors`: links that answered otherwise, with what they
     answered. Both as (path, reason), for the progress line."""
 
@@ -71,7 +75,8 @@ def discover_pages(
     """Breadth-first from `seeds` (depth 0) through same-site links, at most `depth` links
     away, until `max_pages` pages in all. The seeds are always requested, and kept, even
     those that answer 404 (the report lists a page missing before the release rather than
-    counting its failures) or no page at all (their failures are the app's)."""
+    counting its failures); a seed that answers no page otherwise (403, 500, a redirect off
+    the site) is left out: every view of it would fail, whatever the release."""
     if host not in LOOPBACK_HOSTS:
         raise ValueError(f"{host}: the crawl visits this machine only: 127.0.0.1, ::1, localhost")
     if depth < 0 or max_pages < 1:
@@ -111,7 +116,15 @@ class _Crawler:
 
     def crawl(self, seeds: tuple[str, ...], depth: int, max_pages: int) -> CrawlResult:
         fetched = [(seed, self.fetch(seed)) for seed in seeds]
-        pages = list(dict.fromkeys(page[0] if page else seed for seed, page in fetched))
+        # A seed that 404s stays: the report lists it as a page the app does not have. One that
+        # answers no page otherwise (403, 500, another site) would fail every view whatever the
+        # release does: it is left out, with why in `errors` or `skipped`.
+        kept = [
+            page[0] if page else seed
+            for seed, page in fetched
+            if page or self.errors.get(seed) == f"answered {HTTPStatus.NOT_FOUND}"
+        ]
+        pages = list(dict.fromkeys(kept))
         seen = {*seeds, *pages}  # every path kept or queued: each is fetched once
         parsed: set[str] = set()  # pages whose links were read (a redirect may lead to one)
         queue: collections.deque[tuple[str, int]] = collections.deque()

@@ -246,7 +246,9 @@ class VirtualUser:
         self.connection_history = ""  # how the last request was sent, for failure details
 
     def run(self) -> None:
-        scenarios = [(self.view_page, PAGE_WEIGHT), (self.check_health, HEALTH_WEIGHT)]
+        scenarios = [(self.check_health, HEALTH_WEIGHT)]
+        if self.site.page_paths:  # none when every seed answered no page
+            scenarios.append((self.view_page, PAGE_WEIGHT))
         if self.site.forms:
             scenarios.append((self.submit_form, FORM_WEIGHT))
         actions, weights = zip(*scenarios, strict=True)

@@ -35,7 +35,7 @@ whose operations fail in the warm-up: a version's probe starts while the databas
 version's schema (the old one's before the migration, the new one's after), so such an error is
 not the release's doing. An operation's "ms" includes its savepoint.
 
-It refuses to run (exit 2) unless the default database is the one named in
+Both commands refuse to run (exit 2) unless the default database is the one named in
 PULUMI_DJANGO_PROBE_DATABASE, on loopback: it must never write to a real database.
 """
 
@@ -63,7 +63,7 @@ IDLE_PER_BUSY = 3
 TYPE_FIELDS = frozenset({"content_type", "polymorphic_ctype"})
 # Where django-treebeard keeps a node's place in its tree (materialized path, nested sets,
 # adjacency list): set by add_child, never by hand.
-TREE_FIELDS = frozenset({"path", "depth", "numchild", "lft", "rgt", "tree_id"})
+TREE_FIELDS = frozenset({"path", "depth", "numchild", "lft", "rgt", "tree_id", "sib_order"})
 
 
 class Skip(Exception):
@@ -74,12 +74,11 @@ def main(argv: list[str]) -> int:
     protocol = _take_stdout()
     _import_from_working_directory()
     arguments = _parse_arguments(argv)
-    if arguments.command == "run":
-        # Before django.setup(): an app's ready() may already write to the database.
-        refusal = _refusal()
-        if refusal:
-            print(f"orm_probe: {refusal}", file=sys.stderr)
-            return REFUSED_EXIT_CODE
+    # Before django.setup(): an app's ready() may already write to the database.
+    refusal = _refusal()
+    if refusal:
+        print(f"orm_probe: {refusal}", file=sys.stderr)
+        return REFUSED_EXIT_CODE
     import django
 
     django.setup()
@@ -128,7 +127,9 @@ def _import_model_bakery() -> None:
     try:
         import model_bakery
     except ImportError:
-        sys.path.append(os.environ.get(LENT_LIBRARY_VARIABLE, ""))
+        lent = os.environ.get(LENT_LIBRARY_VARIABLE)
+        if lent:
+            sys.path.append(lent)
         try:
             import model_bakery  # noqa: F401
         except ImportError as error:
@@ -307,15 +308,28 @@ def _make(model: Any) -> Any:
     if not _is_tree_node(model):
         return baker.make(model, _using=DEFAULT_DB_ALIAS, **own_type)
     instance = baker.prepare(model, _save_related=True, _using=DEFAULT_DB_ALIAS, **own_type)
-    root = model.get_first_root_node()
+    manager = _tree_manager(model)
+    if manager is not None:  # treebeard 7 and later
+        root = manager.get_first_root_node()
+        if root is None:
+            return manager.add_root(instance=instance)
+        return manager.add_child(root, instance=instance)
+    root = model.get_first_root_node()  # earlier treebeard (Wagtail pins one): classmethods
     if root is None:
         return model.add_root(instance=instance)
     return root.add_child(instance=instance)
 
 
+def _tree_manager(model: Any) -> Any:
+    """The manager that adds nodes (treebeard 7 moved add_root and add_child there), if any."""
+    manager = model._default_manager
+    return manager if callable(getattr(manager, "add_root", None)) else None
+
+
 def _is_tree_node(model: Any) -> bool:
-    return callable(getattr(model, "add_root", None)) and callable(
-        getattr(model, "get_first_root_node", None)
+    return _tree_manager(model) is not None or (
+        callable(getattr(model, "add_root", None))
+        and callable(getattr(model, "get_first_root_node", None))
     )
 
 

@@ -249,7 +249,11 @@ class Rehearsal:
             skip_prefixes=skip,
         )
         self.page_paths = found.pages
-        shown = ", ".join(found.pages[:CRAWL_PAGES_SHOWN])
+        seeds = ("/", *rehearsal.paths)
+        for path, why in (*found.errors, *found.skipped):
+            if path in seeds and path not in found.pages:
+                self.progress(f"crawl: {path} is not viewed ({why})")
+        shown = ", ".join(found.pages[:CRAWL_PAGES_SHOWN]) or "none"
         more = f" and {len(found.pages) - CRAWL_PAGES_SHOWN} more" * (
             len(found.pages) > CRAWL_PAGES_SHOWN
         )
@@ -383,10 +387,10 @@ class Rehearsal:
                 new.stop()
                 return self._halt(number, total, f"never became healthy: {problem}")
             healthy = time.monotonic() - started
+            if number == 1 and self.migrated_apps:  # it is about to serve: so it writes
+                self.start_write_probe(version, self.migrated_apps)
             self.serving.append(new)
             self.set_upstreams(self.serving)
-            if number == 1 and self.migrated_apps:  # the new version serves: so it writes
-                self.start_write_probe(version, self.migrated_apps)
             self.serving.remove(old)
             self.set_upstreams(self.serving)
             drained = self.drain(old)
@@ -412,6 +416,8 @@ class Rehearsal:
         static_prefix = static_url_prefix(self.config)
         new_assets = {static_prefix + name for name in manifest["paths"].values()}
         paths = self.load_site().page_paths
+        if not paths:
+            return StepOutcome("ok", "the health path answers through the proxy; no page to view")
         pages = len(self.serving) * PAGES_PER_REPLICA
         with_static = 0
         for number in range(pages):
@@ -481,12 +487,14 @@ class Rehearsal:
 
     def migrating_apps(self, version: Version) -> list[str]:
         """The apps whose migrations the release applies: the write probe writes their
-        models. None when that cannot be told (the release goes on without the probe)."""
+        models. None when that cannot be told (the release goes on without the probe, and
+        the report says so)."""
         try:
             apps = migrating_apps(
                 self.python,
                 version.directory,
                 self.environment(version),
+                DATABASE_NAME,
                 timeout=self.config.migrations.timeout_seconds,
             )
         except WriteProbeError as error:
@@ -515,11 +523,9 @@ class Rehearsal:
                     log=log,
                 )
             )
-        except WriteProbeError as error:
-            self.write_problems.append(
-                f"the write probe of {version.name} could not start: {error}"
-            )
-            self.progress(f"write probe: {self.write_problems[-1]}")
+        except WriteProbeError as error:  # its message names the probe and says why
+            self.write_problems.append(str(error))
+            self.progress(f"write probe: {error}")
             return
         self.write_probes[version.release_id] = probe
         skipped = ", ".join(probe.skipped) or "none"
@@ -529,11 +535,15 @@ class Rehearsal:
         )
 
     def stop_write_probe(self, version: Version) -> None:
-        if version.release_id in self.write_probes:
-            self.write_probes[version.release_id].stop()
+        probe = self.write_probes.get(version.release_id)
+        if probe is not None:
+            probe.stop()
+            if probe.exited_early:
+                self.progress(f"write probe of {version.name} {probe.exited_early}")
 
     def write_results(self) -> tuple[list[Sample], WriteSummary]:
-        """Every probe's operations, each probe stopped, and what they add up to."""
+        """Every probe's operations, each probe stopped, and what they add up to: a probe
+        that wrote no model, or died before the end, is a problem the verdict names."""
         samples: list[Sample] = []
         operations: dict[str, int] = {}
         models: set[str] = set()
@@ -543,15 +553,13 @@ class Rehearsal:
             done = probe.stop()
             samples += done
             operations[probe.version] = operations.get(probe.version, 0) + len(done)
-            models.update(probe.models)
+            written = [model for model in probe.models if model not in probe.skipped]
+            models.update(written)
             skipped.update(probe.skipped)
+            if not written:
+                problems.append(f"the write probe of {probe.version} could write no model")
             if probe.exited_early:
-                why = probe.exited_early.splitlines()[0].rstrip(":")
-                problems.append(f"the write probe of {probe.version} {why} before the end")
-        if self.write_probes and not models:
-            problems.append(
-                f"no model of {', '.join(self.migrated_apps)} could be written (not probed, above)"
-            )
+                problems.append(f"the write probe of {probe.version} {probe.exited_early}")
         not_run = "" if self.write_probes or problems else self.writes_not_run
         return samples, WriteSummary(
             operations, tuple(sorted(models)), skipped, not_run, tuple(problems)

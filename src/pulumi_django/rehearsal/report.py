@@ -312,11 +312,12 @@ def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
         return [f"Model writes: none ({writes.not_run})"]
     by_version = ", ".join(f"{count} by {name}" for name, count in writes.operations.items())
     lines = [
-        f"Model writes: {writes.total} create/update/read/delete operations ({by_version}) on "
+        f"Model writes: {writes.total} create/update/read/delete operations "
+        f"({by_version or 'no probe ran'}) on "
         f"{', '.join(writes.models) or 'no model'}; failed: {failed}"
     ]
     lines += [f"  not probed: {model}: {why}" for model, why in writes.skipped.items()]
-    lines += [f"  {problem}" for problem in writes.problems]
+    lines += [f"  {problem.splitlines()[0]}" for problem in writes.problems]
     return lines
 
 
@@ -333,7 +334,7 @@ def verdict(result: Result, failed: int, write_problems: Sequence[str], *, where
     if result == "refused" and failed:
         text += f"; the {failed} failure{'s' * (failed > 1)} {where} came from it alone"
     if write_problems:
-        text += f"; but the model writes were not all probed ({write_problems[0]})"
+        text += "; but the model writes were not all probed (see Model writes)"
     return text
 
 
@@ -420,14 +421,17 @@ def _markdown_writes(writes: Mapping[str, Any], failed: int) -> list[str]:
     )
     models = ", ".join(_code(model) for model in writes["models"]) or "no model"
     lines = [
-        f"{writes['operations']} create/update/read/delete operations ({by_version or 'none'}) "
+        f"{writes['operations']} create/update/read/delete operations "
+        f"({by_version or 'no probe ran'}) "
         f"on {models}; failed: {failed}."
     ]
     lines += [
         f"- not probed: {_code(model)}: {_markdown_cell(why)}"
         for model, why in writes["skipped"].items()
     ]
-    lines += [f"- {_markdown_cell(problem)}" for problem in writes.get("problems") or ()]
+    lines += [
+        f"- {_markdown_cell(problem.splitlines()[0])}" for problem in writes.get("problems") or ()
+    ]
     return lines
 
 

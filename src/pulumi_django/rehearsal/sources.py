@@ -100,20 +100,34 @@ def resolve_sides(
 
 
 def same_code(app_dir: Path, previous: VersionSource, release: VersionSource) -> bool:
-    """Whether both sides are one commit: the same commit twice, or a commit and a working
-    tree that is that commit with nothing changed in the app (the default `HEAD` ->
-    `WORKTREE` in a clean checkout)."""
-    if previous.commit is not None and previous.commit == release.commit:
+    """Whether both sides hold the same app: two commits whose app directory is one tree
+    (`--from origin/main --to HEAD` on a branch that changed something else), or a commit and a
+    working tree with nothing changed in the app since it (the default `HEAD` -> `WORKTREE`
+    in a clean checkout). Files git ignores are not compared."""
+    kinds = {previous.kind, release.kind}
+    if kinds == {"worktree"}:
         return True
-    sides = {previous.kind, release.kind}
-    if sides != {"ref", "worktree"}:
-        return False
-    commit = previous.commit or release.commit
+    if not kinds <= {"ref", "worktree"}:
+        return False  # release variants differ by definition
     repository = repository_of(app_dir)
     if repository is None:
         return False
-    head, changed = head_state(repository)
-    return head == commit and not changed
+    commits = [side.commit for side in (previous, release) if side.commit is not None]
+    if kinds == {"ref", "worktree"}:
+        head, changed = head_state(repository)
+        if changed or head is None:
+            return False
+        commits.append(head)
+    trees = {_app_tree(repository, commit) for commit in commits}
+    return len(trees) == 1 and None not in trees
+
+
+def _app_tree(repository: Repository, commit: str) -> str | None:
+    """The id of the app directory's tree in `commit` (None when git cannot say)."""
+    found = repository.git(
+        "rev-parse", "--verify", "--quiet", f"{commit}:{_archive_subdirectory(repository)}"
+    )
+    return found.stdout.strip() or None
 
 
 def resolve_source(app_dir: Path, spec: str, option: str) -> VersionSource:
@@ -188,13 +202,13 @@ def _export_commit(app_dir: Path, source: VersionSource, destination: Path) -> N
             repository,
             source.commit,
             files,
-            directory=archive_subdirectory(repository),
+            directory=_archive_subdirectory(repository),
             failure=f"could not export {source.label} of {app_dir}",
         )
         _copy_context(files, destination, ContextRules.read(files))
 
 
-def archive_subdirectory(repository: Repository) -> str:
+def _archive_subdirectory(repository: Repository) -> str:
     """The app's directory as `git archive` names a tree in a commit ("" at the top)."""
     return "" if repository.directory == Path() else repository.directory.as_posix()
 

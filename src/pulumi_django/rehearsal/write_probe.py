@@ -52,14 +52,17 @@ class WriteProbeError(RuntimeError):
     """The probe could not run; the message says why, with the end of its log."""
 
 
-def migrating_apps(python: str, cwd: Path, env: Mapping[str, str], timeout: float) -> list[str]:
+def migrating_apps(
+    python: str, cwd: Path, env: Mapping[str, str], database_name: str, timeout: float
+) -> list[str]:
     """The labels of the apps with migrations that `cwd`'s code would apply to the database
-    `env` configures (run it with the new version before its migration)."""
+    `env` configures, which must be `database_name` on loopback (run it with the new version
+    before its migration)."""
     try:
         completed = subprocess.run(
             [python, str(PROBE_SCRIPT), "plan"],
             cwd=cwd,
-            env=dict(env),
+            env={**env, PROBE_DATABASE_VARIABLE: database_name},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -72,13 +75,17 @@ def migrating_apps(python: str, cwd: Path, env: Mapping[str, str], timeout: floa
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.splitlines()[-30:])
         raise WriteProbeError(f"the migration plan failed (exit {completed.returncode}):\n{tail}")
+    # The plan is the last line: an app's sitecustomize may print before the probe starts.
+    lines = completed.stdout.strip().splitlines()
     try:
-        apps = json.loads(completed.stdout)["apps"]
-    except (ValueError, KeyError, TypeError):
+        apps = json.loads(lines[-1])["apps"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        apps = None
+    if not isinstance(apps, list) or not all(isinstance(app, str) for app in apps):
         raise WriteProbeError(
             f"the migration plan printed no list of apps: {completed.stdout[-300:]!r}"
-        ) from None
-    return [str(app) for app in apps]
+        )
+    return apps
 
 
 class WriteProbe:

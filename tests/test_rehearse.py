@@ -828,6 +828,14 @@ def failures_from(report: dict[str, Any], kind: str) -> set[str]:
     }
 
 
+# Two replicas replaced under a busier load, at least 1,000 requests, short quiet phases: the
+# rollout, not the waiting around it, is what a release rehearsal proves.
+SHORT_AND_BUSY = (
+    *("--replicas", "2", "--rate", "100", "--min-requests", "1000"),
+    *("--before", "2", "--after", "2"),
+)
+
+
 @pytest.fixture
 def bigfoot_history(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """examples/bigfoot in a git repository of its own: `main` as it is, and a branch per
@@ -846,12 +854,12 @@ def test_a_safe_change_between_two_commits_rolls_out_without_a_single_failed_req
     code, report, stderr = rehearse_cli(
         scratch,
         *("--app", str(app), "--from", "main", "--to", "v2"),
-        *("--rate", "120", "--min-requests", "3000"),
+        *SHORT_AND_BUSY,
     )
     assert_no_failures(report, stderr)
     old, new = f"main@{commits['main'][:8]}", f"v2@{commits['v2'][:8]}"
     assert (code, report["result"], report["previous"], report["release"]) == (0, "ok", old, new)
-    assert report["requests"] >= 3000
+    assert report["requests"] >= 1000
     assert [step["key"] for step in report["steps"]] == STEP_KEYS
     assert {step["status"] for step in report["steps"]} == {"ok"}
     assert all(report["requests_by_phase"][phase] > 0 for phase in ("before", "during", "after"))
@@ -871,12 +879,10 @@ def test_a_safe_change_between_two_commits_rolls_out_without_a_single_failed_req
 @pytest.mark.slow
 def test_a_release_variant_rolls_out_behind_caddy_as_the_demo_shows(scratch: Path) -> None:
     """`make demo`'s rehearsal: the example app's variant v2 over v1 (folders, not commits)."""
-    code, report, stderr = rehearse_cli(
-        scratch, "--to", "v2", "--proxy", "caddy", "--rate", "120", "--min-requests", "3000"
-    )
+    code, report, stderr = rehearse_cli(scratch, "--to", "v2", "--proxy", "caddy", *SHORT_AND_BUSY)
     assert_no_failures(report, stderr)
     assert (code, report["result"], report["previous"], report["release"]) == (0, "ok", "v1", "v2")
-    assert report["requests"] >= 3000
+    assert report["requests"] >= 1000
     assert "releases published: v2, v1" in report["steps"][1]["detail"]
     assert set(writes_by_version(report)) == {"v1", "v2"}
 
@@ -889,7 +895,7 @@ def test_an_unsafe_change_is_refused_and_unchecked_the_old_versions_writes_fail(
     changes; without the check, the old version's inserts fail, through its form and through
     the write probe, and the report says which version made them."""
     app, commits = bigfoot_history
-    unsafe = ("--app", str(app), "--from", "main", "--to", "v2-unsafe", "--replicas", "2")
+    unsafe = ("--app", str(app), "--from", "main", "--to", "v2-unsafe", "--replicas", "1")
     short = ("--before", "2", "--after", "2")
     code, report, stderr = rehearse_cli(scratch, *unsafe, *short)
     assert_no_failures(report, stderr)
@@ -996,7 +1002,7 @@ def test_a_release_that_never_gets_healthy_halts_and_the_old_one_keeps_serving(
         scratch,
         *where,
         *("--stack", "local", "--workers", "1", "--from", "main", "--to", "v2-broken"),
-        *("--replicas", "2", "--before", "2", "--after", "3"),
+        *("--replicas", "2", "--before", "2", "--after", "2"),
     )
     assert_no_failures(report, stderr)
     assert (code, report["result"]) == (4, "halted")

@@ -156,33 +156,26 @@ def test_check_migrations_with_a_stack_uses_its_app_python(project: Path, tmp_pa
     assert f"Django is not installed for {bare}" in completed.stderr
 
 
-def test_rehearse_names_a_missing_interpreter_before_starting_anything(tmp_path: Path) -> None:
-    missing = tmp_path / "nowhere" / "python"
-    completed = subprocess.run(
-        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(missing)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 2
-    assert completed.stderr.strip() == (
-        f"pulumi-django rehearse: error: --python: {missing} does not exist"
-    )
-
-
-def test_a_virtualenvs_directory_for_an_interpreter_gets_the_path_to_pass(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("nowhere/python", "{python} does not exist"),
+        ("", "{python} is a directory; pass {python}/bin/python"),  # a virtualenv's directory
+    ],
+)
+def test_rehearse_names_a_wrong_interpreter_before_starting_anything(
+    tmp_path: Path, given: str, problem: str
 ) -> None:
+    python = tmp_path / given if given else tmp_path
     completed = subprocess.run(
-        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(tmp_path)],
+        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(python)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert completed.returncode == 2
     assert completed.stderr.strip() == (
-        f"pulumi-django rehearse: error: --python: {tmp_path} is a directory; "
-        f"pass {tmp_path / 'bin' / 'python'}"
+        f"pulumi-django rehearse: error: --python: {problem.format(python=python)}"
     )
 
 

@@ -1105,10 +1105,13 @@ def test_a_failure_is_pinned_on_the_version_whose_replica_answered(tmp_path: Pat
             rehearsal.replicas.append(
                 rehearse_module.Replica(version, port, process, tmp_path / "log", resources)
             )
-        sample = page(1.0, "/", 500)
+        answers = ("127.0.0.1:18001", "127.0.0.1:18001, 127.0.0.1:18002", "", "x")
+        samples = [replace(page(1.0, "/", 500), version=answered) for answered in answers]
         served = {
-            answered: rehearsal.with_serving_version(replace(sample, version=answered)).version
-            for answered in ("127.0.0.1:18001", "127.0.0.1:18001, 127.0.0.1:18002", "", "x")
+            answered: sample.version
+            for answered, sample in zip(
+                answers, rehearsal.with_serving_versions(samples), strict=True
+            )
         }
     assert served == {
         "127.0.0.1:18001": "v1",

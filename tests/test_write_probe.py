@@ -4,8 +4,8 @@ throwaway PostgreSQL, with the example apps' release variants (slow, loopback on
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,8 +18,8 @@ import pytest
 
 from pulumi_django.rehearsal import orm_probe
 from pulumi_django.rehearsal.load import Sample
-from pulumi_django.rehearsal.releases import overlay_files
 from pulumi_django.rehearsal.servers import Postgres
+from pulumi_django.rehearsal.sources import build_variant
 from pulumi_django.rehearsal.write_probe import (
     WriteProbe,
     WriteProbeError,
@@ -101,17 +101,6 @@ def prepare(*args, **kwargs):
 """
 
 
-def release(app: Path, name: str, destination: Path) -> Path:
-    """Release `name` of an example app, as the rehearsal builds it: the app, then its overlay."""
-    shutil.copytree(
-        app, destination, ignore=shutil.ignore_patterns("releases", "tests", ".*", "__pycache__")
-    )
-    for relative, source in overlay_files(app, name).items():
-        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, destination / relative)
-    return destination
-
-
 def environment(database_url: str, settings_module: str) -> dict[str, str]:
     """What a replica of the version gets, as far as its models are concerned."""
     return {
@@ -172,19 +161,44 @@ def interpreter_without_bakery(directory: Path) -> str:
     return python
 
 
+def add_app(version: Path, env: dict[str, str], label: str, models: str) -> None:
+    """A new app in the version, installed and migrated."""
+    (version / label).mkdir()
+    (version / label / "__init__.py").write_text("")
+    (version / label / "models.py").write_text(models)
+    settings = version / "notebook" / "settings" / "production.py"
+    settings.write_text(settings.read_text() + f"\nINSTALLED_APPS = [*INSTALLED_APPS, {label!r}]\n")
+    manage(version, env, "makemigrations", label)
+
+
+def v1_probe(
+    v1: Path,
+    env: dict[str, str],
+    database: str,
+    apps: list[str],
+    tmp_path: Path,
+    python: str = sys.executable,
+) -> contextlib.AbstractContextManager[WriteProbe]:
+    """The probe of the version `v1` (its code in `v1`), its log in `tmp_path`."""
+    return running_write_probe(
+        python=python,
+        cwd=v1,
+        env=env,
+        version="v1",
+        apps=apps,
+        database_name=database,
+        log=tmp_path / "probe.log",
+    )
+
+
 @pytest.fixture
 def notebook(tmp_path: Path, pg: Postgres) -> tuple[Path, dict[str, str], str]:
     """Notebook v1 with one more app, `oddities`, migrated into a database of its own."""
     name = f"probe_{uuid.uuid4().hex[:12]}"
     url = pg.create_database(name)
-    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
-    (v1 / "oddities").mkdir()
-    (v1 / "oddities" / "__init__.py").write_text("")
-    (v1 / "oddities" / "models.py").write_text(ODDITIES_MODELS)
-    settings = v1 / "notebook" / "settings" / "production.py"
-    settings.write_text(settings.read_text() + '\nINSTALLED_APPS = [*INSTALLED_APPS, "oddities"]\n')
+    v1 = build_variant(NOTEBOOK, "v1", tmp_path / "v1")
     env = environment(url, "notebook.settings.production")
-    manage(v1, env, "makemigrations", "oddities")
+    add_app(v1, env, "oddities", ODDITIES_MODELS)
     manage(v1, env, "migrate")
     return v1, env, name
 
@@ -213,7 +227,7 @@ def test_plan_names_the_apps_whose_migrations_the_release_applies(
     tmp_path: Path, notebook: tuple[Path, dict[str, str], str]
 ) -> None:
     v1, env, database = notebook
-    v2 = release(NOTEBOOK, "v2", tmp_path / "v2")
+    v2 = build_variant(NOTEBOOK, "v2", tmp_path / "v2")
     assert migrating_apps(sys.executable, v2, env, database, timeout=60) == ["journal"]
     assert migrating_apps(sys.executable, v1, env, database, timeout=60) == []
     with pytest.raises(WriteProbeError, match=r"failed \(exit 2\)"):
@@ -227,18 +241,10 @@ def test_old_code_fails_to_insert_once_an_unsafe_migration_ran(
     """v2-unsafe adds a NOT NULL column whose default Django drops: v1's inserts of an entry
     fail, and only those; models baker cannot build are skipped, not failed; no row is left."""
     v1, env, database = notebook
-    unsafe = release(NOTEBOOK, "v2-unsafe", tmp_path / "v2-unsafe")
+    unsafe = build_variant(NOTEBOOK, "v2-unsafe", tmp_path / "v2-unsafe")
     tables = ("journal_entry", "journal_notebook")
     rows_before = rows(env["DATABASE_URL"], *tables)  # the Inbox notebook of a data migration
-    with running_write_probe(
-        python=sys.executable,
-        cwd=v1,
-        env=env,
-        version="v1",
-        apps=["journal", "oddities"],
-        database_name=database,
-        log=tmp_path / "probe.log",
-    ) as probe:
+    with v1_probe(v1, env, database, ["journal", "oddities"], tmp_path) as probe:
         assert probe.models == ["journal.Entry", "journal.Notebook"]
         assert "not supported" in probe.skipped["oddities.Landmark"]
         assert probe.skipped["oddities.Invoice"] == (
@@ -274,16 +280,8 @@ def test_old_code_keeps_writing_after_a_safe_migration_in_an_interpreter_without
     interpreter that has neither model_bakery nor pulumi_django."""
     v1, env, database = notebook
     python = interpreter_without_bakery(tmp_path / "venv")
-    v2 = release(NOTEBOOK, "v2", tmp_path / "v2")
-    with running_write_probe(
-        python=python,
-        cwd=v1,
-        env=env,
-        version="v1",
-        apps=["journal"],
-        database_name=database,
-        log=tmp_path / "probe.log",
-    ) as probe:
+    v2 = build_variant(NOTEBOOK, "v2", tmp_path / "v2")
+    with v1_probe(v1, env, database, ["journal"], tmp_path, python=python) as probe:
         manage(v2, env, "migrate")
         after = wait_for_operations(probe, since=time.monotonic())
     samples = probe.stop()
@@ -303,19 +301,11 @@ def test_the_probe_refuses_any_database_but_the_rehearsals(
     tmp_path: Path, database_url: str, expected: str
 ) -> None:
     """Checked before any connection: neither database exists."""
-    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
+    v1 = build_variant(NOTEBOOK, "v1", tmp_path / "v1")
     env = environment(database_url.format(name="rehearsal"), "notebook.settings.production")
     with (
         pytest.raises(WriteProbeError, match="refused to run") as refused,
-        running_write_probe(
-            python=sys.executable,
-            cwd=v1,
-            env=env,
-            version="v1",
-            apps=["journal"],
-            database_name="rehearsal",
-            log=tmp_path / "probe.log",
-        ),
+        v1_probe(v1, env, "rehearsal", ["journal"], tmp_path),
     ):
         pass
     assert expected in str(refused.value)
@@ -327,35 +317,17 @@ def test_bigfoots_old_code_fails_to_insert_a_sighting_after_its_unsafe_migration
 ) -> None:
     url = pg.create_database("probe_bigfoot")
     env = environment(url, "bigfoot.settings")
-    v1 = release(BIGFOOT, "v1", tmp_path / "v1")
-    unsafe = release(BIGFOOT, "v2-unsafe", tmp_path / "v2-unsafe")
+    v1 = build_variant(BIGFOOT, "v1", tmp_path / "v1")
+    unsafe = build_variant(BIGFOOT, "v2-unsafe", tmp_path / "v2-unsafe")
     manage(v1, env, "migrate")
     assert migrating_apps(sys.executable, unsafe, env, "probe_bigfoot", timeout=60) == ["sightings"]
-    with running_write_probe(
-        python=sys.executable,
-        cwd=v1,
-        env=env,
-        version="v1",
-        apps=["sightings"],
-        database_name="probe_bigfoot",
-        log=tmp_path / "probe.log",
-    ) as probe:
+    with v1_probe(v1, env, "probe_bigfoot", ["sightings"], tmp_path) as probe:
         assert probe.models == ["sightings.Sighting"]
         manage(unsafe, env, "migrate")
         after = wait_for_operations(probe, since=time.monotonic())
     assert {(s.failure, s.method) for s in after} == {("orm", "create")}
     assert 'column "gdpr_accepted"' in after[0].detail
     assert rows(url, "sightings_sighting") == {"sightings_sighting": 0}
-
-
-def add_app(version: Path, env: dict[str, str], label: str, models: str) -> None:
-    """A new app in the version, installed and migrated."""
-    (version / label).mkdir()
-    (version / label / "__init__.py").write_text("")
-    (version / label / "models.py").write_text(models)
-    settings = version / "notebook" / "settings" / "production.py"
-    settings.write_text(settings.read_text() + f"\nINSTALLED_APPS = [*INSTALLED_APPS, {label!r}]\n")
-    manage(version, env, "makemigrations", label)
 
 
 @pytest.mark.slow
@@ -367,20 +339,12 @@ def test_tree_nodes_are_added_under_the_root_and_their_old_code_fails_on_a_new_c
     once a NOT NULL column without a database default is added, the old code's inserts fail."""
     name = f"probe_{uuid.uuid4().hex[:12]}"
     url = pg.create_database(name)
-    v1 = release(NOTEBOOK, "v1", tmp_path / "v1")
+    v1 = build_variant(NOTEBOOK, "v1", tmp_path / "v1")
     env = environment(url, "notebook.settings.production")
     add_app(v1, env, "catalog", CATALOG_MODELS)
     (v1 / "catalog" / "migrations" / "0002_root.py").write_text(CATALOG_ROOT)
     manage(v1, env, "migrate")
-    with running_write_probe(
-        python=sys.executable,
-        cwd=v1,
-        env=env,
-        version="v1",
-        apps=["catalog"],
-        database_name=name,
-        log=tmp_path / "probe.log",
-    ) as probe:
+    with v1_probe(v1, env, name, ["catalog"], tmp_path) as probe:
         assert (probe.models, probe.skipped) == (["catalog.Category", "catalog.Shelf"], {})
         before = wait_for_operations(probe, since=time.monotonic())
         with psycopg.connect(url, autocommit=True) as connection:
@@ -411,15 +375,7 @@ def test_the_apps_own_model_bakery_wins_over_the_one_the_probe_lends(
     (own / "model_bakery").mkdir(parents=True)
     (own / "model_bakery" / "__init__.py").write_text("")
     (own / "model_bakery" / "baker.py").write_text(OWN_BAKERY)
-    with running_write_probe(
-        python=sys.executable,
-        cwd=v1,
-        env={**env, "PYTHONPATH": str(own)},
-        version="v1",
-        apps=["journal"],
-        database_name=database,
-        log=tmp_path / "probe.log",
-    ) as probe:
+    with v1_probe(v1, {**env, "PYTHONPATH": str(own)}, database, ["journal"], tmp_path) as probe:
         skipped = dict(probe.skipped)
     assert probe.models == []
     assert skipped == {

@@ -138,17 +138,17 @@ def run(args: argparse.Namespace) -> int:
         _require_django_project(Path(args.app))
     config = _stack_config(args, project_dir)
     require_django(config.app.python or "", "--python" if args.python else "django:app.python")
-    app_dir = Path(args.app) if args.app else project_dir / config.app.context
+    app_dir = (Path(args.app) if args.app else project_dir / config.app.context).resolve()
     _require_django_project(app_dir)
     # Both sides exist before any server starts.
-    previous, release = resolve_sides(app_dir.resolve(), args.from_spec, args.to_spec)
-    if same_code(app_dir.resolve(), previous, release):
+    previous, release = resolve_sides(app_dir, args.from_spec, args.to_spec)
+    if same_code(app_dir, previous, release):
         _progress(
             f"{previous.label} and {release.label} are the same code (nothing changed in "
             f"{app_dir}): this rehearses the release machinery on the app, not a change"
         )
     options = RehearsalOptions(
-        app_dir=app_dir.resolve(),
+        app_dir=app_dir,
         previous=previous,
         release=release,
         config=config,

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,7 +186,8 @@ class Rehearsal:
         self.replicas: list[Replica] = []  # every replica started
         self.last_reload = 0.0
         self.current: Version | None = None
-        self.page_paths: tuple[str, ...] = ("/", *self.config.rehearsal.paths)
+        # The crawl's seeds until the crawl found the pages.
+        self.page_paths: tuple[str, ...] = self.seeds
         self.write_probes: dict[str, WriteProbe] = {}  # by release id (names can repeat)
         self.migrated_apps: list[str] = []  # the apps whose migrations the release applies
         # Why no version's writes were probed, when the release gave none to probe.
@@ -233,6 +234,11 @@ class Rehearsal:
             f"{len(self.serving)} {self.config.app.server} replicas of {current.name}"
         )
 
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """Where the crawl starts: `/` and the stack's `rehearsal.paths`."""
+        return ("/", *self.config.rehearsal.paths)
+
     def discover_pages(self) -> None:
         """The pages the load views: `/`, `rehearsal.paths` and the same-site pages they link
         to, found once on the current version through the proxy (rehearsal/crawl.py)."""
@@ -243,15 +249,14 @@ class Rehearsal:
         found = discover_pages(
             LOOPBACK,
             self.proxy_port,
-            ("/", *rehearsal.paths),
+            self.seeds,
             depth=rehearsal.crawl_depth,
             max_pages=rehearsal.max_pages,
             skip_prefixes=skip,
         )
         self.page_paths = found.pages
-        seeds = ("/", *rehearsal.paths)
         for path, why in (*found.errors, *found.skipped):
-            if path in seeds and path not in found.pages:
+            if path in self.seeds and path not in found.pages:
                 self.progress(f"crawl: {path} is not viewed ({why})")
         shown = ", ".join(found.pages[:CRAWL_PAGES_SHOWN]) or "none"
         more = f" and {len(found.pages) - CRAWL_PAGES_SHOWN} more" * (
@@ -274,15 +279,18 @@ class Rehearsal:
             served_by_header=SERVED_BY_HEADER,
         )
 
-    def with_serving_version(self, sample: Sample) -> Sample:
-        """The sample with the name of the version whose replica answered it, when the load saw
-        one. The proxy names the replica's address; nginx names each it tried (`A, B` when it
-        passed the request on), the last one answered."""
+    def with_serving_versions(self, samples: Sequence[Sample]) -> list[Sample]:
+        """The samples, each with the name of the version whose replica answered it, when the
+        load saw one. The proxy names the replica's address; nginx names each it tried (`A, B`
+        when it passed the request on), the last one answered."""
         versions = {f"{LOOPBACK}:{replica.port}": replica.version.name for replica in self.replicas}
-        answered = sample.version.rsplit(",", 1)[-1].strip()
-        if answered in versions:
-            return replace(sample, version=versions[answered])
-        return sample
+        named = []
+        for sample in samples:
+            answered = sample.version.rsplit(",", 1)[-1].strip()
+            named.append(
+                replace(sample, version=versions[answered]) if answered in versions else sample
+            )
+        return named
 
     def site(self, replicas: list[Replica]) -> ProxySite:
         return rehearsal_site(
@@ -801,7 +809,7 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         replicas=options.replicas,
         rate=options.rate,
         steps=steps,
-        samples=[rehearsal.with_serving_version(sample) for sample in samples],
+        samples=rehearsal.with_serving_versions(samples),
         timeline=Timeline(load_start, release_start, release_end, load_end),
         writes=writes,
         write_summary=write_summary,

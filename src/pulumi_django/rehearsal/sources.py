@@ -183,7 +183,7 @@ def export_source(app_dir: Path, source: VersionSource, destination: Path) -> Pa
         if source.kind == "ref":
             _export_commit(app_dir, source, destination)
         elif source.kind == "variant":
-            _export_variant(app_dir, source.spec, destination)
+            build_variant(app_dir, source.spec, destination)
         else:
             _copy_context(app_dir, destination, ContextRules.read(app_dir))
     except OSError as error:
@@ -218,11 +218,6 @@ def build_variant(app_dir: Path, name: str, destination: Path) -> Path:
     not exist) as the rehearsal builds it: the app's build context, then the variant's
     overlays from the deepest base up. An unknown name, a base cycle or a variant without a
     description is a UsageError."""
-    _export_variant(app_dir, name, destination)
-    return destination
-
-
-def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
     overlays = overlay_files(app_dir, name)
     # The variant's files decide what is ignored: its own .dockerignore when it has one.
     dockerignore = overlays.get(Path(DOCKERIGNORE))
@@ -235,6 +230,7 @@ def _export_variant(app_dir: Path, name: str, destination: Path) -> None:
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, target)
+    return destination
 
 
 @dataclass(frozen=True)

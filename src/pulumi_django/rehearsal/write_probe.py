@@ -31,14 +31,13 @@ from typing import Any
 
 import model_bakery
 
+from . import orm_probe
 from .load import Sample
+from .orm_probe import LENT_LIBRARY_VARIABLE, PROBE_DATABASE_VARIABLE, REFUSED_EXIT_CODE
 from .servers import log_tail, stop_process
 
-PROBE_SCRIPT = Path(__file__).with_name("orm_probe.py")
-# orm_probe.py's own names for these; it cannot import them from here.
-PROBE_DATABASE_VARIABLE = "PULUMI_DJANGO_PROBE_DATABASE"
-LENT_LIBRARY_VARIABLE = "PULUMI_DJANGO_PROBE_LIBRARY"
-REFUSED_EXIT_CODE = 2
+# Run as a script in the app's interpreter; imported here only for its names (stdlib only).
+PROBE_SCRIPT = Path(orm_probe.__file__)
 # Between the probe's rounds, at least (longer rounds get longer pauses: orm_probe.py). A round
 # of a few models takes some milliseconds: 8 rounds a second, an eighth of a core.
 DEFAULT_PAUSE_SECONDS = 0.1

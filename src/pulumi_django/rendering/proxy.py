@@ -9,7 +9,6 @@ why. The Caddy config needs Caddy 2.8 or newer (`client_ip`, `log_skip`, `reques
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -214,6 +213,7 @@ def site_from_config(
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
     log_dir: str | None = None,
     viewer_scheme: str | None = None,
+    served_by_header: str | None = None,
 ) -> ProxySite:
     """The settings that come from the stack config; the caller says where things are."""
     idle = config.load_balancer.idle_timeout_seconds
@@ -235,6 +235,7 @@ def site_from_config(
         runtime_dir=runtime_dir,
         log_dir=log_dir,
         viewer_scheme=viewer_scheme,
+        served_by_header=served_by_header,
     )
 
 
@@ -299,7 +300,7 @@ def rehearsal_site(
     pid file, temp directories and logs all in `runtime_dir`; uploads served from `media_dir`
     (the replicas' MEDIA_ROOT) when media is on; each answer names the replica that gave it
     (SERVED_BY_HEADER), so a failure is pinned on the old or the new version."""
-    site = site_from_config(
+    return site_from_config(
         config,
         listen_host="127.0.0.1",
         listen_port=listen_port,
@@ -308,8 +309,8 @@ def rehearsal_site(
         media=media_files(config, media_dir) if media_dir else None,
         runtime_dir=runtime_dir,
         log_dir=runtime_dir,
+        served_by_header=SERVED_BY_HEADER,
     )
-    return dataclasses.replace(site, served_by_header=SERVED_BY_HEADER)
 
 
 def static_url_prefix(config: StackConfig) -> str:

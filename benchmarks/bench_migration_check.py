@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pulumi_django.cli.rehearsal.servers import postgres
 from pulumi_django.migration_check.runner import ANALYZER
-from pulumi_django.rehearsal.servers import postgres
 
 
 @dataclass

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pulumi_django.rehearsal.servers import (
+from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
     free_port,
     start_process,

@@ -12,8 +12,8 @@ from botocore.stub import Stubber
 from hypothesis import settings
 from release_task_stubs import Aws, FakeTime
 
-from pulumi_django.plan import Plan, plan_stack
-from pulumi_django.rehearsal.servers import Postgres, postgres
+from pulumi_django.cli.plan import Plan, plan_stack
+from pulumi_django.cli.rehearsal.servers import Postgres, postgres
 
 # CI (`make unit`) explores the same examples on every run, so a landing is never decided by luck;
 # plain `pytest` on a laptop keeps drawing new ones and finds what CI has not seen yet.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from moto.server import ThreadedMotoServer
 
-from pulumi_django.rehearsal.servers import LOOPBACK, free_port
+from pulumi_django.cli.rehearsal.servers import LOOPBACK, free_port
 
 AWS_TEST_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",

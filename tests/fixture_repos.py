@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from pulumi_django.rehearsal.releases import RELEASES_DIR, overlay_files
+from pulumi_django.cli.rehearsal.releases import RELEASES_DIR, overlay_files
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

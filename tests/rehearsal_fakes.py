@@ -7,8 +7,8 @@ import http.server
 from collections.abc import Sequence
 from typing import Any
 
-from pulumi_django.rehearsal.load import Sample, classify
-from pulumi_django.rehearsal.report import RehearsalReport, StepReport, Timeline, build_report
+from pulumi_django.cli.rehearsal.load import Sample, classify
+from pulumi_django.cli.rehearsal.report import RehearsalReport, StepReport, Timeline, build_report
 
 STATIC_PREFIX = "/static/"
 

@@ -56,7 +56,7 @@ def record_image(config: StackConfig, project_dir: Path) -> Recording:
     app = config.app.model_copy(update={"context": "app"})
 
     def program() -> None:
-        from pulumi_django.components.app_image import AppImage
+        from pulumi_django.components.aws.app_image import AppImage
 
         image = AppImage(
             f"{config.name}-image",
@@ -118,7 +118,7 @@ def test_lifecycle_keeps_at_least_as_many_images_as_static_releases(
 
 @mock_aws
 def test_ecr_accepts_the_lifecycle_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pulumi_django.components.app_image import lifecycle_policy
+    from pulumi_django.components.aws.app_image import lifecycle_policy
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
@@ -131,7 +131,7 @@ def test_ecr_accepts_the_lifecycle_policy(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_lifecycle_refuses_to_keep_nothing() -> None:
-    from pulumi_django.components.app_image import lifecycle_policy
+    from pulumi_django.components.aws.app_image import lifecycle_policy
 
     with pytest.raises(ValueError, match="at least 1"):
         lifecycle_policy(0)

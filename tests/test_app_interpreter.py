@@ -16,9 +16,9 @@ import pytest
 from django_projects import start_project
 
 from pulumi_django.app_resolution import image_environment
+from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
+from pulumi_django.cli.rehearsal.servers import free_port
 from pulumi_django.config import parse_stack_config
-from pulumi_django.rehearsal.app_servers import python_shim, running_app_server
-from pulumi_django.rehearsal.servers import free_port
 from pulumi_django.rendering.app_server import app_server_settings
 
 ROOT = Path(__file__).resolve().parent.parent

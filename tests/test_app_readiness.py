@@ -13,10 +13,10 @@ import pytest
 from django_projects import split_settings, start_project
 
 from pulumi_django.app_discovery import AppDiscoveryError
-from pulumi_django.app_readiness import AppReadiness, assess_app, judge
 from pulumi_django.app_resolution import resolve_app_config
+from pulumi_django.cli.app_readiness import AppReadiness, assess_app, judge
+from pulumi_django.cli.stackfile import read_stack_config
 from pulumi_django.config import StackConfig, parse_stack_config
-from pulumi_django.stackfile import read_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_LINE = "from pulumi_django_runtime import configure; configure(globals())\n"

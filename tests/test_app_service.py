@@ -7,13 +7,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from pulumi_django.components.app_service import (
+from pulumi_django.components.aws.app_service import (
     PROXY_CONTAINER,
     SCALE_IN_COOLDOWN_SECONDS,
     SCALE_OUT_COOLDOWN_SECONDS,
     AppService,
 )
-from pulumi_django.components.load_balancer import LoadBalancer
+from pulumi_django.components.aws.load_balancer import LoadBalancer
 from pulumi_django.config import StackConfig
 from pulumi_django.recorder import RecordedResource, Recording, RecordingMonitor, record
 

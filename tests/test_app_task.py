@@ -36,7 +36,7 @@ GENERATED_KEY = "x" * 64
 
 def record_task(config: StackConfig, policy_arns: tuple[str, ...] = ()) -> Recording:
     def program() -> None:
-        from pulumi_django.components.app_task import AppTask, CacheEndpoint, DatabaseEndpoint
+        from pulumi_django.components.aws.app_task import AppTask, CacheEndpoint, DatabaseEndpoint
 
         task = AppTask(
             f"{config.name}-app",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pulumi_django.plan import Plan
+from pulumi_django.cli.plan import Plan
 
 AWS_STACKS = ["dev", "prod"]
 

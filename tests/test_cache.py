@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from pulumi_django.components.cache import AUTH_TOKEN_LENGTH, Cache
+from pulumi_django.components.aws.cache import AUTH_TOKEN_LENGTH, Cache
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.cache import CacheConfig
 from pulumi_django.recorder import MOCK_ACCOUNT, SECRET, Recording, record

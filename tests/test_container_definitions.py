@@ -27,9 +27,7 @@ from fleet_stacks import (
     stack_config,
 )
 
-from pulumi_django.config import StackConfig
-from pulumi_django.config.app import SECRET_LOOKING
-from pulumi_django.rehearsal.servers import (
+from pulumi_django.cli.rehearsal.servers import (
     find_binary,
     free_port,
     log_tail,
@@ -37,6 +35,8 @@ from pulumi_django.rehearsal.servers import (
     stop_process,
     wait_for_port,
 )
+from pulumi_django.config import StackConfig
+from pulumi_django.config.app import SECRET_LOOKING
 from pulumi_django.rendering.container_definitions import (
     APP_CONTAINER,
     PROXY_CONTAINER,

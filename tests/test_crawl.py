@@ -14,9 +14,9 @@ import pydantic
 import pytest
 from rehearsal_fakes import FakeSiteHandler
 
+from pulumi_django.cli.rehearsal.crawl import CrawlResult, discover_pages
+from pulumi_django.cli.rehearsal.load import parse_page
 from pulumi_django.config.rehearsal import RehearsalConfig
-from pulumi_django.rehearsal.crawl import CrawlResult, discover_pages
-from pulumi_django.rehearsal.load import parse_page
 
 SKIP = ("/static/", "/media/", "/healthz")
 

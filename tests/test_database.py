@@ -11,7 +11,7 @@ import pulumi
 import pytest
 import yaml
 
-from pulumi_django.components.database import Database, parameter_group_family
+from pulumi_django.components.aws.database import Database, parameter_group_family
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.database import DatabaseConfig
 from pulumi_django.recorder import MOCK_ACCOUNT, Recording, record

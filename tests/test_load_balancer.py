@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_django.components.load_balancer import (
+from pulumi_django.components.aws.load_balancer import (
     MAX_DEFAULT_DEREGISTRATION_DELAY,
     ORIGIN_VERIFY_HEADER,
     TLS_POLICY,

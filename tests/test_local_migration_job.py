@@ -18,7 +18,8 @@ import pytest
 from docker_logs import docker_frames
 from pulumi.runtime import rpc
 
-from pulumi_django.components.local_migration_job import LocalMigrationJob
+from pulumi_django.cli.rehearsal.servers import Postgres, postgres
+from pulumi_django.components.local.migration_job import LocalMigrationJob
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import RULES, CheckResult, Finding
 from pulumi_django.providers.local_migration import (
@@ -36,7 +37,6 @@ from pulumi_django.providers.release_commands import (
     release_commands,
 )
 from pulumi_django.recorder import SECRET, Recording, record
-from pulumi_django.rehearsal.servers import Postgres, postgres
 from pulumi_django.release import release_order
 
 IMAGE = "docker:index/image:Image"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from pulumi_django.cli.rehearsal.proxies import caddy_binary, nginx_binary
+from pulumi_django.cli.rehearsal.servers import free_port, start_process, stop_process
 from pulumi_django.config import StackConfig
-from pulumi_django.rehearsal.proxies import caddy_binary, nginx_binary
-from pulumi_django.rehearsal.servers import free_port, start_process, stop_process
 from pulumi_django.rendering.local_proxy import (
     ProxyControl,
     ProxyServer,

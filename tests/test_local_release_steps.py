@@ -15,7 +15,7 @@ import pytest
 from docker_logs import docker_frames
 
 from pulumi_django import static_publish
-from pulumi_django.components.local_static import ENGINE_MODULE, publisher_command
+from pulumi_django.components.local.static import ENGINE_MODULE, publisher_command
 from pulumi_django.providers.local_release import (
     RERUN_KEYS,
     LocalReleaseError,

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from pulumi_django.components.local_site import LocalSite
+from pulumi_django.cli.plan import Plan
+from pulumi_django.components.local.site import LocalSite
 from pulumi_django.config import StackConfig
 from pulumi_django.config.app import RESERVED_ENV
 from pulumi_django.config.media import MEDIA_VARIABLES
-from pulumi_django.plan import Plan
 from pulumi_django.recorder import SECRET, RecordedResource, Recording, record
 
 CONTAINER = "docker:index/container:Container"

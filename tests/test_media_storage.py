@@ -14,11 +14,11 @@ import parliament
 import pulumi
 import pytest
 
-from pulumi_django.components.media_storage import MediaStorage
-from pulumi_django.components.static_site import StaticSite
+from pulumi_django.cli.plan import Plan, render_text
+from pulumi_django.components.aws.media_storage import MediaStorage
+from pulumi_django.components.aws.static_site import StaticSite
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.config.static import StaticConfig
-from pulumi_django.plan import Plan, render_text
 from pulumi_django.recorder import Recording, record
 
 COMPONENT = "pulumi-django:media:MediaStorage"

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from pulumi_django.cli import main
+from pulumi_django.cli.rehearsal.servers import Postgres, free_port
 from pulumi_django.migration_check import (
     RULES,
     CheckResult,
@@ -26,7 +27,6 @@ from pulumi_django.migration_check import (
     embedded_command,
     run_check,
 )
-from pulumi_django.rehearsal.servers import Postgres, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 from django_projects import files_under, split_settings, start_project
 
 from pulumi_django.cli import main
+from pulumi_django.cli.rehearsal.servers import Postgres, free_port
 from pulumi_django.migration_check import MigrationCheckError, run_check
-from pulumi_django.rehearsal.servers import Postgres, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from pulumi_django.components.migration_job import MigrationJob
+from pulumi_django.components.aws.migration_job import MigrationJob
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.recorder import SECRET, Recording, record
 from pulumi_django.release import release_order

@@ -12,7 +12,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from pulumi_django.components.network import (
+from pulumi_django.cli.plan import plan_stack
+from pulumi_django.components.aws.network import (
     CLOUDFRONT_PREFIX_LIST,
     EXECUTE_COMMAND_ENDPOINT_SERVICE,
     INTERFACE_ENDPOINT_SERVICES,
@@ -21,7 +22,6 @@ from pulumi_django.components.network import (
 )
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.network import ExistingNetwork, NetworkConfig
-from pulumi_django.plan import plan_stack
 from pulumi_django.recorder import MOCK_INVOKES, RecordedResource, Recording, record
 
 ROOT = Path(__file__).resolve().parent.parent

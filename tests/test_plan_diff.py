@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from pulumi_django.errors import UsageError
-from pulumi_django.git_plan import (
+from pulumi_django.cli.git_plan import (
     find_repository,
     is_pulumi_django_checkout,
     review_against,
     review_migrations,
 )
-from pulumi_django.plan_diff import (
+from pulumi_django.cli.plan_diff import (
     COMMENT_LIMIT,
     MARKER,
     PlanDiff,
@@ -33,6 +32,7 @@ from pulumi_django.plan_diff import (
     render_markdown,
     render_text,
 )
+from pulumi_django.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "review_project"
@@ -514,7 +514,7 @@ def test_a_long_diff_still_fits_a_comment() -> None:
 
 
 def test_options_that_name_properties_are_not_masked() -> None:
-    from pulumi_django.plan_diff import mask
+    from pulumi_django.cli.plan_diff import mask
 
     assert mask("options.additionalSecretOutputs", ["conditions"]) == ["conditions"]
     assert mask("inputs.masterPassword", "hunter2") == "[secret]"

@@ -15,14 +15,14 @@ import pytest
 import yaml
 from test_plan_diff import git
 
-from pulumi_django.errors import UsageError
-from pulumi_django.git_plan import (
+from pulumi_django.cli.git_plan import (
     extract_tree,
     find_repository,
     review_against,
     shipped_migrations,
 )
-from pulumi_django.plan_diff import PlanDiff, diff_json, render_markdown, render_text
+from pulumi_django.cli.plan_diff import PlanDiff, diff_json, render_markdown, render_text
+from pulumi_django.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).parent / "pulumi-django")]

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_django.config import ConfigError
-from pulumi_django.errors import UsageError
-from pulumi_django.plan import (
+from pulumi_django.cli.plan import (
     check_app_migrations,
     plan_stack,
     plan_stack_or_explain,
     render_text,
 )
-from pulumi_django.stackfile import load_stack_file
+from pulumi_django.cli.stackfile import load_stack_file
+from pulumi_django.config import ConfigError
+from pulumi_django.errors import UsageError
 
 TINY = Path(__file__).parent / "fixtures" / "tiny_project"
 CLI = [str(Path(sys.executable).parent / "pulumi-django")]
@@ -197,7 +197,7 @@ def test_missing_project_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_plan_shows_the_migration_check_of_the_stacks_app(tmp_path: Path) -> None:
-    from pulumi_django.rehearsal.sources import build_variant
+    from pulumi_django.cli.rehearsal.sources import build_variant
 
     bigfoot = Path(__file__).resolve().parent.parent / "examples" / "bigfoot"
     app = build_variant(bigfoot, "v2-unsafe", tmp_path / "app")

@@ -8,8 +8,8 @@ import re
 import pytest
 from rehearsal_fakes import page, rehearsal_report
 
-from pulumi_django.rehearsal.load import Sample
-from pulumi_django.rehearsal.report import (
+from pulumi_django.cli.rehearsal.load import Sample
+from pulumi_django.cli.rehearsal.report import (
     RehearsalReport,
     StepReport,
     StepStatus,

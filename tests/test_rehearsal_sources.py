@@ -14,11 +14,10 @@ from fixture_repos import ROOT, app_history, apply_variant, commit_all, git
 
 from pulumi_django import build_context
 from pulumi_django.cli import main
-from pulumi_django.errors import UsageError
-from pulumi_django.git_plan import FETCH_HINT
-from pulumi_django.rehearsal import rehearse as rehearse_module
-from pulumi_django.rehearsal.releases import overlay_files
-from pulumi_django.rehearsal.sources import (
+from pulumi_django.cli.git_plan import FETCH_HINT
+from pulumi_django.cli.rehearsal import rehearse as rehearse_module
+from pulumi_django.cli.rehearsal.releases import overlay_files
+from pulumi_django.cli.rehearsal.sources import (
     WORKTREE,
     VersionSource,
     export_source,
@@ -26,6 +25,7 @@ from pulumi_django.rehearsal.sources import (
     resolve_source,
     same_code,
 )
+from pulumi_django.errors import UsageError
 
 BIGFOOT = ROOT / "examples" / "bigfoot"
 SUBDIRECTORY = "examples/bigfoot"

@@ -32,10 +32,8 @@ from hypothesis import strategies as st
 from rehearsal_fakes import FakeSiteHandler, page, rehearsal_report
 
 from pulumi_django.cli import main
-from pulumi_django.config import ConfigError, parse_stack_config
-from pulumi_django.config.rehearsal import RehearsalForm
-from pulumi_django.rehearsal import rehearse as rehearse_module
-from pulumi_django.rehearsal.load import (
+from pulumi_django.cli.rehearsal import rehearse as rehearse_module
+from pulumi_django.cli.rehearsal.load import (
     FAILURE_KINDS,
     REDIRECT_STATUSES,
     UPLOAD_TEXT,
@@ -49,7 +47,7 @@ from pulumi_django.rehearsal.load import (
     percentile,
     summarize_body,
 )
-from pulumi_django.rehearsal.rehearse import (
+from pulumi_django.cli.rehearsal.rehearse import (
     STEP_HANDLERS,
     Rehearsal,
     RehearsalOptions,
@@ -57,8 +55,8 @@ from pulumi_django.rehearsal.rehearse import (
     StepOutcome,
     established_connections,
 )
-from pulumi_django.rehearsal.releases import current_release
-from pulumi_django.rehearsal.report import (
+from pulumi_django.cli.rehearsal.releases import current_release
+from pulumi_django.cli.rehearsal.report import (
     StepReport,
     Timeline,
     WriteSummary,
@@ -68,9 +66,11 @@ from pulumi_django.rehearsal.report import (
     render_report,
     report_json,
 )
-from pulumi_django.rehearsal.sources import resolve_sides
+from pulumi_django.cli.rehearsal.sources import resolve_sides
+from pulumi_django.cli.stackfile import load_stack_file
+from pulumi_django.config import ConfigError, parse_stack_config
+from pulumi_django.config.rehearsal import RehearsalForm
 from pulumi_django.release import RELEASE_STEPS
-from pulumi_django.stackfile import load_stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "bigfoot"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from pulumi_django.cli import main
-from pulumi_django.plan import Plan
-from pulumi_django.rehearsal.proxies import ProxyServer, check_config
+from pulumi_django.cli.plan import Plan
+from pulumi_django.cli.rehearsal.proxies import ProxyServer, check_config
 
 PROJECT = {"name": "render-test", "runtime": "python"}
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from echo_apps import write_echo_apps
 
+from pulumi_django.cli.rehearsal.app_servers import local_command, running_app_server
+from pulumi_django.cli.rehearsal.servers import free_port
 from pulumi_django.config import StackConfig
-from pulumi_django.rehearsal.app_servers import local_command, running_app_server
-from pulumi_django.rehearsal.servers import free_port
 from pulumi_django.rendering.app_server import (
     app_server_command,
     app_server_settings,

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 from echo_apps import TEXT_PAGE_REPEAT, write_echo_apps
 
-from pulumi_django.config import StackConfig
-from pulumi_django.rehearsal.app_servers import running_app_server
-from pulumi_django.rehearsal.proxies import (
+from pulumi_django.cli.rehearsal.app_servers import running_app_server
+from pulumi_django.cli.rehearsal.proxies import (
     CONFIG_NAMES,
     ProxyError,
     ProxyServer,
@@ -28,7 +27,8 @@ from pulumi_django.rehearsal.proxies import (
     check_config,
     running_proxy,
 )
-from pulumi_django.rehearsal.servers import free_port
+from pulumi_django.cli.rehearsal.servers import free_port
+from pulumi_django.config import StackConfig
 from pulumi_django.rendering.app_server import app_server_settings
 from pulumi_django.rendering.media import LOCAL_MEDIA_MOUNT, MEDIA_CONTENT_SECURITY_POLICY
 from pulumi_django.rendering.proxy import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pulumi_django.cli.stackfile import load_stack_file
 from pulumi_django.errors import UsageError
-from pulumi_django.stackfile import load_stack_file
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_scalars_are_typed_as_pulumi_reads_them(project: Path) -> None:
 def test_an_app_given_by_flag_supplies_the_declared_defaults() -> None:
     """`rehearse --app DIR` with the repository's bigfoot stack: the settings module and the
     entry points are notebook's own, never bigfoot's names."""
-    from pulumi_django.stackfile import read_stack_config
+    from pulumi_django.cli.stackfile import read_stack_config
 
     root = Path(__file__).resolve().parent.parent
     config = read_stack_config(root, "local", app_dir=root / "examples" / "notebook")
@@ -109,7 +109,7 @@ def test_an_app_given_by_flag_supplies_the_declared_defaults() -> None:
 def test_a_server_given_by_flag_resolves_the_entry_point_it_serves(tmp_path: Path) -> None:
     """`rehearse --server uvicorn` on a Gunicorn stack that names only its WSGI app: the ASGI
     app is the app's own, never the default's."""
-    from pulumi_django.stackfile import read_stack_config
+    from pulumi_django.cli.stackfile import read_stack_config
 
     notebook = Path(__file__).resolve().parent.parent / "examples" / "notebook"
     (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")

@@ -10,7 +10,7 @@ import parliament
 import pulumi
 import pytest
 
-from pulumi_django.components.static_site import StaticSite
+from pulumi_django.components.aws.static_site import StaticSite
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
 from pulumi_django.recorder import SECRET, RecordedResource, Recording, record

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pulumi_django.plan_diff import MARKER
-from pulumi_django.rehearsal.report import MARKDOWN_MARKER
+from pulumi_django.cli.plan_diff import MARKER
+from pulumi_django.cli.rehearsal.report import MARKDOWN_MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

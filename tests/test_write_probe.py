@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pulumi_django.rehearsal import orm_probe
-from pulumi_django.rehearsal.load import Sample
-from pulumi_django.rehearsal.servers import Postgres
-from pulumi_django.rehearsal.sources import build_variant
-from pulumi_django.rehearsal.write_probe import (
+from pulumi_django.cli.rehearsal import orm_probe
+from pulumi_django.cli.rehearsal.load import Sample
+from pulumi_django.cli.rehearsal.servers import Postgres
+from pulumi_django.cli.rehearsal.sources import build_variant
+from pulumi_django.cli.rehearsal.write_probe import (
     WriteProbe,
     WriteProbeError,
     migrating_apps,

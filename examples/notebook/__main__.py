@@ -2,8 +2,8 @@
 
 import pulumi
 
-from pulumi_django.components.aws_site import AwsSite
-from pulumi_django.components.local_site import LocalSite
+from pulumi_django.components.aws.site import AwsSite
+from pulumi_django.components.local.site import LocalSite
 from pulumi_django.config import load_stack_config
 
 SITES = {"aws": AwsSite, "local": LocalSite}

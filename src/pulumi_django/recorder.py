@@ -23,9 +23,10 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from .plan_diff import SECRET, STACK_TYPE
-
 UNKNOWN = "[unknown]"
+# How a secret value reads in a recording, a plan and a stack file shown by the CLI.
+SECRET = "[secret]"  # noqa: S105 (the mask, not a password)
+STACK_TYPE = "pulumi:pulumi:Stack"
 MOCK_ACCOUNT = "123456789012"
 
 # Markers of the engine's wire format (sdk/go/common/resource/sig).

@@ -16,7 +16,7 @@ import pytest
 from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 from runtime_projects import PROJECT, add_configure, run_django, start_project
 
-from pulumi_django.rehearsal.servers import LOOPBACK, free_port
+from pulumi_django.cli.rehearsal.servers import LOOPBACK, free_port
 
 SITE_HOST = "site.example"
 TASK_IP_HOST = "10.0.3.17:8000"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulumi_django.rehearsal.servers import (
+from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
     Postgres,
     Redis,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from bigfoot_testing import Services
 
-from pulumi_django.rehearsal.servers import postgres, redis
+from pulumi_django.cli.rehearsal.servers import postgres, redis
 
 collect_ignore = ["django_suite"]
 

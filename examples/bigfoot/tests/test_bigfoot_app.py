@@ -19,7 +19,7 @@ from bigfoot_testing import (
     submit_form,
 )
 
-from pulumi_django.rehearsal.servers import free_port
+from pulumi_django.cli.rehearsal.servers import free_port
 
 TASK_IP_HOST = "10.0.3.17:8000"
 REPORT = {

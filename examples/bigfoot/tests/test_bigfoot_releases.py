@@ -16,9 +16,9 @@ from bigfoot_testing import (
     submit_form,
 )
 
+from pulumi_django.cli.rehearsal.releases import overlay_chain, read_releases
+from pulumi_django.cli.rehearsal.sources import build_variant
 from pulumi_django.errors import UsageError
-from pulumi_django.rehearsal.releases import overlay_chain, read_releases
-from pulumi_django.rehearsal.sources import build_variant
 
 RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
 MIGRATION = "sightings/migrations/0002_sighting_gdpr_accepted.py"

@@ -19,7 +19,7 @@ import pytest
 from bigfoot_testing import APP_DIR, SITE_HOST, Services, clean_environment, http_request, serving
 from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 
-from pulumi_django.rehearsal.servers import LOOPBACK, Postgres, find_binary, postgres
+from pulumi_django.cli.rehearsal.servers import LOOPBACK, Postgres, find_binary, postgres
 
 FIRST_PASSWORD, SECOND_PASSWORD = "first-password", "second-password"
 REGION = "us-east-1"

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from notebook_testing import new_database_name
 
-from pulumi_django.rehearsal.servers import Postgres, Redis, postgres, redis
+from pulumi_django.cli.rehearsal.servers import Postgres, Redis, postgres, redis
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pulumi_django.rehearsal.sources import build_variant
+from pulumi_django.cli.rehearsal.sources import build_variant
 
 APP_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from notebook_testing import APP_DIR, PRODUCTION_SETTINGS, clean_environment, collect_static, run
 
-from pulumi_django.rehearsal.servers import Postgres, Redis
+from pulumi_django.cli.rehearsal.servers import Postgres, Redis
 
 SITE_HOST = "notebook.example.test"
 STACKS = ("dev", "local")

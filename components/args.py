@@ -1,0 +1,33 @@
+"""How every component's arguments are declared, so that the library reads one way.
+
+A component takes `(name, args, opts)`. `args` is a frozen, keyword-only dataclass named
+`<Component>Args` in the component's own file; each field is declared with `arg(...)`, whose
+text is the field's documentation in the generated tables (README's library section). A field
+that lets the user bring a child of their own takes either the resource object or its id/ARN,
+and `None` (the default) means the component creates it; `resource_ref` turns either form
+into the one Output the component needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pulumi
+
+_MISSING: Any = dataclasses.MISSING
+
+
+def arg(doc: str, *, default: Any = _MISSING, default_factory: Any = _MISSING) -> Any:
+    """A component argument: `doc` says what it is and what its default does."""
+    return dataclasses.field(
+        default=default, default_factory=default_factory, metadata={"doc": doc}
+    )
+
+
+def resource_ref(value: pulumi.Resource | pulumi.Input[str], attribute: str) -> pulumi.Output[str]:
+    """An existing child given as a resource (its `attribute`, e.g. `arn` or `id`) or as the
+    id/ARN itself."""
+    if isinstance(value, pulumi.Resource):
+        return pulumi.Output.from_input(getattr(value, attribute))
+    return pulumi.Output.from_input(value)

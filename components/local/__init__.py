@@ -1,0 +1,1 @@
+"""The local target's components: the same release on Docker, on one machine."""

@@ -1,0 +1,263 @@
+"""Whether the stack's app can be deployed as configured: its settings imported in the app's own
+interpreter under the environment the stack injects (placeholders for secrets, database and
+cache), judged against what a release needs. The plan shows the result and fails on errors.
+
+Errors stop a release for sure (the site would not start, not pass its health check, or not
+serve its static files); warnings are what the release or the running site would trip on.
+Each finding is one line naming the key or the file to fix. `judge` is pure: the probe's
+report in, findings out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pulumi_django.app_discovery import AppDiscoveryError, InterpreterError, probe
+from pulumi_django.app_probe import FOREIGN_HOST
+from pulumi_django.app_resolution import deployment_environment, image_static_root
+from pulumi_django.config import StackConfig
+from pulumi_django.migration_check.runner import OFFLINE_APP_ENVIRONMENT
+
+# What the runtime kit's health middleware answers with, even when the database is down.
+HEALTH_HEADER = "pulumi-django-runtime"
+KIT_FIX = "add `from pulumi_django_runtime import configure; configure(globals())` to its end"
+HASHED_STORAGES = "ManifestStaticFilesStorage or a subclass"
+# Caches that live inside one process: each replica would see its own.
+PROCESS_LOCAL_CACHES = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
+# The hosts the placeholder environment gives: settings that read it report these.
+PLACEHOLDER_DATABASE_HOST = urlsplit(OFFLINE_APP_ENVIRONMENT["DATABASE_URL"]).hostname
+PLACEHOLDER_ALLOWED_HOSTS = OFFLINE_APP_ENVIRONMENT["DJANGO_ALLOWED_HOSTS"].split(",")
+
+
+@dataclass
+class AppReadiness:
+    """The app's readiness for the stack: what was imported with which interpreter, and the
+    findings. `ready` when there is no error."""
+
+    app_dir: Path
+    python: str
+    settings_module: str
+    server: str
+    python_version: str | None = None
+    python_prefix: str | None = None  # sys.prefix as the app's interpreter reported it
+    django: str | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.errors
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "appDir": str(self.app_dir),
+            "python": self.python,
+            "pythonVersion": self.python_version,
+            "pythonPrefix": self.python_prefix,
+            "django": self.django,
+            "settingsModule": self.settings_module,
+            "server": self.server,
+        }
+
+
+def assess_app(
+    config: StackConfig, project_dir: Path, *, python_source: str = "django:app.python"
+) -> AppReadiness:
+    """Imports the stack's app (`config` resolved by `resolve_app_config`) in its interpreter
+    and judges it; `python_source` names what chose the interpreter, for the messages."""
+    app = config.app
+    app_dir = (project_dir / app.context).resolve()
+    interpreter = app.python or ""
+    readiness = AppReadiness(app_dir, interpreter, app.settings_module, app.server)
+    if not (app_dir / "manage.py").is_file():
+        # The program built no app from it (it would have refused the context): not a Django app.
+        readiness.warnings.append(f"django:app.context: no manage.py in {app_dir}; not inspected")
+        return readiness
+    try:
+        report = probe(
+            app_dir,
+            app.settings_module,
+            python=interpreter,
+            environment=deployment_environment(config, app_dir),
+            wsgi_app=app.wsgi_app if app.server == "gunicorn" else None,
+            asgi_app=app.asgi_app if app.server == "uvicorn" else None,
+            health_path=app.health_check_path,
+        )
+    except InterpreterError as error:
+        readiness.errors.append(f"{python_source}: {error}")
+        return readiness
+    except AppDiscoveryError as error:
+        readiness.errors.append(str(error))
+        return readiness
+    readiness.python_version = report.get("pythonVersion")
+    readiness.python_prefix = report.get("prefix")
+    readiness.django = report.get("django")
+    errors, warnings = judge(config, report, app_dir)
+    readiness.errors += errors
+    readiness.warnings += warnings
+    return readiness
+
+
+def judge(
+    config: StackConfig, report: Mapping[str, Any], app_dir: Path
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of the probe's `report` for the stack's app in `app_dir`."""
+    app = config.app
+    settings = f"settings {app.settings_module}"
+    if report.get("settingsError"):
+        return [
+            f"django:app.settingsModule: {app.settings_module} does not import: "
+            f"{report['settingsError']}"
+        ], []
+    if report.get("setupError"):
+        return [f"{settings}: Django does not start (django.setup()): {report['setupError']}"], []
+    declared = report["declarations"]
+    errors = [
+        *_entry_point_errors(config, report),
+        *_database_errors(settings, declared, report["database"]),
+        *_static_errors(config, settings, declared, report["staticStorage"], app_dir),
+        *_health_errors(config, report["health"]),
+        *(
+            f"{settings}: Django's system check fails, so `migrate` would refuse to run: {error}"
+            for error in report.get("systemCheckErrors", [])
+        ),
+    ]
+    return errors, _warnings(settings, declared, report["health"])
+
+
+def _entry_point_errors(config: StackConfig, report: Mapping[str, Any]) -> list[str]:
+    app = config.app
+    key, target, error = (
+        ("wsgiApp", app.wsgi_app, report.get("wsgiError"))
+        if app.server == "gunicorn"
+        else ("asgiApp", app.asgi_app, report.get("asgiError"))
+    )
+    if error is None:
+        return []
+    return [f"django:app.{key}: {target} (for {app.server}) does not import: {error}"]
+
+
+def _database_errors(
+    settings: str, declared: Mapping[str, Any], database: Mapping[str, Any]
+) -> list[str]:
+    engine = declared["databaseEngine"] or "no database"
+    if database["error"]:
+        return [f"{settings}: the database backend {engine} does not load: {database['error']}"]
+    if database["vendor"] != "postgresql":
+        return [
+            f"{settings}: DATABASES['default'] is {engine} under the stack's environment, not "
+            f"PostgreSQL; read DATABASE_URL ({KIT_FIX})"
+        ]
+    return []
+
+
+def _static_errors(
+    config: StackConfig,
+    settings: str,
+    declared: Mapping[str, Any],
+    storage: Mapping[str, Any],
+    app_dir: Path,
+) -> list[str]:
+    errors = []
+    static_root = declared["staticRoot"]
+    if static_root is None:
+        errors.append(
+            f"{settings}: no STATIC_ROOT under the stack's environment; set it to "
+            f"{config.app.static_root} (django:app.staticRoot), e.g. with ENV STATIC_ROOT in "
+            f"{config.app.dockerfile} and {KIT_FIX}"
+        )
+    elif image_static_root(static_root, app_dir) != config.app.static_root:
+        errors.append(
+            f"django:app.staticRoot: {config.app.static_root} differs from the STATIC_ROOT "
+            f"the settings declare ({image_static_root(static_root, app_dir)} in the image); "
+            "make them the same"
+        )
+    backend = declared["staticfilesBackend"]
+    if storage["error"]:
+        errors.append(
+            f"{settings}: the static files storage {backend} does not load: {storage['error']}"
+        )
+    elif not storage["hashed"]:
+        errors.append(
+            f"{settings}: static files storage {backend} writes no hashed names, so releases "
+            f"overwrite each other's files; use {HASHED_STORAGES} ({KIT_FIX})"
+        )
+    return errors
+
+
+def _health_errors(config: StackConfig, health: Mapping[str, Any]) -> list[str]:
+    path = config.app.health_check_path
+    status = health["status"]
+    if health["error"]:
+        return [
+            f"django:app.healthCheckPath: {path} fails with Host {FOREIGN_HOST}: {health['error']}"
+        ]
+    # 503: an endpoint that answered, reporting the database and cache unreachable (offline).
+    if status in (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE):
+        return []
+    return [
+        f"django:app.healthCheckPath: no health endpoint at {path} answering before "
+        f"ALLOWED_HOSTS (Host {FOREIGN_HOST} got {status}); add pulumi_django_runtime's "
+        f"middleware ({KIT_FIX})"
+    ]
+
+
+def _warnings(settings: str, declared: Mapping[str, Any], health: Mapping[str, Any]) -> list[str]:
+    warnings = []
+    if health["status"] == HTTPStatus.SERVICE_UNAVAILABLE and health["header"] != HEALTH_HEADER:
+        warnings.append(
+            f"django:app.healthCheckPath: {health['path']} answered 503 without the database "
+            "and cache (offline); make sure it answers 200 when they are up"
+        )
+    cache = declared["cacheBackend"]
+    if cache is None or cache in PROCESS_LOCAL_CACHES:
+        warnings.append(
+            f"{settings}: CACHES['default'] is {cache or 'not set'} under the stack's "
+            f"environment, not the stack's Redis (REDIS_URL): each process caches apart"
+        )
+    if declared["debug"]:
+        warnings.append(f"{settings}: DEBUG is True under the stack's environment")
+    if not declared["secretKeyFromEnvironment"]:
+        warnings.append(
+            f"{settings}: SECRET_KEY ignores DJANGO_SECRET_KEY, so the key is in the code "
+            f"({KIT_FIX})"
+        )
+    if declared["databaseHost"] not in (PLACEHOLDER_DATABASE_HOST, None):
+        warnings.append(
+            f"{settings}: DATABASES['default'] ignores DATABASE_URL (HOST "
+            f"{declared['databaseHost']!r}); the app would not use the stack's database"
+        )
+    allowed = declared["allowedHosts"]
+    if "*" not in allowed and not set(PLACEHOLDER_ALLOWED_HOSTS) <= set(allowed):
+        warnings.append(
+            f"{settings}: ALLOWED_HOSTS ignores DJANGO_ALLOWED_HOSTS; the site's own host "
+            "would get 400"
+        )
+    return warnings
+
+
+def readiness_lines(readiness: AppReadiness) -> list[str]:
+    """The plan's text section: a verdict, then one line per finding."""
+    if readiness.django:
+        runs = f"Python {readiness.python_version} {readiness.python}, Django {readiness.django}"
+    else:
+        runs = readiness.python
+    count = len(readiness.errors)
+    verdict = "ready" if readiness.ready else f"NOT deployable ({count} error{'s' * (count > 1)})"
+    lines = [f"App readiness ({readiness.app_dir.name}, {runs}): {verdict}"]
+    lines += [f"  error: {line}" for line in readiness.errors]
+    lines += [f"  warning: {line}" for line in readiness.warnings]
+    return lines

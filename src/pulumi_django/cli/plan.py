@@ -1,0 +1,295 @@
+"""The offline plan: a stack's program run under the mock runtime, shown as a tree and as JSON.
+
+The JSON is a contract other tools consume (extend it, never rename fields):
+{"stack", "project", "target", "resources": [{"urn", "type", "name", "custom", "parent",
+"dependencies", "propertyDependencies", "provider", "inputs"}], "outputs", "releaseOrder"}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import runpy
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from pulumi_django.app_resolution import interpreter_source, resolve_app_config
+from pulumi_django.cli.app_readiness import AppReadiness, assess_app, readiness_lines
+from pulumi_django.cli.stackfile import StackFile, load_stack_file
+from pulumi_django.config import NAMESPACE, StackConfig, parse_stack_config
+from pulumi_django.errors import UsageError
+from pulumi_django.migration_check import (
+    OFFLINE_APP_ENVIRONMENT,
+    CheckResult,
+    MigrationCheckError,
+    format_report,
+    run_check,
+)
+from pulumi_django.recorder import RecordedResource, Recording, record
+from pulumi_django.release import StepInPlan, release_order
+
+TARGET_KEY = "django:target"
+# `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
+APP_NOT_READY_EXIT_CODE = 1
+
+
+@dataclass
+class MigrationReport:
+    """The migration safety check of the stack's app, offline. With no deployed version to
+    compare with, it is a first deploy: every migration counted, none judged (`--diff-against`
+    judges the ones added since a ref)."""
+
+    app_dir: Path
+    result: CheckResult | None
+    skipped: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body = (
+            self.result.to_json()
+            if self.result
+            else {"checked": [], "findings": [], "firstDeploy": False}
+        )
+        return {**body, "appDir": str(self.app_dir), "skipped": self.skipped}
+
+
+@dataclass
+class Plan:
+    stack_file: StackFile
+    recording: Recording
+    migrations: MigrationReport
+    readiness: AppReadiness
+
+    @property
+    def target(self) -> str:
+        return self.stack_file.config.get(TARGET_KEY, "")
+
+    def release_order(self) -> list[StepInPlan]:
+        return release_order(self.recording)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.recording.stack,
+            "project": self.recording.project,
+            "target": self.target,
+            "resources": [resource.as_json() for resource in self.recording.resources],
+            "outputs": self.recording.outputs,
+            "releaseOrder": [
+                {
+                    "step": found.step.key,
+                    "title": found.step.title,
+                    "resources": [resource.urn for resource in found.resources],
+                    "after": found.after.key if found.after else None,
+                    "ordered": found.ordered,
+                }
+                for found in self.release_order()
+            ],
+            "migrationCheck": self.migrations.as_json(),
+            "appReadiness": self.readiness.as_json(),
+        }
+
+
+def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
+    """Runs the project's program for `stack` under mocks, then checks the app's migrations and
+    readiness in its interpreter (`python`, a `--python` flag, overrides `app.python`). Raises
+    UsageError for a bad stack name or file, and the program's own ConfigError for invalid
+    config."""
+    stack_file = load_stack_file(project_dir.resolve(), stack)
+    if python:
+        stack_file = with_app_python(stack_file, python)
+
+    def program() -> None:
+        with _program_context(stack_file):
+            runpy.run_path(str(stack_file.program), run_name="__main__")
+
+    recording = record(
+        program,
+        project=stack_file.project,
+        stack=stack_file.stack,
+        config=stack_file.config,
+        secret_keys=stack_file.secret_keys,
+    )
+    recording.resources = _tree_order(recording.resources)
+    configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
+    config = stack_config(stack_file)
+    readiness = assess_app(
+        config, stack_file.project_dir, python_source=interpreter_source(configured, python)
+    )
+    return Plan(stack_file, recording, check_app_migrations(stack_file, config), readiness)
+
+
+def plan_stack_or_explain(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
+    """plan_stack for the CLI: whatever the program refuses with (invalid config, a missing
+    build context) becomes a UsageError naming the stack, as `pulumi up` shows it: no traceback."""
+    try:
+        return plan_stack(project_dir, stack, python=python)
+    except pulumi.RunError as error:
+        raise UsageError(f"stack {stack}: {error}") from None
+
+
+def stack_config(stack_file: StackFile) -> StackConfig:
+    """The stack's config resolved against its app, as its program resolves it."""
+    config = parse_stack_config(*stack_file.namespace(NAMESPACE))
+    try:
+        return resolve_app_config(config, stack_file.project_dir)
+    except UsageError as error:
+        raise UsageError(f"stack {stack_file.stack}: {error}") from None
+
+
+def with_app_python(stack_file: StackFile, python: str) -> StackFile:
+    """`stack_file` with `django:app.python` set to `python` (absolute), as `--python` asks:
+    the stack's program, the migration check and the readiness check all use it."""
+    key = f"{NAMESPACE}:app"
+    try:
+        app = json.loads(stack_file.config.get(key) or "{}")
+    except ValueError:
+        return stack_file  # the program reports the malformed section
+    if not isinstance(app, dict):
+        return stack_file
+    app["python"] = str(Path(python).absolute())
+    return dataclasses.replace(stack_file, config={**stack_file.config, key: json.dumps(app)})
+
+
+def check_app_migrations(
+    stack_file: StackFile, config: StackConfig | None = None
+) -> MigrationReport:
+    """The safety check of the stack's app as a first deploy, offline: the project loads, its
+    migrations are counted and the acknowledgements name real ones; nothing is judged, since a
+    plan has no running version to break."""
+    config = config or stack_config(stack_file)
+    app_dir = (stack_file.project_dir / config.app.context).resolve()
+    if not config.migrations.check:
+        return MigrationReport(app_dir, None, "migrations.check is off")
+    if not (app_dir / "manage.py").is_file():
+        return MigrationReport(app_dir, None, f"no manage.py in {app_dir}")
+    module = app_dir.joinpath(*config.app.settings_module.split("."))
+    if not (module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()):
+        return MigrationReport(
+            app_dir,
+            None,
+            f"django:app.settingsModule: no module {config.app.settings_module!r} in {app_dir}",
+        )
+    try:
+        result = check_offline(config, app_dir)
+    except MigrationCheckError as error:
+        return MigrationReport(app_dir, None, str(error))
+    return MigrationReport(app_dir, result)
+
+
+def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()) -> CheckResult:
+    """The stack's app checked without a database: `labels`, judged as one release (the
+    migrations a change adds ship together), or, without labels, every migration as a first
+    deploy. Raises MigrationCheckError when the check cannot run."""
+    return run_check(
+        config.app.settings_module,
+        pythonpath=str(app_dir),
+        labels=labels,
+        offline=True,
+        one_release=bool(labels),
+        first_deploy=not labels,
+        acknowledged=config.migrations.acknowledged,
+        python=config.app.python,
+        environment={**OFFLINE_APP_ENVIRONMENT, **config.app.environment},
+    )
+
+
+@contextlib.contextmanager
+def _program_context(stack_file: StackFile) -> Iterator[None]:
+    """What the Pulumi language host gives a program: its directory as cwd and on sys.path."""
+    previous_cwd = Path.cwd()
+    program_dir = str(stack_file.program.parent)
+    os.chdir(stack_file.project_dir)
+    sys.path.insert(0, program_dir)
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(program_dir)
+
+
+def _tree_order(resources: list[RecordedResource]) -> list[RecordedResource]:
+    """Parents before children, siblings by URN: the same plan always reads the same."""
+    by_parent: dict[str | None, list[RecordedResource]] = {}
+    for resource in resources:
+        by_parent.setdefault(resource.parent, []).append(resource)
+    ordered: list[RecordedResource] = []
+
+    def visit(parent: str | None) -> None:
+        for child in sorted(by_parent.get(parent, []), key=lambda r: r.urn):
+            ordered.append(child)
+            visit(child.urn)
+
+    visit(None)
+    known = {resource.urn for resource in ordered}
+    # A resource whose parent was never registered still belongs in the plan.
+    ordered.extend(sorted((r for r in resources if r.urn not in known), key=lambda r: r.urn))
+    return ordered
+
+
+def render_text(plan: Plan) -> str:
+    """The resource tree grouped by component, then the release order, then the outputs."""
+    recording = plan.recording
+    custom = sum(1 for resource in recording.resources if resource.custom)
+    lines = [
+        f"Stack {recording.stack} (project {recording.project}, target {plan.target}): "
+        f"{len(recording.resources)} resources, {custom} of them cloud or Docker resources",
+        "",
+    ]
+    children: dict[str | None, list[RecordedResource]] = {}
+    for resource in recording.resources:
+        children.setdefault(resource.parent, []).append(resource)
+
+    def walk(parent: str | None, prefix: str) -> None:
+        kids = children.get(parent, [])
+        for index, child in enumerate(kids):
+            last = index == len(kids) - 1
+            branch = "" if parent is None else ("└─ " if last else "├─ ")
+            lines.append(f"{prefix}{branch}{child.type}  {child.name}")
+            deeper = "" if parent is None else ("   " if last else "│  ")
+            walk(child.urn, prefix + deeper)
+
+    walk(None, "")
+    lines += ["", "Release order:"]
+    steps = plan.release_order()
+    if not steps:
+        lines.append("  (no release steps in this stack)")
+    numbers = {found.step.key: number for number, found in enumerate(steps, 1)}
+    for number, found in enumerate(steps, 1):
+        names = ", ".join(resource.name for resource in found.resources)
+        if found.after is None:
+            gate = ""
+        elif found.ordered:
+            gate = f"  (waits for step {numbers[found.after.key]})"
+        else:
+            gate = f"  (NOT ORDERED after step {numbers[found.after.key]}: it can run before it)"
+        lines.append(f"  {number}. {found.step.title:<26} {names}{gate}")
+    lines += ["", *readiness_lines(plan.readiness)]
+    lines += ["", *_migration_lines(plan.migrations)]
+    if recording.outputs:
+        lines += ["", "Outputs:"]
+        width = max(len(name) for name in recording.outputs)
+        for name, value in sorted(recording.outputs.items()):
+            shown = "(known after pulumi up)" if value is None else value
+            lines.append(f"  {name:<{width}}  {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def _migration_lines(report: MigrationReport) -> list[str]:
+    title = f"Migration safety check ({report.app_dir.name}, offline):"
+    if report.result is None:
+        return [title, f"  skipped: {report.skipped}"]
+    report_lines = format_report(report.result).splitlines()
+    lines = [title, *(f"  {line}" if line else "" for line in report_lines)]
+    if report.result.first_deploy:
+        lines.append(
+            "  Against a deployed version: `plan --diff-against GITREF` judges the migrations "
+            "added since then."
+        )
+    return lines

@@ -1,0 +1,828 @@
+"""The release rehearsal: a real rolling release on this machine, under a steady load.
+
+A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
+server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
+release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (the
+same step keys the stack wires as resource dependencies), while virtual users view the app's
+pages, post its forms (`rehearsal.*` in the stack config) and probe the health check. What they
+saw becomes the report.
+
+Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
+from pulumi_django.cli.rehearsal.crawl import discover_pages
+from pulumi_django.cli.rehearsal.load import Sample, Site, parse_page, running_load
+from pulumi_django.cli.rehearsal.proxies import ProxyServer, RunningProxy, running_proxy
+from pulumi_django.cli.rehearsal.report import (
+    RehearsalReport,
+    StepReport,
+    StepStatus,
+    Timeline,
+    WriteSummary,
+    build_report,
+)
+from pulumi_django.cli.rehearsal.servers import (
+    LOOPBACK,
+    ServerError,
+    free_port,
+    log_tail,
+    postgres,
+    redis,
+)
+from pulumi_django.cli.rehearsal.sources import VersionSource, export_source
+from pulumi_django.cli.rehearsal.write_probe import (
+    WriteProbe,
+    WriteProbeError,
+    migrating_apps,
+    running_write_probe,
+)
+from pulumi_django.config import StackConfig
+from pulumi_django.errors import UsageError
+from pulumi_django.release import RELEASE_STEPS
+from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
+from pulumi_django.rendering.media import local_media_environment
+from pulumi_django.rendering.proxy import (
+    SERVED_BY_HEADER,
+    ProxySite,
+    rehearsal_site,
+    static_url_prefix,
+)
+
+# The user's own app settings never leak into the throwaway site.
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
+# The load balancer's health check, sped up: the stack's thresholds, a shorter interval.
+HEALTH_INTERVAL_SECONDS = 0.5
+PROBE_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 60.0
+DRAIN_POLL_SECONDS = 0.05
+MIN_REQUESTS_POLL_SECONDS = 0.1
+# Each Caddy reload opens a new listening socket (SO_REUSEPORT) and closes the old one, and
+# ends idle keep-alive connections. Reloads back to back under load reset a few new
+# connections (measured at 100 requests/s: one in 20 reloads with no gap; none in 80 with
+# gaps of 0.5-1 s). A load balancer, too, registers and deregisters targets seconds apart.
+RELOAD_GAP_SECONDS = 1.0
+BUILD_TIMEOUT_SECONDS = 300.0
+DATABASE_NAME = "rehearsal"
+# collectstatic's map of each file to its hashed name (ManifestStaticFilesStorage).
+STATIC_MANIFEST = "staticfiles.json"
+PAGES_PER_REPLICA = 3
+CRAWL_PAGES_SHOWN = 10
+TCP_ESTABLISHED = "01"
+
+
+class ReleaseStepError(Exception):
+    """A release step could not be carried out; the release halts there."""
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    app_dir: Path
+    previous: VersionSource  # what runs before the release (`--from`)
+    release: VersionSource  # what is released over it (`--to`)
+    config: StackConfig
+    proxy: ProxyServer
+    replicas: int = 3
+    rate: float = 50.0
+    skip_check: bool = False
+    before_seconds: float = 5.0
+    after_seconds: float = 5.0
+    # The load goes on after the release until at least this many requests were sent.
+    min_requests: int = 0
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of the app: its files (the image's /app) and its collected static files.
+    `name` is what people read (`main@1a2b3c4d`); `release_id` names its static release and
+    its directories (`1a2b3c4d`)."""
+
+    name: str
+    release_id: str
+    directory: Path
+    static_root: Path
+
+
+@dataclass
+class Replica:
+    version: Version
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    lifetime: contextlib.ExitStack
+
+    def stop(self) -> None:
+        """Graceful (SIGTERM): requests in flight finish. Stopping twice does nothing."""
+        self.lifetime.close()
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    status: StepStatus
+    detail: str
+
+
+def established_connections(port: int) -> int:
+    """TCP connections that loopback:`port` accepted and that are still open (from /proc)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if state == TCP_ESTABLISHED and int(local.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def fetch(port: int, path: str) -> tuple[int, str] | None:
+    """One GET to loopback:`port` on a connection of its own: (status, body), or None when
+    nothing answered. Health checks go to replicas this way, as the load balancer sends them."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=PROBE_TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", path, headers={"Host": f"{LOOPBACK}:{port}"})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace").strip()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+class Rehearsal:
+    """The throwaway site and the release steps carried out on it."""
+
+    def __init__(
+        self,
+        options: RehearsalOptions,
+        resources: contextlib.ExitStack,
+        root: Path,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.options = options
+        self.config = options.config
+        self.resources = resources
+        self.root = root
+        # The app's interpreter (`django:app.python`): its servers, and `python` on its PATH.
+        self.python = options.config.app.python or sys.executable
+        self.python_bin = python_shim(root / "bin", self.python)
+        self.progress = progress
+        self.bucket = root / "bucket"
+        # MEDIA_ROOT of every replica of every version (uploads outlive releases), served by
+        # the proxy under media.urlPath as on local Docker.
+        self.media = root / "media"
+        self.proxy_port = free_port()
+        self.secret_key = secrets.token_urlsafe(40)
+        self.database_url = ""
+        self.redis_url = ""
+        self.proxy: RunningProxy | None = None
+        self.serving: list[Replica] = []
+        self.replicas: list[Replica] = []  # every replica started
+        self.last_reload = 0.0
+        self.current: Version | None = None
+        # The crawl's seeds until the crawl found the pages.
+        self.page_paths: tuple[str, ...] = self.seeds
+        self.write_probes: dict[str, WriteProbe] = {}  # by release id (names can repeat)
+        self.migrated_apps: list[str] = []  # the apps whose migrations the release applies
+        # Why no version's writes were probed, when the release gave none to probe.
+        self.writes_not_run = "the release stopped before the migration job"
+        # What kept a probe from covering writes the release put at risk.
+        self.write_problems: list[str] = []
+        self.new: Version | None = None
+
+    # ------------------------------------------------------------ the site before the release
+
+    def deploy_current(self) -> None:
+        """PostgreSQL, Redis, the current version migrated with its static files published,
+        its replicas healthy behind the proxy."""
+        database = self.resources.enter_context(postgres())
+        cache = self.resources.enter_context(redis())
+        self.database_url = database.create_database(DATABASE_NAME)
+        self.redis_url = cache.url()
+        self.progress(f"PostgreSQL on {LOOPBACK}:{database.port}, Redis on {LOOPBACK}:{cache.port}")
+        current = self.build(self.options.previous)
+        self.bucket.mkdir()
+        self.media.mkdir()
+        self.publish_static(current)
+        self.migrate(current)
+        # Stopped after the proxy (entered later, so it stops first and closes its
+        # keep-alive connections, which would otherwise hold up every replica's stop).
+        self.resources.callback(self.stop_replicas)
+        starting = [self.start_replica(current) for _ in range(self.options.replicas)]
+        for replica in starting:  # they boot side by side
+            problem = self.wait_healthy(replica)
+            if problem:
+                raise ReleaseStepError(
+                    f"the current version {current.name} is not healthy, so there is nothing to "
+                    f"release over: {problem}\n{log_tail(replica.log)}"
+                )
+            self.serving.append(replica)
+        ports = ", ".join(str(replica.port) for replica in self.serving)
+        self.progress(f"{current.name} healthy on ports {ports}")
+        self.current = current
+        self.proxy = self.resources.enter_context(
+            running_proxy(self.options.proxy, self.site(self.serving))
+        )
+        self.progress(
+            f"{self.options.proxy} on {self.proxy.url()} in front of "
+            f"{len(self.serving)} {self.config.app.server} replicas of {current.name}"
+        )
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """Where the crawl starts: `/` and the stack's `rehearsal.paths`."""
+        return ("/", *self.config.rehearsal.paths)
+
+    def discover_pages(self) -> None:
+        """The pages the load views: `/`, `rehearsal.paths` and the same-site pages they link
+        to, found once on the current version through the proxy (rehearsal/crawl.py)."""
+        rehearsal = self.config.rehearsal
+        skip = [static_url_prefix(self.config), self.config.app.health_check_path]
+        if self.config.media.enabled:
+            skip.append(self.config.media.url_path)
+        found = discover_pages(
+            LOOPBACK,
+            self.proxy_port,
+            self.seeds,
+            depth=rehearsal.crawl_depth,
+            max_pages=rehearsal.max_pages,
+            skip_prefixes=skip,
+        )
+        self.page_paths = found.pages
+        for path, why in (*found.errors, *found.skipped):
+            if path in self.seeds and path not in found.pages:
+                self.progress(f"crawl: {path} is not viewed ({why})")
+        shown = ", ".join(found.pages[:CRAWL_PAGES_SHOWN]) or "none"
+        more = f" and {len(found.pages) - CRAWL_PAGES_SHOWN} more" * (
+            len(found.pages) > CRAWL_PAGES_SHOWN
+        )
+        self.progress(
+            f"crawl (depth {rehearsal.crawl_depth}, at most {rehearsal.max_pages} pages): "
+            f"{len(found.pages)} pages to view: {shown}{more}; {len(found.skipped)} links not "
+            f"followed, {len(found.errors)} that did not answer a page"
+        )
+
+    def load_site(self) -> Site:
+        return Site(
+            host=LOOPBACK,
+            port=self.proxy_port,
+            static_prefix=static_url_prefix(self.config),
+            page_paths=self.page_paths,
+            forms=tuple(self.config.rehearsal.forms),
+            health_path=self.config.app.health_check_path,
+            served_by_header=SERVED_BY_HEADER,
+        )
+
+    def with_serving_versions(self, samples: Sequence[Sample]) -> list[Sample]:
+        """The samples, each with the name of the version whose replica answered it, when the
+        load saw one. The proxy names the replica's address; nginx names each it tried (`A, B`
+        when it passed the request on), the last one answered."""
+        versions = {f"{LOOPBACK}:{replica.port}": replica.version.name for replica in self.replicas}
+        named = []
+        for sample in samples:
+            answered = sample.version.rsplit(",", 1)[-1].strip()
+            named.append(
+                replace(sample, version=versions[answered]) if answered in versions else sample
+            )
+        return named
+
+    def site(self, replicas: list[Replica]) -> ProxySite:
+        return rehearsal_site(
+            self.config,
+            listen_port=self.proxy_port,
+            upstream_ports=[replica.port for replica in replicas],
+            static_dir=str(self.bucket / self.config.static.prefix),
+            media_dir=str(self.media),
+            runtime_dir=str(self.root / "proxy"),
+        )
+
+    # ------------------------------------------------------------ the release steps
+
+    def release(self) -> list[StepReport]:
+        """Every release step in the stack's order, until one stops the release."""
+        reports = []
+        for step in RELEASE_STEPS:
+            handler = STEP_HANDLERS[step.key]
+            self.progress(f"[{step.key}] {step.title}")
+            started = time.monotonic()
+            try:
+                outcome = handler(self)
+            except (ReleaseStepError, ServerError) as error:  # ServerError: a proxy reload
+                outcome = StepOutcome("halted", str(error).splitlines()[0])
+                self.progress(f"[{step.key}] halted: {error}")
+            seconds = time.monotonic() - started
+            reports.append(
+                StepReport(step.key, step.title, outcome.status, seconds, outcome.detail)
+            )
+            self.progress(f"[{step.key}] {outcome.status} in {seconds:.1f} s: {outcome.detail}")
+            if outcome.status in ("refused", "halted"):
+                break
+        return reports
+
+    def step_image(self) -> StepOutcome:
+        """The new version's files and its collected static files, as the image build does."""
+        self.new = self.build(self.options.release)
+        files = sum(1 for path in self.new.static_root.rglob("*") if path.is_file())
+        label = self.options.release.label
+        return StepOutcome("ok", f"{label} built, collectstatic wrote {files} files")
+
+    def step_static(self) -> StepOutcome:
+        return StepOutcome("ok", self.publish_static(self._new()))
+
+    def step_check(self) -> StepOutcome:
+        """The stack's migration check: the analyzer in the new version, against the database."""
+        from pulumi_django.migration_check import acknowledgement_reasons
+        from pulumi_django.providers.migration_check import (
+            MigrationCheckFailed,
+            check_command,
+            judge_check,
+        )
+
+        if self.options.skip_check:
+            return StepOutcome("skipped", "--skip-check: migrations are applied unchecked")
+        if not self.config.migrations.check:
+            return StepOutcome("skipped", "migrations.check is off in the stack config")
+        version = self._new()
+        completed = self.run(
+            "the migration check",
+            check_command(self.config.app.settings_module),
+            version,
+            timeout=self.config.migrations.timeout_seconds,
+        )
+        lines = [*completed.stdout.splitlines(), *completed.stderr.splitlines()]
+        acknowledged = acknowledgement_reasons(self.config.migrations.acknowledged)
+        try:
+            result = judge_check(lines, completed.returncode, acknowledged, "the check's output")
+        except MigrationCheckFailed as error:
+            if not error.refused:  # it could not run at all
+                raise ReleaseStepError(str(error)) from None
+            self.progress(str(error))
+            refused = ", ".join(error.refused)
+            return StepOutcome("refused", f"refused {refused}; nothing was migrated")
+        checked = ", ".join(result.checked) or "no migration to apply"
+        return StepOutcome("ok", f"checked {checked}")
+
+    def step_migrate(self) -> StepOutcome:
+        """The migration job, with the old version's write probe started just before it, on
+        the old schema: it keeps writing through the migration and the rollout, as the old
+        replicas do. (The new version's starts with its first replica: `step_fleet`.)"""
+        version = self._new()
+        self.migrated_apps = self.migrating_apps(version)
+        if self.migrated_apps and self.current is not None:
+            self.start_write_probe(self.current, self.migrated_apps)
+        return StepOutcome("ok", self.migrate(version))
+
+    def step_fleet(self) -> StepOutcome:
+        """One replica at a time: start a new one, wait until healthy, add it to the proxy,
+        take an old one out, let it drain, stop it gracefully."""
+        version = self._new()
+        old_replicas = list(self.serving)
+        total = len(old_replicas)
+        for number, old in enumerate(old_replicas, start=1):
+            started = time.monotonic()
+            try:
+                new = self.start_replica(version)
+            except ServerError as error:
+                return self._halt(number, total, f"did not start: {error}")
+            problem = self.wait_healthy(new)
+            if problem:
+                new.stop()
+                return self._halt(number, total, f"never became healthy: {problem}")
+            healthy = time.monotonic() - started
+            if number == 1 and self.migrated_apps:  # it is about to serve: so it writes
+                self.start_write_probe(version, self.migrated_apps)
+            self.serving.append(new)
+            self.set_upstreams(self.serving)
+            self.serving.remove(old)
+            self.set_upstreams(self.serving)
+            drained = self.drain(old)
+            old.stop()
+            self.progress(
+                f"replica {number}/{total}: {version.name} on port {new.port} healthy after "
+                f"{healthy:.1f} s and added; {old.version.name} on port {old.port} removed, "
+                f"drained in {drained:.1f} s, stopped"
+            )
+        if self.current is not None:  # its last replica is gone: so is its probe
+            self.stop_write_probe(self.current)
+        return StepOutcome("ok", f"{total} replicas replaced one at a time, none failed")
+
+    def step_proxy(self) -> StepOutcome:
+        """The proxy switched to exactly the new fleet: one more reload with that replica set,
+        then the health path answers through the proxy and every page the load views (in
+        turn) references only the new version's static files."""
+        version = self._new()
+        self.set_upstreams(self.serving)
+        if self.proxy is None or fetch(self.proxy_port, self.config.app.health_check_path) is None:
+            raise ReleaseStepError("the proxy does not answer its health path after the switch")
+        manifest = json.loads((version.static_root / STATIC_MANIFEST).read_text())
+        static_prefix = static_url_prefix(self.config)
+        new_assets = {static_prefix + name for name in manifest["paths"].values()}
+        paths = self.load_site().page_paths
+        if not paths:
+            return StepOutcome("ok", "the health path answers through the proxy; no page to view")
+        pages = len(self.serving) * PAGES_PER_REPLICA
+        with_static = 0
+        for number in range(pages):
+            path = paths[number % len(paths)]
+            answer = fetch(self.proxy_port, path)
+            # A 404 is a page the app does not have (a stock project has no `/`); a replica
+            # rendered it all the same. Whether it is a failure is the load's to say.
+            if answer is None or answer[0] not in (200, 404):
+                raise ReleaseStepError(f"the page {path} through the proxy answered {answer}")
+            static = {a for a in parse_page(answer[1]).assets if a.startswith(static_prefix)}
+            foreign = static - new_assets
+            if foreign:
+                raise ReleaseStepError(
+                    f"the proxy still serves pages of another version (they use "
+                    f"{', '.join(sorted(foreign))}, not {version.name}'s static files)"
+                )
+            with_static += bool(static)
+        if not with_static:
+            return StepOutcome(
+                "ok",
+                f"{pages} pages through the proxy answered; none references a static file "
+                "that tells the versions apart",
+            )
+        return StepOutcome(
+            "ok", f"{pages} pages through the proxy all came from {version.name}'s replicas"
+        )
+
+    def _halt(self, number: int, total: int, problem: str) -> StepOutcome:
+        names = sorted({replica.version.name for replica in self.serving})
+        return StepOutcome(
+            "halted",
+            f"new replica {number} of {total} {problem}; "
+            f"{len(self.serving)} replicas of {', '.join(names)} kept serving",
+        )
+
+    def _new(self) -> Version:
+        if self.new is None:
+            raise ReleaseStepError("the image step has not built the new version")
+        return self.new
+
+    # ------------------------------------------------------------ building blocks
+
+    def build(self, source: VersionSource) -> Version:
+        """The version's files as its image's build context holds them, and `collectstatic`
+        into its STATIC_ROOT, with no secret and no database, as the Dockerfile does at build
+        time. STATIC_ROOT is outside the files: a `staticfiles/` left in a working tree is
+        never taken for the version's."""
+        name = f"{len(list(self.root.glob('versions/*')))}-{source.release_name}"
+        try:
+            directory = export_source(self.options.app_dir, source, self.root / "versions" / name)
+        except UsageError as error:
+            raise ReleaseStepError(str(error)) from None
+        version = Version(source.label, source.release_name, directory, self.root / "static" / name)
+        completed = self.run(
+            f"collectstatic of {source.label}",
+            ["python", "manage.py", "collectstatic", "--noinput"],
+            version,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            with_services=False,
+        )
+        if completed.returncode != 0:
+            raise ReleaseStepError(
+                f"collectstatic of {source.label} failed (exit status {completed.returncode}):\n"
+                f"{completed.stdout}{completed.stderr}".rstrip()
+            )
+        return version
+
+    def migrating_apps(self, version: Version) -> list[str]:
+        """The apps whose migrations the release applies: the write probe writes their
+        models. None when that cannot be told (the release goes on without the probe, and
+        the report says so)."""
+        try:
+            apps = migrating_apps(
+                self.python,
+                version.directory,
+                self.environment(version),
+                DATABASE_NAME,
+                timeout=self.config.migrations.timeout_seconds,
+            )
+        except WriteProbeError as error:
+            self.write_problems.append(f"the migrations to apply could not be listed: {error}")
+            self.progress(f"write probe: {self.write_problems[-1]}")
+            return []
+        if not apps:
+            self.writes_not_run = "the release applies no migration"
+        return apps
+
+    def start_write_probe(self, version: Version, apps: list[str]) -> None:
+        """The version's write probe over the models of `apps`, until the version's last
+        replica stops or the rehearsal ends. One that cannot start is reported and the
+        release goes on: the probe is a witness of the release, not a step of it."""
+        log = self.root / "probes" / f"{version.release_id}.log"
+        log.parent.mkdir(exist_ok=True)
+        try:
+            probe = self.resources.enter_context(
+                running_write_probe(
+                    python=self.python,
+                    cwd=version.directory,
+                    env=self.environment(version),
+                    version=version.name,
+                    apps=apps,
+                    database_name=DATABASE_NAME,
+                    log=log,
+                )
+            )
+        except WriteProbeError as error:  # its message names the probe and says why
+            self.write_problems.append(str(error))
+            self.progress(f"write probe: {error}")
+            return
+        self.write_probes[version.release_id] = probe
+        skipped = ", ".join(probe.skipped) or "none"
+        self.progress(
+            f"write probe of {version.name}: {len(probe.models)} models of {', '.join(apps)}; "
+            f"not probed: {skipped}"
+        )
+
+    def stop_write_probe(self, version: Version) -> None:
+        probe = self.write_probes.get(version.release_id)
+        if probe is not None:
+            probe.stop()
+            if probe.exited_early:
+                self.progress(f"write probe of {version.name} {probe.exited_early}")
+
+    def write_results(self) -> tuple[list[Sample], WriteSummary]:
+        """Every probe's operations, each probe stopped, and what they add up to: a probe
+        that wrote no model, or died before the end, is a problem the verdict names."""
+        samples: list[Sample] = []
+        operations: dict[str, int] = {}
+        models: set[str] = set()
+        skipped: dict[str, str] = {}
+        problems = list(self.write_problems)
+        for probe in self.write_probes.values():
+            done = probe.stop()
+            samples += done
+            operations[probe.version] = operations.get(probe.version, 0) + len(done)
+            written = [model for model in probe.models if model not in probe.skipped]
+            models.update(written)
+            skipped.update(probe.skipped)
+            if not written:
+                problems.append(f"the write probe of {probe.version} could write no model")
+            if probe.exited_early:
+                problems.append(f"the write probe of {probe.version} {probe.exited_early}")
+        not_run = "" if self.write_probes or problems else self.writes_not_run
+        return samples, WriteSummary(
+            operations, tuple(sorted(models)), skipped, not_run, tuple(problems)
+        )
+
+    def publish_static(self, version: Version) -> str:
+        """The version's files next to the earlier ones in the local bucket, oldest pruned."""
+        from pulumi_django.static_publish import DirectoryStorage, PublishError, publish
+
+        try:
+            result = publish(
+                DirectoryStorage(self.bucket),
+                version.static_root,
+                version.release_id,
+                prefix=self.config.static.prefix,
+                keep=self.config.static.keep_releases,
+            )
+        except PublishError as error:
+            raise ReleaseStepError(
+                f"publishing {version.name}'s static files failed: {error}"
+            ) from None
+        kept = ", ".join(result.kept_releases)
+        return f"{version.name}: {result.summary()}; releases published: {kept}"
+
+    def migrate(self, version: Version) -> str:
+        """The stack's migration command and release commands, in the version's files."""
+        from pulumi_django.providers.release_commands import (
+            applied_migrations,
+            release_command,
+            release_commands,
+            what_failed,
+        )
+
+        migrations = self.config.migrations
+        commands = release_commands(migrations.command, migrations.release_commands)
+        completed = self.run(
+            "the migration job",
+            release_command(commands, migrations.timeout_seconds),
+            version,
+            timeout=migrations.timeout_seconds + PROBE_TIMEOUT_SECONDS,
+        )
+        if completed.returncode != 0:
+            raise ReleaseStepError(
+                f"{what_failed(commands, completed.returncode, migrations.timeout_seconds)}; "
+                f"the fleet was not changed:\n{completed.stdout}{completed.stderr}".rstrip()
+            )
+        applied = applied_migrations(completed.stdout.splitlines())
+        return f"applied {', '.join(applied)}" if applied else "no migration to apply"
+
+    def environment(self, version: Version, *, with_services: bool = True) -> dict[str, str]:
+        """What the version's container would get: the stack's plain variables, where its
+        static files and uploads are, and (unless building) the secret key, database and
+        cache."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(APP_VARIABLE_PREFIXES)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # replicas start much faster with bytecode
+        env.update(
+            PATH=os.pathsep.join(
+                [
+                    str(self.python_bin),
+                    str(Path(self.python).parent),
+                    env.get("PATH", "/usr/bin:/bin"),
+                ]
+            ),
+            PYTHONPYCACHEPREFIX=str(self.root / "pycache"),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(app_environment_defaults(self.config.app))
+        env.update(self.config.app.environment)
+        env.update(
+            DJANGO_SETTINGS_MODULE=self.config.app.settings_module,
+            STATIC_URL=static_url_prefix(self.config),
+            STATIC_ROOT=str(version.static_root),
+            DJANGO_HEALTH_CHECK_PATH=self.config.app.health_check_path,
+        )
+        env.update(local_media_environment(self.config.media, str(self.media)))
+        if with_services:
+            env.update(
+                DJANGO_SECRET_KEY=self.secret_key,
+                DJANGO_ALLOWED_HOSTS=f"{LOOPBACK},localhost",
+                DJANGO_CSRF_TRUSTED_ORIGINS=f"http://{LOOPBACK}:{self.proxy_port}",
+                # Plain HTTP on loopback: a Secure cookie would never come back.
+                DJANGO_SECURE_COOKIES="0",
+                DATABASE_URL=self.database_url,
+                REDIS_URL=self.redis_url,
+            )
+        return env
+
+    def run(
+        self,
+        what: str,
+        command: list[str],
+        version: Version,
+        *,
+        timeout: float,
+        with_services: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """A one-off command in the version's directory, as a release task runs in its image."""
+        try:
+            return subprocess.run(
+                command,
+                cwd=version.directory,
+                env=self.environment(version, with_services=with_services),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ReleaseStepError(f"{what} did not finish within {timeout:.0f} s") from None
+
+    def start_replica(self, version: Version) -> Replica:
+        """The version under the stack's app server on a new loopback port; stopped at the end
+        of the rehearsal at the latest."""
+        port = free_port()
+        while port == self.proxy_port:  # chosen early, bound only once the replicas run
+            port = free_port()
+        home = self.root / "replicas" / f"{len(self.replicas) + 1}-{version.release_id}"
+        home.mkdir(parents=True)
+        env = self.environment(version)
+        env["XDG_RUNTIME_DIR"] = str(home)  # Gunicorn's control socket
+        settings = app_server_settings(self.config, bind_host=LOOPBACK, port=port)
+        lifetime = contextlib.ExitStack()
+        log = home / "server.log"
+        try:
+            process = lifetime.enter_context(
+                running_app_server(
+                    settings, log=log, cwd=version.directory, env=env, python=self.python
+                )
+            )
+        except BaseException:
+            lifetime.close()
+            raise
+        replica = Replica(version, port, process, log, lifetime)
+        self.replicas.append(replica)
+        return replica
+
+    def stop_replicas(self) -> None:
+        """Stops every replica still running, side by side (each stop is graceful)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.replicas) or 1) as pool:
+            for stopping in [pool.submit(replica.stop) for replica in self.replicas]:
+                stopping.result()
+
+    def wait_healthy(self, replica: Replica) -> str | None:
+        """None once the replica passed the stack's healthy threshold of checks in a row; else
+        what was wrong (the unhealthy threshold of failed checks in a row, or no answer)."""
+        load_balancer = self.config.load_balancer
+        path = self.config.app.health_check_path
+        passed = failed = 0
+        last = "no answer"
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if replica.process.poll() is not None:
+                return f"the server exited with status {replica.process.returncode}"
+            answer = fetch(replica.port, path)
+            if answer is not None and answer[0] == 200:
+                passed, failed = passed + 1, 0
+                if passed >= load_balancer.healthy_threshold:
+                    return None
+            elif answer is not None:
+                passed, failed = 0, failed + 1
+                last = f"{answer[0]} {answer[1][:120]}"
+                if failed >= load_balancer.unhealthy_threshold:
+                    return f"{failed} health checks in a row answered {last}"
+            time.sleep(HEALTH_INTERVAL_SECONDS)
+        return f"no healthy answer within {START_TIMEOUT_SECONDS:.0f} s (last: {last})"
+
+    def set_upstreams(self, replicas: list[Replica]) -> None:
+        """Reloads the proxy with `replicas` as its upstreams, at least RELOAD_GAP_SECONDS
+        after the previous reload."""
+        if self.proxy is None:
+            raise ReleaseStepError("the proxy is not running")
+        time.sleep(max(0.0, self.last_reload + RELOAD_GAP_SECONDS - time.monotonic()))
+        self.proxy.reload(self.site(replicas))
+        self.last_reload = time.monotonic()
+
+    def drain(self, replica: Replica) -> float:
+        """Waits until the proxy closed its last connection to the replica, at most the load
+        balancer's deregistration delay (like the ALB, which ends draining early when a target
+        has nothing in flight). Returns how long it waited."""
+        from pulumi_django.components.aws.load_balancer import deregistration_delay
+
+        limit = deregistration_delay(self.config.load_balancer, self.config.app)
+        started = time.monotonic()
+        while established_connections(replica.port) and time.monotonic() - started < limit:
+            time.sleep(DRAIN_POLL_SECONDS)
+        return time.monotonic() - started
+
+
+STEP_HANDLERS: dict[str, Callable[[Rehearsal], StepOutcome]] = {
+    "image": Rehearsal.step_image,
+    "static": Rehearsal.step_static,
+    "check": Rehearsal.step_check,
+    "migrate": Rehearsal.step_migrate,
+    "fleet": Rehearsal.step_fleet,
+    "proxy": Rehearsal.step_proxy,
+}
+
+
+@contextlib.contextmanager
+def _scratch_directory() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="pd-rehearsal-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> RehearsalReport:
+    """Runs the whole rehearsal and returns its report; every process it started is stopped
+    and every directory it made is removed before it returns or raises."""
+    missing = [step.key for step in RELEASE_STEPS if step.key not in STEP_HANDLERS]
+    if missing:
+        raise NotImplementedError(f"the rehearsal has no handler for release steps {missing}")
+    with contextlib.ExitStack() as resources:
+        root = resources.enter_context(_scratch_directory())
+        rehearsal = Rehearsal(options, resources, root, progress)
+        rehearsal.deploy_current()
+        rehearsal.discover_pages()
+        progress(f"load: {options.rate:g} requests/s; the release in {options.before_seconds:g} s")
+        with running_load(rehearsal.load_site(), options.rate) as load:
+            load_start = time.monotonic()
+            time.sleep(options.before_seconds)
+            release_start = time.monotonic()
+            steps = rehearsal.release()
+            release_end = time.monotonic()
+            progress(f"load: {options.after_seconds:g} s more after the release")
+            time.sleep(options.after_seconds)
+            while load.count() < options.min_requests:
+                time.sleep(MIN_REQUESTS_POLL_SECONDS)
+            samples = load.stop()
+            load_end = time.monotonic()
+        writes, write_summary = rehearsal.write_results()
+        progress("load stopped; stopping every server")
+    return build_report(
+        release=options.release.label,
+        previous=options.previous.label,
+        proxy=options.proxy,
+        server=options.config.app.server,
+        replicas=options.replicas,
+        rate=options.rate,
+        steps=steps,
+        samples=rehearsal.with_serving_versions(samples),
+        timeline=Timeline(load_start, release_start, release_end, load_end),
+        writes=writes,
+        write_summary=write_summary,
+        pages=rehearsal.page_paths,
+    )

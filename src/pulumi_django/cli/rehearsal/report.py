@@ -1,0 +1,449 @@
+"""What a rehearsal found: the requests and their failures, latency before, during and after the
+release, each release step, and the verdict; as text for people, as JSON for machines and as
+markdown for a pull request's comment."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pulumi_django.cli.plan_diff import MARKER, escape_markdown
+from pulumi_django.cli.rehearsal.load import (
+    FAILURE_KINDS,
+    REQUEST_FAILURE_KINDS,
+    LatencySummary,
+    Sample,
+    failure_counts,
+    is_missing_page,
+    latency_summary,
+)
+
+Result = Literal["ok", "failed", "refused", "halted"]
+StepStatus = Literal["ok", "skipped", "refused", "halted"]
+PHASES = ("before", "during", "after")
+# Exit status of `pulumi-django rehearse` by result: 2 stays the CLI's usage error.
+EXIT_CODES: dict[str, int] = {"ok": 0, "failed": 1, "refused": 3, "halted": 4}
+FAILURE_EXAMPLES = 5
+FAILURE_LABELS = {
+    "5xx": "5xx",
+    "static_404": "static 404",
+    "connection": "connection error",
+    "other": "other",
+    "orm": "orm",
+}
+VERDICTS = {
+    "ok": "no request failed while the old and the new version ran side by side",
+    "failed": "users saw errors during this release",
+    "refused": "the migration check refused the release before anything changed; "
+    "the old version kept serving",
+    "halted": "the release stopped before it reached every replica; "
+    "the replicas already serving kept serving",
+}
+EXCLUDED_LABEL = "Pages that 404 before the release (not counted)"
+# The pull-request comment's name: its first line is `<!-- pulumi-django-plan:rehearsal -->`.
+MARKDOWN_MARKER = "rehearsal"
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One release step as the rehearsal carried it out."""
+
+    key: str
+    title: str
+    status: StepStatus
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Monotonic times: the load started, the release started and ended, the load ended."""
+
+    load_start: float
+    release_start: float
+    release_end: float
+    load_end: float
+
+    def phase(self, started: float) -> str:
+        if started < self.release_start:
+            return "before"
+        return "during" if started < self.release_end else "after"
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What the model write probe did: its operations by the version that ran them, the
+    models it wrote, and those it could not build (not failures: nothing to compare)."""
+
+    operations: dict[str, int]
+    models: tuple[str, ...]
+    skipped: dict[str, str]
+    # Why there was no probe, when the release gave it nothing to do (no migration applied).
+    not_run: str = ""
+    # What kept the probes from covering writes the release put at risk (a probe that could
+    # not start or that died): then 0 orm failures proves nothing.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(self.operations.values())
+
+
+@dataclass(frozen=True)
+class RehearsalReport:
+    release: str
+    previous: str
+    proxy: str
+    server: str
+    replicas: int
+    rate: float
+    steps: tuple[StepReport, ...]
+    requests: int
+    failures: dict[str, int]
+    latency: dict[str, LatencySummary]
+    rollout_seconds: float
+    load_seconds: float
+    result: Result
+    # (kind, "METHOD path -> status: detail", how many)
+    failure_examples: tuple[tuple[str, str, int], ...] = ()
+    # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
+    excluded_paths: tuple[str, ...] = ()
+    writes: WriteSummary | None = None
+    # The pages the load viewed (the crawl's), in the order found.
+    pages: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.result]
+
+    @property
+    def failed_requests(self) -> int:
+        return sum(self.failures.values())
+
+
+def decide_result(failed_requests: int, steps: Sequence[StepReport]) -> Result:
+    """A refusal is `refused` whatever the load counted: nothing changed, so any failure came
+    from the old version alone. Otherwise any failed request fails the rehearsal; otherwise a
+    halted step halts it; otherwise ok."""
+    statuses = {step.status for step in steps}
+    if "refused" in statuses:
+        return "refused"
+    if failed_requests:
+        return "failed"
+    return "halted" if "halted" in statuses else "ok"
+
+
+def pages_missing_before(samples: Sequence[Sample], timeline: Timeline) -> tuple[str, ...]:
+    """The paths of pages that answered 404 before the release started, when only the old
+    version served: pages the app does not have (a stock project has no `/`), not failures of
+    the release."""
+    return tuple(
+        sorted(
+            {
+                sample.path
+                for sample in samples
+                if timeline.phase(sample.started) == "before" and is_missing_page(sample)
+            }
+        )
+    )
+
+
+def build_report(
+    *,
+    release: str,
+    previous: str,
+    proxy: str,
+    server: str,
+    replicas: int,
+    rate: float,
+    steps: Sequence[StepReport],
+    samples: Sequence[Sample],
+    timeline: Timeline,
+    writes: Sequence[Sample] = (),
+    write_summary: WriteSummary | None = None,
+    pages: Sequence[str] = (),
+) -> RehearsalReport:
+    """`samples` are the load's HTTP requests (the latency and the request count); `writes`
+    the write probe's operations, whose failures count with the requests'."""
+    by_phase: dict[str, list[Sample]] = {phase: [] for phase in PHASES}
+    for sample in samples:
+        by_phase[timeline.phase(sample.started)].append(sample)
+    excluded = pages_missing_before(samples, timeline)
+    # Their 404s are left out for the whole run; any other failure of those paths still counts.
+    counted = [s for s in samples if not (s.path in excluded and is_missing_page(s))]
+    counted += writes
+    failures = failure_counts(counted)
+    return RehearsalReport(
+        release=release,
+        previous=previous,
+        proxy=proxy,
+        server=server,
+        replicas=replicas,
+        rate=rate,
+        steps=tuple(steps),
+        requests=len(samples),
+        failures=failures,
+        latency={phase: latency_summary(by_phase[phase]) for phase in PHASES},
+        rollout_seconds=timeline.release_end - timeline.release_start,
+        load_seconds=timeline.load_end - timeline.load_start,
+        result=decide_result(sum(failures.values()), steps),
+        failure_examples=_examples(counted),
+        excluded_paths=excluded,
+        writes=write_summary,
+        pages=tuple(pages),
+    )
+
+
+def _examples(samples: Sequence[Sample]) -> tuple[tuple[str, str, int], ...]:
+    counter: collections.Counter[tuple[str, str]] = collections.Counter()
+    for sample in samples:
+        if sample.failure is not None:
+            status = "no answer" if sample.status is None else str(sample.status)
+            detail = " ".join(sample.detail.split())[:120]
+            # A write probe's operation has no status: "create journal.Entry".
+            what = f"{sample.method} {sample.path}"
+            if sample.failure != "orm":
+                what += f" -> {status}"
+            if sample.version:
+                what += f" (from {sample.version})"
+            counter[(sample.failure, f"{what}: {detail}" if detail else what)] += 1
+    return tuple((kind, what, count) for (kind, what), count in counter.most_common())[
+        :FAILURE_EXAMPLES
+    ]
+
+
+def report_json(report: RehearsalReport) -> dict[str, Any]:
+    """The `--json` document; the first keys are the documented contract."""
+    return {
+        "release": report.release,
+        "requests": report.requests,
+        "failures": {kind: report.failures[kind] for kind in FAILURE_KINDS},
+        "latency_ms": {
+            phase: {"p50": _rounded(summary.p50), "p99": _rounded(summary.p99)}
+            for phase, summary in report.latency.items()
+        },
+        "rollout_seconds": round(report.rollout_seconds, 2),
+        "result": report.result,
+        "previous": report.previous,
+        "proxy": report.proxy,
+        "server": report.server,
+        "replicas": report.replicas,
+        "rate": report.rate,
+        "requests_by_phase": {phase: summary.requests for phase, summary in report.latency.items()},
+        "steps": [
+            {
+                "key": step.key,
+                "title": step.title,
+                "status": step.status,
+                "seconds": round(step.seconds, 2),
+                "detail": step.detail,
+            }
+            for step in report.steps
+        ],
+        "failure_examples": [
+            {"kind": kind, "what": what, "count": count}
+            for kind, what, count in report.failure_examples
+        ],
+        "excluded_paths": list(report.excluded_paths),
+        "writes": None if report.writes is None else _writes_json(report.writes),
+        "pages": list(report.pages),
+    }
+
+
+def _writes_json(writes: WriteSummary) -> dict[str, Any]:
+    return {
+        "operations": writes.total,
+        "operations_by_version": writes.operations,
+        "models": list(writes.models),
+        "skipped": writes.skipped,
+        "not_run": writes.not_run or None,
+        "problems": list(writes.problems),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def render_report(report: RehearsalReport) -> str:
+    """The report as people read it at the end of `pulumi-django rehearse`."""
+    lines = [
+        f"Release rehearsal: {report.previous} -> {report.release}, {report.replicas} "
+        f"{report.server} replicas behind {report.proxy}, {report.rate:g} requests/s",
+        "",
+        "Release steps:",
+    ]
+    width = max((len(step.title) for step in report.steps), default=0)
+    for step in report.steps:
+        lines.append(
+            f"  {step.title:<{width}}  {step.status:<7} {step.seconds:6.1f} s  {step.detail}"
+        )
+    failed = sum(report.failures[kind] for kind in REQUEST_FAILURE_KINDS)
+    kinds = ", ".join(f"{FAILURE_LABELS[k]} {report.failures[k]}" for k in REQUEST_FAILURE_KINDS)
+    lines += [
+        "",
+        f"Pages viewed ({len(report.pages)}): {', '.join(report.pages)}",
+        f"Requests: {report.requests} in {report.load_seconds:.1f} s; failed: {failed} ({kinds})",
+    ]
+    for kind, what, count in report.failure_examples:
+        lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what}")
+    if report.excluded_paths:
+        lines.append(f"{EXCLUDED_LABEL}: {', '.join(report.excluded_paths)}")
+    if report.writes is not None:
+        lines += _writes_lines(report.writes, report.failures["orm"])
+    lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
+    for phase, summary in report.latency.items():
+        label = f"{phase} the release"
+        lines.append(
+            f"  {label:<20}{summary.requests:>8} {_cell(summary.p50)} {_cell(summary.p99)}"
+        )
+    lines += [
+        "",
+        f"Rollout: {report.rollout_seconds:.1f} s",
+        f"Result: {report.result.upper()}: {_verdict(report)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
+    if writes.not_run:
+        return [f"Model writes: none ({writes.not_run})"]
+    by_version = ", ".join(f"{count} by {name}" for name, count in writes.operations.items())
+    lines = [
+        f"Model writes: {writes.total} create/update/read/delete operations "
+        f"({by_version or 'no probe ran'}) on "
+        f"{', '.join(writes.models) or 'no model'}; failed: {failed}"
+    ]
+    lines += [f"  not probed: {model}: {why}" for model, why in writes.skipped.items()]
+    lines += [f"  {problem.splitlines()[0]}" for problem in writes.problems]
+    return lines
+
+
+def _verdict(report: RehearsalReport) -> str:
+    problems = report.writes.problems if report.writes else ()
+    return verdict(report.result, report.failed_requests, problems, where="above") + "."
+
+
+def verdict(result: Result, failed: int, write_problems: Sequence[str], *, where: str) -> str:
+    """What the result means, in a sentence (no full stop): what a refusal's failures were,
+    and a warning when the model writes the release put at risk went unprobed, so that 0 orm
+    failures proves nothing."""
+    text = VERDICTS[result]
+    if result == "refused" and failed:
+        text += f"; the {failed} failure{'s' * (failed > 1)} {where} came from it alone"
+    if write_problems:
+        text += "; but the model writes were not all probed (see Model writes)"
+    return text
+
+
+def _cell(value: float | None) -> str:
+    return f"{'-':>7}" if value is None else f"{value:7.1f}"
+
+
+def render_markdown(document: Mapping[str, Any]) -> str:
+    """The `--json` document (`report_json`) as a pull-request comment. Its first line is the
+    marker by which plan-comment.yml posts it, and updates it on the next push."""
+    result: Result = document["result"]
+    failures: Mapping[str, int] = document["failures"]
+    writes = document.get("writes") or {}
+    meaning = verdict(result, sum(failures.values()), writes.get("problems") or (), where="below")
+    failed = sum(failures.get(kind, 0) for kind in REQUEST_FAILURE_KINDS)
+    lines = [
+        MARKER.format(stack=MARKDOWN_MARKER),
+        f"### pulumi-django rehearse: {result.upper()}, {_code(document['previous'])} -> "
+        f"{_code(document['release'])}",
+        "",
+        f"**{meaning[0].upper()}{meaning[1:]}.**",
+        "",
+        f"{document['replicas']} {document['server']} replicas behind {document['proxy']}, "
+        f"{document['rate']:g} requests/s; rollout {document['rollout_seconds']:.1f} s.",
+        "",
+        "#### Release steps",
+        "",
+        "| step | status | seconds | detail |",
+        "|---|---|--:|---|",
+    ]
+    lines += [
+        f"| {_markdown_cell(step['title'])} | {step['status']} | {step['seconds']:.1f} "
+        f"| {_markdown_cell(step['detail'])} |"
+        for step in document["steps"]
+    ]
+    lines += [
+        "",
+        f"#### Requests: {document['requests']}, failed: {failed}",
+        "",
+        "| failure | requests |",
+        "|---|--:|",
+    ]
+    lines += [
+        f"| {FAILURE_LABELS[kind]} | {failures.get(kind, 0)} |" for kind in REQUEST_FAILURE_KINDS
+    ]
+    if document["failure_examples"]:
+        lines += ["", "| requests | failure | example |", "|--:|---|---|"]
+        lines += [
+            f"| {example['count']} | {FAILURE_LABELS.get(example['kind'], example['kind'])} "
+            f"| {_markdown_cell(example['what'])} |"
+            for example in document["failure_examples"]
+        ]
+    if document["excluded_paths"]:
+        paths = ", ".join(_code(path) for path in document["excluded_paths"])
+        lines += ["", f"{EXCLUDED_LABEL}: {paths}"]
+    pages = document.get("pages") or []
+    if pages:
+        lines += ["", f"Pages viewed ({len(pages)}): {', '.join(_code(page) for page in pages)}"]
+    if writes:
+        lines += ["", "#### Model writes", "", *_markdown_writes(writes, failures.get("orm", 0))]
+    lines += [
+        "",
+        "#### Latency (ms)",
+        "",
+        "| | requests | p50 | p99 |",
+        "|---|--:|--:|--:|",
+    ]
+    for phase in PHASES:
+        latency = document["latency_ms"][phase]
+        lines.append(
+            f"| {phase} the release | {document['requests_by_phase'][phase]} "
+            f"| {_milliseconds(latency['p50'])} | {_milliseconds(latency['p99'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_writes(writes: Mapping[str, Any], failed: int) -> list[str]:
+    """The write probe's section of the comment: whether it ran, what it wrote from which
+    version, what it could not write and why."""
+    if writes.get("not_run"):
+        return [f"None: {_markdown_cell(writes['not_run'])}."]
+    by_version = ", ".join(
+        f"{count} by {_code(name)}" for name, count in writes["operations_by_version"].items()
+    )
+    models = ", ".join(_code(model) for model in writes["models"]) or "no model"
+    lines = [
+        f"{writes['operations']} create/update/read/delete operations "
+        f"({by_version or 'no probe ran'}) "
+        f"on {models}; failed: {failed}."
+    ]
+    lines += [
+        f"- not probed: {_code(model)}: {_markdown_cell(why)}"
+        for model, why in writes["skipped"].items()
+    ]
+    lines += [
+        f"- {_markdown_cell(problem.splitlines()[0])}" for problem in writes.get("problems") or ()
+    ]
+    return lines
+
+
+def _markdown_cell(text: str) -> str:
+    """On one line, markdown's special characters escaped: a detail such as `<module>` or
+    `a | b` stays text, in its own column."""
+    return escape_markdown(" ".join(text.split()))
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

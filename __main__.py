@@ -1,7 +1,5 @@
 """The pulumi-django stack: validated config in, the site for its target, outputs out."""
 
-import pulumi
-
 from pulumi_django.components.aws.site import AwsSite
 from pulumi_django.components.local.site import LocalSite
 from pulumi_django.config import load_stack_config
@@ -10,5 +8,4 @@ SITES = {"aws": AwsSite, "local": LocalSite}
 
 config = load_stack_config()
 site = SITES[config.target](config.name, config)
-for name, value in site.exports.items():
-    pulumi.export(name, value)
+site.export_outputs()

@@ -15,7 +15,14 @@ from typing import Any
 
 import pulumi
 
+from pulumi_django.errors import PulumiDjangoError
+
 _MISSING: Any = dataclasses.MISSING
+
+
+class ComponentArgsError(PulumiDjangoError, pulumi.RunError):
+    """A component's arguments do not fit together (a required one missing, two that exclude
+    each other); the message names the argument, and Pulumi prints it as one line."""
 
 
 def arg(doc: str, *, default: Any = _MISSING, default_factory: Any = _MISSING) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_random as random
+from pydantic import SecretStr
 
 from pulumi_django.config import StackConfig
 
@@ -15,11 +16,12 @@ REDIS_PORT = 6379
 
 
 def django_secret_key(
-    name: str, config: StackConfig, length: int, opts: pulumi.ResourceOptions
+    name: str, secret_key: SecretStr | None, length: int, opts: pulumi.ResourceOptions
 ) -> pulumi.Output[str]:
-    """`django:secretKey` when set, else one generated once and kept, encrypted, in the state."""
-    if config.secret_key is not None:
-        return pulumi.Output.secret(config.secret_key.get_secret_value())
+    """`secret_key` (`django:secretKey`) when set, else one generated once and kept, encrypted,
+    in the state."""
+    if secret_key is not None:
+        return pulumi.Output.secret(secret_key.get_secret_value())
     generated = random.RandomPassword(
         f"{name}-django-secret-key", length=length, special=False, opts=opts
     )
@@ -29,8 +31,12 @@ def django_secret_key(
 class Site(pulumi.ComponentResource):
     """Base of AwsSite and LocalSite: the same config in, the same outputs out.
 
-    A variant builds its children in `__init__` and ends with `finish(...)`, which records
-    and registers the outputs every target has."""
+    A variant builds its children in `__init__` with `child()` options, sets the output
+    attributes its `STACK_OUTPUTS` names (every target has `url`, `static_url` and
+    `release_id`), and ends with `register_outputs(self.exports)`."""
+
+    # Output attributes, exported as camelCase stack outputs; one left None is not exported.
+    STACK_OUTPUTS: ClassVar[tuple[str, ...]] = ("url", "static_url", "release_id")
 
     url: pulumi.Output[str]
     static_url: pulumi.Output[str]
@@ -41,32 +47,31 @@ class Site(pulumi.ComponentResource):
     ) -> None:
         super().__init__(type_token, name, None, opts)
         self.config = config
-        self.extra_outputs: dict[str, Any] = {}
+        self._site_providers: list[pulumi.ProviderResource] = []
+
+    def use_provider(self, provider: pulumi.ProviderResource) -> None:
+        """Every child created after this (and its children) uses `provider`."""
+        self._site_providers.append(provider)
 
     def child(self, **extra: Any) -> pulumi.ResourceOptions:
-        """Options for a direct child: parented to the site."""
-        return pulumi.ResourceOptions(parent=self, **extra)
-
-    def finish(
-        self,
-        *,
-        url: pulumi.Input[str],
-        static_url: pulumi.Input[str],
-        release_id: pulumi.Input[str],
-        **extra: Any,
-    ) -> None:
-        self.url = pulumi.Output.from_input(url)
-        self.static_url = pulumi.Output.from_input(static_url)
-        self.release_id = pulumi.Output.from_input(release_id)
-        self.extra_outputs = extra
-        self.register_outputs(self.exports)
+        """Options for a direct child: parented to the site, with the site's providers."""
+        return pulumi.ResourceOptions(parent=self, providers=list(self._site_providers), **extra)
 
     @property
     def exports(self) -> dict[str, Any]:
         """The stack outputs, camelCase as `pulumi stack output` shows them."""
         return {
-            "url": self.url,
-            "staticUrl": self.static_url,
-            "releaseId": self.release_id,
-            **self.extra_outputs,
+            _camel(attribute): getattr(self, attribute)
+            for attribute in self.STACK_OUTPUTS
+            if getattr(self, attribute, None) is not None
         }
+
+    def export_outputs(self) -> None:
+        """Export the site's outputs as the stack's (a ready-made stack's last line)."""
+        for name, value in self.exports.items():
+            pulumi.export(name, value)
+
+
+def _camel(attribute: str) -> str:
+    first, *rest = attribute.split("_")
+    return first + "".join(word.capitalize() for word in rest)

@@ -1,8 +1,9 @@
-"""The app fleet on ECS Fargate and its rolling-update policy."""
+"""The app fleet on ECS Fargate, its rolling-update policy and its task role's extra grants."""
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from .base import Section
 
@@ -17,6 +18,10 @@ FARGATE_MEMORY: dict[int, range] = {
     16384: range(32768, 122881, 8192),
 }
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+# An AWS managed policy (account `aws`) or a customer managed one (an account ID).
+MANAGED_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
+# `service:Action`, wildcards allowed (`s3:Get*`), or `*`.
+IAM_ACTION = re.compile(r"^(\*|[a-z0-9-]+:[A-Za-z0-9*?]+)$")
 
 
 class RollingUpdateConfig(Section):
@@ -66,6 +71,88 @@ class AutoscalingConfig(Section):
     )
 
 
+def _as_list(value: Any) -> Any:
+    """IAM takes one item where it takes a list of them."""
+    return [value] if isinstance(value, str) else value
+
+
+# One string or a list of them, as IAM writes `Action` and `Resource`; read as a list.
+OneOrMore = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class PolicyStatement(Section):
+    """One IAM statement, keyed as IAM writes it (`Effect`, `Action`, `Resource`, ...)."""
+
+    sid: str | None = Field(
+        None, alias="Sid", pattern=r"^[A-Za-z0-9]+$", description="Statement ID: letters, digits."
+    )
+    effect: Literal["Allow", "Deny"] = Field(alias="Effect", description="`Allow` or `Deny`.")
+    action: OneOrMore = Field(
+        alias="Action", description="IAM actions, one or a list, e.g. `sqs:SendMessage`, `s3:Get*`."
+    )
+    resource: OneOrMore = Field(
+        alias="Resource", description="ARNs the actions apply to (one or a list), or `*`."
+    )
+    condition: dict[str, dict[str, Any]] | None = Field(
+        None,
+        alias="Condition",
+        description="IAM condition block: operator, then key, then value(s), e.g. "
+        "`{StringEquals: {aws:RequestedRegion: eu-west-1}}`.",
+    )
+
+    @field_validator("action")
+    @classmethod
+    def _actions(cls, actions: list[str]) -> list[str]:
+        if not actions:
+            raise ValueError("give at least one action")
+        for action in actions:
+            if not IAM_ACTION.match(action):
+                raise ValueError(
+                    f"{action!r} is not an IAM action: `service:Action`, e.g. s3:GetObject"
+                )
+        return actions
+
+    @field_validator("resource")
+    @classmethod
+    def _resources(cls, resources: list[str]) -> list[str]:
+        if not resources:
+            raise ValueError("give at least one resource")
+        for resource in resources:
+            if resource != "*" and not resource.startswith("arn:"):
+                raise ValueError(f"{resource!r} is not a resource: an ARN (arn:...) or *")
+        return resources
+
+    def document(self) -> dict[str, Any]:
+        """The statement as IAM reads it."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class TaskRoleConfig(Section):
+    """What the app may do in AWS besides reading its database secret and its media files."""
+
+    managed_policy_arns: list[str] = Field(
+        default_factory=list,
+        description="Managed IAM policies attached to the app's task role, by ARN: AWS's "
+        "(`arn:aws:iam::aws:policy/...`) or your account's.",
+    )
+    statements: list[PolicyStatement] = Field(
+        default_factory=list,
+        description="IAM statements granted to the app's task role, as one inline policy "
+        "(`<name>-task-extra`).",
+    )
+
+    @field_validator("managed_policy_arns")
+    @classmethod
+    def _policy_arns(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if not MANAGED_POLICY_ARN.match(arn):
+                raise ValueError(
+                    f"{arn!r} is not a managed policy ARN "
+                    "(arn:aws:iam::aws:policy/NAME or arn:aws:iam::ACCOUNT_ID:policy/NAME)"
+                )
+        return arns
+
+
 class FleetConfig(Section):
     """Tasks, their size, scaling and release policy."""
 
@@ -88,6 +175,10 @@ class FleetConfig(Section):
         False, description="Allow ECS Exec into tasks (adds an `ssmmessages` endpoint without NAT)."
     )
     log_retention_days: int = Field(30, description="CloudWatch Logs retention, days.")
+    task_role: TaskRoleConfig = Field(
+        default_factory=TaskRoleConfig,
+        description="Extra permissions of the app's task role, the AWS identity its code runs as.",
+    )
 
     @field_validator("cpu")
     @classmethod

@@ -6,7 +6,8 @@ from .base import Section
 
 
 class LoadBalancerConfig(Section):
-    """ALB timings; the defaults keep releases fast without cutting requests."""
+    """ALB timings (the defaults keep releases fast without cutting requests) and its deletion
+    protection."""
 
     idle_timeout_seconds: int = Field(
         60, ge=1, le=4000, description="Idle connection timeout; app keep-alive is set above it."
@@ -19,6 +20,10 @@ class LoadBalancerConfig(Section):
     )
     unhealthy_threshold: int = Field(
         3, ge=2, le=10, description="Failing checks before a target is taken out."
+    )
+    deletion_protection: bool = Field(
+        True,
+        description="Refuse to delete the ALB: `pulumi destroy` fails until this is turned off.",
     )
     deregistration_delay_seconds: int | None = Field(
         None,

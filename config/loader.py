@@ -10,14 +10,17 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
 
+from pulumi_django.errors import PulumiDjangoError
+
 from .base import inner_model
 from .stack import NAMESPACE, StackConfig
 
 SECRET_FIELDS = frozenset({"secretKey"})
 
 
-class ConfigError(pulumi.RunError):
-    """Stops `pulumi up` or the offline plan with one line per problem and no traceback."""
+class ConfigError(PulumiDjangoError, pulumi.RunError):
+    """Stops `pulumi up` or the offline plan with one line per problem and no traceback (Pulumi
+    prints a RunError's message alone)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -29,8 +32,8 @@ class ConfigError(pulumi.RunError):
 def load_stack_config() -> StackConfig:
     """The validated config of the stack Pulumi is running (or the offline plan mocks), with
     the app's own declarations filled in (Pulumi runs the program in the project directory)."""
+    from pulumi_django.app_discovery import AppDiscoveryError
     from pulumi_django.app_resolution import resolve_app_config
-    from pulumi_django.errors import UsageError
 
     everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     misplaced = misspelt_namespace_keys(everything, pulumi.get_project())
@@ -39,7 +42,7 @@ def load_stack_config() -> StackConfig:
     values, secret_keys = _namespace_values(everything)
     try:
         return resolve_app_config(parse_stack_config(values, secret_keys), Path.cwd())
-    except UsageError as error:
+    except AppDiscoveryError as error:
         raise ConfigError([str(error)]) from None
 
 

@@ -68,7 +68,9 @@ class StackConfig(Section):
         "generated and kept secret when unset.",
     )
     tags: dict[str, Text] = Field(
-        default_factory=dict, description="Tags added to every AWS resource that takes tags."
+        default_factory=dict,
+        description="Tags added to every AWS resource that takes tags, with `app` (the stack's "
+        "`name`) and `managed-by`, as the default tags of the site's AWS provider.",
     )
 
     @model_validator(mode="after")

@@ -2,9 +2,14 @@
 
 from pydantic import Field
 
-from pulumi_django.static_publish import DEFAULT_KEEP, DEFAULT_PREFIX, MIN_KEEP, PREFIX_PATTERN
-
 from .base import Section
+
+DEFAULT_KEEP = 5
+DEFAULT_PREFIX = "static/"
+# The publish engine's layout rules (`pulumi_django.static_publish`), stated here because config
+# never imports the engine; tests/test_static_publish.py holds the two together.
+MIN_KEEP = 2
+PREFIX_PATTERN = r"^[a-z0-9][a-z0-9._/-]*/$"
 
 
 class StaticConfig(Section):
@@ -18,7 +23,7 @@ class StaticConfig(Section):
     )
     prefix: str = Field(
         DEFAULT_PREFIX,
-        pattern=PREFIX_PATTERN.pattern,
+        pattern=PREFIX_PATTERN,
         description="Key prefix in the bucket and URL path under the site, ending in `/`.",
     )
     price_class: str = Field(

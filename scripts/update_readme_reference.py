@@ -1,11 +1,21 @@
-"""Rewrites the config reference table in README.md from the config models (`make docs`)."""
+"""Rewrites README.md's generated tables (`make docs`): the stack config reference from the config
+models, and the component reference from the components' args and attributes."""
 
 from pathlib import Path
 
-from pulumi_django.config.reference import README_END, README_START, reference_table
+from pulumi_django.components import reference as components
+from pulumi_django.config import reference as config
+
+
+def replaced(text: str, start: str, end: str, table: str) -> str:
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{table}{end}{tail}"
+
 
 readme = Path(__file__).resolve().parent.parent / "README.md"
-text = readme.read_text()
-head, _, rest = text.partition(README_START)
-_, _, tail = rest.partition(README_END)
-readme.write_text(f"{head}{README_START}\n{reference_table()}{README_END}{tail}")
+text = replaced(
+    readme.read_text(), config.README_START, config.README_END, config.reference_table()
+)
+text = replaced(text, components.README_START, components.README_END, components.component_tables())
+readme.write_text(text)

@@ -4,11 +4,14 @@ and the Dockerfile contract, recorded against mocks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
 import pytest
 from fleet_stacks import STACKS
 from moto import mock_aws
@@ -20,8 +23,11 @@ from pulumi_django.build_context import (
     is_ignored,
     read_dockerignore,
 )
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.app_image import AppImage, AppImageArgs, lifecycle_policy
 from pulumi_django.config import StackConfig
-from pulumi_django.recorder import SECRET, Recording, record
+from pulumi_django.config.app import AppConfig
+from pulumi_django.recorder import MOCK_ACCOUNT, MOCK_INVOKES, SECRET, Recording, record
 from pulumi_django.release import RELEASE_STEPS
 
 DOCKERFILE = """\
@@ -55,20 +61,28 @@ def make_project(root: Path, dockerfile: str = DOCKERFILE) -> Path:
 def record_image(config: StackConfig, project_dir: Path) -> Recording:
     app = config.app.model_copy(update={"context": "app"})
 
-    def program() -> None:
-        from pulumi_django.components.aws.app_image import AppImage
-
-        image = AppImage(
-            f"{config.name}-image",
+    return record_args(
+        lambda: AppImageArgs(
             app=app,
             architecture=config.fleet.architecture,
             keep_images=config.static.keep_releases,
             project_dir=project_dir,
-            tags=config.tags,
-        )
-        pulumi.export("image_ref", image.image_ref)
-        pulumi.export("repository_url", image.repository_url)
-        pulumi.export("image_tag", image.image_tag)
+        ),
+        name=f"{config.name}-image",
+    )
+
+
+def record_args(
+    args: Callable[[], AppImageArgs], built: list[AppImage] | None = None, name: str = "web"
+) -> Recording:
+    """`args` is called inside the program, so that resources it builds are registered there."""
+
+    def program() -> None:
+        image = AppImage(name, args())
+        for output in ("image_ref", "repository_url", "repository_arn", "image_tag"):
+            pulumi.export(output, getattr(image, output))
+        if built is not None:
+            built.append(image)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
 
@@ -90,7 +104,6 @@ def test_repository_scans_on_push_keeps_tags_immutable_and_is_never_force_delete
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repository["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     assert repository["forceDelete"] is False
-    assert repository["tags"] == config.tags
 
 
 def lifecycle_rules(recording: Recording) -> dict[str, dict[str, Any]]:
@@ -118,8 +131,6 @@ def test_lifecycle_keeps_at_least_as_many_images_as_static_releases(
 
 @mock_aws
 def test_ecr_accepts_the_lifecycle_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pulumi_django.components.aws.app_image import lifecycle_policy
-
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     ecr = boto3.client("ecr", region_name="us-east-1")
@@ -131,9 +142,7 @@ def test_ecr_accepts_the_lifecycle_policy(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_lifecycle_refuses_to_keep_nothing() -> None:
-    from pulumi_django.components.aws.app_image import lifecycle_policy
-
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ComponentArgsError, match="keep_images must be at least 1"):
         lifecycle_policy(0)
 
 
@@ -182,6 +191,65 @@ def test_dockerfile_without_a_tmp_volume_is_refused(project: Path) -> None:
     (project / "app" / "Dockerfile").write_text(DOCKERFILE.replace('VOLUME ["/tmp"]\n', ""))
     with pytest.raises(pulumi.RunError, match=r"add `VOLUME /tmp` to the final stage"):
         record_image(STACKS["prod-like"](), project)
+
+
+# --- Escape hatches and bring your own ----------------------------------------------------
+
+THEIR_REPOSITORY = "team/shop"
+THEIR_URL = f"{MOCK_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{THEIR_REPOSITORY}"
+# The app of `make_project`, under `app/` of the project.
+APP = AppConfig(context="app")
+
+
+def test_every_child_is_a_typed_attribute(project: Path) -> None:
+    built: list[AppImage] = []
+    record_args(lambda: AppImageArgs(app=APP, project_dir=project), built)
+    (image,) = built
+    assert isinstance(image.repository, aws.ecr.Repository)
+    assert isinstance(image.lifecycle_policy, aws.ecr.LifecyclePolicy)
+    assert isinstance(image.image, docker.Image)
+
+
+def test_a_brought_repository_name_is_pushed_to_without_a_lifecycle_rule(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        MOCK_INVOKES,
+        "aws:ecr/getRepository:getRepository",
+        lambda args, region: {
+            "name": args["name"],
+            "arn": f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{args['name']}",
+            "registryId": MOCK_ACCOUNT,
+            "repositoryUrl": THEIR_URL,
+        },
+    )
+    built: list[AppImage] = []
+    recording = record_args(
+        lambda: AppImageArgs(app=APP, project_dir=project, repository=THEIR_REPOSITORY),
+        built,
+    )
+    assert recording.find(REPOSITORY) == recording.find(LIFECYCLE) == []
+    assert built[0].repository is None and built[0].lifecycle_policy is None
+    image = recording.one(IMAGE).inputs
+    assert image["imageName"] == f"{THEIR_URL}:{recording.outputs['image_tag']}"
+    assert image["registry"]["server"] == THEIR_URL
+    assert recording.outputs["image_ref"] == f"{THEIR_URL}@sha256:{'0' * 64}"
+    assert recording.outputs["repository_arn"] == (
+        f"arn:aws:ecr:us-east-1:{MOCK_ACCOUNT}:repository/{THEIR_REPOSITORY}"
+    )
+
+
+def test_a_brought_repository_object_is_pushed_to(project: Path) -> None:
+    def args() -> AppImageArgs:
+        theirs = aws.ecr.Repository("theirs")
+        return AppImageArgs(app=APP, project_dir=project, repository=theirs)
+
+    recording = record_args(args)
+    (repository,) = recording.find(REPOSITORY)
+    assert repository.name == "theirs"
+    assert recording.find(LIFECYCLE) == []
+    assert recording.depends_on(recording.one(IMAGE).urn, repository.urn)
+    assert recording.outputs["repository_url"].endswith("/theirs")
 
 
 # --- The content tag ---------------------------------------------------------------------

@@ -186,7 +186,9 @@ def test_the_rehearsals_app_server_runs_in_the_apps_interpreter(
     config = parse_stack_config(
         {"target": "local", "app": json.dumps({"wsgiApp": "prefix_app:application"})}, set()
     )
-    settings = app_server_settings(config, port=free_port())
+    settings = app_server_settings(
+        app=config.app, fleet=config.fleet, load_balancer=config.load_balancer, port=free_port()
+    )
     with (
         running_app_server(
             settings,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from pulumi_django.components.aws.app_service import (
@@ -12,8 +14,10 @@ from pulumi_django.components.aws.app_service import (
     SCALE_IN_COOLDOWN_SECONDS,
     SCALE_OUT_COOLDOWN_SECONDS,
     AppService,
+    AppServiceArgs,
 )
-from pulumi_django.components.aws.load_balancer import LoadBalancer
+from pulumi_django.components.aws.cluster import Cluster, ClusterArgs
+from pulumi_django.components.aws.load_balancer import LoadBalancer, LoadBalancerArgs
 from pulumi_django.config import StackConfig
 from pulumi_django.recorder import RecordedResource, Recording, RecordingMonitor, record
 
@@ -24,7 +28,9 @@ SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MIGRATION = "test:release:Migration"
 TASK_DEFINITION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web-app:7"
+# The mocked cluster's ARN and (auto-)name.
 CLUSTER_ARN = "arn:aws:ecs:eu-west-1:123456789012:cluster/web-cluster"
+CLUSTER_NAME = "web-cluster-a1b2c3d"
 PRIVATE_SUBNETS = ["subnet-private-a", "subnet-private-b"]
 PUBLIC_SUBNETS = ["subnet-public-a", "subnet-public-b"]
 
@@ -44,37 +50,47 @@ def stack_config(sections: dict[str, Any] | None = None) -> StackConfig:
     return StackConfig.model_validate({"target": "aws", **(sections or {})})
 
 
-def record_fleet(config: StackConfig) -> Recording:
-    """The load balancer and the service wired as the stack wires them, after a migration job."""
+SERVICE_CHILDREN = ("service", "rollback_alarm", "scaling_target", "verification")
+
+
+def record_fleet(
+    config: StackConfig, brought: Callable[[], dict[str, Any]] | None = None
+) -> Recording:
+    """A cluster, the load balancer and the service wired as AwsSite wires them, after a
+    migration job; `brought()` makes, inside the program, args that replace those. Each child
+    of the service is exported as its URN, or None."""
 
     def program() -> None:
         migration = pulumi.CustomResource(MIGRATION, "migrate", {})
         load_balancer = LoadBalancer(
             "web",
-            config=config.load_balancer,
-            app=config.app,
-            proxy_port=config.proxy.port,
-            domain=config.domain,
-            vpc_id="vpc-0a1b2c3d",
-            public_subnet_ids=PUBLIC_SUBNETS,
-            security_group_ids=["sg-load-balancer"],
-            origin_verify_secret="origin-secret",
-            deletion_protection=False,
+            LoadBalancerArgs(
+                config=config.load_balancer,
+                origin_verify_secret="origin-secret",
+                proxy_port=config.proxy.port,
+                vpc_id="vpc-0a1b2c3d",
+                public_subnet_ids=PUBLIC_SUBNETS,
+                security_group_ids=["sg-load-balancer"],
+            ),
         )
-        AppService(
-            "web",
-            config=config,
-            cluster_arn=CLUSTER_ARN,
-            cluster_name="web-cluster",
-            task_definition_arn=TASK_DEFINITION,
-            private_subnet_ids=PRIVATE_SUBNETS,
-            security_group_id="sg-app",
-            target_group_arn=load_balancer.target_group_arn,
-            load_balancer_arn_suffix=load_balancer.arn_suffix,
-            target_group_arn_suffix=load_balancer.target_group_arn_suffix,
-            after=[migration],
-            tags={"team": "web"},
-        )
+        args = {
+            "fleet": config.fleet,
+            "proxy_port": config.proxy.port,
+            "task_definition_arn": TASK_DEFINITION,
+            "private_subnet_ids": PRIVATE_SUBNETS,
+            "security_group_id": "sg-app",
+            "target_group": load_balancer.target_group_arn,
+            "target_group_arn_suffix": load_balancer.target_group_arn_suffix,
+            "load_balancer_arn_suffix": load_balancer.arn_suffix,
+            "after": [migration],
+            **(brought() if brought else {}),
+        }
+        if "cluster" not in args:
+            args["cluster"] = Cluster("web", ClusterArgs())
+        app_service = AppService("web", AppServiceArgs(**args))
+        for child in SERVICE_CHILDREN:
+            resource = getattr(app_service, child)
+            pulumi.export(child, resource.urn if resource is not None else None)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "eu-west-1"})
 
@@ -163,7 +179,6 @@ def test_rollout_verification_checks_the_released_task_definition_after_the_serv
 
 def test_tags_propagate_from_the_service_to_its_tasks() -> None:
     inputs = service(record_fleet(stack_config())).inputs
-    assert inputs["tags"] == {"team": "web"}
     assert inputs["propagateTags"] == "SERVICE"
     assert inputs["enableEcsManagedTags"] is True
 
@@ -194,7 +209,7 @@ def test_spot_share_sets_the_capacity_provider_weights(
 def test_the_cluster_offers_fargate_and_spot_before_the_service_starts() -> None:
     recording = record_fleet(stack_config())
     association = recording.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
-    assert association.inputs["clusterName"] == "web-cluster"
+    assert association.inputs["clusterName"] == CLUSTER_NAME
     assert sorted(association.inputs["capacityProviders"]) == ["FARGATE", "FARGATE_SPOT"]
     assert recording.depends_on(service(recording).urn, association.urn)
 
@@ -209,7 +224,9 @@ def test_autoscaling_tracks_cpu_and_requests_per_target() -> None:
     recording = record_fleet(stack_config(PROD))
     target = recording.one(SCALING_TARGET)
     assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (3, 12)
-    assert target.inputs["resourceId"] == f"service/web-cluster/{service(recording).name}-a1b2c3d"
+    assert (
+        target.inputs["resourceId"] == f"service/{CLUSTER_NAME}/{service(recording).name}-a1b2c3d"
+    )
     assert target.inputs["scalableDimension"] == "ecs:service:DesiredCount"
     policies = {
         policy.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"][
@@ -320,3 +337,140 @@ def test_every_release_safety_holds_for_dev_and_prod(sections: dict[str, Any]) -
     assert inputs["networkConfiguration"]["assignPublicIp"] is False
     assert recording.depends_on(service(recording).urn, recording.one(MIGRATION).urn)
     assert recording.depends_on(recording.one(VERIFICATION).urn, service(recording).urn)
+
+
+def test_the_cluster_has_container_insights_and_offers_fargate() -> None:
+    recording = record_fleet(stack_config())
+    cluster = recording.one("aws:ecs/cluster:Cluster")
+    assert cluster.inputs["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+    component = recording.one("pulumi-django:fleet:Cluster")
+    association = recording.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
+    assert cluster.parent == association.parent == component.urn
+    assert recording.depends_on(association.urn, cluster.urn)
+
+
+MY_CLUSTER_ARN = "arn:aws:ecs:eu-west-1:123456789012:cluster/platform"
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: MY_CLUSTER_ARN, "platform"),
+        # The mocked cluster's ARN is MY_CLUSTER_ARN; its name is auto-named.
+        (lambda: aws.ecs.Cluster("platform"), "platform-a1b2c3d"),
+    ],
+    ids=["arn", "object"],
+)
+def test_a_cluster_of_your_own_runs_the_service(make: Callable[[], Any], name: str) -> None:
+    recording = record_fleet(stack_config(PROD), lambda: {"cluster": make()})
+    ecs_service = service(recording)
+    assert ecs_service.inputs["cluster"] == MY_CLUSTER_ARN
+    assert recording.one(VERIFICATION).inputs["cluster"] == MY_CLUSTER_ARN
+    # The service makes no cluster and sets no capacity providers on yours.
+    assert recording.find("pulumi-django:fleet:Cluster") == []
+    assert recording.find("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders") == []
+    assert recording.one(SCALING_TARGET).inputs["resourceId"] == (
+        f"service/{name}/{ecs_service.name}-a1b2c3d"
+    )
+
+
+def test_a_target_group_object_gives_its_arn_and_suffix() -> None:
+    def brought() -> dict[str, Any]:
+        group = aws.lb.TargetGroup("mine", port=8080, protocol="HTTP", vpc_id="vpc-0a1b2c3d")
+        return {"target_group": group, "target_group_arn_suffix": None}
+
+    recording = record_fleet(stack_config(PROD), brought)
+    mine = recording.one("aws:lb/targetGroup:TargetGroup", "mine")
+    (attachment,) = service(recording).inputs["loadBalancers"]
+    assert attachment["targetGroupArn"] == "arn:aws:lb:eu-west-1:123456789012:mine"
+    label = recording.one(SCALING_POLICY, "web-scale-on-requests").inputs[
+        "targetTrackingScalingPolicyConfiguration"
+    ]["predefinedMetricSpecification"]["resourceLabel"]
+    assert label.endswith("/targetgroup/mine/0123456789abcdef")
+    alarm = recording.one(ALARM)
+    assert mine.urn in alarm.property_dependencies["metricQueries"]
+
+
+def test_a_target_group_arn_gives_its_suffix() -> None:
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop/73e2d6bc24d8a067"
+    recording = record_fleet(
+        stack_config(PROD), lambda: {"target_group": arn, "target_group_arn_suffix": None}
+    )
+    (attachment,) = service(recording).inputs["loadBalancers"]
+    assert attachment["targetGroupArn"] == arn
+    (app_errors, *_) = recording.one(ALARM).inputs["metricQueries"]
+    assert app_errors["metric"]["dimensions"]["TargetGroup"] == "targetgroup/shop/73e2d6bc24d8a067"
+
+
+@pytest.mark.parametrize(
+    ("sections", "absent"),
+    [(PROD, set()), (DEV, {"rollback_alarm", "scaling_target"})],
+    ids=["prod", "dev"],
+)
+def test_the_service_exposes_its_children(sections: dict[str, Any], absent: set[str]) -> None:
+    recording = record_fleet(stack_config(sections))
+    types = {
+        "service": SERVICE,
+        "rollback_alarm": ALARM,
+        "scaling_target": SCALING_TARGET,
+        "verification": VERIFICATION,
+    }
+    for child, type_ in types.items():
+        expected = None if child in absent else recording.one(type_).urn
+        assert recording.outputs[child] == expected
+
+
+@pytest.fixture
+def aliases(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The alias URNs of each registered resource, by name."""
+    seen: dict[str, list[str]] = {}
+    register = RecordingMonitor.RegisterResource
+
+    def spy(self: RecordingMonitor, request: Any) -> Any:
+        seen[request.name] = [
+            *request.aliasURNs,
+            *(alias.urn for alias in request.aliases if alias.HasField("urn")),
+        ]
+        return register(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
+    return seen
+
+
+@pytest.mark.parametrize("in_site", [True, False], ids=["in-a-site", "at-the-root"])
+def test_the_cluster_keeps_the_urns_of_stacks_made_before_it_had_a_component(
+    aliases: dict[str, list[str]], in_site: bool
+) -> None:
+    """The cluster was the app task's child, its capacity providers the app service's, both
+    components named like the cluster and under the same parent: existing stacks must see a
+    move, not a replacement (which would take the running service down)."""
+
+    def program() -> None:
+        site = pulumi.ComponentResource("pulumi-django:site:AwsSite", "shop") if in_site else None
+        Cluster("shop", ClusterArgs(), opts=pulumi.ResourceOptions(parent=site))
+
+    recording = record(program, project="pulumi-django", stack="prod", config={})
+    site = "pulumi-django:site:AwsSite$" if in_site else ""
+    former = "urn:pulumi:prod::pulumi-django::" + site
+    assert aliases["shop-cluster"] == [
+        f"{former}pulumi-django:fleet:AppTask$aws:ecs/cluster:Cluster::shop-cluster"
+    ]
+    assert aliases["shop-capacity-providers"] == [
+        f"{former}pulumi-django:fleet:AppService$"
+        "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders::shop-capacity-providers"
+    ]
+    assert aliases["shop"] == []
+    assert recording.one("aws:ecs/cluster:Cluster").urn == (
+        f"urn:pulumi:prod::pulumi-django::{site}pulumi-django:fleet:Cluster$"
+        "aws:ecs/cluster:Cluster::shop-cluster"
+    )
+
+
+@pytest.mark.parametrize("insights", ["enabled", "enhanced", "disabled"])
+def test_container_insights_is_an_arg(insights: str) -> None:
+    def program() -> None:
+        Cluster("shop", ClusterArgs(container_insights=insights))  # type: ignore[arg-type]
+
+    recording = record(program, project="pulumi-django", stack="prod", config={})
+    settings = recording.one("aws:ecs/cluster:Cluster").inputs["settings"]
+    assert settings == [{"name": "containerInsights", "value": insights}]

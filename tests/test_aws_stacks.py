@@ -133,3 +133,36 @@ def test_only_cloudfront_reaches_the_load_balancer(
         header for origin in distribution["origins"] for header in origin.get("customHeaders", [])
     ]
     assert headers == [{"name": "X-Origin-Verify", "value": "[secret]"}]
+
+
+@pytest.mark.parametrize(("stack", "name"), [("dev", "bigfoot-dev"), ("prod", "bigfoot")])
+def test_every_aws_resource_is_tagged_through_the_sites_provider(
+    stack: str, name: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    recording = stack_plan(stack).recording
+    provider = recording.one("pulumi:providers:aws")
+    assert json.loads(provider.inputs["defaultTags"]) == {
+        "tags": {"app": name, "managed-by": "pulumi-django", "environment": stack}
+    }
+    assert provider.inputs["region"] == "us-east-1"
+    aws_resources = [r for r in recording.resources if r.type.startswith("aws:")]
+    assert aws_resources
+    assert {r.provider.rsplit("::", 1)[0] for r in aws_resources} == {provider.urn}
+    # No resource repeats the shared tags by hand; only per-resource `Name` tags remain.
+    assert {key for r in aws_resources for key in r.inputs.get("tags", {})} <= {"Name"}
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_every_taggable_resource_carries_the_stack_tags_as_aws_applies_them(
+    stack: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    from pulumi_django.cli.plan_diff.model import _by_urn, _taggable
+
+    plan = stack_plan(stack).as_json()
+    taggable = [r for r in plan["resources"] if _taggable(r["type"])]
+    # Every resource that took the tags by hand before (buckets, roles, the cluster, ...).
+    assert len(taggable) > 40
+    for resource in _by_urn(plan).values():
+        if _taggable(resource["type"]):
+            assert resource["inputs"]["tags"]["managed-by"] == "pulumi-django", resource["urn"]
+            assert resource["inputs"]["tags"]["environment"] == stack, resource["urn"]

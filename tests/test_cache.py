@@ -4,12 +4,15 @@ token the app reads from Secrets Manager, failover whenever a replica exists."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
-from pulumi_django.components.aws.cache import AUTH_TOKEN_LENGTH, Cache
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.cache import AUTH_TOKEN_LENGTH, Cache, CacheArgs
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.cache import CacheConfig
 from pulumi_django.recorder import MOCK_ACCOUNT, SECRET, Recording, record
@@ -26,17 +29,27 @@ PROD = CacheConfig()
 DEV = CacheConfig(nodes=1, snapshot_retention_days=0)
 
 
-def record_cache(config: CacheConfig) -> Recording:
+OUTPUTS = ("primary_endpoint", "port", "auth_secret_arn", "url_without_password")
+
+
+def scalar_outputs(cache: Cache) -> dict[str, Any]:
+    return {output: getattr(cache, output) for output in OUTPUTS}
+
+
+def record_cache(
+    config: CacheConfig,
+    exports: Callable[[Cache], Mapping[str, Any]] = scalar_outputs,
+    bring: Callable[[], Mapping[str, Any]] = dict,
+    **args: Any,
+) -> Recording:
+    """`args` are CacheArgs' other fields (by default the private subnets and the cache
+    group); `bring` makes, inside the program, a subnet group of the user's own."""
+
     def program() -> None:
-        cache = Cache(
-            "sessions",
-            config=config,
-            subnet_ids=PRIVATE_SUBNETS,
-            security_group_id=CACHE_GROUP,
-            tags={"team": "web"},
-        )
-        for output in ("primary_endpoint", "port", "auth_secret_arn", "url_without_password"):
-            pulumi.export(output, getattr(cache, output))
+        defaults = {"subnet_ids": PRIVATE_SUBNETS, "security_group_id": CACHE_GROUP}
+        cache = Cache("sessions", CacheArgs(config=config, **{**defaults, **args, **bring()}))
+        for output, value in exports(cache).items():
+            pulumi.export(output, value)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
 
@@ -162,13 +175,68 @@ def test_outputs_give_a_tls_url_without_the_password(prod: Recording) -> None:
     assert prod.outputs["url_without_password"] == f"rediss://{primary}:6379/0"
 
 
-def test_children_are_tagged_and_parented(either: Recording) -> None:
+def test_children_are_parented_and_take_their_tags_from_the_provider(either: Recording) -> None:
     component = either.one("pulumi-django:cache:Cache")
     for resource in either.resources:
         if resource.custom:
             assert resource.parent == component.urn, resource.name
-            if resource.type.startswith("aws:") and resource.type != SECRET_VERSION:
-                assert resource.inputs["tags"] == {"team": "web"}, resource.name
+            assert "tags" not in resource.inputs, resource.name
+
+
+# --- your own subnet group, and the children -----------------------------------------------
+
+
+def children(cache: Cache) -> dict[str, Any]:
+    return {
+        "replication_group": cache.replication_group.urn,
+        "subnet_group": cache.subnet_group.urn if cache.subnet_group else None,
+        "auth_token": cache.auth_token.urn,
+        "auth_secret": cache.auth_secret.urn,
+        "auth_secret_version": cache.auth_secret_version.urn,
+    }
+
+
+def test_every_child_is_an_attribute() -> None:
+    recording = record_cache(PROD, exports=children)
+    assert recording.outputs == {
+        "replication_group": recording.one(GROUP).urn,
+        "subnet_group": recording.one(SUBNET_GROUP).urn,
+        "auth_token": recording.one(TOKEN).urn,
+        "auth_secret": recording.one(SECRET_TYPE).urn,
+        "auth_secret_version": recording.one(SECRET_VERSION).urn,
+    }
+
+
+def test_a_subnet_group_brought_by_name_is_used_and_none_is_created() -> None:
+    recording = record_cache(PROD, exports=children, subnet_ids=None, subnet_group="shared-cache")
+    assert not recording.find(SUBNET_GROUP)
+    assert recording.one(GROUP).inputs["subnetGroupName"] == "shared-cache"
+    assert recording.outputs["subnet_group"] is None
+
+
+def test_a_subnet_group_brought_as_a_resource_is_referenced_by_name() -> None:
+    def bring() -> dict[str, Any]:
+        return {"subnet_group": aws.elasticache.SubnetGroup("mine", subnet_ids=PRIVATE_SUBNETS)}
+
+    recording = record_cache(PROD, bring=bring, subnet_ids=None)
+    subnets = recording.one(SUBNET_GROUP)
+    assert subnets.name == "mine"
+    assert recording.one(GROUP).inputs["subnetGroupName"] == "mine-a1b2c3d"  # mocked auto-name
+    assert recording.depends_on(recording.one(GROUP).urn, subnets.urn)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"subnet_ids": None}, {"subnet_ids": PRIVATE_SUBNETS, "subnet_group": "shared-cache"}],
+    ids=["neither", "both"],
+)
+def test_subnets_come_from_exactly_one_argument(args: dict[str, Any]) -> None:
+    with pytest.raises(ComponentArgsError) as raised:
+        CacheArgs(security_group_id=CACHE_GROUP, **args)
+    assert str(raised.value) == (
+        "CacheArgs: give either subnet_ids (a subnet group is created over them) or "
+        "subnet_group (yours), not both and not neither"
+    )
 
 
 # --- config mistakes -----------------------------------------------------------------------

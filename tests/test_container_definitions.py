@@ -48,7 +48,7 @@ from pulumi_django.rendering.container_definitions import (
     TaskLogs,
     app_secrets,
     render_container_definitions,
-    stack_container_definitions,
+    task_container_definitions,
     task_volumes,
 )
 from pulumi_django.rendering.proxy import render_nginx, sidecar_site
@@ -82,9 +82,22 @@ def task_inputs(config: StackConfig) -> TaskInputs:
     )
 
 
+def render(config: StackConfig, inputs: TaskInputs) -> list[dict[str, Any]]:
+    """A stack's sections through the renderer, as AwsSite maps them (media with a bucket)."""
+    return task_container_definitions(
+        app=config.app,
+        proxy=config.proxy,
+        fleet=config.fleet,
+        load_balancer=config.load_balancer,
+        media=config.media if inputs.media_bucket is not None else None,
+        inputs=inputs,
+        stop_timeout_seconds=config.stop_timeout_seconds,
+    )
+
+
 def definitions_of(stack: str) -> tuple[StackConfig, dict[str, dict[str, Any]]]:
     config = STACKS[stack]()
-    rendered = stack_container_definitions(config, task_inputs(config))
+    rendered = render(config, task_inputs(config))
     return config, {definition["name"]: definition for definition in rendered}
 
 
@@ -223,7 +236,7 @@ def test_the_app_is_told_where_uploads_go(access: str) -> None:
     media = {"access": access, "urlPath": "/uploads/", "signedUrlExpirySeconds": 900}
     config = stack_config({**PROD_LIKE, "media": media})
     inputs = dataclasses.replace(task_inputs(config), media_bucket="shop-media-0a1b2c")
-    definitions = stack_container_definitions(config, inputs)
+    definitions = render(config, inputs)
     assert register_task_definition_problems(request_for(config, definitions)) == []
     env = environment({d["name"]: d for d in definitions}[APP_CONTAINER])
     assert {key: value for key, value in env.items() if key.startswith("MEDIA_")} == {
@@ -239,14 +252,29 @@ def test_the_app_is_told_where_uploads_go(access: str) -> None:
 
 def test_without_a_media_bucket_the_app_gets_no_media_variables() -> None:
     config = stack_config({**PROD_LIKE, "media": {"enabled": False}})
-    definitions = stack_container_definitions(config, task_inputs(config))
+    definitions = render(config, task_inputs(config))
     env = environment({d["name"]: d for d in definitions}[APP_CONTAINER])
     assert not [key for key in env if key.startswith("MEDIA_")]
 
 
+def test_the_media_section_and_its_bucket_come_together() -> None:
+    config = STACKS["prod-like"]()
+    sections = {
+        "app": config.app,
+        "proxy": config.proxy,
+        "fleet": config.fleet,
+        "load_balancer": config.load_balancer,
+        "stop_timeout_seconds": config.stop_timeout_seconds,
+    }
+    with_bucket = dataclasses.replace(task_inputs(config), media_bucket="shop-media-0a1b2c")
+    for media, inputs in [(config.media, task_inputs(config)), (None, with_bucket)]:
+        with pytest.raises(ValueError, match="give both or neither"):
+            task_container_definitions(media=media, inputs=inputs, **sections)  # type: ignore[arg-type]
+
+
 def test_a_custom_health_path_reaches_the_app_and_both_probes() -> None:
     config = stack_config({**PROD_LIKE, "app": {"healthCheckPath": "/-/ready"}})
-    definitions = {d["name"]: d for d in stack_container_definitions(config, task_inputs(config))}
+    definitions = {d["name"]: d for d in render(config, task_inputs(config))}
     assert environment(definitions[APP_CONTAINER])["DJANGO_HEALTH_CHECK_PATH"] == "/-/ready"
     for definition in definitions.values():
         assert "/-/ready" in " ".join(definition["healthCheck"]["command"])
@@ -337,7 +365,13 @@ def loopback_definitions(
 ) -> dict[str, dict[str, Any]]:
     """The sidecar's definitions with everything on loopback and in a throwaway directory."""
     site = dataclasses.replace(
-        sidecar_site(config, trusted_proxies=["10.0.0.0/16"], runtime_dir=str(runtime_dir)),
+        sidecar_site(
+            proxy=config.proxy,
+            app=config.app,
+            load_balancer=config.load_balancer,
+            trusted_proxies=["10.0.0.0/16"],
+            runtime_dir=str(runtime_dir),
+        ),
         listen_host="127.0.0.1",
     )
     rendered = render_container_definitions(
@@ -491,6 +525,6 @@ def test_an_asgi_app_gets_no_persistent_database_connections_unless_it_asks(
     config = STACKS["prod-like"]()
     app = config.app.model_copy(update={"server": server, "environment": environment_key})
     config = config.model_copy(update={"app": app})
-    rendered = stack_container_definitions(config, task_inputs(config))
+    rendered = render(config, task_inputs(config))
     by_name = {definition["name"]: definition for definition in rendered}
     assert environment(by_name[APP_CONTAINER]).get("DATABASE_CONN_MAX_AGE") == expected

@@ -4,14 +4,21 @@ by RDS in Secrets Manager; prod's safety nets on by default, dev's relaxations e
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 import yaml
 
-from pulumi_django.components.aws.database import Database, parameter_group_family
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.database import (
+    Database,
+    DatabaseArgs,
+    parameter_group_family,
+)
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.database import DatabaseConfig
 from pulumi_django.recorder import MOCK_ACCOUNT, Recording, record
@@ -28,17 +35,27 @@ DEV = DatabaseConfig(
 )
 
 
-def record_database(config: DatabaseConfig) -> Recording:
+OUTPUTS = ("address", "port", "database_name", "username", "master_secret_arn")
+
+
+def scalar_outputs(database: Database) -> dict[str, Any]:
+    return {output: getattr(database, output) for output in OUTPUTS}
+
+
+def record_database(
+    config: DatabaseConfig,
+    exports: Callable[[Database], Mapping[str, Any]] = scalar_outputs,
+    bring: Callable[[], Mapping[str, Any]] = dict,
+    **args: Any,
+) -> Recording:
+    """`args` are DatabaseArgs' other fields (by default the private subnets and the database
+    group); `bring` makes, inside the program, groups of the user's own to pass as args."""
+
     def program() -> None:
-        database = Database(
-            "data",
-            config=config,
-            subnet_ids=PRIVATE_SUBNETS,
-            security_group_id=DATABASE_GROUP,
-            tags={"team": "web"},
-        )
-        for output in ("address", "port", "database_name", "username", "master_secret_arn"):
-            pulumi.export(output, getattr(database, output))
+        defaults = {"subnet_ids": PRIVATE_SUBNETS, "security_group_id": DATABASE_GROUP}
+        database = Database("data", DatabaseArgs(config=config, **{**defaults, **args, **bring()}))
+        for output, value in exports(database).items():
+            pulumi.export(output, value)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
 
@@ -122,14 +139,16 @@ def test_engine_upgrades_and_windows(either: Recording) -> None:
     assert inputs["maintenanceWindow"] == PROD.maintenance_window
 
 
-def test_backups_logs_and_tags(either: Recording) -> None:
+def test_backups_logs_and_children(either: Recording) -> None:
     inputs = instance(either)
     assert inputs["backupRetentionPeriod"] >= 7
-    assert inputs["copyTagsToSnapshot"] is True
+    assert inputs["copyTagsToSnapshot"] is True  # the provider's default tags reach snapshots
     assert "postgresql" in inputs["enabledCloudwatchLogsExports"]
+    component = either.one("pulumi-django:database:Database")
     for resource in either.resources:
         if resource.custom:
-            assert resource.inputs["tags"] == {"team": "web"}, resource.name
+            assert resource.parent == component.urn, resource.name
+            assert "tags" not in resource.inputs, resource.name
 
 
 def test_prod_has_every_safety_net(prod: Recording) -> None:
@@ -184,6 +203,75 @@ def test_slow_statement_threshold_is_configurable() -> None:
         p["name"]: p["value"] for p in recording.one(PARAMETER_GROUP).inputs["parameters"]
     }
     assert parameters["log_min_duration_statement"] == "0"
+
+
+# --- your own subnet and parameter groups, and the children --------------------------------
+
+
+def children(database: Database) -> dict[str, Any]:
+    return {
+        "instance": database.instance.urn,
+        "subnet_group": database.subnet_group.urn if database.subnet_group else None,
+        "parameter_group": database.parameter_group.urn if database.parameter_group else None,
+    }
+
+
+def test_every_child_is_an_attribute() -> None:
+    recording = record_database(PROD, exports=children)
+    assert recording.outputs == {
+        "instance": recording.one(INSTANCE).urn,
+        "subnet_group": recording.one(SUBNET_GROUP).urn,
+        "parameter_group": recording.one(PARAMETER_GROUP).urn,
+    }
+
+
+def test_a_subnet_group_brought_by_name_is_used_and_none_is_created() -> None:
+    recording = record_database(
+        PROD, exports=children, subnet_ids=None, subnet_group="shared-private"
+    )
+    assert not recording.find(SUBNET_GROUP)
+    assert instance(recording)["dbSubnetGroupName"] == "shared-private"
+    assert recording.outputs["subnet_group"] is None
+    assert recording.outputs["parameter_group"] == recording.one(PARAMETER_GROUP).urn
+
+
+def test_a_parameter_group_brought_by_name_is_used_and_none_is_created() -> None:
+    recording = record_database(PROD, exports=children, parameter_group="org-postgres17")
+    assert not recording.find(PARAMETER_GROUP)
+    assert instance(recording)["parameterGroupName"] == "org-postgres17"
+    assert recording.outputs["parameter_group"] is None
+    assert recording.outputs["subnet_group"] == recording.one(SUBNET_GROUP).urn
+
+
+def test_groups_brought_as_resources_are_referenced_by_name() -> None:
+    def bring() -> dict[str, Any]:
+        return {
+            "subnet_group": aws.rds.SubnetGroup("mine", subnet_ids=PRIVATE_SUBNETS),
+            "parameter_group": aws.rds.ParameterGroup("mine", family="postgres17"),
+        }
+
+    recording = record_database(PROD, bring=bring, subnet_ids=None)
+    subnets, parameters = recording.one(SUBNET_GROUP), recording.one(PARAMETER_GROUP)
+    assert subnets.name == parameters.name == "mine"  # the user's, not ours
+    inputs = instance(recording)
+    assert inputs["dbSubnetGroupName"] == "mine-a1b2c3d"  # the mocked auto-names
+    assert inputs["parameterGroupName"] == "mine-a1b2c3d"
+    assert recording.depends_on(recording.one(INSTANCE).urn, subnets.urn)
+    assert recording.depends_on(recording.one(INSTANCE).urn, parameters.urn)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"subnet_ids": None}, {"subnet_ids": PRIVATE_SUBNETS, "subnet_group": "shared-private"}],
+    ids=["neither", "both"],
+)
+def test_subnets_come_from_exactly_one_argument(args: dict[str, Any]) -> None:
+    with pytest.raises(ComponentArgsError) as raised:
+        DatabaseArgs(security_group_id=DATABASE_GROUP, **args)
+    assert str(raised.value) == (
+        "DatabaseArgs: give either subnet_ids (a subnet group is created over them) or "
+        "subnet_group (yours), not both and not neither"
+    )
 
 
 # --- the shipped stack files ---------------------------------------------------------------

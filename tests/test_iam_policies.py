@@ -9,10 +9,12 @@ import parliament
 import pytest
 
 from pulumi_django.rendering.iam_policies import (
+    check_statement,
     database_secret_policy,
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
+    extra_statements_policy,
     media_storage_policy,
     secret_resource_arn,
 )
@@ -206,3 +208,52 @@ def test_media_policy_refuses_what_would_widen_it(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         media_storage_policy(bucket_arn, location)
+
+
+QUEUE = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:django-prod-jobs"
+SEND_TO_QUEUE = {
+    "Sid": "SendJobs",
+    "Effect": "Allow",
+    "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+    "Resource": QUEUE,
+}
+NO_OTHER_REGION = {
+    "Effect": "Deny",
+    "Action": "sqs:*",
+    "Resource": "*",
+    "Condition": {"StringNotEquals": {"aws:RequestedRegion": "eu-west-1"}},
+}
+
+
+def test_extra_statements_policy_passes_parliament_and_keeps_the_statements_as_given() -> None:
+    document = extra_statements_policy([SEND_TO_QUEUE, NO_OTHER_REGION])
+    assert findings(document) == []
+    assert document == {"Version": "2012-10-17", "Statement": [SEND_TO_QUEUE, NO_OTHER_REGION]}
+
+
+def test_linter_catches_a_mistyped_extra_statement() -> None:
+    """What the checks here leave to IAM (an action that does not exist), parliament sees."""
+    document = extra_statements_policy([{**SEND_TO_QUEUE, "Action": "sqs:SendMesage"}])
+    assert [issue for issue, _ in findings(document)] == ["UNKNOWN_ACTION"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        ({"Effect": "Allow", "Action": "sqs:SendMessage"}, "missing Resource"),
+        ({"Action": "s3:GetObject", "Resource": "*"}, "missing Effect"),
+        ({**SEND_TO_QUEUE, "Principal": "*"}, "unknown keys Principal"),
+        ({**SEND_TO_QUEUE, "Effect": "allow"}, "use Allow or Deny"),
+        ("sqs:SendMessage", "a statement is a mapping"),
+    ],
+)
+def test_extra_statements_must_be_identity_policy_statements(statement: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        check_statement(statement)
+    with pytest.raises(ValueError, match=problem):
+        extra_statements_policy([SEND_TO_QUEUE, statement])
+
+
+def test_an_extra_policy_needs_a_statement() -> None:
+    with pytest.raises(ValueError, match="at least one statement"):
+        extra_statements_policy([])

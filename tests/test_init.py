@@ -25,9 +25,8 @@ from dockerfile_stages import Stage, stages
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pulumi_django.cli import scaffold
 from pulumi_django.build_context import is_ignored, read_dockerignore
-from pulumi_django.cli import main
+from pulumi_django.cli import main, scaffold
 from pulumi_django.cli.commands.init import dockerfile_shortfalls, project_relative
 from pulumi_django.cli.stackfile import load_stack_file, read_stack_config
 from pulumi_django.config import StackConfig

@@ -19,12 +19,17 @@ from docker_logs import docker_frames
 from pulumi.runtime import rpc
 
 from pulumi_django.cli.rehearsal.servers import Postgres, postgres
-from pulumi_django.components.local.migration_job import LocalMigrationJob
+from pulumi_django.components.local.migration_job import (
+    LocalMigrationJob,
+    LocalMigrationJobArgs,
+)
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import RULES, CheckResult, Finding
 from pulumi_django.providers.local_migration import (
     CHECK_RERUN_KEYS,
     JOB_RERUN_KEYS,
+    LocalCheckVerdict,
+    LocalJobVerdict,
     LocalMigrationError,
     judge_local_check,
     judge_local_job,
@@ -51,9 +56,13 @@ CONTAINER_URN = (
 UNSAFE = "releaseapp.0002_add_price"
 
 
-def record_local(migrations: dict[str, Any] | None = None) -> Recording:
-    """Image, migration steps, then two app replicas taking the gate as their image."""
+def record_local(
+    migrations: dict[str, Any] | None = None, built: list[LocalMigrationJob] | None = None
+) -> Recording:
+    """Image, migration steps (appended to `built`), then two app replicas taking the gate as
+    their image."""
     config = MigrationsConfig.model_validate(migrations or {})
+    built = [] if built is None else built
 
     def program() -> None:
         image = pulumi.CustomResource(
@@ -61,16 +70,19 @@ def record_local(migrations: dict[str, Any] | None = None) -> Recording:
         )
         steps = LocalMigrationJob(
             "shop-migrations",
-            config=config,
-            settings_module="shop.settings",
-            image=image.repoDigest,  # type: ignore[attr-defined]
-            network_name="shop-net",
-            environment={
-                "DJANGO_SETTINGS_MODULE": "shop.settings",
-                "DATABASE_URL": pulumi.Output.secret("postgres://shop:pw@shop-db:5432/shop"),
-            },
-            after=[image],
+            LocalMigrationJobArgs(
+                config=config,
+                settings_module="shop.settings",
+                image=image.repoDigest,  # type: ignore[attr-defined]
+                network_name="shop-net",
+                environment={
+                    "DJANGO_SETTINGS_MODULE": "shop.settings",
+                    "DATABASE_URL": pulumi.Output.secret("postgres://shop:pw@shop-db:5432/shop"),
+                },
+                after=[image],
+            ),
         )
+        built.append(steps)
         for replica in range(2):
             docker.Container(f"shop-app-{replica}", image=steps.gate)
 
@@ -125,7 +137,8 @@ def test_the_containers_run_the_release_commands_on_the_app_network_and_environm
 
 
 def test_without_the_check_the_job_follows_the_image() -> None:
-    recording = record_local({"check": False})
+    built: list[LocalMigrationJob] = []
+    recording = record_local({"check": False}, built)
 
     assert recording.find(CHECK_VERDICT) == []
     assert [container.name for container in recording.find(CONTAINER, "shop-migrations-.*")] == [
@@ -133,6 +146,22 @@ def test_without_the_check_the_job_follows_the_image() -> None:
     ]
     job = recording.one(CONTAINER, "shop-migrations-job")
     assert recording.depends_on(job.urn, recording.one(IMAGE).urn)
+    (steps,) = built
+    assert (steps.check_container, steps.check_verdict) == (None, None)
+    assert isinstance(steps.job_container, docker.Container)
+    assert isinstance(steps.job_verdict, LocalJobVerdict)
+
+
+def test_the_containers_and_verdicts_are_the_component_s_attributes() -> None:
+    built: list[LocalMigrationJob] = []
+    record_local(built=built)
+
+    (steps,) = built
+
+    assert isinstance(steps.check_container, docker.Container)
+    assert isinstance(steps.check_verdict, LocalCheckVerdict)
+    assert isinstance(steps.job_container, docker.Container)
+    assert isinstance(steps.job_verdict, LocalJobVerdict)
 
 
 def test_container_logs_lose_docker_frame_headers_and_colours() -> None:

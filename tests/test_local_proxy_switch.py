@@ -23,7 +23,9 @@ import pytest
 
 from pulumi_django.cli.rehearsal.proxies import caddy_binary, nginx_binary
 from pulumi_django.cli.rehearsal.servers import free_port, start_process, stop_process
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.proxy import ProxyConfig
 from pulumi_django.rendering.local_proxy import (
     ProxyControl,
     ProxyServer,
@@ -33,7 +35,6 @@ from pulumi_django.rendering.local_proxy import (
 from pulumi_django.rendering.proxy import ProxySite, render_proxy, site_from_config
 
 HEALTH = "/healthz"
-CONFIG = StackConfig(target="local")
 
 
 class Upstream(ThreadingHTTPServer):
@@ -87,7 +88,9 @@ class LocalProxy:
 
     def site(self, *upstreams: Upstream) -> ProxySite:
         return site_from_config(
-            CONFIG,
+            proxy=ProxyConfig(),
+            app=AppConfig(),
+            load_balancer=LoadBalancerConfig(),
             listen_host="127.0.0.1",
             listen_port=self.port,
             upstreams=[upstream.address for upstream in upstreams],

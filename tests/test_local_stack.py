@@ -9,13 +9,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
 import pytest
 
 from pulumi_django.cli.plan import Plan
+from pulumi_django.components.local.app import LocalAppReplicas, LocalAppReplicasArgs
+from pulumi_django.components.local.app_image import LocalAppImage, LocalAppImageArgs
+from pulumi_django.components.local.data import LocalData, LocalDataArgs
+from pulumi_django.components.local.media import LocalMedia, LocalMediaArgs
+from pulumi_django.components.local.proxy import LocalProxy, LocalProxyArgs
+from pulumi_django.components.local.proxy_switch import LocalProxySwitch
 from pulumi_django.components.local.site import LocalSite
+from pulumi_django.components.local.static import LocalStaticRelease, LocalStaticReleaseArgs
 from pulumi_django.config import StackConfig
-from pulumi_django.config.app import RESERVED_ENV
+from pulumi_django.config.app import RESERVED_ENV, AppConfig
+from pulumi_django.config.database import DatabaseConfig
+from pulumi_django.config.local import LocalConfig
 from pulumi_django.config.media import MEDIA_VARIABLES
+from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.providers.local_media import LocalMediaOwnerVerdict
+from pulumi_django.providers.local_release import LocalStaticVerdict, LocalSwitchVerdict
 from pulumi_django.recorder import SECRET, RecordedResource, Recording, record
 
 CONTAINER = "docker:index/container:Container"
@@ -415,3 +430,141 @@ def test_the_media_path_follows_the_config_in_the_proxy_and_the_app() -> None:
     content = container(recorded, f"{SITE}-proxy-switch-run").inputs["uploads"][0]["content"]
     assert "handle_path /uploads/files/* {" in content
     assert "MEDIA_URL=/uploads/files/" in replicas(recorded)[0].inputs["envs"]
+
+
+# --- the components on their own, as a program of one's own composes them ------------------
+
+
+def name_of(resource: pulumi.Resource) -> str:
+    return str(resource._name)
+
+
+def test_the_local_components_build_from_their_args_alone_and_expose_their_resources() -> None:
+    """No StackConfig: each component takes the config sections it reads and the values of
+    the others, and every resource it creates is a typed attribute, parented to it."""
+    built: dict[str, Any] = {}
+
+    def program() -> None:
+        network = docker.Network("shop-network", name="shop")
+        data = LocalData(
+            "shop",
+            LocalDataArgs(network_name=network.name, database=DatabaseConfig(name="shop")),
+        )
+        image = LocalAppImage("shop-app-image", LocalAppImageArgs(app=AppConfig()))
+        static = LocalStaticRelease("shop-static", LocalStaticReleaseArgs(image=image.ref))
+        media = LocalMedia("shop-media", LocalMediaArgs(image=image.ref))
+        replicas = LocalAppReplicas(
+            "shop-app",
+            LocalAppReplicasArgs(
+                image=image.ref,
+                network_name=network.name,
+                stop_timeout_seconds=40,
+                local=LocalConfig(replicas=3),
+                environment=data.environment,
+                mounts=[media.mount("/app/media")],
+            ),
+        )
+        proxy = LocalProxy(
+            "shop-proxy",
+            LocalProxyArgs(
+                network_name=network.name,
+                upstreams=replicas.upstreams,
+                static_volume=static.volume_name,
+                stop_timeout_seconds=40,
+                media=media,
+                config=ProxyConfig(server="caddy"),
+            ),
+        )
+        built.update(data=data, image=image, static=static, media=media)
+        built.update(replicas=replicas, proxy=proxy)
+
+    recorded = record(program, project="shop", stack="dev", config={})
+    data, image, static, media = (built[key] for key in ("data", "image", "static", "media"))
+    replicas, proxy = built["replicas"], built["proxy"]
+
+    children = {
+        "pulumi-django:local:Data": [
+            data.generated_database_password,
+            data.generated_redis_password,
+            data.postgres,
+            data.postgres_volume,
+            data.postgres_image,
+            data.redis,
+            data.redis_volume,
+            data.redis_image,
+        ],
+        "pulumi-django:local:AppImage": [image.image],
+        "pulumi-django:local:StaticRelease": [static.volume, static.publisher, static.verdict],
+        "pulumi-django:local:Media": [media.volume, media.owner, media.owner_verdict],
+        "pulumi-django:local:AppReplicas": replicas.replicas,
+        "pulumi-django:local:Proxy": [
+            proxy.image,
+            proxy.config_volume,
+            proxy.container,
+            proxy.switch,
+        ],
+        "pulumi-django:local:ProxySwitch": [proxy.switch.container, proxy.switch.verdict],
+    }
+    for component_type, resources in children.items():
+        (component,) = recorded.find(component_type)
+        assert sorted(child.name for child in recorded.children(component.urn)) == sorted(
+            name_of(resource) for resource in resources
+        ), component_type
+
+    assert isinstance(data.postgres, docker.Container)
+    assert isinstance(data.generated_redis_password, random.RandomPassword)
+    assert isinstance(image.image, docker.Image)
+    assert isinstance(static.verdict, LocalStaticVerdict)
+    assert isinstance(media.owner_verdict, LocalMediaOwnerVerdict)
+    assert isinstance(proxy.switch, LocalProxySwitch)
+    assert isinstance(proxy.switch.verdict, LocalSwitchVerdict)
+    assert [name_of(replica) for replica in replicas.replicas] == [
+        f"shop-app-{n}" for n in (1, 2, 3)
+    ]
+    # The sections given, and nothing of a stack, decide what runs.
+    assert "POSTGRES_DB=shop" in recorded.one(CONTAINER, "shop-postgres").inputs["envs"]
+    assert recorded.one(CONTAINER, "shop-app-1").inputs["stopTimeout"] == 40
+    switch = recorded.one(CONTAINER, "shop-proxy-switch-run").inputs["uploads"][0]["content"]
+    assert "reverse_proxy shop-app-1-a1b2c3d:8000" in switch
+    assert "handle_path /media/* {" in switch
+
+
+def test_a_local_components_options_reach_every_resource_it_creates() -> None:
+    """`protect` on the data component protects its volumes, passwords and containers too."""
+
+    def program() -> None:
+        LocalData(
+            "shop",
+            LocalDataArgs(network_name="shop"),
+            opts=pulumi.ResourceOptions(protect=True),
+        )
+
+    recorded = record(program, project="shop", stack="dev", config={})
+    (component,) = recorded.find("pulumi-django:local:Data")
+    children = recorded.children(component.urn)
+    assert len(children) == 8
+    for child in children:
+        assert child.options.get("protect") is True, child.name
+
+
+def test_the_site_exposes_its_components() -> None:
+    """LocalSite is built of the same components, each an attribute of the site."""
+    sites: list[LocalSite] = []
+
+    def program() -> None:
+        sites.append(LocalSite(SITE, StackConfig.model_validate({"target": "local", "name": SITE})))
+
+    record(program, project="pulumi-django", stack="local", config={})
+    (site,) = sites
+    assert name_of(site.network) == f"{SITE}-network"
+    assert name_of(site.data.postgres) == f"{SITE}-postgres"
+    assert name_of(site.image.image) == f"{SITE}-app-image-build"
+    assert name_of(site.static.publisher) == f"{SITE}-static-publish"
+    assert site.media is not None
+    assert name_of(site.media.volume) == f"{SITE}-media-files"
+    assert [name_of(replica) for replica in site.replicas.replicas] == [
+        f"{SITE}-app-{n}" for n in (1, 2)
+    ]
+    assert name_of(site.proxy.container) == f"{SITE}-proxy"
+    assert name_of(site.proxy.switch.container) == f"{SITE}-proxy-switch-run"
+    assert isinstance(site.migration, pulumi.ComponentResource)

@@ -12,14 +12,17 @@ from typing import Any
 
 import parliament
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from pulumi_django.cli.plan import Plan, render_text
-from pulumi_django.components.aws.media_storage import MediaStorage
-from pulumi_django.components.aws.static_site import StaticSite
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.load_balancer import LoadBalancerOrigin
+from pulumi_django.components.aws.media_storage import MediaStorage, MediaStorageArgs
+from pulumi_django.components.aws.static_site import StaticSite, StaticSiteArgs
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.config.static import StaticConfig
-from pulumi_django.recorder import Recording, record
+from pulumi_django.recorder import MOCK_INVOKES, Recording, record
 
 COMPONENT = "pulumi-django:media:MediaStorage"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -36,17 +39,19 @@ def record_media(media: MediaConfig, *, with_distribution: bool) -> Recording:
     distribution in front of it, wired as AwsSite wires them."""
 
     def program() -> None:
-        storage = MediaStorage("shop", config=media, tags={"team": "shop"})
+        storage = MediaStorage("shop", MediaStorageArgs(config=media))
         if with_distribution:
             site = StaticSite(
                 "shop",
-                config=StaticConfig(),
-                domain=None,
-                load_balancer_dns_name="shop-alb-1.eu-west-1.elb.amazonaws.com",
-                origin_verify_secret=pulumi.Output.secret("origin-secret"),
-                load_balancer_https=False,
-                tags={"team": "shop"},
-                media=storage.public_origin,
+                StaticSiteArgs(
+                    config=StaticConfig(),
+                    load_balancer_origin=LoadBalancerOrigin(
+                        dns_name="shop-alb-1.eu-west-1.elb.amazonaws.com",
+                        origin_verify_secret=pulumi.Output.secret("origin-secret"),
+                        https=False,
+                    ),
+                    media=storage.public_origin,
+                ),
             )
             storage.attach_policy(site.distribution_arn)
             pulumi.export("distribution_arn", site.distribution_arn)
@@ -118,7 +123,6 @@ def test_the_bucket_is_private_encrypted_owner_enforced_and_versioned(private: R
     assert ownership["rule"]["objectOwnership"] == "BucketOwnerEnforced"
     versioning = private.one("aws:s3/bucketVersioning:BucketVersioning").inputs
     assert versioning["versioningConfiguration"] == {"status": "Enabled"}
-    assert private.one(BUCKET, "shop-media").inputs["tags"] == {"team": "shop"}
 
 
 @pytest.mark.parametrize(("fixture", "days"), [("private", 30), ("public", 90)])
@@ -217,10 +221,100 @@ def test_public_media_has_its_own_cached_behaviour_and_headers(public: Recording
 
 def test_public_media_needs_the_distribution_that_serves_it() -> None:
     def program() -> None:
-        MediaStorage("shop", config=MediaConfig(access="public"), tags={}).attach_policy()
+        MediaStorage("shop", MediaStorageArgs(config=MediaConfig(access="public"))).attach_policy()
 
-    with pytest.raises(Exception, match="needs the ARN of the distribution"):
+    with pytest.raises(ComponentArgsError, match="needs the ARN of the distribution"):
         record(program, project="shop", stack="prod", config={"aws:region": "eu-west-1"})
+
+
+# --- escape hatches and bring your own ----------------------------------------------------
+
+THEIR_BUCKET = "their-uploads"
+THEIR_DISTRIBUTION_ARN = "arn:aws:cloudfront::123456789012:distribution/E2QWRUHEXAMPLE"
+
+
+def record_program(program: Callable[[], None]) -> Recording:
+    return record(program, project="shop", stack="prod", config={"aws:region": "eu-west-1"})
+
+
+def test_every_child_is_a_typed_attribute() -> None:
+    built: list[MediaStorage] = []
+
+    def program() -> None:
+        storage = MediaStorage("shop", MediaStorageArgs())
+        assert storage.bucket_policy is None  # until attach_policy declares it
+        returned = storage.attach_policy()
+        assert returned is storage.bucket_policy
+        built.append(storage)
+
+    record_program(program)
+    (storage,) = built
+    assert isinstance(storage.bucket, aws.s3.Bucket)
+    assert storage.bucket_controls is not None
+    assert isinstance(storage.bucket_controls.public_access_block, aws.s3.BucketPublicAccessBlock)
+    assert isinstance(storage.versioning, aws.s3.BucketVersioning)
+    assert isinstance(storage.lifecycle, aws.s3.BucketLifecycleConfiguration)
+    assert isinstance(storage.bucket_policy, aws.s3.BucketPolicy)
+
+
+def test_a_brought_bucket_name_is_used_as_its_owner_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(
+        MOCK_INVOKES,
+        "aws:s3/getBucket:getBucket",
+        lambda args, region: {
+            "bucket": args["bucket"],
+            "arn": f"arn:aws:s3:::{args['bucket']}",
+            "bucketRegionalDomainName": f"{args['bucket']}.s3.{region}.amazonaws.com",
+        },
+    )
+    built: list[MediaStorage] = []
+
+    def program() -> None:
+        storage = MediaStorage(
+            "shop", MediaStorageArgs(config=MediaConfig(access="public"), bucket=THEIR_BUCKET)
+        )
+        assert storage.attach_policy(THEIR_DISTRIBUTION_ARN) is None
+        assert storage.public_origin is not None
+        pulumi.export("origin", storage.public_origin.domain_name)
+        pulumi.export("bucket_name", storage.bucket_name)
+        pulumi.export("bucket_arn", storage.bucket_arn)
+        pulumi.export("policy", storage.policy_document(THEIR_DISTRIBUTION_ARN))
+        built.append(storage)
+
+    recording = record_program(program)
+    component = recording.one(COMPONENT, "shop")
+    assert recording.children(component.urn) == []
+    (storage,) = built
+    assert storage.bucket is storage.bucket_controls is storage.versioning is None
+    assert storage.lifecycle is storage.bucket_policy is None
+    assert recording.outputs["bucket_name"] == THEIR_BUCKET
+    assert recording.outputs["bucket_arn"] == f"arn:aws:s3:::{THEIR_BUCKET}"
+    assert recording.outputs["origin"] == f"{THEIR_BUCKET}.s3.eu-west-1.amazonaws.com"
+    # What the owner must put in the bucket's policy for the distribution to read.
+    policy = json.loads(recording.outputs["policy"])
+    assert findings(policy) == []
+    reads = [s for s in policy["Statement"] if s.get("Action") == "s3:GetObject"]
+    assert reads[0]["Resource"] == f"arn:aws:s3:::{THEIR_BUCKET}/media/*"
+    assert reads[0]["Condition"] == {"StringEquals": {"AWS:SourceArn": THEIR_DISTRIBUTION_ARN}}
+
+
+def test_a_brought_bucket_object_is_served_from_its_own_domain() -> None:
+    def program() -> None:
+        theirs = aws.s3.Bucket("theirs")
+        storage = MediaStorage(
+            "shop", MediaStorageArgs(config=MediaConfig(access="public"), bucket=theirs)
+        )
+        assert storage.public_origin is not None
+        pulumi.export("origin", storage.public_origin.domain_name)
+        pulumi.export("bucket_arn", storage.bucket_arn)
+
+    recording = record_program(program)
+    assert [bucket.name for bucket in recording.find(BUCKET)] == ["theirs"]
+    assert recording.children(recording.one(COMPONENT, "shop").urn) == []
+    assert recording.outputs["origin"] == "theirs.s3.eu-west-1.amazonaws.com"
+    assert recording.outputs["bucket_arn"] == "arn:aws:s3:::theirs"
 
 
 # --- in the shipped AWS stacks -------------------------------------------------------------

@@ -7,8 +7,10 @@ from typing import Any
 
 import pulumi
 
-from pulumi_django.components.aws.migration_job import MigrationJob
+from pulumi_django.components.aws.migration_job import MigrationJob, MigrationJobArgs
 from pulumi_django.config.migrations import MigrationsConfig
+from pulumi_django.providers.migration_check import MigrationCheck
+from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.recorder import SECRET, Recording, record
 from pulumi_django.release import release_order
 
@@ -21,10 +23,13 @@ COMPONENT = "pulumi-django:migrations:MigrationJob"
 DIGEST = f"shop-image@sha256:{'0' * 64}"
 
 
-def record_release(migrations: dict[str, Any] | None = None) -> Recording:
-    """Image, static release, migration steps, then a service gated on them, as the stack
-    wires them (stand-ins with the real type tokens for the other steps)."""
+def record_release(
+    migrations: dict[str, Any] | None = None, built: list[MigrationJob] | None = None
+) -> Recording:
+    """Image, static release, migration steps (appended to `built`), then a service gated on
+    them, as the stack wires them (stand-ins with the real type tokens for the other steps)."""
     config = MigrationsConfig.model_validate(migrations or {})
+    built = [] if built is None else built
 
     def program() -> None:
         image = pulumi.CustomResource(
@@ -34,19 +39,22 @@ def record_release(migrations: dict[str, Any] | None = None) -> Recording:
         static = pulumi.CustomResource(STATIC, "shop-static", {"release_id": repo_digest})
         migrations_step = MigrationJob(
             "shop-migrations",
-            config=config,
-            settings_module="shop.settings",
-            cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/shop",
-            task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7",
-            container_name="app",
-            subnet_ids=["subnet-0a", "subnet-0b"],
-            security_group_ids=["sg-0app"],
-            log_group_name="/ecs/shop-app",
-            release_id=repo_digest,
-            service_name="shop-app",
-            region="us-east-1",
-            after=[image, static],
+            MigrationJobArgs(
+                config=config,
+                settings_module="shop.settings",
+                cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/shop",
+                task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7",
+                container_name="app",
+                subnet_ids=["subnet-0a", "subnet-0b"],
+                security_group_ids=["sg-0app"],
+                log_group_name="/ecs/shop-app",
+                release_id=repo_digest,
+                service_name="shop-app",
+                region="us-east-1",
+                after=[image, static],
+            ),
         )
+        built.append(migrations_step)
         pulumi.CustomResource(
             SERVICE,
             "shop-app",
@@ -135,3 +143,16 @@ def test_without_the_check_the_job_waits_for_the_release_itself() -> None:
     order = release_order(recording)
     assert [step.step.key for step in order] == ["image", "static", "migrate", "fleet"]
     assert all(step.ordered for step in order[1:])
+
+
+def test_the_task_runs_are_the_component_s_attributes() -> None:
+    built: list[MigrationJob] = []
+    record_release(built=built)
+    record_release({"check": False}, built=built)
+
+    with_check, without_check = built
+
+    assert isinstance(with_check.check, MigrationCheck)
+    assert isinstance(with_check.job, MigrationTaskRun)
+    assert without_check.check is None
+    assert isinstance(without_check.job, MigrationTaskRun)

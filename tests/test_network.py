@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from pulumi_django.cli.plan import plan_stack
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.cache import Cache, CacheArgs
+from pulumi_django.components.aws.database import Database, DatabaseArgs
 from pulumi_django.components.aws.network import (
+    ANYWHERE,
     CLOUDFRONT_PREFIX_LIST,
     EXECUTE_COMMAND_ENDPOINT_SERVICE,
     INTERFACE_ENDPOINT_SERVICES,
     Network,
+    NetworkArgs,
     subnet_layout,
 )
 from pulumi_django.config import ConfigError, parse_stack_config
@@ -58,29 +64,35 @@ EVERY_LAYOUT = pytest.mark.parametrize(
 )
 
 
+SCALAR_OUTPUTS = (
+    "vpc_id",
+    "vpc_cidr",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "load_balancer_security_group_id",
+    "load_balancer_security_group_ids",
+    "app_security_group_id",
+    "database_security_group_id",
+    "cache_security_group_id",
+)
+
+
+def scalar_outputs(network: Network) -> dict[str, Any]:
+    return {output: getattr(network, output) for output in SCALAR_OUTPUTS}
+
+
 def record_network(
-    config: NetworkConfig, proxy_port: int = PROXY_PORT, execute_command: bool = False
+    config: NetworkConfig,
+    exports: Callable[[Network], Mapping[str, Any]] = scalar_outputs,
+    **args: Any,
 ) -> Recording:
+    """`args` are NetworkArgs' other fields (the proxy port defaults to PROXY_PORT); the
+    program exports what `exports` reads off the component."""
+
     def program() -> None:
-        network = Network(
-            "web",
-            config=config,
-            proxy_port=proxy_port,
-            execute_command=execute_command,
-            tags={"team": "web"},
-        )
-        for output in (
-            "vpc_id",
-            "vpc_cidr",
-            "public_subnet_ids",
-            "private_subnet_ids",
-            "load_balancer_security_group_id",
-            "load_balancer_security_group_ids",
-            "app_security_group_id",
-            "database_security_group_id",
-            "cache_security_group_id",
-        ):
-            pulumi.export(output, getattr(network, output))
+        network = Network("web", NetworkArgs(config=config, **{"proxy_port": PROXY_PORT, **args}))
+        for output, value in exports(network).items():
+            pulumi.export(output, value)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
 
@@ -473,13 +485,281 @@ def test_outputs_name_each_tier_group() -> None:
     assert outputs["vpc_id"] == "web-vpc-id"
 
 
-def test_every_resource_is_tagged_and_named() -> None:
+def test_every_resource_is_named_and_takes_no_other_tags() -> None:
+    """Every other tag comes from the provider's default tags."""
     recording = record_network(DEV)
     for resource in recording.resources:
         if resource.custom and resource.type not in (ROUTE, ASSOCIATION):
-            assert resource.inputs["tags"]["team"] == "web", resource.name
-            assert resource.inputs["tags"]["Name"] == resource.name, resource.name
+            assert resource.inputs["tags"] == {"Name": resource.name}, resource.name
             assert resource.parent is not None and resource.parent.endswith("Network::web")
+
+
+# --- only the tiers your components need, with groups of your own -------------------------
+
+DATA_TIERS = ("app", "db", "cache")
+
+
+def data_tier_outputs(network: Network) -> dict[str, Any]:
+    return {
+        "app": network.app_security_group_id,
+        "db": network.database_security_group_id,
+        "cache": network.cache_security_group_id,
+        "group_ids": network.security_group_ids,
+        "created": sorted(network.security_groups),
+    }
+
+
+def rules_by_name(recording: Recording) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in recording.find(INGRESS) + recording.find(EGRESS)}
+
+
+def test_a_data_tier_in_an_existing_vpc_gets_its_groups_and_links_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    mocked = MOCK_INVOKES[PREFIX_LIST_INVOKE]
+    monkeypatch.setitem(
+        MOCK_INVOKES, PREFIX_LIST_INVOKE, lambda a, r: asked.append(a["name"]) or mocked(a, r)
+    )
+    recording = record_network(EXISTING, exports=data_tier_outputs, tiers=DATA_TIERS)
+    assert set(group_tiers(recording).values()) == set(DATA_TIERS)
+    assert rule_edges(recording, INGRESS) == {("db", "app", 5432), ("cache", "app", 6379)}
+    assert rule_edges(recording, EGRESS) == {
+        ("app", "db", 5432),
+        ("app", "cache", 6379),
+        ("app", ANYWHERE, 443),
+    }
+    assert not asked  # no load balancer, no CloudFront lookup
+    assert recording.outputs["created"] == sorted(DATA_TIERS)
+
+
+def test_a_brought_app_group_is_not_created_and_both_ends_of_its_links_use_its_id() -> None:
+    recording = record_network(
+        EXISTING,
+        exports=data_tier_outputs,
+        tiers=DATA_TIERS,
+        security_groups={"app": "sg-0app"},
+    )
+    assert set(group_tiers(recording).values()) == {"db", "cache"}
+    rules = rules_by_name(recording)
+    assert set(rules) == {
+        "web-db-from-app",
+        "web-cache-from-app",
+        "web-app-to-db",
+        "web-app-to-cache",
+        "web-app-to-internet",
+    }
+    assert rules["web-db-from-app"]["referencedSecurityGroupId"] == "sg-0app"
+    assert rules["web-cache-from-app"]["referencedSecurityGroupId"] == "sg-0app"
+    for rule in ("web-app-to-db", "web-app-to-cache", "web-app-to-internet"):
+        assert rules[rule]["securityGroupId"] == "sg-0app", rule
+    assert recording.outputs["app"] == "sg-0app"
+    assert recording.outputs["group_ids"] == {
+        "app": "sg-0app",
+        "db": "web-db-id",
+        "cache": "web-cache-id",
+    }
+    assert recording.outputs["created"] == ["cache", "db"]
+
+
+def test_a_brought_group_may_be_the_resource_itself() -> None:
+    def program() -> None:
+        mine = aws.ec2.SecurityGroup("mine", vpc_id="vpc-0123456789abcdef0")
+        args = NetworkArgs(config=EXISTING, tiers=DATA_TIERS, security_groups={"app": mine})
+        pulumi.export("app", Network("web", args).app_security_group_id)
+
+    recording = record(
+        program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"}
+    )
+    assert recording.outputs["app"] == "mine-id"
+    ingress = recording.one(INGRESS, "web-db-from-app")
+    assert ingress.inputs["referencedSecurityGroupId"] == "mine-id"
+    assert recording.depends_on(ingress.urn, recording.one(GROUP, "mine").urn)
+    assert not recording.find(GROUP, "web-app")
+
+
+def test_brought_load_balancer_groups_still_admit_cloudfront_and_reach_the_app() -> None:
+    brought = {"lb": "sg-0lb", "lb-http": "sg-0lbhttp"}
+    recording = record_network(DEV, security_groups=brought)
+    assert set(group_tiers(recording).values()) == {"app", "db", "cache"}
+    rules = rules_by_name(recording)
+    assert rules["web-lb-from-cloudfront"]["securityGroupId"] == "sg-0lb"
+    assert rules["web-lb-http-from-cloudfront"]["securityGroupId"] == "sg-0lbhttp"
+    assert rules["web-lb-to-app"]["securityGroupId"] == "sg-0lb"
+    assert rules["web-app-from-lb"]["referencedSecurityGroupId"] == "sg-0lb"
+    assert recording.outputs["load_balancer_security_group_id"] == "sg-0lb"
+    assert recording.outputs["load_balancer_security_group_ids"] == ["sg-0lb", "sg-0lbhttp"]
+
+
+def test_the_output_of_a_tier_left_out_names_the_argument() -> None:
+    with pytest.raises(ComponentArgsError) as raised:
+        record_network(EXISTING, tiers=DATA_TIERS)  # the default exports read the lb group
+    assert str(raised.value) == "Network 'web' has no 'lb' tier: add it to NetworkArgs.tiers"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            {"tiers": ("app", "web")},
+            "NetworkArgs.tiers: 'web' is no tier; the tiers are lb, lb-http, app, db, cache",
+        ),
+        (
+            {"tiers": ("db",), "security_groups": {"app": "sg-0app"}},
+            "NetworkArgs.security_groups['app']: 'app' is not in tiers (db); add it there or "
+            "leave its group out",
+        ),
+    ],
+)
+def test_args_mistakes_name_the_field(args: dict[str, Any], says: str) -> None:
+    with pytest.raises(ComponentArgsError) as raised:
+        NetworkArgs(**args)
+    assert str(raised.value) == says
+
+
+# --- every child as an attribute -----------------------------------------------------------
+
+
+def children(network: Network) -> dict[str, Any]:
+    """The URN of every child attribute, to compare with what was registered."""
+
+    def urns(resources: list[Any]) -> list[pulumi.Output[str]]:
+        return [resource.urn for resource in resources]
+
+    def urn(resource: pulumi.Resource | None) -> pulumi.Output[str] | None:
+        return resource.urn if resource else None
+
+    return {
+        "vpc": urn(network.vpc),
+        "default_security_group": urn(network.default_security_group),
+        "internet_gateway": urn(network.internet_gateway),
+        "public_route_table": urn(network.public_route_table),
+        "private_route_tables": urns(network.private_route_tables),
+        "public_subnets": urns(network.public_subnets),
+        "private_subnets": urns(network.private_subnets),
+        "route_table_associations": urns(network.route_table_associations),
+        "routes": urns(network.routes),
+        "nat_addresses": urns(network.nat_addresses),
+        "nat_gateways": urns(network.nat_gateways),
+        "vpc_endpoints": {key: e.urn for key, e in network.vpc_endpoints.items()},
+        "security_groups": {key: g.urn for key, g in network.security_groups.items()},
+        "security_group_rules": {key: r.urn for key, r in network.security_group_rules.items()},
+    }
+
+
+@pytest.mark.parametrize("config", [PROD, ENDPOINTS_ONLY], ids=["prod", "endpoints"])
+def test_every_child_of_a_created_vpc_is_an_attribute(config: NetworkConfig) -> None:
+    recording = record_network(config, exports=children, execute_command=True)
+    out = recording.outputs
+
+    def urns(type_: str, name: str | None = None) -> list[str]:
+        return sorted(resource.urn for resource in recording.find(type_, name))
+
+    assert [out["vpc"]] == urns(VPC)
+    assert [out["default_security_group"]] == urns(DEFAULT_GROUP)
+    assert [out["internet_gateway"]] == urns("aws:ec2/internetGateway:InternetGateway")
+    assert [out["public_route_table"]] == urns(ROUTE_TABLE, "web-public")
+    assert sorted(out["private_route_tables"]) == urns(ROUTE_TABLE, "web-private-.*")
+    assert sorted(out["public_subnets"]) == urns(SUBNET, "web-public-.*")
+    assert sorted(out["private_subnets"]) == urns(SUBNET, "web-private-.*")
+    assert sorted(out["route_table_associations"]) == urns(ASSOCIATION)
+    assert sorted(out["routes"]) == urns(ROUTE)
+    assert sorted(out["nat_addresses"]) == urns(EIP)
+    assert sorted(out["nat_gateways"]) == urns(NAT)
+    assert sorted(out["vpc_endpoints"].values()) == urns(ENDPOINT)
+    assert "s3" in out["vpc_endpoints"]
+    assert sorted(out["security_groups"].values()) == urns(GROUP)
+    assert {f"web-{tier}" for tier in out["security_groups"]} == {
+        group.name for group in recording.find(GROUP)
+    }
+    assert sorted(out["security_group_rules"].values()) == sorted(urns(INGRESS) + urns(EGRESS))
+    assert {f"web-{rule}" for rule in out["security_group_rules"]} == set(rules_by_name(recording))
+
+
+def test_an_existing_vpc_has_security_groups_and_no_vpc_children() -> None:
+    out = record_network(EXISTING, exports=children).outputs
+    assert set(out["security_groups"]) == set(TIERS)
+    assert out["security_group_rules"]
+    vpc_children = {key: value for key, value in out.items() if not key.startswith("security")}
+    assert not any(vpc_children.values()), vpc_children
+
+
+# --- Pulumi's standard mock recipe ---------------------------------------------------------
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """The recipe Pulumi's testing guide shows: every resource echoes its inputs as its
+    state, every invoke answers nothing."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}_id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        return {}
+
+
+@pytest.fixture
+def echo_mocks() -> None:
+    pulumi.runtime.set_mocks(EchoMocks(), preview=False)
+
+
+def resolved(outputs: Mapping[str, Any]) -> pulumi.Output[None]:
+    """Fails the test on any output that resolves to nothing."""
+
+    def check(values: dict[str, Any]) -> None:
+        empty = [name for name, value in values.items() if value is None or value == [None]]
+        assert not empty, empty
+
+    return pulumi.Output.all(**outputs).apply(check)
+
+
+def data_tier(network: Network) -> dict[str, Any]:
+    """A database and a cache in `network`, and every output of the three components."""
+    database = Database(
+        "web",
+        DatabaseArgs(
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.database_security_group_id,
+        ),
+    )
+    cache = Cache(
+        "web",
+        CacheArgs(
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.cache_security_group_id,
+        ),
+    )
+    return {
+        **{f"network.{name}": value for name, value in data_tier_outputs(network).items()},
+        "network.vpc_id": network.vpc_id,
+        "network.vpc_cidr": network.vpc_cidr,
+        "network.private_subnet_ids": network.private_subnet_ids,
+        **{
+            f"database.{name}": getattr(database, name)
+            for name in ("address", "port", "database_name", "username", "master_secret_arn")
+        },
+        **{
+            f"cache.{name}": getattr(cache, name)
+            for name in ("primary_endpoint", "port", "auth_secret_arn", "url_without_password")
+        },
+    }
+
+
+@pytest.mark.parametrize("config", [PROD, ENDPOINTS_ONLY], ids=["prod", "endpoints"])
+@pulumi.runtime.test
+def test_a_created_vpc_runs_under_the_standard_mock_recipe(
+    echo_mocks: None, config: NetworkConfig
+) -> pulumi.Output[None]:
+    network = Network("web", NetworkArgs(config=config))
+    return resolved({**scalar_outputs(network), **data_tier(network)})
+
+
+@pulumi.runtime.test
+def test_an_existing_vpc_with_a_data_tier_runs_under_the_standard_mock_recipe(
+    echo_mocks: None,
+) -> pulumi.Output[None]:
+    network = Network("web", NetworkArgs(config=EXISTING, tiers=DATA_TIERS))
+    return resolved(data_tier(network))
 
 
 # --- config mistakes -----------------------------------------------------------------------

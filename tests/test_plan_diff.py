@@ -519,3 +519,60 @@ def test_options_that_name_properties_are_not_masked() -> None:
     assert mask("options.additionalSecretOutputs", ["conditions"]) == ["conditions"]
     assert mask("inputs.masterPassword", "hunter2") == "[secret]"
     assert mask("auth.clientSecret", {"value": "x"}) == {"value": "[secret]"}
+
+
+def _resource(urn: str, type_: str, inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    name = urn.rsplit("::", 1)[-1]
+    return {
+        "urn": urn,
+        "type": type_,
+        "name": name,
+        "custom": True,
+        "parent": None,
+        "inputs": inputs,
+        **extra,
+    }
+
+
+def _two_sides(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> PlanDiff:
+    return diff_plans(
+        {"resources": base},
+        {"resources": head},
+        stack="s",
+        base_side=Side("main", "0" * 40),
+        head_side=Side("the working tree", None),
+    )
+
+
+TAGS = {"app": "shop", "managed-by": "pulumi-django"}
+BUCKET = "urn:pulumi:s::p::aws:s3/bucket:Bucket::static"
+PROVIDER = "urn:pulumi:s::p::pulumi:providers:aws::shop-aws"
+
+
+def test_tags_moved_to_the_providers_default_tags_are_no_change() -> None:
+    head_provider = _resource(
+        PROVIDER, "pulumi:providers:aws", {"defaultTags": json.dumps({"tags": TAGS})}
+    )
+    head_bucket = _resource(BUCKET, "aws:s3/bucket:Bucket", {}, provider=f"{PROVIDER}::id")
+    review = _two_sides(
+        [_resource(BUCKET, "aws:s3/bucket:Bucket", {"tags": TAGS})], [head_provider, head_bucket]
+    )
+    assert review.changed == []
+    # A tag the provider no longer sets is a change, as AWS would make it.
+    head_provider["inputs"]["defaultTags"] = json.dumps({"tags": {"app": "shop"}})
+    review = _two_sides(
+        [_resource(BUCKET, "aws:s3/bucket:Bucket", {"tags": TAGS})], [head_provider, head_bucket]
+    )
+    assert [change.path for change in review.changed[0].inputs] == ['tags["managed-by"]']
+
+
+def test_a_resource_aliased_to_its_old_urn_is_the_same_resource() -> None:
+    moved = "urn:pulumi:s::p::pulumi-django:fleet:Cluster$aws:s3/bucket:Bucket::static"
+    head = _resource(moved, "aws:s3/bucket:Bucket", {"bucket": "b"}, options={"aliases": [BUCKET]})
+    review = _two_sides([_resource(BUCKET, "aws:s3/bucket:Bucket", {"bucket": "b"})], [head])
+    assert (review.added, review.removed, review.changed) == ([], [], [])
+    # Without the alias the stateful bucket would be deleted and created again.
+    review = _two_sides(
+        [_resource(BUCKET, "aws:s3/bucket:Bucket", {"bucket": "b"})], [{**head, "options": {}}]
+    )
+    assert [r["urn"] for r in review.removed] == [BUCKET]

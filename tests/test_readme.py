@@ -1,4 +1,5 @@
-"""README promises that must stay true: the quick start and the generated config reference."""
+"""README promises that must stay true: the quick start and the generated config and component
+references."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pulumi_django.components import reference as components
 from pulumi_django.config.reference import README_END, README_START, reference_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +26,11 @@ def test_quick_start_is_exactly_two_commands() -> None:
 def test_config_reference_matches_the_models() -> None:
     generated = README.split(README_START, 1)[1].split(README_END, 1)[0]
     assert generated.strip() == reference_table().strip(), "run `make docs`"
+
+
+def test_component_reference_matches_the_components() -> None:
+    generated = README.split(components.README_START, 1)[1].split(components.README_END, 1)[0]
+    assert generated.strip() == components.component_tables().strip(), "run `make docs`"
 
 
 def test_config_reference_command_prints_the_same_table() -> None:

@@ -71,6 +71,7 @@ from pulumi_django.cli.stackfile import load_stack_file
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.rehearsal import RehearsalForm
 from pulumi_django.release import RELEASE_STEPS
+from pulumi_django.release_steps import Step
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "bigfoot"
@@ -595,7 +596,9 @@ def test_a_refused_release_is_refused_and_still_shows_what_failed_before_it() ->
 
 
 def test_every_release_step_has_a_rehearsal_handler() -> None:
-    assert set(STEP_HANDLERS) == set(STEP_KEYS)
+    """Keyed by the registry's steps, in its order: a step added to `Step` fails here until
+    the rehearsal can carry it out."""
+    assert list(STEP_HANDLERS) == list(Step) == STEP_KEYS
 
 
 def test_the_release_runs_the_handlers_in_release_order_until_one_stops_it(

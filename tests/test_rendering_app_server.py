@@ -1,4 +1,5 @@
-"""The app server's settings: derived from the stack config, and accepted by the real servers."""
+"""The app server's settings: derived from the app, fleet and load balancer sections, and accepted
+by the real servers."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from echo_apps import write_echo_apps
 
 from pulumi_django.cli.rehearsal.app_servers import local_command, running_app_server
 from pulumi_django.cli.rehearsal.servers import free_port
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.rendering.app_server import (
+    AppServerSettings,
     app_server_command,
     app_server_settings,
     default_workers,
@@ -31,8 +35,21 @@ from pulumi_django.rendering.app_server import (
 )
 
 
-def stack(**sections: Any) -> StackConfig:
-    return StackConfig.model_validate({"target": "aws", **sections})
+def settings_for(
+    *,
+    app: dict[str, Any] | None = None,
+    fleet: dict[str, Any] | None = None,
+    load_balancer: dict[str, Any] | None = None,
+    **options: Any,
+) -> AppServerSettings:
+    """The settings from the three sections the renderer reads (camelCase keys, as in the
+    stack file), nothing else of a stack."""
+    return app_server_settings(
+        app=AppConfig.model_validate(app or {}),
+        fleet=FleetConfig.model_validate(fleet or {}),
+        load_balancer=LoadBalancerConfig.model_validate(load_balancer or {}),
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +68,24 @@ def apps(app_dir: Path) -> dict[str, str]:
     [(256, 512, 2), (512, 1024, 2), (1024, 2048, 3), (2048, 4096, 5), (4096, 8192, 9)],
 )
 def test_workers_default_to_two_per_vcpu_plus_one(cpu: int, memory: int, workers: int) -> None:
-    settings = app_server_settings(stack(fleet={"cpu": cpu, "memory": memory}))
+    settings = settings_for(fleet={"cpu": cpu, "memory": memory})
     assert default_workers(cpu) == workers
     assert settings.workers == workers
 
 
 def test_configured_workers_win_over_the_task_size() -> None:
-    settings = app_server_settings(stack(app={"workers": 7}, fleet={"cpu": 256, "memory": 512}))
+    settings = settings_for(app={"workers": 7}, fleet={"cpu": 256, "memory": 512})
     assert settings.workers == 7
 
 
 @pytest.mark.parametrize("idle", [1, 60, 350])
 def test_keepalive_outlives_the_load_balancer(idle: int) -> None:
-    settings = app_server_settings(stack(loadBalancer={"idleTimeoutSeconds": idle}))
+    settings = settings_for(load_balancer={"idleTimeoutSeconds": idle})
     assert settings.keepalive_seconds > idle
 
 
 def test_sidecar_defaults_bind_and_trust_loopback_only() -> None:
-    config = stack(app={"port": 9000, "timeoutSeconds": 45, "gracefulTimeoutSeconds": 20})
-    settings = app_server_settings(config)
+    settings = settings_for(app={"port": 9000, "timeoutSeconds": 45, "gracefulTimeoutSeconds": 20})
     assert settings.bind == "127.0.0.1:9000"
     assert settings.forwarded_allow_ips == ("127.0.0.1",)
     assert (settings.timeout_seconds, settings.graceful_timeout_seconds) == (45, 20)
@@ -77,7 +93,7 @@ def test_sidecar_defaults_bind_and_trust_loopback_only() -> None:
 
 
 def test_uvicorn_serves_the_asgi_app() -> None:
-    settings = app_server_settings(stack(app={"server": "uvicorn"}))
+    settings = settings_for(app={"server": "uvicorn"})
     command = app_server_command(settings)
     assert command[:2] == ["uvicorn", "bigfoot.asgi:application"]
     assert "--proxy-headers" in command
@@ -86,26 +102,26 @@ def test_uvicorn_serves_the_asgi_app() -> None:
 
 
 def test_limit_concurrency_is_for_uvicorn_only() -> None:
-    uvicorn = app_server_settings(stack(app={"server": "uvicorn"}), limit_concurrency=50)
+    uvicorn = settings_for(app={"server": "uvicorn"}, limit_concurrency=50)
     assert uvicorn_command(uvicorn)[-2:] == ["--limit-concurrency", "50"]
     with pytest.raises(ValueError, match="Uvicorn only"):
-        app_server_settings(stack(), limit_concurrency=50)
+        settings_for(limit_concurrency=50)
 
 
 def test_a_renderer_refuses_the_other_servers_settings() -> None:
     with pytest.raises(ValueError, match="for uvicorn, not gunicorn"):
-        render_gunicorn(app_server_settings(stack(app={"server": "uvicorn"})))
+        render_gunicorn(settings_for(app={"server": "uvicorn"}))
 
 
 def test_the_printed_uvicorn_command_is_the_one_that_runs() -> None:
-    settings = app_server_settings(stack(app={"server": "uvicorn"}))
+    settings = settings_for(app={"server": "uvicorn"})
     text = render_app_server(settings)
     command_line = next(line for line in text.splitlines() if not line.startswith("#"))
     assert shlex.split(command_line) == uvicorn_command(settings)
 
 
 def test_sync_workers_get_no_threads() -> None:
-    settings = app_server_settings(stack(app={"workerClass": "sync"}))
+    settings = settings_for(app={"workerClass": "sync"})
     assert "--threads" not in gunicorn_command(settings)
     assert "threads =" not in render_gunicorn(settings)
 
@@ -135,9 +151,7 @@ def _printed_config(output: str) -> dict[str, str]:
 def test_gunicorn_accepts_the_config_file_and_the_command_alike(
     worker_class: str, app_dir: Path, apps: dict[str, str]
 ) -> None:
-    settings = app_server_settings(
-        stack(app={"wsgiApp": apps["gunicorn"], "workerClass": worker_class})
-    )
+    settings = settings_for(app={"wsgiApp": apps["gunicorn"], "workerClass": worker_class})
     conf = app_dir / f"gunicorn-{worker_class}.conf.py"
     conf.write_text(render_gunicorn(settings))
 
@@ -179,7 +193,7 @@ def test_server_finishes_in_flight_requests_when_stopped(
 ) -> None:
     """SIGTERM (what ECS and Docker send) lets a running request complete."""
     app = {"server": server, "wsgiApp": apps["gunicorn"], "asgiApp": apps["uvicorn"]}
-    settings = app_server_settings(stack(app=app), port=free_port())
+    settings = settings_for(app=app, port=free_port())
     assert local_command(settings)[3:] == app_server_command(settings)[1:]
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pd-app-") as runtime:

@@ -28,7 +28,12 @@ from pulumi_django.cli.rehearsal.proxies import (
     running_proxy,
 )
 from pulumi_django.cli.rehearsal.servers import free_port
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.media import MediaConfig
+from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.config.static import StaticConfig
 from pulumi_django.rendering.app_server import app_server_settings
 from pulumi_django.rendering.media import LOCAL_MEDIA_MOUNT, MEDIA_CONTENT_SECURITY_POLICY
 from pulumi_django.rendering.proxy import (
@@ -49,8 +54,24 @@ HASHED_CSS = "app.0123456789ab.css"
 CSS = "body { color: #c0ffee; }\n"
 
 
-def stack(**sections: Any) -> StackConfig:
-    return StackConfig.model_validate({"target": "aws", **sections})
+PROXY_SECTIONS = {"proxy": ProxyConfig, "app": AppConfig, "load_balancer": LoadBalancerConfig}
+FILE_SECTIONS = {"static": StaticConfig, "media": MediaConfig}
+
+
+def proxy_sections(**overrides: dict[str, Any]) -> dict[str, Any]:
+    """What every site renderer reads (camelCase keys, as in a stack file): the sections only."""
+    return {
+        name: model.model_validate(overrides.get(name, {}))
+        for name, model in PROXY_SECTIONS.items()
+    }
+
+
+def served_sections(**overrides: dict[str, Any]) -> dict[str, Any]:
+    """What the local and rehearsal renderers read: those plus the static and media sections."""
+    files = {
+        name: model.model_validate(overrides.get(name, {})) for name, model in FILE_SECTIONS.items()
+    }
+    return {**proxy_sections(**overrides), **files}
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +92,21 @@ def static_dir() -> Iterator[Path]:
 
 def test_keepalives_nest_inside_each_other() -> None:
     """ALB idle < proxy's client keep-alive; proxy's upstream idle < app keep-alive."""
-    config = stack(loadBalancer={"idleTimeoutSeconds": 120})
-    site = sidecar_site(config, ["10.0.0.0/16"])
-    app = app_server_settings(config)
+    sections = proxy_sections(load_balancer={"idleTimeoutSeconds": 120})
+    site = sidecar_site(**sections, trusted_proxies=["10.0.0.0/16"])
+    app = app_server_settings(
+        app=sections["app"], fleet=FleetConfig(), load_balancer=sections["load_balancer"]
+    )
     assert site.client_keepalive_seconds > 120
     assert site.upstream_keepalive_seconds < app.keepalive_seconds
 
 
 def test_sidecar_forwards_to_the_app_on_localhost_and_trusts_the_vpc() -> None:
-    config = stack(
+    sections = proxy_sections(
         app={"port": 9000, "gracefulTimeoutSeconds": 40},
         proxy={"port": 8443, "maxBodyMb": 25, "readTimeoutSeconds": 90},
     )
-    site = sidecar_site(config, ["10.1.0.0/16"], runtime_dir="/tmp/proxy")
+    site = sidecar_site(**sections, trusted_proxies=["10.1.0.0/16"], runtime_dir="/tmp/proxy")
     assert (site.listen_host, site.listen_port) == ("0.0.0.0", 8443)
     assert site.upstreams == ("127.0.0.1:9000",)
     assert site.trusted_proxies == ("10.1.0.0/16", LOOPBACK_CIDR)
@@ -92,14 +115,14 @@ def test_sidecar_forwards_to_the_app_on_localhost_and_trusts_the_vpc() -> None:
     assert site.served_by_header is None  # visitors never learn the inside of the site
     assert (site.max_body_mb, site.read_timeout_seconds) == (25, 90)
     assert site.graceful_timeout_seconds == 40
-    assert site.health_path == config.app.health_check_path
+    assert site.health_path == sections["app"].health_check_path
 
 
 def test_local_and_rehearsal_serve_static_files_under_the_configured_prefix() -> None:
-    config = stack(static={"prefix": "assets/"})
-    local = local_site(config, ["app-1:8000", "app-2:8000"], "/srv/static")
+    sections = served_sections(static={"prefix": "assets/"})
+    local = local_site(**sections, upstreams=["app-1:8000", "app-2:8000"], static_dir="/srv/static")
     rehearsal = rehearsal_site(
-        config, listen_port=18080, upstream_ports=[18001], static_dir="/s", runtime_dir="/r"
+        **sections, listen_port=18080, upstream_ports=[18001], static_dir="/s", runtime_dir="/r"
     )
     assert local.static == StaticFiles("/assets/", "/srv/static")
     assert local.upstreams == ("app-1:8000", "app-2:8000")
@@ -125,17 +148,17 @@ def test_local_and_rehearsal_serve_static_files_under_the_configured_prefix() ->
 def test_a_site_refuses_values_that_would_break_the_config(
     change: dict[str, Any], message: str
 ) -> None:
-    site = sidecar_site(stack(), ["10.0.0.0/16"])
+    site = sidecar_site(**proxy_sections(), trusted_proxies=["10.0.0.0/16"])
     with pytest.raises(ValueError, match=message):
         replace(site, **change)
 
 
 def test_local_docker_serves_the_media_volume_and_the_rehearsal_its_directory() -> None:
-    config = stack(media={"urlPath": "/uploads/"})
-    local = local_site(config, ["app-1:8000"], "/srv/static")
+    sections = served_sections(media={"urlPath": "/uploads/"})
+    local = local_site(**sections, upstreams=["app-1:8000"], static_dir="/srv/static")
     assert local.media == MediaFiles("/uploads/", LOCAL_MEDIA_MOUNT)
     rehearsal = rehearsal_site(
-        config,
+        **sections,
         listen_port=18080,
         upstream_ports=[18001],
         static_dir="/s",
@@ -143,14 +166,16 @@ def test_local_docker_serves_the_media_volume_and_the_rehearsal_its_directory() 
         media_dir="/m",
     )
     assert rehearsal.media == MediaFiles("/uploads/", "/m")
-    off = stack(media={"enabled": False})
-    assert local_site(off, ["app-1:8000"], "/srv/static").media is None
+    off = served_sections(media={"enabled": False})
+    assert local_site(**off, upstreams=["app-1:8000"], static_dir="/srv/static").media is None
+    no_media = {**sections, "media": None}
+    assert local_site(**no_media, upstreams=["app-1:8000"], static_dir="/srv/static").media is None
     rehearsal_off = rehearsal_site(
-        off, listen_port=1, upstream_ports=[2], static_dir="/s", runtime_dir="/r", media_dir="/m"
+        **off, listen_port=1, upstream_ports=[2], static_dir="/s", runtime_dir="/r", media_dir="/m"
     )
     assert rehearsal_off.media is None
     # AWS: media is on S3 (public ones through CloudFront), never the sidecar's business.
-    assert sidecar_site(config, ["10.0.0.0/16"]).media is None
+    assert sidecar_site(**proxy_sections(), trusted_proxies=["10.0.0.0/16"]).media is None
 
 
 def test_static_files_need_a_prefix_and_a_plain_directory() -> None:
@@ -166,7 +191,7 @@ def test_static_files_need_a_prefix_and_a_plain_directory() -> None:
 
 def test_render_proxy_names_the_servers_it_knows() -> None:
     with pytest.raises(ValueError, match="use nginx or caddy"):
-        render_proxy("apache", sidecar_site(stack(), []))
+        render_proxy("apache", sidecar_site(**proxy_sections(), trusted_proxies=[]))
 
 
 # --- every variant through the real tools --------------------------------------------------
@@ -175,15 +200,24 @@ def test_render_proxy_names_the_servers_it_knows() -> None:
 def _variant(
     name: str, runtime: Path, static: Path, *, gzip_on: bool, static_on: bool
 ) -> ProxySite:
-    config = stack(proxy={"gzip": gzip_on})
+    sections = served_sections(proxy={"gzip": gzip_on})
     if name == "sidecar":
-        site = sidecar_site(config, ["10.0.0.0/16"], runtime_dir=str(runtime))
+        site = sidecar_site(
+            **proxy_sections(proxy={"gzip": gzip_on}),
+            trusted_proxies=["10.0.0.0/16"],
+            runtime_dir=str(runtime),
+        )
     elif name == "local":
         # Host names, as Docker's replicas have; nginx -t resolves them, so ones this host knows.
-        site = local_site(config, ["localhost:8001", "localhost:8002"], str(static), str(runtime))
+        site = local_site(
+            **sections,
+            upstreams=["localhost:8001", "localhost:8002"],
+            static_dir=str(static),
+            runtime_dir=str(runtime),
+        )
     else:
         site = rehearsal_site(
-            config,
+            **sections,
             listen_port=free_port(),
             upstream_ports=[free_port(), free_port()],
             static_dir=str(static),
@@ -219,7 +253,8 @@ def test_the_check_rejects_a_broken_config(server: ProxyServer) -> None:
     """The check above can fail: the real tools do read what they are given."""
     with tempfile.TemporaryDirectory(prefix="pd-check-") as directory:
         runtime = Path(directory)
-        text = render_proxy(server, sidecar_site(stack(), [], runtime_dir=directory))
+        site = sidecar_site(**proxy_sections(), trusted_proxies=[], runtime_dir=directory)
+        text = render_proxy(server, site)
         config = runtime / CONFIG_NAMES[server]
         directive, broken = BREAKAGE[server]
         assert directive in text
@@ -243,7 +278,12 @@ def backends() -> Iterator[dict[str, int]]:
         ports = {}
         for server in ("gunicorn", "uvicorn"):
             app = {"server": server, "wsgiApp": apps["gunicorn"], "asgiApp": apps["uvicorn"]}
-            settings = app_server_settings(stack(app=app), port=free_port())
+            settings = app_server_settings(
+                app=AppConfig.model_validate(app),
+                fleet=FleetConfig(),
+                load_balancer=LoadBalancerConfig(),
+                port=free_port(),
+            )
             servers.enter_context(
                 running_app_server(
                     settings,
@@ -261,10 +301,9 @@ def proxy_for(
     server: ProxyServer, upstream_ports: list[int], static: Path, **changes: Any
 ) -> Iterator[RunningProxy]:
     """A rehearsal-style proxy (1 MiB body limit) in a runtime directory removed afterwards."""
-    config = stack(proxy={"maxBodyMb": 1})
     with tempfile.TemporaryDirectory(prefix="pd-proxy-") as runtime:
         site = rehearsal_site(
-            config,
+            **served_sections(proxy={"maxBodyMb": 1}),
             listen_port=free_port(),
             upstream_ports=upstream_ports,
             static_dir=str(static),
@@ -344,7 +383,9 @@ def test_a_guaranteed_viewer_scheme_overrides_what_the_load_balancer_says(
 
 
 def test_the_aws_sidecar_tells_the_app_every_visitor_uses_https() -> None:
-    assert sidecar_site(stack(), ["10.0.0.0/16"]).viewer_scheme == "https"
+    assert (
+        sidecar_site(**proxy_sections(), trusted_proxies=["10.0.0.0/16"]).viewer_scheme == "https"
+    )
 
 
 @pytest.mark.slow

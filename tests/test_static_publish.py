@@ -22,12 +22,16 @@ from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pulumi_django import cli
+from pulumi_django import cli, static_publish
+from pulumi_django.config import static as static_config
+from pulumi_django.errors import PulumiDjangoError
 from pulumi_django.providers.static_release import (
     StaticRelease,
+    StaticReleaseError,
     StaticReleaseProvider,
     directory_fingerprint,
 )
+from pulumi_django.providers.static_storage import S3Storage
 from pulumi_django.recorder import record
 from pulumi_django.static_publish import (
     HASHED_NAME,
@@ -39,7 +43,6 @@ from pulumi_django.static_publish import (
     PublishProgress,
     ReleaseManifest,
     RemoteObject,
-    S3Storage,
     manifest_key,
     plan_publish,
     publish,
@@ -245,7 +248,7 @@ def test_every_kept_release_stays_whole_and_nothing_else_of_ours_stays(
         }
         source = write_release(tmp_path_factory.mktemp("release"), files)
         sources.append(files)
-        publish(storage, source, f"r{number}", keep=keep)
+        publish(storage, source, f"r{number}", keep=keep, prefix="static/")
         window = sources[-keep:]
         for kept in window:
             for name, content in kept.items():
@@ -310,12 +313,22 @@ def test_bad_settings_are_refused_before_anything_is_read(
         publish(storage, tmp_path / "missing", release, prefix=prefix, keep=keep)
 
 
+def test_the_stack_config_states_the_engine_s_layout_rules() -> None:
+    """config/static.py repeats them because config never imports the engine; its defaults are
+    a layout the engine accepts."""
+    assert (
+        static_publish.MIN_KEEP,
+        static_publish.PREFIX_PATTERN.pattern,
+    ) == (static_config.MIN_KEEP, static_config.PREFIX_PATTERN)
+    static_publish.check_layout(static_config.DEFAULT_PREFIX, static_config.DEFAULT_KEEP)
+
+
 def test_missing_or_empty_source_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match="does not exist"):
-        publish(MemoryStorage(), tmp_path / "missing", "r1")
+        publish(MemoryStorage(), tmp_path / "missing", "r1", prefix="static/", keep=5)
     (tmp_path / "empty" / "css").mkdir(parents=True)
     with pytest.raises(PublishError, match="holds no files: run collectstatic"):
-        publish(MemoryStorage(), tmp_path / "empty", "r1")
+        publish(MemoryStorage(), tmp_path / "empty", "r1", prefix="static/", keep=5)
 
 
 def test_a_foreign_manifest_stops_the_publish(tmp_path: Path) -> None:
@@ -323,7 +336,7 @@ def test_a_foreign_manifest_stops_the_publish(tmp_path: Path) -> None:
     storage.objects["_releases/static/x.json"] = b"not json"
     source = write_release(tmp_path / "r1", collected("r1"))
     with pytest.raises(PublishError, match=r"_releases/static/x\.json is not a pulumi-django"):
-        publish(storage, source, "r1")
+        publish(storage, source, "r1", prefix="static/", keep=5)
 
 
 # ---------------------------------------------------------------- a local directory as bucket
@@ -335,7 +348,13 @@ def test_directory_storage_keeps_releases_side_by_side(tmp_path: Path) -> None:
     storage = DirectoryStorage(site)
     versions = [collected(f"v{number}") for number in range(3)]
     results = [
-        publish(storage, write_release(tmp_path / f"v{number}", files), f"v{number}", keep=2)
+        publish(
+            storage,
+            write_release(tmp_path / f"v{number}", files),
+            f"v{number}",
+            keep=2,
+            prefix="static/",
+        )
         for number, files in enumerate(versions)
     ]
     assert [result.deleted for result in results[:2]] == [0, 0]
@@ -428,6 +447,8 @@ def test_first_publish_uploads_everything_with_headers_and_a_manifest(
         source,
         "sha256:v1",
         on_progress=progress.append,
+        prefix="static/",
+        keep=5,
     )
     assert (result.uploaded, result.skipped, result.deleted) == (len(files), 0, 0)
     assert served(s3_endpoint, bucket, files)
@@ -458,8 +479,10 @@ def test_next_release_uploads_only_its_changes_and_the_previous_stays_served(
 ) -> None:
     storage = S3Storage(bucket, endpoint_url=s3_endpoint)
     first, second = collected("v1"), collected("v2")
-    publish(storage, write_release(tmp_path / "v1", first), "v1")
-    result = publish(storage, write_release(tmp_path / "v2", second), "v2")
+    publish(storage, write_release(tmp_path / "v1", first), "v1", prefix="static/", keep=5)
+    result = publish(
+        storage, write_release(tmp_path / "v2", second), "v2", prefix="static/", keep=5
+    )
     changed = {name for name in second if first.get(name) != second[name]}
     assert result.uploaded == len(changed) > 0
     assert result.skipped == len(second) - len(changed)
@@ -478,7 +501,9 @@ def test_publishing_one_more_than_kept_removes_only_the_oldest_s_own_files(
     keep = 3
     versions = [collected(f"v{number}") for number in range(keep + 1)]
     results = [
-        publish(storage, write_release(tmp_path / f"v{n}", files), f"v{n}", keep=keep)
+        publish(
+            storage, write_release(tmp_path / f"v{n}", files), f"v{n}", keep=keep, prefix="static/"
+        )
         for n, files in enumerate(versions)
     ]
     assert [result.deleted for result in results[:keep]] == [0] * keep
@@ -496,9 +521,9 @@ def test_republishing_uploads_nothing(s3_endpoint: str, bucket: str, tmp_path: P
     storage = S3Storage(bucket, endpoint_url=s3_endpoint)
     files = collected("v1")
     source = write_release(tmp_path / "v1", files)
-    publish(storage, source, "v1")
+    publish(storage, source, "v1", prefix="static/", keep=5)
     before = keys(s3_endpoint, bucket)
-    again = publish(storage, source, "v1")
+    again = publish(storage, source, "v1", prefix="static/", keep=5)
     assert (again.uploaded, again.skipped, again.deleted) == (0, len(files), 0)
     assert keys(s3_endpoint, bucket) == before
 
@@ -523,18 +548,25 @@ def test_an_interrupted_publish_keeps_earlier_releases_and_a_rerun_completes_it(
 ) -> None:
     storage = S3Storage(bucket, endpoint_url=s3_endpoint)
     first = collected("v1")
-    publish(storage, write_release(tmp_path / "v1", first), "v1", keep=2)
+    publish(storage, write_release(tmp_path / "v1", first), "v1", keep=2, prefix="static/")
     second = collected("v2", own=6)
     source = write_release(tmp_path / "v2", second)
     to_upload = sum(1 for name in second if first.get(name) != second[name])
     with pytest.raises(ConnectionError):
-        publish(FailingAfter(bucket, s3_endpoint, allowed=3), source, "v2", keep=2, workers=1)
+        publish(
+            FailingAfter(bucket, s3_endpoint, allowed=3),
+            source,
+            "v2",
+            keep=2,
+            workers=1,
+            prefix="static/",
+        )
     assert served(s3_endpoint, bucket, immutable(first))
     manifests = set(keys(s3_endpoint, bucket, "_releases/"))
     assert manifest_key("static/", "v2") not in manifests
     assert manifest_key("static/", "v2", complete=False) in manifests
 
-    rerun = publish(storage, source, "v2", keep=2)
+    rerun = publish(storage, source, "v2", keep=2, prefix="static/")
     assert rerun.uploaded == to_upload - 3
     assert rerun.deleted == 0
     assert served(s3_endpoint, bucket, second)
@@ -551,15 +583,17 @@ def test_an_abandoned_publish_s_files_go_with_the_next_release(
 ) -> None:
     storage = S3Storage(bucket, endpoint_url=s3_endpoint)
     first, broken, third = collected("v1"), collected("broken"), collected("v3")
-    publish(storage, write_release(tmp_path / "v1", first), "v1", keep=2)
+    publish(storage, write_release(tmp_path / "v1", first), "v1", keep=2, prefix="static/")
     with pytest.raises(ConnectionError):
         publish(
             FailingAfter(bucket, s3_endpoint, allowed=2),
             write_release(tmp_path / "broken", broken),
             "broken",
             workers=1,
+            prefix="static/",
+            keep=5,
         )
-    publish(storage, write_release(tmp_path / "v3", third), "v3", keep=2)
+    publish(storage, write_release(tmp_path / "v3", third), "v3", keep=2, prefix="static/")
     published = keys(s3_endpoint, bucket)
     assert set(published) == {f"static/{name}" for name in set(first) | set(third)}
     assert served(s3_endpoint, bucket, third)
@@ -899,7 +933,14 @@ def test_static_release_registers_under_the_release_order_s_type_token(tmp_path:
 
 
 def test_static_release_takes_exactly_one_source(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="either image or source_dir"):
+    with pytest.raises(StaticReleaseError, match="either image or source_dir"):
         StaticRelease("r", bucket="b", release_id="v1")
-    with pytest.raises(ValueError, match="either image or source_dir"):
+    with pytest.raises(StaticReleaseError, match="either image or source_dir"):
         StaticRelease("r", bucket="b", release_id="v1", image="web:1", source_dir=tmp_path)
+
+
+def test_static_release_refuses_a_layout_the_engine_refuses() -> None:
+    """A library error under the one root, which Pulumi prints as one line."""
+    with pytest.raises(StaticReleaseError, match=r"^StaticRelease r: keep must be at least 2"):
+        StaticRelease("r", bucket="b", release_id="v1", image="web:1", keep=1)
+    assert issubclass(StaticReleaseError, (PulumiDjangoError, pulumi.RunError))

@@ -4,16 +4,21 @@ that serves both the app (through the load balancer) and every kept release's st
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import parliament
 import pulumi
+import pulumi_aws as aws
 import pytest
 
-from pulumi_django.components.aws.static_site import StaticSite
+from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.components.aws.load_balancer import LoadBalancerOrigin
+from pulumi_django.components.aws.media_storage import MediaOrigin
+from pulumi_django.components.aws.static_site import StaticSite, StaticSiteArgs
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
-from pulumi_django.recorder import SECRET, RecordedResource, Recording, record
+from pulumi_django.recorder import MOCK_ACCOUNT, MOCK_INVOKES, SECRET, Recording, record
 
 COMPONENT = "pulumi-django:static:StaticSite"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -35,33 +40,57 @@ DOMAIN = DomainConfig(
 WAF = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/site/0a1b2c3d"
 
 
+OUTPUTS = (
+    "bucket_name",
+    "bucket_arn",
+    "bucket_policy_document",
+    "distribution_id",
+    "distribution_arn",
+    "distribution_domain_name",
+    "site_url",
+    "static_url",
+)
+
+
+def record_args(
+    args: Callable[[], StaticSiteArgs], built: list[StaticSite] | None = None
+) -> Recording:
+    """`args` is called inside the program, so that resources it builds are registered there."""
+
+    def program() -> None:
+        site = StaticSite("web", args())
+        for output in OUTPUTS:
+            pulumi.export(output, getattr(site, output))
+        if built is not None:
+            built.append(site)
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+def site_args(
+    config: StaticConfig | None = None,
+    domain: DomainConfig | None = None,
+    load_balancer_https: bool = False,
+    **brought: Any,
+) -> StaticSiteArgs:
+    return StaticSiteArgs(
+        config=config or StaticConfig(),
+        domain=domain,
+        load_balancer_origin=LoadBalancerOrigin(
+            dns_name=LOAD_BALANCER_DNS,
+            origin_verify_secret=pulumi.Output.secret(ORIGIN_SECRET),
+            https=load_balancer_https,
+        ),
+        **brought,
+    )
+
+
 def record_site(
     config: StaticConfig | None = None,
     domain: DomainConfig | None = None,
     load_balancer_https: bool = False,
 ) -> Recording:
-    def program() -> None:
-        site = StaticSite(
-            "web",
-            config=config or StaticConfig(),
-            domain=domain,
-            load_balancer_dns_name=LOAD_BALANCER_DNS,
-            origin_verify_secret=pulumi.Output.secret(ORIGIN_SECRET),
-            load_balancer_https=load_balancer_https,
-            tags={"team": "web"},
-        )
-        for output in (
-            "bucket_name",
-            "bucket_arn",
-            "distribution_id",
-            "distribution_arn",
-            "distribution_domain_name",
-            "site_url",
-            "static_url",
-        ):
-            pulumi.export(output, getattr(site, output))
-
-    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+    return record_args(lambda: site_args(config, domain, load_balancer_https))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +142,6 @@ def test_every_resource_is_a_child_of_the_component_named_after_it(site: Recordi
 def test_bucket_is_private_encrypted_and_owner_enforced(site: Recording) -> None:
     bucket = site.one(BUCKET)
     assert bucket.inputs["forceDestroy"] is False
-    assert bucket.inputs["tags"] == {"team": "web"}
     block = site.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(
         block[flag] is True
@@ -264,6 +292,194 @@ def test_prefix_sets_the_path_pattern_and_the_readable_keys(site_with_domain: Re
     assert [s["Resource"] for s in reads] == [f"{bucket_arn}/assets/*"]
 
 
-def test_distribution_and_bucket_are_tagged(site: Recording) -> None:
-    tagged: list[RecordedResource] = [site.one(BUCKET), site.one(DISTRIBUTION)]
-    assert all(resource.inputs["tags"] == {"team": "web"} for resource in tagged)
+# --- Escape hatches and bring your own ----------------------------------------------------
+
+THEIR_BUCKET = "their-static-files"
+THEIR_DISTRIBUTION = "E2QWRUHEXAMPLE"
+THEIR_DISTRIBUTION_ARN = f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{THEIR_DISTRIBUTION}"
+ALB_ORIGIN = LoadBalancerOrigin(LOAD_BALANCER_DNS, ORIGIN_SECRET, https=False)
+LOCK_DOWN = {
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+}
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`aws.s3.get_bucket` and `aws.cloudfront.get_distribution` as AWS answers them for the
+    user's bucket and distribution."""
+    monkeypatch.setitem(
+        MOCK_INVOKES,
+        "aws:s3/getBucket:getBucket",
+        lambda args, region: {
+            "bucket": args["bucket"],
+            "arn": f"arn:aws:s3:::{args['bucket']}",
+            "bucketRegionalDomainName": f"{args['bucket']}.s3.{region}.amazonaws.com",
+        },
+    )
+    monkeypatch.setitem(
+        MOCK_INVOKES,
+        "aws:cloudfront/getDistribution:getDistribution",
+        lambda args, _region: {
+            "id": args["id"],
+            "arn": THEIR_DISTRIBUTION_ARN,
+            "domainName": "dtheirs123456.cloudfront.net",
+        },
+    )
+
+
+def children_types(recording: Recording) -> set[str]:
+    return {child.type for child in recording.children(recording.one(COMPONENT, "web").urn)}
+
+
+def test_every_child_is_a_typed_attribute() -> None:
+    built: list[StaticSite] = []
+    record_args(site_args, built)
+    (site,) = built
+    assert isinstance(site.bucket, aws.s3.Bucket)
+    assert site.bucket_controls is not None
+    assert isinstance(site.bucket_controls.public_access_block, aws.s3.BucketPublicAccessBlock)
+    assert isinstance(
+        site.bucket_controls.encryption, aws.s3.BucketServerSideEncryptionConfiguration
+    )
+    assert isinstance(site.bucket_controls.ownership_controls, aws.s3.BucketOwnershipControls)
+    assert isinstance(site.bucket_policy, aws.s3.BucketPolicy)
+    assert isinstance(site.origin_access_control, aws.cloudfront.OriginAccessControl)
+    assert isinstance(site.distribution, aws.cloudfront.Distribution)
+    assert site.media_headers_policy is None  # no public media
+
+
+def test_public_media_headers_are_an_attribute() -> None:
+    built: list[StaticSite] = []
+    media = MediaOrigin(domain_name="media.s3.us-east-1.amazonaws.com", url_path="/media/")
+    record_args(lambda: site_args(media=media), built)
+    assert isinstance(built[0].media_headers_policy, aws.cloudfront.ResponseHeadersPolicy)
+
+
+def test_the_policy_document_is_the_policy_the_bucket_gets(site: Recording) -> None:
+    policy = site.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    assert json.loads(site.outputs["bucket_policy_document"]) == json.loads(policy)
+
+
+def test_a_brought_bucket_name_is_served_but_left_as_its_owner_set_it(lookups: None) -> None:
+    built: list[StaticSite] = []
+    recording = record_args(lambda: site_args(bucket=THEIR_BUCKET), built)
+    assert children_types(recording) == {
+        "aws:cloudfront/originAccessControl:OriginAccessControl",
+        DISTRIBUTION,
+    }
+    assert built[0].bucket is None and built[0].bucket_controls is None
+    assert built[0].bucket_policy is None
+    bucket_origin = origin(recording, static_behaviour(recording)["targetOriginId"])
+    assert bucket_origin["domainName"] == f"{THEIR_BUCKET}.s3.us-east-1.amazonaws.com"
+    assert recording.outputs["bucket_name"] == THEIR_BUCKET
+    assert recording.outputs["bucket_arn"] == f"arn:aws:s3:::{THEIR_BUCKET}"
+    # What the owner must put in the bucket's policy: this distribution's reads.
+    document = json.loads(recording.outputs["bucket_policy_document"])
+    reads = [s for s in document["Statement"] if s["Action"] == "s3:GetObject"]
+    assert [s["Resource"] for s in reads] == [f"arn:aws:s3:::{THEIR_BUCKET}/static/*"]
+    assert reads[0]["Condition"] == {
+        "StringEquals": {"AWS:SourceArn": recording.outputs["distribution_arn"]}
+    }
+
+
+def test_a_brought_bucket_object_is_served_from_its_own_domain() -> None:
+    def args() -> StaticSiteArgs:
+        return site_args(bucket=aws.s3.Bucket("theirs"))
+
+    recording = record_args(args)
+    (bucket,) = recording.find(BUCKET)
+    assert bucket.name == "theirs"
+    assert not LOCK_DOWN & children_types(recording)
+    bucket_origin = origin(recording, static_behaviour(recording)["targetOriginId"])
+    assert bucket_origin["domainName"] == "theirs.s3.us-east-1.amazonaws.com"
+    assert set(recording.one(DISTRIBUTION).property_dependencies["origins"]) == {
+        bucket.urn,
+        recording.one("aws:cloudfront/originAccessControl:OriginAccessControl").urn,
+    }
+
+
+def test_a_brought_distribution_id_gets_the_bucket_but_no_distribution_or_oac(
+    lookups: None,
+) -> None:
+    built: list[StaticSite] = []
+    recording = record_args(
+        lambda: StaticSiteArgs(distribution=THEIR_DISTRIBUTION, domain=DOMAIN), built
+    )
+    assert children_types(recording) == {
+        BUCKET,
+        *LOCK_DOWN,
+        "aws:s3/bucketPolicy:BucketPolicy",
+    }
+    assert built[0].distribution is None and built[0].origin_access_control is None
+    assert recording.outputs["distribution_id"] == THEIR_DISTRIBUTION
+    assert recording.outputs["distribution_arn"] == THEIR_DISTRIBUTION_ARN
+    assert recording.outputs["site_url"] == "https://www.example.com"
+    reads = [s for s in bucket_policy(recording)["Statement"] if s["Action"] == "s3:GetObject"]
+    assert reads[0]["Condition"] == {"StringEquals": {"AWS:SourceArn": THEIR_DISTRIBUTION_ARN}}
+
+
+def test_a_brought_distribution_object_without_domain_gives_the_site_its_name() -> None:
+    def args() -> StaticSiteArgs:
+        theirs = aws.cloudfront.Distribution(
+            "theirs",
+            enabled=True,
+            origins=[{"origin_id": "app", "domain_name": LOAD_BALANCER_DNS}],
+            default_cache_behavior={
+                "target_origin_id": "app",
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["GET", "HEAD"],
+                "cached_methods": ["GET", "HEAD"],
+            },
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate={"cloudfront_default_certificate": True},
+        )
+        return StaticSiteArgs(distribution=theirs)
+
+    recording = record_args(args)
+    (distribution,) = recording.find(DISTRIBUTION)
+    assert distribution.parent != recording.one(COMPONENT, "web").urn
+    host = recording.outputs["distribution_domain_name"]
+    assert host.endswith(".cloudfront.net")
+    assert recording.outputs["distribution_id"] == "theirs-id"
+    assert recording.outputs["site_url"] == f"https://{host}"
+    assert recording.outputs["static_url"] == f"https://{host}/static/"
+    reads = [s for s in bucket_policy(recording)["Statement"] if s["Action"] == "s3:GetObject"]
+    assert reads[0]["Condition"] == {
+        "StringEquals": {"AWS:SourceArn": recording.outputs["distribution_arn"]}
+    }
+
+
+def test_with_bucket_and_distribution_brought_nothing_is_created(lookups: None) -> None:
+    recording = record_args(
+        lambda: StaticSiteArgs(bucket=THEIR_BUCKET, distribution=THEIR_DISTRIBUTION)
+    )
+    assert children_types(recording) == set()
+    assert recording.outputs["bucket_name"] == THEIR_BUCKET
+    assert recording.outputs["site_url"] == "https://dtheirs123456.cloudfront.net"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, r"StaticSiteArgs.load_balancer_origin is required unless distribution"),
+        (
+            {"distribution": THEIR_DISTRIBUTION, "load_balancer_origin": ALB_ORIGIN},
+            r"StaticSiteArgs.load_balancer_origin is for the component's own distribution",
+        ),
+        (
+            {
+                "distribution": THEIR_DISTRIBUTION,
+                "media": MediaOrigin(domain_name="m.s3.amazonaws.com", url_path="/media/"),
+            },
+            r"StaticSiteArgs.media is for the component's own distribution",
+        ),
+    ],
+)
+def test_arguments_that_do_not_fit_are_one_line_naming_the_argument(
+    args: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ComponentArgsError, match=message) as raised:
+        StaticSiteArgs(**args)
+    assert "\n" not in str(raised.value)

@@ -4,22 +4,27 @@ repository, where enough old images stay for every static release still publishe
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
 from pulumi_django.build_context import (
+    BuildContextError,
     build_paths,
     docker_platform,
     final_stage_volumes,
     image_tag,
     project_relative,
 )
+from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
 from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.static import StaticConfig
+from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
 # An image index (multi-platform or with build attestations) keeps its platform and
@@ -31,7 +36,7 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
     """Expire by count only, never by age: the newest `keep_images` images always remain, so the
     release behind every static release still published can be rolled back to."""
     if keep_images < 1:
-        raise ValueError("keep_images must be at least 1")
+        raise ComponentArgsError("AppImageArgs.keep_images must be at least 1")
     return {
         "rules": [
             {
@@ -59,38 +64,121 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class AppImageArgs:
+    app: AppConfig = arg(
+        "The app section: its build context and Dockerfile (`context`, `dockerfile`). "
+        "Default: the section's defaults.",
+        default_factory=AppConfig,
+    )
+    architecture: str = arg(
+        "CPU architecture the image is built for, `X86_64` or `ARM64` (`fleet.architecture`). "
+        "Default: the fleet section's default.",
+        default=FleetConfig.model_fields["architecture"].default,
+    )
+    keep_images: int = arg(
+        "Newest images the repository's lifecycle rule keeps, at least as many as static "
+        "releases stay published (`static.keepReleases`), so each can be rolled back to. "
+        "Default: the static section's default.",
+        default=StaticConfig.model_fields["keep_releases"].default,
+    )
+    project_dir: Path = arg(
+        "The directory `app.context` and `app.dockerfile` are relative to. Default: the "
+        "current directory, where `pulumi up` runs the program.",
+        default_factory=Path.cwd,
+    )
+    repository: aws.ecr.Repository | pulumi.Input[str] | None = arg(
+        "An existing ECR repository (object or name; a name is looked up) to push to. The "
+        "component then sets no lifecycle rule on it: keep at least `keep_images` images there. "
+        "Default: a repository with immutable tags, scan on push and that rule.",
+        default=None,
+    )
+
+
 class AppImage(pulumi.ComponentResource):
     """ECR repository + lifecycle rule + the image, tagged with its build context's digest.
 
     Tags are immutable: the same context always builds to the same tag, and a changed one to a
     new tag. Consumers use `image_ref` (repository@sha256:...), so a content change always
-    makes a new task definition revision and nothing else does."""
+    makes a new task definition revision and nothing else does.
+
+    Each child is an attribute: `repository` and `lifecycle_policy` (None when the repository
+    is brought) and `image`."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.IMAGE, "docker:index/image:Image"),
+    )
 
     image_ref: pulumi.Output[str]
     repository_url: pulumi.Output[str]
     repository_arn: pulumi.Output[str]
     repository_name: pulumi.Output[str]
     image_tag: str
+    repository: aws.ecr.Repository | None
+    lifecycle_policy: aws.ecr.LifecyclePolicy | None
+    image: docker.Image
 
     def __init__(
-        self,
-        name: str,
-        *,
-        app: AppConfig,
-        architecture: str,
-        keep_images: int,
-        project_dir: Path,
-        tags: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:fleet:AppImage", name, None, opts)
-        context, dockerfile = build_paths(app, project_dir)
+        context, dockerfile = build_paths(args.app, args.project_dir)
         _check_tmp_volume(dockerfile)
-        platform = docker_platform(architecture)
+        platform = docker_platform(args.architecture)
         self.image_tag = image_tag(context, dockerfile, platform)
         child = pulumi.ResourceOptions(parent=self)
 
-        repository = aws.ecr.Repository(
+        registry_id = self._repository(name, args, child)
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        self.image = docker.Image(
+            f"{name}-image",
+            image_name=self.repository_url.apply(lambda url: f"{url}:{self.image_tag}"),
+            build=docker.DockerBuildArgs(
+                context=project_relative(context),
+                dockerfile=project_relative(dockerfile),
+                platform=platform,
+            ),
+            registry=docker.RegistryArgs(
+                server=self.repository_url,
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            opts=child,
+        )
+
+        self.image_ref = self.image.repo_digest
+        self.register_outputs(
+            {
+                "image_ref": self.image_ref,
+                "image_tag": self.image_tag,
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+            }
+        )
+
+    def _repository(
+        self, name: str, args: AppImageArgs, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """Sets `repository`, `lifecycle_policy` and the repository's outputs, the brought
+        one's looked up from its name; returns its registry id (the account)."""
+        self.repository = self.lifecycle_policy = None
+        brought = args.repository
+        if isinstance(brought, pulumi.Resource):
+            self.repository_url = resource_ref(brought, "repository_url")
+            self.repository_arn = resource_ref(brought, "arn")
+            self.repository_name = resource_ref(brought, "name")
+            return resource_ref(brought, "registry_id")
+        if brought is not None:
+            found = aws.ecr.get_repository_output(
+                name=brought, opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            self.repository_url = found.apply(lambda result: result.repository_url)
+            self.repository_arn = found.apply(lambda result: result.arn)
+            self.repository_name = pulumi.Output.from_input(brought)
+            return found.apply(lambda result: result.registry_id)
+        self.repository = aws.ecr.Repository(
             f"{name}-repository",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
@@ -101,51 +189,23 @@ class AppImage(pulumi.ComponentResource):
             ],
             # Deleting the stack must not silently delete every rollback target.
             force_delete=False,
-            tags=dict(tags or {}),
             opts=child,
         )
-        aws.ecr.LifecyclePolicy(
+        self.lifecycle_policy = aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
-            repository=repository.name,
-            policy=json.dumps(lifecycle_policy(keep_images)),
+            repository=self.repository.name,
+            policy=json.dumps(lifecycle_policy(args.keep_images)),
             opts=child,
         )
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        image = docker.Image(
-            f"{name}-image",
-            image_name=repository.repository_url.apply(lambda url: f"{url}:{self.image_tag}"),
-            build=docker.DockerBuildArgs(
-                context=project_relative(context),
-                dockerfile=project_relative(dockerfile),
-                platform=platform,
-            ),
-            registry=docker.RegistryArgs(
-                server=repository.repository_url,
-                username=token.user_name,
-                password=pulumi.Output.secret(token.password),
-            ),
-            opts=child,
-        )
-
-        self.image_ref = image.repo_digest
-        self.repository_url = repository.repository_url
-        self.repository_arn = repository.arn
-        self.repository_name = repository.name
-        self.register_outputs(
-            {
-                "image_ref": self.image_ref,
-                "image_tag": self.image_tag,
-                "repository_url": self.repository_url,
-                "repository_arn": self.repository_arn,
-            }
-        )
+        self.repository_url = self.repository.repository_url
+        self.repository_arn = self.repository.arn
+        self.repository_name = self.repository.name
+        return self.repository.registry_id
 
 
 def _check_tmp_volume(dockerfile: Path) -> None:
     if APP_TMP_PATH not in final_stage_volumes(dockerfile.read_text()):
-        raise pulumi.RunError(
+        raise BuildContextError(
             f"{dockerfile}: add `VOLUME {APP_TMP_PATH}` to the final stage; the app container's "
             f"root filesystem is read-only and Fargate makes {APP_TMP_PATH} writable for a "
             "non-root user only when the image declares it a volume"

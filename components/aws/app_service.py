@@ -4,21 +4,24 @@ on their own when new tasks fail, and `pulumi up` fails when a release did not t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.config import StackConfig
+from pulumi_django._mock_answers import or_mock_answer
+from pulumi_django.components.args import arg, resource_ref
+from pulumi_django.components.aws.cluster import Cluster
 from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.proxy import ProxyConfig
 from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
 )
+from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.container_definitions import PROXY_CONTAINER
 
-# Both are associated with the cluster whatever the Spot share, so changing it touches only
-# the service's strategy.
-FARGATE_CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 # Scale out fast on a spike; scale in slowly so a dip between bursts does not shed tasks.
 SCALE_OUT_COOLDOWN_SECONDS = 60
 SCALE_IN_COOLDOWN_SECONDS = 300
@@ -53,6 +56,63 @@ def _per_minute(
     )
 
 
+def _arn_tail(arn: pulumi.Input[str], separator: str) -> pulumi.Output[str]:
+    """What follows the last `separator` of an ARN: a cluster's name after `/`, a target
+    group's `targetgroup/NAME/ID` suffix after `:`."""
+    return pulumi.Output.from_input(arn).apply(lambda text: text.rsplit(separator, 1)[-1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppServiceArgs:
+    """The fleet section, and where the service runs and takes traffic from."""
+
+    fleet: FleetConfig = arg(
+        "The `fleet` section: task count, autoscaling, Spot share, release policy, ECS Exec. "
+        "Default: the section's defaults.",
+        default_factory=FleetConfig,
+    )
+    proxy_port: int = arg(
+        "The proxy container's port, which the target group sends traffic to. Default: the "
+        "proxy section's default.",
+        default=ProxyConfig.model_fields["port"].default,
+    )
+    cluster: Cluster | aws.ecs.Cluster | pulumi.Input[str] = arg(
+        "The cluster to run in: a `Cluster` (the service then waits for its capacity "
+        "providers), an `aws.ecs.Cluster`, or a cluster's ARN. A cluster of your own must offer "
+        "the `FARGATE` capacity provider, and `FARGATE_SPOT` when `fleet.spotPercent` > 0."
+    )
+    task_definition_arn: pulumi.Input[str] = arg("The task definition to run (`AppTask`'s).")
+    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
+        "Subnets the tasks run in; they get no public IP."
+    )
+    security_group_id: pulumi.Input[str] = arg(
+        "The tasks' security group; the load balancer must reach the proxy port through it."
+    )
+    target_group: aws.lb.TargetGroup | pulumi.Input[str] = arg(
+        "The target group the tasks register in: an `aws.lb.TargetGroup` or its ARN. ECS "
+        "refuses one that no listener forwards to yet: given one from the same program, pass "
+        "the ARN as an output that resolves after the listener rule (`LoadBalancer`'s "
+        "`target_group_arn` does), or the rule in `after`."
+    )
+    target_group_arn_suffix: pulumi.Input[str] | None = arg(
+        "The target group's ARN suffix (`targetgroup/NAME/ID`) the metrics are keyed by; "
+        "default: the target group's `arn_suffix`, or the end of its ARN.",
+        default=None,
+    )
+    load_balancer_arn_suffix: pulumi.Input[str] = arg(
+        "The load balancer's ARN suffix (`app/NAME/ID`), for the 5xx alarm and request tracking."
+    )
+    after: Sequence[pulumi.Resource] = arg(
+        "Resources the service waits for: the release's migration job, so that no task of a "
+        "release starts before its migrations ran.",
+        default=(),
+    )
+    verification_timeout_seconds: int = arg(
+        "How long `pulumi up` waits for ECS to run the released task definition.",
+        default=DEFAULT_TIMEOUT_SECONDS,
+    )
+
+
 class AppService(pulumi.ComponentResource):
     """An ECS service of the app task behind the load balancer's target group.
 
@@ -61,55 +121,47 @@ class AppService(pulumi.ComponentResource):
     tasks, because most service settings (network, ECS Exec, capacity providers) only reach new
     tasks anyway, and the AWS provider refuses a capacity-provider change without it."""
 
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.FLEET, "aws:ecs/service:Service"),
+    )
+
+    service: aws.ecs.Service
+    rollback_alarm: aws.cloudwatch.MetricAlarm | None
+    scaling_target: aws.appautoscaling.Target | None
+    verification: RolloutVerification
     service_name: pulumi.Output[str]
     service_arn: pulumi.Output[str]
-    verification: pulumi.Output[str]
+    verification_status: pulumi.Output[str]
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: StackConfig,
-        cluster_arn: pulumi.Input[str],
-        cluster_name: pulumi.Input[str],
-        task_definition_arn: pulumi.Input[str],
-        private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_id: pulumi.Input[str],
-        target_group_arn: pulumi.Input[str],
-        load_balancer_arn_suffix: pulumi.Input[str],
-        target_group_arn_suffix: pulumi.Input[str],
-        after: Sequence[pulumi.Resource] = (),
-        verification_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-        tags: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:fleet:AppService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(tags or {})
-        fleet = config.fleet
+        fleet = args.fleet
         rolling = fleet.rolling_update
+        cluster_arn, cluster_name, cluster_ready = _cluster(args.cluster)
+        target_group_arn = resource_ref(args.target_group, "arn")
+        target_group_arn_suffix = args.target_group_arn_suffix or (
+            args.target_group.arn_suffix
+            if isinstance(args.target_group, aws.lb.TargetGroup)
+            else _arn_tail(args.target_group, ":")
+        )
 
-        rollback_alarm = (
+        self.rollback_alarm = (
             self._rollback_alarm(
                 name,
                 threshold=rolling.alarm_5xx_threshold,
-                load_balancer_arn_suffix=load_balancer_arn_suffix,
+                load_balancer_arn_suffix=args.load_balancer_arn_suffix,
                 target_group_arn_suffix=target_group_arn_suffix,
-                tags=tags,
             )
             if rolling.alarm_rollback
             else None
         )
-        capacity_providers = aws.ecs.ClusterCapacityProviders(
-            f"{name}-capacity-providers",
-            cluster_name=cluster_name,
-            capacity_providers=list(FARGATE_CAPACITY_PROVIDERS),
-            opts=child,
-        )
-        service = aws.ecs.Service(
+        self.service = aws.ecs.Service(
             f"{name}-service",
             cluster=cluster_arn,
-            task_definition=task_definition_arn,
+            task_definition=args.task_definition_arn,
             desired_count=fleet.desired_count,
             capacity_provider_strategies=[
                 aws.ecs.ServiceCapacityProviderStrategyArgs(
@@ -125,69 +177,71 @@ class AppService(pulumi.ComponentResource):
             ),
             alarms=(
                 aws.ecs.ServiceAlarmsArgs(
-                    alarm_names=[rollback_alarm.name], enable=True, rollback=True
+                    alarm_names=[self.rollback_alarm.name], enable=True, rollback=True
                 )
-                if rollback_alarm is not None
+                if self.rollback_alarm is not None
                 else None
             ),
             health_check_grace_period_seconds=rolling.health_check_grace_period_seconds,
             wait_for_steady_state=True,
             force_new_deployment=True,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=private_subnet_ids,
-                security_groups=[security_group_id],
+                subnets=args.private_subnet_ids,
+                security_groups=[args.security_group_id],
                 assign_public_ip=False,
             ),
             load_balancers=[
                 aws.ecs.ServiceLoadBalancerArgs(
                     target_group_arn=target_group_arn,
                     container_name=PROXY_CONTAINER,
-                    container_port=config.proxy.port,
+                    container_port=args.proxy_port,
                 )
             ],
             enable_execute_command=fleet.enable_execute_command,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
-            tags=tags,
             # Once autoscaling moves the count, resetting it to the configured value on the next
             # `pulumi up` would shed the tasks a busy site scaled out to, in mid-release.
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=[*after, capacity_providers],
+                    depends_on=[*args.after, *cluster_ready],
                     ignore_changes=["desiredCount"] if autoscaled(fleet) else None,
                 ),
             ),
         )
-        if autoscaled(fleet):
+        service_name = or_mock_answer(self.service.name, f"{name}-service")
+        self.scaling_target = (
             self._autoscaling(
                 name,
                 fleet=fleet,
-                resource_id=pulumi.Output.concat("service/", cluster_name, "/", service.name),
+                resource_id=pulumi.Output.concat("service/", cluster_name, "/", service_name),
                 request_label=pulumi.Output.concat(
-                    load_balancer_arn_suffix, "/", target_group_arn_suffix
+                    args.load_balancer_arn_suffix, "/", target_group_arn_suffix
                 ),
-                tags=tags,
             )
+            if autoscaled(fleet)
+            else None
+        )
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        verification = RolloutVerification(
+        self.verification = RolloutVerification(
             f"{name}-rollout",
             cluster=cluster_arn,
-            service=service.name,
-            task_definition=task_definition_arn,
+            service=service_name,
+            task_definition=args.task_definition_arn,
             region=region,
-            timeout_seconds=verification_timeout_seconds,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+            timeout_seconds=args.verification_timeout_seconds,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
         )
 
-        self.service_name = service.name
-        self.service_arn = service.arn
-        self.verification = verification.status
+        self.service_name = service_name
+        self.service_arn = self.service.arn
+        self.verification_status = self.verification.status
         self.register_outputs(
             {
                 "service_name": self.service_name,
                 "service_arn": self.service_arn,
-                "verification": self.verification,
+                "verification_status": self.verification_status,
             }
         )
 
@@ -198,7 +252,6 @@ class AppService(pulumi.ComponentResource):
         threshold: int,
         load_balancer_arn_suffix: pulumi.Input[str],
         target_group_arn_suffix: pulumi.Input[str],
-        tags: Mapping[str, str],
     ) -> aws.cloudwatch.MetricAlarm:
         """5xx answers per minute, from the app and from the ALB itself (502/503/504)."""
         return aws.cloudwatch.MetricAlarm(
@@ -227,7 +280,6 @@ class AppService(pulumi.ComponentResource):
                     return_data=True,
                 ),
             ],
-            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -238,8 +290,7 @@ class AppService(pulumi.ComponentResource):
         fleet: FleetConfig,
         resource_id: pulumi.Output[str],
         request_label: pulumi.Output[str],
-        tags: Mapping[str, str],
-    ) -> None:
+    ) -> aws.appautoscaling.Target:
         """Target tracking on CPU and, unless turned off, on ALB requests per task."""
         target = aws.appautoscaling.Target(
             f"{name}-scaling",
@@ -248,7 +299,6 @@ class AppService(pulumi.ComponentResource):
             resource_id=resource_id,
             min_capacity=fleet.min_count,
             max_capacity=fleet.max_count,
-            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         metrics: dict[str, tuple[str, pulumi.Input[str] | None, int]] = {
@@ -278,3 +328,17 @@ class AppService(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        return target
+
+
+def _cluster(
+    cluster: Cluster | aws.ecs.Cluster | pulumi.Input[str],
+) -> tuple[pulumi.Output[str], pulumi.Output[str], list[pulumi.Resource]]:
+    """The cluster's ARN and name, and what the service must wait for: a `Cluster`'s capacity
+    providers, which its capacity-provider strategy names. (ECS takes a cluster's name where
+    it takes its ARN, so a name works as `cluster` too.)"""
+    if isinstance(cluster, Cluster):
+        return cluster.cluster_arn, cluster.cluster_name, [cluster.capacity_providers]
+    if isinstance(cluster, aws.ecs.Cluster):
+        return cluster.arn, cluster.name, []
+    return pulumi.Output.from_input(cluster), _arn_tail(cluster, "/"), []

@@ -1,31 +1,42 @@
-"""The app task: an ECS cluster, the Fargate task definition (proxy sidecar + app server), its
-log group, the Django secret key and the two IAM roles. docs/app-task.md explains the defaults."""
+"""The app task: the Fargate task definition (proxy sidecar + app server), its log group, the
+Django secret key and the two IAM roles. docs/app-task.md explains the defaults."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import SecretStr
 
+from pulumi_django._mock_answers import mock_arn, or_mock_answer
+from pulumi_django.components.args import arg, resource_ref
 from pulumi_django.components.site import django_secret_key
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.media import MediaConfig
+from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.errors import PulumiDjangoError
 from pulumi_django.rendering.container_definitions import (
     APP_CONTAINER,
     DEFAULT_APP_USER,
     DatabaseSettings,
     TaskInputs,
     app_secrets,
-    stack_container_definitions,
+    task_container_definitions,
     task_volumes,
 )
 from pulumi_django.rendering.iam_policies import (
+    check_statement,
     database_secret_policy,
     ecs_tasks_assume_role_policy,
     exec_command_policy,
     execution_role_policy,
+    extra_statements_policy,
     media_storage_policy,
 )
 
@@ -53,11 +64,123 @@ class CacheEndpoint:
 
 @dataclass(frozen=True)
 class MediaBucket:
-    """The bucket the app stores uploads in; it may use the keys under `location` only."""
+    """The bucket the app stores uploads in, and the media section (URL path, access, key
+    prefix); the app may use the keys under `config.location` only."""
 
     name: pulumi.Input[str]
     arn: pulumi.Input[str]
-    location: str
+    config: MediaConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppTaskArgs:
+    """The sections the task renders, the resources around it, and the children you bring."""
+
+    image_ref: pulumi.Input[str] = arg("The app image, by digest (`AppImage.image_ref`).")
+    database: DatabaseEndpoint = arg("Where the app's database is, and its master secret.")
+    cache: CacheEndpoint = arg("The cache's URL and its AUTH token's secret.")
+    site_host: pulumi.Input[str] = arg(
+        "The site's host name: `DJANGO_ALLOWED_HOSTS`, and the Host the health checks send."
+    )
+    site_url: pulumi.Input[str] = arg("The site's URL: `DJANGO_CSRF_TRUSTED_ORIGINS`.")
+    static_url: pulumi.Input[str] = arg("`STATIC_URL`: where the release's static files are.")
+    vpc_cidr: pulumi.Input[str] = arg(
+        "The VPC's CIDR: the proxy trusts X-Forwarded-For from the load balancer in it."
+    )
+    stop_timeout_seconds: int = arg(
+        "How long ECS waits after SIGTERM before it kills a container (at most 120): longer "
+        "than `app.gracefulTimeoutSeconds`. `AwsSite` passes that plus 10 s."
+    )
+    app: AppConfig = arg(
+        "The app section: server, port, health path, environment and secrets. Default: the "
+        "section's defaults.",
+        default_factory=AppConfig,
+    )
+    proxy: ProxyConfig = arg(
+        "The proxy sidecar's section. Default: the section's defaults (nginx on 8080).",
+        default_factory=ProxyConfig,
+    )
+    fleet: FleetConfig = arg(
+        "Task size and architecture, log retention, ECS Exec, and the task role's extra "
+        "grants (`taskRole`). Default: the section's defaults.",
+        default_factory=FleetConfig,
+    )
+    load_balancer: LoadBalancerConfig = arg(
+        "Its `idleTimeoutSeconds`, which the proxy's and the app server's keep-alives outlast. "
+        "Default: the section's defaults.",
+        default_factory=LoadBalancerConfig,
+    )
+    secret_key: SecretStr | None = arg(
+        "Django's `SECRET_KEY`, kept in Secrets Manager. Default: None, one is generated once "
+        "and kept, encrypted, in the state.",
+        default=None,
+    )
+    repository_arn: pulumi.Input[str] | None = arg(
+        "The ECR repository the execution role may pull the image from; needed unless you "
+        "bring your own `execution_role`.",
+        default=None,
+    )
+    media: MediaBucket | None = arg(
+        "The bucket the app stores uploads in; the task role may read and write its files. "
+        "Default: None, the app gets no `MEDIA_*` settings.",
+        default=None,
+    )
+    task_role_policy_arns: Sequence[pulumi.Input[str]] = arg(
+        "Managed policies attached to the task role, besides `fleet.taskRole.managedPolicyArns` "
+        "(these may be outputs of your program).",
+        default=(),
+    )
+    task_role_statements: Sequence[Mapping[str, Any]] = arg(
+        "IAM statements (`Effect`, `Action`, `Resource`, optional `Sid`, `Condition`; values "
+        "may be outputs) granted to the task role besides `fleet.taskRole.statements`, all in "
+        "one inline policy `<name>-task-extra`.",
+        default=(),
+    )
+    app_user: str = arg(
+        "The `uid:gid` the app container runs as; the image's files must be readable by it.",
+        default=DEFAULT_APP_USER,
+    )
+    execution_role: aws.iam.Role | pulumi.Input[str] | None = arg(
+        "The role ECS starts the task with (a role or its ARN). Yours must let "
+        "`ecs-tasks.amazonaws.com` assume it, pull the image, read the app's secrets "
+        "(`app.secrets`, the database, cache and Django secrets) and write to the log group. "
+        "Default: None, one is created that may do exactly that.",
+        default=None,
+    )
+    task_role: aws.iam.Role | pulumi.Input[str] | None = arg(
+        "The app's own AWS identity (a role or its ARN). Yours gets no policy from here: grant "
+        "it `secretsmanager:GetSecretValue` on the database secret (the app reads it again "
+        "after a rotation), the media files, and ECS Exec's `ssmmessages` when enabled. "
+        "Default: None, one is created with those grants and the extra ones.",
+        default=None,
+    )
+    log_group: aws.cloudwatch.LogGroup | pulumi.Input[str] | None = arg(
+        "The CloudWatch log group the containers write to (a log group or its name). Default: "
+        "None, `/ecs/<project>/<stack>/<name>` is created with `fleet.logRetentionDays`.",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.execution_role is None and self.repository_arn is None:
+            raise PulumiDjangoError(
+                "AppTaskArgs.repository_arn: needed for the execution role created here "
+                "(it may pull from that repository only); or bring your own execution_role"
+            )
+        extras = self.task_role_policy_arns or self.task_role_statements
+        configured = self.fleet.task_role.managed_policy_arns or self.fleet.task_role.statements
+        if self.task_role is not None and (extras or configured):
+            raise PulumiDjangoError(
+                "AppTaskArgs.task_role: a task role of your own gets no policy from here; grant "
+                "it what task_role_policy_arns, task_role_statements or fleet.taskRole hold "
+                "yourself, and leave those empty"
+            )
+        for index, statement in enumerate(self.task_role_statements):
+            try:
+                check_statement(statement)
+            except ValueError as error:
+                raise PulumiDjangoError(
+                    f"AppTaskArgs.task_role_statements[{index}]: {error}"
+                ) from None
 
 
 class AppTask(pulumi.ComponentResource):
@@ -66,8 +189,11 @@ class AppTask(pulumi.ComponentResource):
     The migration job runs this task definition with a command override on the `app`
     container, so it gets the same image, settings and secrets as the fleet."""
 
-    cluster_arn: pulumi.Output[str]
-    cluster_name: pulumi.Output[str]
+    task_definition: aws.ecs.TaskDefinition
+    execution_role: aws.iam.Role | None
+    task_role: aws.iam.Role | None
+    log_group: aws.cloudwatch.LogGroup | None
+    django_secret: aws.secretsmanager.Secret
     task_definition_arn: pulumi.Output[str]
     family: pulumi.Output[str]
     app_container_name: str
@@ -77,46 +203,34 @@ class AppTask(pulumi.ComponentResource):
     django_secret_arn: pulumi.Output[str]
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: StackConfig,
-        image_ref: pulumi.Input[str],
-        repository_arn: pulumi.Input[str],
-        database: DatabaseEndpoint,
-        cache: CacheEndpoint,
-        site_host: pulumi.Input[str],
-        site_url: pulumi.Input[str],
-        static_url: pulumi.Input[str],
-        vpc_cidr: pulumi.Input[str],
-        media: MediaBucket | None = None,
-        task_role_policy_arns: Sequence[pulumi.Input[str]] = (),
-        app_user: str = DEFAULT_APP_USER,
-        tags: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: AppTaskArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:fleet:AppTask", name, None, opts)
-        tags = dict(tags or {})
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         region = aws.get_region_output(opts=invoke).region
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
+        fleet = args.fleet
 
-        cluster = aws.ecs.Cluster(
-            f"{name}-cluster",
-            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enabled")],
-            tags=tags,
-            opts=child,
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/ecs/{pulumi.get_project()}/{pulumi.get_stack()}/{name}",
-            retention_in_days=config.fleet.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        django_secret = self._django_secret(name, config, tags, child)
+        if args.log_group is None:
+            self.log_group = aws.cloudwatch.LogGroup(
+                f"{name}-logs",
+                name=f"/ecs/{pulumi.get_project()}/{pulumi.get_stack()}/{name}",
+                retention_in_days=fleet.log_retention_days,
+                opts=child,
+            )
+            log_group_name, log_group_arn = self.log_group.name, self.log_group.arn
+        elif isinstance(args.log_group, aws.cloudwatch.LogGroup):
+            self.log_group = None
+            log_group_name, log_group_arn = args.log_group.name, args.log_group.arn
+        else:
+            self.log_group = None
+            log_group_name = pulumi.Output.from_input(args.log_group)
+            log_group_arn = pulumi.Output.concat(
+                "arn:", partition, ":logs:", region, ":", account_id, ":log-group:", log_group_name
+            )
+        self.django_secret = self._django_secret(name, args.secret_key, child)
 
         def trust(source_arn: bool) -> pulumi.Output[str]:
             return pulumi.Output.all(partition, region, account_id).apply(
@@ -130,119 +244,112 @@ class AppTask(pulumi.ComponentResource):
                 )
             )
 
-        assume_role = trust(source_arn=True)
-        execution_role = aws.iam.Role(
-            f"{name}-execution",
-            description=f"{name}: ECS pulls the app image, reads its secrets, writes its logs",
-            assume_role_policy=trust(source_arn=False),
-            tags=tags,
-            opts=child,
+        django_secret_arn = or_mock_answer(
+            self.django_secret.arn, mock_arn("secretsmanager", f"secret:{name}-django-secret-key")
         )
         secrets = pulumi.Output.all(
-            database.secret_arn, cache.auth_secret_arn, django_secret.arn
+            args.database.secret_arn, args.cache.auth_secret_arn, django_secret_arn
         ).apply(
             lambda arns: app_secrets(
                 database_secret_arn=arns[0],
                 cache_auth_secret_arn=arns[1],
                 django_secret_arn=arns[2],
-                extra=config.app.secrets,
+                extra=args.app.secrets,
             )
         )
-        execution_policy = aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=pulumi.Output.all(repository_arn, log_group.arn, secrets).apply(
-                lambda values: json.dumps(
-                    execution_role_policy(
-                        repository_arn=values[0],
-                        log_group_arn=values[1],
-                        secret_value_froms=values[2].values(),
-                    )
-                )
-            ),
-            opts=child,
-        )
-        task_role = self._task_role(name, config, assume_role, task_role_policy_arns, tags, child)
-        # The app reads the password again when RDS rotates it (the execution role read it
-        # only at task start); see docs/app-task.md.
-        database_secret_read = aws.iam.RolePolicy(
-            f"{name}-task-database-secret",
-            role=task_role.id,
-            policy=pulumi.Output.from_input(database.secret_arn).apply(
-                lambda arn: json.dumps(database_secret_policy(arn))
-            ),
-            opts=child,
-        )
-        # The app reads and writes its uploads (django-storages); docs/media.md.
-        task_role_grants: list[pulumi.Resource] = [database_secret_read]
-        if media is not None:
-            task_role_grants.append(
+        # What a task must never start without: its execution role may pull and read secrets,
+        # the app may read its database secret again, store its uploads, and use its grants.
+        task_ready: list[pulumi.Resource] = []
+        if args.execution_role is None:
+            self.execution_role = aws.iam.Role(
+                f"{name}-execution",
+                description=f"{name}: ECS pulls the app image, reads its secrets, writes its logs",
+                assume_role_policy=trust(source_arn=False),
+                opts=child,
+            )
+            task_ready.append(
                 aws.iam.RolePolicy(
-                    f"{name}-task-media",
-                    role=task_role.id,
-                    policy=pulumi.Output.from_input(media.arn).apply(
-                        lambda arn: json.dumps(media_storage_policy(arn, media.location))
+                    f"{name}-execution",
+                    role=self.execution_role.id,
+                    policy=pulumi.Output.all(args.repository_arn, log_group_arn, secrets).apply(
+                        lambda values: json.dumps(
+                            execution_role_policy(
+                                repository_arn=values[0],
+                                log_group_arn=values[1],
+                                secret_value_froms=values[2].values(),
+                            )
+                        )
                     ),
                     opts=child,
                 )
             )
+            execution_role_arn = self.execution_role.arn
+        else:
+            self.execution_role = None
+            execution_role_arn = resource_ref(args.execution_role, "arn")
+        if args.task_role is None:
+            self.task_role = aws.iam.Role(
+                f"{name}-task",
+                description=(
+                    f"{name}: the app's AWS identity (by default: read the database secret)"
+                ),
+                assume_role_policy=trust(source_arn=True),
+                opts=child,
+            )
+            task_ready += self._task_role_grants(name, args, self.task_role, child)
+            task_role_arn = self.task_role.arn
+        else:
+            self.task_role = None
+            task_role_arn = resource_ref(args.task_role, "arn")
 
+        media = args.media
         containers = pulumi.Output.all(
-            image=image_ref,
+            image=args.image_ref,
             region=region,
-            log_group=log_group.name,
+            log_group=log_group_name,
             secrets=secrets,
-            site_host=site_host,
-            site_url=site_url,
-            static_url=static_url,
-            vpc_cidr=vpc_cidr,
-            database_host=database.host,
-            database_port=database.port,
-            database_name=database.name,
-            database_user=database.username,
-            database_secret_arn=database.secret_arn,
-            redis_url=cache.url,
+            site_host=args.site_host,
+            site_url=args.site_url,
+            static_url=args.static_url,
+            vpc_cidr=args.vpc_cidr,
+            database_host=args.database.host,
+            database_port=args.database.port,
+            database_name=args.database.name,
+            database_user=args.database.username,
+            database_secret_arn=args.database.secret_arn,
+            redis_url=args.cache.url,
             media_bucket=media.name if media is not None else None,
-        ).apply(lambda values: json.dumps(_containers(config, app_user, values)))
+        ).apply(lambda values: json.dumps(_containers(args, values)))
 
-        task_definition = aws.ecs.TaskDefinition(
+        self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=name,
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
-            cpu=str(config.fleet.cpu),
-            memory=str(config.fleet.memory),
+            cpu=str(fleet.cpu),
+            memory=str(fleet.memory),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=config.fleet.architecture
+                operating_system_family="LINUX", cpu_architecture=fleet.architecture
             ),
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
+            execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn,
             container_definitions=containers,
             volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=v["name"]) for v in task_volumes()],
             # Replaced revisions stay registered (ACTIVE): a rollback to any release whose image
             # ECR still keeps can run again.
             skip_destroy=True,
-            tags=tags,
-            # A task must never start before its execution role may pull and read secrets,
-            # nor before the app may read its database secret again and store its uploads.
-            opts=child.merge(
-                pulumi.ResourceOptions(depends_on=[execution_policy, *task_role_grants])
-            ),
+            opts=child.merge(pulumi.ResourceOptions(depends_on=task_ready)),
         )
 
-        self.cluster_arn = cluster.arn
-        self.cluster_name = cluster.name
-        self.task_definition_arn = task_definition.arn
-        self.family = task_definition.family
+        self.task_definition_arn = self.task_definition.arn
+        self.family = self.task_definition.family
         self.app_container_name = APP_CONTAINER
-        self.log_group_name = log_group.name
-        self.execution_role_arn = execution_role.arn
-        self.task_role_arn = task_role.arn
-        self.django_secret_arn = django_secret.arn
+        self.log_group_name = log_group_name
+        self.execution_role_arn = execution_role_arn
+        self.task_role_arn = task_role_arn
+        self.django_secret_arn = django_secret_arn
         self.register_outputs(
             {
-                "cluster_arn": self.cluster_arn,
-                "cluster_name": self.cluster_name,
                 "task_definition_arn": self.task_definition_arn,
                 "family": self.family,
                 "app_container_name": self.app_container_name,
@@ -254,20 +361,13 @@ class AppTask(pulumi.ComponentResource):
         )
 
     def _django_secret(
-        self,
-        name: str,
-        config: StackConfig,
-        tags: dict[str, str],
-        child: pulumi.ResourceOptions,
+        self, name: str, secret_key: SecretStr | None, child: pulumi.ResourceOptions
     ) -> aws.secretsmanager.Secret:
-        """`django:secretKey` when set, else a generated key; either way a secret Output that
+        """`secret_key` when given, else a generated key; either way a secret Output that
         only Secrets Manager and the (encrypted) state ever hold."""
-        value = django_secret_key(name, config, SECRET_KEY_LENGTH, child)
+        value = django_secret_key(name, secret_key, SECRET_KEY_LENGTH, child)
         secret = aws.secretsmanager.Secret(
-            f"{name}-django-secret-key",
-            description=f"{name}: Django SECRET_KEY",
-            tags=tags,
-            opts=child,
+            f"{name}-django-secret-key", description=f"{name}: Django SECRET_KEY", opts=child
         )
         aws.secretsmanager.SecretVersion(
             f"{name}-django-secret-key",
@@ -277,43 +377,76 @@ class AppTask(pulumi.ComponentResource):
         )
         return secret
 
-    def _task_role(
-        self,
-        name: str,
-        config: StackConfig,
-        assume_role: pulumi.Output[str],
-        policy_arns: Sequence[pulumi.Input[str]],
-        tags: dict[str, str],
-        child: pulumi.ResourceOptions,
-    ) -> aws.iam.Role:
-        """The app's own AWS identity: it may read its database secret and, given a media
-        bucket, store uploads there (both granted by the caller), and nothing else unless
-        given more."""
-        role = aws.iam.Role(
-            f"{name}-task",
-            description=f"{name}: the app's AWS identity (by default: read the database secret)",
-            assume_role_policy=assume_role,
-            tags=tags,
-            opts=child,
-        )
-        if config.fleet.enable_execute_command:
+    def _task_role_grants(
+        self, name: str, args: AppTaskArgs, role: aws.iam.Role, child: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """The app may read its database secret and, given a media bucket, store uploads there;
+        ECS Exec when enabled; and nothing else unless given more (`fleet.taskRole`, the
+        `task_role_*` args). Returns the grants a task must not start without (ECS Exec's is
+        needed only once someone opens a session)."""
+        # The app reads the password again when RDS rotates it (the execution role read it
+        # only at task start); see docs/app-task.md.
+        grants: list[pulumi.Resource] = [
+            aws.iam.RolePolicy(
+                f"{name}-task-database-secret",
+                role=role.id,
+                policy=pulumi.Output.from_input(args.database.secret_arn).apply(
+                    lambda arn: json.dumps(database_secret_policy(arn))
+                ),
+                opts=child,
+            )
+        ]
+        media = args.media
+        if media is not None:
+            # The app reads and writes its uploads (django-storages); docs/media.md.
+            grants.append(
+                aws.iam.RolePolicy(
+                    f"{name}-task-media",
+                    role=role.id,
+                    policy=pulumi.Output.from_input(media.arn).apply(
+                        lambda arn: json.dumps(media_storage_policy(arn, media.config.location))
+                    ),
+                    opts=child,
+                )
+            )
+        if args.fleet.enable_execute_command:
             aws.iam.RolePolicy(
                 f"{name}-task-exec",
                 role=role.id,
                 policy=json.dumps(exec_command_policy()),
                 opts=child,
             )
-        for index, policy_arn in enumerate(policy_arns):
+        extra = args.fleet.task_role
+        policy_arns = [*extra.managed_policy_arns, *args.task_role_policy_arns]
+        grants += [
             aws.iam.RolePolicyAttachment(
                 f"{name}-task-policy-{index}", role=role.name, policy_arn=policy_arn, opts=child
             )
-        return role
+            for index, policy_arn in enumerate(policy_arns)
+        ]
+        statements = [*(s.document() for s in extra.statements), *args.task_role_statements]
+        if statements:
+            grants.append(
+                aws.iam.RolePolicy(
+                    f"{name}-task-extra",
+                    role=role.id,
+                    policy=pulumi.Output.from_input(statements).apply(
+                        lambda resolved: json.dumps(extra_statements_policy(resolved))
+                    ),
+                    opts=child,
+                )
+            )
+        return grants
 
 
-def _containers(config: StackConfig, app_user: str, values: dict) -> list[dict]:
-    return stack_container_definitions(
-        config,
-        TaskInputs(
+def _containers(args: AppTaskArgs, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return task_container_definitions(
+        app=args.app,
+        proxy=args.proxy,
+        fleet=args.fleet,
+        load_balancer=args.load_balancer,
+        media=args.media.config if args.media is not None else None,
+        inputs=TaskInputs(
             image=values["image"],
             region=values["region"],
             log_group=values["log_group"],
@@ -332,5 +465,6 @@ def _containers(config: StackConfig, app_user: str, values: dict) -> list[dict]:
             secrets=values["secrets"],
             media_bucket=values["media_bucket"],
         ),
-        app_user,
+        stop_timeout_seconds=args.stop_timeout_seconds,
+        app_user=args.app_user,
     )

@@ -3,12 +3,15 @@ token that the app reads from Secrets Manager, and failover whenever there is a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from pulumi_django._mock_answers import mock_arn, or_mock_answer
+from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
 from pulumi_django.components.site import REDIS_PORT
 from pulumi_django.config.cache import CacheConfig
 
@@ -17,41 +20,77 @@ from pulumi_django.config.cache import CacheConfig
 AUTH_TOKEN_LENGTH = 64
 
 
+@dataclass(frozen=True, kw_only=True)
+class CacheArgs:
+    """The replication group's settings, where it sits, and the subnet group of yours it uses."""
+
+    config: CacheConfig = arg(
+        "The cache section: engine and version, node type, node count (2 or more fail over), "
+        "snapshots. Default: the section's defaults (Redis 7.1, two nodes).",
+        default_factory=CacheConfig,
+    )
+    security_group_id: pulumi.Input[str] = arg(
+        "The cache's security group (`Network.cache_security_group_id`): the only group "
+        "attached, so what it lets in is all that reaches the nodes."
+    )
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = arg(
+        "Private subnets (2 or more AZs) for the subnet group created here "
+        "(`Network.private_subnet_ids`). Default: none, which needs `subnet_group`.",
+        default=None,
+    )
+    subnet_group: aws.elasticache.SubnetGroup | pulumi.Input[str] | None = arg(
+        "An ElastiCache subnet group of yours (the resource or its name) instead of one "
+        "created over `subnet_ids`. Default: None, one is created.",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if (self.subnet_ids is None) == (self.subnet_group is None):
+            raise ComponentArgsError(
+                "CacheArgs: give either subnet_ids (a subnet group is created over them) "
+                "or subnet_group (yours), not both and not neither"
+            )
+
+
 class Cache(pulumi.ComponentResource):
     """The app connects to `url_without_password` with the token from the secret at
-    `auth_secret_arn` (an ECS `secrets` valueFrom, never a plain environment variable)."""
+    `auth_secret_arn` (an ECS `secrets` valueFrom, never a plain environment variable).
+
+    Children: `replication_group`, `auth_token` (the random token), `auth_secret` and
+    `auth_secret_version` (the token in Secrets Manager); `subnet_group` is None when brought.
+    The engine's default parameter group suits a Django cache, so none is created."""
 
     primary_endpoint: pulumi.Output[str]
     port: pulumi.Output[int]
     auth_secret_arn: pulumi.Output[str]
     url_without_password: pulumi.Output[str]
+    replication_group: aws.elasticache.ReplicationGroup
+    subnet_group: aws.elasticache.SubnetGroup | None
+    auth_token: random.RandomPassword
+    auth_secret: aws.secretsmanager.Secret
+    auth_secret_version: aws.secretsmanager.SecretVersion
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: CacheConfig,
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_id: pulumi.Input[str],
-        tags: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:cache:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(tags or {})
-        subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            subnet_ids=subnet_ids,
-            description=f"{name}: private subnets only",
-            tags=tags,
-            opts=child,
-        )
-        token = random.RandomPassword(
+        config = args.config
+        self.subnet_group = None
+        subnet_group = args.subnet_group
+        if subnet_group is None:
+            self.subnet_group = subnet_group = aws.elasticache.SubnetGroup(
+                f"{name}-subnets",
+                subnet_ids=args.subnet_ids,
+                description=f"{name}: private subnets only",
+                opts=child,
+            )
+        self.auth_token = token = random.RandomPassword(
             f"{name}-auth-token", length=AUTH_TOKEN_LENGTH, special=False, opts=child
         )
         # A replica is what failover promotes; with one node there is nothing to promote.
         has_replica = config.nodes > 1
-        group = aws.elasticache.ReplicationGroup(
+        self.replication_group = group = aws.elasticache.ReplicationGroup(
             f"{name}-group",  # not named after the engine: a move to Valkey keeps the group
             description=f"{name}: Django cache and sessions",
             engine=config.engine,
@@ -61,34 +100,36 @@ class Cache(pulumi.ComponentResource):
             automatic_failover_enabled=has_replica,
             multi_az_enabled=has_replica,
             port=REDIS_PORT,
-            subnet_group_name=subnet_group.name,
-            security_group_ids=[security_group_id],
+            subnet_group_name=resource_ref(subnet_group, "name"),
+            security_group_ids=[args.security_group_id],
             at_rest_encryption_enabled=True,
             transit_encryption_enabled=True,
             auth_token=token.result,
             snapshot_retention_limit=config.snapshot_retention_days,
             auto_minor_version_upgrade=True,
             apply_immediately=False,
-            tags=tags,
             opts=child,
         )
-        secret = aws.secretsmanager.Secret(
+        self.auth_secret = secret = aws.secretsmanager.Secret(
             f"{name}-auth-token",
             description=f"{name}: AUTH token of the {config.engine} replication group",
-            tags=tags,
             opts=child,
         )
-        aws.secretsmanager.SecretVersion(
+        self.auth_secret_version = aws.secretsmanager.SecretVersion(
             f"{name}-auth-token",
             secret_id=secret.id,
             secret_string=token.result,
             opts=child,
         )
-        self.primary_endpoint = group.primary_endpoint_address
+        self.primary_endpoint = or_mock_answer(
+            group.primary_endpoint_address, f"{name}-group.mock.cache.amazonaws.com"
+        )
         self.port = group.port.apply(lambda port: port or REDIS_PORT)
-        self.auth_secret_arn = secret.arn
+        self.auth_secret_arn = or_mock_answer(
+            secret.arn, mock_arn("secretsmanager", f"secret:{name}-auth-token")
+        )
         self.url_without_password = pulumi.Output.concat(
-            "rediss://", group.primary_endpoint_address, f":{REDIS_PORT}/0"
+            "rediss://", self.primary_endpoint, f":{REDIS_PORT}/0"
         )
         self.register_outputs(
             {

@@ -3,13 +3,17 @@ in Secrets Manager so that no password ever sits in Pulumi config or state."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from pulumi_django._mock_answers import mock_arn, or_mock_answer, under_mocks
+from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
 from pulumi_django.components.site import POSTGRES_PORT
 from pulumi_django.config.database import DatabaseConfig
+from pulumi_django.errors import PulumiDjangoError
 
 # `postgresql` is the server log (slow statements, errors); `upgrade` records engine upgrades.
 LOG_EXPORTS = ["postgresql", "upgrade"]
@@ -32,45 +36,86 @@ def database_parameters(config: DatabaseConfig) -> list[aws.rds.ParameterGroupPa
     ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class DatabaseArgs:
+    """The instance's settings, where it sits, and the groups of yours it uses."""
+
+    config: DatabaseConfig = arg(
+        "The database section: engine version, instance class, storage, Multi-AZ, backups, "
+        "windows, deletion protection, the slow-statement threshold. Default: the section's "
+        "defaults (production's).",
+        default_factory=DatabaseConfig,
+    )
+    security_group_id: pulumi.Input[str] = arg(
+        "The database's security group (`Network.database_security_group_id`): the only "
+        "group attached, so what it lets in is all that reaches the instance."
+    )
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = arg(
+        "Private subnets (2 or more AZs) for the subnet group created here "
+        "(`Network.private_subnet_ids`). Default: none, which needs `subnet_group`.",
+        default=None,
+    )
+    subnet_group: aws.rds.SubnetGroup | pulumi.Input[str] | None = arg(
+        "An RDS subnet group of yours (the resource or its name) instead of one created over "
+        "`subnet_ids`. Default: None, one is created.",
+        default=None,
+    )
+    parameter_group: aws.rds.ParameterGroup | pulumi.Input[str] | None = arg(
+        "An RDS parameter group of yours (the resource or its name), of the engine version's "
+        "family (`postgres17`, ...), instead of the one created here; `config.slowQueryMs` "
+        "then does nothing, and TLS is only enforced if yours sets `rds.force_ssl` to 1. "
+        "Default: None, one is created that forces TLS and logs slow statements.",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if (self.subnet_ids is None) == (self.subnet_group is None):
+            raise ComponentArgsError(
+                "DatabaseArgs: give either subnet_ids (a subnet group is created over them) "
+                "or subnet_group (yours), not both and not neither"
+            )
+
+
 class Database(pulumi.ComponentResource):
     """The app reads its credentials from the secret at `master_secret_arn` (JSON with
-    `username` and `password`), which RDS creates and rotates."""
+    `username` and `password`), which RDS creates and rotates.
+
+    Children: `instance`; `subnet_group` and `parameter_group` are None when brought."""
 
     address: pulumi.Output[str]
     port: pulumi.Output[int]
     database_name: pulumi.Output[str]
     username: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
+    instance: aws.rds.Instance
+    subnet_group: aws.rds.SubnetGroup | None
+    parameter_group: aws.rds.ParameterGroup | None
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: DatabaseConfig,
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_id: pulumi.Input[str],
-        tags: Mapping[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:database:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = dict(tags or {})
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            subnet_ids=subnet_ids,
-            description=f"{name}: private subnets only",
-            tags=tags,
-            opts=child,
-        )
-        parameters = aws.rds.ParameterGroup(
-            f"{name}-params",
-            family=parameter_group_family(config.engine_version),
-            description=f"{name}: TLS only, slow statements logged",
-            parameters=database_parameters(config),
-            tags=tags,
-            opts=child,
-        )
-        instance = aws.rds.Instance(
+        config = args.config
+        self.subnet_group = self.parameter_group = None
+        subnet_group = args.subnet_group
+        if subnet_group is None:
+            self.subnet_group = subnet_group = aws.rds.SubnetGroup(
+                f"{name}-subnets",
+                subnet_ids=args.subnet_ids,
+                description=f"{name}: private subnets only",
+                opts=child,
+            )
+        parameter_group = args.parameter_group
+        if parameter_group is None:
+            self.parameter_group = parameter_group = aws.rds.ParameterGroup(
+                f"{name}-params",
+                family=parameter_group_family(config.engine_version),
+                description=f"{name}: TLS only, slow statements logged",
+                parameters=database_parameters(config),
+                opts=child,
+            )
+        self.instance = instance = aws.rds.Instance(
             f"{name}-db",
             engine="postgres",
             engine_version=config.engine_version,
@@ -87,10 +132,10 @@ class Database(pulumi.ComponentResource):
             allocated_storage=config.allocated_storage_gb,
             max_allocated_storage=config.max_allocated_storage_gb,
             storage_encrypted=True,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[security_group_id],
+            db_subnet_group_name=resource_ref(subnet_group, "name"),
+            vpc_security_group_ids=[args.security_group_id],
             publicly_accessible=False,
-            parameter_group_name=parameters.name,
+            parameter_group_name=resource_ref(parameter_group, "name"),
             multi_az=config.multi_az,
             deletion_protection=config.deletion_protection,
             skip_final_snapshot=config.skip_final_snapshot,
@@ -108,14 +153,16 @@ class Database(pulumi.ComponentResource):
             else None,
             # Changes wait for the maintenance window unless someone applies them by hand.
             apply_immediately=False,
-            tags=tags,
             opts=child,
         )
-        self.address = instance.address
+        self.address = or_mock_answer(instance.address, f"{name}-db.mock.rds.amazonaws.com")
         self.port = instance.port
         self.database_name = instance.db_name
         self.username = instance.username
-        self.master_secret_arn = instance.master_user_secrets.apply(_secret_arn)
+        mocked_arn = mock_arn("secretsmanager", f"secret:rds!{name}-db") if under_mocks() else None
+        self.master_secret_arn = instance.master_user_secrets.apply(
+            lambda secrets: _secret_arn(secrets, mocked_arn)
+        )
         self.register_outputs(
             {
                 "address": self.address,
@@ -127,8 +174,11 @@ class Database(pulumi.ComponentResource):
         )
 
 
-def _secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret]) -> str:
-    arn = secrets[0].secret_arn if secrets else None
+def _secret_arn(
+    secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret] | None, mocked_arn: str | None
+) -> str:
+    """The secret RDS made; `mocked_arn` stands in when a unit test's mocks report none."""
+    arn = (secrets[0].secret_arn if secrets else None) or mocked_arn
     if not arn:
-        raise ValueError("RDS reported no managed master user secret")
+        raise PulumiDjangoError("RDS reported no managed master user secret")
     return arn

@@ -10,6 +10,10 @@ the site's own CloudFront distribution under `urlPath`, reading through Origin A
 
 The bucket policy names the distribution, and the distribution names this bucket as an origin,
 so the policy comes last: call `attach_policy` once the distribution is declared.
+
+A brought bucket is the user's: the component sets nothing on it (versioning, lifecycle, public
+access block, encryption, policy) and only tells the app and the distribution where it is;
+`policy_document` is what its policy must allow.
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.aws.private_bucket import lock_down_bucket
+from pulumi_django.components.args import ComponentArgsError, arg
+from pulumi_django.components.aws.private_bucket import (
+    BucketControls,
+    bucket_ref,
+    lock_down_bucket,
+)
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.rendering.media import media_bucket_policy
 
@@ -36,41 +45,90 @@ class MediaOrigin:
     url_path: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class MediaStorageArgs:
+    config: MediaConfig = arg(
+        "The media section: access (private or public), URL path, version expiry, what a "
+        "destroy does. Default: the section's defaults.",
+        default_factory=MediaConfig,
+    )
+    bucket: aws.s3.Bucket | pulumi.Input[str] | None = arg(
+        "An existing bucket for the uploads (object or name; a name is looked up). The "
+        "component then sets nothing on it (versioning, lifecycle rules, public access block, "
+        "encryption and policy stay its owner's; `policy_document` is what its policy must "
+        "allow), and `retainOnDelete`/`forceDestroy` do not apply. Default: a private, "
+        "encrypted, versioned bucket.",
+        default=None,
+    )
+
+
 class MediaStorage(pulumi.ComponentResource):
-    """The media bucket and its settings; `public_origin` is set when media is public."""
+    """The media bucket and its settings; `public_origin` is set when media is public.
+
+    Each child is an attribute, all None when the bucket is brought: `bucket`,
+    `bucket_controls` (public access block, encryption, ownership controls), `versioning`,
+    `lifecycle`, and `bucket_policy` once `attach_policy` declared it."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     location: str
     public_origin: MediaOrigin | None
+    bucket: aws.s3.Bucket | None
+    bucket_controls: BucketControls | None
+    versioning: aws.s3.BucketVersioning | None
+    lifecycle: aws.s3.BucketLifecycleConfiguration | None
+    bucket_policy: aws.s3.BucketPolicy | None
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: MediaConfig,
-        tags: dict[str, str],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: MediaStorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:media:MediaStorage", name, None, opts)
+        config = args.config
         # Retained: turning media off or destroying the stack leaves the uploads in place, and
         # with them what protects them (deleting BucketVersioning would suspend versioning; the
         # lifecycle, the public access block and the policy would go).
-        child = pulumi.ResourceOptions(parent=self, retain_on_delete=config.retain_on_delete)
-        self._child = child
+        self._child = pulumi.ResourceOptions(parent=self, retain_on_delete=config.retain_on_delete)
         self._name = name
+        self.bucket_policy = None
 
-        bucket = aws.s3.Bucket(
-            f"{name}-media", force_destroy=config.force_destroy, tags=tags, opts=child
+        if args.bucket is None:
+            self.bucket = aws.s3.Bucket(
+                f"{name}-media", force_destroy=config.force_destroy, opts=self._child
+            )
+            self.bucket_controls = lock_down_bucket(f"{name}-media", self.bucket, self._child)
+            self.versioning, self.lifecycle = self._versions(name, self.bucket, config)
+            bucket = bucket_ref(self.bucket, self)
+        else:
+            self.bucket = self.bucket_controls = self.versioning = self.lifecycle = None
+            bucket = bucket_ref(args.bucket, self)
+
+        self.bucket_name = bucket.name
+        self.bucket_arn = bucket.arn
+        self.location = config.location
+        self.public_origin = (
+            MediaOrigin(bucket.regional_domain_name, config.url_path)
+            if config.access == "public"
+            else None
         )
-        self._public_access_block = lock_down_bucket(f"{name}-media", bucket, child)
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "location": self.location,
+            }
+        )
+
+    def _versions(
+        self, name: str, bucket: aws.s3.Bucket, config: MediaConfig
+    ) -> tuple[aws.s3.BucketVersioning, aws.s3.BucketLifecycleConfiguration]:
+        """Versioning, and the rules that expire what it keeps (and abandoned uploads)."""
         versioning = aws.s3.BucketVersioning(
             f"{name}-media",
             bucket=bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=self._child,
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-media",
             bucket=bucket.id,
             # No filter: each rule applies to the whole bucket, which holds media alone.
@@ -93,41 +151,40 @@ class MediaStorage(pulumi.ComponentResource):
                 },
             ],
             # Rules about noncurrent versions take effect on a versioned bucket.
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[versioning])),
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[versioning])),
         )
+        return versioning, lifecycle
 
-        self._bucket = bucket
-        self.bucket_name = bucket.bucket
-        self.bucket_arn = bucket.arn
-        self.location = config.location
-        self.public_origin = (
-            MediaOrigin(bucket.bucket_regional_domain_name, config.url_path)
-            if config.access == "public"
-            else None
-        )
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "bucket_arn": self.bucket_arn,
-                "location": self.location,
-            }
+    def policy_document(
+        self, distribution_arn: pulumi.Input[str] | None = None
+    ) -> pulumi.Output[str]:
+        """The bucket policy: TLS only and, when media is public, reads by the distribution
+        `distribution_arn`, the one `public_origin` was given to."""
+        if self.public_origin is not None and distribution_arn is None:
+            raise ComponentArgsError(
+                "public media needs the ARN of the distribution that serves it"
+            )
+        reader = distribution_arn if self.public_origin is not None else None
+        return pulumi.Output.all(self.bucket_arn, reader).apply(
+            lambda arns: media_bucket_policy(arns[0], self.location, arns[1])
         )
 
     def attach_policy(
         self, distribution_arn: pulumi.Input[str] | None = None
-    ) -> aws.s3.BucketPolicy:
-        """The bucket policy: TLS only and, when media is public, reads by the distribution
-        `distribution_arn`, the one `public_origin` was given to. Call it once, after declaring
-        that distribution; a private bucket's policy names none (and waits for none)."""
-        reader = distribution_arn if self.public_origin is not None else None
-        if self.public_origin is not None and distribution_arn is None:
-            raise ValueError("public media needs the ARN of the distribution that serves it")
-        return aws.s3.BucketPolicy(
+    ) -> aws.s3.BucketPolicy | None:
+        """Declares `policy_document(distribution_arn)` as the bucket's policy (`bucket_policy`).
+        Call it once, after declaring the distribution; a private bucket's policy names none
+        (and waits for none). A brought bucket gets no policy: None."""
+        document = self.policy_document(distribution_arn)
+        if self.bucket is None or self.bucket_controls is None:
+            return None
+        self.bucket_policy = aws.s3.BucketPolicy(
             f"{self._name}-media",
-            bucket=self._bucket.id,
-            policy=pulumi.Output.all(self.bucket_arn, reader).apply(
-                lambda arns: media_bucket_policy(arns[0], self.location, arns[1])
-            ),
+            bucket=self.bucket.id,
+            policy=document,
             # With the public access block in place first, S3 judges the policy as intended.
-            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[self._public_access_block])),
+            opts=self._child.merge(
+                pulumi.ResourceOptions(depends_on=[self.bucket_controls.public_access_block])
+            ),
         )
+        return self.bucket_policy

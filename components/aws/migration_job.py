@@ -9,77 +9,129 @@ docs/migrations-in-the-release.md explains the order, the failures and how to re
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 
+from pulumi_django.components.args import arg
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import acknowledgement_reasons
-from pulumi_django.providers import migration_job
 from pulumi_django.providers.migration_check import MigrationCheck
+from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.providers.release_commands import release_commands
 from pulumi_django.providers.release_task import ReleaseTaskInputs
+from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationJobArgs:
+    """The release's task definition and where its one-off tasks run."""
+
+    settings_module: str = arg(
+        "The Django settings module the safety check loads (`app.settingsModule`)."
+    )
+    cluster_arn: pulumi.Input[str] = arg("The ECS cluster the one-off tasks run in.")
+    task_definition_arn: pulumi.Input[str] = arg(
+        "The release's task definition: the check and the job run its app container."
+    )
+    container_name: pulumi.Input[str] = arg(
+        "The app container of the task definition whose command the tasks override."
+    )
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
+        "The subnets the tasks run in: the app's private subnets, which reach the database."
+    )
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
+        "The tasks' security groups: the app's, which the database admits."
+    )
+    log_group_name: pulumi.Input[str] = arg(
+        "The task definition's log group, read back for the report and the failure's log tail."
+    )
+    release_id: pulumi.Input[str] = arg(
+        "The release (the image reference): a new one runs the check and the job again."
+    )
+    service_name: str = arg(
+        "The app's ECS service name. The tasks are tagged with it (`startedBy`), so that two "
+        "release tasks of one service never run at once."
+    )
+    region: pulumi.Input[str] = arg("The AWS region of the cluster, where the tasks are run.")
+    config: MigrationsConfig = arg(
+        "The migrations section: whether the check runs, the acknowledged migrations, the "
+        "command, the further release commands and the timeout. Default: the section's "
+        "defaults (check on, `python manage.py migrate --noinput`, 900 s).",
+        default_factory=MigrationsConfig,
+    )
+    log_stream_prefix: str = arg(
+        "The app container's awslogs stream prefix in the task definition. Default: `app`, "
+        "as `AppTask` sets it.",
+        default="app",
+    )
+    after: Sequence[pulumi.Resource] = arg(
+        "What the check (or, with the check off, the job) waits for: the release's earlier "
+        "steps (the image, the static release). Default: nothing.",
+        default=(),
+    )
 
 
 class MigrationJob(pulumi.ComponentResource):
-    """Checks, then applies, the release's migrations; outputs what the job did."""
+    """Checks, then applies, the release's migrations; outputs what the job did.
 
+    `check` (None with `migrations.check` off) and `job` are the two one-off task runs."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:MigrationCheck"),
+        ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:MigrationJob"),
+    )
+
+    check: MigrationCheck | None
+    job: MigrationTaskRun
     task_arn: pulumi.Output[str]
     exit_code: pulumi.Output[int]
     applied_migrations: pulumi.Output[list[str]]
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: MigrationsConfig,
-        settings_module: str,
-        cluster_arn: pulumi.Input[str],
-        task_definition_arn: pulumi.Input[str],
-        container_name: pulumi.Input[str],
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        log_group_name: pulumi.Input[str],
-        release_id: pulumi.Input[str],
-        service_name: str,
-        region: pulumi.Input[str],
-        log_stream_prefix: str = "app",
-        after: Sequence[pulumi.Resource] = (),
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: MigrationJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:migrations:MigrationJob", name, None, opts)
+        config = args.config
         task = ReleaseTaskInputs(
-            release_id=release_id,
-            cluster_arn=cluster_arn,
-            task_definition_arn=task_definition_arn,
-            container_name=container_name,
-            subnet_ids=subnet_ids,
-            security_group_ids=security_group_ids,
-            log_group_name=log_group_name,
-            service_name=service_name,
-            region=region,
-            log_stream_prefix=log_stream_prefix,
+            release_id=args.release_id,
+            cluster_arn=args.cluster_arn,
+            task_definition_arn=args.task_definition_arn,
+            container_name=args.container_name,
+            subnet_ids=args.subnet_ids,
+            security_group_ids=args.security_group_ids,
+            log_group_name=args.log_group_name,
+            service_name=args.service_name,
+            region=args.region,
+            log_stream_prefix=args.log_stream_prefix,
         )
-        job_waits_for: list[pulumi.Resource] = list(after)
-        if config.check:
-            check = MigrationCheck(
+
+        def check(waits_for: list[pulumi.Resource]) -> MigrationCheck:
+            return MigrationCheck(
                 f"{name}-check",
                 task=task,
-                settings_module=settings_module,
+                settings_module=args.settings_module,
                 acknowledged=acknowledgement_reasons(config.acknowledged),
                 timeout_seconds=config.timeout_seconds,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
             )
-            job_waits_for = [check]
-        job = migration_job.MigrationJob(
-            f"{name}-job",
-            task=task,
-            commands=release_commands(config.command, config.release_commands),
-            timeout_seconds=config.timeout_seconds,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=job_waits_for),
+
+        def job(waits_for: list[pulumi.Resource]) -> MigrationTaskRun:
+            return MigrationTaskRun(
+                f"{name}-job",
+                task=task,
+                commands=release_commands(config.command, config.release_commands),
+                timeout_seconds=config.timeout_seconds,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+            )
+
+        self.check, self.job = check_then_job(
+            check_enabled=config.check, after=args.after, check=check, job=job
         )
-        self.task_arn = job.task_arn
-        self.exit_code = job.exit_code
-        self.applied_migrations = job.applied_migrations
+        self.task_arn = self.job.task_arn
+        self.exit_code = self.job.exit_code
+        self.applied_migrations = self.job.applied_migrations
         self.register_outputs(
             {
                 "task_arn": self.task_arn,

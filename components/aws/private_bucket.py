@@ -1,44 +1,85 @@
-"""The controls every bucket of the stack gets: no public access, SSE-S3, no ACLs.
+"""The controls every bucket of the stack gets (no public access, SSE-S3, no ACLs), and what
+a component reads of a bucket, created or brought.
 
-A helper, not a component: the resources are children of the component that owns the bucket,
+Helpers, not a component: the resources are children of the component that owns the bucket,
 named after it, so their URNs are those of the bucket's component.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
+
+from pulumi_django.components.args import resource_ref
+
+
+@dataclass(frozen=True)
+class BucketControls:
+    """The resources that lock a bucket down, exposed by the component that owns the bucket.
+    A bucket policy naming CloudFront must wait for `public_access_block`."""
+
+    public_access_block: aws.s3.BucketPublicAccessBlock
+    encryption: aws.s3.BucketServerSideEncryptionConfiguration
+    ownership_controls: aws.s3.BucketOwnershipControls
 
 
 def lock_down_bucket(
     resource_name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions
-) -> aws.s3.BucketPublicAccessBlock:
+) -> BucketControls:
     """Blocks every form of public access, encrypts with SSE-S3 and turns ACLs off (the account
-    owns every object, whoever wrote it). Returns the public access block, which a bucket policy
-    naming CloudFront must wait for.
+    owns every object, whoever wrote it). Only for a bucket the component creates: a bucket the
+    user brings keeps the controls its owner gave it.
 
     SSE-S3 rather than the AWS managed KMS key: CloudFront's Origin Access Control cannot decrypt
     objects under that key, and SSE-S3 keeps an object's ETag equal to its MD5, which the static
     publisher compares."""
-    public_access_block = aws.s3.BucketPublicAccessBlock(
-        resource_name,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=opts,
+    return BucketControls(
+        public_access_block=aws.s3.BucketPublicAccessBlock(
+            resource_name,
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=opts,
+        ),
+        encryption=aws.s3.BucketServerSideEncryptionConfiguration(
+            resource_name,
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=opts,
+        ),
+        ownership_controls=aws.s3.BucketOwnershipControls(
+            resource_name,
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=opts,
+        ),
     )
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        resource_name,
-        bucket=bucket.id,
-        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-        opts=opts,
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """What the components read of a bucket, whether they created it or the user brought it."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    regional_domain_name: pulumi.Output[str]
+
+
+def bucket_ref(bucket: aws.s3.Bucket | pulumi.Input[str], parent: pulumi.Resource) -> BucketRef:
+    """A bucket object's own outputs, or a bucket name's looked up (`aws.s3.get_bucket`)."""
+    if isinstance(bucket, pulumi.Resource):
+        return BucketRef(
+            name=resource_ref(bucket, "bucket"),
+            arn=resource_ref(bucket, "arn"),
+            regional_domain_name=resource_ref(bucket, "bucket_regional_domain_name"),
+        )
+    found = aws.s3.get_bucket_output(bucket=bucket, opts=pulumi.InvokeOutputOptions(parent=parent))
+    return BucketRef(
+        name=pulumi.Output.from_input(bucket),
+        arn=found.apply(lambda result: result.arn),
+        regional_domain_name=found.apply(lambda result: result.bucket_regional_domain_name),
     )
-    aws.s3.BucketOwnershipControls(
-        resource_name,
-        bucket=bucket.id,
-        rule={"object_ownership": "BucketOwnerEnforced"},
-        opts=opts,
-    )
-    return public_access_block

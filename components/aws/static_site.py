@@ -13,13 +13,20 @@ CloudFront origin-facing prefix list (Network component), and the distribution s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.aws.load_balancer import ORIGIN_VERIFY_HEADER
+from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.aws.load_balancer import ORIGIN_VERIFY_HEADER, LoadBalancerOrigin
 from pulumi_django.components.aws.media_storage import MediaOrigin
 from pulumi_django.components.aws.network import HTTP_PORT, HTTPS_PORT
-from pulumi_django.components.aws.private_bucket import lock_down_bucket
+from pulumi_django.components.aws.private_bucket import (
+    BucketControls,
+    bucket_ref,
+    lock_down_bucket,
+)
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
 from pulumi_django.rendering.media import MEDIA_CONTENT_SECURITY_POLICY
@@ -44,50 +51,195 @@ HSTS_SECONDS = 31536000
 ORIGIN_READ_TIMEOUT_SECONDS = 60
 
 
+@dataclass(frozen=True, kw_only=True)
+class StaticSiteArgs:
+    config: StaticConfig = arg(
+        "The static section: key prefix, kept releases, price class, WAF, 404 caching. "
+        "Default: the section's defaults.",
+        default_factory=StaticConfig,
+    )
+    domain: DomainConfig | None = arg(
+        "The site's domain and its us-east-1 certificate, the distribution's alias. Default: "
+        "the site answers on the distribution's own `*.cloudfront.net` name.",
+        default=None,
+    )
+    load_balancer_origin: LoadBalancerOrigin | None = arg(
+        "The ALB behind the default behaviour: its DNS name, the secret it requires in "
+        f"`{ORIGIN_VERIFY_HEADER}`, and whether it serves HTTPS, CloudFront then reaching it "
+        "over HTTPS only, else over HTTP only (LoadBalancer's `origin`; docs/static-files.md). "
+        "Required unless `distribution` is brought.",
+        default=None,
+    )
+    media: MediaOrigin | None = arg(
+        "Public media, served under its URL path from its bucket through the same origin "
+        "access control (MediaStorage's `public_origin`, docs/media.md). Default: none. Not "
+        "with a brought `distribution`, which serves public media itself.",
+        default=None,
+    )
+    bucket: aws.s3.Bucket | pulumi.Input[str] | None = arg(
+        "An existing bucket for the static files (object or name; a name is looked up). The "
+        "component then sets nothing on it: public access block, encryption and policy stay "
+        "its owner's, and `bucket_policy_document` is what its policy must allow. Keep it on "
+        "SSE-S3 (Origin Access Control cannot read objects under the AWS managed KMS key, and "
+        "the publisher compares ETags as MD5s). Default: a private, encrypted bucket.",
+        default=None,
+    )
+    distribution: aws.cloudfront.Distribution | pulumi.Input[str] | None = arg(
+        "An existing CloudFront distribution (object or id; an id is looked up). The component "
+        "then creates neither a distribution nor its origin access control; yours must send "
+        f"the default behaviour to the ALB, uncached, with every method and the "
+        f"`{ORIGIN_VERIFY_HEADER}` header, and `/<prefix>*` to the bucket through an origin "
+        "access control (docs/static-files.md). Default: one distribution for the whole site.",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        if self.distribution is None:
+            if self.load_balancer_origin is None:
+                raise ComponentArgsError(
+                    "StaticSiteArgs.load_balancer_origin is required unless distribution is given"
+                )
+            return
+        for field in ("load_balancer_origin", "media"):
+            if getattr(self, field) is not None:
+                raise ComponentArgsError(
+                    f"StaticSiteArgs.{field} is for the component's own distribution; with a "
+                    "brought distribution, route it on that distribution yourself"
+                )
+
+
 class StaticSite(pulumi.ComponentResource):
-    """The bucket, its access rules and the distribution in front of the whole site."""
+    """The bucket, its access rules and the distribution in front of the whole site.
+
+    Each child is an attribute: `bucket`, `bucket_controls` (public access block, encryption,
+    ownership controls) and `bucket_policy`, all None when the bucket is brought;
+    `origin_access_control` and `distribution`, None when the distribution is brought;
+    `media_headers_policy`, set when the component's distribution serves public media."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
+    bucket_policy_document: pulumi.Output[str]
     distribution_id: pulumi.Output[str]
     distribution_arn: pulumi.Output[str]
     distribution_domain_name: pulumi.Output[str]
     site_url: pulumi.Output[str]
     static_url: pulumi.Output[str]
+    bucket: aws.s3.Bucket | None
+    bucket_controls: BucketControls | None
+    bucket_policy: aws.s3.BucketPolicy | None
+    origin_access_control: aws.cloudfront.OriginAccessControl | None
+    distribution: aws.cloudfront.Distribution | None
+    media_headers_policy: aws.cloudfront.ResponseHeadersPolicy | None
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: StaticConfig,
-        domain: DomainConfig | None,
-        load_balancer_dns_name: pulumi.Input[str],
-        origin_verify_secret: pulumi.Input[str],
-        load_balancer_https: bool,
-        tags: dict[str, str],
-        media: MediaOrigin | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`load_balancer_https`: the ALB has an HTTPS listener (domain.loadBalancerCertificateArn);
-        CloudFront then reaches it over HTTPS only, else over HTTP only (docs/static-files.md).
-        `media`: public media, served from its bucket under its URL path (docs/media.md)."""
         super().__init__("pulumi-django:static:StaticSite", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        config, domain = args.config, args.domain
 
-        # force_destroy stays off: a destroy must not silently delete files running tasks serve.
-        bucket = aws.s3.Bucket(f"{name}-static", force_destroy=False, tags=tags, opts=child)
-        public_access_block = lock_down_bucket(f"{name}-static", bucket, child)
-        access_control = aws.cloudfront.OriginAccessControl(
-            f"{name}-static",
-            description=f"{name}: CloudFront reads the static files bucket",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=child,
+        if args.bucket is None:
+            # force_destroy stays off: a destroy must not silently delete files running tasks
+            # serve.
+            self.bucket = aws.s3.Bucket(f"{name}-static", force_destroy=False, opts=child)
+            self.bucket_controls = lock_down_bucket(f"{name}-static", self.bucket, child)
+            bucket = bucket_ref(self.bucket, self)
+        else:
+            self.bucket, self.bucket_controls = None, None
+            bucket = bucket_ref(args.bucket, self)
+
+        self.media_headers_policy = None
+        if args.distribution is not None:
+            self.origin_access_control, self.distribution = None, None
+            self._brought_distribution(args.distribution)
+        elif args.load_balancer_origin is not None:  # always, without a brought distribution
+            self.origin_access_control = aws.cloudfront.OriginAccessControl(
+                f"{name}-static",
+                description=f"{name}: CloudFront reads the static files bucket",
+                origin_access_control_origin_type="s3",
+                signing_behavior="always",
+                signing_protocol="sigv4",
+                opts=child,
+            )
+            self.distribution = self._distribution(
+                name,
+                args,
+                args.load_balancer_origin,
+                bucket.regional_domain_name,
+                self.origin_access_control,
+                child,
+            )
+            self.distribution_id = self.distribution.id
+            self.distribution_arn = self.distribution.arn
+            self.distribution_domain_name = self.distribution.domain_name
+
+        self.bucket_policy_document = pulumi.Output.all(bucket.arn, self.distribution_arn).apply(
+            lambda arns: static_bucket_policy(arns[0], arns[1], config.prefix)
         )
-        media_origins, media_behaviours = self._media(name, media, access_control, child)
+        self.bucket_policy = (
+            aws.s3.BucketPolicy(
+                f"{name}-static",
+                bucket=self.bucket.id,
+                policy=self.bucket_policy_document,
+                # With the public access block in place first, S3 judges the policy as intended.
+                opts=child.merge(
+                    pulumi.ResourceOptions(depends_on=[self.bucket_controls.public_access_block])
+                ),
+            )
+            if self.bucket is not None and self.bucket_controls is not None
+            else None
+        )
 
-        distribution = aws.cloudfront.Distribution(
+        self.bucket_name = bucket.name
+        self.bucket_arn = bucket.arn
+        self.site_url = (
+            pulumi.Output.from_input(f"https://{domain.name}")
+            if domain
+            else self.distribution_domain_name.apply(lambda host: f"https://{host}")
+        )
+        self.static_url = self.site_url.apply(lambda url: f"{url}/{config.prefix}")
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "distribution_id": self.distribution_id,
+                "distribution_arn": self.distribution_arn,
+                "distribution_domain_name": self.distribution_domain_name,
+                "site_url": self.site_url,
+                "static_url": self.static_url,
+            }
+        )
+
+    def _brought_distribution(
+        self, distribution: aws.cloudfront.Distribution | pulumi.Input[str]
+    ) -> None:
+        """The id, ARN and domain name of the user's distribution (looked up from an id)."""
+        if isinstance(distribution, pulumi.Resource):
+            self.distribution_id = resource_ref(distribution, "id")
+            self.distribution_arn = resource_ref(distribution, "arn")
+            self.distribution_domain_name = resource_ref(distribution, "domain_name")
+            return
+        found = aws.cloudfront.get_distribution_output(
+            id=distribution, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        self.distribution_id = pulumi.Output.from_input(distribution)
+        self.distribution_arn = found.apply(lambda result: result.arn)
+        self.distribution_domain_name = found.apply(lambda result: result.domain_name)
+
+    def _distribution(
+        self,
+        name: str,
+        args: StaticSiteArgs,
+        load_balancer: LoadBalancerOrigin,
+        bucket_domain_name: pulumi.Output[str],
+        access_control: aws.cloudfront.OriginAccessControl,
+        child: pulumi.ResourceOptions,
+    ) -> aws.cloudfront.Distribution:
+        """One distribution for the site: the app uncached from the ALB, the static files cached
+        from the bucket, public media from its bucket."""
+        config, domain = args.config, args.domain
+        media_origins, media_behaviours = self._media(name, args.media, access_control, child)
+        return aws.cloudfront.Distribution(
             f"{name}-cdn",
             enabled=True,
             comment=f"{name}: app and static files",
@@ -99,12 +251,12 @@ class StaticSite(pulumi.ComponentResource):
             origins=[
                 {
                     "origin_id": LOAD_BALANCER_ORIGIN,
-                    "domain_name": load_balancer_dns_name,
+                    "domain_name": load_balancer.dns_name,
                     "custom_origin_config": {
                         "http_port": HTTP_PORT,
                         "https_port": HTTPS_PORT,
                         "origin_protocol_policy": (
-                            "https-only" if load_balancer_https else "http-only"
+                            "https-only" if load_balancer.https else "http-only"
                         ),
                         "origin_ssl_protocols": ["TLSv1.2"],
                         "origin_read_timeout": ORIGIN_READ_TIMEOUT_SECONDS,
@@ -112,13 +264,13 @@ class StaticSite(pulumi.ComponentResource):
                     "custom_headers": [
                         {
                             "name": ORIGIN_VERIFY_HEADER,
-                            "value": pulumi.Output.secret(origin_verify_secret),
+                            "value": pulumi.Output.secret(load_balancer.origin_verify_secret),
                         }
                     ],
                 },
                 {
                     "origin_id": BUCKET_ORIGIN,
-                    "domain_name": bucket.bucket_regional_domain_name,
+                    "domain_name": bucket_domain_name,
                     "origin_access_control_id": access_control.id,
                 },
                 *media_origins,
@@ -161,41 +313,7 @@ class StaticSite(pulumi.ComponentResource):
                 if domain
                 else {"cloudfront_default_certificate": True}
             ),
-            tags=tags,
             opts=child.merge(pulumi.ResourceOptions(additional_secret_outputs=["origins"])),
-        )
-
-        aws.s3.BucketPolicy(
-            f"{name}-static",
-            bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, distribution.arn).apply(
-                lambda arns: static_bucket_policy(arns[0], arns[1], config.prefix)
-            ),
-            # With the public access block in place first, S3 judges the policy as intended.
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[public_access_block])),
-        )
-
-        self.bucket_name = bucket.bucket
-        self.bucket_arn = bucket.arn
-        self.distribution_id = distribution.id
-        self.distribution_arn = distribution.arn
-        self.distribution_domain_name = distribution.domain_name
-        self.site_url = (
-            pulumi.Output.from_input(f"https://{domain.name}")
-            if domain
-            else distribution.domain_name.apply(lambda host: f"https://{host}")
-        )
-        self.static_url = self.site_url.apply(lambda url: f"{url}/{config.prefix}")
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "bucket_arn": self.bucket_arn,
-                "distribution_id": self.distribution_id,
-                "distribution_arn": self.distribution_arn,
-                "distribution_domain_name": self.distribution_domain_name,
-                "site_url": self.site_url,
-                "static_url": self.static_url,
-            }
         )
 
     def _media(
@@ -213,7 +331,7 @@ class StaticSite(pulumi.ComponentResource):
         a Content-Security-Policy that lets no uploaded HTML or SVG run script as the site."""
         if media is None:
             return [], []
-        headers = aws.cloudfront.ResponseHeadersPolicy(
+        headers = self.media_headers_policy = aws.cloudfront.ResponseHeadersPolicy(
             f"{name}-media",
             comment=f"{name}: security headers of uploaded media",
             security_headers_config={

@@ -10,17 +10,24 @@ SIGTERM and the app's graceful time to finish the requests it holds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
 
+from pulumi_django.components.args import arg
 from pulumi_django.components.local.containers import (
     HealthCheck,
     env_list,
     long_running,
     on_network,
 )
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.local import LocalConfig
+from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.app_server import (
     CPU_UNITS_PER_VCPU,
     app_server_command,
@@ -43,57 +50,101 @@ def replica_health_check(port: int, path: str) -> HealthCheck:
     return HealthCheck(["CMD", "python", "-c", probe])
 
 
+@dataclass(frozen=True, kw_only=True)
+class LocalAppReplicasArgs:
+    """What the replicas run, how many, and what they are attached to."""
+
+    image: pulumi.Input[str] = arg(
+        "The image the replicas run (an image ID or name). `LocalSite` passes the migration "
+        "job's gate, so the replicas start only once the migrations succeeded."
+    )
+    network_name: pulumi.Input[str] = arg(
+        "The private Docker network the replicas join (the proxy and the data containers are "
+        "on it)."
+    )
+    stop_timeout_seconds: int = arg(
+        "How long Docker (and Pulumi's delete) waits after SIGTERM before it kills a replica: "
+        "longer than `app.gracefulTimeoutSeconds`. `LocalSite` passes that plus 10 s."
+    )
+    app: AppConfig = arg(
+        "The app section: the server (Gunicorn or Uvicorn) and its settings, the port and the "
+        "health path. Default: the section's defaults.",
+        default_factory=AppConfig,
+    )
+    fleet: FleetConfig = arg(
+        "Each replica's CPU and memory limits (`cpu`, `memory`), and the default worker "
+        "count. Default: the section's defaults (512 CPU units, 1024 MiB).",
+        default_factory=FleetConfig,
+    )
+    load_balancer: LoadBalancerConfig = arg(
+        "Its `idleTimeoutSeconds` sets the app server's keep-alive (5 s longer), as on AWS. "
+        "Default: the section's defaults.",
+        default_factory=LoadBalancerConfig,
+    )
+    local: LocalConfig = arg(
+        "The local section: `replicas`, how many containers run. Default: the section's "
+        "defaults (2 replicas).",
+        default_factory=LocalConfig,
+    )
+    environment: Mapping[str, pulumi.Input[str]] = arg(
+        "The app's environment (database, cache, media, Django settings); a secret value keeps "
+        "its entry secret. Default: none.",
+        default_factory=dict,
+    )
+    mounts: Sequence[docker.ContainerMountArgs] = arg(
+        "Volumes every replica shares (the media volume). Default: none.", default=()
+    )
+
+
 class LocalAppReplicas(pulumi.ComponentResource):
-    """`config.local.replicas` app containers; `upstreams` lists them as `name:port`."""
+    """`local.replicas` app containers; `upstreams` lists them as `name:port`."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.FLEET, "pulumi-django:local:AppReplicas"),
+    )
 
     names: pulumi.Output[list[str]]
     upstreams: pulumi.Output[list[str]]
+    replicas: list[docker.Container]
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: StackConfig,
-        image: pulumi.Input[str],
-        network_name: pulumi.Input[str],
-        environment: Mapping[str, pulumi.Input[str]],
-        mounts: Sequence[docker.ContainerMountArgs] = (),
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: LocalAppReplicasArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`mounts`: volumes every replica shares (the media volume)."""
         super().__init__("pulumi-django:local:AppReplicas", name, None, opts)
         settings = app_server_settings(
-            config,
+            app=args.app,
+            fleet=args.fleet,
+            load_balancer=args.load_balancer,
             bind_host="0.0.0.0",  # noqa: S104 - inside the container; no port is published
             forwarded_allow_ips=TRUSTED_PEERS,
         )
-        health = replica_health_check(settings.port, config.app.health_check_path)
-        envs = env_list(environment)
-        replicas = [
+        health = replica_health_check(settings.port, args.app.health_check_path)
+        envs = env_list(args.environment)
+        self.replicas = [
             docker.Container(
                 # No fixed container name: the replacement and the old one coexist for a while.
                 f"{name}-{number}",
-                image=image,
+                image=args.image,
                 command=app_server_command(settings),
                 envs=envs,
                 # The app user of the AWS task, whatever the image's USER: it owns the media.
                 user=DEFAULT_APP_USER,
-                networks_advanced=on_network(network_name),
-                mounts=list(mounts) or None,
+                networks_advanced=on_network(args.network_name),
+                mounts=list(args.mounts) or None,
                 healthcheck=health.args(),
                 wait=True,
                 wait_timeout=health.wait_timeout_seconds,
                 read_only=True,
                 tmpfs={APP_TMP_PATH: APP_TMP_MOUNT},
                 capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-                memory=config.fleet.memory,
-                cpus=f"{config.fleet.cpu / CPU_UNITS_PER_VCPU:g}",
-                **long_running(config.stop_timeout_seconds),
+                memory=args.fleet.memory,
+                cpus=f"{args.fleet.cpu / CPU_UNITS_PER_VCPU:g}",
+                **long_running(args.stop_timeout_seconds),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for number in range(1, config.local.replicas + 1)
+            for number in range(1, args.local.replicas + 1)
         ]
-        self.names = pulumi.Output.all(*[replica.name for replica in replicas])
+        self.names = pulumi.Output.all(*[replica.name for replica in self.replicas])
         self.upstreams = self.names.apply(
             lambda names: [f"{replica}:{settings.port}" for replica in names]
         )

@@ -16,9 +16,12 @@ release's image, as root and with no network, gives the volume's root directory 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 
+from pulumi_django.components.args import arg
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.providers.local_media import LocalMediaOwnerVerdict
 from pulumi_django.rendering.container_definitions import DEFAULT_APP_USER
@@ -35,28 +38,44 @@ GIVE_TO_APP_USER = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class LocalMediaArgs:
+    """The uploads' settings, and the image that makes the volume the app user's."""
+
+    image: pulumi.Input[str] = arg(
+        "An image with Python (the release's app image): a one-off container of it, as root "
+        "and without a network, gives the fresh volume to the app user."
+    )
+    config: MediaConfig = arg(
+        "The media section: `urlPath`, which the app is told (MEDIA_URL) and the proxy serves "
+        "the volume under. Default: the section's defaults.",
+        default_factory=MediaConfig,
+    )
+
+
 class LocalMedia(pulumi.ComponentResource):
     """The media volume, made writable for the app user; `mount` attaches it to a container."""
 
     volume_name: pulumi.Output[str]
     environment: dict[str, str]
+    config: MediaConfig
+    volume: docker.Volume
+    owner: docker.Container
+    owner_verdict: LocalMediaOwnerVerdict
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: MediaConfig,
-        image: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: LocalMediaArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:local:Media", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = docker.Volume(f"{name}-files", name=f"{name}-files", opts=child)
-        self.volume_name = volume.name
+        # Kept: the proxy serves the volume under the same `urlPath` the app is told.
+        self.config = args.config
+        self.volume = docker.Volume(f"{name}-files", name=f"{name}-files", opts=child)
+        self.volume_name = self.volume.name
         uid, gid = DEFAULT_APP_USER.split(":")
-        owner = docker.Container(
+        self.owner = docker.Container(
             f"{name}-owner",
-            image=image,
+            image=args.image,
             entrypoints=["python"],
             command=["-c", GIVE_TO_APP_USER, LOCAL_MEDIA_MOUNT, uid, gid],
             user="0:0",
@@ -69,9 +88,11 @@ class LocalMedia(pulumi.ComponentResource):
         )
         # Docker reports a failed one-off container as created: judge its exit status, so that
         # whatever waits for this component never starts on a volume it cannot write.
-        LocalMediaOwnerVerdict(f"{name}-owner", container=owner, owner=DEFAULT_APP_USER, opts=child)
+        self.owner_verdict = LocalMediaOwnerVerdict(
+            f"{name}-owner", container=self.owner, owner=DEFAULT_APP_USER, opts=child
+        )
         # What the replicas and the migration job are told (docs/media.md).
-        self.environment = local_media_environment(config, LOCAL_MEDIA_ROOT)
+        self.environment = local_media_environment(args.config, LOCAL_MEDIA_ROOT)
         self.register_outputs({"volume_name": self.volume_name})
 
     def mount(self, target: str, *, read_only: bool = False) -> docker.ContainerMountArgs:

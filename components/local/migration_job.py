@@ -11,84 +11,130 @@ docs/migrations-in-the-release.md explains the order and the failures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
 
+from pulumi_django.components.args import arg
 from pulumi_django.components.local.containers import env_list, on_network
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobVerdict
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
+from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
 from pulumi_django.rendering.container_definitions import DEFAULT_APP_USER
 
 
-class LocalMigrationJob(pulumi.ComponentResource):
-    """Checks, then applies, the release's migrations in containers of the new image."""
+@dataclass(frozen=True, kw_only=True)
+class LocalMigrationJobArgs:
+    """The release's image and what its one-off containers are attached to."""
 
+    settings_module: str = arg(
+        "The Django settings module the safety check loads (`app.settingsModule`)."
+    )
+    image: pulumi.Input[str] = arg("The release's app image the check and the job run.")
+    network_name: pulumi.Input[str] = arg(
+        "The private Docker network the containers join, where the database is."
+    )
+    environment: Mapping[str, pulumi.Input[str]] = arg(
+        "The app's environment (database, cache, media, Django settings), as the replicas get "
+        "it; a secret value keeps its entry secret."
+    )
+    config: MigrationsConfig = arg(
+        "The migrations section: whether the check runs, the acknowledged migrations, the "
+        "command, the further release commands and the timeout. Default: the section's "
+        "defaults (check on, `python manage.py migrate --noinput`, 900 s).",
+        default_factory=MigrationsConfig,
+    )
+    mounts: Sequence[docker.ContainerMountArgs] = arg(
+        "The replicas' shared volumes (media), which a data migration may write. Default: none.",
+        default=(),
+    )
+    after: Sequence[pulumi.Resource] = arg(
+        "What the check (or, with the check off, the job) waits for: the release's earlier "
+        "steps (the static release, the data containers). Default: nothing.",
+        default=(),
+    )
+
+
+class LocalMigrationJob(pulumi.ComponentResource):
+    """Checks, then applies, the release's migrations in containers of the new image.
+
+    `check_container` and `check_verdict` are None with `migrations.check` off; `job_container`
+    and `job_verdict` always exist."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:LocalCheckVerdict"),
+        ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:LocalJobVerdict"),
+    )
+
+    check_container: docker.Container | None
+    check_verdict: LocalCheckVerdict | None
+    job_container: docker.Container
+    job_verdict: LocalJobVerdict
     gate: pulumi.Output[str]
     exit_code: pulumi.Output[int]
     applied_migrations: pulumi.Output[list[str]]
 
     def __init__(
-        self,
-        name: str,
-        *,
-        config: MigrationsConfig,
-        settings_module: str,
-        image: pulumi.Input[str],
-        network_name: pulumi.Input[str],
-        environment: Mapping[str, pulumi.Input[str]],
-        after: Sequence[pulumi.Resource] = (),
-        mounts: Sequence[docker.ContainerMountArgs] = (),
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: LocalMigrationJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`mounts`: the replicas' shared volumes (media), which a data migration may write."""
         super().__init__("pulumi-django:local:MigrationJob", name, None, opts)
-        envs = env_list(environment)
+        config = args.config
+        envs = env_list(args.environment)
+        self.check_container = None
 
         def one_off(
             suffix: str, command: list[str], waits_for: list[pulumi.Resource]
         ) -> docker.Container:
             return docker.Container(
                 f"{name}-{suffix}",
-                image=image,
+                image=args.image,
                 command=command,
                 envs=envs,
                 # As the replicas and the AWS task run: the app user.
                 user=DEFAULT_APP_USER,
-                networks_advanced=on_network(network_name),
-                mounts=list(mounts) or None,
+                networks_advanced=on_network(args.network_name),
+                mounts=list(args.mounts) or None,
                 attach=True,
                 logs=True,
                 must_run=False,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
             )
 
-        job_waits_for: list[pulumi.Resource] = list(after)
-        if config.check:
-            check = one_off("check", check_command(settings_module), list(after))
-            check_verdict = LocalCheckVerdict(
+        def check(waits_for: list[pulumi.Resource]) -> LocalCheckVerdict:
+            self.check_container = one_off("check", check_command(args.settings_module), waits_for)
+            return LocalCheckVerdict(
                 f"{name}-check-verdict",
-                container=check,
+                container=self.check_container,
                 acknowledged=acknowledgement_reasons(config.acknowledged),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[check]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.check_container]),
             )
-            job_waits_for = [check_verdict]
+
         commands = release_commands(config.command, config.release_commands)
-        job = one_off("job", release_command(commands, config.timeout_seconds), job_waits_for)
-        job_verdict = LocalJobVerdict(
-            f"{name}-job-verdict",
-            container=job,
-            image=image,
-            commands=commands,
-            timeout_seconds=config.timeout_seconds,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[job]),
+
+        def job(waits_for: list[pulumi.Resource]) -> LocalJobVerdict:
+            self.job_container = one_off(
+                "job", release_command(commands, config.timeout_seconds), waits_for
+            )
+            return LocalJobVerdict(
+                f"{name}-job-verdict",
+                container=self.job_container,
+                image=args.image,
+                commands=commands,
+                timeout_seconds=config.timeout_seconds,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.job_container]),
+            )
+
+        self.check_verdict, self.job_verdict = check_then_job(
+            check_enabled=config.check, after=args.after, check=check, job=job
         )
-        self.gate = job_verdict.image
-        self.exit_code = job_verdict.exit_code
-        self.applied_migrations = job_verdict.applied_migrations
+        self.gate = self.job_verdict.image
+        self.exit_code = self.job_verdict.exit_code
+        self.applied_migrations = self.job_verdict.applied_migrations
         self.register_outputs(
             {
                 "gate": self.gate,

@@ -9,53 +9,78 @@ deleted only after it, at the end of the update. A verdict fails `pulumi up` if 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pulumi
 import pulumi_docker as docker
 
+from pulumi_django.components.args import arg
 from pulumi_django.components.local.containers import LOOPBACK, on_network
 from pulumi_django.providers.local_release import LocalSwitchVerdict
+from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.local_proxy import ProxyControl, render_switch
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalProxySwitchArgs:
+    """The running proxy, the config it should serve, and the URL that proves it does."""
+
+    control: ProxyControl = arg(
+        "The proxy's server (nginx or Caddy) and where its shared config files are."
+    )
+    config_text: pulumi.Input[str] = arg(
+        "The rendered config to serve; it names the new replicas, so the switch waits for them."
+    )
+    image: pulumi.Input[str] = arg(
+        "The proxy's image: the switch checks the config with the same server version."
+    )
+    network_name: pulumi.Input[str] = arg(
+        "The private network: the check resolves the replicas' names, the probe reaches the proxy."
+    )
+    config_volume: pulumi.Input[str] = arg("The volume the proxy container reads its config from.")
+    probe_url: str = arg("The health URL asked through the proxy once it serves the config.")
+    proxy: docker.Container = arg("The proxy container: the switch runs once it exists.")
 
 
 class LocalProxySwitch(pulumi.ComponentResource):
     """Hands `config_text` to the running proxy and waits until it serves it."""
 
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch"),
+    )
+
+    switch_log: pulumi.Output[str]
+    container: docker.Container
+    verdict: LocalSwitchVerdict
+
     def __init__(
-        self,
-        name: str,
-        *,
-        control: ProxyControl,
-        config_text: pulumi.Input[str],
-        image: pulumi.Input[str],
-        network_name: pulumi.Input[str],
-        config_volume: pulumi.Input[str],
-        probe_url: str,
-        proxy: docker.Container,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: LocalProxySwitchArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:local:ProxySwitch", name, None, opts)
-        switch = docker.Container(
+        control = args.control
+        self.container = docker.Container(
             f"{name}-run",
-            image=image,
+            image=args.image,
             entrypoints=["/bin/sh", "-c"],
-            command=[render_switch(control, probe_url=probe_url, probe_host=LOOPBACK)],
-            uploads=[docker.ContainerUploadArgs(file=control.new_config, content=config_text)],
+            command=[render_switch(control, probe_url=args.probe_url, probe_host=LOOPBACK)],
+            uploads=[docker.ContainerUploadArgs(file=control.new_config, content=args.config_text)],
             # On the network: `nginx -t` resolves the replicas' names, the probe reaches the proxy.
-            networks_advanced=on_network(network_name),
+            networks_advanced=on_network(args.network_name),
             volumes=[
                 docker.ContainerVolumeArgs(
-                    volume_name=config_volume, container_path=control.config_dir
+                    volume_name=args.config_volume, container_path=control.config_dir
                 )
             ],
             attach=True,
             logs=True,
             must_run=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[proxy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.proxy]),
         )
-        verdict = LocalSwitchVerdict(
+        self.verdict = LocalSwitchVerdict(
             f"{name}-verdict",
-            container=switch,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[switch]),
+            container=self.container,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
         )
-        self.switch_log = verdict.switch_log
+        self.switch_log = self.verdict.switch_log
         self.register_outputs({"switch_log": self.switch_log})

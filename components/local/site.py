@@ -8,19 +8,20 @@ the running replicas and the proxy's config untouched. docs/local-docker.md expl
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pulumi
 import pulumi_docker as docker
 
-from pulumi_django.components.local.app import LocalAppReplicas
-from pulumi_django.components.local.app_image import LocalAppImage
+from pulumi_django.components.local.app import LocalAppReplicas, LocalAppReplicasArgs
+from pulumi_django.components.local.app_image import LocalAppImage, LocalAppImageArgs
 from pulumi_django.components.local.containers import LOOPBACK
-from pulumi_django.components.local.data import LocalData
-from pulumi_django.components.local.media import LocalMedia
-from pulumi_django.components.local.migration_job import LocalMigrationJob
-from pulumi_django.components.local.proxy import LocalProxy
-from pulumi_django.components.local.static import LocalStaticRelease
+from pulumi_django.components.local.data import LocalData, LocalDataArgs
+from pulumi_django.components.local.media import LocalMedia, LocalMediaArgs
+from pulumi_django.components.local.migration_job import (
+    LocalMigrationJob,
+    LocalMigrationJobArgs,
+)
+from pulumi_django.components.local.proxy import LocalProxy, LocalProxyArgs
+from pulumi_django.components.local.static import LocalStaticRelease, LocalStaticReleaseArgs
 from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
 from pulumi_django.rendering.app_server import app_environment_defaults
@@ -32,7 +33,25 @@ LOCAL_HOSTS = (LOOPBACK, "localhost")
 
 
 class LocalSite(Site):
-    """The AWS architecture in containers: replicas behind nginx or Caddy, PostgreSQL, Redis."""
+    """The AWS architecture in containers: replicas behind nginx or Caddy, PostgreSQL, Redis.
+
+    The one place that maps the stack config to the local components' args; each component is
+    an attribute (`network`, `data`, `image`, `static`, `media`, `migration`, `replicas`,
+    `proxy`) whose own attributes are its resources."""
+
+    STACK_OUTPUTS = (*Site.STACK_OUTPUTS, "app_containers", "proxy_container", "media_volume")
+    app_containers: pulumi.Output[list[str]]
+    proxy_container: pulumi.Output[str]
+    media_volume: pulumi.Output[str] | None
+
+    network: docker.Network
+    data: LocalData
+    image: LocalAppImage
+    static: LocalStaticRelease
+    media: LocalMedia | None
+    migration: LocalMigrationJob
+    replicas: LocalAppReplicas
+    proxy: LocalProxy
 
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
@@ -40,26 +59,32 @@ class LocalSite(Site):
         super().__init__("pulumi-django:site:LocalSite", name, config, opts)
         port = config.local.http_port
         url = f"http://{LOOPBACK}:{port}"
-        static_url = static_url_prefix(config)
+        static_url = static_url_prefix(config.static)
 
         # User-defined, so containers find each other by name; nothing else is attached to it.
-        network = docker.Network(f"{name}-network", name=name, driver="bridge", opts=self.child())
-        data = LocalData(name, config=config, network_name=network.name, opts=self.child())
-        image = LocalAppImage(
-            f"{name}-app-image", app=config.app, project_dir=Path.cwd(), opts=self.child()
+        self.network = docker.Network(
+            f"{name}-network", name=name, driver="bridge", opts=self.child()
         )
-        static = LocalStaticRelease(
+        network_name = self.network.name
+        self.data = LocalData(
+            name,
+            LocalDataArgs(network_name=network_name, local=config.local, database=config.database),
+            opts=self.child(),
+        )
+        self.image = LocalAppImage(
+            f"{name}-app-image", LocalAppImageArgs(app=config.app), opts=self.child()
+        )
+        image = self.image.ref
+        self.static = LocalStaticRelease(
             f"{name}-static",
-            image=image.ref,
-            release_id=image.ref,
-            static_root=config.app.static_root,
-            prefix=config.static.prefix,
-            keep=config.static.keep_releases,
+            LocalStaticReleaseArgs(image=image, config=config.static, app=config.app),
             opts=self.child(),
         )
         # Uploads: a volume of their own, which the static release never mounts.
-        media = (
-            LocalMedia(f"{name}-media", config=config.media, image=image.ref, opts=self.child())
+        self.media = media = (
+            LocalMedia(
+                f"{name}-media", LocalMediaArgs(image=image, config=config.media), opts=self.child()
+            )
             if config.media.enabled
             else None
         )
@@ -68,51 +93,67 @@ class LocalSite(Site):
             **config.app.environment,
             "DJANGO_SETTINGS_MODULE": config.app.settings_module,
             "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,
-            "DJANGO_SECRET_KEY": django_secret_key(name, config, SECRET_KEY_LENGTH, self.child()),
+            "DJANGO_SECRET_KEY": django_secret_key(
+                name, config.secret_key, SECRET_KEY_LENGTH, self.child()
+            ),
             "DJANGO_ALLOWED_HOSTS": ",".join(LOCAL_HOSTS),
             "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(
                 f"http://{host}:{port}" for host in LOCAL_HOSTS
             ),
             "STATIC_URL": static_url,
             **(media.environment if media else {}),
-            **data.environment,
+            **self.data.environment,
         }
         media_mounts = [media.mount(LOCAL_MEDIA_ROOT)] if media else []
-        migration = LocalMigrationJob(
+        self.migration = LocalMigrationJob(
             f"{name}-migrate",
-            config=config.migrations,
-            settings_module=config.app.settings_module,
-            image=image.ref,
-            network_name=network.name,
-            environment=environment,
-            after=[static, data, *([media] if media else [])],
-            mounts=media_mounts,
+            LocalMigrationJobArgs(
+                config=config.migrations,
+                settings_module=config.app.settings_module,
+                image=image,
+                network_name=network_name,
+                environment=environment,
+                after=[self.static, self.data, *([media] if media else [])],
+                mounts=media_mounts,
+            ),
             opts=self.child(),
         )
-        replicas = LocalAppReplicas(
+        self.replicas = LocalAppReplicas(
             f"{name}-app",
-            config=config,
-            # Resolved only once the migrations succeeded: the replicas wait for them.
-            image=migration.gate,
-            network_name=network.name,
-            environment=environment,
-            mounts=media_mounts,
+            LocalAppReplicasArgs(
+                # Resolved only once the migrations succeeded: the replicas wait for them.
+                image=self.migration.gate,
+                network_name=network_name,
+                stop_timeout_seconds=config.stop_timeout_seconds,
+                app=config.app,
+                fleet=config.fleet,
+                load_balancer=config.load_balancer,
+                local=config.local,
+                environment=environment,
+                mounts=media_mounts,
+            ),
             opts=self.child(),
         )
-        proxy = LocalProxy(
+        self.proxy = LocalProxy(
             f"{name}-proxy",
-            config=config,
-            network_name=network.name,
-            static_volume=static.volume_name,
-            upstreams=replicas.upstreams,
-            media=media,
+            LocalProxyArgs(
+                network_name=network_name,
+                upstreams=self.replicas.upstreams,
+                static_volume=self.static.volume_name,
+                stop_timeout_seconds=config.stop_timeout_seconds,
+                media=media,
+                config=config.proxy,
+                local=config.local,
+                app=config.app,
+                load_balancer=config.load_balancer,
+                static=config.static,
+            ),
             opts=self.child(),
         )
-        self.finish(
-            url=url,
-            static_url=static_url,
-            release_id=image.ref,
-            appContainers=replicas.names,
-            proxyContainer=proxy.container_name,
-            **({"mediaVolume": media.volume_name} if media else {}),
-        )
+        self.url = pulumi.Output.from_input(url)
+        self.static_url = pulumi.Output.from_input(static_url)
+        self.release_id = image
+        self.app_containers = self.replicas.names
+        self.proxy_container = self.proxy.container_name
+        self.media_volume = media.volume_name if media else None
+        self.register_outputs(self.exports)

@@ -10,13 +10,19 @@ into the container with a few lines that call it on the volume. The image's Pyth
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
 
 from pulumi_django import static_publish
+from pulumi_django.components.args import arg
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.static import StaticConfig
 from pulumi_django.providers.local_release import LocalStaticVerdict
+from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.proxy import LOCAL_STATIC_MOUNT
 
 # The engine inside the publisher container; /tmp exists in every image.
@@ -59,39 +65,65 @@ def publisher_command(
     return ["-c", PUBLISHER, engine_dir, source, target, release_id, prefix, str(keep)]
 
 
+@dataclass(frozen=True, kw_only=True)
+class LocalStaticReleaseArgs:
+    """Which image's static files are published, as which release, and how many are kept."""
+
+    image: pulumi.Input[str] = arg(
+        "The release's image (an image ID or name): its `app.staticRoot` holds the collected "
+        "files, and its Python (3.11+) runs the publisher."
+    )
+    release_id: pulumi.Input[str] | None = arg(
+        "The release's name in the volume's manifests. Default (None): `image`, so every new "
+        "image is a new release.",
+        default=None,
+    )
+    config: StaticConfig = arg(
+        "The static section: the URL `prefix` the files are published under and "
+        "`keepReleases`, how many releases' files stay for replicas still running them. "
+        "Default: the section's defaults.",
+        default_factory=StaticConfig,
+    )
+    app: AppConfig = arg(
+        "The app section: `staticRoot`, where the image holds the collected files. Default: "
+        "the section's defaults.",
+        default_factory=AppConfig,
+    )
+
+
 class LocalStaticRelease(pulumi.ComponentResource):
     """The static-files volume and this release's publish into it."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.STATIC, "pulumi-django:local:StaticRelease"),
+    )
 
     volume_name: pulumi.Output[str]
     release_id: pulumi.Output[str]
     kept_releases: pulumi.Output[list[str]]
+    volume: docker.Volume
+    publisher: docker.Container
+    verdict: LocalStaticVerdict
 
     def __init__(
-        self,
-        name: str,
-        *,
-        image: pulumi.Input[str],
-        release_id: pulumi.Input[str],
-        static_root: str,
-        prefix: str,
-        keep: int,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: LocalStaticReleaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pulumi-django:local:StaticRelease", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = docker.Volume(f"{name}-files", name=f"{name}-files", opts=child)
+        release_id = args.image if args.release_id is None else args.release_id
+        self.volume = docker.Volume(f"{name}-files", name=f"{name}-files", opts=child)
         engine = Path(static_publish.__file__)
-        publisher = docker.Container(
+        self.publisher = docker.Container(
             f"{name}-publish",
-            image=image,
+            image=args.image,
             entrypoints=["python"],
             command=publisher_command(
                 engine_file=ENGINE_FILE,
-                source=static_root,
+                source=args.app.static_root,
                 target=LOCAL_STATIC_MOUNT,
                 release_id=release_id,
-                prefix=prefix,
-                keep=keep,
+                prefix=args.config.prefix,
+                keep=args.config.keep_releases,
             ),
             envs=["PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"],
             # A fresh named volume belongs to root; the files it gets are world-readable.
@@ -99,7 +131,7 @@ class LocalStaticRelease(pulumi.ComponentResource):
             network_mode="none",
             volumes=[
                 docker.ContainerVolumeArgs(
-                    volume_name=volume.name, container_path=LOCAL_STATIC_MOUNT
+                    volume_name=self.volume.name, container_path=LOCAL_STATIC_MOUNT
                 )
             ],
             # Read from this package at `pulumi up`; the hash makes a changed engine run again.
@@ -115,15 +147,15 @@ class LocalStaticRelease(pulumi.ComponentResource):
             must_run=False,
             opts=child,
         )
-        verdict = LocalStaticVerdict(
+        self.verdict = LocalStaticVerdict(
             f"{name}-verdict",
-            container=publisher,
+            container=self.publisher,
             release_id=release_id,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[publisher]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.publisher]),
         )
-        self.volume_name = volume.name
-        self.release_id = verdict.release_id
-        self.kept_releases = verdict.kept_releases
+        self.volume_name = self.volume.name
+        self.release_id = self.verdict.release_id
+        self.kept_releases = self.verdict.kept_releases
         self.register_outputs(
             {
                 "volume_name": self.volume_name,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import PulumiDjangoError
 from .migration_check.runner import OFFLINE_APP_ENVIRONMENT
 
 PROBE = Path(__file__).resolve().with_name("app_probe.py")
@@ -33,7 +33,7 @@ SETTINGS_VARIABLE = "DJANGO_SETTINGS_MODULE"
 ENTRY_POINT_FILES = ("wsgi.py", "asgi.py")
 
 
-class AppDiscoveryError(UsageError):
+class AppDiscoveryError(PulumiDjangoError):
     """The app could not be inspected; the one-line message says what to fix."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pulumi
 
 from pulumi_django.config.app import AppConfig
+from pulumi_django.errors import PulumiDjangoError
 
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 TAG_LENGTH = 24
@@ -167,14 +168,18 @@ def context_digest(context: Path, dockerfile: Path, platform: str) -> str:
     return digest.hexdigest()
 
 
+class BuildContextError(PulumiDjangoError, pulumi.RunError):
+    """The app's build context or Dockerfile cannot make the image; Pulumi prints it as one line."""
+
+
 def build_paths(app: AppConfig, project_dir: Path) -> tuple[Path, Path]:
     """The context and Dockerfile, checked before anything is registered."""
     context = (project_dir / app.context).resolve()
     dockerfile = context / app.dockerfile
     if not context.is_dir():
-        raise pulumi.RunError(f"django:app.context: {context} is not a directory")
+        raise BuildContextError(f"django:app.context: {context} is not a directory")
     if not dockerfile.is_file():
-        raise pulumi.RunError(f"django:app.dockerfile: {dockerfile} does not exist")
+        raise BuildContextError(f"django:app.dockerfile: {dockerfile} does not exist")
     return context, dockerfile
 
 

@@ -20,14 +20,17 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, settings
+from pulumi.runtime._callbacks import _CallbackServicer
+from pulumi.runtime.proto import alias_pb2, callback_pb2, resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from pulumi_django._mock_answers import MOCK_ACCOUNT
 
 UNKNOWN = "[unknown]"
 # How a secret value reads in a recording, a plan and a stack file shown by the CLI.
 SECRET = "[secret]"  # noqa: S105 (the mask, not a password)
 STACK_TYPE = "pulumi:pulumi:Stack"
-MOCK_ACCOUNT = "123456789012"
 
 # Markers of the engine's wire format (sdk/go/common/resource/sig).
 _SIG = "4dabf18193072939515e22adb298388d"
@@ -288,7 +291,51 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "id": args.get("id", "vpc-0123456789abcdef0"),
         "cidrBlock": "172.31.0.0/16",
     },
+    # Lookups of the children a program brings by name, id or ARN.
+    "aws:lb/getLoadBalancer:getLoadBalancer": lambda args, region: _load_balancer(
+        args.get("arn")
+        or f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:"
+        f"loadbalancer/app/{args.get('name', 'alb')}/0123456789abcdef",
+        region,
+    ),
+    "aws:ecr/getRepository:getRepository": lambda args, region: {
+        "id": args["name"],
+        "name": args["name"],
+        "arn": f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{args['name']}",
+        "registryId": MOCK_ACCOUNT,
+        "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{args['name']}",
+    },
+    "aws:s3/getBucket:getBucket": lambda args, region: {
+        "id": args["bucket"],
+        "bucket": args["bucket"],
+        "arn": f"arn:aws:s3:::{args['bucket']}",
+        "region": region,
+        "bucketDomainName": f"{args['bucket']}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{args['bucket']}.s3.{region}.amazonaws.com",
+    },
+    "aws:cloudfront/getDistribution:getDistribution": lambda args, _r: {
+        "id": args["id"],
+        "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{args['id']}",
+        "domainName": f"d{hashlib.sha256(args['id'].encode()).hexdigest()[:13]}.cloudfront.net",
+        "hostedZoneId": "Z2FDTNDATAQYW2",
+        "enabled": True,
+        "status": "Deployed",
+    },
 }
+
+
+def _load_balancer(arn: str, region: str) -> dict[str, Any]:
+    """An ALB as `aws.lb.get_load_balancer` describes it; its ARN suffix is `app/NAME/ID`."""
+    suffix = arn.split(":loadbalancer/", 1)[-1]
+    name = suffix.split("/")[1]
+    return {
+        "id": arn,
+        "arn": arn,
+        "arnSuffix": suffix,
+        "name": name,
+        "dnsName": f"{name}-123456.{region}.elb.amazonaws.com",
+        "zoneId": "Z35SXDOTRQ7X7K",
+    }
 
 
 class PlanMocks(mocks.Mocks):
@@ -310,11 +357,20 @@ class PlanMocks(mocks.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """The SDK's mock monitor, plus a record of every register request, with real URNs."""
+    """The SDK's mock monitor, plus a record of every register request, with real URNs.
+
+    It also runs the `transforms` resource option, which the engine runs and the SDK's mock
+    monitor does not: without them a user's unit test, or `pulumi-django plan`, would show
+    resources as they were declared rather than as they would be deployed."""
 
     def __init__(self, project_mocks: mocks.Mocks) -> None:
         super().__init__(project_mocks)
         self.recorded: list[RecordedResource] = []
+        # What the engine keeps to find a resource's inherited transforms: each registered
+        # URN's parent and own transforms, and the stack's transforms.
+        self._parents: dict[str, str] = {}
+        self._own_transforms: dict[str, list[callback_pb2.Callback]] = {}
+        self._stack_transform_callbacks: list[callback_pb2.Callback] = []
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine qualifies a type with every ancestor's type, the root stack's excepted.
@@ -327,8 +383,15 @@ class RecordingMonitor(mocks.MockMonitor):
             [settings.get_stack(), settings.get_project(), qualified, name]
         )
 
+    def RegisterStackTransform(self, request: callback_pb2.Callback) -> Any:
+        self._stack_transform_callbacks.append(request)
+        return super().RegisterStackTransform(request)
+
     def RegisterResource(self, request: Any) -> Any:
+        request = self._transformed(request)
         response = super().RegisterResource(request)
+        self._parents[response.urn] = request.parent
+        self._own_transforms[response.urn] = list(request.transforms)
         self.recorded.append(
             RecordedResource(
                 urn=response.urn,
@@ -347,6 +410,122 @@ class RecordingMonitor(mocks.MockMonitor):
         )
         return response
 
+    def _transformed(self, request: Any) -> Any:
+        """`request` as the engine hands it on after the transforms: the resource's own, then
+        each ancestor's from its parent up, then the stack's (pulumi's resource monitor,
+        `RegisterResource` in pkg/resource/deploy/source_eval.go)."""
+        callbacks = list(request.transforms)
+        ancestor = request.parent
+        while ancestor:
+            callbacks += self._own_transforms.get(ancestor, [])
+            ancestor = self._parents.get(ancestor, "")
+        callbacks += self._stack_transform_callbacks
+        if not callbacks:
+            return request
+        current = resource_pb2.TransformRequest(
+            type=request.type,
+            name=request.name,
+            custom=request.custom,
+            parent=request.parent,
+            properties=request.object,
+            options=_transform_options(request),
+        )
+        for callback in callbacks:
+            response = _run_transform(callback, current)
+            # Like the engine: what a transform leaves unset stays as it was.
+            if response.HasField("properties"):
+                current.properties.CopyFrom(response.properties)
+            if response.HasField("options"):
+                current.options.CopyFrom(response.options)
+        return _with_transform_result(request, current)
+
+
+def _run_transform(
+    callback: callback_pb2.Callback, request: resource_pb2.TransformRequest
+) -> resource_pb2.TransformResponse:
+    """Calls a transform through the SDK's own callback (the one the engine reaches over gRPC),
+    so that it sees the same arguments and its result is serialized the same way. It runs on
+    the program's event loop, which waits for this registration in another thread; an
+    exception the transform raises propagates unchanged."""
+    servicer = next(
+        (each for each in _CallbackServicer._servicers if callback.token in each._callbacks), None
+    )
+    if servicer is None:
+        raise LookupError(f"no transform registered under callback token {callback.token}")
+    function = servicer._callbacks[callback.token]
+
+    async def answer() -> Any:
+        return await function(request.SerializeToString())
+
+    response = asyncio.run_coroutine_threadsafe(answer(), servicer._loop).result()
+    assert isinstance(response, resource_pb2.TransformResponse)
+    return response
+
+
+def _transform_options(request: Any) -> resource_pb2.TransformResourceOptions:
+    """The options a transform receives, read from the register request as the engine does."""
+    options = resource_pb2.TransformResourceOptions(
+        depends_on=request.dependencies,
+        ignore_changes=request.ignoreChanges,
+        replace_on_changes=request.replaceOnChanges,
+        version=request.version,
+        aliases=[
+            *(alias_pb2.Alias(urn=urn) for urn in request.aliasURNs),
+            *request.aliases,
+        ],
+        provider=request.provider,
+        providers=request.providers,
+        plugin_download_url=request.pluginDownloadURL,
+        deleted_with=request.deletedWith,
+        additional_secret_outputs=request.additionalSecretOutputs,
+        plugin_checksums=request.pluginChecksums,
+    )
+    if request.HasField("protect"):
+        options.protect = request.protect
+    if request.HasField("retainOnDelete"):
+        options.retain_on_delete = request.retainOnDelete
+    if request.HasField("customTimeouts"):
+        options.custom_timeouts.CopyFrom(request.customTimeouts)
+    if request.deleteBeforeReplaceDefined or request.deleteBeforeReplace:
+        options.delete_before_replace = request.deleteBeforeReplace
+    return options
+
+
+def _with_transform_result(request: Any, result: resource_pb2.TransformRequest) -> Any:
+    """A copy of the register request carrying the transformed inputs and options."""
+    options = result.options
+    transformed = type(request)()
+    transformed.CopyFrom(request)
+    transformed.object.CopyFrom(result.properties)
+    for field_name, value in (
+        ("dependencies", options.depends_on),
+        ("ignoreChanges", options.ignore_changes),
+        ("replaceOnChanges", options.replace_on_changes),
+        ("additionalSecretOutputs", options.additional_secret_outputs),
+        ("aliasURNs", [alias.urn for alias in options.aliases if alias.HasField("urn")]),
+        ("aliases", [alias for alias in options.aliases if not alias.HasField("urn")]),
+    ):
+        transformed.ClearField(field_name)
+        getattr(transformed, field_name).extend(value)
+    transformed.ClearField("providers")
+    transformed.providers.update(options.providers)
+    transformed.version = options.version
+    transformed.provider = options.provider
+    transformed.pluginDownloadURL = options.plugin_download_url
+    transformed.deletedWith = options.deleted_with
+    transformed.ClearField("protect")
+    if options.HasField("protect"):
+        transformed.protect = options.protect
+    transformed.ClearField("retainOnDelete")
+    if options.HasField("retain_on_delete"):
+        transformed.retainOnDelete = options.retain_on_delete
+    transformed.ClearField("customTimeouts")
+    if options.HasField("custom_timeouts"):
+        transformed.customTimeouts.CopyFrom(options.custom_timeouts)
+    transformed.deleteBeforeReplaceDefined = options.HasField("delete_before_replace")
+    transformed.deleteBeforeReplace = options.delete_before_replace
+    return transformed
+
 
 def _options(request: Any) -> dict[str, Any]:
     timeouts = {
@@ -362,6 +541,10 @@ def _options(request: Any) -> dict[str, Any]:
         "retainOnDelete": request.retainOnDelete,
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "customTimeouts": timeouts,
+        # The URNs a resource was known by: the plan diff matches it with its old self.
+        "aliases": sorted(
+            {alias.urn for alias in request.aliases if alias.urn} | set(request.aliasURNs)
+        ),
     }
     return {name: value for name, value in options.items() if value}
 
@@ -403,6 +586,9 @@ def _mock_runtime(
     finally:
         settings.ROOT.set(None)
         pulumi.runtime.set_all_config({}, [])
+        # A program that failed half-way (a transform that raised, say) leaves its outputs'
+        # tasks in the process-wide settings, where the next program would await them.
+        settings.SETTINGS.outputs.clear()
 
 
 def _close_event_loops() -> None:
@@ -439,11 +625,24 @@ def record(
     Exceptions the program raises (a ConfigError, say) propagate unchanged."""
     region = config.get("aws:region", "us-east-1")
     with _mock_runtime(project, stack, config, secret_keys or [], region) as monitor:
-        _sync_await(run_pulumi_func(program))
+        try:
+            _sync_await(run_pulumi_func(program))
+        except BaseException:
+            _retrieve_failures()
+            raise
         root = settings.get_root_resource()
         exported = getattr(root, "outputs", {}) or {}
         outputs = {name: _resolve(value) for name, value in exported.items()}
     return Recording(project=project, stack=stack, resources=monitor.recorded, outputs=outputs)
+
+
+def _retrieve_failures() -> None:
+    """A program that fails half-way (a transform that raised, say) fails every output still
+    waiting on it with the same exception, which `record` raises. Marked as seen here, so that
+    asyncio does not print each of them as "never retrieved" when it collects them."""
+    for future in [o for o in gc.get_objects() if issubclass(type(o), asyncio.Future)]:
+        if future.done() and not future.cancelled():
+            future.exception()
 
 
 def _resolve(value: Any) -> Any:

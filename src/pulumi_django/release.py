@@ -3,54 +3,74 @@
 image built -> static release published -> migration safety check -> migration job -> app fleet
 updated -> proxy switched to fleet (local only: the proxy container outlives releases)
 
-The stack enforces it with resource dependencies; the offline plan shows it and verifies it;
-the release rehearsal walks the same steps on real servers.
+The order is `release_steps.Step`'s; which resources carry out each step is what the components
+declare (`release_roles`), read here into `RELEASE_STEPS`. The stack enforces the order with
+resource dependencies; the offline plan shows it and verifies it; the release rehearsal walks
+the same steps on real servers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
+from .components.aws.app_image import AppImage
+from .components.aws.app_service import AppService
+from .components.aws.migration_job import MigrationJob
+from .components.local.app import LocalAppReplicas
+from .components.local.app_image import LocalAppImage
+from .components.local.migration_job import LocalMigrationJob
+from .components.local.proxy_switch import LocalProxySwitch
+from .components.local.static import LocalStaticRelease
+from .providers.static_release import StaticRelease
 from .recorder import RecordedResource, Recording
+from .release_steps import ReleaseRole, Step
+
+
+class Participant(Protocol):
+    """A class whose resources carry out release steps: which, it declares."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]]
+
+
+# Every class that carries out a release step, on either target.
+PARTICIPANTS: tuple[type[Participant], ...] = (
+    AppImage,
+    LocalAppImage,
+    StaticRelease,
+    LocalStaticRelease,
+    MigrationJob,
+    LocalMigrationJob,
+    AppService,
+    LocalAppReplicas,
+    LocalProxySwitch,
+)
 
 
 @dataclass(frozen=True)
 class ReleaseStep:
-    key: str
+    """A step as the plan and the rehearsal see it: the `Step` (its key), its title, and the
+    type tokens of the resources that carry it out, on any target."""
+
+    key: Step
     title: str
-    # Type tokens of the resources that carry out this step, on any target.
     types: tuple[str, ...]
 
 
-RELEASE_STEPS: tuple[ReleaseStep, ...] = (
-    ReleaseStep("image", "image built", ("docker:index/image:Image",)),
-    ReleaseStep(
-        "static",
-        "static release published",
-        ("pulumi-python:dynamic/static:StaticRelease", "pulumi-django:local:StaticRelease"),
-    ),
-    ReleaseStep(
-        "check",
-        "migration safety check",
-        (
-            "pulumi-python:dynamic/migrations:MigrationCheck",
-            "pulumi-python:dynamic/migrations:LocalCheckVerdict",
-        ),
-    ),
-    ReleaseStep(
-        "migrate",
-        "migration job",
-        (
-            "pulumi-python:dynamic/migrations:MigrationJob",
-            "pulumi-python:dynamic/migrations:LocalJobVerdict",
-        ),
-    ),
-    ReleaseStep(
-        "fleet", "app fleet updated", ("aws:ecs/service:Service", "pulumi-django:local:AppReplicas")
-    ),
-    # Local only: the proxy container outlives releases and is switched to the new replicas.
-    ReleaseStep("proxy", "proxy switched to fleet", ("pulumi-django:local:ProxySwitch",)),
-)
+def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[ReleaseStep, ...]:
+    """The release steps in order, each with the types its participants declare; a step that
+    no participant carries out is an error, since no plan could show it."""
+    roles = [role for participant in participants for role in participant.release_roles]
+    steps = []
+    for step in Step:
+        types = tuple(dict.fromkeys(role.resource_type for role in roles if role.step is step))
+        if not types:
+            raise LookupError(f"no component declares the release step {step.value!r}")
+        steps.append(ReleaseStep(step, step.heading, types))
+    return tuple(steps)
+
+
+RELEASE_STEPS: tuple[ReleaseStep, ...] = declared_steps(PARTICIPANTS)
 
 
 @dataclass(frozen=True)

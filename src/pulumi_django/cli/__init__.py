@@ -1,7 +1,9 @@
 """`pulumi-django`: the command line. Each subcommand lives in `pulumi_django.cli.commands`.
 
 A command module defines `add_arguments(parser)` and `run(args) -> int`, and keeps heavy
-imports inside `run`.
+imports inside `run`. Any pulumi-django error a command lets through (a `UsageError` of the
+command line, or the library's own: invalid config, an app that cannot be inspected...) is
+printed as one line, exit 2.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from pulumi_django.errors import UsageError
+from pulumi_django.errors import PulumiDjangoError
 
 # Subcommand name -> (module under pulumi_django.cli.commands, one-line help). Names are a public
 # contract. Only the chosen command's module is imported, so every command starts fast.
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(arguments).parse_args(arguments)
     try:
         return int(args.handler(args))
-    except UsageError as error:
+    except PulumiDjangoError as error:
         print(f"pulumi-django {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ report in, findings out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from pulumi_django.app_discovery import AppDiscoveryError, InterpreterError, probe
 from pulumi_django.app_probe import FOREIGN_HOST
 from pulumi_django.app_resolution import deployment_environment, image_static_root
-from pulumi_django.config import StackConfig
+from pulumi_django.config import NAMESPACE, StackConfig
+from pulumi_django.config.app import AppConfig
 from pulumi_django.migration_check.runner import OFFLINE_APP_ENVIRONMENT
 
 # What the runtime kit's health middleware answers with, even when the database is down.
@@ -37,6 +38,15 @@ PROCESS_LOCAL_CACHES = frozenset(
 # The hosts the placeholder environment gives: settings that read it report these.
 PLACEHOLDER_DATABASE_HOST = urlsplit(OFFLINE_APP_ENVIRONMENT["DATABASE_URL"]).hostname
 PLACEHOLDER_ALLOWED_HOSTS = OFFLINE_APP_ENVIRONMENT["DJANGO_ALLOWED_HOSTS"].split(",")
+
+# How a finding names an app setting (an `AppConfig` field) where its user sets it: a stack
+# file's key, or the field of the `AppConfig` a program of one's own builds its components with.
+AppKey = Callable[[str], str]
+
+
+def stack_key(field: str) -> str:
+    """A stack file's key for an `AppConfig` field: `django:app.settingsModule`."""
+    return f"{NAMESPACE}:app.{AppConfig.model_fields[field].alias}"
 
 
 @dataclass
@@ -74,17 +84,22 @@ class AppReadiness:
 
 
 def assess_app(
-    config: StackConfig, project_dir: Path, *, python_source: str = "django:app.python"
+    config: StackConfig,
+    project_dir: Path,
+    *,
+    python_source: str = "django:app.python",
+    key: AppKey = stack_key,
 ) -> AppReadiness:
     """Imports the stack's app (`config` resolved by `resolve_app_config`) in its interpreter
-    and judges it; `python_source` names what chose the interpreter, for the messages."""
+    and judges it; `python_source` names what chose the interpreter, and `key` the settings,
+    for the messages."""
     app = config.app
     app_dir = (project_dir / app.context).resolve()
     interpreter = app.python or ""
     readiness = AppReadiness(app_dir, interpreter, app.settings_module, app.server)
     if not (app_dir / "manage.py").is_file():
         # The program built no app from it (it would have refused the context): not a Django app.
-        readiness.warnings.append(f"django:app.context: no manage.py in {app_dir}; not inspected")
+        readiness.warnings.append(f"{key('context')}: no manage.py in {app_dir}; not inspected")
         return readiness
     try:
         report = probe(
@@ -105,49 +120,50 @@ def assess_app(
     readiness.python_version = report.get("pythonVersion")
     readiness.python_prefix = report.get("prefix")
     readiness.django = report.get("django")
-    errors, warnings = judge(config, report, app_dir)
+    errors, warnings = judge(config, report, app_dir, key)
     readiness.errors += errors
     readiness.warnings += warnings
     return readiness
 
 
 def judge(
-    config: StackConfig, report: Mapping[str, Any], app_dir: Path
+    config: StackConfig, report: Mapping[str, Any], app_dir: Path, key: AppKey = stack_key
 ) -> tuple[list[str], list[str]]:
-    """(errors, warnings) of the probe's `report` for the stack's app in `app_dir`."""
+    """(errors, warnings) of the probe's `report` for the stack's app in `app_dir`; `key`
+    names the settings in them."""
     app = config.app
     settings = f"settings {app.settings_module}"
     if report.get("settingsError"):
         return [
-            f"django:app.settingsModule: {app.settings_module} does not import: "
+            f"{key('settings_module')}: {app.settings_module} does not import: "
             f"{report['settingsError']}"
         ], []
     if report.get("setupError"):
         return [f"{settings}: Django does not start (django.setup()): {report['setupError']}"], []
     declared = report["declarations"]
     errors = [
-        *_entry_point_errors(config, report),
+        *_entry_point_errors(config, report, key),
         *_database_errors(settings, declared, report["database"]),
-        *_static_errors(config, settings, declared, report["staticStorage"], app_dir),
-        *_health_errors(config, report["health"]),
+        *_static_errors(config, settings, declared, report["staticStorage"], app_dir, key),
+        *_health_errors(config, report["health"], key),
         *(
             f"{settings}: Django's system check fails, so `migrate` would refuse to run: {error}"
             for error in report.get("systemCheckErrors", [])
         ),
     ]
-    return errors, _warnings(settings, declared, report["health"])
+    return errors, _warnings(settings, declared, report["health"], key)
 
 
-def _entry_point_errors(config: StackConfig, report: Mapping[str, Any]) -> list[str]:
+def _entry_point_errors(config: StackConfig, report: Mapping[str, Any], key: AppKey) -> list[str]:
     app = config.app
-    key, target, error = (
-        ("wsgiApp", app.wsgi_app, report.get("wsgiError"))
+    field, target, error = (
+        ("wsgi_app", app.wsgi_app, report.get("wsgiError"))
         if app.server == "gunicorn"
-        else ("asgiApp", app.asgi_app, report.get("asgiError"))
+        else ("asgi_app", app.asgi_app, report.get("asgiError"))
     )
     if error is None:
         return []
-    return [f"django:app.{key}: {target} (for {app.server}) does not import: {error}"]
+    return [f"{key(field)}: {target} (for {app.server}) does not import: {error}"]
 
 
 def _database_errors(
@@ -170,18 +186,19 @@ def _static_errors(
     declared: Mapping[str, Any],
     storage: Mapping[str, Any],
     app_dir: Path,
+    key: AppKey,
 ) -> list[str]:
     errors = []
     static_root = declared["staticRoot"]
     if static_root is None:
         errors.append(
             f"{settings}: no STATIC_ROOT under the stack's environment; set it to "
-            f"{config.app.static_root} (django:app.staticRoot), e.g. with ENV STATIC_ROOT in "
+            f"{config.app.static_root} ({key('static_root')}), e.g. with ENV STATIC_ROOT in "
             f"{config.app.dockerfile} and {KIT_FIX}"
         )
     elif image_static_root(static_root, app_dir) != config.app.static_root:
         errors.append(
-            f"django:app.staticRoot: {config.app.static_root} differs from the STATIC_ROOT "
+            f"{key('static_root')}: {config.app.static_root} differs from the STATIC_ROOT "
             f"the settings declare ({image_static_root(static_root, app_dir)} in the image); "
             "make them the same"
         )
@@ -198,28 +215,30 @@ def _static_errors(
     return errors
 
 
-def _health_errors(config: StackConfig, health: Mapping[str, Any]) -> list[str]:
+def _health_errors(config: StackConfig, health: Mapping[str, Any], key: AppKey) -> list[str]:
     path = config.app.health_check_path
     status = health["status"]
     if health["error"]:
         return [
-            f"django:app.healthCheckPath: {path} fails with Host {FOREIGN_HOST}: {health['error']}"
+            f"{key('health_check_path')}: {path} fails with Host {FOREIGN_HOST}: {health['error']}"
         ]
     # 503: an endpoint that answered, reporting the database and cache unreachable (offline).
     if status in (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE):
         return []
     return [
-        f"django:app.healthCheckPath: no health endpoint at {path} answering before "
+        f"{key('health_check_path')}: no health endpoint at {path} answering before "
         f"ALLOWED_HOSTS (Host {FOREIGN_HOST} got {status}); add pulumi_django_runtime's "
         f"middleware ({KIT_FIX})"
     ]
 
 
-def _warnings(settings: str, declared: Mapping[str, Any], health: Mapping[str, Any]) -> list[str]:
+def _warnings(
+    settings: str, declared: Mapping[str, Any], health: Mapping[str, Any], key: AppKey
+) -> list[str]:
     warnings = []
     if health["status"] == HTTPStatus.SERVICE_UNAVAILABLE and health["header"] != HEALTH_HEADER:
         warnings.append(
-            f"django:app.healthCheckPath: {health['path']} answered 503 without the database "
+            f"{key('health_check_path')}: {health['path']} answered 503 without the database "
             "and cache (offline); make sure it answers 200 when they are up"
         )
     cache = declared["cacheBackend"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pulumi
 
+from pulumi_django.app_discovery import AppDiscoveryError
 from pulumi_django.app_resolution import interpreter_source, resolve_app_config
 from pulumi_django.cli.app_readiness import AppReadiness, assess_app, readiness_lines
 from pulumi_django.cli.stackfile import StackFile, load_stack_file
@@ -138,7 +139,7 @@ def stack_config(stack_file: StackFile) -> StackConfig:
     config = parse_stack_config(*stack_file.namespace(NAMESPACE))
     try:
         return resolve_app_config(config, stack_file.project_dir)
-    except UsageError as error:
+    except AppDiscoveryError as error:
         raise UsageError(f"stack {stack_file.stack}: {error}") from None
 
 

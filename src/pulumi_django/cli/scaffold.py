@@ -54,6 +54,7 @@ SMALL_AWS_SECTIONS: dict[str, dict[str, Any]] = {
     },
     "cache": {"nodeType": "cache.t4g.micro", "nodes": 1, "snapshotRetentionDays": 0},
     "network": {"egress": "single-nat"},
+    "loadBalancer": {"deletionProtection": False},
 }
 SMALL_LOCAL_SECTIONS: dict[str, dict[str, Any]] = {
     "local": {"replicas": 2, "httpPort": 8080},
@@ -66,7 +67,8 @@ STACK_SETUPS: dict[str, tuple[dict[str, dict[str, Any]], str]] = {
     "aws": (
         SMALL_AWS_SECTIONS,
         "a small AWS setup, relaxed on purpose: single-AZ database without deletion\n"
-        "# protection or final snapshot, one cache node, one shared NAT gateway, one small task",
+        "# protection or final snapshot, one cache node, one shared NAT gateway, one small task,\n"
+        "# a load balancer without deletion protection",
     ),
     "production": (
         {},
@@ -261,8 +263,6 @@ PROGRAM = '''\
 """The {name} stack: pulumi-django's ready-made site for the stack's target (AWS or local
 Docker), configured by Pulumi.<stack>.yaml. Written by `pulumi-django init`."""
 
-import pulumi
-
 from pulumi_django.components.aws.site import AwsSite
 from pulumi_django.components.local.site import LocalSite
 from pulumi_django.config import load_stack_config
@@ -271,8 +271,7 @@ SITES = {{"aws": AwsSite, "local": LocalSite}}
 
 config = load_stack_config()
 site = SITES[config.target](config.name, config)
-for name, value in site.exports.items():
-    pulumi.export(name, value)
+site.export_outputs()
 '''
 
 

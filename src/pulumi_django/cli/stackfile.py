@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pulumi_django.errors import UsageError
+from pulumi_django.errors import PulumiDjangoError, UsageError
 from pulumi_django.recorder import SECRET
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def read_stack_config(
     `--server` flag, overrides `app.server`, so the entry point resolved is the one it serves);
     UsageError naming the stack on any mistake, in the file, in the config or in the app."""
     from pulumi_django.app_resolution import resolve_app_config
-    from pulumi_django.config import NAMESPACE, ConfigError, parse_stack_config
+    from pulumi_django.config import NAMESPACE, parse_stack_config
 
     stack_file = load_stack_file(project_dir, stack)
     try:
@@ -71,7 +71,7 @@ def read_stack_config(
         if overrides:
             config = config.model_copy(update={"app": config.app.model_copy(update=overrides)})
         return resolve_app_config(config, project_dir, python=python)
-    except (ConfigError, UsageError) as error:
+    except PulumiDjangoError as error:
         raise UsageError(f"stack {stack}: {error}") from None
 
 

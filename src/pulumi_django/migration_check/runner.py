@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import UsageError
+from ..errors import PulumiDjangoError
 from .analyzer import POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
 
 ANALYZER = Path(__file__).with_name("analyzer.py")
@@ -45,7 +45,7 @@ class Acknowledged(Protocol):
 Acknowledgements = Mapping[str, str] | Iterable[Acknowledged]
 
 
-class MigrationCheckError(UsageError):
+class MigrationCheckError(PulumiDjangoError):
     """The check could not run (bad settings, unreachable database...); the message says why."""
 
 

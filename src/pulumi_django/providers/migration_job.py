@@ -70,8 +70,11 @@ class MigrationJobProvider(ReleaseTaskProvider):
     group_prefix = GROUP_PREFIX
 
 
-class MigrationJob(pulumi.dynamic.Resource, module="migrations", name="MigrationJob"):
-    """Migrates the database for a release; see the module docstring."""
+class MigrationTaskRun(pulumi.dynamic.Resource, module="migrations", name="MigrationJob"):
+    """Migrates the database for a release; see the module docstring. The component that
+    gates the fleet on it is `components.aws.migration_job.MigrationJob`; this resource keeps
+    the type token `pulumi-python:dynamic/migrations:MigrationJob`, so stacks never replace it.
+    """
 
     task_arn: pulumi.Output[str]
     exit_code: pulumi.Output[int]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pulumi
 import pulumi.dynamic
 
+from ..errors import PulumiDjangoError
 from .release_commands import log_tail_section
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def boto3_clients(service: str, region: str) -> Any:
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
 
-class ReleaseTaskError(Exception):
+class ReleaseTaskError(PulumiDjangoError):
     """A release step failed; the message is everything the operator needs."""
 
 

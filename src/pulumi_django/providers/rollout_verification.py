@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi.dynamic
 
+from ..errors import PulumiDjangoError
 from .release_task import changed
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ RETRY_HINT = (
 ClientFactory = Callable[[str], "ECSClient"]
 
 
-class RolloutError(Exception):
+class RolloutError(PulumiDjangoError):
     """The release is not what the service runs; the message says why and what to do."""
 
 

@@ -14,23 +14,24 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi.dynamic
 
+from ..config.static import DEFAULT_KEEP, DEFAULT_PREFIX
+from ..errors import PulumiDjangoError
+from ..release_steps import ReleaseRole, Step
 from ..static_publish import (
-    DEFAULT_KEEP,
-    DEFAULT_PREFIX,
-    S3Storage,
+    PublishError,
     check_layout,
     check_release,
-    extract_image_static,
     progress_printer,
     publish,
     scan_source,
 )
 from .release_task import changed
+from .static_storage import S3Storage, extract_image_static
 
 DEFAULT_STATIC_ROOT = "/app/staticfiles"
 # A change to any of these publishes again. The directory's path is not among them (it differs
@@ -46,6 +47,10 @@ PUBLISH_INPUTS = (
     "region",
     "endpoint_url",
 )
+
+
+class StaticReleaseError(PulumiDjangoError, pulumi.RunError):
+    """A StaticRelease whose arguments cannot publish; Pulumi prints it as one line."""
 
 
 class StaticReleaseProvider(pulumi.dynamic.ResourceProvider):
@@ -109,7 +114,12 @@ def directory_fingerprint(source: Path, prefix: str) -> str:
 
 
 class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticRelease"):
-    """One release's static files, published next to the last `keep` releases' files."""
+    """One release's static files, published next to the last `keep` releases' files. The site
+    creates it directly, so it declares its release step itself."""
+
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
+        ReleaseRole(Step.STATIC, "pulumi-python:dynamic/static:StaticRelease"),
+    )
 
     release_id: pulumi.Output[str]
     manifest_key: pulumi.Output[str]
@@ -135,10 +145,15 @@ class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticReleas
     ) -> None:
         """Publishes from `image` (its `static_root`) or from `source_dir`, exactly one."""
         if (image is None) == (source_dir is None):
-            raise ValueError(f"StaticRelease {resource_name}: give either image or source_dir")
-        check_layout(prefix, keep)
-        if isinstance(release_id, str):
-            check_release(release_id)
+            raise StaticReleaseError(
+                f"StaticRelease {resource_name}: give either image or source_dir"
+            )
+        try:  # the engine's own checks, before anything is registered
+            check_layout(prefix, keep)
+            if isinstance(release_id, str):
+                check_release(release_id)
+        except PublishError as error:
+            raise StaticReleaseError(f"StaticRelease {resource_name}: {error}") from None
         directory = Path(source_dir).resolve() if source_dir is not None else None
         props: dict[str, Any] = {
             "bucket": bucket,

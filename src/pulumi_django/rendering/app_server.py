@@ -1,4 +1,5 @@
-"""The app server's settings (Gunicorn or Uvicorn), derived from the stack config.
+"""The app server's settings (Gunicorn or Uvicorn), derived from the app, fleet and load
+balancer sections of the stack config.
 
 The settings are computed once, in `app_server_settings`, and rendered three ways: a
 gunicorn.conf.py text, a Gunicorn command line, and a Uvicorn command line. The task definition
@@ -12,8 +13,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
-from pulumi_django.config import StackConfig
 from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 
 # Fargate: 1024 CPU units are one vCPU.
@@ -75,19 +76,21 @@ def app_keepalive_seconds(load_balancer: LoadBalancerConfig) -> int:
 
 
 def app_server_settings(
-    config: StackConfig,
     *,
+    app: AppConfig,
+    fleet: FleetConfig,
+    load_balancer: LoadBalancerConfig,
     bind_host: str = "127.0.0.1",
     port: int | None = None,
     forwarded_allow_ips: tuple[str, ...] = LOCAL_PROXY,
     limit_concurrency: int | None = None,
 ) -> AppServerSettings:
-    """The settings a stack runs its app with.
+    """The settings a stack runs its app with: the server and its timeouts from `app`, the
+    default worker count from `fleet`'s CPU, the keep-alive from `load_balancer`.
 
     The AWS sidecar binds to 127.0.0.1 and trusts only the local proxy (the defaults); a
     local Docker replica binds to 0.0.0.0 and trusts the proxy container's network; the
     rehearsal gives each replica its own `port`."""
-    app = config.app
     if limit_concurrency is not None and app.server != "uvicorn":
         raise ValueError("limit_concurrency applies to Uvicorn only")
     return AppServerSettings(
@@ -95,12 +98,12 @@ def app_server_settings(
         app=app.wsgi_app if app.server == "gunicorn" else app.asgi_app,
         bind_host=bind_host,
         port=app.port if port is None else port,
-        workers=app.workers or default_workers(config.fleet.cpu),
+        workers=app.workers or default_workers(fleet.cpu),
         worker_class=app.worker_class,
         threads=app.threads,
         timeout_seconds=app.timeout_seconds,
         graceful_timeout_seconds=app.graceful_timeout_seconds,
-        keepalive_seconds=app_keepalive_seconds(config.load_balancer),
+        keepalive_seconds=app_keepalive_seconds(load_balancer),
         forwarded_allow_ips=forwarded_allow_ips,
         limit_concurrency=limit_concurrency,
     )

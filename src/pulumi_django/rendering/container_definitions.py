@@ -19,7 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.fleet import FleetConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.media import MediaConfig
+from pulumi_django.config.proxy import ProxyConfig
 
 from .app_server import app_environment_defaults, app_server_command, app_server_settings
 from .media import aws_media_environment
@@ -116,48 +120,67 @@ class TaskInputs:
     media_bucket: str | None = None
 
 
-def stack_container_definitions(
-    config: StackConfig, inputs: TaskInputs, app_user: str = DEFAULT_APP_USER
+def task_container_definitions(
+    *,
+    app: AppConfig,
+    proxy: ProxyConfig,
+    fleet: FleetConfig,
+    load_balancer: LoadBalancerConfig,
+    media: MediaConfig | None,
+    inputs: TaskInputs,
+    stop_timeout_seconds: int,
+    app_user: str = DEFAULT_APP_USER,
 ) -> list[dict[str, Any]]:
-    """The container definitions of a stack: its config through the proxy and app-server
-    renderers, plus the values of the resources around the task."""
-    media = (
+    """The app task's container definitions: the `app` and `proxy` sections through the
+    app-server and proxy renderers (the worker count follows `fleet.cpu`, the keep-alives nest
+    around `load_balancer.idleTimeoutSeconds`), plus the values of the resources around the
+    task. `media` is the media section when the app stores uploads in `inputs.media_bucket`."""
+    if (media is None) != (inputs.media_bucket is None):
+        raise ValueError("media and inputs.media_bucket go together: give both or neither")
+    media_environment = (
         aws_media_environment(
-            config.media, bucket=inputs.media_bucket, region=inputs.region, site_url=inputs.site_url
+            media, bucket=inputs.media_bucket, region=inputs.region, site_url=inputs.site_url
         )
-        if inputs.media_bucket is not None
+        if media is not None and inputs.media_bucket is not None
         else {}
     )
     environment = app_environment(
-        settings_module=config.app.settings_module,
-        health_check_path=config.app.health_check_path,
+        settings_module=app.settings_module,
+        health_check_path=app.health_check_path,
         site_host=inputs.site_host,
         site_url=inputs.site_url,
         static_url=inputs.static_url,
         database=inputs.database,
         redis_url=inputs.redis_url,
-        media=media,
-        extra={**app_environment_defaults(config.app), **config.app.environment},
+        media=media_environment,
+        extra={**app_environment_defaults(app), **app.environment},
     )
-    site = sidecar_site(config, trusted_proxies=[inputs.vpc_cidr], runtime_dir=PROXY_RUNTIME_DIR)
+    site = sidecar_site(
+        proxy=proxy,
+        app=app,
+        load_balancer=load_balancer,
+        trusted_proxies=[inputs.vpc_cidr],
+        runtime_dir=PROXY_RUNTIME_DIR,
+    )
+    settings = app_server_settings(app=app, fleet=fleet, load_balancer=load_balancer)
     return render_container_definitions(
         app=AppContainer(
             image=inputs.image,
-            command=app_server_command(app_server_settings(config)),
-            port=config.app.port,
-            health_check_path=config.app.health_check_path,
+            command=app_server_command(settings),
+            port=app.port,
+            health_check_path=app.health_check_path,
             user=app_user,
             environment=environment,
             secrets=inputs.secrets,
         ),
         proxy=ProxyContainer(
-            server=config.proxy.server,
-            config_text=render_proxy(config.proxy.server, site),
-            port=config.proxy.port,
+            server=proxy.server,
+            config_text=render_proxy(proxy.server, site),
+            port=proxy.port,
         ),
         logs=TaskLogs(group=inputs.log_group, region=inputs.region),
         site_host=inputs.site_host,
-        stop_timeout_seconds=config.stop_timeout_seconds,
+        stop_timeout_seconds=stop_timeout_seconds,
     )
 
 

@@ -6,7 +6,7 @@ Kept free of Pulumi so that tests can feed the documents to an IAM policy linter
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 VERSION = "2012-10-17"
@@ -195,3 +195,41 @@ def media_storage_policy(bucket_arn: str, location: str) -> Policy:
             },
         ],
     }
+
+
+# The keys of an identity-policy statement the task role's extra statements may use.
+REQUIRED_STATEMENT_KEYS = ("Effect", "Action", "Resource")
+OPTIONAL_STATEMENT_KEYS = ("Sid", "Condition")
+
+
+def check_statement(statement: Any) -> None:
+    """Raises ValueError unless `statement` is an IAM identity-policy statement this library
+    takes: Effect, Action and Resource, optionally Sid and Condition (values may still be
+    unresolved Pulumi outputs, so only the plain ones are checked)."""
+    if not isinstance(statement, Mapping):
+        raise ValueError(f"a statement is a mapping of Effect, Action, Resource; got {statement!r}")
+    missing = [key for key in REQUIRED_STATEMENT_KEYS if key not in statement]
+    if missing:
+        raise ValueError(
+            f"missing {', '.join(missing)} (a statement needs Effect, Action, Resource)"
+        )
+    allowed = (*REQUIRED_STATEMENT_KEYS, *OPTIONAL_STATEMENT_KEYS)
+    unknown = sorted(str(key) for key in statement if key not in allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown keys {', '.join(unknown)}; a statement may have {', '.join(allowed)}"
+        )
+    effect = statement["Effect"]
+    if isinstance(effect, str) and effect not in ("Allow", "Deny"):
+        raise ValueError(f"Effect {effect!r}: use Allow or Deny")
+
+
+def extra_statements_policy(statements: Iterable[Mapping[str, Any]]) -> Policy:
+    """The task role's extra inline policy: the statements a user grants the app, as given
+    (each checked by `check_statement`)."""
+    listed = list(statements)
+    if not listed:
+        raise ValueError("an extra policy needs at least one statement")
+    for statement in listed:
+        check_statement(statement)
+    return {"Version": VERSION, "Statement": [dict(statement) for statement in listed]}

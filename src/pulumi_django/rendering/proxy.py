@@ -15,7 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pulumi_django.config import StackConfig
+from pulumi_django.config.app import AppConfig
+from pulumi_django.config.load_balancer import LoadBalancerConfig
+from pulumi_django.config.media import MediaConfig
+from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.config.static import StaticConfig
 from pulumi_django.static_publish import IMMUTABLE_CACHE_CONTROL as IMMUTABLE
 
 from .app_server import KEEPALIVE_MARGIN_SECONDS, app_keepalive_seconds
@@ -202,8 +206,10 @@ def _cidr_hint(text: str) -> str:
 
 
 def site_from_config(
-    config: StackConfig,
     *,
+    proxy: ProxyConfig,
+    app: AppConfig,
+    load_balancer: LoadBalancerConfig,
     listen_host: str,
     listen_port: int,
     upstreams: Sequence[str],
@@ -215,20 +221,21 @@ def site_from_config(
     viewer_scheme: str | None = None,
     served_by_header: str | None = None,
 ) -> ProxySite:
-    """The settings that come from the stack config; the caller says where things are."""
-    idle = config.load_balancer.idle_timeout_seconds
+    """The settings that come from the config sections (the proxy's limits, the app's health
+    path and graceful time, the load balancer's idle timeout the keep-alives nest around); the
+    caller says where things are."""
+    idle = load_balancer.idle_timeout_seconds
     return ProxySite(
         listen_host=listen_host,
         listen_port=listen_port,
         upstreams=tuple(upstreams),
-        max_body_mb=config.proxy.max_body_mb,
-        read_timeout_seconds=config.proxy.read_timeout_seconds,
+        max_body_mb=proxy.max_body_mb,
+        read_timeout_seconds=proxy.read_timeout_seconds,
         client_keepalive_seconds=idle + KEEPALIVE_MARGIN_SECONDS,
-        upstream_keepalive_seconds=app_keepalive_seconds(config.load_balancer)
-        - KEEPALIVE_MARGIN_SECONDS,
-        graceful_timeout_seconds=config.app.graceful_timeout_seconds,
-        gzip=config.proxy.gzip,
-        health_path=config.app.health_check_path,
+        upstream_keepalive_seconds=app_keepalive_seconds(load_balancer) - KEEPALIVE_MARGIN_SECONDS,
+        graceful_timeout_seconds=app.graceful_timeout_seconds,
+        gzip=proxy.gzip,
+        health_path=app.health_check_path,
         trusted_proxies=tuple(trusted_proxies),
         static=static,
         media=media,
@@ -240,7 +247,10 @@ def site_from_config(
 
 
 def sidecar_site(
-    config: StackConfig,
+    *,
+    proxy: ProxyConfig,
+    app: AppConfig,
+    load_balancer: LoadBalancerConfig,
     trusted_proxies: Sequence[str],
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
 ) -> ProxySite:
@@ -253,43 +263,57 @@ def sidecar_site(
     X-Forwarded-Proto to `http`, so the app is told `https` outright, or Django would build
     http:// URLs and see no request as secure."""
     return site_from_config(
-        config,
+        proxy=proxy,
+        app=app,
+        load_balancer=load_balancer,
         listen_host="0.0.0.0",  # noqa: S104 - the task's network interface, behind the ALB
-        listen_port=config.proxy.port,
-        upstreams=[f"127.0.0.1:{config.app.port}"],
+        listen_port=proxy.port,
+        upstreams=[f"127.0.0.1:{app.port}"],
         trusted_proxies=[*trusted_proxies, LOOPBACK_CIDR],
         runtime_dir=runtime_dir,
         viewer_scheme="https",
     )
 
 
-def local_static_dir(config: StackConfig) -> str:
+def local_static_dir(static: StaticConfig) -> str:
     """Local Docker: where the proxy container finds the kept releases' static files."""
-    return f"{LOCAL_STATIC_MOUNT}/{config.static.prefix.rstrip('/')}"
+    return f"{LOCAL_STATIC_MOUNT}/{static.prefix.rstrip('/')}"
 
 
 def local_site(
-    config: StackConfig,
+    *,
+    proxy: ProxyConfig,
+    app: AppConfig,
+    load_balancer: LoadBalancerConfig,
+    static: StaticConfig,
+    media: MediaConfig | None,
     upstreams: Sequence[str],
     static_dir: str,
     runtime_dir: str = CONTAINER_RUNTIME_DIR,
 ) -> ProxySite:
     """Local Docker: the proxy container in front of the replicas (`app-1:8000`, ...), serving
-    `static_dir`, which holds several releases' files, and the media volume's mount."""
+    `static_dir`, which holds several releases' files, and the media volume's mount (none
+    when `media` is None or off)."""
     return site_from_config(
-        config,
+        proxy=proxy,
+        app=app,
+        load_balancer=load_balancer,
         listen_host="0.0.0.0",  # noqa: S104 - inside the container; published on 127.0.0.1
-        listen_port=config.proxy.port,
+        listen_port=proxy.port,
         upstreams=upstreams,
-        static=StaticFiles(static_url_prefix(config), static_dir),
-        media=media_files(config, LOCAL_MEDIA_MOUNT),
+        static=StaticFiles(static_url_prefix(static), static_dir),
+        media=media_files(media, LOCAL_MEDIA_MOUNT) if media else None,
         runtime_dir=runtime_dir,
     )
 
 
 def rehearsal_site(
-    config: StackConfig,
     *,
+    proxy: ProxyConfig,
+    app: AppConfig,
+    load_balancer: LoadBalancerConfig,
+    static: StaticConfig,
+    media: MediaConfig,
     listen_port: int,
     upstream_ports: Sequence[int],
     static_dir: str,
@@ -301,25 +325,27 @@ def rehearsal_site(
     (the replicas' MEDIA_ROOT) when media is on; each answer names the replica that gave it
     (SERVED_BY_HEADER), so a failure is pinned on the old or the new version."""
     return site_from_config(
-        config,
+        proxy=proxy,
+        app=app,
+        load_balancer=load_balancer,
         listen_host="127.0.0.1",
         listen_port=listen_port,
         upstreams=[f"127.0.0.1:{port}" for port in upstream_ports],
-        static=StaticFiles(static_url_prefix(config), static_dir),
-        media=media_files(config, media_dir) if media_dir else None,
+        static=StaticFiles(static_url_prefix(static), static_dir),
+        media=media_files(media, media_dir) if media_dir else None,
         runtime_dir=runtime_dir,
         log_dir=runtime_dir,
         served_by_header=SERVED_BY_HEADER,
     )
 
 
-def static_url_prefix(config: StackConfig) -> str:
-    return "/" + config.static.prefix
+def static_url_prefix(static: StaticConfig) -> str:
+    return "/" + static.prefix
 
 
-def media_files(config: StackConfig, directory: str) -> MediaFiles | None:
+def media_files(media: MediaConfig, directory: str) -> MediaFiles | None:
     """`directory` served under `media.urlPath`; None when media is off."""
-    return MediaFiles(config.media.url_path, directory) if config.media.enabled else None
+    return MediaFiles(media.url_path, directory) if media.enabled else None
 
 
 def render_proxy(server: str, site: ProxySite) -> str:

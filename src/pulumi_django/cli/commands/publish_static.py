@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pulumi_django.static_publish import DEFAULT_KEEP, DEFAULT_PREFIX
+    from pulumi_django.config.static import DEFAULT_KEEP, DEFAULT_PREFIX
 
     parser.add_argument("--bucket", required=True, metavar="NAME", help="S3 bucket name.")
     parser.add_argument(
@@ -46,12 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pulumi_django.errors import UsageError
-    from pulumi_django.static_publish import (
-        PublishError,
-        S3Storage,
-        progress_printer,
-        publish,
-    )
+    from pulumi_django.providers.static_storage import S3Storage
+    from pulumi_django.static_publish import PublishError, progress_printer, publish
 
     def progress(line: str) -> None:
         print(f"publish-static: {line}", file=sys.stderr, flush=True)

@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         from pulumi_django.rendering.app_server import app_server_settings, render_app_server
 
-        print(render_app_server(app_server_settings(config)), end="")
+        settings = app_server_settings(
+            app=config.app, fleet=config.fleet, load_balancer=config.load_balancer
+        )
+        print(render_app_server(settings), end="")
     return 0
 
 
@@ -105,9 +108,13 @@ def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:
         )
         try:
             site = local_site(
-                config,
-                upstreams,
-                local_static_dir(config),
+                proxy=config.proxy,
+                app=config.app,
+                load_balancer=config.load_balancer,
+                static=config.static,
+                media=config.media,
+                upstreams=upstreams,
+                static_dir=local_static_dir(config.static),
                 **({"runtime_dir": args.runtime_dir} if args.runtime_dir else {}),
             )
         except ValueError as error:
@@ -121,7 +128,13 @@ def _proxy_config(config: StackConfig, args: argparse.Namespace) -> str:
             file=sys.stderr,
         )
     try:
-        site = sidecar_site(config, trusted, runtime_dir=args.runtime_dir or PROXY_RUNTIME_DIR)
+        site = sidecar_site(
+            proxy=config.proxy,
+            app=config.app,
+            load_balancer=config.load_balancer,
+            trusted_proxies=trusted,
+            runtime_dir=args.runtime_dir or PROXY_RUNTIME_DIR,
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
     return render_proxy(server, site)

@@ -2,10 +2,10 @@
 
 A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
 server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
-release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (the
-same step keys the stack wires as resource dependencies), while virtual users view the app's
-pages, post its forms (`rehearsal.*` in the stack config) and probe the health check. What they
-saw becomes the report.
+release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (keyed
+by the same `Step`s the components declare and the stack wires as resource dependencies), while
+virtual users view the app's pages, post its forms (`rehearsal.*` in the stack config) and probe
+the health check. What they saw becomes the report.
 
 Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
 """
@@ -55,8 +55,9 @@ from pulumi_django.cli.rehearsal.write_probe import (
     running_write_probe,
 )
 from pulumi_django.config import StackConfig
-from pulumi_django.errors import UsageError
+from pulumi_django.errors import PulumiDjangoError, UsageError
 from pulumi_django.release import RELEASE_STEPS
+from pulumi_django.release_steps import Step
 from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
 from pulumi_django.rendering.media import local_media_environment
 from pulumi_django.rendering.proxy import (
@@ -88,7 +89,7 @@ CRAWL_PAGES_SHOWN = 10
 TCP_ESTABLISHED = "01"
 
 
-class ReleaseStepError(Exception):
+class ReleaseStepError(PulumiDjangoError):
     """A release step could not be carried out; the release halts there."""
 
 
@@ -254,7 +255,7 @@ class Rehearsal:
         """The pages the load views: `/`, `rehearsal.paths` and the same-site pages they link
         to, found once on the current version through the proxy (rehearsal/crawl.py)."""
         rehearsal = self.config.rehearsal
-        skip = [static_url_prefix(self.config), self.config.app.health_check_path]
+        skip = [static_url_prefix(self.config.static), self.config.app.health_check_path]
         if self.config.media.enabled:
             skip.append(self.config.media.url_path)
         found = discover_pages(
@@ -283,7 +284,7 @@ class Rehearsal:
         return Site(
             host=LOOPBACK,
             port=self.proxy_port,
-            static_prefix=static_url_prefix(self.config),
+            static_prefix=static_url_prefix(self.config.static),
             page_paths=self.page_paths,
             forms=tuple(self.config.rehearsal.forms),
             health_path=self.config.app.health_check_path,
@@ -305,7 +306,11 @@ class Rehearsal:
 
     def site(self, replicas: list[Replica]) -> ProxySite:
         return rehearsal_site(
-            self.config,
+            proxy=self.config.proxy,
+            app=self.config.app,
+            load_balancer=self.config.load_balancer,
+            static=self.config.static,
+            media=self.config.media,
             listen_port=self.proxy_port,
             upstream_ports=[replica.port for replica in replicas],
             static_dir=str(self.bucket / self.config.static.prefix),
@@ -432,7 +437,7 @@ class Rehearsal:
         if self.proxy is None or fetch(self.proxy_port, self.config.app.health_check_path) is None:
             raise ReleaseStepError("the proxy does not answer its health path after the switch")
         manifest = json.loads((version.static_root / STATIC_MANIFEST).read_text())
-        static_prefix = static_url_prefix(self.config)
+        static_prefix = static_url_prefix(self.config.static)
         new_assets = {static_prefix + name for name in manifest["paths"].values()}
         paths = self.load_site().page_paths
         if not paths:
@@ -649,7 +654,7 @@ class Rehearsal:
         env.update(self.config.app.environment)
         env.update(
             DJANGO_SETTINGS_MODULE=self.config.app.settings_module,
-            STATIC_URL=static_url_prefix(self.config),
+            STATIC_URL=static_url_prefix(self.config.static),
             STATIC_ROOT=str(version.static_root),
             DJANGO_HEALTH_CHECK_PATH=self.config.app.health_check_path,
         )
@@ -699,7 +704,13 @@ class Rehearsal:
         home.mkdir(parents=True)
         env = self.environment(version)
         env["XDG_RUNTIME_DIR"] = str(home)  # Gunicorn's control socket
-        settings = app_server_settings(self.config, bind_host=LOOPBACK, port=port)
+        settings = app_server_settings(
+            app=self.config.app,
+            fleet=self.config.fleet,
+            load_balancer=self.config.load_balancer,
+            bind_host=LOOPBACK,
+            port=port,
+        )
         lifetime = contextlib.ExitStack()
         log = home / "server.log"
         try:
@@ -760,20 +771,24 @@ class Rehearsal:
         has nothing in flight). Returns how long it waited."""
         from pulumi_django.components.aws.load_balancer import deregistration_delay
 
-        limit = deregistration_delay(self.config.load_balancer, self.config.app)
+        limit = deregistration_delay(
+            self.config.load_balancer, self.config.app.graceful_timeout_seconds
+        )
         started = time.monotonic()
         while established_connections(replica.port) and time.monotonic() - started < limit:
             time.sleep(DRAIN_POLL_SECONDS)
         return time.monotonic() - started
 
 
-STEP_HANDLERS: dict[str, Callable[[Rehearsal], StepOutcome]] = {
-    "image": Rehearsal.step_image,
-    "static": Rehearsal.step_static,
-    "check": Rehearsal.step_check,
-    "migrate": Rehearsal.step_migrate,
-    "fleet": Rehearsal.step_fleet,
-    "proxy": Rehearsal.step_proxy,
+# How the rehearsal carries out each release step; `rehearse` refuses to start while a step of
+# the registry has none.
+STEP_HANDLERS: dict[Step, Callable[[Rehearsal], StepOutcome]] = {
+    Step.IMAGE: Rehearsal.step_image,
+    Step.STATIC: Rehearsal.step_static,
+    Step.CHECK: Rehearsal.step_check,
+    Step.MIGRATE: Rehearsal.step_migrate,
+    Step.FLEET: Rehearsal.step_fleet,
+    Step.PROXY: Rehearsal.step_proxy,
 }
 
 

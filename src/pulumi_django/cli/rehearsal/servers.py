@@ -18,13 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulumi_django.errors import PulumiDjangoError
+
 LOOPBACK = "127.0.0.1"
 POSTGRES_BIN_DIRS = "/usr/lib/postgresql/*/bin"  # Debian keeps the server binaries off PATH
 # How much longer than its graceful timeout a server may take to stop before it is killed.
 STOP_MARGIN_SECONDS = 5
 
 
-class ServerError(RuntimeError):
+class ServerError(PulumiDjangoError):
     """A server binary is missing or did not come up; the message says what to install."""
 
 

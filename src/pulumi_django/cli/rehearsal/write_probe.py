@@ -39,6 +39,7 @@ from pulumi_django.cli.rehearsal.orm_probe import (
     REFUSED_EXIT_CODE,
 )
 from pulumi_django.cli.rehearsal.servers import log_tail, stop_process
+from pulumi_django.errors import PulumiDjangoError
 
 # Run as a script in the app's interpreter; imported here only for its names (stdlib only).
 PROBE_SCRIPT = Path(orm_probe.__file__)
@@ -51,7 +52,7 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-class WriteProbeError(RuntimeError):
+class WriteProbeError(PulumiDjangoError):
     """The probe could not run; the message says why, with the end of its log."""
 
 

@@ -1,0 +1,180 @@
+"""Where `StaticRelease` publishes from and to on AWS: an S3 bucket (`S3Storage`, a `Storage`
+of the publish engine `pulumi_django.static_publish`) and the built image's STATIC_ROOT, copied
+out with the docker CLI (`extract_image_static`).
+
+They are apart from the engine because they need boto3 and docker, and the engine must stay
+standard library only: the local target runs it inside the app image.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..static_publish import DEFAULT_WORKERS, LocalFile, PublishError, RemoteObject
+
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+    }
+)
+
+
+class S3Storage:
+    """An S3 bucket; credentials and region come from the standard AWS chain."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        config = Config(
+            max_pool_connections=workers + 2,
+            retries={"mode": "standard", "max_attempts": 4},
+        )
+        try:
+            with self._errors("connect"):
+                self.client = boto3.session.Session().client(
+                    "s3", endpoint_url=endpoint_url, region_name=region, config=config
+                )
+        except ValueError as error:  # botocore's word for a malformed endpoint URL
+            raise PublishError(f"{error}: give a URL such as https://s3.example.com") from error
+
+    def list(self, prefix: str) -> dict[str, RemoteObject]:
+        found = {}
+        with self._errors("ListObjectsV2"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    found[item["Key"]] = RemoteObject(item["ETag"].strip('"'), item["Size"])
+        return found
+
+    def read(self, key: str) -> bytes:
+        with self._errors("GetObject"):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            return bytes(body.read())
+
+    def upload(self, file: LocalFile) -> None:
+        extra: dict[str, Any] = {}
+        if file.content_encoding:
+            extra["ContentEncoding"] = file.content_encoding
+        with self._errors("PutObject"), file.path.open("rb") as body:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=file.key,
+                Body=body,
+                ContentMD5=base64.b64encode(bytes.fromhex(file.md5)).decode(),
+                ContentType=file.content_type,
+                CacheControl=file.cache_control,
+                **extra,
+            )
+
+    def write(self, key: str, data: bytes) -> None:
+        with self._errors("PutObject"):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType="application/json",
+                CacheControl="no-store",
+            )
+
+    def delete(self, keys: Sequence[str]) -> None:
+        batch_size = 1000  # DeleteObjects' limit
+        for start in range(0, len(keys), batch_size):
+            batch = keys[start : start + batch_size]
+            with self._errors("DeleteObjects"):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise PublishError(
+                    f"S3 could not delete {len(answer['Errors'])} objects from {self.bucket}, "
+                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Turns botocore's exceptions into one line that says what to fix."""
+        from botocore import exceptions
+
+        try:
+            yield
+        except exceptions.NoCredentialsError as error:
+            raise PublishError(
+                "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
+            ) from error
+        except exceptions.ClientError as error:
+            details = error.response.get("Error", {})
+            code = str(details.get("Code", "unknown"))
+            message = str(details.get("Message", ""))
+            raise PublishError(self._explain(operation, code, message)) from error
+        except (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError) as error:
+            where = self.endpoint_url or "the S3 endpoint"
+            raise PublishError(f"cannot reach {where}: {error}") from error
+        except exceptions.BotoCoreError as error:
+            raise PublishError(f"S3 {operation} on bucket {self.bucket} failed: {error}") from error
+
+    def _explain(self, operation: str, code: str, message: str) -> str:
+        if code == "NoSuchBucket":
+            return f"bucket {self.bucket} does not exist (check --bucket and the AWS account)"
+        if code in CREDENTIAL_ERRORS:
+            return (
+                f"AWS rejected the credentials ({code}): check AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        if code in {"AccessDenied", "403"}:
+            return (
+                f"access denied to bucket {self.bucket} ({operation}): the credentials need "
+                "s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it"
+            )
+        return f"S3 {operation} on bucket {self.bucket} failed: {code} {message}".rstrip()
+
+
+def extract_image_static(image: str, static_root: str, destination: Path) -> Path:
+    """Copies STATIC_ROOT out of a built image into `destination`, with the docker CLI.
+
+    These are exactly the files whose hashed names the image's staticfiles.json refers to.
+    The container is created, never started, and always removed."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise PublishError(
+            f"the docker CLI is not on PATH; it is needed to copy {static_root} out of {image} "
+            "(or publish from a directory instead)"
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    container = _docker(docker, "create", image).strip()
+    try:
+        _docker(docker, "cp", f"{container}:{static_root.rstrip('/')}/.", str(destination))
+    finally:
+        subprocess.run([docker, "rm", container], capture_output=True, check=False)
+    return destination
+
+
+def _docker(docker: str, *arguments: str) -> str:
+    done = subprocess.run([docker, *arguments], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        raise PublishError(f"docker {' '.join(arguments)} failed: {detail}")
+    return done.stdout

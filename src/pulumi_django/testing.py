@@ -1,0 +1,35 @@
+"""Unit tests for your own Pulumi programs built from pulumi-django's components, offline.
+
+No engine, no provider plugins, no credentials, two ways:
+
+- `record(program, project=..., stack=..., config=...)` runs a program function as `pulumi up`
+  would and returns a `Recording`: every resource's inputs (camelCase, secrets masked as
+  `SECRET`), parent, dependencies and options, under the URNs a real deployment gives, and the
+  stack outputs. It runs the `transforms` resource option as the engine does (the SDK's own
+  mocks do not), so a transform's effect shows. It is what `pulumi-django plan` runs.
+- `PlanMocks(region)` answers resources and provider functions (availability zones, caller
+  identity, ...) the way the real providers do, for the SDK's recipe:
+  `pulumi.runtime.set_mocks(PlanMocks("us-east-1"), preview=False)` and `@pulumi.runtime.test`.
+
+The components also work under a plain `pulumi.runtime.Mocks` subclass of your own.
+"""
+
+from pulumi_django.recorder import (
+    MOCK_ACCOUNT,
+    SECRET,
+    UNKNOWN,
+    PlanMocks,
+    RecordedResource,
+    Recording,
+    record,
+)
+
+__all__ = [
+    "MOCK_ACCOUNT",
+    "SECRET",
+    "UNKNOWN",
+    "PlanMocks",
+    "RecordedResource",
+    "Recording",
+    "record",
+]

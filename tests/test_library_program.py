@@ -1,0 +1,219 @@
+"""The user program of docs/library.md (examples/library_program): a database and a cache in an
+existing VPC, an app service on an existing cluster behind an existing load balancer. Its unit
+tests, written as a user would: under `pulumi_django.testing`, and under the SDK's standard
+`pulumi.runtime.set_mocks` recipe with a plain `Mocks` of the test's own."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import settings
+
+from pulumi_django.testing import SECRET, Recording, record
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "examples" / "library_program" / "__main__.py"
+PROJECT = "shop"
+PRIVATE_SUBNETS = ["subnet-0a0000000000000a1", "subnet-0a0000000000000a2"]
+CLUSTER_ARN = "arn:aws:ecs:eu-west-1:111122223333:cluster/platform"
+LOAD_BALANCER_ARN = (
+    "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/platform/50dc6c495c0c9188"
+)
+LISTENER_ARN = (
+    "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/app/platform/"
+    "50dc6c495c0c9188/f2f7dc8efc522ab2"
+)
+TARGET_GROUP_ARN = (
+    "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/shop/73e2d6bc24d8a067"
+)
+LOAD_BALANCER_GROUP = "sg-0123456789abcdef0"
+CONFIG = {
+    "aws:region": "eu-west-1",
+    "shop:vpc": json.dumps(
+        {
+            "vpcId": "vpc-0a1b2c3d4e5f60718",
+            "publicSubnetIds": ["subnet-0b0000000000000b1", "subnet-0b0000000000000b2"],
+            "privateSubnetIds": PRIVATE_SUBNETS,
+        }
+    ),
+    "shop:loadBalancer": json.dumps(
+        {
+            "arn": LOAD_BALANCER_ARN,
+            "listenerArn": LISTENER_ARN,
+            "targetGroupArn": TARGET_GROUP_ARN,
+            "securityGroupId": LOAD_BALANCER_GROUP,
+        }
+    ),
+    "shop:clusterArn": CLUSTER_ARN,
+    "shop:image": f"111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop@sha256:{'a' * 64}",
+    "shop:repositoryArn": "arn:aws:ecr:eu-west-1:111122223333:repository/shop",
+    "shop:host": "shop.example.com",
+    "shop:originVerifySecret": "s3cr3t-origin-header-value",
+}
+SECRET_KEYS = ["shop:originVerifySecret"]
+# What exists already and must not be created again.
+EXISTING = {
+    "aws:ec2/vpc:Vpc",
+    "aws:ec2/subnet:Subnet",
+    "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:ecs/cluster:Cluster",
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/listener:Listener",
+    "aws:lb/targetGroup:TargetGroup",
+}
+CREATED = {
+    "aws:rds/instance:Instance": 1,
+    "aws:rds/subnetGroup:SubnetGroup": 1,
+    "aws:elasticache/replicationGroup:ReplicationGroup": 1,
+    "aws:ecs/taskDefinition:TaskDefinition": 1,
+    "aws:ecs/service:Service": 1,
+    "aws:lb/listenerRule:ListenerRule": 1,
+    # The app's, the database's and the cache's; the load balancer's is the user's.
+    "aws:ec2/securityGroup:SecurityGroup": 3,
+}
+
+
+def run_program() -> dict[str, Any]:
+    """The program as `pulumi up` runs it: its `__main__.py`, top to bottom."""
+    return runpy.run_path(str(PROGRAM))
+
+
+# --- under pulumi_django.testing ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recording() -> Recording:
+    return record(
+        run_program, project=PROJECT, stack="test", config=CONFIG, secret_keys=SECRET_KEYS
+    )
+
+
+def test_creates_the_data_tier_and_the_service_and_nothing_that_exists(
+    recording: Recording,
+) -> None:
+    types = Counter(resource.type for resource in recording.resources)
+    assert {type_: types[type_] for type_ in CREATED} == CREATED
+    assert {type_ for type_ in EXISTING if types[type_]} == set()
+
+
+def test_the_existing_resources_are_used_where_they_are_needed(recording: Recording) -> None:
+    service = recording.one("aws:ecs/service:Service")
+    assert service.inputs["cluster"] == CLUSTER_ARN
+    assert service.inputs["loadBalancers"][0]["targetGroupArn"] == TARGET_GROUP_ARN
+    rule = recording.one("aws:lb/listenerRule:ListenerRule")
+    assert rule.inputs["listenerArn"] == LISTENER_ARN
+    assert rule.inputs["priority"] == 10
+    assert json.dumps(rule.inputs["actions"]).count(TARGET_GROUP_ARN) == 1
+    # The origin header's value stays a secret in the rule.
+    assert SECRET in json.dumps(rule.inputs["conditions"])
+    subnets = recording.one("aws:rds/subnetGroup:SubnetGroup")
+    assert subnets.inputs["subnetIds"] == PRIVATE_SUBNETS
+    # The app's group admits the user's load balancer group.
+    admitted = [
+        rule.inputs.get("referencedSecurityGroupId")
+        for rule in recording.find("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    ]
+    assert LOAD_BALANCER_GROUP in admitted
+
+
+def test_the_data_tiers_transform_reaches_every_child(recording: Recording) -> None:
+    for type_ in ("pulumi-django:database:Database", "pulumi-django:cache:Cache"):
+        tier = recording.one(type_)
+        children = [recording.by_urn()[urn] for urn in recording.descendants(tier.urn)]
+        assert len(children) >= 3
+        assert {child.name: child.options.get("retainOnDelete") for child in children} == {
+            child.name: True for child in children
+        }
+    assert recording.one("aws:ecs/service:Service").options.get("retainOnDelete") is None
+    # A setting no config key offers, set by a transform on the one child that has it.
+    instance = recording.one("aws:rds/instance:Instance")
+    assert instance.inputs["iamDatabaseAuthenticationEnabled"] is True
+
+
+def test_the_program_exports_what_it_built(recording: Recording) -> None:
+    assert recording.outputs["databaseAddress"].endswith(".rds.amazonaws.com")
+    assert recording.outputs["serviceName"]
+    assert recording.outputs["cacheEndpoint"]
+
+
+# --- under the SDK's standard recipe -------------------------------------------------------------
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """The SDK documentation's recipe: every resource echoes its inputs, every invoke answers
+    nothing; the test keeps what was created."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.created.append(args.typ)
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
+        return {}
+
+
+@pytest.fixture
+def echo_mocks() -> Iterator[EchoMocks]:
+    mocks = EchoMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False)
+    pulumi.runtime.set_all_config(CONFIG, SECRET_KEYS)
+    yield mocks
+    settings.ROOT.set(None)
+    pulumi.runtime.set_all_config({}, [])
+    # A program that failed leaves its outputs' tasks in the process-wide settings, where the
+    # next program would await them (`pulumi.runtime.test` clears them before, not after).
+    settings.SETTINGS.outputs.clear()
+
+
+def test_runs_under_the_sdks_standard_mocks(echo_mocks: EchoMocks) -> None:
+    @pulumi.runtime.test
+    def check() -> pulumi.Output[None]:
+        program = run_program()
+        service = program["service"].service
+
+        def verify(values: list[Any]) -> None:
+            cluster, balancers, subnet_group_subnets = values
+            assert cluster == CLUSTER_ARN
+            assert balancers[0]["target_group_arn"] == TARGET_GROUP_ARN
+            assert subnet_group_subnets == PRIVATE_SUBNETS
+
+        return pulumi.Output.all(
+            service.cluster,
+            service.load_balancers,
+            program["database"].subnet_group.subnet_ids,
+        ).apply(verify)
+
+    check()
+    created = Counter(echo_mocks.created)
+    assert {type_: created[type_] for type_ in CREATED} == CREATED
+    assert {type_ for type_ in EXISTING if created[type_]} == set()
+
+
+# --- the README's example ------------------------------------------------------------------------
+
+
+def test_the_readmes_unit_test_example_passes() -> None:
+    section = (ROOT / "README.md").read_text().split("## Using the components from another")[1]
+    example = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", section.split("\n## ")[0], re.S)
+        if "pulumi_django.testing" in block
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()

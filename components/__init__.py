@@ -1,5 +1,6 @@
-"""pulumi-django's components: one per file, each named after what it deploys.
+"""pulumi-django's components: one per file, each named after what it deploys; the AWS
+target's in `aws/`, the local Docker target's in `local/`.
 
-Import them as `pulumi_django.components.<module>`; e.g.
-`from pulumi_django.components.aws.network import Network`.
+Import them from `pulumi_django` (`from pulumi_django import Network`): the module paths here
+are the library's own and may move.
 """

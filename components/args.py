@@ -38,3 +38,10 @@ def resource_ref(value: pulumi.Resource | pulumi.Input[str], attribute: str) -> 
     if isinstance(value, pulumi.Resource):
         return pulumi.Output.from_input(getattr(value, attribute))
     return pulumi.Output.from_input(value)
+
+
+def arn_resource(arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The resource part of an ARN, after its fifth colon (`targetgroup/NAME/ID`,
+    `cluster/NAME`, `loadbalancer/app/NAME/ID`), from which AWS derives names and the suffixes
+    CloudWatch's dimensions use; a value that is no ARN (a bare name) is returned as it is."""
+    return pulumi.Output.from_input(arn).apply(lambda text: text.split(":", 5)[-1])

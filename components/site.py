@@ -8,8 +8,6 @@ import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
 
-from pulumi_django.config import StackConfig
-
 # Where every target's app reaches its database and cache.
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
@@ -42,20 +40,17 @@ class Site(pulumi.ComponentResource):
     static_url: pulumi.Output[str]
     release_id: pulumi.Output[str]
 
-    def __init__(
-        self, type_token: str, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None
-    ) -> None:
+    def __init__(self, type_token: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(type_token, name, None, opts)
-        self.config = config
         self._site_providers: list[pulumi.ProviderResource] = []
 
     def use_provider(self, provider: pulumi.ProviderResource) -> None:
         """Every child created after this (and its children) uses `provider`."""
         self._site_providers.append(provider)
 
-    def child(self, **extra: Any) -> pulumi.ResourceOptions:
+    def child(self) -> pulumi.ResourceOptions:
         """Options for a direct child: parented to the site, with the site's providers."""
-        return pulumi.ResourceOptions(parent=self, providers=list(self._site_providers), **extra)
+        return pulumi.ResourceOptions(parent=self, providers=list(self._site_providers))
 
     @property
     def exports(self) -> dict[str, Any]:

@@ -91,6 +91,10 @@ def record_fleet(
         for child in SERVICE_CHILDREN:
             resource = getattr(app_service, child)
             pulumi.export(child, resource.urn if resource is not None else None)
+        pulumi.export(
+            "scaling_policies",
+            {metric: policy.urn for metric, policy in app_service.scaling_policies.items()},
+        )
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "eu-west-1"})
 
@@ -147,7 +151,9 @@ def test_load_balancer_sends_traffic_to_the_proxy_container() -> None:
     assert attachment["containerName"] == PROXY_CONTAINER
     assert attachment["containerPort"] == 8181
     target_group = recording.one("aws:lb/targetGroup:TargetGroup")
-    assert attachment["targetGroupArn"].endswith(f":{target_group.name}")
+    assert attachment["targetGroupArn"].endswith(
+        f":targetgroup/{target_group.name}/0123456789abcdef"
+    )
 
 
 def test_service_waits_for_the_forwarding_rule_so_ecs_accepts_the_target_group() -> None:
@@ -382,7 +388,10 @@ def test_a_target_group_object_gives_its_arn_and_suffix() -> None:
     recording = record_fleet(stack_config(PROD), brought)
     mine = recording.one("aws:lb/targetGroup:TargetGroup", "mine")
     (attachment,) = service(recording).inputs["loadBalancers"]
-    assert attachment["targetGroupArn"] == "arn:aws:lb:eu-west-1:123456789012:mine"
+    assert (
+        attachment["targetGroupArn"]
+        == "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/mine/0123456789abcdef"
+    )
     label = recording.one(SCALING_POLICY, "web-scale-on-requests").inputs[
         "targetTrackingScalingPolicyConfiguration"
     ]["predefinedMetricSpecification"]["resourceLabel"]
@@ -418,6 +427,9 @@ def test_the_service_exposes_its_children(sections: dict[str, Any], absent: set[
     for child, type_ in types.items():
         expected = None if child in absent else recording.one(type_).urn
         assert recording.outputs[child] == expected
+    policies = {r.name.rsplit("-", 1)[-1]: r.urn for r in recording.find(SCALING_POLICY)}
+    assert recording.outputs["scaling_policies"] == policies
+    assert bool(policies) == ("scaling_target" not in absent)
 
 
 @pytest.fixture

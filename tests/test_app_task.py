@@ -14,6 +14,7 @@ import pytest
 from ecs_request import register_task_definition_problems
 from fleet_stacks import DEV_LIKE, PROD_LIKE, SECRET_KEY_MARKER, STACKS, stack_config
 
+from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.app_task import (
     AppTask,
     AppTaskArgs,
@@ -582,3 +583,12 @@ def test_a_configured_statement_reads_as_iam_writes_it() -> None:
         "Action": ["sqs:SendMessage"],
         "Resource": [QUEUE],
     }
+
+
+@pytest.mark.parametrize("seconds", [0, 121])
+def test_a_stop_timeout_ecs_would_refuse_is_refused_naming_the_arg(seconds: int) -> None:
+    from dataclasses import replace
+
+    args = task_args(stack_config(DEV_LIKE))
+    with pytest.raises(ComponentArgsError, match=r"^AppTaskArgs\.stop_timeout_seconds: "):
+        replace(args, stop_timeout_seconds=seconds)

@@ -245,7 +245,11 @@ def assert_forwards_only_with_the_origin_header(
     ]
     group = target_group(recording)
     assert rule.inputs["actions"] == [
-        {"type": "forward", "targetGroupArn": f"arn:aws:lb:us-east-1:{MOCK_ACCOUNT}:{group.name}"}
+        {
+            "type": "forward",
+            "targetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:{MOCK_ACCOUNT}:"
+            f"targetgroup/{group.name}/0123456789abcdef",
+        }
     ]
     assert rule.property_dependencies["actions"] == [group.urn]
     assert rule.inputs["priority"] == 1

@@ -558,6 +558,12 @@ def test_tags_moved_to_the_providers_default_tags_are_no_change() -> None:
         [_resource(BUCKET, "aws:s3/bucket:Bucket", {"tags": TAGS})], [head_provider, head_bucket]
     )
     assert review.changed == []
+    # Only a CLI that compares providers' settings keeps the bucket: the review says so.
+    assert review.notes == [
+        "1 resource moves to the provider shop-aws: a Pulumi CLI released after 10 February "
+        "2025 (pulumi/pulumi#18509) updates them in place; an older one replaces them, "
+        "databases included, so upgrade the CLI before `pulumi up`."
+    ]
     # A tag the provider no longer sets is a change, as AWS would make it.
     head_provider["inputs"]["defaultTags"] = json.dumps({"tags": {"app": "shop"}})
     review = _two_sides(

@@ -29,6 +29,9 @@ def provider_inputs(aws_config: dict[str, str]) -> dict:
 def test_forwards_the_stacks_aws_settings_and_merges_its_default_tags() -> None:
     inputs = provider_inputs(
         {
+            "aws:skipMetadataApiCheck": "true",
+            "aws:maxRetries": "7",
+            "aws:endpoints": json.dumps([{"s3": "http://127.0.0.1:4566"}]),
             "aws:region": "eu-west-1",
             "aws:profile": "ops",
             "aws:allowedAccountIds": json.dumps(["123456789012"]),
@@ -40,6 +43,9 @@ def test_forwards_the_stacks_aws_settings_and_merges_its_default_tags() -> None:
     )
     assert inputs["region"] == "eu-west-1"
     assert inputs["profile"] == "ops"
+    assert inputs["skipMetadataApiCheck"] == "true"
+    assert inputs["maxRetries"] == "7"
+    assert json.loads(inputs["endpoints"]) == [{"s3": "http://127.0.0.1:4566"}]
     assert json.loads(inputs["allowedAccountIds"]) == ["123456789012"]
     roles = json.loads(inputs["assumeRoles"])
     assert roles == [{"roleArn": "arn:aws:iam::123456789012:role/deploy", "sessionName": "ci"}]
@@ -51,9 +57,9 @@ def test_forwards_the_stacks_aws_settings_and_merges_its_default_tags() -> None:
     }
 
 
-def test_refuses_an_aws_setting_it_cannot_forward_naming_it() -> None:
-    with pytest.raises(ConfigError, match=r"aws:endpoints: .*opts\.providers"):
-        provider_inputs({"aws:region": "eu-west-1", "aws:endpoints": "[]"})
+def test_refuses_an_aws_setting_the_provider_does_not_know_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"aws:skipRegionValidatoin: the AWS provider has no"):
+        provider_inputs({"aws:region": "eu-west-1", "aws:skipRegionValidatoin": "true"})
 
 
 def test_a_program_that_brings_its_own_aws_provider_keeps_it() -> None:
@@ -73,3 +79,32 @@ def test_a_program_that_brings_its_own_aws_provider_keeps_it() -> None:
         for r in recording.resources
         if r.type.startswith("aws:")
     )
+
+
+def test_a_secret_aws_setting_stays_secret() -> None:
+    config = stack_config(DEV_LIKE)
+    recording = record(
+        lambda: tagged_provider("shop", config, pulumi.ResourceOptions()),
+        project="p",
+        stack="dev",
+        config={"aws:region": "eu-west-1", "aws:secretKey": "hunter2-not-in-the-plan"},
+        secret_keys=["aws:secretKey"],
+    )
+    inputs = recording.one("pulumi:providers:aws").inputs
+    assert "hunter2" not in json.dumps(inputs)
+
+
+def test_a_provider_inherited_from_a_parent_component_is_kept() -> None:
+    from pulumi_django.components.aws.site import AwsSite
+
+    config = stack_config(DEV_LIKE)
+
+    def program() -> None:
+        own = aws.Provider("other-account", region="eu-west-1")
+        parent = pulumi.ComponentResource(
+            "acme:infra:Shop", "shop", None, pulumi.ResourceOptions(providers=[own])
+        )
+        AwsSite("shop-dev", config, pulumi.ResourceOptions(parent=parent))
+
+    recording = record(program, project="p", stack="dev", config={"aws:region": "eu-west-1"})
+    assert [p.name for p in recording.find("pulumi:providers:aws")] == ["other-account"]

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from pulumi_django._mock_answers import or_mock_answer
-from pulumi_django.components.args import arg, resource_ref
+from pulumi_django.components.args import arg, arn_resource, resource_ref
 from pulumi_django.components.aws.cluster import Cluster
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.proxy import ProxyConfig
@@ -54,12 +54,6 @@ def _per_minute(
         ),
         return_data=False,
     )
-
-
-def _arn_tail(arn: pulumi.Input[str], separator: str) -> pulumi.Output[str]:
-    """What follows the last `separator` of an ARN: a cluster's name after `/`, a target
-    group's `targetgroup/NAME/ID` suffix after `:`."""
-    return pulumi.Output.from_input(arn).apply(lambda text: text.rsplit(separator, 1)[-1])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +122,8 @@ class AppService(pulumi.ComponentResource):
     service: aws.ecs.Service
     rollback_alarm: aws.cloudwatch.MetricAlarm | None
     scaling_target: aws.appautoscaling.Target | None
+    # Target-tracking policies by metric (`cpu`, `requests`); empty without autoscaling.
+    scaling_policies: dict[str, aws.appautoscaling.Policy]
     verification: RolloutVerification
     service_name: pulumi.Output[str]
     service_arn: pulumi.Output[str]
@@ -145,7 +141,7 @@ class AppService(pulumi.ComponentResource):
         target_group_arn_suffix = args.target_group_arn_suffix or (
             args.target_group.arn_suffix
             if isinstance(args.target_group, aws.lb.TargetGroup)
-            else _arn_tail(args.target_group, ":")
+            else arn_resource(args.target_group)
         )
 
         self.rollback_alarm = (
@@ -211,6 +207,7 @@ class AppService(pulumi.ComponentResource):
             ),
         )
         service_name = or_mock_answer(self.service.name, f"{name}-service")
+        self.scaling_policies = {}
         self.scaling_target = (
             self._autoscaling(
                 name,
@@ -311,7 +308,7 @@ class AppService(pulumi.ComponentResource):
                 fleet.autoscaling.requests_per_target,
             )
         for suffix, (metric, label, target_value) in metrics.items():
-            aws.appautoscaling.Policy(
+            self.scaling_policies[suffix] = aws.appautoscaling.Policy(
                 f"{name}-scale-on-{suffix}",
                 policy_type="TargetTrackingScaling",
                 service_namespace=target.service_namespace,
@@ -341,4 +338,5 @@ def _cluster(
         return cluster.cluster_arn, cluster.cluster_name, [cluster.capacity_providers]
     if isinstance(cluster, aws.ecs.Cluster):
         return cluster.arn, cluster.name, []
-    return pulumi.Output.from_input(cluster), _arn_tail(cluster, "/"), []
+    name = arn_resource(cluster).apply(lambda resource: resource.rsplit("/", 1)[-1])
+    return pulumi.Output.from_input(cluster), name, []

@@ -13,14 +13,14 @@ import pulumi_aws as aws
 from pydantic import SecretStr
 
 from pulumi_django._mock_answers import mock_arn, or_mock_answer
-from pulumi_django.components.args import arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
 from pulumi_django.components.site import django_secret_key
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.config.proxy import ProxyConfig
-from pulumi_django.errors import PulumiDjangoError
+from pulumi_django.config.stack import ECS_MAX_STOP_TIMEOUT
 from pulumi_django.rendering.container_definitions import (
     APP_CONTAINER,
     DEFAULT_APP_USER,
@@ -161,15 +161,20 @@ class AppTaskArgs:
     )
 
     def __post_init__(self) -> None:
+        if not 0 < self.stop_timeout_seconds <= ECS_MAX_STOP_TIMEOUT:
+            raise ComponentArgsError(
+                f"AppTaskArgs.stop_timeout_seconds: {self.stop_timeout_seconds} is not between 1 "
+                f"and {ECS_MAX_STOP_TIMEOUT}, the longest ECS waits on Fargate"
+            )
         if self.execution_role is None and self.repository_arn is None:
-            raise PulumiDjangoError(
+            raise ComponentArgsError(
                 "AppTaskArgs.repository_arn: needed for the execution role created here "
                 "(it may pull from that repository only); or bring your own execution_role"
             )
         extras = self.task_role_policy_arns or self.task_role_statements
         configured = self.fleet.task_role.managed_policy_arns or self.fleet.task_role.statements
         if self.task_role is not None and (extras or configured):
-            raise PulumiDjangoError(
+            raise ComponentArgsError(
                 "AppTaskArgs.task_role: a task role of your own gets no policy from here; grant "
                 "it what task_role_policy_arns, task_role_statements or fleet.taskRole hold "
                 "yourself, and leave those empty"
@@ -178,7 +183,7 @@ class AppTaskArgs:
             try:
                 check_statement(statement)
             except ValueError as error:
-                raise PulumiDjangoError(
+                raise ComponentArgsError(
                     f"AppTaskArgs.task_role_statements[{index}]: {error}"
                 ) from None
 
@@ -194,6 +199,12 @@ class AppTask(pulumi.ComponentResource):
     task_role: aws.iam.Role | None
     log_group: aws.cloudwatch.LogGroup | None
     django_secret: aws.secretsmanager.Secret
+    django_secret_version: aws.secretsmanager.SecretVersion
+    execution_policy: aws.iam.RolePolicy | None
+    # The task role's grants a task must not start without (database secret, uploads, extras).
+    task_role_grants: list[aws.iam.RolePolicy | aws.iam.RolePolicyAttachment]
+    # ECS Exec's permission, needed only once someone opens a session.
+    exec_policy: aws.iam.RolePolicy | None
     task_definition_arn: pulumi.Output[str]
     family: pulumi.Output[str]
     app_container_name: str
@@ -257,9 +268,9 @@ class AppTask(pulumi.ComponentResource):
                 extra=args.app.secrets,
             )
         )
-        # What a task must never start without: its execution role may pull and read secrets,
-        # the app may read its database secret again, store its uploads, and use its grants.
-        task_ready: list[pulumi.Resource] = []
+        self.execution_policy = None
+        self.task_role_grants = []
+        self.exec_policy = None
         if args.execution_role is None:
             self.execution_role = aws.iam.Role(
                 f"{name}-execution",
@@ -267,21 +278,19 @@ class AppTask(pulumi.ComponentResource):
                 assume_role_policy=trust(source_arn=False),
                 opts=child,
             )
-            task_ready.append(
-                aws.iam.RolePolicy(
-                    f"{name}-execution",
-                    role=self.execution_role.id,
-                    policy=pulumi.Output.all(args.repository_arn, log_group_arn, secrets).apply(
-                        lambda values: json.dumps(
-                            execution_role_policy(
-                                repository_arn=values[0],
-                                log_group_arn=values[1],
-                                secret_value_froms=values[2].values(),
-                            )
+            self.execution_policy = aws.iam.RolePolicy(
+                f"{name}-execution",
+                role=self.execution_role.id,
+                policy=pulumi.Output.all(args.repository_arn, log_group_arn, secrets).apply(
+                    lambda values: json.dumps(
+                        execution_role_policy(
+                            repository_arn=values[0],
+                            log_group_arn=values[1],
+                            secret_value_froms=values[2].values(),
                         )
-                    ),
-                    opts=child,
-                )
+                    )
+                ),
+                opts=child,
             )
             execution_role_arn = self.execution_role.arn
         else:
@@ -296,7 +305,7 @@ class AppTask(pulumi.ComponentResource):
                 assume_role_policy=trust(source_arn=True),
                 opts=child,
             )
-            task_ready += self._task_role_grants(name, args, self.task_role, child)
+            self._task_role_grants(name, args, self.task_role, child)
             task_role_arn = self.task_role.arn
         else:
             self.task_role = None
@@ -338,7 +347,16 @@ class AppTask(pulumi.ComponentResource):
             # Replaced revisions stay registered (ACTIVE): a rollback to any release whose image
             # ECR still keeps can run again.
             skip_destroy=True,
-            opts=child.merge(pulumi.ResourceOptions(depends_on=task_ready)),
+            # A task must never start before its execution role may pull and read secrets, nor
+            # before the app may read its database secret again, store uploads, use its grants.
+            opts=child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=[
+                        *([self.execution_policy] if self.execution_policy else []),
+                        *self.task_role_grants,
+                    ]
+                )
+            ),
         )
 
         self.task_definition_arn = self.task_definition.arn
@@ -369,7 +387,7 @@ class AppTask(pulumi.ComponentResource):
         secret = aws.secretsmanager.Secret(
             f"{name}-django-secret-key", description=f"{name}: Django SECRET_KEY", opts=child
         )
-        aws.secretsmanager.SecretVersion(
+        self.django_secret_version = aws.secretsmanager.SecretVersion(
             f"{name}-django-secret-key",
             secret_id=secret.id,
             secret_string=value,
@@ -379,14 +397,13 @@ class AppTask(pulumi.ComponentResource):
 
     def _task_role_grants(
         self, name: str, args: AppTaskArgs, role: aws.iam.Role, child: pulumi.ResourceOptions
-    ) -> list[pulumi.Resource]:
+    ) -> None:
         """The app may read its database secret and, given a media bucket, store uploads there;
         ECS Exec when enabled; and nothing else unless given more (`fleet.taskRole`, the
-        `task_role_*` args). Returns the grants a task must not start without (ECS Exec's is
-        needed only once someone opens a session)."""
+        `task_role_*` args)."""
         # The app reads the password again when RDS rotates it (the execution role read it
         # only at task start); see docs/app-task.md.
-        grants: list[pulumi.Resource] = [
+        grants: list[aws.iam.RolePolicy | aws.iam.RolePolicyAttachment] = [
             aws.iam.RolePolicy(
                 f"{name}-task-database-secret",
                 role=role.id,
@@ -410,7 +427,7 @@ class AppTask(pulumi.ComponentResource):
                 )
             )
         if args.fleet.enable_execute_command:
-            aws.iam.RolePolicy(
+            self.exec_policy = aws.iam.RolePolicy(
                 f"{name}-task-exec",
                 role=role.id,
                 policy=json.dumps(exec_command_policy()),
@@ -436,7 +453,7 @@ class AppTask(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        return grants
+        self.task_role_grants = grants
 
 
 def _containers(args: AppTaskArgs, values: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, arn_resource, resource_ref
 from pulumi_django.components.aws.network import HTTP_PORT, HTTPS_PORT
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
@@ -257,7 +257,9 @@ class LoadBalancer(pulumi.ComponentResource):
             self.zone_id = found.apply(lambda lb: lb.zone_id)
             self.arn = pulumi.Output.from_input(brought)
             # CloudWatch's `LoadBalancer` dimension: the ARN after `:loadbalancer/`.
-            self.arn_suffix = self.arn.apply(lambda arn: arn.split(":loadbalancer/", 1)[-1])
+            self.arn_suffix = arn_resource(self.arn).apply(
+                lambda resource: resource.removeprefix("loadbalancer/")
+            )
             return None
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
@@ -292,7 +294,7 @@ class LoadBalancer(pulumi.ComponentResource):
             return resource_ref(brought, "arn"), resource_ref(brought, "arn_suffix")
         if brought is not None:
             arn = pulumi.Output.from_input(brought)
-            return arn, arn.apply(lambda value: value.split(":", 5)[5])
+            return arn, arn_resource(arn)
         self.target_group = aws.lb.TargetGroup(
             f"{name}-targets",
             target_type="ip",

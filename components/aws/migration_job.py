@@ -51,8 +51,9 @@ class MigrationJobArgs:
         "The release (the image reference): a new one runs the check and the job again."
     )
     service_name: str = arg(
-        "The app's ECS service name. The tasks are tagged with it (`startedBy`), so that two "
-        "release tasks of one service never run at once."
+        "A stable key for the app's releases, e.g. the component name (`AwsSite` passes the site's "
+        "name; the ECS service itself is auto-named). The release tasks are tagged with it "
+        "(`startedBy`), so that two release tasks of one app never run at once."
     )
     region: pulumi.Input[str] = arg("The AWS region of the cluster, where the tasks are run.")
     config: MigrationsConfig = arg(

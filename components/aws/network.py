@@ -108,7 +108,8 @@ class NetworkArgs:
         "Groups you bring, by tier (each a `SecurityGroup` or its id; the tier must be in "
         "`tiers`): not created here, and the chain's rules are still created on them and "
         "against them, as separate rule resources (so the group must not declare inline "
-        "rules, which would remove them). Default: none, every tier's group is created.",
+        "rules, which would remove them); a load balancer's group of your own must admit "
+        "CloudFront itself. Default: none, every tier's group is created.",
         default_factory=dict,
     )
 
@@ -206,15 +207,17 @@ class Network(pulumi.ComponentResource):
                 self.security_group_ids[tier] = resource_ref(brought, "id")
             elif tier in args.tiers:
                 self._group(tier, purpose)
-        if "lb" in self.security_group_ids or "lb-http" in self.security_group_ids:
+        # Only groups created here get CloudFront's ingress: a brought one admits CloudFront
+        # already, and a second copy would be refused as a duplicate or overrun its rule quota.
+        edge_tiers: tuple[tuple[Tier, int], ...] = (("lb", HTTPS_PORT), ("lb-http", HTTP_PORT))
+        cloudfront_ports = {edge: port for edge, port in edge_tiers if edge in self.security_groups}
+        if cloudfront_ports:
             cloudfront = aws.ec2.get_managed_prefix_list_output(
                 name=CLOUDFRONT_PREFIX_LIST, opts=invoke
             )
             prefix_list = or_mock_answer(cloudfront.id, MOCK_PREFIX_LIST_ID)
-            self._rule(INGRESS, "lb-from-cloudfront", "lb", HTTPS_PORT, prefix_list=prefix_list)
-            self._rule(
-                INGRESS, "lb-http-from-cloudfront", "lb-http", HTTP_PORT, prefix_list=prefix_list
-            )
+            for edge, port in cloudfront_ports.items():
+                self._rule(INGRESS, f"{edge}-from-cloudfront", edge, port, prefix_list=prefix_list)
         self._allow("lb", "app", args.proxy_port)
         self._allow("app", "db", POSTGRES_PORT)
         self._allow("app", "cache", REDIS_PORT)

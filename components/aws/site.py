@@ -7,6 +7,7 @@ Each arrow is a resource dependency, so a failed step leaves the running fleet u
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any
@@ -36,19 +37,6 @@ from pulumi_django.components.site import Site
 from pulumi_django.config import ConfigError, StackConfig
 from pulumi_django.providers.static_release import StaticRelease
 
-# The stack's `aws:` settings the site's own provider takes over from the default provider
-# (an explicit provider reads none of them by itself); JSON-valued ones are decoded.
-FORWARDED_AWS_SETTINGS = {
-    "region": False,
-    "profile": False,
-    "allowedAccountIds": True,
-    "forbiddenAccountIds": True,
-    "sharedConfigFiles": True,
-    "sharedCredentialsFiles": True,
-    "assumeRoles": True,
-    "defaultTags": True,
-}
-
 
 def site_tags(config: StackConfig) -> dict[str, str]:
     """The tags every AWS resource of the site carries: its name, its maker, `django:tags`."""
@@ -60,40 +48,59 @@ def _snake(key: str) -> str:
 
 
 def tagged_provider(name: str, config: StackConfig, opts: pulumi.ResourceOptions) -> aws.Provider:
-    """The AWS provider of the site's resources: the stack's `aws:` settings, with the site's
-    tags as default tags, so that every taggable resource gets them without passing them.
-
-    An `aws:` setting it cannot forward is refused rather than dropped: pass your own provider
-    (`opts.providers`) to use it, and set the default tags on that provider."""
+    """The AWS provider of the site's resources: every `aws:` setting of the stack (an
+    explicit provider reads none of them by itself), with the site's tags added to the stack's
+    `aws:defaultTags`, so that every taggable resource gets them without passing them.
+    Secret settings stay secret; a key the provider does not know is refused, naming it."""
+    accepted = inspect.signature(aws.Provider._internal_init).parameters
     settings: dict[str, Any] = {}
     for full_key, raw in sorted(pulumi.runtime.config.CONFIG.get().items()):
         namespace, _, key = full_key.partition(":")
         if namespace != "aws":
             continue
-        if key not in FORWARDED_AWS_SETTINGS:
-            raise ConfigError(
-                [
-                    f"aws:{key}: the site's tagging AWS provider does not take this setting; "
-                    "pass your own aws.Provider in the site's opts.providers instead"
-                ]
-            )
-        settings[key] = json.loads(raw) if FORWARDED_AWS_SETTINGS[key] else raw
-    stack_default_tags = settings.pop("defaultTags", {}).get("tags", {})
+        argument = _snake(key)
+        if argument not in accepted:
+            raise ConfigError([f"aws:{key}: the AWS provider has no such setting"])
+        # JSON objects go to the engine as they are: their keys are already its wire names.
+        value = raw if _is_text(accepted[argument].annotation) else json.loads(raw)
+        settings[argument] = (
+            pulumi.Output.secret(value) if pulumi.runtime.is_config_secret(full_key) else value
+        )
+    stack_default_tags = settings.pop("default_tags", {})
     return aws.Provider(
         f"{name}-aws",
-        **{_snake(key): value for key, value in settings.items() if key != "assumeRoles"},
-        assume_roles=[
-            aws.ProviderAssumeRoleArgs(**{_snake(key): value for key, value in role.items()})
-            for role in settings.get("assumeRoles", [])
-        ]
-        or None,
-        default_tags=aws.ProviderDefaultTagsArgs(tags={**stack_default_tags, **site_tags(config)}),
+        **settings,
+        default_tags=pulumi.Output.from_input(stack_default_tags).apply(
+            lambda stack: {"tags": {**(stack or {}).get("tags", {}), **site_tags(config)}}
+        ),
         opts=opts,
     )
 
 
+def _is_text(annotation: Any) -> bool:
+    """Whether a provider argument is a plain string (else its config value is JSON)."""
+    text = str(annotation)
+    return "str]" in text and not any(kind in text for kind in ("Sequence", "Mapping", "Args"))
+
+
 class AwsSite(Site):
-    """ECS Fargate behind an ALB behind CloudFront, with RDS PostgreSQL and ElastiCache."""
+    """ECS Fargate behind an ALB behind CloudFront, with RDS PostgreSQL and ElastiCache.
+
+    The one place that maps the stack config to the AWS components' args; each component is
+    an attribute, whose own attributes are its resources."""
+
+    network: Network
+    database: Database
+    cache: Cache
+    load_balancer: LoadBalancer
+    media: MediaStorage | None
+    static_site: StaticSite
+    image: AppImage
+    static_release: StaticRelease
+    cluster: Cluster
+    task: AppTask
+    migrations: MigrationJob
+    service: AppService
 
     STACK_OUTPUTS = (
         *Site.STACK_OUTPUTS,
@@ -128,13 +135,18 @@ class AwsSite(Site):
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("pulumi-django:site:AwsSite", name, config, opts)
-        # Tags through the provider's default tags, unless the program brings its own provider.
-        if opts is None or not _has_aws_provider(opts):
-            self.use_provider(tagged_provider(name, config, pulumi.ResourceOptions(parent=self)))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        super().__init__("pulumi-django:site:AwsSite", name, opts)
+        # Tags through the provider's default tags, unless the program brings its own provider
+        # (in `opts` or from a parent).
+        provider = self.get_provider("aws::")
+        if provider is None:
+            provider = tagged_provider(name, config, pulumi.ResourceOptions(parent=self))
+            self.use_provider(provider)
+        region = aws.get_region_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=provider)
+        ).region
 
-        network = Network(
+        self.network = Network(
             name,
             NetworkArgs(
                 config=config.network,
@@ -143,21 +155,21 @@ class AwsSite(Site):
             ),
             opts=self.child(),
         )
-        database = Database(
+        self.database = Database(
             name,
             DatabaseArgs(
                 config=config.database,
-                subnet_ids=network.private_subnet_ids,
-                security_group_id=network.database_security_group_id,
+                subnet_ids=self.network.private_subnet_ids,
+                security_group_id=self.network.database_security_group_id,
             ),
             opts=self.child(),
         )
-        cache = Cache(
+        self.cache = Cache(
             name,
             CacheArgs(
                 config=config.cache,
-                subnet_ids=network.private_subnet_ids,
-                security_group_id=network.cache_security_group_id,
+                subnet_ids=self.network.private_subnet_ids,
+                security_group_id=self.network.cache_security_group_id,
             ),
             opts=self.child(),
         )
@@ -165,7 +177,7 @@ class AwsSite(Site):
         origin_secret = random.RandomPassword(
             f"{name}-origin-verify", length=48, special=False, opts=self.child()
         )
-        load_balancer = LoadBalancer(
+        self.load_balancer = LoadBalancer(
             name,
             LoadBalancerArgs(
                 config=config.load_balancer,
@@ -176,38 +188,38 @@ class AwsSite(Site):
                 certificate_arn=(
                     config.domain.load_balancer_certificate_arn if config.domain else None
                 ),
-                vpc_id=network.vpc_id,
-                public_subnet_ids=network.public_subnet_ids,
-                security_group_ids=network.load_balancer_security_group_ids,
+                vpc_id=self.network.vpc_id,
+                public_subnet_ids=self.network.public_subnet_ids,
+                security_group_ids=self.network.load_balancer_security_group_ids,
             ),
             opts=self.child(),
         )
         # Uploads: a bucket of their own, which no release step ever prunes.
-        media = (
+        self.media = (
             MediaStorage(name, MediaStorageArgs(config=config.media), opts=self.child())
             if config.media.enabled
             else None
         )
-        static_site = StaticSite(
+        self.static_site = StaticSite(
             name,
             StaticSiteArgs(
                 config=config.static,
                 domain=config.domain,
-                load_balancer_origin=load_balancer.origin,
-                media=media.public_origin if media else None,
+                load_balancer_origin=self.load_balancer.origin,
+                media=self.media.public_origin if self.media else None,
             ),
             opts=self.child(),
         )
-        if media:
-            media.attach_policy(static_site.distribution_arn)
+        if self.media:
+            self.media.attach_policy(self.static_site.distribution_arn)
         site_host = (
             pulumi.Output.from_input(config.domain.name)
             if config.domain
-            else static_site.distribution_domain_name
+            else self.static_site.distribution_domain_name
         )
 
         # The release, step by step.
-        image = AppImage(
+        self.image = AppImage(
             name,
             AppImageArgs(
                 app=config.app,
@@ -216,19 +228,19 @@ class AwsSite(Site):
             ),
             opts=self.child(),
         )
-        static_release = StaticRelease(
+        self.static_release = StaticRelease(
             f"{name}-static-release",
-            bucket=static_site.bucket_name,
-            release_id=image.image_ref,
-            image=image.image_ref,
+            bucket=self.static_site.bucket_name,
+            release_id=self.image.image_ref,
+            image=self.image.image_ref,
             static_root=config.app.static_root,
             prefix=config.static.prefix,
             keep=config.static.keep_releases,
             region=region,
             opts=self.child(),
         )
-        cluster = Cluster(name, ClusterArgs(), opts=self.child())
-        task = AppTask(
+        self.cluster = Cluster(name, ClusterArgs(), opts=self.child())
+        self.task = AppTask(
             name,
             AppTaskArgs(
                 app=config.app,
@@ -237,90 +249,82 @@ class AwsSite(Site):
                 load_balancer=config.load_balancer,
                 secret_key=config.secret_key,
                 stop_timeout_seconds=config.stop_timeout_seconds,
-                image_ref=image.image_ref,
-                repository_arn=image.repository_arn,
+                image_ref=self.image.image_ref,
+                repository_arn=self.image.repository_arn,
                 database=DatabaseEndpoint(
-                    host=database.address,
-                    port=database.port,
-                    name=database.database_name,
-                    username=database.username,
-                    secret_arn=database.master_secret_arn,
+                    host=self.database.address,
+                    port=self.database.port,
+                    name=self.database.database_name,
+                    username=self.database.username,
+                    secret_arn=self.database.master_secret_arn,
                 ),
                 cache=CacheEndpoint(
-                    url=cache.url_without_password, auth_secret_arn=cache.auth_secret_arn
+                    url=self.cache.url_without_password, auth_secret_arn=self.cache.auth_secret_arn
                 ),
                 site_host=site_host,
-                site_url=static_site.site_url,
-                static_url=static_site.static_url,
-                vpc_cidr=network.vpc_cidr,
+                site_url=self.static_site.site_url,
+                static_url=self.static_site.static_url,
+                vpc_cidr=self.network.vpc_cidr,
                 media=(
-                    MediaBucket(name=media.bucket_name, arn=media.bucket_arn, config=config.media)
-                    if media
+                    MediaBucket(
+                        name=self.media.bucket_name, arn=self.media.bucket_arn, config=config.media
+                    )
+                    if self.media
                     else None
                 ),
             ),
             opts=self.child(),
         )
-        migrations = MigrationJob(
+        self.migrations = MigrationJob(
             name,
             MigrationJobArgs(
                 config=config.migrations,
                 settings_module=config.app.settings_module,
-                cluster_arn=cluster.cluster_arn,
-                task_definition_arn=task.task_definition_arn,
-                container_name=task.app_container_name,
-                subnet_ids=network.private_subnet_ids,
-                security_group_ids=[network.app_security_group_id],
-                log_group_name=task.log_group_name,
-                release_id=image.image_ref,
+                cluster_arn=self.cluster.cluster_arn,
+                task_definition_arn=self.task.task_definition_arn,
+                container_name=self.task.app_container_name,
+                subnet_ids=self.network.private_subnet_ids,
+                security_group_ids=[self.network.app_security_group_id],
+                log_group_name=self.task.log_group_name,
+                release_id=self.image.image_ref,
                 service_name=name,
                 region=region,
-                after=[static_release],
+                after=[self.static_release],
             ),
             opts=self.child(),
         )
-        service = AppService(
+        self.service = AppService(
             name,
             AppServiceArgs(
                 fleet=config.fleet,
                 proxy_port=config.proxy.port,
-                cluster=cluster,
-                task_definition_arn=task.task_definition_arn,
-                private_subnet_ids=network.private_subnet_ids,
-                security_group_id=network.app_security_group_id,
+                cluster=self.cluster,
+                task_definition_arn=self.task.task_definition_arn,
+                private_subnet_ids=self.network.private_subnet_ids,
+                security_group_id=self.network.app_security_group_id,
                 # Resolves once the listener forwards to the group, which ECS insists on.
-                target_group=load_balancer.target_group_arn,
-                target_group_arn_suffix=load_balancer.target_group_arn_suffix,
-                load_balancer_arn_suffix=load_balancer.arn_suffix,
-                after=[migrations],
+                target_group=self.load_balancer.target_group_arn,
+                target_group_arn_suffix=self.load_balancer.target_group_arn_suffix,
+                load_balancer_arn_suffix=self.load_balancer.arn_suffix,
+                after=[self.migrations],
             ),
             opts=self.child(),
         )
 
-        self.url = static_site.site_url
-        self.static_url = static_site.static_url
-        self.release_id = image.image_ref
-        self.static_bucket = static_site.bucket_name
-        self.media_bucket = media.bucket_name if media else None
-        self.distribution_id = static_site.distribution_id
-        self.load_balancer_dns_name = load_balancer.dns_name
-        self.database_endpoint = database.address
-        self.database_port = database.port
-        self.database_name = database.database_name
-        self.database_secret_arn = database.master_secret_arn
-        self.cache_endpoint = cache.primary_endpoint
-        self.cache_auth_secret_arn = cache.auth_secret_arn
-        self.cluster_name = cluster.cluster_name
-        self.service_name = service.service_name
-        self.applied_migrations = migrations.applied_migrations
+        self.url = self.static_site.site_url
+        self.static_url = self.static_site.static_url
+        self.release_id = self.image.image_ref
+        self.static_bucket = self.static_site.bucket_name
+        self.media_bucket = self.media.bucket_name if self.media else None
+        self.distribution_id = self.static_site.distribution_id
+        self.load_balancer_dns_name = self.load_balancer.dns_name
+        self.database_endpoint = self.database.address
+        self.database_port = self.database.port
+        self.database_name = self.database.database_name
+        self.database_secret_arn = self.database.master_secret_arn
+        self.cache_endpoint = self.cache.primary_endpoint
+        self.cache_auth_secret_arn = self.cache.auth_secret_arn
+        self.cluster_name = self.cluster.cluster_name
+        self.service_name = self.service.service_name
+        self.applied_migrations = self.migrations.applied_migrations
         self.register_outputs(self.exports)
-
-
-def _has_aws_provider(opts: pulumi.ResourceOptions) -> bool:
-    providers = opts.providers
-    packages = (
-        list(providers)
-        if isinstance(providers, dict)
-        else [p.package for p in providers or [] if isinstance(p, pulumi.ProviderResource)]
-    )
-    return "aws" in packages or (opts.provider is not None and opts.provider.package == "aws")

@@ -56,7 +56,7 @@ class LocalSite(Site):
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("pulumi-django:site:LocalSite", name, config, opts)
+        super().__init__("pulumi-django:site:LocalSite", name, opts)
         port = config.local.http_port
         url = f"http://{LOOPBACK}:{port}"
         static_url = static_url_prefix(config.static)

@@ -57,6 +57,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config.rehearsal": ("RehearsalConfig", "RehearsalForm"),
     "config.static": ("StaticConfig",),
     "components.args": ("ComponentArgsError",),
+    "providers.static_release": ("StaticRelease",),
     "rendering.local_proxy": ("ProxyControl",),
     "errors": ("PulumiDjangoError",),
 }
@@ -129,6 +130,7 @@ __all__ = [
     "RollingUpdateConfig",
     "StackConfig",
     "StaticConfig",
+    "StaticRelease",
     "StaticSite",
     "StaticSiteArgs",
     "load_stack_config",
@@ -179,6 +181,7 @@ if TYPE_CHECKING:
     from .config.rehearsal import RehearsalConfig, RehearsalForm
     from .config.static import StaticConfig
     from .errors import PulumiDjangoError
+    from .providers.static_release import StaticRelease
     from .rendering.local_proxy import ProxyControl
 
     __version__: str

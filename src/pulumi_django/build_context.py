@@ -119,7 +119,7 @@ def context_entries(
     entry, never followed.
 
     `leave_out(entry, relative posix path)` names what to leave out whatever the patterns say,
-    for a copy of the context that is not Docker's (the rehearsal's, rehearsal/sources.py);
+    for a copy of the context that is not Docker's (the rehearsal's, cli/rehearsal/sources.py);
     a directory it names is never walked into. An ignored directory is not walked into either,
     unless a `!` exception may bring back something below it."""
     if patterns is None:

@@ -152,6 +152,17 @@ def _computed_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: 
     return outputs
 
 
+# How ElastiCache endpoints and zone ids abbreviate a region: us-east-1 -> use1.
+_DIRECTIONS = {"east": "e", "west": "w", "north": "n", "south": "s", "central": "c"}
+
+
+def _short(region: str) -> str:
+    area, direction, number = [*region.split("-"), "", ""][:3]
+    for word, letter in _DIRECTIONS.items():
+        direction = direction.replace(word, letter)
+    return f"{area}{direction}{number}"
+
+
 def _autonamed(name: str, inputs: Mapping[str, Any], _region: str) -> dict[str, Any]:
     """The physical name the engine would give a resource whose `name` input is unset."""
     return {"name": inputs.get("name", f"{name}-a1b2c3d")}
@@ -211,15 +222,19 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
         ],
     },
     "aws:elasticache/replicationGroup:ReplicationGroup": lambda name, _i, region: {
-        "primaryEndpointAddress": f"master.{name}.abcdef.use1.cache.amazonaws.com",
-        "readerEndpointAddress": f"replica.{name}.abcdef.use1.cache.amazonaws.com",
+        "primaryEndpointAddress": f"master.{name}.abcdef.{_short(region)}.cache.amazonaws.com",
+        "readerEndpointAddress": f"replica.{name}.abcdef.{_short(region)}.cache.amazonaws.com",
     },
     "aws:lb/loadBalancer:LoadBalancer": lambda name, _i, region: {
+        "arn": f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:loadbalancer/app/{name}/"
+        "0123456789abcdef",
         "dnsName": f"{name}-123456.{region}.elb.amazonaws.com",
         "arnSuffix": f"app/{name}/0123456789abcdef",
         "zoneId": "Z35SXDOTRQ7X7K",
     },
-    "aws:lb/targetGroup:TargetGroup": lambda name, _i, _r: {
+    "aws:lb/targetGroup:TargetGroup": lambda name, _i, region: {
+        "arn": f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:targetgroup/{name}/"
+        "0123456789abcdef",
         "arnSuffix": f"targetgroup/{name}/0123456789abcdef",
     },
     # Names the provider generates (auto-naming happens in the provider, which mocks replace).
@@ -269,7 +284,7 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
     },
     "aws:index/getAvailabilityZones:getAvailabilityZones": lambda _a, region: {
         "names": [f"{region}{zone}" for zone in "abc"],
-        "zoneIds": [f"use1-az{number}" for number in (1, 2, 4)],
+        "zoneIds": [f"{_short(region)}-az{number}" for number in (1, 2, 4)],
         "id": region,
     },
     "aws:ec2/getManagedPrefixList:getManagedPrefixList": lambda args, _r: {

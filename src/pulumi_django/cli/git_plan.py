@@ -44,6 +44,7 @@ from pulumi_django.cli.plan_diff import (
     diff_plans,
 )
 from pulumi_django.cli.rehearsal.releases import RELEASE_FILE, RELEASES_DIR
+from pulumi_django.config import StackConfig
 from pulumi_django.errors import UsageError
 
 PLAN_TIMEOUT_SECONDS = 600.0
@@ -75,20 +76,21 @@ class Version:
 
 def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None = None) -> PlanDiff:
     """The working tree's plan of `stack` compared with the plan at `ref`, and the migration
-    check of the migrations added since then. `app_ref` is the commit of the app's side when
-    the app is in another repository than the project. UsageError for a bad ref, an app
-    outside git or a failing plan."""
+    check of the migrations added since then in the app the plan checks (the stack's, or the
+    one a program of one's own builds). `app_ref` is the commit of the app's side when the app
+    is in another repository than the project. UsageError for a bad ref, an app outside git or
+    a failing plan."""
     from pulumi_django.cli.plan import plan_stack_or_explain
 
     project_dir = project_dir.resolve()
     repository = find_repository(project_dir)
     project = Version(repository, ref, resolve_commit(repository, ref, "--diff-against"))
-    app_dir = (project_dir / configured_context(project_dir, stack)).resolve()
-    app = app_version(project, app_dir, app_ref) if app_dir.is_dir() else project
+    head = plan_stack_or_explain(project_dir, stack)
+    app_dir = head.migrations.app_dir
+    app = app_version(project, app_dir, app_ref) if app_dir and app_dir.is_dir() else project
     elsewhere = app.repository.top != repository.top
     # In one repository, the app's uncommitted changes are the working tree's too.
     head_commit, dirty = head_state(repository, *([] if elsewhere else [app.repository.directory]))
-    head = plan_stack_or_explain(project_dir, stack)
     base = plan_at_commit(project, app if elsewhere else None, project_dir, stack)
     diff = diff_plans(
         base or {},
@@ -104,7 +106,11 @@ def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None 
             base=Side(app.ref, app.commit),
             head=Side(HEAD_REF, app_head, dirty=app_dirty),
         )
-    diff.migrations = review_migrations(app.repository, app.commit, project_dir, stack)
+    # A program of one's own that builds no app has no migrations to review.
+    if head.config is not None:
+        diff.migrations = review_migrations(
+            app.repository, app.commit, project_dir, stack, checked=head.config
+        )
     return diff
 
 
@@ -367,23 +373,30 @@ def link_tree(checkout: Path, destination: Path) -> Path:
 
 
 def review_migrations(
-    repository: Repository, commit: str, project_dir: Path, stack: str
+    repository: Repository,
+    commit: str,
+    project_dir: Path,
+    stack: str,
+    *,
+    checked: StackConfig | None = None,
 ) -> MigrationReview | None:
     """The migration check of the migrations added since `commit` (committed or not) in the
     app of the stack (`app.context`, `app.settingsModule`), where `repository` is the one
-    holding the app and `commit` the app's side. Offline: no database. They ship together, so
-    they are judged as one release; when they are all of the app's migrations, it is a first
-    deploy and none is judged. None when the app's directory is not in the repository. A
-    check that cannot run is reported in the review, not raised: the rest of the review still
-    stands."""
+    holding the app and `commit` the app's side; `checked` is the app's config the working
+    tree's plan checked (a program of one's own has no stack config to read it from). Offline:
+    no database. They ship together, so they are judged as one release; when they are all of
+    the app's migrations, it is a first deploy and none is judged. None when the app's
+    directory is not in the repository. A check that cannot run is reported in the review, not
+    raised: the rest of the review still stands."""
     from pulumi_django.cli.plan import check_offline
     from pulumi_django.cli.stackfile import read_stack_config
     from pulumi_django.migration_check import MigrationCheckError
 
-    context = (project_dir / configured_context(project_dir, stack)).resolve()
+    configured = checked.app.context if checked else configured_context(project_dir, stack)
+    context = (project_dir / configured).resolve()
     if not context.is_dir() or not context.is_relative_to(repository.top):
         return None
-    config = read_stack_config(project_dir.resolve(), stack)
+    config = checked or read_stack_config(project_dir.resolve(), stack)
     added = added_migrations(repository, commit, context)
     if not added:
         return MigrationReview(added=[])

@@ -2,7 +2,13 @@
 
 The JSON is a contract other tools consume (extend it, never rename fields):
 {"stack", "project", "target", "resources": [{"urn", "type", "name", "custom", "parent",
-"dependencies", "propertyDependencies", "provider", "inputs"}], "outputs", "releaseOrder"}
+"dependencies", "propertyDependencies", "provider", "inputs"}], "outputs", "releaseOrder",
+"migrationCheck", "appReadiness"}
+
+A ready-made stack names its `target` (`django:target`: `aws`, `local`) and its app in
+`django:app`. A program of one's own (no `django:target`) has the target `program`, and the
+checks run on the app its recording shows it builds (`program_app`); when it builds none,
+`migrationCheck.skipped` says why and `appReadiness` is null.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ import pulumi
 
 from pulumi_django.app_discovery import AppDiscoveryError
 from pulumi_django.app_resolution import interpreter_source, resolve_app_config
-from pulumi_django.cli.app_readiness import AppReadiness, assess_app, readiness_lines
+from pulumi_django.cli.app_readiness import (
+    AppKey,
+    AppReadiness,
+    assess_app,
+    readiness_lines,
+    stack_key,
+)
+from pulumi_django.cli.program_app import NO_CHECK, NoAppDeployed, program_app_config, program_key
 from pulumi_django.cli.stackfile import StackFile, load_stack_file
 from pulumi_django.config import NAMESPACE, StackConfig, parse_stack_config
 from pulumi_django.errors import UsageError
@@ -37,6 +50,9 @@ from pulumi_django.recorder import RecordedResource, Recording, record
 from pulumi_django.release import StepInPlan, release_order
 
 TARGET_KEY = "django:target"
+# The target of a program of one's own: its stack file has no `django:target`.
+PROGRAM_TARGET = "program"
+CHECK_OFF = "migrations.check is off"
 # `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
 APP_NOT_READY_EXIT_CODE = 1
 
@@ -47,7 +63,7 @@ class MigrationReport:
     compare with, it is a first deploy: every migration counted, none judged (`--diff-against`
     judges the ones added since a ref)."""
 
-    app_dir: Path
+    app_dir: Path | None  # None: a program of one's own that builds no app
     result: CheckResult | None
     skipped: str | None = None
 
@@ -57,7 +73,8 @@ class MigrationReport:
             if self.result
             else {"checked": [], "findings": [], "firstDeploy": False}
         )
-        return {**body, "appDir": str(self.app_dir), "skipped": self.skipped}
+        app_dir = str(self.app_dir) if self.app_dir else None
+        return {**body, "appDir": app_dir, "skipped": self.skipped}
 
 
 @dataclass
@@ -65,11 +82,19 @@ class Plan:
     stack_file: StackFile
     recording: Recording
     migrations: MigrationReport
-    readiness: AppReadiness
+    # None, as `config`: a program of one's own that builds no app (`migrations.skipped` says).
+    readiness: AppReadiness | None
+    # The app's config the checks ran with: the stack's, or the one the program's recording shows.
+    config: StackConfig | None
 
     @property
     def target(self) -> str:
-        return self.stack_file.config.get(TARGET_KEY, "")
+        return self.stack_file.config.get(TARGET_KEY, PROGRAM_TARGET)
+
+    @property
+    def ready(self) -> bool:
+        """Nothing in the app stops a release (no app: nothing to stop)."""
+        return self.readiness is None or self.readiness.ready
 
     def release_order(self) -> list[StepInPlan]:
         return release_order(self.recording)
@@ -92,17 +117,18 @@ class Plan:
                 for found in self.release_order()
             ],
             "migrationCheck": self.migrations.as_json(),
-            "appReadiness": self.readiness.as_json(),
+            "appReadiness": self.readiness.as_json() if self.readiness else None,
         }
 
 
 def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
     """Runs the project's program for `stack` under mocks, then checks the app's migrations and
-    readiness in its interpreter (`python`, a `--python` flag, overrides `app.python`). Raises
-    UsageError for a bad stack name or file, and the program's own ConfigError for invalid
-    config."""
+    readiness in its interpreter (`python`, a `--python` flag, overrides `app.python`): the
+    stack's app, or the one a program of one's own builds. Raises UsageError for a bad stack
+    name or file, and the program's own ConfigError for invalid config."""
     stack_file = load_stack_file(project_dir.resolve(), stack)
-    if python:
+    ready_made = TARGET_KEY in stack_file.config
+    if python and ready_made:
         stack_file = with_app_python(stack_file, python)
 
     def program() -> None:
@@ -117,12 +143,28 @@ def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> P
         secret_keys=stack_file.secret_keys,
     )
     recording.resources = _tree_order(recording.resources)
+    if not ready_made:
+        return _plan_program(stack_file, recording, python)
     configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
     config = stack_config(stack_file)
     readiness = assess_app(
         config, stack_file.project_dir, python_source=interpreter_source(configured, python)
     )
-    return Plan(stack_file, recording, check_app_migrations(stack_file, config), readiness)
+    return Plan(stack_file, recording, check_app_migrations(stack_file, config), readiness, config)
+
+
+def _plan_program(stack_file: StackFile, recording: Recording, python: str | None) -> Plan:
+    """A program of one's own: its app's checks, as the recording shows the app, named by the
+    `AppConfig` fields the program sets; none when it builds no app."""
+    try:
+        found = program_app_config(recording, stack_file.project_dir)
+    except NoAppDeployed as nothing:
+        return Plan(stack_file, recording, MigrationReport(None, None, str(nothing)), None, None)
+    config = _resolved(stack_file, found, python)
+    source = "--python" if python else "the interpreter running pulumi-django (pass --python)"
+    readiness = assess_app(config, stack_file.project_dir, python_source=source, key=program_key)
+    migrations = check_app_migrations(stack_file, config, key=program_key, check_off=NO_CHECK)
+    return Plan(stack_file, recording, migrations, readiness, config)
 
 
 def plan_stack_or_explain(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
@@ -136,9 +178,13 @@ def plan_stack_or_explain(project_dir: Path, stack: str, *, python: str | None =
 
 def stack_config(stack_file: StackFile) -> StackConfig:
     """The stack's config resolved against its app, as its program resolves it."""
-    config = parse_stack_config(*stack_file.namespace(NAMESPACE))
+    return _resolved(stack_file, parse_stack_config(*stack_file.namespace(NAMESPACE)))
+
+
+def _resolved(stack_file: StackFile, config: StackConfig, python: str | None = None) -> StackConfig:
+    """`config` resolved against its app; UsageError naming the stack when it cannot be."""
     try:
-        return resolve_app_config(config, stack_file.project_dir)
+        return resolve_app_config(config, stack_file.project_dir, python=python)
     except AppDiscoveryError as error:
         raise UsageError(f"stack {stack_file.stack}: {error}") from None
 
@@ -158,15 +204,20 @@ def with_app_python(stack_file: StackFile, python: str) -> StackFile:
 
 
 def check_app_migrations(
-    stack_file: StackFile, config: StackConfig | None = None
+    stack_file: StackFile,
+    config: StackConfig | None = None,
+    *,
+    key: AppKey = stack_key,
+    check_off: str = CHECK_OFF,
 ) -> MigrationReport:
     """The safety check of the stack's app as a first deploy, offline: the project loads, its
     migrations are counted and the acknowledgements name real ones; nothing is judged, since a
-    plan has no running version to break."""
+    plan has no running version to break. `key` names the settings in the messages, and
+    `check_off` says why there is no check when `migrations.check` is off."""
     config = config or stack_config(stack_file)
     app_dir = (stack_file.project_dir / config.app.context).resolve()
     if not config.migrations.check:
-        return MigrationReport(app_dir, None, "migrations.check is off")
+        return MigrationReport(app_dir, None, check_off)
     if not (app_dir / "manage.py").is_file():
         return MigrationReport(app_dir, None, f"no manage.py in {app_dir}")
     module = app_dir.joinpath(*config.app.settings_module.split("."))
@@ -174,7 +225,7 @@ def check_app_migrations(
         return MigrationReport(
             app_dir,
             None,
-            f"django:app.settingsModule: no module {config.app.settings_module!r} in {app_dir}",
+            f"{key('settings_module')}: no module {config.app.settings_module!r} in {app_dir}",
         )
     try:
         result = check_offline(config, app_dir)
@@ -271,8 +322,12 @@ def render_text(plan: Plan) -> str:
         else:
             gate = f"  (NOT ORDERED after step {numbers[found.after.key]}: it can run before it)"
         lines.append(f"  {number}. {found.step.title:<26} {names}{gate}")
-    lines += ["", *readiness_lines(plan.readiness)]
-    lines += ["", *_migration_lines(plan.migrations)]
+    if plan.readiness is None:
+        skipped = plan.migrations.skipped
+        lines += ["", f"App readiness and migration safety check: skipped: {skipped}"]
+    else:
+        lines += ["", *readiness_lines(plan.readiness)]
+        lines += ["", *_migration_lines(plan.migrations)]
     if recording.outputs:
         lines += ["", "Outputs:"]
         width = max(len(name) for name in recording.outputs)
@@ -283,7 +338,8 @@ def render_text(plan: Plan) -> str:
 
 
 def _migration_lines(report: MigrationReport) -> list[str]:
-    title = f"Migration safety check ({report.app_dir.name}, offline):"
+    app = f"{report.app_dir.name}, " if report.app_dir else ""
+    title = f"Migration safety check ({app}offline):"
     if report.result is None:
         return [title, f"  skipped: {report.skipped}"]
     report_lines = format_report(report.result).splitlines()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pulumi_docker as docker
 
 RERUN_KEYS = ("container_id",)
-# What the publisher prints last (components.local_static).
+# What the publisher prints last (components/local/static.py).
 PUBLISH_RESULT_KEYS = ("release", "uploaded", "skipped", "deleted", "keptReleases")
 
 

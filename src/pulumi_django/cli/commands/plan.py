@@ -1,4 +1,5 @@
-"""`pulumi-django plan`: the stack's resources and release order, offline, under mocks."""
+"""`pulumi-django plan`: the stack's resources and release order, offline, under mocks; for a
+ready-made stack (`django:target`) or a program of one's own built from the components."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the plan as JSON to PATH (`-` for standard output, text then omitted)",
     )
     parser.add_argument(
-        "--cwd", default=".", help="the Pulumi project directory (default: the current one)"
+        "--cwd",
+        default=".",
+        help="the Pulumi project directory (default: the current one): a ready-made stack's, "
+        "or one's own program's (no django:target), whose app image's build context is checked",
     )
     parser.add_argument(
         "--diff-against",
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--python",
         metavar="PATH",
         help="the app's interpreter, where its settings are imported (default: "
-        "django:app.python, else this one)",
+        "django:app.python, else this one; for one's own program, this one)",
     )
     parser.add_argument(
         "--format",
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     target = _json_target(args.json)
     plan = plan_stack_or_explain(project_dir, args.stack, python=args.python)
     document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
-    exit_code = 0 if plan.readiness.ready else APP_NOT_READY_EXIT_CODE
+    exit_code = 0 if plan.ready else APP_NOT_READY_EXIT_CODE
     if args.json == "-" or (args.format == "json" and not args.json):
         print(document, end="")
         return exit_code

@@ -302,8 +302,38 @@ def diff_plans(
         release_before=_named_release_order(base),
         release_after=_named_release_order(head),
         mermaid=mermaid_diagram(head, removed, statuses),
-        notes=[] if base_side.found else [f"Stack {stack} does not exist at {base_side.ref}."],
+        notes=(
+            [*_provider_moves(before, after)]
+            if base_side.found
+            else [f"Stack {stack} does not exist at {base_side.ref}."]
+        ),
     )
+
+
+def _provider_moves(
+    before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """A note per provider that resources move to: the engine compares the two providers'
+    settings (DiffConfig) and updates such resources in place only since pulumi/pulumi#18509
+    (February 2025); an older CLI replaces them all, data-holding ones included."""
+    moved: dict[str, int] = {}
+    for urn, resource in after.items():
+        if urn in before and _provider_urn(before[urn]) != _provider_urn(resource):
+            name = (_provider_urn(resource) or "the default provider").rsplit("::", 1)[-1]
+            moved[name] = moved.get(name, 0) + 1
+    return [
+        f"{count} {'resource moves' if count == 1 else 'resources move'} to the provider "
+        f"{name}: a Pulumi CLI released after "
+        "10 February 2025 (pulumi/pulumi#18509) updates them in place; an older one replaces "
+        "them, databases included, so upgrade the CLI before `pulumi up`."
+        for name, count in sorted(moved.items())
+    ]
+
+
+def _provider_urn(resource: Mapping[str, Any]) -> str | None:
+    """The URN of a resource's provider (the reference is `URN::ID`); None: the default one."""
+    reference = resource.get("provider")
+    return reference.rsplit("::", 1)[0] if reference else None
 
 
 def _by_urn(plan: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,216 @@
+"""`pulumi-django plan` on a program of one's own (tests/fixtures/own_program): pulumi-django's
+components built directly, no `django:` config. The plan shows the release order of what the
+program deploys and checks the app it builds, read from its recording: Bigfoot (Gunicorn, its
+default settings) in the `dev` stack, Notebook (Uvicorn, its production settings, an
+acknowledged migration) in the `notebook` one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fixture_repos import app_history, apply_variant, commit_all
+from test_library_program import CONFIG as LIBRARY_PROGRAM_CONFIG
+from test_library_program import PROGRAM as LIBRARY_PROGRAM
+
+from pulumi_django.cli.git_plan import review_against
+from pulumi_django.cli.plan import Plan, plan_stack, render_text
+from pulumi_django.cli.program_app import NO_CHECK, NoAppDeployed, program_app_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "tests" / "fixtures" / "own_program"
+CLI = [str(Path(sys.executable).parent / "pulumi-django")]
+STEPS = ["image", "check", "migrate", "fleet"]
+APPS = {
+    "dev": ("bigfoot", "bigfoot.settings", "gunicorn", "sightings.0001_initial"),
+    "notebook": ("notebook", "notebook.settings.production", "uvicorn", "journal.0002_inbox"),
+}
+
+
+@pytest.fixture(scope="module")
+def program_plan() -> Callable[[str], Plan]:
+    """`program_plan("dev")`: the fixture program's plan of a stack (cached: plans are slow)."""
+    cache: dict[str, Plan] = {}
+
+    def get(stack: str) -> Plan:
+        if stack not in cache:
+            cache[stack] = plan_stack(PROGRAM, stack)
+        return cache[stack]
+
+    return get
+
+
+def own_program(directory: Path, app: dict[str, Any], **config: Any) -> Path:
+    """The fixture program copied to `directory`, its `dev` stack deploying `app`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROGRAM / name, directory / name)
+    values = {"aws:region": "eu-west-1", "shop:app": app}
+    values |= {f"shop:{key}": value for key, value in config.items()}
+    (directory / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": values}))
+    return directory
+
+
+@pytest.mark.parametrize("stack", sorted(APPS))
+def test_the_plan_checks_the_app_the_program_builds(
+    program_plan: Callable[[str], Plan], stack: str
+) -> None:
+    app, settings_module, server, migration = APPS[stack]
+    plan = program_plan(stack)
+    document = plan.as_json()
+    assert document["target"] == "program"
+    assert [step["step"] for step in document["releaseOrder"]] == STEPS
+    assert all(step["ordered"] for step in document["releaseOrder"][1:])
+    app_dir = str(ROOT / "examples" / app)
+    check = document["migrationCheck"]
+    assert (check["appDir"], check["skipped"], check["firstDeploy"]) == (app_dir, None, True)
+    assert migration in check["checked"]
+    readiness = document["appReadiness"]
+    assert readiness["appDir"] == app_dir and readiness["ready"], readiness
+    assert (readiness["settingsModule"], readiness["server"]) == (settings_module, server)
+    text = render_text(plan)
+    assert f"Stack {stack} (project shop, target program)" in text
+    assert f"App readiness ({app}, " in text and f"Migration safety check ({app}, " in text
+
+
+def test_what_the_program_gives_its_components_reaches_the_checks(
+    program_plan: Callable[[str], Plan],
+) -> None:
+    assert program_plan("dev").config is not None
+    config = program_plan("notebook").config
+    assert config is not None
+    assert (config.app.context, config.app.asgi_app) == (
+        "../../../examples/notebook",
+        "notebook.asgi:application",
+    )
+    assert [entry.migration for entry in config.migrations.acknowledged] == ["journal.0002_inbox"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "local"])
+def test_a_ready_made_stack_read_as_a_program_is_the_same_app(
+    stack_plan: Callable[[str], Plan], stack: str
+) -> None:
+    """What the recording shows of the app, on either target, is what the stack configured."""
+    plan = stack_plan(stack)
+    assert plan.config is not None
+    shown = program_app_config(plan.recording, ROOT).app
+    fields = set(shown.model_fields_set)
+    assert {"context", "dockerfile", "settings_module", "server", "wsgi_app"} <= fields
+    assert shown.model_dump(include=fields) == plan.config.app.model_dump(include=fields)
+
+
+def test_findings_name_the_program_s_appconfig_fields(tmp_path: Path) -> None:
+    app = {"context": str(ROOT / "examples" / "bigfoot"), "settingsModule": "bigfoot.nosuch"}
+    plan = plan_stack(own_program(tmp_path, app), "dev", python=sys.executable)
+    assert plan.readiness is not None and not plan.ready
+    assert plan.readiness.python == sys.executable
+    assert plan.readiness.errors[0].startswith("AppConfig.settings_module: bigfoot.nosuch ")
+    assert plan.migrations.skipped == (
+        f"AppConfig.settings_module: no module 'bigfoot.nosuch' in {ROOT / 'examples' / 'bigfoot'}"
+    )
+
+
+def test_an_acknowledgement_of_no_migration_is_reported(tmp_path: Path) -> None:
+    app = {"context": str(ROOT / "examples" / "bigfoot")}
+    typo = {"migration": "sightings.0099_none", "reason": "A migration that does not exist."}
+    plan = plan_stack(own_program(tmp_path, app, migrations={"acknowledged": [typo]}), "dev")
+    assert plan.migrations.result is not None
+    assert plan.migrations.result.unknown_acknowledgements == ["sightings.0099_none"]
+
+
+def test_a_program_that_builds_no_app_skips_the_checks(tmp_path: Path) -> None:
+    """The library program deploys an image built elsewhere: nothing to check, no error."""
+    shutil.copy(LIBRARY_PROGRAM, tmp_path / "__main__.py")
+    shutil.copy(LIBRARY_PROGRAM.parent / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    config = {key: _config_value(value) for key, value in LIBRARY_PROGRAM_CONFIG.items()}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
+    done = subprocess.run(
+        [*CLI, "plan", "--cwd", str(tmp_path), "--stack", "dev", "--json", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["target"] == "program" and document["appReadiness"] is None
+    assert document["migrationCheck"]["appDir"] is None
+    skipped = "the program builds no app image, so no Django app to check"
+    assert document["migrationCheck"]["skipped"] == skipped
+    assert [step["step"] for step in document["releaseOrder"]] == ["fleet"]
+    text = render_text(plan_stack(tmp_path, "dev"))
+    assert f"\nApp readiness and migration safety check: skipped: {skipped}\n" in text
+
+
+def _config_value(value: str) -> Any:
+    """The library test's config as a stack file holds it: objects as YAML, not JSON text."""
+    return json.loads(value) if value.startswith("{") else value
+
+
+@pytest.mark.parametrize(
+    ("contexts", "skipped"),
+    [
+        (["examples"], "the program builds no image whose build context has a manage.py, so "),
+        (["examples/bigfoot", "examples/notebook"], "the program builds 2 Django app images ("),
+    ],
+)
+def test_images_that_are_no_single_django_app_are_not_checked(
+    stack_plan: Callable[[str], Plan], contexts: list[str], skipped: str
+) -> None:
+    recording = stack_plan("dev").recording
+    [image] = [r for r in recording.resources if r.type == "docker:index/image:Image"]
+    images = [
+        dataclasses.replace(
+            image,
+            urn=f"{image.urn}{'-again' * number}",  # the first keeps the URN others depend on
+            inputs={"build": {"context": context, "dockerfile": f"{context}/Dockerfile"}},
+        )
+        for number, context in enumerate(contexts)
+    ]
+    others = [r for r in recording.resources if r is not image]
+    with pytest.raises(NoAppDeployed, match=re.escape(skipped)):
+        program_app_config(dataclasses.replace(recording, resources=others + images), ROOT)
+
+
+def test_a_program_that_runs_no_check_is_told_so(tmp_path: Path) -> None:
+    app = {"context": str(ROOT / "examples" / "bigfoot")}
+    plan = plan_stack(own_program(tmp_path, app, migrations={"check": False}), "dev")
+    assert [step.step.key for step in plan.release_order()] == ["image", "migrate", "fleet"]
+    assert (plan.migrations.result, plan.migrations.skipped) == (None, NO_CHECK)
+    assert plan.ready
+
+
+def test_the_cli_on_one_s_own_program() -> None:
+    done = subprocess.run(
+        [*CLI, "plan", "--cwd", str(PROGRAM), "--stack", "notebook"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Stack notebook (project shop, target program)" in done.stdout
+    assert "  1. image built " in done.stdout and "  4. app fleet updated " in done.stdout
+    assert "App readiness (notebook, " in done.stdout and "): ready\n" in done.stdout
+
+
+def test_diff_against_judges_the_migrations_the_program_s_app_added(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    app_history("bigfoot", repository, subdirectory="app")
+    project = own_program(repository / "program", {"context": "../app"})
+    commit_all(repository, "the program")
+    apply_variant("bigfoot", repository / "app", "v2-unsafe")
+    diff = review_against(project, "dev", "main")
+    assert not diff.added and not diff.removed
+    assert diff.migrations is not None
+    assert diff.migrations.added == ["sightings/migrations/0002_sighting_gdpr_accepted.py"]
+    assert [(f["migration"], f["severity"]) for f in diff.migrations.findings] == [
+        ("sightings.0002_sighting_gdpr_accepted", "unsafe")
+    ]

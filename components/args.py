@@ -11,6 +11,8 @@ into the one Output the component needs.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pulumi
@@ -38,6 +40,24 @@ def resource_ref(value: pulumi.Resource | pulumi.Input[str], attribute: str) -> 
     if isinstance(value, pulumi.Resource):
         return pulumi.Output.from_input(getattr(value, attribute))
     return pulumi.Output.from_input(value)
+
+
+def brought_attributes(
+    value: pulumi.Resource | pulumi.Input[str],
+    attributes: Sequence[str],
+    lookup: Callable[[pulumi.Input[str]], pulumi.Output[Any]],
+) -> list[pulumi.Output[Any]]:
+    """The `attributes` of a brought child that the component reads (a bucket's ARN, an ALB's
+    DNS name). Given the resource object, each is read off it; given its id/name/ARN (the
+    first attribute, returned as given), the others are read off `lookup(value)`, the
+    provider's data source (`aws.s3.get_bucket_output`, ...), whose result names them alike."""
+    if isinstance(value, pulumi.Resource):
+        return [resource_ref(value, attribute) for attribute in attributes]
+    found = lookup(value)
+    return [
+        pulumi.Output.from_input(value),
+        *(found.apply(operator.attrgetter(key)) for key in attributes[1:]),
+    ]
 
 
 def arn_resource(arn: pulumi.Input[str]) -> pulumi.Output[str]:

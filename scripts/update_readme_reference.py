@@ -3,7 +3,7 @@ models, and the component reference from the components' args and attributes."""
 
 from pathlib import Path
 
-from pulumi_django.components import reference as components
+from pulumi_django.cli import component_reference as components
 from pulumi_django.config import reference as config
 
 

@@ -1,10 +1,12 @@
 """The user program of docs/library.md (examples/library_program): a database and a cache in an
-existing VPC, an app service on an existing cluster behind an existing load balancer. Its unit
-tests, written as a user would: under `pulumi_django.testing`, and under the SDK's standard
+existing VPC, an app service on an existing cluster behind an existing load balancer, and the
+release it deploys, step by step (image, static files, migrations, fleet). Its unit tests,
+written as a user would: under `pulumi_django.testing`, and under the SDK's standard
 `pulumi.runtime.set_mocks` recipe with a plain `Mocks` of the test's own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import runpy
@@ -17,7 +19,9 @@ import pulumi
 import pytest
 from pulumi.runtime import settings
 
-from pulumi_django.testing import SECRET, Recording, record
+from pulumi_django.cli.commands.plan import unordered_steps
+from pulumi_django.cli.plan import plan_stack
+from pulumi_django.testing import MOCK_ACCOUNT, SECRET, Recording, record, release_order
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "examples" / "library_program" / "__main__.py"
@@ -35,6 +39,7 @@ TARGET_GROUP_ARN = (
     "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/shop/73e2d6bc24d8a067"
 )
 LOAD_BALANCER_GROUP = "sg-0123456789abcdef0"
+STATIC_BUCKET = "shop-static-files"
 CONFIG = {
     "aws:region": "eu-west-1",
     "shop:vpc": json.dumps(
@@ -53,8 +58,7 @@ CONFIG = {
         }
     ),
     "shop:clusterArn": CLUSTER_ARN,
-    "shop:image": f"111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop@sha256:{'a' * 64}",
-    "shop:repositoryArn": "arn:aws:ecr:eu-west-1:111122223333:repository/shop",
+    "shop:staticBucket": STATIC_BUCKET,
     "shop:host": "shop.example.com",
     "shop:originVerifySecret": "s3cr3t-origin-header-value",
 }
@@ -70,6 +74,7 @@ EXISTING = {
     "aws:lb/loadBalancer:LoadBalancer",
     "aws:lb/listener:Listener",
     "aws:lb/targetGroup:TargetGroup",
+    "aws:s3/bucket:Bucket",
 }
 CREATED = {
     "aws:rds/instance:Instance": 1,
@@ -80,12 +85,21 @@ CREATED = {
     "aws:lb/listenerRule:ListenerRule": 1,
     # The app's, the database's and the cache's; the load balancer's is the user's.
     "aws:ec2/securityGroup:SecurityGroup": 3,
+    # The release's steps.
+    "aws:ecr/repository:Repository": 1,
+    "docker:index/image:Image": 1,
+    "pulumi-python:dynamic/static:StaticRelease": 1,
+    "pulumi-python:dynamic/migrations:MigrationCheck": 1,
+    "pulumi-python:dynamic/migrations:MigrationJob": 1,
 }
+RELEASE_STEPS = ["image", "static", "check", "migrate", "fleet"]
 
 
 def run_program() -> dict[str, Any]:
-    """The program as `pulumi up` runs it: its `__main__.py`, top to bottom."""
-    return runpy.run_path(str(PROGRAM))
+    """The program as `pulumi up` runs it: its `__main__.py`, top to bottom, in its directory
+    (the app's build context is relative to it)."""
+    with contextlib.chdir(PROGRAM.parent):
+        return runpy.run_path(str(PROGRAM))
 
 
 # --- under pulumi_django.testing ---------------------------------------------------------------
@@ -126,6 +140,24 @@ def test_the_existing_resources_are_used_where_they_are_needed(recording: Record
     assert LOAD_BALANCER_GROUP in admitted
 
 
+def test_the_release_runs_step_by_step(recording: Recording) -> None:
+    """Each step waits for the one before, so a failed step stops the release there."""
+    steps = release_order(recording)
+    assert [found.step.key for found in steps] == RELEASE_STEPS
+    assert all(found.ordered for found in steps[1:]), [(s.step.key, s.ordered) for s in steps]
+
+
+def test_the_release_runs_where_the_existing_resources_are(recording: Recording) -> None:
+    image = recording.one("docker:index/image:Image")
+    assert image.inputs["build"]["context"] == "../notebook"
+    static = recording.one("pulumi-python:dynamic/static:StaticRelease")
+    assert static.inputs["bucket"] == STATIC_BUCKET
+    for type_ in ("MigrationCheck", "MigrationJob"):
+        task = recording.one(f"pulumi-python:dynamic/migrations:{type_}")
+        assert task.inputs["cluster_arn"] == CLUSTER_ARN
+        assert task.inputs["subnet_ids"] == PRIVATE_SUBNETS
+
+
 def test_the_data_tiers_transform_reaches_every_child(recording: Recording) -> None:
     for type_ in ("pulumi-django:database:Database", "pulumi-django:cache:Cache"):
         tier = recording.one(type_)
@@ -144,6 +176,7 @@ def test_the_program_exports_what_it_built(recording: Recording) -> None:
     assert recording.outputs["databaseAddress"].endswith(".rds.amazonaws.com")
     assert recording.outputs["serviceName"]
     assert recording.outputs["cacheEndpoint"]
+    assert recording.outputs["releaseImage"].startswith(f"{MOCK_ACCOUNT}.dkr.ecr.eu-west-1.")
 
 
 # --- under the SDK's standard recipe -------------------------------------------------------------
@@ -199,6 +232,29 @@ def test_runs_under_the_sdks_standard_mocks(echo_mocks: EchoMocks) -> None:
     created = Counter(echo_mocks.created)
     assert {type_: created[type_] for type_ in CREATED} == CREATED
     assert {type_ for type_ in EXISTING if created[type_]} == set()
+
+
+# --- pulumi-django plan ---------------------------------------------------------------------------
+
+
+def test_the_plan_checks_the_app_the_program_builds(tmp_path: Path) -> None:
+    """`plan --cwd` on the program: the release in order, and the app it builds (its build
+    context, next to the program's directory) ready, so the command exits 0."""
+    project = tmp_path / "library_program"
+    project.mkdir()
+    for name in ("__main__.py", "Pulumi.yaml"):
+        (project / name).write_text((PROGRAM.parent / name).read_text())
+    (tmp_path / "notebook").symlink_to(ROOT / "examples" / "notebook")
+    config = {
+        key: json.loads(value) if value.startswith("{") else value for key, value in CONFIG.items()
+    }
+    (project / "Pulumi.dev.yaml").write_text(json.dumps({"config": config}))  # JSON is YAML
+    plan = plan_stack(project, "dev")
+    assert [found.step.key for found in plan.release_order()] == RELEASE_STEPS
+    assert unordered_steps(plan) == []
+    assert plan.readiness is not None and plan.ready, plan.readiness
+    assert plan.migrations.app_dir == ROOT / "examples" / "notebook"
+    assert plan.migrations.result is not None
 
 
 # --- the README's example ------------------------------------------------------------------------

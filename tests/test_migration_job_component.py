@@ -3,10 +3,13 @@ the release builds first, the job waits for the check, the fleet waits for the j
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
+from pulumi_django.components.aws.cluster import Cluster, ClusterArgs
 from pulumi_django.components.aws.migration_job import MigrationJob, MigrationJobArgs
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.providers.migration_check import MigrationCheck
@@ -21,13 +24,20 @@ JOB = "pulumi-python:dynamic/migrations:MigrationJob"
 SERVICE = "aws:ecs/service:Service"
 COMPONENT = "pulumi-django:migrations:MigrationJob"
 DIGEST = f"shop-image@sha256:{'0' * 64}"
+CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/shop"
 
 
 def record_release(
-    migrations: dict[str, Any] | None = None, built: list[MigrationJob] | None = None
+    migrations: dict[str, Any] | None = None,
+    built: list[MigrationJob] | None = None,
+    *,
+    cluster: Callable[[], Any] = lambda: CLUSTER_ARN,
+    region: str | None = "us-east-1",
 ) -> Recording:
-    """Image, static release, migration steps (appended to `built`), then a service gated on
-    them, as the stack wires them (stand-ins with the real type tokens for the other steps)."""
+    """Image, static release, migration steps (appended to `built`) in the cluster `cluster()`
+    makes, then a service gated on them, as the stack wires them (stand-ins with the real type
+    tokens for the other steps). The stack's region is eu-west-1, so that a job given no
+    `region` shows it took the provider's."""
     config = MigrationsConfig.model_validate(migrations or {})
     built = [] if built is None else built
 
@@ -42,7 +52,7 @@ def record_release(
             MigrationJobArgs(
                 config=config,
                 settings_module="shop.settings",
-                cluster_arn="arn:aws:ecs:us-east-1:123456789012:cluster/shop",
+                cluster=cluster(),
                 task_definition_arn="arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7",
                 container_name="app",
                 subnet_ids=["subnet-0a", "subnet-0b"],
@@ -50,7 +60,7 @@ def record_release(
                 log_group_name="/ecs/shop-app",
                 release_id=repo_digest,
                 service_name="shop-app",
-                region="us-east-1",
+                region=region,
                 after=[image, static],
             ),
         )
@@ -63,7 +73,7 @@ def record_release(
         )
         pulumi.export("applied", migrations_step.applied_migrations)
 
-    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "eu-west-1"})
 
 
 def test_the_release_order_is_image_static_check_job_fleet() -> None:
@@ -156,3 +166,22 @@ def test_the_task_runs_are_the_component_s_attributes() -> None:
     assert isinstance(with_check.job, MigrationTaskRun)
     assert without_check.check is None
     assert isinstance(without_check.job, MigrationTaskRun)
+
+
+def test_the_cluster_is_a_component_an_ecs_cluster_or_an_arn() -> None:
+    def arn_of(cluster: Callable[[], Any]) -> str:
+        return str(record_release(cluster=cluster).one(JOB).inputs["cluster_arn"])
+
+    component = arn_of(lambda: Cluster("shop", ClusterArgs()))
+    ecs_cluster = arn_of(lambda: aws.ecs.Cluster("shop-cluster"))
+
+    assert arn_of(lambda: CLUSTER_ARN) == CLUSTER_ARN
+    assert component.startswith("arn:aws:ecs:") and component.endswith(":cluster/shop-cluster")
+    assert ecs_cluster == component
+
+
+def test_the_region_defaults_to_the_provider_s() -> None:
+    explicit = record_release().one(JOB).inputs["region"]
+    default = record_release(region=None).one(JOB).inputs["region"]
+
+    assert (explicit, default) == ("us-east-1", "eu-west-1")

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import yaml
 from fixture_repos import app_history, apply_variant, commit_all
-from test_library_program import CONFIG as LIBRARY_PROGRAM_CONFIG
-from test_library_program import PROGRAM as LIBRARY_PROGRAM
 
 from pulumi_django.cli.git_plan import review_against
 from pulumi_django.cli.plan import Plan, plan_stack, render_text
@@ -127,34 +125,6 @@ def test_an_acknowledgement_of_no_migration_is_reported(tmp_path: Path) -> None:
     assert plan.migrations.result.unknown_acknowledgements == ["sightings.0099_none"]
 
 
-def test_a_program_that_builds_no_app_skips_the_checks(tmp_path: Path) -> None:
-    """The library program deploys an image built elsewhere: nothing to check, no error."""
-    shutil.copy(LIBRARY_PROGRAM, tmp_path / "__main__.py")
-    shutil.copy(LIBRARY_PROGRAM.parent / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    config = {key: _config_value(value) for key, value in LIBRARY_PROGRAM_CONFIG.items()}
-    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}))
-    done = subprocess.run(
-        [*CLI, "plan", "--cwd", str(tmp_path), "--stack", "dev", "--json", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert document["target"] == "program" and document["appReadiness"] is None
-    assert document["migrationCheck"]["appDir"] is None
-    skipped = "the program builds no app image, so no Django app to check"
-    assert document["migrationCheck"]["skipped"] == skipped
-    assert [step["step"] for step in document["releaseOrder"]] == ["fleet"]
-    text = render_text(plan_stack(tmp_path, "dev"))
-    assert f"\nApp readiness and migration safety check: skipped: {skipped}\n" in text
-
-
-def _config_value(value: str) -> Any:
-    """The library test's config as a stack file holds it: objects as YAML, not JSON text."""
-    return json.loads(value) if value.startswith("{") else value
-
-
 @pytest.mark.parametrize(
     ("contexts", "skipped"),
     [
@@ -214,3 +184,104 @@ def test_diff_against_judges_the_migrations_the_program_s_app_added(tmp_path: Pa
     assert [(f["migration"], f["severity"]) for f in diff.migrations.findings] == [
         ("sightings.0002_sighting_gdpr_accepted", "unsafe")
     ]
+
+
+def test_a_release_step_not_ordered_fails_the_plan(tmp_path: Path) -> None:
+    """An AppService that does not wait for its MigrationJob: the plan prints in full, says
+    NOT ORDERED, names the step and its fix on stderr's last line, and exits 1 for CI."""
+    project = own_program(tmp_path / "program", {"context": str(ROOT / "examples" / "bigfoot")})
+    program = project / "__main__.py"
+    waits = "        after=[migrations],\n"
+    assert program.read_text().count(waits) == 1
+    program.write_text(program.read_text().replace(waits, ""))
+    written = tmp_path / "plan.json"
+    done = subprocess.run(
+        [*CLI, "plan", "--cwd", str(project), "--stack", "dev", "--json", str(written)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "  4. app fleet updated " in done.stdout
+    assert "(NOT ORDERED after step 3: it can run before it)\n" in done.stdout
+    assert "App readiness (bigfoot, " in done.stdout and "): ready\n" in done.stdout
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(
+        "pulumi-django plan: release step 4 (app fleet updated: shop-service) is not ordered "
+        "after step 3 (migration job): "
+    )
+    assert "`AppServiceArgs.after=[migrations]`" in last
+    steps = json.loads(written.read_text())["releaseOrder"]
+    assert [(step["step"], step["ordered"]) for step in steps] == [
+        ("image", None),
+        ("check", True),
+        ("migrate", True),
+        ("fleet", False),
+    ]
+
+
+def test_the_plan_s_help_documents_its_exit_codes() -> None:
+    done = subprocess.run([*CLI, "plan", "--help"], capture_output=True, text=True, check=True)
+    codes = done.stdout.split("exit codes:\n")[1]
+    assert [line.split()[0] for line in codes.splitlines() if line[:3].strip().isdigit()] == [
+        "0",
+        "1",
+        "2",
+        "130",
+    ]
+    assert "a release step is not ordered after the one before" in " ".join(codes.split())
+
+
+def test_a_program_that_crashes_gives_no_plan_and_exit_2(tmp_path: Path) -> None:
+    """Exit 1 means a plan was printed; a program's own bug shows its traceback, exit 2."""
+    project = own_program(tmp_path, {"context": str(ROOT / "examples" / "bigfoot")})
+    (project / "__main__.py").write_text('raise KeyError("no such subnet")\n')
+    done = subprocess.run(
+        [*CLI, "plan", "--cwd", str(project), "--stack", "dev"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[-1] == "KeyError: 'no such subnet'"
+
+
+IMAGE_BUILT_ELSEWHERE = """
+import pulumi
+from pulumi_django import AppService, AppServiceArgs
+
+service = AppService(
+    "shop",
+    AppServiceArgs(
+        cluster="arn:aws:ecs:eu-west-1:111122223333:cluster/platform",
+        task_definition_arn="arn:aws:ecs:eu-west-1:111122223333:task-definition/shop:7",
+        subnet_ids=["subnet-0a0000000000000a1"],
+        security_group_ids=["sg-0a0000000000000a3"],
+        target_group="arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/shop/73e2",
+        load_balancer_arn_suffix="app/platform/50dc6c495c0c9188",
+    ),
+)
+pulumi.export("serviceName", service.service_name)
+"""
+
+
+def test_a_program_that_deploys_an_image_built_elsewhere_is_not_checked(tmp_path: Path) -> None:
+    """No AppImage, so no Django app to check: the checks are skipped, with no error, and the
+    release is the fleet's step alone."""
+    project = own_program(tmp_path, {})
+    (project / "__main__.py").write_text(IMAGE_BUILT_ELSEWHERE)
+    done = subprocess.run(
+        [*CLI, "plan", "--cwd", str(project), "--stack", "dev", "--json", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["target"] == "program" and document["appReadiness"] is None
+    assert document["migrationCheck"]["appDir"] is None
+    skipped = "the program builds no app image, so no Django app to check"
+    assert document["migrationCheck"]["skipped"] == skipped
+    assert [step["step"] for step in document["releaseOrder"]] == ["fleet"]
+    text = render_text(plan_stack(project, "dev"))
+    assert f"\nApp readiness and migration safety check: skipped: {skipped}\n" in text

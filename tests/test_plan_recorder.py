@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pulumi
 import pytest
 
 from pulumi_django.cli.plan import (
@@ -19,6 +20,7 @@ from pulumi_django.cli.plan import (
 from pulumi_django.cli.stackfile import load_stack_file
 from pulumi_django.config import ConfigError
 from pulumi_django.errors import UsageError
+from pulumi_django.recorder import record
 
 TINY = Path(__file__).parent / "fixtures" / "tiny_project"
 CLI = [str(Path(sys.executable).parent / "pulumi-django")]
@@ -244,3 +246,27 @@ def test_a_misspelt_namespace_stops_the_program(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as raised:
         plan_stack_or_explain(tmp_path, "typo")
     assert "djang:tags: unknown namespace 'djang'; did you mean django:tags?" in str(raised.value)
+
+
+def test_aliases_are_recorded_as_urns_whether_given_as_urns_or_specs() -> None:
+    import pulumi_random as random
+
+    def program() -> None:
+        parent = pulumi.ComponentResource("acme:x:Box", "box")
+        random.RandomPet(
+            "pet",
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                aliases=[
+                    pulumi.Alias(name="old-pet"),
+                    pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE),
+                ],
+            ),
+        )
+
+    recording = record(program, project="p", stack="s", config={})
+    pet = recording.one("random:index/randomPet:RandomPet")
+    assert pet.options["aliases"] == [
+        "urn:pulumi:s::p::acme:x:Box$random:index/randomPet:RandomPet::old-pet",
+        "urn:pulumi:s::p::random:index/randomPet:RandomPet::pet",
+    ]

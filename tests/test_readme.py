@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pulumi_django.components import reference as components
+from pulumi_django.cli import component_reference as components
 from pulumi_django.config.reference import README_END, README_START, reference_table
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from pulumi_django.build_context import (
     image_tag,
     project_relative,
 )
-from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.static import StaticConfig
@@ -66,6 +66,9 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class AppImageArgs:
+    """Where the image is built from, for which CPU, how many images stay, and the repository
+    of yours it is pushed to."""
+
     app: AppConfig = arg(
         "The app section: its build context and Dockerfile (`context`, `dockerfile`). "
         "Default: the section's defaults.",
@@ -164,20 +167,17 @@ class AppImage(pulumi.ComponentResource):
         """Sets `repository`, `lifecycle_policy` and the repository's outputs, the brought
         one's looked up from its name; returns its registry id (the account)."""
         self.repository = self.lifecycle_policy = None
-        brought = args.repository
-        if isinstance(brought, pulumi.Resource):
-            self.repository_url = resource_ref(brought, "repository_url")
-            self.repository_arn = resource_ref(brought, "arn")
-            self.repository_name = resource_ref(brought, "name")
-            return resource_ref(brought, "registry_id")
-        if brought is not None:
-            found = aws.ecr.get_repository_output(
-                name=brought, opts=pulumi.InvokeOutputOptions(parent=self)
+        if args.repository is not None:
+            self.repository_name, self.repository_url, self.repository_arn, registry_id = (
+                brought_attributes(
+                    args.repository,
+                    ("name", "repository_url", "arn", "registry_id"),
+                    lambda repository_name: aws.ecr.get_repository_output(
+                        name=repository_name, opts=pulumi.InvokeOutputOptions(parent=self)
+                    ),
+                )
             )
-            self.repository_url = found.apply(lambda result: result.repository_url)
-            self.repository_arn = found.apply(lambda result: result.arn)
-            self.repository_name = pulumi.Output.from_input(brought)
-            return found.apply(lambda result: result.registry_id)
+            return registry_id
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
             image_tag_mutability="IMMUTABLE",

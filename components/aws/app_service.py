@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from pulumi_django._mock_answers import or_mock_answer
 from pulumi_django.components.args import arg, arn_resource, resource_ref
-from pulumi_django.components.aws.cluster import Cluster
+from pulumi_django.components.aws.cluster import Cluster, cluster_ref
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.proxy import ProxyConfig
 from pulumi_django.providers.rollout_verification import (
@@ -76,11 +76,12 @@ class AppServiceArgs:
         "the `FARGATE` capacity provider, and `FARGATE_SPOT` when `fleet.spotPercent` > 0."
     )
     task_definition_arn: pulumi.Input[str] = arg("The task definition to run (`AppTask`'s).")
-    private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
-        "Subnets the tasks run in; they get no public IP."
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
+        "Subnets the tasks run in (`Network.private_subnet_ids`); they get no public IP."
     )
-    security_group_id: pulumi.Input[str] = arg(
-        "The tasks' security group; the load balancer must reach the proxy port through it."
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = arg(
+        "The tasks' security groups (`[Network.app_security_group_id]`); the load balancer "
+        "must reach the proxy port through them."
     )
     target_group: aws.lb.TargetGroup | pulumi.Input[str] = arg(
         "The target group the tasks register in: an `aws.lb.TargetGroup` or its ARN. ECS "
@@ -136,7 +137,7 @@ class AppService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         fleet = args.fleet
         rolling = fleet.rolling_update
-        cluster_arn, cluster_name, cluster_ready = _cluster(args.cluster)
+        cluster = cluster_ref(args.cluster)
         target_group_arn = resource_ref(args.target_group, "arn")
         target_group_arn_suffix = args.target_group_arn_suffix or (
             args.target_group.arn_suffix
@@ -156,7 +157,7 @@ class AppService(pulumi.ComponentResource):
         )
         self.service = aws.ecs.Service(
             f"{name}-service",
-            cluster=cluster_arn,
+            cluster=cluster.arn,
             task_definition=args.task_definition_arn,
             desired_count=fleet.desired_count,
             capacity_provider_strategies=[
@@ -182,8 +183,8 @@ class AppService(pulumi.ComponentResource):
             wait_for_steady_state=True,
             force_new_deployment=True,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=args.private_subnet_ids,
-                security_groups=[args.security_group_id],
+                subnets=args.subnet_ids,
+                security_groups=args.security_group_ids,
                 assign_public_ip=False,
             ),
             load_balancers=[
@@ -201,7 +202,7 @@ class AppService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=[*args.after, *cluster_ready],
+                    depends_on=[*args.after, *cluster.ready],
                     ignore_changes=["desiredCount"] if autoscaled(fleet) else None,
                 ),
             ),
@@ -212,7 +213,7 @@ class AppService(pulumi.ComponentResource):
             self._autoscaling(
                 name,
                 fleet=fleet,
-                resource_id=pulumi.Output.concat("service/", cluster_name, "/", service_name),
+                resource_id=pulumi.Output.concat("service/", cluster.name, "/", service_name),
                 request_label=pulumi.Output.concat(
                     args.load_balancer_arn_suffix, "/", target_group_arn_suffix
                 ),
@@ -223,7 +224,7 @@ class AppService(pulumi.ComponentResource):
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.verification = RolloutVerification(
             f"{name}-rollout",
-            cluster=cluster_arn,
+            cluster=cluster.arn,
             service=service_name,
             task_definition=args.task_definition_arn,
             region=region,
@@ -326,17 +327,3 @@ class AppService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         return target
-
-
-def _cluster(
-    cluster: Cluster | aws.ecs.Cluster | pulumi.Input[str],
-) -> tuple[pulumi.Output[str], pulumi.Output[str], list[pulumi.Resource]]:
-    """The cluster's ARN and name, and what the service must wait for: a `Cluster`'s capacity
-    providers, which its capacity-provider strategy names. (ECS takes a cluster's name where
-    it takes its ARN, so a name works as `cluster` too.)"""
-    if isinstance(cluster, Cluster):
-        return cluster.cluster_arn, cluster.cluster_name, [cluster.capacity_providers]
-    if isinstance(cluster, aws.ecs.Cluster):
-        return cluster.arn, cluster.name, []
-    name = arn_resource(cluster).apply(lambda resource: resource.rsplit("/", 1)[-1])
-    return pulumi.Output.from_input(cluster), name, []

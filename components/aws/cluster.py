@@ -1,5 +1,6 @@
 """The ECS cluster the app's service and its one-off tasks (the migration job) run in, with
-Fargate and Fargate Spot as its capacity providers."""
+Fargate and Fargate Spot as its capacity providers, and what those read of a cluster, created
+here or brought."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import arg
+from pulumi_django.components.args import arg, arn_resource
 
 CLUSTER_TYPE = "pulumi-django:fleet:Cluster"
 # Both are associated with the cluster whatever the Spot share, so changing the share touches
@@ -77,3 +78,25 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_arn = self.cluster.arn
         self.cluster_name = self.cluster.name
         self.register_outputs({"cluster_arn": self.cluster_arn, "cluster_name": self.cluster_name})
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """What the service and the migration job read of their cluster: its ARN and name, and
+    what must exist before a capacity-provider strategy can name its providers (a `Cluster`'s
+    `capacity_providers`; nothing for a brought cluster, whose providers are its owner's)."""
+
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+    ready: list[pulumi.Resource]
+
+
+def cluster_ref(cluster: Cluster | aws.ecs.Cluster | pulumi.Input[str]) -> ClusterRef:
+    """A `Cluster` component, an `aws.ecs.Cluster`, or a cluster's ARN (ECS takes a cluster's
+    name where it takes its ARN, so a name works too: the name is the ARN's last part)."""
+    if isinstance(cluster, Cluster):
+        return ClusterRef(cluster.cluster_arn, cluster.cluster_name, [cluster.capacity_providers])
+    if isinstance(cluster, aws.ecs.Cluster):
+        return ClusterRef(cluster.arn, cluster.name, [])
+    name = arn_resource(cluster).apply(lambda resource: resource.rsplit("/", 1)[-1])
+    return ClusterRef(pulumi.Output.from_input(cluster), name, [])

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import ComponentArgsError, arg, arn_resource, resource_ref
+from pulumi_django.components.args import (
+    ComponentArgsError,
+    arg,
+    arn_resource,
+    brought_attributes,
+    resource_ref,
+)
 from pulumi_django.components.aws.network import HTTP_PORT, HTTPS_PORT
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
@@ -61,6 +67,9 @@ class LoadBalancerOrigin:
 
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerArgs:
+    """The origin secret, the load balancer section, where the ALB sits and what it forwards
+    to, and the ALB, listener and target group of yours it uses."""
+
     origin_verify_secret: pulumi.Input[str] = arg(
         f"The secret CloudFront sends in `{ORIGIN_VERIFY_HEADER}` (handed to StaticSite in "
         "`origin`); only a request carrying it is forwarded to the targets."
@@ -241,22 +250,18 @@ class LoadBalancer(pulumi.ComponentResource):
     def _load_balancer(
         self, name: str, args: LoadBalancerArgs, child: pulumi.ResourceOptions
     ) -> aws.lb.LoadBalancer | None:
-        """The ALB, or the brought one's DNS name, zone and ARN (looked up from an ARN)."""
-        brought = args.load_balancer
-        if isinstance(brought, pulumi.Resource):
-            self.dns_name = resource_ref(brought, "dns_name")
-            self.zone_id = resource_ref(brought, "zone_id")
-            self.arn = resource_ref(brought, "arn")
-            self.arn_suffix = resource_ref(brought, "arn_suffix")
-            return None
-        if brought is not None:
-            found = aws.lb.get_load_balancer_output(
-                arn=brought, opts=pulumi.InvokeOutputOptions(parent=self)
+        """The ALB, or the brought one's ARN, DNS name, zone and ARN suffix (looked up from an
+        ARN)."""
+        if args.load_balancer is not None:
+            self.arn, self.dns_name, self.zone_id = brought_attributes(
+                args.load_balancer,
+                ("arn", "dns_name", "zone_id"),
+                lambda arn: aws.lb.get_load_balancer_output(
+                    arn=arn, opts=pulumi.InvokeOutputOptions(parent=self)
+                ),
             )
-            self.dns_name = found.apply(lambda lb: lb.dns_name)
-            self.zone_id = found.apply(lambda lb: lb.zone_id)
-            self.arn = pulumi.Output.from_input(brought)
-            # CloudWatch's `LoadBalancer` dimension: the ARN after `:loadbalancer/`.
+            # CloudWatch's `LoadBalancer` dimension is the ARN's resource part after
+            # `loadbalancer/`: read off the ARN, it needs no lookup (nor a mock's answer).
             self.arn_suffix = arn_resource(self.arn).apply(
                 lambda resource: resource.removeprefix("loadbalancer/")
             )

@@ -26,6 +26,7 @@ import pulumi_aws as aws
 from pulumi_django.components.args import ComponentArgsError, arg
 from pulumi_django.components.aws.private_bucket import (
     BucketControls,
+    bucket_policy,
     bucket_ref,
     lock_down_bucket,
 )
@@ -47,6 +48,8 @@ class MediaOrigin:
 
 @dataclass(frozen=True, kw_only=True)
 class MediaStorageArgs:
+    """The media section, and the bucket of yours the uploads go to."""
+
     config: MediaConfig = arg(
         "The media section: access (private or public), URL path, version expiry, what a "
         "destroy does. Default: the section's defaults.",
@@ -178,13 +181,7 @@ class MediaStorage(pulumi.ComponentResource):
         document = self.policy_document(distribution_arn)
         if self.bucket is None or self.bucket_controls is None:
             return None
-        self.bucket_policy = aws.s3.BucketPolicy(
-            f"{self._name}-media",
-            bucket=self.bucket.id,
-            policy=document,
-            # With the public access block in place first, S3 judges the policy as intended.
-            opts=self._child.merge(
-                pulumi.ResourceOptions(depends_on=[self.bucket_controls.public_access_block])
-            ),
+        self.bucket_policy = bucket_policy(
+            f"{self._name}-media", self.bucket, self.bucket_controls, document, self._child
         )
         return self.bucket_policy

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pulumi
+import pulumi_aws as aws
 
 from pulumi_django.components.args import arg
+from pulumi_django.components.aws.cluster import Cluster, cluster_ref
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.migration_check import MigrationCheck
@@ -31,7 +33,10 @@ class MigrationJobArgs:
     settings_module: str = arg(
         "The Django settings module the safety check loads (`app.settingsModule`)."
     )
-    cluster_arn: pulumi.Input[str] = arg("The ECS cluster the one-off tasks run in.")
+    cluster: Cluster | aws.ecs.Cluster | pulumi.Input[str] = arg(
+        "The cluster the one-off tasks run in (on Fargate): a `Cluster`, an `aws.ecs.Cluster`, "
+        "or a cluster's ARN."
+    )
     task_definition_arn: pulumi.Input[str] = arg(
         "The release's task definition: the check and the job run its app container."
     )
@@ -55,7 +60,11 @@ class MigrationJobArgs:
         "name; the ECS service itself is auto-named). The release tasks are tagged with it "
         "(`startedBy`), so that two release tasks of one app never run at once."
     )
-    region: pulumi.Input[str] = arg("The AWS region of the cluster, where the tasks are run.")
+    region: pulumi.Input[str] | None = arg(
+        "The AWS region of the cluster, where the tasks are run. Default: the region of the "
+        "component's AWS provider.",
+        default=None,
+    )
     config: MigrationsConfig = arg(
         "The migrations section: whether the check runs, the acknowledged migrations, the "
         "command, the further release commands and the timeout. Default: the section's "
@@ -97,14 +106,18 @@ class MigrationJob(pulumi.ComponentResource):
         config = args.config
         task = ReleaseTaskInputs(
             release_id=args.release_id,
-            cluster_arn=args.cluster_arn,
+            cluster_arn=cluster_ref(args.cluster).arn,
             task_definition_arn=args.task_definition_arn,
             container_name=args.container_name,
             subnet_ids=args.subnet_ids,
             security_group_ids=args.security_group_ids,
             log_group_name=args.log_group_name,
             service_name=args.service_name,
-            region=args.region,
+            region=(
+                aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+                if args.region is None
+                else args.region
+            ),
             log_stream_prefix=args.log_stream_prefix,
         )
 

@@ -88,8 +88,8 @@ class NetworkArgs:
     )
     proxy_port: int = arg(
         "Port the app tasks take traffic on (the proxy's): the load balancer's group reaches "
-        "the app group on it. Default: 8080, the proxy section's default.",
-        default=ProxyConfig().port,
+        "the app group on it. Default: the proxy section's default.",
+        default=ProxyConfig.model_fields["port"].default,
     )
     execute_command: bool = arg(
         "Whether the tasks run ECS Exec: with `egress: vpc-endpoints`, adds the `ssmmessages` "

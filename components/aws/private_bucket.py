@@ -1,5 +1,5 @@
-"""The controls every bucket of the stack gets (no public access, SSE-S3, no ACLs), and what
-a component reads of a bucket, created or brought.
+"""The controls every bucket of the stack gets (no public access, SSE-S3, no ACLs), the policy
+that waits for them, and what a component reads of a bucket, created or brought.
 
 Helpers, not a component: the resources are children of the component that owns the bucket,
 named after it, so their URNs are those of the bucket's component.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import resource_ref
+from pulumi_django.components.args import brought_attributes
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,29 @@ class BucketRef:
 
 def bucket_ref(bucket: aws.s3.Bucket | pulumi.Input[str], parent: pulumi.Resource) -> BucketRef:
     """A bucket object's own outputs, or a bucket name's looked up (`aws.s3.get_bucket`)."""
-    if isinstance(bucket, pulumi.Resource):
-        return BucketRef(
-            name=resource_ref(bucket, "bucket"),
-            arn=resource_ref(bucket, "arn"),
-            regional_domain_name=resource_ref(bucket, "bucket_regional_domain_name"),
-        )
-    found = aws.s3.get_bucket_output(bucket=bucket, opts=pulumi.InvokeOutputOptions(parent=parent))
-    return BucketRef(
-        name=pulumi.Output.from_input(bucket),
-        arn=found.apply(lambda result: result.arn),
-        regional_domain_name=found.apply(lambda result: result.bucket_regional_domain_name),
+    name, arn, regional_domain_name = brought_attributes(
+        bucket,
+        ("bucket", "arn", "bucket_regional_domain_name"),
+        lambda bucket_name: aws.s3.get_bucket_output(
+            bucket=bucket_name, opts=pulumi.InvokeOutputOptions(parent=parent)
+        ),
+    )
+    return BucketRef(name=name, arn=arn, regional_domain_name=regional_domain_name)
+
+
+def bucket_policy(
+    resource_name: str,
+    bucket: aws.s3.Bucket,
+    controls: BucketControls,
+    policy: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.s3.BucketPolicy:
+    """The policy of a bucket the component created (and locked down with `controls`),
+    declared after its public access block: with the block in place first, S3 judges the
+    policy as intended."""
+    return aws.s3.BucketPolicy(
+        resource_name,
+        bucket=bucket.id,
+        policy=policy,
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[controls.public_access_block])),
     )

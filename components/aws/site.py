@@ -280,7 +280,7 @@ class AwsSite(Site):
             MigrationJobArgs(
                 config=config.migrations,
                 settings_module=config.app.settings_module,
-                cluster_arn=self.cluster.cluster_arn,
+                cluster=self.cluster,
                 task_definition_arn=self.task.task_definition_arn,
                 container_name=self.task.app_container_name,
                 subnet_ids=self.network.private_subnet_ids,
@@ -300,8 +300,8 @@ class AwsSite(Site):
                 proxy_port=config.proxy.port,
                 cluster=self.cluster,
                 task_definition_arn=self.task.task_definition_arn,
-                private_subnet_ids=self.network.private_subnet_ids,
-                security_group_id=self.network.app_security_group_id,
+                subnet_ids=self.network.private_subnet_ids,
+                security_group_ids=[self.network.app_security_group_id],
                 # Resolves once the listener forwards to the group, which ECS insists on.
                 target_group=self.load_balancer.target_group_arn,
                 target_group_arn_suffix=self.load_balancer.target_group_arn_suffix,

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes
 from pulumi_django.components.aws.load_balancer import ORIGIN_VERIFY_HEADER, LoadBalancerOrigin
 from pulumi_django.components.aws.media_storage import MediaOrigin
 from pulumi_django.components.aws.network import HTTP_PORT, HTTPS_PORT
 from pulumi_django.components.aws.private_bucket import (
     BucketControls,
+    bucket_policy,
     bucket_ref,
     lock_down_bucket,
 )
@@ -53,6 +54,9 @@ ORIGIN_READ_TIMEOUT_SECONDS = 60
 
 @dataclass(frozen=True, kw_only=True)
 class StaticSiteArgs:
+    """The static section, the site's domain, the origins the distribution sends requests to,
+    and the bucket and distribution of yours it uses."""
+
     config: StaticConfig = arg(
         "The static section: key prefix, kept releases, price class, WAF, 404 caching. "
         "Default: the section's defaults.",
@@ -151,7 +155,15 @@ class StaticSite(pulumi.ComponentResource):
         self.media_headers_policy = None
         if args.distribution is not None:
             self.origin_access_control, self.distribution = None, None
-            self._brought_distribution(args.distribution)
+            self.distribution_id, self.distribution_arn, self.distribution_domain_name = (
+                brought_attributes(
+                    args.distribution,
+                    ("id", "arn", "domain_name"),
+                    lambda distribution_id: aws.cloudfront.get_distribution_output(
+                        id=distribution_id, opts=pulumi.InvokeOutputOptions(parent=self)
+                    ),
+                )
+            )
         elif args.load_balancer_origin is not None:  # always, without a brought distribution
             self.origin_access_control = aws.cloudfront.OriginAccessControl(
                 f"{name}-static",
@@ -177,14 +189,12 @@ class StaticSite(pulumi.ComponentResource):
             lambda arns: static_bucket_policy(arns[0], arns[1], config.prefix)
         )
         self.bucket_policy = (
-            aws.s3.BucketPolicy(
+            bucket_policy(
                 f"{name}-static",
-                bucket=self.bucket.id,
-                policy=self.bucket_policy_document,
-                # With the public access block in place first, S3 judges the policy as intended.
-                opts=child.merge(
-                    pulumi.ResourceOptions(depends_on=[self.bucket_controls.public_access_block])
-                ),
+                self.bucket,
+                self.bucket_controls,
+                self.bucket_policy_document,
+                child,
             )
             if self.bucket is not None and self.bucket_controls is not None
             else None
@@ -209,22 +219,6 @@ class StaticSite(pulumi.ComponentResource):
                 "static_url": self.static_url,
             }
         )
-
-    def _brought_distribution(
-        self, distribution: aws.cloudfront.Distribution | pulumi.Input[str]
-    ) -> None:
-        """The id, ARN and domain name of the user's distribution (looked up from an id)."""
-        if isinstance(distribution, pulumi.Resource):
-            self.distribution_id = resource_ref(distribution, "id")
-            self.distribution_arn = resource_ref(distribution, "arn")
-            self.distribution_domain_name = resource_ref(distribution, "domain_name")
-            return
-        found = aws.cloudfront.get_distribution_output(
-            id=distribution, opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        self.distribution_id = pulumi.Output.from_input(distribution)
-        self.distribution_arn = found.apply(lambda result: result.arn)
-        self.distribution_domain_name = found.apply(lambda result: result.domain_name)
 
     def _distribution(
         self,

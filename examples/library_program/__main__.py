@@ -3,12 +3,18 @@ cache in an existing VPC, and its ECS service on an existing cluster behind an e
 balancer (its HTTPS listener and target group). Nothing of what exists is created again: no VPC,
 no cluster, no load balancer, listener or target group.
 
+Each `pulumi up` then deploys a release, in the order a rolling release needs, every step
+waiting for the one before: the app's image is built and pushed -> its static files are
+published to your bucket, next to the kept releases' -> the migration safety check, then the
+migration job, run as one-off tasks of the new task definition -> the service rolls to it. A
+step that fails stops the release there, with the fleet still on the previous release.
+
 Stack config, under this project's namespace (`pulumi config set --path shop:...`):
 - `vpc`: `vpcId`, `publicSubnetIds`, `privateSubnetIds` of the existing VPC.
 - `loadBalancer`: `arn`, `listenerArn` (HTTPS), `targetGroupArn` (IP targets) and
   `securityGroupId` of the existing load balancer.
 - `clusterArn`: the ECS cluster (with the FARGATE capacity provider).
-- `image`: the app image by digest, and `repositoryArn`: its ECR repository.
+- `staticBucket`: the bucket your CloudFront distribution serves `/static/*` from.
 - `host`: the site's host name; `originVerifySecret` (secret): the header value your CloudFront
   distribution sends the load balancer.
 
@@ -17,8 +23,12 @@ Stack config, under this project's namespace (`pulumi config set --path shop:...
 """
 
 import pulumi
+import pulumi_aws as aws
 
 from pulumi_django import (
+    AppConfig,
+    AppImage,
+    AppImageArgs,
     AppService,
     AppServiceArgs,
     AppTask,
@@ -34,9 +44,12 @@ from pulumi_django import (
     FleetConfig,
     LoadBalancer,
     LoadBalancerArgs,
+    MigrationJob,
+    MigrationJobArgs,
     Network,
     NetworkArgs,
     NetworkConfig,
+    StaticRelease,
 )
 
 NAME = "shop"
@@ -44,6 +57,16 @@ config = pulumi.Config()
 vpc = config.require_object("vpc")
 existing_lb = config.require_object("loadBalancer")
 host = config.require("host")
+cluster = config.require("clusterArn")
+# The app, built from its directory next to this project. Set in code, `AppConfig` knows
+# nothing of your app: name its settings module and its WSGI and ASGI applications.
+app = AppConfig(
+    context="../notebook",
+    server="uvicorn",
+    settings_module="notebook.settings.production",
+    wsgi_app="notebook.wsgi:application",
+    asgi_app="notebook.asgi:application",
+)
 
 
 def keep_on_destroy(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
@@ -114,11 +137,26 @@ load_balancer = LoadBalancer(
     ),
 )
 fleet = FleetConfig(desired_count=2, min_count=2, max_count=4)
+
+# The release, step by step. 1. The image, built and pushed to a repository of its own.
+image = AppImage(NAME, AppImageArgs(app=app))
+# 2. Its static files, published from the image to your bucket before any server of the
+# release runs; the kept releases' files stay, for the servers still running them. It waits
+# for the image by taking its reference.
+static_release = StaticRelease(
+    f"{NAME}-static-release",
+    bucket=config.require("staticBucket"),
+    release_id=image.image_ref,
+    image=image.image_ref,
+    static_root=app.static_root,
+    region=aws.get_region_output().region,
+)
 task = AppTask(
     NAME,
     AppTaskArgs(
-        image_ref=config.require("image"),
-        repository_arn=config.require("repositoryArn"),
+        app=app,
+        image_ref=image.image_ref,
+        repository_arn=image.repository_arn,
         database=DatabaseEndpoint(
             host=database.address,
             port=database.port,
@@ -131,25 +169,46 @@ task = AppTask(
         site_url=f"https://{host}",
         static_url=f"https://{host}/static/",
         vpc_cidr=network.vpc_cidr,
-        stop_timeout_seconds=40,
+        stop_timeout_seconds=app.graceful_timeout_seconds + 10,
         fleet=fleet,
     ),
 )
+# 3. The migration safety check, then the migrations, as one-off tasks of the new task
+# definition, once the static files are out.
+migrations = MigrationJob(
+    NAME,
+    MigrationJobArgs(
+        settings_module=app.settings_module,
+        cluster=cluster,
+        task_definition_arn=task.task_definition_arn,
+        container_name=task.app_container_name,
+        subnet_ids=network.private_subnet_ids,
+        security_group_ids=[network.app_security_group_id],
+        log_group_name=task.log_group_name,
+        release_id=image.image_ref,
+        service_name=NAME,
+        after=[static_release],
+    ),
+)
+# 4. The fleet rolls to the new task definition only once the migrations ran.
 service = AppService(
     NAME,
     AppServiceArgs(
         fleet=fleet,
         proxy_port=8080,
-        cluster=config.require("clusterArn"),
+        cluster=cluster,
         task_definition_arn=task.task_definition_arn,
-        private_subnet_ids=network.private_subnet_ids,
-        security_group_id=network.app_security_group_id,
+        subnet_ids=network.private_subnet_ids,
+        security_group_ids=[network.app_security_group_id],
         # Resolves once the listener rule exists: ECS refuses a target group no rule serves.
         target_group=load_balancer.target_group_arn,
         load_balancer_arn_suffix=load_balancer.arn_suffix,
+        after=[migrations],
     ),
 )
 
 pulumi.export("databaseAddress", database.address)
 pulumi.export("cacheEndpoint", cache.primary_endpoint)
 pulumi.export("serviceName", service.service_name)
+pulumi.export("releaseImage", image.image_ref)
+pulumi.export("appliedMigrations", migrations.applied_migrations)

@@ -420,10 +420,23 @@ class RecordingMonitor(mocks.MockMonitor):
                 },
                 provider=request.provider or None,
                 inputs=wire_to_json(request.object),
-                options=_options(request),
+                options=_options(request, self._alias_urns(request)),
             )
         )
         return response
+
+    def _alias_urns(self, request: Any) -> list[str]:
+        """The URNs a resource was known by, whether an alias names the URN or describes it
+        (a name, type or parent it had: the rest as now, as the engine fills it in)."""
+        urns = set(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.WhichOneof("alias") == "urn":
+                urns.add(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            urns.add(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        return sorted(urns)
 
     def _transformed(self, request: Any) -> Any:
         """`request` as the engine hands it on after the transforms: the resource's own, then
@@ -542,7 +555,7 @@ def _with_transform_result(request: Any, result: resource_pb2.TransformRequest) 
     return transformed
 
 
-def _options(request: Any) -> dict[str, Any]:
+def _options(request: Any, aliases: list[str]) -> dict[str, Any]:
     timeouts = {
         name: getattr(request.customTimeouts, name)
         for name in ("create", "update", "delete")
@@ -557,9 +570,7 @@ def _options(request: Any) -> dict[str, Any]:
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "customTimeouts": timeouts,
         # The URNs a resource was known by: the plan diff matches it with its old self.
-        "aliases": sorted(
-            {alias.urn for alias in request.aliases if alias.urn} | set(request.aliasURNs)
-        ),
+        "aliases": aliases,
     }
     return {name: value for name, value in options.items() if value}
 

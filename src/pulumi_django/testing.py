@@ -12,6 +12,11 @@ No engine, no provider plugins, no credentials, two ways:
   `pulumi.runtime.set_mocks(PlanMocks("us-east-1"), preview=False)` and `@pulumi.runtime.test`.
 
 The components also work under a plain `pulumi.runtime.Mocks` subclass of your own.
+
+`release_order(recording)` gives the release steps a recorded program carries out (image,
+static files, migration check, migration job, fleet), each with whether it waits for the one
+before: a test that every `step.ordered` is true proves no task of a release can start before
+its migrations ran, as `pulumi-django plan` checks.
 """
 
 from pulumi_django.recorder import (
@@ -23,6 +28,7 @@ from pulumi_django.recorder import (
     Recording,
     record,
 )
+from pulumi_django.release import StepInPlan, release_order
 
 __all__ = [
     "MOCK_ACCOUNT",
@@ -31,5 +37,7 @@ __all__ = [
     "PlanMocks",
     "RecordedResource",
     "Recording",
+    "StepInPlan",
     "record",
+    "release_order",
 ]

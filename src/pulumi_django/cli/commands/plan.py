@@ -1,16 +1,67 @@
 """`pulumi-django plan`: the stack's resources and release order, offline, under mocks; for a
-ready-made stack (`django:target`) or a program of one's own built from the components."""
+ready-made stack (`django:target`) or a program of one's own built from the components.
+
+A plan that would not release safely still prints in full, then fails (exit 1), so that CI
+stops it: the app's readiness check found errors, or a release step can run before the step
+it must follow (a program of one's own that forgot an `after=`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pulumi_django.errors import UsageError
+from pulumi_django.errors import PulumiDjangoError, UsageError
+
+if TYPE_CHECKING:
+    from pulumi_django.cli.plan import Plan
+    from pulumi_django.release_steps import Step
+
+EXIT_CODES = """\
+exit codes:
+  0    the plan is printed: the app is ready, and every release step waits
+       for the one before
+  1    the plan is printed, but it would not release safely: the app's
+       readiness check found errors (listed in the plan), or a release step
+       is not ordered after the one before (NOT ORDERED in the plan; the last
+       line on stderr names the step and how to order it)
+  2    no plan: a usage error, invalid stack config, or a program that fails
+       (its error in one line, or its traceback when it raised anything else)
+  130  interrupted
+With --diff-against: 0 once the diff is printed, 2 when either side's plan
+cannot be made."""
+# No plan: what the command line exits with for any error it prints as one line.
+NO_PLAN_EXIT_CODE = 2
+
+
+def ordering_fix(step: Step) -> str:
+    """How a program of one's own makes `step` wait for the step before it, in the components'
+    arguments (the ready-made stacks always do). Imported here, as pulumi is: `--help` and the
+    other commands start without it."""
+    from pulumi_django.release_steps import Step
+
+    after_static = (
+        "`MigrationJobArgs.after=[static_release]` (`LocalMigrationJobArgs.after` on the "
+        "local target)"
+    )
+    return {  # not Step.IMAGE: the first step waits for nothing
+        Step.STATIC: "`StaticRelease(image=image.image_ref, ...)` publishing the built image "
+        "(`LocalStaticReleaseArgs.image=image.ref` on the local target)",
+        Step.CHECK: after_static,
+        Step.MIGRATE: after_static,
+        Step.FLEET: "`AppServiceArgs.after=[migrations]` "
+        "(`LocalAppReplicasArgs.image=migrations.gate` on the local target)",
+        Step.PROXY: "`LocalProxySwitchArgs.config_text` rendered from the new replicas' "
+        "`upstreams`",
+    }[step]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_CODES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.NAME.yaml")
     parser.add_argument(
         "--json",
@@ -69,16 +120,43 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         raise UsageError("--format markdown needs --diff-against GITREF")
     target = _json_target(args.json)
-    plan = plan_stack_or_explain(project_dir, args.stack, python=args.python)
+    try:
+        plan = plan_stack_or_explain(project_dir, args.stack, python=args.python)
+    except PulumiDjangoError:
+        raise
+    except Exception:
+        # A bug in the program: its traceback, as `pulumi up` shows it, but not Python's exit
+        # code 1, which says that a plan was printed.
+        traceback.print_exc()
+        return NO_PLAN_EXIT_CODE
     document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
-    exit_code = 0 if plan.ready else APP_NOT_READY_EXIT_CODE
     if args.json == "-" or (args.format == "json" and not args.json):
         print(document, end="")
-        return exit_code
-    if target:
-        target.write_text(document)
-    print(document if args.format == "json" else render_text(plan), end="")
-    return exit_code
+    else:
+        if target:
+            target.write_text(document)
+        print(document if args.format == "json" else render_text(plan), end="")
+    unordered = unordered_steps(plan)
+    for line in unordered:
+        print(f"pulumi-django plan: {line}", file=sys.stderr)
+    # Either failure is the readiness check's exit code, which `--diff-against` accepts from
+    # each side's plan: the plan was printed all the same.
+    return 0 if plan.ready and not unordered else APP_NOT_READY_EXIT_CODE
+
+
+def unordered_steps(plan: Plan) -> list[str]:
+    """One line per release step that can run before the step it must follow: which, and the
+    argument that orders it."""
+    steps = plan.release_order()
+    numbers = {found.step.key: number for number, found in enumerate(steps, 1)}
+    return [
+        f"release step {numbers[found.step.key]} ({found.step.title}: "
+        f"{', '.join(resource.name for resource in found.resources)}) is not ordered after "
+        f"step {numbers[found.after.key]} ({found.after.title}): it can run before it; make it "
+        f"wait for it, e.g. {ordering_fix(found.step.key)}"
+        for found in steps
+        if found.after is not None and found.ordered is False
+    ]
 
 
 def _json_target(path: str | None) -> Path | None:

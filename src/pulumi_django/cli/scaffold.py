@@ -263,14 +263,17 @@ PROGRAM = '''\
 """The {name} stack: pulumi-django's ready-made site for the stack's target (AWS or local
 Docker), configured by Pulumi.<stack>.yaml. Written by `pulumi-django init`."""
 
-from pulumi_django.components.aws.site import AwsSite
-from pulumi_django.components.local.site import LocalSite
-from pulumi_django.config import load_stack_config
+import pulumi
+
+from pulumi_django import AwsSite, LocalSite, load_stack_config
 
 SITES = {{"aws": AwsSite, "local": LocalSite}}
+# Options for every resource of the stack: the site passes them to its components, whose
+# children inherit them (`transforms`, `protect`, an AWS provider of your own; docs/library.md).
+STACK_OPTIONS = pulumi.ResourceOptions()
 
 config = load_stack_config()
-site = SITES[config.target](config.name, config)
+site = SITES[config.target](config.name, config, opts=STACK_OPTIONS)
 site.export_outputs()
 '''
 

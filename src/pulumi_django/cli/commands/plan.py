@@ -37,14 +37,15 @@ cannot be made."""
 NO_PLAN_EXIT_CODE = 2
 
 
-def ordering_fix(step: Step) -> str:
+def ordering_fix(step: Step, after: Step) -> str:
     """How a program of one's own makes `step` wait for the step before it, in the components'
     arguments (the ready-made stacks always do). Imported here, as pulumi is: `--help` and the
     other commands start without it."""
     from pulumi_django.release_steps import Step
 
+    waited_for = "static_release" if after == Step.STATIC else "image"
     after_static = (
-        "`MigrationJobArgs.after=[static_release]` (`LocalMigrationJobArgs.after` on the "
+        f"`MigrationJobArgs.after=[{waited_for}]` (`LocalMigrationJobArgs.after` on the "
         "local target)"
     )
     return {  # not Step.IMAGE: the first step waits for nothing
@@ -153,7 +154,7 @@ def unordered_steps(plan: Plan) -> list[str]:
         f"release step {numbers[found.step.key]} ({found.step.title}: "
         f"{', '.join(resource.name for resource in found.resources)}) is not ordered after "
         f"step {numbers[found.after.key]} ({found.after.title}): it can run before it; make it "
-        f"wait for it, e.g. {ordering_fix(found.step.key)}"
+        f"wait for it, e.g. {ordering_fix(found.step.key, found.after.key)}"
         for found in steps
         if found.after is not None and found.ordered is False
     ]

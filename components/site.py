@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
+from pydantic.alias_generators import to_camel
 
 # Where every target's app reaches its database and cache.
 POSTGRES_PORT = 5432
@@ -56,7 +57,7 @@ class Site(pulumi.ComponentResource):
     def exports(self) -> dict[str, Any]:
         """The stack outputs, camelCase as `pulumi stack output` shows them."""
         return {
-            _camel(attribute): getattr(self, attribute)
+            to_camel(attribute): getattr(self, attribute)
             for attribute in self.STACK_OUTPUTS
             if getattr(self, attribute, None) is not None
         }
@@ -65,8 +66,3 @@ class Site(pulumi.ComponentResource):
         """Export the site's outputs as the stack's (a ready-made stack's last line)."""
         for name, value in self.exports.items():
             pulumi.export(name, value)
-
-
-def _camel(attribute: str) -> str:
-    first, *rest = attribute.split("_")
-    return first + "".join(word.capitalize() for word in rest)

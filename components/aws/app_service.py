@@ -11,8 +11,9 @@ import pulumi
 import pulumi_aws as aws
 
 from pulumi_django._mock_answers import or_mock_answer
-from pulumi_django.components.args import arg, arn_resource, resource_ref
+from pulumi_django.components.args import arg
 from pulumi_django.components.aws.cluster import Cluster, cluster_ref
+from pulumi_django.components.aws.load_balancer import target_group_ref
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.proxy import ProxyConfig
 from pulumi_django.providers.rollout_verification import (
@@ -138,12 +139,8 @@ class AppService(pulumi.ComponentResource):
         fleet = args.fleet
         rolling = fleet.rolling_update
         cluster = cluster_ref(args.cluster)
-        target_group_arn = resource_ref(args.target_group, "arn")
-        target_group_arn_suffix = args.target_group_arn_suffix or (
-            args.target_group.arn_suffix
-            if isinstance(args.target_group, aws.lb.TargetGroup)
-            else arn_resource(args.target_group)
-        )
+        target_group_arn, suffix_of_arn = target_group_ref(args.target_group)
+        target_group_arn_suffix = args.target_group_arn_suffix or suffix_of_arn
 
         self.rollback_alarm = (
             self._rollback_alarm(

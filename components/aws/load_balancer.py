@@ -169,6 +169,17 @@ class LoadBalancerArgs:
             )
 
 
+def target_group_ref(
+    target_group: aws.lb.TargetGroup | pulumi.Input[str],
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """A target group's ARN and ARN suffix (`targetgroup/<name>/<id>`, what CloudWatch's
+    dimensions name it by), from the resource or from its ARN."""
+    if isinstance(target_group, pulumi.Resource):
+        return resource_ref(target_group, "arn"), resource_ref(target_group, "arn_suffix")
+    arn = pulumi.Output.from_input(target_group)
+    return arn, arn_resource(arn)
+
+
 class LoadBalancer(pulumi.ComponentResource):
     """An internet-facing ALB in the public subnets, a target group of the tasks' proxies, and
     listeners whose default answer is 403: only a request with the origin header is forwarded.
@@ -293,13 +304,9 @@ class LoadBalancer(pulumi.ComponentResource):
     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """Sets `target_group`; returns its ARN and ARN suffix (the part after the account,
         `targetgroup/<name>/<id>`, which CloudWatch's dimensions name it by)."""
-        brought = args.target_group
         self.target_group = None
-        if isinstance(brought, pulumi.Resource):
-            return resource_ref(brought, "arn"), resource_ref(brought, "arn_suffix")
-        if brought is not None:
-            arn = pulumi.Output.from_input(brought)
-            return arn, arn_resource(arn)
+        if args.target_group is not None:
+            return target_group_ref(args.target_group)
         self.target_group = aws.lb.TargetGroup(
             f"{name}-targets",
             target_type="ip",

@@ -25,7 +25,7 @@ from pulumi.runtime.proto import alias_pb2, callback_pb2, resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from pulumi_django._mock_answers import MOCK_ACCOUNT
+from pulumi_django._mock_answers import MOCK_ACCOUNT, MOCK_REGION
 
 UNKNOWN = "[unknown]"
 # How a secret value reads in a recording, a plan and a stack file shown by the CLI.
@@ -649,7 +649,7 @@ def record(
     """Runs `program` as `pulumi up` would, against mocks, and returns what it registered.
 
     Exceptions the program raises (a ConfigError, say) propagate unchanged."""
-    region = config.get("aws:region", "us-east-1")
+    region = config.get("aws:region", MOCK_REGION)
     with _mock_runtime(project, stack, config, secret_keys or [], region) as monitor:
         try:
             _sync_await(run_pulumi_func(program))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from pulumi_django.config.names import name_problems
 from pulumi_django.errors import PulumiDjangoError
 
 _MISSING: Any = dataclasses.MISSING
@@ -25,6 +26,17 @@ _MISSING: Any = dataclasses.MISSING
 class ComponentArgsError(PulumiDjangoError, pulumi.RunError):
     """A component's arguments do not fit together (a required one missing, two that exclude
     each other); the message names the argument, and Pulumi prints it as one line."""
+
+
+def check_name(component: str, name: str) -> None:
+    """Raises ComponentArgsError, one line, when a name the `component` derives from `name`
+    is one AWS refuses (too long, `--` where AWS forbids it, a reserved prefix...): the table of
+    derived names and AWS's limits is `pulumi_django.config.names`."""
+    problems = name_problems(
+        name, component=component, project=pulumi.get_project(), stack=pulumi.get_stack()
+    )
+    if problems:
+        raise ComponentArgsError(problems[0].line(f"{component} name {name!r}: "))
 
 
 def arg(doc: str, *, default: Any = _MISSING, default_factory: Any = _MISSING) -> Any:

@@ -31,15 +31,21 @@ class Site(pulumi.ComponentResource):
     """Base of AwsSite and LocalSite: the same config in, the same outputs out.
 
     A variant builds its children in `__init__` with `child()` options, sets the output
-    attributes its `STACK_OUTPUTS` names (every target has `url`, `static_url` and
-    `release_id`), and ends with `register_outputs(self.exports)`."""
+    attributes its `STACK_OUTPUTS` names (every target has `url`, `static_url`, `release_id`
+    and `readiness_url`), and ends with `register_outputs(self.exports)`."""
 
     # Output attributes, exported as camelCase stack outputs; one left None is not exported.
-    STACK_OUTPUTS: ClassVar[tuple[str, ...]] = ("url", "static_url", "release_id")
+    STACK_OUTPUTS: ClassVar[tuple[str, ...]] = ("url", "static_url", "release_id", "readiness_url")
 
     url: pulumi.Output[str]
     static_url: pulumi.Output[str]
     release_id: pulumi.Output[str]
+    # The site's readiness path (`app.readinessPath`: database, cache and the project's checks),
+    # for people and alarms; no health check of the stack asks it.
+    readiness_url: pulumi.Output[str]
+
+    def readiness_url_of(self, path: str) -> pulumi.Output[str]:
+        return self.url.apply(lambda url: url.rstrip("/") + path)
 
     def __init__(self, type_token: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(type_token, name, None, opts)

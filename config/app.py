@@ -24,6 +24,7 @@ RESERVED_ENV = MEDIA_VARIABLES | frozenset(
         "DJANGO_ALLOWED_HOSTS",
         "DJANGO_SETTINGS_MODULE",
         "DJANGO_HEALTH_CHECK_PATH",
+        "DJANGO_READINESS_PATH",
         "STATIC_URL",
     }
 )
@@ -103,7 +104,18 @@ class AppConfig(Section):
     health_check_path: str = Field(
         "/healthz",
         pattern=r"^/[\w./-]*$",
-        description="Path that answers 200 only when the app can reach its database and cache.",
+        description="Liveness: the path the load balancer and the container health checks "
+        "request, and the one the proxy container waits for. The runtime kit answers it 200 "
+        "while the process serves, without the database or the cache (a failover must not get "
+        "every task replaced); your own view here must not need them either.",
+    )
+    readiness_path: str = Field(
+        "/readyz",
+        pattern=r"^/[\w./-]*$",
+        description="Readiness, for people, alarms and tools: the runtime kit answers it 200 "
+        "only when the database, the cache and the project's checks are reachable. No health "
+        "check of the stack requests it. Set to `healthCheckPath` only to have the load "
+        "balancer check the database again (the plan warns).",
     )
     static_root: str = Field(
         "/app/staticfiles",

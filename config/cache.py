@@ -29,6 +29,12 @@ class CacheConfig(Section):
     snapshot_retention_days: int = Field(
         1, ge=0, le=35, description="Daily snapshots kept, days (0: none)."
     )
+    apply_immediately: bool = Field(
+        True,
+        description="Apply a change (node type, engine version, node count...) during `pulumi "
+        "up`; false defers what ElastiCache can defer to its maintenance window, and every "
+        "preview shows it again until then (a perpetual diff).",
+    )
 
     @model_validator(mode="after")
     def _offered_version(self) -> "CacheConfig":

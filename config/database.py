@@ -1,10 +1,12 @@
 """RDS PostgreSQL (AWS) or a PostgreSQL container (local)."""
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .base import Section, Text
+from .fleet import LOG_RETENTION_DAYS
 
 WINDOW = r"^(mon|tue|wed|thu|fri|sat|sun):\d\d:\d\d-(mon|tue|wed|thu|fri|sat|sun):\d\d:\d\d$"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -29,6 +31,21 @@ class DatabaseConfig(Section):
     username: str = Field(
         "django", pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Master user name."
     )
+    app_username: str = Field(
+        "app",
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+        description="The app's own PostgreSQL role: the fleet connects as it, with only "
+        "CONNECT, USAGE on the schema and the rows of its tables and sequences; the release "
+        "creates and updates it as the master user (who alone runs `migrate`). AWS only.",
+    )
+    app_auth: Literal["iam", "password"] = Field(
+        "iam",
+        description="How the app's role logs in on AWS: `iam`, an RDS IAM token per new "
+        "connection (IAM database authentication on the instance, `rds-db:connect` for the "
+        "task role, no password anywhere); `password`, a generated password kept in a Secrets "
+        "Manager secret of its own. Switch together with a new `appUsername` (see "
+        "docs/security.md).",
+    )
     allocated_storage_gb: int = Field(20, ge=20, le=65536, description="Initial gp3 storage, GiB.")
     max_allocated_storage_gb: int = Field(
         100, ge=20, le=65536, description="Storage autoscaling ceiling, GiB."
@@ -49,12 +66,40 @@ class DatabaseConfig(Section):
     maintenance_window: str = Field(
         "sun:04:00-sun:05:00", description="Weekly maintenance window, UTC."
     )
+    apply_immediately: bool = Field(
+        True,
+        description="Apply a change (instance class, storage, engine version, Multi-AZ...) "
+        "during `pulumi up`, with the short outage some of them cause; false defers them to "
+        "`maintenanceWindow`, and every preview shows them again until then (a perpetual "
+        "diff), and a major `engineVersion` change is refused (RDS takes the new major's "
+        "parameter group only with an immediate upgrade).",
+    )
+    log_retention_days: int | None = Field(
+        None,
+        description="Days CloudWatch Logs keeps the exported `postgresql` and `upgrade` logs "
+        "(RDS's log groups, given this retention once the instance exists); default: "
+        "`fleet.logRetentionDays`.",
+    )
 
     @field_validator("maintenance_window")
     @classmethod
     def _window(cls, value: str) -> str:
         if not re.match(WINDOW, value):
             raise ValueError("use ddd:hh:mm-ddd:hh:mm, e.g. sun:04:00-sun:05:00")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int | None) -> int | None:
+        if days is not None and days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch keeps logs for one of {list(LOG_RETENTION_DAYS)} days")
+        return days
+
+    @field_validator("app_username")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith(("pg_", "rds")) or value in {"postgres", "public"}:
+            raise ValueError(f"{value} is a role name PostgreSQL or RDS keeps for itself")
         return value
 
     @field_validator("engine_version")
@@ -66,6 +111,11 @@ class DatabaseConfig(Section):
 
     @model_validator(mode="after")
     def _rds_accepts(self) -> "DatabaseConfig":
+        if self.app_username == self.username:
+            raise ValueError(
+                f"appUsername {self.app_username} is the master user (username); the app needs "
+                "a role of its own"
+            )
         if self.max_allocated_storage_gb <= self.allocated_storage_gb:
             raise ValueError(
                 "maxAllocatedStorageGb must exceed allocatedStorageGb (the autoscaling ceiling)"

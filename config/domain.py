@@ -20,5 +20,9 @@ class DomainConfig(Section):
     load_balancer_certificate_arn: str | None = Field(
         None,
         pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
-        description="ACM certificate in the stack's region for the ALB's HTTPS listener.",
+        description=(
+            "ACM certificate in the stack's region covering `name`, for the ALB's HTTPS "
+            "listener: CloudFront's VPC origin then speaks HTTPS (TLS 1.2) to the ALB; without "
+            "it, HTTP inside the VPC."
+        ),
     )

@@ -23,7 +23,10 @@ class LoadBalancerConfig(Section):
     )
     deletion_protection: bool = Field(
         True,
-        description="Refuse to delete the ALB: `pulumi destroy` fails until this is turned off.",
+        description=(
+            "Refuse to delete the ALB: `pulumi destroy`, and an update that replaces it, fail "
+            "until this is turned off."
+        ),
     )
     deregistration_delay_seconds: int | None = Field(
         None,

@@ -14,7 +14,8 @@ class ExistingNetwork(Section):
 
     vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$", description="VPC id.")
     public_subnet_ids: list[str] = Field(
-        description="Subnets for the load balancer, in different AZs (2 or more)."
+        description="Public subnets, in different AZs (2 or more): the stack output "
+        "`publicSubnetIds`; nothing of the stack runs in them (the load balancer is internal)."
     )
     private_subnet_ids: list[str] = Field(
         description="Subnets for tasks, database and cache, in different AZs (2 or more)."

@@ -22,3 +22,12 @@ class ProxyConfig(Section):
         60, ge=5, le=3600, description="Longest wait for the app's response."
     )
     gzip: bool = Field(True, description="Compress text responses.")
+    image_digest: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Pins the digest of the proxy image the AWS target runs, pulled through "
+        "the stack's ECR (`public.ecr.aws/docker/library/<server>:<tag>`, the tag pulumi-django "
+        "names). Default: unset, the digest the tag names when the stack first pulls it, kept "
+        "in the state until the tag, server, architecture or region changes. The local target "
+        "pulls by tag.",
+    )

@@ -1,8 +1,15 @@
 """The whole stack's config: one model per section, read from the `django:` namespace."""
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .app import AppConfig
 from .base import Section, Text
@@ -14,9 +21,11 @@ from .load_balancer import LoadBalancerConfig
 from .local import LocalConfig
 from .media import MediaConfig
 from .migrations import MigrationsConfig
+from .names import max_name_length, name_problems
 from .network import NetworkConfig
 from .proxy import ProxyConfig
 from .rehearsal import RehearsalConfig
+from .security import SecurityConfig
 from .static import StaticConfig
 
 NAMESPACE = "django"
@@ -24,6 +33,14 @@ NAMESPACE = "django"
 # plus a margin for the proxy to finish last.
 ECS_MAX_STOP_TIMEOUT = 120
 STOP_MARGIN_SECONDS = 10
+
+
+def _flag(value: Any) -> Any:
+    """A top-level flag arrives as Pulumi passes every scalar: the text `true` or `false`."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 class StackConfig(Section):
@@ -36,7 +53,9 @@ class StackConfig(Section):
     name: str = Field(
         "django",
         pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
-        description="Base name of every resource: 3-20 lowercase letters, digits, hyphens.",
+        description="Base name of every resource: lowercase letters, digits, single hyphens; "
+        f"at most {max_name_length()} characters on `aws` (what every name derived from it "
+        "needs: `config/names.py`), 20 on `local`.",
     )
     app: AppConfig = Field(default_factory=AppConfig, description="The Django app.")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="The reverse proxy.")
@@ -54,6 +73,10 @@ class StackConfig(Section):
         default_factory=MigrationsConfig, description="The release's migration job."
     )
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="The VPC (aws).")
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig,
+        description="Opt-in audit and encryption controls (aws), with their costs.",
+    )
     rehearsal: RehearsalConfig = Field(
         default_factory=RehearsalConfig,
         description="The load of `pulumi-django rehearse` (not deployed).",
@@ -66,6 +89,22 @@ class StackConfig(Section):
         None,
         description="Django `SECRET_KEY`, set with `pulumi config set --secret django:secretKey`; "
         "generated and kept secret when unset.",
+    )
+    protect: Flag = Field(
+        True,
+        description="Pulumi's `protect` on what holds the data (aws): the RDS instance, the "
+        "ElastiCache replication group, the static and media buckets, the ECR repository, and "
+        "the VPC they sit in. `pulumi destroy`, or a change that would delete or replace one "
+        "of them, stops with an error until a `pulumi up` with `protect: false` ran "
+        "(docs/operations.md).",
+    )
+    allow_replacement: list[Literal["database", "cache"]] = Field(
+        default_factory=list,
+        description="Data stores a change may replace (aws). A change that would replace the "
+        "database (`database.name`, `database.username`, the KMS key, `network.cidr`...) or "
+        "the cache (its port, the KMS key, Valkey back to Redis, `network.cidr`...) is refused "
+        "at preview, one line naming it, unless its store is listed here; remove it after that "
+        "`pulumi up`.",
     )
     tags: dict[str, Text] = Field(
         default_factory=dict,
@@ -82,6 +121,23 @@ class StackConfig(Section):
                 f"{ECS_MAX_STOP_TIMEOUT} s after asking it to stop"
             )
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _names_aws_accepts(cls, name: str, info: ValidationInfo) -> str:
+        """Every AWS name the site derives from `name` fits AWS's limits (`config/names.py`)."""
+        if info.data.get("target") == "aws":
+            problems = name_problems(name)
+            if problems:
+                raise ValueError(problems[0].line(""))
+        return name
+
+    @field_validator("allow_replacement")
+    @classmethod
+    def _listed_once(cls, stores: list[str]) -> list[str]:
+        if len(set(stores)) != len(stores):
+            raise ValueError("list each data store once")
+        return stores
 
     @field_validator("media")
     @classmethod

@@ -1,6 +1,6 @@
 """Static files on S3 behind CloudFront, several releases side by side."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Section
 
@@ -31,11 +31,23 @@ class StaticConfig(Section):
         pattern=r"^PriceClass_(100|200|All)$",
         description="CloudFront price class.",
     )
-    error_caching_seconds: int = Field(
-        10, ge=0, le=300, description="How long CloudFront caches a 404 from the bucket."
+    error_caching_seconds: int | None = Field(
+        None,
+        description="Retired: CloudFront now caches none of the errors (docs/operations.md); a "
+        "stack file that still sets it is refused, naming the key to delete.",
     )
     waf_web_acl_arn: str | None = Field(
         None,
         pattern=r"^arn:aws:wafv2:us-east-1:\d{12}:global/webacl/.+$",
         description="WAFv2 web ACL (scope CLOUDFRONT) to attach.",
     )
+
+    @field_validator("error_caching_seconds")
+    @classmethod
+    def _error_caching_is_retired(cls, seconds: int | None) -> None:
+        """A retired key is refused rather than ignored: whoever set it expected 404s cached."""
+        if seconds is not None:
+            raise ValueError(
+                "retired: CloudFront no longer caches any error, so static 404s are not cached "
+                "either (docs/operations.md); delete the key"
+            )

@@ -100,7 +100,11 @@ def test_repository_scans_on_push_keeps_tags_immutable_and_is_never_force_delete
 ) -> None:
     config = STACKS[stack]()
     repository = record_image(config, project).one(REPOSITORY).inputs
-    assert repository["imageTagMutability"] == "IMMUTABLE"
+    # Every tag is immutable but the push tag, which a rebuild of the same context moves.
+    assert repository["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert repository["imageTagMutabilityExclusionFilters"] == [
+        {"filter": "build-*", "filterType": "WILDCARD"}
+    ]
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repository["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     assert repository["forceDelete"] is False
@@ -156,7 +160,7 @@ def test_image_is_built_for_the_fleet_architecture_and_tagged_with_its_content(
     recording = record_image(config, project)
     image = recording.one(IMAGE).inputs
     repository_url = recording.outputs["repository_url"]
-    tag = image_tag(project / "app", project / "app" / "Dockerfile", platform)
+    tag = "build-" + image_tag(project / "app", project / "app" / "Dockerfile", platform)
     assert recording.outputs["image_tag"] == tag
     assert image["imageName"] == f"{repository_url}:{tag}"
     # Relative to the project directory: state does not depend on the checkout's location.

@@ -265,7 +265,8 @@ def report(**health: Any) -> dict[str, Any]:
     ("status", "header", "errors", "warnings"),
     [
         (200, None, 0, 0),
-        (503, "pulumi-django-runtime", 0, 0),  # the kit's answer with the database offline
+        # The kit checking the database on the load balancer's path: a failover replaces tasks.
+        (503, "pulumi-django-runtime", 0, 1),
         (503, None, 0, 1),  # some endpoint answered: it cannot be told apart offline
         (404, None, 1, 0),
         (301, None, 1, 0),  # SECURE_SSL_REDIRECT before the health check
@@ -277,3 +278,30 @@ def test_the_health_answer_decides(
     config = parse_stack_config({"target": "aws"}, set())
     found = judge(config, report(status=status, header=header), tmp_path)
     assert (len(found[0]), len(found[1])) == (errors, warnings)
+
+
+@pytest.mark.parametrize(
+    ("header", "kind", "why"),
+    [
+        (None, None, "make it answer 200 without them (liveness)"),
+        ("pulumi-django-runtime", "readiness", "it is django:app.readinessPath"),
+        ("pulumi-django-runtime", None, "the runtime kit in the app's environment predates"),
+        ("pulumi-django-runtime", "liveness", "the project's HEALTH_CHECKS fail"),
+    ],
+)
+def test_a_health_path_that_needs_the_database_is_warned_of_as_a_fleet_restart(
+    tmp_path: Path, header: str | None, kind: str | None, why: str
+) -> None:
+    """The load balancer and the container checks request app.healthCheckPath: offline (no
+    database, no cache) it must answer 200, or a database failover gets every task replaced."""
+    config = parse_stack_config({"target": "aws"}, set())
+    found = judge(config, report(status=503, header=header, kind=kind), tmp_path)
+    assert found[0] == []
+    [warning] = [line for line in found[1] if "healthCheckPath" in line]
+    assert warning.startswith(
+        "django:app.healthCheckPath: /healthz answered 503 without the database and cache "
+        "(offline), so a failover would get every task replaced: "
+    )
+    assert why in warning
+    ok = judge(config, report(status=200, header=header, kind="liveness"), tmp_path)
+    assert not [line for line in ok[1] if "healthCheckPath" in line]

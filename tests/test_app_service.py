@@ -32,7 +32,6 @@ TASK_DEFINITION = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web-app:7"
 CLUSTER_ARN = "arn:aws:ecs:eu-west-1:123456789012:cluster/web-cluster"
 CLUSTER_NAME = "web-cluster-a1b2c3d"
 PRIVATE_SUBNETS = ["subnet-private-a", "subnet-private-b"]
-PUBLIC_SUBNETS = ["subnet-public-a", "subnet-public-b"]
 
 DEV = {"fleet": {"desiredCount": 1, "minCount": 1, "maxCount": 1, "enableExecuteCommand": True}}
 PROD = {
@@ -69,7 +68,7 @@ def record_fleet(
                 origin_verify_secret="origin-secret",
                 proxy_port=config.proxy.port,
                 vpc_id="vpc-0a1b2c3d",
-                public_subnet_ids=PUBLIC_SUBNETS,
+                subnet_ids=PRIVATE_SUBNETS,
                 security_group_ids=["sg-load-balancer"],
             ),
         )

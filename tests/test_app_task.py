@@ -399,7 +399,10 @@ def test_a_task_role_of_your_own_gets_no_policy_from_here() -> None:
     assert recording.outputs["task_role"] is None
     assert [r.name for r in recording.find(ROLE)] == ["shop-dev-app-execution"]
     # ECS Exec is on in the dev-like stack, yet nothing is attached to a role not ours.
-    assert [p.name for p in recording.find(ROLE_POLICY)] == ["shop-dev-app-execution"]
+    assert sorted(p.name for p in recording.find(ROLE_POLICY)) == [
+        "shop-dev-app-execution",
+        "shop-dev-app-execution-proxy-image",
+    ]
     assert recording.find(ATTACHMENT) == []
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from pulumi_django.cli.plan import Plan
+from pulumi_django.recorder import RecordedResource, Recording
 
 AWS_STACKS = ["dev", "prod"]
 
@@ -114,7 +115,9 @@ def test_no_secret_value_reaches_the_plan(stack: str, stack_plan: Callable[[str]
         assert not names & {"DATABASE_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
     app = next(c for c in definitions if c["name"] == "app")
     secrets = {item["name"] for item in app["secrets"]}
-    assert secrets >= {"DATABASE_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
+    # The app logs in to the database with IAM tokens: it has no database password at all.
+    assert secrets >= {"REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
+    assert "DATABASE_PASSWORD" not in secrets
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
@@ -166,3 +169,177 @@ def test_every_taggable_resource_carries_the_stack_tags_as_aws_applies_them(
         if _taggable(resource["type"]):
             assert resource["inputs"]["tags"]["managed-by"] == "pulumi-django", resource["urn"]
             assert resource["inputs"]["tags"]["environment"] == stack, resource["urn"]
+
+
+# --- The edge: CloudFront to a private load balancer (docs/security.md) ---------------------
+
+ALB = "aws:lb/loadBalancer:LoadBalancer"
+VPC_ORIGIN = "aws:cloudfront/vpcOrigin:VpcOrigin"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+# Every status code CloudFront caches an error for (10 s unless told otherwise).
+CACHED_ERROR_CODES = {400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504}
+
+
+def _by_id(recording: Recording, type_: str) -> dict[str, RecordedResource]:
+    """Resources of a type by the id the mocks give them (`<name>-id`), as inputs name them."""
+    return {f"{resource.name}-id": resource for resource in recording.find(type_)}
+
+
+def _routes_to_the_internet(recording: Recording, subnet_id: str) -> bool:
+    """Whether a subnet's route table sends anything to an internet gateway (a public one)."""
+    tables = {
+        association.inputs.get("routeTableId")
+        for association in recording.find("aws:ec2/routeTableAssociation:RouteTableAssociation")
+        if association.inputs.get("subnetId") == subnet_id
+    }
+    gateways = set(_by_id(recording, "aws:ec2/internetGateway:InternetGateway"))
+    return any(
+        route.inputs.get("gatewayId") in gateways
+        for route in recording.find("aws:ec2/route:Route")
+        if route.inputs.get("routeTableId") in tables
+    )
+
+
+def internet_exposure(recording: Recording) -> list[str]:
+    """Everything in a plan that puts the app's load balancer on the internet, or the path from
+    CloudFront to it across the internet: an internet-facing ALB, one in a subnet routed to an
+    internet gateway, a rule admitting an address range (or a prefix list) to an ALB's groups,
+    a CloudFront origin that is neither S3 behind origin access control nor a VPC origin of an
+    internal ALB (a custom origin, over `http-only` or not, goes through the internet)."""
+    found: list[str] = []
+    albs = recording.find(ALB)
+    vpc_origin_urns = {resource.urn for resource in recording.find(VPC_ORIGIN)}
+    for alb in albs:
+        if alb.inputs.get("internal") is not True:
+            found.append(f"{alb.name} is internet-facing")
+        subnets = alb.inputs.get("subnets") or []
+        found += [
+            f"{alb.name} sits in {subnet}, routed to the internet"
+            for subnet in subnets
+            if _routes_to_the_internet(recording, subnet)
+        ]
+        groups = set(alb.inputs.get("securityGroups") or [])
+        for group in recording.find("aws:ec2/securityGroup:SecurityGroup"):
+            if f"{group.name}-id" in groups and group.inputs.get("ingress"):
+                found.append(f"{group.name} of {alb.name} has inline ingress")
+        for rule in recording.find("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+            if rule.inputs.get("securityGroupId") in groups:
+                source = rule.inputs.get("referencedSecurityGroupId")
+                # CloudFront's VPC-origin group, looked up once the VPC origin made it.
+                if not source or not vpc_origin_urns & set(rule.dependencies):
+                    opened = rule.inputs.get("cidrIpv4") or rule.inputs.get("cidrIpv6")
+                    opened = opened or rule.inputs.get("prefixListId") or source
+                    found.append(f"{rule.name} admits {opened} to {alb.name}, not the VPC origin")
+        for rule in recording.find("aws:ec2/securityGroupRule:SecurityGroupRule"):
+            if (
+                rule.inputs.get("securityGroupId") in groups
+                and rule.inputs.get("type") == "ingress"
+            ):
+                found.append(f"{rule.name} admits {rule.inputs.get('cidrBlocks')} to {alb.name}")
+    internal_albs = {alb.urn for alb in albs if alb.inputs.get("internal") is True}
+    vpc_origins = _by_id(recording, VPC_ORIGIN)
+    for distribution in recording.find(DISTRIBUTION):
+        for origin in distribution.inputs.get("origins", []):
+            where = f"{distribution.name} origin {origin['originId']}"
+            if "customOriginConfig" in origin:
+                policy = origin["customOriginConfig"].get("originProtocolPolicy")
+                found.append(
+                    f"{where} goes through the internet ({policy}) to {origin['domainName']}"
+                )
+            elif "vpcOriginConfig" in origin:
+                vpc_origin = vpc_origins.get(origin["vpcOriginConfig"].get("vpcOriginId"))
+                if vpc_origin is None:
+                    found.append(f"{where} names a VPC origin the plan does not make")
+                elif not internal_albs & set(
+                    vpc_origin.property_dependencies.get("vpcOriginEndpointConfig", [])
+                ):
+                    found.append(f"{where} reaches something other than an internal ALB")
+            elif not (
+                origin.get("originAccessControlId")
+                and ".s3." in origin["domainName"]
+                and origin["domainName"].endswith(".amazonaws.com")
+            ):
+                found.append(f"{where} is neither S3 behind origin access control nor a VPC origin")
+    return found
+
+
+def cached_errors(recording: Recording) -> list[str]:
+    """The error codes a distribution of the plan would keep serving from its cache."""
+    found: list[str] = []
+    for distribution in recording.find(DISTRIBUTION):
+        ttls = {
+            response["errorCode"]: response.get("errorCachingMinTtl")
+            for response in distribution.inputs.get("customErrorResponses", [])
+        }
+        found += [
+            f"{distribution.name} caches {code} for {ttls.get(code, '10 (the default)')} s"
+            for code in sorted(CACHED_ERROR_CODES)
+            if ttls.get(code) != 0
+        ]
+    return found
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_no_load_balancer_is_on_the_internet_nor_reached_across_it(
+    stack: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    recording = stack_plan(stack).recording
+    assert recording.find(ALB), "the stack has a load balancer"
+    assert internet_exposure(recording) == []
+    # The one way in: CloudFront's VPC-origin group, on the port the VPC origin uses.
+    (alb,) = recording.find(ALB)
+    rules = [
+        rule
+        for rule in recording.find("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if rule.inputs["securityGroupId"] in alb.inputs["securityGroups"]
+    ]
+    endpoint = recording.one(VPC_ORIGIN).inputs["vpcOriginEndpointConfig"]
+    port = 443 if endpoint["originProtocolPolicy"] == "https-only" else 80
+    assert [(rule.inputs["fromPort"], rule.inputs["toPort"]) for rule in rules] == [(port, port)]
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_cloudfront_caches_none_of_the_apps_errors(
+    stack: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    assert cached_errors(stack_plan(stack).recording) == []
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_what_needs_the_internet_gateway_waits_for_it(
+    stack: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    """A VPC origin needs an internet gateway attached to its VPC; a NAT gateway needs one to
+    reach anything. Neither may be created before it."""
+    recording = stack_plan(stack).recording
+    gateway = recording.one("aws:ec2/internetGateway:InternetGateway")
+    vpc_origins = recording.find(VPC_ORIGIN)
+    assert vpc_origins, "CloudFront reaches the load balancer through a VPC origin"
+    waiting = [*vpc_origins, *recording.find("aws:ec2/natGateway:NatGateway")]
+    assert all(gateway.urn in resource.dependencies for resource in waiting)
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_every_health_check_asks_liveness_and_readiness_is_an_output(
+    stack: str, stack_plan: Callable[[str], Plan]
+) -> None:
+    """A database failover or cache maintenance must fail none of the checks ECS acts on: the
+    target group's, both containers' and the proxy's wait for a HEALTHY app all ask
+    `app.healthCheckPath` (liveness); the readiness path reaches the app, and the stack
+    outputs its URL for people and alarms."""
+    recording = stack_plan(stack).recording
+    health = recording.one("aws:lb/targetGroup:TargetGroup").inputs["healthCheck"]
+    assert (health["path"], health["matcher"]) == ("/healthz", "200")
+    definitions = json.loads(
+        recording.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"]
+    )
+    by_name = {definition["name"]: definition for definition in definitions}
+    environment = {pair["name"]: pair["value"] for pair in by_name["app"]["environment"]}
+    assert environment["DJANGO_HEALTH_CHECK_PATH"] == "/healthz"
+    assert environment["DJANGO_READINESS_PATH"] == "/readyz"
+    for definition in definitions:
+        command = " ".join(definition["healthCheck"]["command"])
+        assert "/healthz" in command and "/readyz" not in command
+    assert by_name["proxy"]["dependsOn"] == [{"containerName": "app", "condition": "HEALTHY"}]
+    assert recording.outputs["readinessUrl"] == f"{recording.outputs['url']}/readyz"

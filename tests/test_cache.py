@@ -22,6 +22,7 @@ SUBNET_GROUP = "aws:elasticache/subnetGroup:SubnetGroup"
 TOKEN = "random:index/randomPassword:RandomPassword"
 SECRET_TYPE = "aws:secretsmanager/secret:Secret"
 SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+GUARD = "pulumi-python:dynamic/data:DataStoreGuard"
 PRIVATE_SUBNETS = ["subnet-private-a", "subnet-private-b"]
 CACHE_GROUP = "sg-cache"
 
@@ -155,7 +156,9 @@ def test_engine_version_and_upgrades(either: Recording) -> None:
     assert inputs["engineVersion"] == PROD.engine_version
     assert inputs["nodeType"] == PROD.node_type
     assert inputs["autoMinorVersionUpgrade"] is True
-    assert inputs["applyImmediately"] is False
+    # Applied during `pulumi up`: a deferred change would show in every preview until the
+    # maintenance window.
+    assert inputs["applyImmediately"] is True
     assert "parameterGroupName" not in inputs  # the engine default suits a Django cache
 
 
@@ -263,3 +266,40 @@ def test_cache_mistakes_name_their_key(cache: dict[str, Any], path: str, says: s
     [problem] = raised.value.problems
     assert problem.startswith(path), problem
     assert says in problem, problem
+
+
+# --- replacement safety and deferral --------------------------------------------------------
+
+
+def test_the_group_waits_for_its_guard_which_knows_its_identity(prod: Recording) -> None:
+    guard = prod.one(GUARD)
+    assert guard.name == "sessions-cache-guard"
+    assert guard.urn in prod.one(GROUP).dependencies
+    assert guard.urn in prod.one(SUBNET_GROUP).dependencies
+    assert guard.inputs["identity"] == {
+        "cache.engine": "redis",
+        "security.customerManagedKey": "",
+    }
+    # Redis OSS to Valkey is an upgrade in place, not a replacement.
+    assert guard.inputs["in_place"] == [["cache.engine", "redis", "valkey"]]
+    assert guard.inputs["allow_replacement"] is False
+
+
+def test_the_guard_knows_the_network_and_what_is_allowed() -> None:
+    recording = record_cache(
+        PROD, network_identity={"network.cidr": "10.0.0.0/16"}, allow_replacement=True
+    )
+    guard = recording.one(GUARD).inputs
+    assert guard["identity"]["network.cidr"] == "10.0.0.0/16"
+    assert guard["allow_replacement"] is True
+
+
+def test_the_group_is_protected_unless_told_otherwise(prod: Recording) -> None:
+    assert prod.one(GROUP).options.get("protect") is True
+    assert not record_cache(PROD, protect=False).one(GROUP).options.get("protect")
+
+
+def test_deferring_changes_is_an_explicit_key() -> None:
+    assert CacheConfig().apply_immediately is True
+    deferred = record_cache(CacheConfig(apply_immediately=False))
+    assert deferred.one(GROUP).inputs["applyImmediately"] is False

@@ -179,6 +179,11 @@ def test_defaults_are_the_secure_ones() -> None:
             {"target": "aws", "app": {"environment": {"MEDIA_BUCKET": "mine"}}},
             "django:app.environment: MEDIA_BUCKET is set by pulumi-django; remove it",
         ),
+        (
+            {"target": "aws", "static": {"errorCachingSeconds": 10}},
+            "django:static.errorCachingSeconds = 10: retired: CloudFront no longer caches any "
+            "error",
+        ),
         ({"target": "aws", "secretKey": "plain"}, None),
     ],
 )

@@ -40,7 +40,7 @@ from pulumi_django.config.app import SECRET_LOOKING
 from pulumi_django.rendering.container_definitions import (
     APP_CONTAINER,
     PROXY_CONTAINER,
-    PROXY_IMAGES,
+    PROXY_UPSTREAM,
     AppContainer,
     DatabaseSettings,
     ProxyContainer,
@@ -54,7 +54,10 @@ from pulumi_django.rendering.container_definitions import (
 from pulumi_django.rendering.proxy import render_nginx, sidecar_site
 
 SITE_HOST = "shop.example.com"
-IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:{'ab' * 32}"
+REGISTRY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+IMAGE = f"{REGISTRY}/shop@sha256:{'ab' * 32}"
+# What ProxyImageCache resolves the proxy tag to at deploy time (any digest).
+PROXY_DIGEST = f"sha256:{'ef' * 32}"
 RDS_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds!db-1234-AbCdEf"
 CACHE_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop-auth-token-QwErTy"
 DJANGO_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop-django-ZxCvBn"
@@ -63,6 +66,9 @@ DJANGO_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop-django-
 def task_inputs(config: StackConfig) -> TaskInputs:
     return TaskInputs(
         image=IMAGE,
+        proxy_image=PROXY_UPSTREAM[config.proxy.server].cached_ref(
+            REGISTRY, "shop-0a1b2c", PROXY_DIGEST
+        ),
         region="us-east-1",
         log_group="/ecs/site/prod/shop",
         site_host=SITE_HOST,
@@ -179,7 +185,10 @@ def test_app_image_by_digest_and_only_the_proxy_publishes_a_port(stack: str) -> 
     assert app["image"] == IMAGE and "@sha256:" in app["image"]
     assert "portMappings" not in app
     assert proxy["portMappings"] == [{"containerPort": config.proxy.port, "protocol": "tcp"}]
-    assert proxy["image"] == PROXY_IMAGES[config.proxy.server]
+    # Through the stack's ECR by digest (issue 15, item 7), never public.ecr.aws by tag.
+    assert proxy["image"] == (
+        f"{REGISTRY}/shop-0a1b2c/{PROXY_UPSTREAM[config.proxy.server].repository}@{PROXY_DIGEST}"
+    )
     assert proxy["dependsOn"] == [{"containerName": APP_CONTAINER, "condition": "HEALTHY"}]
 
 
@@ -215,6 +224,7 @@ def test_app_environment_contract() -> None:
     assert {key: env[key] for key in env if key != "FEATURE_CHECKOUT"} == {
         "DJANGO_SETTINGS_MODULE": "bigfoot.settings",
         "DJANGO_HEALTH_CHECK_PATH": "/healthz",
+        "DJANGO_READINESS_PATH": "/readyz",
         "DJANGO_ALLOWED_HOSTS": SITE_HOST,
         "DJANGO_CSRF_TRUSTED_ORIGINS": f"https://{SITE_HOST}",
         "STATIC_URL": f"https://{SITE_HOST}/static/",
@@ -273,11 +283,23 @@ def test_the_media_section_and_its_bucket_come_together() -> None:
 
 
 def test_a_custom_health_path_reaches_the_app_and_both_probes() -> None:
-    config = stack_config({**PROD_LIKE, "app": {"healthCheckPath": "/-/ready"}})
+    """Both containers' checks (and so the proxy's wait for a HEALTHY app) ask the liveness
+    path; the readiness path, which needs the database, reaches the app and no probe."""
+    config = stack_config(
+        {**PROD_LIKE, "app": {"healthCheckPath": "/-/alive", "readinessPath": "/-/ready"}}
+    )
     definitions = {d["name"]: d for d in render(config, task_inputs(config))}
-    assert environment(definitions[APP_CONTAINER])["DJANGO_HEALTH_CHECK_PATH"] == "/-/ready"
+    env = environment(definitions[APP_CONTAINER])
+    assert (env["DJANGO_HEALTH_CHECK_PATH"], env["DJANGO_READINESS_PATH"]) == (
+        "/-/alive",
+        "/-/ready",
+    )
     for definition in definitions.values():
-        assert "/-/ready" in " ".join(definition["healthCheck"]["command"])
+        assert "/-/alive" in " ".join(definition["healthCheck"]["command"])
+        assert "/-/ready" not in " ".join(definition["healthCheck"]["command"])
+    assert definitions[PROXY_CONTAINER]["dependsOn"] == [
+        {"containerName": APP_CONTAINER, "condition": "HEALTHY"}
+    ]
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))

@@ -4,6 +4,7 @@ by RDS in Secrets Manager; prod's safety nets on by default, dev's relaxations e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,19 +14,38 @@ import pulumi_aws as aws
 import pytest
 import yaml
 
+from pulumi_django.cli.plan_diff import (
+    HEAD_REF,
+    PlanDiff,
+    Side,
+    diff_json,
+    diff_plans,
+    render_markdown,
+    render_text,
+)
 from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.database import (
+    DEFAULT_LOG_RETENTION_DAYS,
+    LOG_EXPORTS,
+    MOCK_SNAPSHOT_SUFFIX,
+    SNAPSHOT_SUFFIX_BYTES,
     Database,
     DatabaseArgs,
     parameter_group_family,
 )
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.database import DatabaseConfig
+from pulumi_django.config.names import AUTONAME_EXAMPLE
+from pulumi_django.providers.aws_session import AwsSession
 from pulumi_django.recorder import MOCK_ACCOUNT, Recording, record
 
 INSTANCE = "aws:rds/instance:Instance"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+RANDOM_ID = "random:index/randomId:RandomId"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+RDS_LOG_GROUP = "pulumi-python:dynamic/database:RdsLogGroup"
+GUARD = "pulumi-python:dynamic/data:DataStoreGuard"
 PRIVATE_SUBNETS = ["subnet-private-a", "subnet-private-b"]
 DATABASE_GROUP = "sg-database"
 
@@ -134,7 +154,10 @@ def test_engine_upgrades_and_windows(either: Recording) -> None:
     assert inputs["engine"] == "postgres"
     assert inputs["engineVersion"] == PROD.engine_version
     assert inputs["autoMinorVersionUpgrade"] is True
-    assert inputs["applyImmediately"] is False
+    # Applied during `pulumi up`: a deferred change would show in every preview until the
+    # maintenance window, and a major upgrade needs it.
+    assert inputs["applyImmediately"] is True
+    assert inputs["allowMajorVersionUpgrade"] is True
     assert inputs["backupWindow"] == PROD.backup_window
     assert inputs["maintenanceWindow"] == PROD.maintenance_window
 
@@ -156,7 +179,7 @@ def test_prod_has_every_safety_net(prod: Recording) -> None:
     assert inputs["multiAz"] is True
     assert inputs["deletionProtection"] is True
     assert inputs["skipFinalSnapshot"] is False
-    assert inputs["finalSnapshotIdentifier"] == "data-final-snapshot"
+    assert inputs["finalSnapshotIdentifier"] == f"data-final-{MOCK_SNAPSHOT_SUFFIX}"
     assert inputs["performanceInsightsEnabled"] is True
     assert inputs["performanceInsightsRetentionPeriod"] == 7
 
@@ -364,3 +387,231 @@ def test_multi_az_database_cannot_use_an_existing_network_with_one_private_subne
     [problem] = database_problems({"multiAz": True}, network={"existing": existing})
     assert problem.startswith("django:network.existing.privateSubnetIds"), problem
     assert "Multi-AZ" in problem
+
+
+# --- replacement safety: identifier, final snapshot, guard, protection ---------------------
+
+
+def test_the_instance_keeps_pulumis_auto_name(either: Recording) -> None:
+    """An explicit identifier would rename a deployed (auto-named) instance in place: a new
+    endpoint at once, under the tasks still running the old release."""
+    assert "identifier" not in instance(either)
+    assert "identifierPrefix" not in instance(either)
+    assert "identifier" not in either.one(INSTANCE).property_dependencies
+
+
+def test_the_final_snapshot_is_drawn_per_instance(prod: Recording) -> None:
+    """A fixed final snapshot name makes a second destroy, or a replacement, fail with
+    DBSnapshotAlreadyExists: the name carries a random part drawn with the instance."""
+    inputs, suffix = instance(prod), prod.one(RANDOM_ID)
+    assert suffix.name == "data-db-snapshot-id"
+    assert inputs["finalSnapshotIdentifier"] == f"data-final-{MOCK_SNAPSHOT_SUFFIX}"
+    assert prod.one(INSTANCE).property_dependencies["finalSnapshotIdentifier"] == [suffix.urn]
+    assert suffix.inputs["byteLength"] == SNAPSHOT_SUFFIX_BYTES == len(MOCK_SNAPSHOT_SUFFIX) // 2
+
+
+@pytest.mark.parametrize("name", ["data", "a", "shop-prod-2", "x" * 20])
+def test_the_final_snapshot_name_keeps_rdss_rules(name: str) -> None:
+    """1 to 255 letters, digits and hyphens, a letter first, no `--`, no hyphen last."""
+
+    def program() -> None:
+        args = DatabaseArgs(
+            config=PROD, subnet_ids=PRIVATE_SUBNETS, security_group_id=DATABASE_GROUP
+        )
+        Database(name, args)
+
+    recording = record(
+        program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"}
+    )
+    snapshot = instance(recording)["finalSnapshotIdentifier"]
+    assert re.fullmatch(r"[A-Za-z](?:-?[A-Za-z0-9])*", snapshot), snapshot
+    assert len(snapshot) <= 255
+
+
+KEEPERS = {
+    "engine": "postgres",
+    "database.name": PROD.name,
+    "database.username": PROD.username,
+    "security.customerManagedKey": "",
+}
+
+
+def test_the_random_part_is_drawn_again_exactly_when_the_instance_is_replaced(
+    prod: Recording,
+) -> None:
+    """Its keepers are the inputs RDS sets only at creation: the replacement (created, under
+    a new auto-name, before the old instance is deleted) gets a new final snapshot name."""
+    assert prod.one(RANDOM_ID).inputs["keepers"] == KEEPERS
+    renamed = record_database(DatabaseConfig(name="shop", username="admin"))
+    assert renamed.one(RANDOM_ID).inputs["keepers"] == {
+        **KEEPERS,
+        "database.name": "shop",
+        "database.username": "admin",
+    }
+    # What RDS changes in place keeps it, and so the snapshot name.
+    resized = record_database(
+        DatabaseConfig(instance_class="db.r7g.large", engine_version="18", multi_az=False)
+    )
+    assert resized.one(RANDOM_ID).inputs == prod.one(RANDOM_ID).inputs
+
+
+def test_a_dev_instance_without_final_snapshot_names_none(dev: Recording) -> None:
+    assert "finalSnapshotIdentifier" not in instance(dev)
+
+
+def test_the_instance_waits_for_its_guard_which_knows_its_identity(prod: Recording) -> None:
+    guard = prod.one(GUARD)
+    assert guard.name == "data-db-guard"
+    assert guard.urn in prod.one(INSTANCE).dependencies
+    assert guard.urn in prod.one(SUBNET_GROUP).dependencies
+    assert guard.inputs["identity"] == KEEPERS
+    assert guard.inputs["allow_replacement"] is False
+    assert guard.inputs["immediate"] == {"database.engineVersion (major)": "17"}
+    assert guard.inputs["apply_immediately"] is True
+
+
+def test_the_guard_knows_the_network_and_what_is_allowed() -> None:
+    recording = record_database(
+        PROD, network_identity={"network.cidr": "10.0.0.0/16"}, allow_replacement=True
+    )
+    guard = recording.one(GUARD).inputs
+    assert guard["identity"] == {**KEEPERS, "network.cidr": "10.0.0.0/16"}
+    assert guard["allow_replacement"] is True
+    # A move to another network that replaces the instance draws a new snapshot name too
+    # (the name is Pulumi state only: changing it calls no RDS API).
+    assert recording.one(RANDOM_ID).inputs["keepers"] == {**KEEPERS, "network.cidr": "10.0.0.0/16"}
+
+
+def test_the_instance_is_protected_unless_told_otherwise(prod: Recording) -> None:
+    assert prod.one(INSTANCE).options.get("protect") is True
+    assert not record_database(PROD, protect=False).one(INSTANCE).options.get("protect")
+
+
+def test_deferring_changes_is_an_explicit_key() -> None:
+    deferred = record_database(DatabaseConfig(apply_immediately=False))
+    assert instance(deferred)["applyImmediately"] is False
+    # ... which the guard knows, to refuse a major upgrade then.
+    assert deferred.one(GUARD).inputs["apply_immediately"] is False
+
+
+# --- exported logs expire -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", [None, 90])
+def test_exported_logs_get_a_retention_once_the_instance_exists(days: int | None) -> None:
+    """RDS creates `/aws/rds/instance/<id>/<log>` never expiring on its first export; the
+    `RdsLogGroup`s, after the instance (its auto-named identifier is known only then), create
+    each group or take RDS's, and give it the retention."""
+    recording = (
+        record_database(PROD) if days is None else record_database(PROD, log_retention_days=days)
+    )
+    recorded = recording.one(INSTANCE)
+    identifier = f"{recorded.name}{AUTONAME_EXAMPLE}"  # the mocked auto-name
+    groups = {group.inputs["log_group_name"]: group for group in recording.find(RDS_LOG_GROUP)}
+    assert set(groups) == {f"/aws/rds/instance/{identifier}/{log}" for log in LOG_EXPORTS}
+    assert {group.name for group in groups.values()} == {
+        f"data-db-{log}-logs" for log in LOG_EXPORTS
+    }
+    assert set(recorded.inputs["enabledCloudwatchLogsExports"]) == set(LOG_EXPORTS)
+    assert not recording.find(LOG_GROUP)  # none the instance would wait for
+    for group in groups.values():
+        assert group.inputs["retention_in_days"] == (days or DEFAULT_LOG_RETENTION_DAYS)
+        assert group.inputs.get("kms_key_arn") is None
+        assert group.inputs["region"] == "us-east-1"
+        # After the instance, named after its identifier: a replacement's instance gets groups
+        # of its own; and the instance does not wait for them.
+        assert recorded.urn in group.dependencies
+        assert recorded.urn in group.property_dependencies["log_group_name"]
+        assert group.urn not in recorded.dependencies
+
+
+def test_the_log_groups_take_the_stack_key_and_aws_identity() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    session = AwsSession(profile="ops")
+    recording = record_database(PROD, kms_key_arn=key, aws_session=session)
+    for group in recording.find(RDS_LOG_GROUP):
+        assert group.inputs["kms_key_arn"] == key
+        assert group.inputs["aws_session"] == session.settings()
+
+
+def test_database_log_retention_defaults_to_the_fleets_and_takes_cloudwatchs_values() -> None:
+    assert DatabaseConfig().log_retention_days is None
+    assert DatabaseConfig(log_retention_days=14).log_retention_days == 14
+    [problem] = database_problems({"logRetentionDays": 8})
+    assert problem.startswith("django:database.logRetentionDays = 8"), problem
+    assert "one of [1, 3, 5, 7, 14" in problem
+
+
+def test_the_shipped_stacks_keep_rds_logs_as_long_as_the_apps(stack_plan: Any) -> None:
+    for stack, days in (("dev", 7), ("prod", 90)):
+        recording = stack_plan(stack).recording
+        identifier = f"{recording.one(INSTANCE).name}{AUTONAME_EXAMPLE}"
+        rds_groups = [
+            group
+            for group in recording.find(RDS_LOG_GROUP)
+            if group.inputs["log_group_name"].startswith(f"/aws/rds/instance/{identifier}/")
+        ]
+        assert len(rds_groups) == len(LOG_EXPORTS), stack
+        assert {group.inputs["retention_in_days"] for group in rds_groups} == {days}, stack
+
+
+# --- major upgrades -------------------------------------------------------------------------
+
+
+def plan_document(recording: Recording) -> dict[str, Any]:
+    return {"resources": [resource.as_json() for resource in recording.resources]}
+
+
+def upgrade_diff(before: str, after: str) -> PlanDiff:
+    return diff_plans(
+        plan_document(record_database(DatabaseConfig(engine_version=before))),
+        plan_document(record_database(DatabaseConfig(engine_version=after))),
+        stack="dev",
+        base_side=Side("v1", "0" * 40),
+        head_side=Side(HEAD_REF, None),
+    )
+
+
+def test_one_parameter_group_per_major_version_the_old_name_aliased(prod: Recording) -> None:
+    group = prod.one(PARAMETER_GROUP)
+    assert group.name == "data-params-postgres17"
+    assert group.options["aliases"] == [group.urn.replace("data-params-postgres17", "data-params")]
+
+
+def test_a_major_upgrade_is_an_in_place_upgrade_with_downtime_in_the_plan_diff() -> None:
+    """17 -> 18 in one `pulumi up`: the postgres18 group is created, the instance moves to it
+    with the engine version (applied immediately), the postgres17 group goes last; nothing is
+    replaced, and the review says the database is offline meanwhile."""
+    diff = upgrade_diff("17", "18")
+    assert {(r["type"], r["name"]) for r in diff.added} == {
+        (PARAMETER_GROUP, "data-params-postgres18")
+    }
+    assert {(r["type"], r["name"]) for r in diff.removed} == {
+        (PARAMETER_GROUP, "data-params-postgres17")
+    }
+    assert diff.risks == [] and diff.replaced == []
+    [change] = [c for c in diff.changed if c.type == INSTANCE]
+    assert {c.path: (c.before, c.after) for c in change.inputs} == {
+        "engineVersion": ("17", "18"),
+        "parameterGroupName": ("data-params-postgres17-a1b2c3d", "data-params-postgres18-a1b2c3d"),
+    }
+    [upgrade] = diff.upgrades
+    assert (upgrade.name, upgrade.kind, upgrade.path) == ("data-db", "database", "engineVersion")
+    assert (upgrade.before, upgrade.after) == ("17", "18")
+    assert "unavailable" in upgrade.downtime and "Multi-AZ included" in upgrade.downtime
+    text = render_text(diff)
+    assert "! IN-PLACE UPGRADES WITH DOWNTIME (the data is kept):" in text
+    assert f'!   {INSTANCE}  data-db (database): engineVersion "17" -> "18": in-place' in text
+    assert '      engineVersion: "17" -> "18"  (in-place upgrade, downtime)' in text
+    markdown = render_markdown(diff)
+    assert "> **In-place upgrades with downtime (the data is kept):**" in markdown
+    assert "| `engineVersion` (in-place upgrade, downtime) |" in markdown
+    found = diff_json(diff)
+    assert found["summary"]["upgrades"] == 1
+    assert found["upgrades"][0]["downtime"] == upgrade.downtime
+
+
+def test_a_minor_version_change_is_no_major_upgrade() -> None:
+    diff = upgrade_diff("17.4", "17.5")
+    assert diff.upgrades == [] and diff.added == [] and diff.removed == []
+    assert "IN-PLACE" not in render_text(diff)

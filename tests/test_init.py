@@ -782,8 +782,11 @@ def test_the_resource_name_is_always_one_the_config_accepts(project: str, stack:
 
 def test_the_resource_name_keeps_the_stack_apart() -> None:
     assert scaffold.resource_name("mysite", "dev") == "mysite-dev"
-    assert scaffold.resource_name("a_very_long_project_name", "prod") == "a-very-long-pro-prod"
+    assert scaffold.resource_name("a_very_long_project_name", "prod") == "a-very-long-prod"
     assert scaffold.resource_name("2048", "dev") == "app-2048-dev"
+    # Names AWS refuses a prefix of (the ALB's `internal-`, a security group's `sg-`).
+    assert scaffold.resource_name("Internal", "dev") == "app-internal-dev"
+    assert scaffold.resource_name("sg", "prod") == "app-sg-prod"
 
 
 @pytest.mark.parametrize(

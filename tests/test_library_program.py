@@ -83,6 +83,8 @@ CREATED = {
     "aws:ecs/taskDefinition:TaskDefinition": 1,
     "aws:ecs/service:Service": 1,
     "aws:lb/listenerRule:ListenerRule": 1,
+    # How the user's distribution reaches the existing internal ALB.
+    "aws:cloudfront/vpcOrigin:VpcOrigin": 1,
     # The app's, the database's and the cache's; the load balancer's is the user's.
     "aws:ec2/securityGroup:SecurityGroup": 3,
     # The release's steps.
@@ -93,6 +95,10 @@ CREATED = {
     "pulumi-python:dynamic/migrations:MigrationJob": 1,
 }
 RELEASE_STEPS = ["image", "static", "check", "migrate", "fleet"]
+MIGRATION_TASKS = (
+    "pulumi-python:dynamic/migrations:MigrationCheck",
+    "pulumi-python:dynamic/migrations:MigrationJob",
+)
 
 
 def run_program() -> dict[str, Any]:
@@ -167,9 +173,38 @@ def test_the_data_tiers_transform_reaches_every_child(recording: Recording) -> N
             child.name: True for child in children
         }
     assert recording.one("aws:ecs/service:Service").options.get("retainOnDelete") is None
-    # A setting no config key offers, set by a transform on the one child that has it.
+
+
+def test_the_fleet_connects_as_the_apps_own_role_and_the_release_as_the_master(
+    recording: Recording,
+) -> None:
+    """No transform: `Database` turns IAM authentication on for the app's role, the fleet logs
+    in as that role with a token, and the release's tasks as the master, setting the role up."""
     instance = recording.one("aws:rds/instance:Instance")
     assert instance.inputs["iamDatabaseAuthenticationEnabled"] is True
+    master = instance.inputs["username"]
+    definitions = json.loads(
+        recording.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"]
+    )
+    (app,) = [c for c in definitions if c["name"] == "app"]
+    environment = {e["name"]: e["value"] for e in app["environment"]}
+    assert environment["DATABASE_USER"] == "app" != master
+    assert environment["DATABASE_IAM_REGION"] == "eu-west-1"
+    # No password of the master's (nor any) reaches the fleet.
+    assert not [s["name"] for s in app.get("secrets", []) if s["name"].startswith("DATABASE")]
+    job = recording.one("pulumi-python:dynamic/migrations:MigrationJob").inputs
+    check = recording.one("pulumi-python:dynamic/migrations:MigrationCheck").inputs
+    for task in (check, job):
+        assert task["container_overrides"]["environment"]["DATABASE_USER"] == master
+        assert "rds!" in task["container_overrides"]["secrets"]["DATABASE_PASSWORD"]
+    setup, migrate = job["commands"]
+    assert setup[:3] == ["python", "-m", "pulumi_django_runtime.db.app_role"]
+    assert setup[setup.index("--user") + 1] == "app"
+    assert migrate[-2:] == ["migrate", "--noinput"]
+    # Neither the task definition nor the release's tasks start before the cache's token exists.
+    token = recording.one("aws:secretsmanager/secretVersion:SecretVersion", "shop-auth-token")
+    for type_ in ("aws:ecs/taskDefinition:TaskDefinition", *MIGRATION_TASKS):
+        assert recording.depends_on(recording.one(type_).urn, token.urn), type_
 
 
 def test_the_program_exports_what_it_built(recording: Recording) -> None:
@@ -177,6 +212,9 @@ def test_the_program_exports_what_it_built(recording: Recording) -> None:
     assert recording.outputs["serviceName"]
     assert recording.outputs["cacheEndpoint"]
     assert recording.outputs["releaseImage"].startswith(f"{MOCK_ACCOUNT}.dkr.ecr.eu-west-1.")
+    origin = recording.one("aws:cloudfront/vpcOrigin:VpcOrigin")
+    assert recording.outputs["vpcOriginId"] == f"{origin.name}-id"
+    assert origin.inputs["vpcOriginEndpointConfig"]["arn"] == LOAD_BALANCER_ARN
 
 
 # --- under the SDK's standard recipe -------------------------------------------------------------

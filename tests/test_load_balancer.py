@@ -1,7 +1,10 @@
-"""The load balancer as `pulumi up` registers it: CloudFront only, quick draining, 403 default."""
+"""The load balancer as `pulumi up` registers it: internal, reached only through CloudFront's VPC
+origin, quick draining, 403 default."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,10 +16,13 @@ import pytest
 from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.load_balancer import (
     MAX_DEFAULT_DEREGISTRATION_DELAY,
+    MOCK_VPC_ORIGIN_GROUP_ID,
     ORIGIN_VERIFY_HEADER,
     TLS_POLICY,
+    VPC_ORIGIN_SERVICE_GROUP,
     LoadBalancer,
     LoadBalancerArgs,
+    vpc_origin_name,
 )
 from pulumi_django.config import StackConfig
 from pulumi_django.recorder import (
@@ -32,6 +38,8 @@ ALB = "aws:lb/loadBalancer:LoadBalancer"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
 RULE = "aws:lb/listenerRule:ListenerRule"
+VPC_ORIGIN = "aws:cloudfront/vpcOrigin:VpcOrigin"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 ORIGIN_SECRET = "origin-secret-value-0123456789"
 LB_CERTIFICATE = (
     "arn:aws:acm:eu-west-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
@@ -54,8 +62,8 @@ THEIR_TARGET_GROUP = (
 )
 NETWORK = {
     "vpc_id": "vpc-0a1b2c3d",
-    "public_subnet_ids": ["subnet-public-a", "subnet-public-b"],
-    "security_group_ids": ["sg-load-balancer", "sg-load-balancer-http"],
+    "subnet_ids": ["subnet-private-a", "subnet-private-b"],
+    "security_group_ids": ["sg-load-balancer"],
 }
 OUTPUTS = (
     "dns_name",
@@ -112,13 +120,13 @@ def target_group(recording: Recording) -> RecordedResource:
     return recording.one(TARGET_GROUP)
 
 
-def test_alb_is_public_in_public_subnets_behind_its_security_group() -> None:
+def test_alb_is_internal_in_private_subnets_behind_its_security_group() -> None:
     recording = record_load_balancer(stack_config())
     alb = recording.one(ALB, "web-alb")
     assert alb.inputs["loadBalancerType"] == "application"
-    assert alb.inputs["internal"] is False
-    assert alb.inputs["subnets"] == ["subnet-public-a", "subnet-public-b"]
-    assert alb.inputs["securityGroups"] == ["sg-load-balancer", "sg-load-balancer-http"]
+    assert alb.inputs["internal"] is True
+    assert alb.inputs["subnets"] == ["subnet-private-a", "subnet-private-b"]
+    assert alb.inputs["securityGroups"] == ["sg-load-balancer"]
     assert alb.inputs["dropInvalidHeaderFields"] is True
     assert "accessLogs" not in alb.inputs
 
@@ -127,7 +135,7 @@ def test_every_child_belongs_to_the_component() -> None:
     recording = record_load_balancer(stack_config())
     component = recording.one("pulumi-django:fleet:LoadBalancer", "web")
     children = recording.children(component.urn)
-    assert {child.type for child in children} == {ALB, TARGET_GROUP, LISTENER, RULE}
+    assert {child.type for child in children} == {ALB, TARGET_GROUP, LISTENER, RULE, VPC_ORIGIN}
     assert all(child.name.startswith("web-") for child in children)
 
 
@@ -400,7 +408,8 @@ def test_a_brought_listener_gets_only_the_forwarding_rule(lookups: None) -> None
         built,
     )
     component = recording.one("pulumi-django:fleet:LoadBalancer", "web")
-    assert {child.type for child in recording.children(component.urn)} == {TARGET_GROUP, RULE}
+    children = {child.type for child in recording.children(component.urn)}
+    assert children == {TARGET_GROUP, RULE, VPC_ORIGIN}
     rule = recording.one(RULE)
     assert rule.inputs["listenerArn"] == THEIR_LISTENER
     assert rule.inputs["priority"] == 120
@@ -417,7 +426,7 @@ def test_a_brought_target_group_arn_is_forwarded_to_and_needs_no_vpc() -> None:
     recording = record_args(
         lambda: LoadBalancerArgs(
             origin_verify_secret=ORIGIN_SECRET,
-            public_subnet_ids=NETWORK["public_subnet_ids"],
+            subnet_ids=NETWORK["subnet_ids"],
             security_group_ids=NETWORK["security_group_ids"],
             target_group=THEIR_TARGET_GROUP,
         ),
@@ -438,7 +447,7 @@ def test_a_brought_target_group_object_gives_its_own_suffix() -> None:
         theirs = aws.lb.TargetGroup("theirs", target_type="ip", port=8080, protocol="HTTP")
         return LoadBalancerArgs(
             origin_verify_secret=ORIGIN_SECRET,
-            public_subnet_ids=NETWORK["public_subnet_ids"],
+            subnet_ids=NETWORK["subnet_ids"],
             security_group_ids=NETWORK["security_group_ids"],
             target_group=theirs,
         )
@@ -450,7 +459,9 @@ def test_a_brought_target_group_object_gives_its_own_suffix() -> None:
     assert recording.outputs["target_group_arn_suffix"] == "targetgroup/theirs/0123456789abcdef"
 
 
-def test_with_everything_brought_only_the_rule_is_created(lookups: None) -> None:
+def test_with_everything_brought_only_the_rule_and_the_vpc_origin_are_created(
+    lookups: None,
+) -> None:
     recording = record_args(
         lambda: LoadBalancerArgs(
             origin_verify_secret=ORIGIN_SECRET,
@@ -460,16 +471,16 @@ def test_with_everything_brought_only_the_rule_is_created(lookups: None) -> None
         )
     )
     component = recording.one("pulumi-django:fleet:LoadBalancer", "web")
-    assert [child.type for child in recording.children(component.urn)] == [RULE]
+    assert [child.type for child in recording.children(component.urn)] == [RULE, VPC_ORIGIN]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         ({}, r"LoadBalancerArgs.vpc_id is required unless target_group"),
-        ({"vpc_id": "vpc-1"}, r"public_subnet_ids is required unless load_balancer"),
+        ({"vpc_id": "vpc-1"}, r"subnet_ids is required unless load_balancer"),
         (
-            {"target_group": THEIR_TARGET_GROUP, "public_subnet_ids": ["subnet-a"]},
+            {"target_group": THEIR_TARGET_GROUP, "subnet_ids": ["subnet-a"]},
             r"security_group_ids is required unless load_balancer",
         ),
         (
@@ -492,6 +503,297 @@ def test_with_everything_brought_only_the_rule_is_created(lookups: None) -> None
     ],
 )
 def test_arguments_that_do_not_fit_are_one_line_naming_the_argument(
+    args: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ComponentArgsError, match=message) as raised:
+        LoadBalancerArgs(origin_verify_secret=ORIGIN_SECRET, **args)
+    assert "\n" not in str(raised.value)
+
+
+# --- The way in: CloudFront's VPC origin, never the internet ---------------------------------
+
+
+def vpc_origin(recording: Recording) -> dict[str, Any]:
+    config: dict[str, Any] = recording.one(VPC_ORIGIN, "web-origin").inputs[
+        "vpcOriginEndpointConfig"
+    ]
+    return config
+
+
+@pytest.mark.parametrize(
+    ("domain", "policy"),
+    [
+        (None, "http-only"),
+        ({**DOMAIN, "loadBalancerCertificateArn": LB_CERTIFICATE}, "https-only"),
+    ],
+)
+def test_the_vpc_origin_points_at_the_alb_with_https_when_it_has_a_certificate(
+    domain: dict[str, str] | None, policy: str
+) -> None:
+    recording = record_load_balancer(stack_config(domain=domain))
+    alb_arn = f"arn:aws:elasticloadbalancing:us-east-1:{MOCK_ACCOUNT}:loadbalancer/app/web-alb/"
+    alb_arn += "0123456789abcdef"
+    assert vpc_origin(recording) == {
+        "name": vpc_origin_name("web", alb_arn, policy),
+        "arn": alb_arn,
+        "httpPort": 80,
+        "httpsPort": 443,
+        "originProtocolPolicy": policy,
+        "originSslProtocols": {"items": ["TLSv1.2"], "quantity": 1},
+    }
+    origin = recording.one(VPC_ORIGIN)
+    assert origin.property_dependencies["vpcOriginEndpointConfig"] == [recording.one(ALB).urn]
+
+
+def test_a_brought_listener_is_reached_over_https(lookups: None) -> None:
+    recording = record_args(
+        lambda: LoadBalancerArgs(
+            origin_verify_secret=ORIGIN_SECRET,
+            vpc_id="vpc-0a1b2c3d",
+            load_balancer=THEIR_ALB,
+            listener=THEIR_LISTENER,
+        )
+    )
+    assert vpc_origin(recording)["originProtocolPolicy"] == "https-only"
+    assert vpc_origin(recording)["arn"] == THEIR_ALB
+
+
+def test_the_vpc_origin_is_replaced_never_updated_under_a_new_name() -> None:
+    """CloudFront refuses to update or delete a VPC origin a distribution uses, and to make two
+    of one name: the replacement is created first, under another name, then the old one goes."""
+    options = record_load_balancer(stack_config()).one(VPC_ORIGIN).options
+    assert options["replaceOnChanges"] == ["vpcOriginEndpointConfig"]
+    assert not options.get("deleteBeforeReplace")
+    names = {
+        vpc_origin_name("web", arn, policy)
+        for arn in (THEIR_ALB, THEIR_ALB.replace("50dc6c495c0c9188", "60dc6c495c0c9188"))
+        for policy in ("http-only", "https-only")
+    }
+    assert len(names) == 4
+    assert all(len(name) <= 64 and name.startswith("web-") for name in names)
+    assert vpc_origin_name("w" * 80, THEIR_ALB, "http-only") == vpc_origin_name(
+        "w" * 80, THEIR_ALB, "http-only"
+    )
+    assert len(vpc_origin_name("w" * 80, THEIR_ALB, "http-only")) <= 64
+
+
+def test_the_vpc_origin_waits_for_what_it_is_given() -> None:
+    """The site gives the VPC's internet gateway: CloudFront requires one attached."""
+
+    def args() -> LoadBalancerArgs:
+        gateway = aws.ec2.InternetGateway("igw", vpc_id="vpc-0a1b2c3d")
+        return stack_args(stack_config(), after=[gateway])
+
+    recording = record_args(args)
+    gateway = recording.one("aws:ec2/internetGateway:InternetGateway")
+    assert gateway.urn in recording.one(VPC_ORIGIN).dependencies
+
+
+@pytest.fixture
+def service_group(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """`aws.ec2.get_security_group` finding CloudFront's VPC-origin group; the asks are kept."""
+    asked: list[dict[str, Any]] = []
+
+    def found(args: dict[str, Any], _region: str) -> dict[str, Any]:
+        asked.append(dict(args))
+        return {"id": "sg-0cloudfrontvpcorigin", "name": VPC_ORIGIN_SERVICE_GROUP}
+
+    monkeypatch.setitem(MOCK_INVOKES, "aws:ec2/getSecurityGroup:getSecurityGroup", found)
+    return asked
+
+
+def record_with_ingress(config: StackConfig, built: list[LoadBalancer]) -> Recording:
+    def program() -> None:
+        component = LoadBalancer(
+            "web", stack_args(config, cloudfront_security_group_id="sg-load-balancer")
+        )
+        built.append(component)
+        # What a distribution built on the origin would wait for.
+        pulumi.CustomResource(
+            "test:index:Distribution", "cdn", {"vpcOriginId": component.origin.vpc_origin_id}
+        )
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+@pytest.mark.parametrize(
+    ("domain", "port"),
+    [(None, 80), ({**DOMAIN, "loadBalancerCertificateArn": LB_CERTIFICATE}, 443)],
+)
+def test_the_albs_group_admits_only_cloudfronts_vpc_origin_group(
+    service_group: list[dict[str, Any]], domain: dict[str, str] | None, port: int
+) -> None:
+    built: list[LoadBalancer] = []
+    recording = record_with_ingress(stack_config(domain=domain), built)
+    (rule,) = recording.find(INGRESS)
+    assert rule.inputs == {
+        "securityGroupId": "sg-load-balancer",
+        "referencedSecurityGroupId": "sg-0cloudfrontvpcorigin",
+        "ipProtocol": "tcp",
+        "fromPort": port,
+        "toPort": port,
+        "description": "from CloudFront VPC origin",
+        "tags": {"Name": "web-from-vpc-origin"},
+    }
+    # Looked up in the ALB's VPC, once the VPC origin (which makes the group) exists.
+    assert service_group == [{"name": VPC_ORIGIN_SERVICE_GROUP, "vpcId": "vpc-0a1b2c3d"}]
+    origin = recording.one(VPC_ORIGIN)
+    assert origin.urn in rule.dependencies
+    # The distribution moves to the VPC origin only once the ALB lets it in.
+    distribution = recording.one("test:index:Distribution")
+    assert rule.urn in distribution.property_dependencies["vpcOriginId"]
+    assert isinstance(built[0].vpc_origin_ingress, aws.vpc.SecurityGroupIngressRule)
+    assert isinstance(built[0].vpc_origin, aws.cloudfront.VpcOrigin)
+
+
+def test_under_mocks_that_answer_nothing_the_group_reads_as_a_placeholder() -> None:
+    recording = record_with_ingress(stack_config(), [])
+    rule = recording.one(INGRESS)
+    assert rule.inputs["referencedSecurityGroupId"] == MOCK_VPC_ORIGIN_GROUP_ID
+
+
+def test_without_a_group_to_open_no_rule_is_added() -> None:
+    """A brought group admits CloudFront's VPC-origin group itself; a second copy of the rule
+    would be refused as a duplicate."""
+    built: list[LoadBalancer] = []
+    recording = record_load_balancer(stack_config(), built=built)
+    assert recording.find(INGRESS) == []
+    assert built[0].vpc_origin_ingress is None
+
+
+def record_distribution(args: Callable[[], LoadBalancerArgs]) -> Recording:
+    """The component, and a distribution built on its origin (what StaticSite makes)."""
+
+    def program() -> None:
+        component = LoadBalancer("web", args())
+        pulumi.CustomResource(
+            "test:index:Distribution", "cdn", {"vpcOriginId": component.origin.vpc_origin_id}
+        )
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+@pytest.mark.parametrize("group", [None, "sg-load-balancer"], ids=["no-ingress", "ingress"])
+@pytest.mark.parametrize("brought", [False, True], ids=["own-listener", "brought-listener"])
+def test_the_distribution_waits_for_the_forwarding_rule(
+    lookups: None, group: str | None, brought: bool
+) -> None:
+    """Until the rule exists the listener answers every request 403: CloudFront must not be
+    pointed at the VPC origin before it, with or without the ingress rule, on the component's
+    listener or a brought one."""
+    extra: dict[str, Any] = {"cloudfront_security_group_id": group}
+    if brought:
+        extra |= {"load_balancer": THEIR_ALB, "listener": THEIR_LISTENER}
+    recording = record_distribution(lambda: stack_args(stack_config(), **extra))
+    rule = recording.one(RULE)
+    assert rule.urn in recording.one("test:index:Distribution").property_dependencies["vpcOriginId"]
+
+
+def test_the_target_group_has_a_name_of_its_own_for_the_internal_alb() -> None:
+    """AWS lets a target group serve one load balancer: the internet-facing ALB of earlier
+    releases is replaced, and its `-targets` group cannot follow (TargetGroupAssociationLimit).
+    A new logical name, without an alias to the old one, makes a new group for the new ALB;
+    the old one is deleted after the service moved (in place: its load balancers update)."""
+    group = target_group(record_load_balancer(stack_config()))
+    assert group.name == "web-backend"
+    assert len("-backend") == len("-targets")
+    # The only aliases are pulumi-aws's own, of the type's former token, under the new name.
+    assert all(alias.endswith("::web-backend") for alias in group.options.get("aliases", []))
+
+
+def internet_facing(args: dict[str, Any], region: str) -> dict[str, Any]:
+    return {**their_alb(args, region), "internal": False, "vpcId": "vpc-0a1b2c3d"}
+
+
+def test_a_brought_internet_facing_alb_arn_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(MOCK_INVOKES, "aws:lb/getLoadBalancer:getLoadBalancer", internet_facing)
+    with pytest.raises(ComponentArgsError, match=r"LoadBalancerArgs.load_balancer: .* is inter"):
+        record_args(
+            lambda: LoadBalancerArgs(
+                origin_verify_secret=ORIGIN_SECRET, vpc_id="vpc-0a1b2c3d", load_balancer=THEIR_ALB
+            )
+        )
+
+
+def test_a_brought_internet_facing_alb_object_is_refused() -> None:
+    def args() -> LoadBalancerArgs:
+        theirs = aws.lb.LoadBalancer("shared", load_balancer_type="application", internal=False)
+        return LoadBalancerArgs(
+            origin_verify_secret=ORIGIN_SECRET, vpc_id="vpc-0a1b2c3d", load_balancer=theirs
+        )
+
+    with pytest.raises(ComponentArgsError, match=r"is internet-facing; bring an internal ALB"):
+        record_args(args)
+    settle_failed_program()
+
+
+def settle_failed_program() -> None:
+    """Lets what the failed program left running fail now, seen, rather than be reported as
+    never retrieved while a later test runs the event loop."""
+    for loop in [o for o in gc.get_objects() if issubclass(type(o), asyncio.BaseEventLoop)]:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if pending and not (loop.is_running() or loop.is_closed()):
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    for future in [o for o in gc.get_objects() if issubclass(type(o), asyncio.Future)]:
+        if future.done() and not future.cancelled():
+            future.exception()
+
+
+def test_a_brought_internal_alb_gets_the_vpc_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        MOCK_INVOKES,
+        "aws:lb/getLoadBalancer:getLoadBalancer",
+        lambda args, region: {**internet_facing(args, region), "internal": True},
+    )
+    recording = record_args(
+        lambda: LoadBalancerArgs(
+            origin_verify_secret=ORIGIN_SECRET, vpc_id="vpc-0a1b2c3d", load_balancer=THEIR_ALB
+        )
+    )
+    assert vpc_origin(recording)["arn"] == THEIR_ALB
+    assert vpc_origin(recording)["originProtocolPolicy"] == "http-only"
+
+
+def test_a_brought_alb_reached_by_a_distribution_of_yours_gets_no_vpc_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its scheme is then not the component's to check: an internet-facing one is accepted."""
+    monkeypatch.setitem(MOCK_INVOKES, "aws:lb/getLoadBalancer:getLoadBalancer", internet_facing)
+    built: list[LoadBalancer] = []
+    recording = record_args(
+        lambda: LoadBalancerArgs(
+            origin_verify_secret=ORIGIN_SECRET,
+            load_balancer=THEIR_ALB,
+            listener=THEIR_LISTENER,
+            target_group=THEIR_TARGET_GROUP,
+            vpc_origin=False,
+        ),
+        built,
+    )
+    assert recording.find(VPC_ORIGIN) == []
+    assert built[0].vpc_origin is None and built[0].vpc_origin_id is None
+    with pytest.raises(ComponentArgsError, match=r"LoadBalancer 'web' has no VPC origin"):
+        built[0].origin  # noqa: B018 (the property refuses)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({**NETWORK, "vpc_origin": False}, r"vpc_origin=False is for a brought load_balancer"),
+        (
+            {
+                "vpc_id": "vpc-1",
+                "load_balancer": THEIR_ALB,
+                "vpc_origin": False,
+                "cloudfront_security_group_id": "sg-1",
+            },
+            r"cloudfront_security_group_id admits the VPC origin's group",
+        ),
+    ],
+)
+def test_a_vpc_origin_left_out_where_it_cannot_be_is_refused_in_one_line(
     args: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ComponentArgsError, match=message) as raised:

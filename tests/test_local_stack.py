@@ -568,3 +568,16 @@ def test_the_site_exposes_its_components() -> None:
     assert name_of(site.proxy.container) == f"{SITE}-proxy"
     assert name_of(site.proxy.switch.container) == f"{SITE}-proxy-switch-run"
     assert isinstance(site.migration, pulumi.ComponentResource)
+
+
+def test_the_replicas_health_check_asks_liveness_and_readiness_is_an_output(
+    recording: Recording,
+) -> None:
+    """Docker's checks ask the liveness path, which needs no database: a PostgreSQL restart
+    marks no replica unhealthy. The readiness path reaches every replica, and its URL is an
+    output."""
+    for replica in replicas(recording):
+        assert "DJANGO_HEALTH_CHECK_PATH=/healthz" in replica.inputs["envs"]
+        assert "DJANGO_READINESS_PATH=/readyz" in replica.inputs["envs"]
+        assert "/readyz" not in " ".join(replica.inputs["healthcheck"]["tests"])
+    assert recording.outputs["readinessUrl"] == "http://127.0.0.1:8080/readyz"

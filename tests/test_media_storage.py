@@ -49,6 +49,7 @@ def record_media(media: MediaConfig, *, with_distribution: bool) -> Recording:
                         dns_name="shop-alb-1.eu-west-1.elb.amazonaws.com",
                         origin_verify_secret=pulumi.Output.secret("origin-secret"),
                         https=False,
+                        vpc_origin_id="shop-origin-id",
                     ),
                     media=storage.public_origin,
                 ),
@@ -356,7 +357,10 @@ def test_the_app_may_use_exactly_its_media_and_starts_only_once_it_may(
     document = json.loads(grant.inputs["policy"])
     assert findings(document) == []
     bucket_arn = f"arn:aws:s3:::{media.name}"
-    assert {s["Resource"] for s in document["Statement"]} == {bucket_arn, f"{bucket_arn}/media/*"}
+    resources = {s["Resource"] for s in document["Statement"]}
+    # With the stack's own KMS key (prod), also that key, through S3 (tests/test_stack_key.py).
+    stack_key = {recording.outputs["stackKeyArn"]} if "stackKeyArn" in recording.outputs else set()
+    assert resources == {bucket_arn, f"{bucket_arn}/media/*", *stack_key}
     task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
     assert recording.depends_on(task.urn, grant.urn)
     (app,) = [c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == "app"]

@@ -17,9 +17,14 @@ from pulumi_django.cli.plan import plan_stack
 from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.cache import Cache, CacheArgs
 from pulumi_django.components.aws.database import Database, DatabaseArgs
+from pulumi_django.components.aws.load_balancer import (
+    MOCK_VPC_ORIGIN_GROUP_ID,
+    VPC_ORIGIN_SERVICE_GROUP,
+    LoadBalancer,
+    LoadBalancerArgs,
+)
 from pulumi_django.components.aws.network import (
     ANYWHERE,
-    CLOUDFRONT_PREFIX_LIST,
     EXECUTE_COMMAND_ENDPOINT_SERVICE,
     INTERFACE_ENDPOINT_SERVICES,
     Network,
@@ -44,10 +49,13 @@ DEFAULT_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 PREFIX_LIST_INVOKE = "aws:ec2/getManagedPrefixList:getManagedPrefixList"
+SECURITY_GROUP_INVOKE = "aws:ec2/getSecurityGroup:getSecurityGroup"
 ZONES_INVOKE = "aws:index/getAvailabilityZones:getAvailabilityZones"
-CLOUDFRONT_PREFIX_LIST_ID = "pl-3b927c52"  # what the mock answers for the lookup
 PROXY_PORT = 8080
-TIERS = ("lb", "lb-http", "app", "db", "cache")
+LB_CERTIFICATE = (
+    "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
+)
+TIERS = ("lb", "app", "db", "cache")
 
 DEV = NetworkConfig(egress="single-nat")
 PROD = NetworkConfig()
@@ -97,6 +105,37 @@ def record_network(
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
 
 
+def record_network_and_load_balancer(
+    config: NetworkConfig, *, certificate_arn: str | None = None, **args: Any
+) -> Recording:
+    """The network and the load balancer wired as AwsSite wires them: the internal ALB in the
+    private subnets and the load balancer groups, CloudFront's VPC origin in front of it, and
+    the one ingress rule of the ALB (LoadBalancer's) on the `lb` group when it is created here.
+    `args` are NetworkArgs' other fields; the network's scalar outputs are exported."""
+
+    def program() -> None:
+        network = Network("web", NetworkArgs(config=config, proxy_port=PROXY_PORT, **args))
+        for output, value in scalar_outputs(network).items():
+            pulumi.export(output, value)
+        LoadBalancer(
+            "web",
+            LoadBalancerArgs(
+                origin_verify_secret="origin-secret",
+                proxy_port=PROXY_PORT,
+                certificate_arn=certificate_arn,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                security_group_ids=network.load_balancer_security_group_ids,
+                cloudfront_security_group_id=(
+                    network.security_groups["lb"].id if "lb" in network.security_groups else None
+                ),
+                after=[gateway] if (gateway := network.internet_gateway) else [],
+            ),
+        )
+
+    return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
 def by_id(recording: Recording, type_: str) -> dict[str, RecordedResource]:
     """Resources keyed by the id the mocks give them (`<name>-id`), which inputs refer to."""
     return {f"{resource.name}-id": resource for resource in recording.find(type_)}
@@ -108,8 +147,9 @@ def group_tiers(recording: Recording) -> dict[str, str]:
 
 
 def rule_edges(recording: Recording, type_: str) -> set[tuple[str, str, int]]:
-    """(group tier, peer tier or prefix list or CIDR, port) of every rule of one direction."""
-    tiers = group_tiers(recording)
+    """(group tier, peer tier or other group or prefix list or CIDR, port) of every rule of one
+    direction; CloudFront's VPC-origin group (the mocks' placeholder id) reads `vpc-origin`."""
+    tiers = {**group_tiers(recording), MOCK_VPC_ORIGIN_GROUP_ID: "vpc-origin"}
     edges = set()
     for rule in recording.find(type_):
         inputs = rule.inputs
@@ -372,13 +412,16 @@ def test_one_group_per_tier_and_no_inline_rules(config: NetworkConfig) -> None:
 
 
 @EVERY_LAYOUT
+@pytest.mark.parametrize(("certificate_arn", "port"), [(None, 80), (LB_CERTIFICATE, 443)])
 def test_ingress_is_the_chain_and_cloudfront_to_the_load_balancer_only(
-    config: NetworkConfig,
+    config: NetworkConfig, certificate_arn: str | None, port: int
 ) -> None:
-    edges = rule_edges(record_network(config), INGRESS)
+    """The ALB is internal: its groups admit CloudFront's VPC-origin group, on the port the VPC
+    origin speaks (443 with a certificate, else 80), and nothing else: no CIDR, no prefix list."""
+    recording = record_network_and_load_balancer(config, certificate_arn=certificate_arn)
+    edges = rule_edges(recording, INGRESS)
     expected = {
-        ("lb", CLOUDFRONT_PREFIX_LIST_ID, 443),
-        ("lb-http", CLOUDFRONT_PREFIX_LIST_ID, 80),
+        ("lb", "vpc-origin", port),
         ("app", "lb", PROXY_PORT),
         ("db", "app", 5432),
         ("cache", "app", 6379),
@@ -405,7 +448,7 @@ def test_egress_mirrors_the_chain_and_data_tiers_send_nothing(config: NetworkCon
         if peer in group_tiers(recording).values()
     }
     assert chain <= egress  # every link is allowed at both ends
-    assert not [edge for edge in egress if edge[0] in ("db", "cache", "lb-http", "endpoints")]
+    assert not [edge for edge in egress if edge[0] in ("db", "cache", "endpoints")]
     assert {edge for edge in egress if edge[0] == "lb"} == {("lb", "app", PROXY_PORT)}
 
 
@@ -443,30 +486,60 @@ def test_database_and_cache_ports_are_open_to_the_app_group_only(config: Network
             assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs), rule.name
 
 
-def test_each_load_balancer_group_references_cloudfront_once() -> None:
-    """The CloudFront list weighs 55 rules against a quota of 60 per group."""
-    recording = record_network(PROD)
+def test_the_load_balancer_has_one_group_which_references_cloudfront_once() -> None:
+    """One rule admits CloudFront's VPC-origin group, on the `lb` group, the ALB's only one;
+    the network itself opens it to nothing."""
+    network_only = record_network(PROD)
+    assert [
+        rule.name
+        for rule in network_only.find(INGRESS)
+        if rule.inputs["securityGroupId"] == "web-lb-id"
+    ] == []
+    assert sorted(group.name for group in network_only.find(GROUP)) == [
+        "web-app",
+        "web-cache",
+        "web-db",
+        "web-lb",
+    ]
+    recording = record_network_and_load_balancer(PROD)
     per_group: dict[str, int] = {}
     for rule in recording.find(INGRESS):
-        if rule.inputs.get("prefixListId") == CLOUDFRONT_PREFIX_LIST_ID:
+        if rule.inputs["securityGroupId"] == "web-lb-id":
+            assert rule.inputs.get("referencedSecurityGroupId") == MOCK_VPC_ORIGIN_GROUP_ID
             group = rule.inputs["securityGroupId"]
             per_group[group] = per_group.get(group, 0) + 1
-    assert per_group == {"web-lb-id": 1, "web-lb-http-id": 1}
+    assert per_group == {"web-lb-id": 1}
+    alb = recording.one("aws:lb/loadBalancer:LoadBalancer")
+    assert alb.inputs["internal"] is True
+    assert alb.inputs["securityGroups"] == ["web-lb-id"]
+    private = {f"{subnet.name}-id" for subnet in recording.find(SUBNET, "web-private-.*")}
+    assert private and set(alb.inputs["subnets"]) == private
 
 
-def test_load_balancer_ingress_looks_up_the_cloudfront_origin_facing_list(
+def test_load_balancer_ingress_looks_up_cloudfronts_vpc_origin_group_not_the_prefix_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    asked: list[Mapping[str, Any]] = []
+    """The ALB's rule references the group CloudFront makes in the site's VPC; CloudFront's
+    origin-facing prefix list (the internet-facing way in) is never looked up."""
+    groups_asked: list[Mapping[str, Any]] = []
+    lists_asked: list[Mapping[str, Any]] = []
 
-    def answer(args: Mapping[str, Any], _region: str) -> dict[str, Any]:
-        asked.append(dict(args))
-        return {"id": "pl-0000aaaa", "name": args.get("name", "")}
+    def group(args: Mapping[str, Any], _region: str) -> dict[str, Any]:
+        groups_asked.append(dict(args))
+        return {"id": "sg-0000aaaa", "name": args.get("name", "")}
 
-    monkeypatch.setitem(MOCK_INVOKES, PREFIX_LIST_INVOKE, answer)
-    recording = record_network(DEV)
-    assert asked == [{"name": CLOUDFRONT_PREFIX_LIST}]
-    assert {r.inputs.get("prefixListId") for r in recording.find(INGRESS)} == {None, "pl-0000aaaa"}
+    mocked = MOCK_INVOKES[PREFIX_LIST_INVOKE]
+    monkeypatch.setitem(MOCK_INVOKES, SECURITY_GROUP_INVOKE, group)
+    monkeypatch.setitem(
+        MOCK_INVOKES, PREFIX_LIST_INVOKE, lambda a, r: lists_asked.append(dict(a)) or mocked(a, r)
+    )
+    recording = record_network_and_load_balancer(EXISTING)
+    assert EXISTING.existing is not None
+    assert groups_asked == [{"name": VPC_ORIGIN_SERVICE_GROUP, "vpcId": EXISTING.existing.vpc_id}]
+    assert lists_asked == []
+    (rule,) = [r for r in recording.find(INGRESS) if r.inputs["securityGroupId"] == "web-lb-id"]
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0000aaaa"
+    assert not {"cidrIpv4", "cidrIpv6", "prefixListId"} & set(rule.inputs)
 
 
 def test_app_ingress_follows_the_proxy_port() -> None:
@@ -478,7 +551,7 @@ def test_app_ingress_follows_the_proxy_port() -> None:
 def test_outputs_name_each_tier_group() -> None:
     outputs = record_network(PROD).outputs
     assert outputs["load_balancer_security_group_id"] == "web-lb-id"
-    assert outputs["load_balancer_security_group_ids"] == ["web-lb-id", "web-lb-http-id"]
+    assert outputs["load_balancer_security_group_ids"] == ["web-lb-id"]
     assert outputs["app_security_group_id"] == "web-app-id"
     assert outputs["database_security_group_id"] == "web-db-id"
     assert outputs["cache_security_group_id"] == "web-cache-id"
@@ -579,17 +652,21 @@ def test_a_brought_group_may_be_the_resource_itself() -> None:
 
 
 def test_brought_load_balancer_groups_get_no_second_cloudfront_rule_and_reach_the_app() -> None:
-    brought = {"lb": "sg-0lb", "lb-http": "sg-0lbhttp"}
-    recording = record_network(DEV, security_groups=brought)
+    brought = {"lb": "sg-0lb"}
+    recording = record_network_and_load_balancer(DEV, security_groups=brought)
     assert set(group_tiers(recording).values()) == {"app", "db", "cache"}
     rules = rules_by_name(recording)
-    # The user's groups admit CloudFront already; a duplicate rule would fail `pulumi up`.
-    assert "web-lb-from-cloudfront" not in rules
-    assert "web-lb-http-from-cloudfront" not in rules
+    # The user's groups admit CloudFront's VPC-origin group already; a duplicate rule would
+    # fail `pulumi up`.
+    on_brought = [
+        r.name for r in recording.find(INGRESS) if r.inputs["securityGroupId"] in brought.values()
+    ]
+    assert on_brought == []
+    assert recording.find("aws:cloudfront/vpcOrigin:VpcOrigin")
     assert rules["web-lb-to-app"]["securityGroupId"] == "sg-0lb"
     assert rules["web-app-from-lb"]["referencedSecurityGroupId"] == "sg-0lb"
     assert recording.outputs["load_balancer_security_group_id"] == "sg-0lb"
-    assert recording.outputs["load_balancer_security_group_ids"] == ["sg-0lb", "sg-0lbhttp"]
+    assert recording.outputs["load_balancer_security_group_ids"] == ["sg-0lb"]
 
 
 def test_the_output_of_a_tier_left_out_names_the_argument() -> None:
@@ -603,7 +680,17 @@ def test_the_output_of_a_tier_left_out_names_the_argument() -> None:
     [
         (
             {"tiers": ("app", "web")},
-            "NetworkArgs.tiers: 'web' is no tier; the tiers are lb, lb-http, app, db, cache",
+            "NetworkArgs.tiers: 'web' is no tier; the tiers are lb, app, db, cache",
+        ),
+        (
+            {"tiers": ("lb", "lb-http", "app")},
+            "NetworkArgs.tiers: 'lb-http' is no tier any more: the internal load balancer has "
+            "one group, 'lb'; leave 'lb-http' out",
+        ),
+        (
+            {"security_groups": {"lb-http": "sg-0lbhttp"}},
+            "NetworkArgs.security_groups: 'lb-http' is no tier any more: the internal load "
+            "balancer has one group, 'lb'; leave 'lb-http' out",
         ),
         (
             {"tiers": ("db",), "security_groups": {"app": "sg-0app"}},

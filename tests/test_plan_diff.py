@@ -245,6 +245,7 @@ def test_cli_json_format(review_repo: Path) -> None:
         "replaced": 1,
         "unchanged": 4,
         "statefulAtRisk": 2,
+        "upgrades": 0,
     }
     assert document["base"]["ref"] == "v1" and document["base"]["found"] is True
     assert document["head"]["dirty"] is True  # the uncommitted migration

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,10 @@ from pulumi_django.cli.rehearsal.rehearse import (
 )
 from pulumi_django.cli.rehearsal.releases import current_release
 from pulumi_django.cli.rehearsal.report import (
+    RECONNECT_WINDOW_SECONDS,
+    HealthChecks,
+    Outage,
+    Replacement,
     StepReport,
     Timeline,
     WriteSummary,
@@ -66,7 +70,14 @@ from pulumi_django.cli.rehearsal.report import (
     render_report,
     report_json,
 )
+from pulumi_django.cli.rehearsal.servers import postgres
 from pulumi_django.cli.rehearsal.sources import resolve_sides
+from pulumi_django.cli.rehearsal.supervisor import (
+    CheckSettings,
+    FleetHealth,
+    Supervisor,
+    fleet_health,
+)
 from pulumi_django.cli.stackfile import load_stack_file
 from pulumi_django.config import ConfigError, parse_stack_config
 from pulumi_django.config.rehearsal import RehearsalForm
@@ -725,6 +736,7 @@ def test_accepted_connections_are_counted_until_they_close() -> None:
         (["--replicas", "0"], "--replicas 0: use 1 to 20"),
         (["--rate", "0"], "--rate 0"),
         (["--after", "-1"], "--after -1"),
+        (["--database-outage", "-1"], "--database-outage -1: use 0 to 600 seconds"),
         (["--to", "v9"], "--to v9: no such commit, branch or tag"),
         (["--app", "docs"], "docs holds no manage.py"),
         (["--stack", "nope"], "no stack file Pulumi.nope.yaml"),
@@ -1122,3 +1134,242 @@ def test_a_failure_is_pinned_on_the_version_whose_replica_answered(tmp_path: Pat
         "": "",  # no replica answered (the proxy itself did)
         "x": "x",
     }
+
+
+# ---------------------------------------------------------------- health checks, a database outage
+
+
+def test_the_supervisor_runs_the_health_checks_the_stack_deploys() -> None:
+    """The app container's check with the values its task definition gets, the target
+    group's check with the load balancer's, and the service's grace period."""
+    from pulumi_django.components.aws.load_balancer import health_check_timeout
+    from pulumi_django.rendering import container_definitions as task
+
+    config = local_config()
+    health = fleet_health(config)
+    assert health.path == config.app.health_check_path == "/healthz"
+    assert health.checks[0] == CheckSettings(
+        "container health check",
+        task.HEALTH_INTERVAL_SECONDS,
+        task.HEALTH_TIMEOUT_SECONDS - 1,  # the probe's own timeout, inside the check's
+        task.HEALTH_RETRIES,
+        task.APP_HEALTH_START_PERIOD_SECONDS,
+    )
+    interval = config.load_balancer.health_check_interval_seconds
+    assert health.checks[1] == CheckSettings(
+        "load balancer health check",
+        interval,
+        health_check_timeout(interval),
+        config.load_balancer.unhealthy_threshold,
+    )
+    assert health.grace_period_seconds == (
+        config.fleet.rolling_update.health_check_grace_period_seconds
+    )
+
+
+@dataclass(eq=False)
+class FakeReplica:
+    port: int
+    started: float = 0.0
+    settled: bool = True
+
+
+FLEET_HEALTH = FleetHealth(
+    "/healthz",
+    (
+        CheckSettings("container health check", 10, 4, 3, 30),
+        CheckSettings("load balancer health check", 10, 5, 3),
+    ),
+    grace_period_seconds=60,
+)
+
+
+def supervised(
+    replicas: list[FakeReplica], answer: Callable[[float, int], bool], until: float
+) -> list[tuple[float, int, str]]:
+    """Drives a supervisor with a clock of its own, one tick a second: `answer(now, port)` is
+    whether a check passes; returns (when, port, reason) of each replacement it asks for."""
+    now = [0.0]
+    replaced: list[tuple[float, int, str]] = []
+    supervisor = Supervisor(
+        FLEET_HEALTH,
+        in_service=lambda: replicas,
+        replace=lambda replica, reason: replaced.append((now[0], replica.port, reason)),
+        clock=lambda: now[0],
+        check=lambda port, _path, _timeout: (answer(now[0], port), "503 down"),
+    )
+    while now[0] <= until:
+        supervisor.tick()
+        now[0] += 1.0
+    return replaced
+
+
+def test_a_dependency_on_the_health_path_gets_a_settled_fleet_replaced_in_a_30_s_outage() -> None:
+    """Checks every 10 s, unhealthy after 3 failures in a row: a 30 s outage (from 5 to 35 s)
+    fails 3 checks in a row of every replica whose health path needs the database, and ECS
+    replaces them all; a health path that does not need it fails none."""
+    fleet = [FakeReplica(8001), FakeReplica(8002)]
+    down = lambda now, _port: not 5 <= now < 35  # noqa: E731
+    replaced = supervised(fleet, down, until=60)
+    assert [(port, reason) for _, port, reason in replaced] == [
+        (8001, "container health check failed 3 times in a row (503 down)"),
+        (8002, "container health check failed 3 times in a row (503 down)"),
+    ]
+    assert all(5 < when <= 35 for when, _, _ in replaced)
+    assert supervised(fleet, lambda _now, _port: True, until=60) == []
+    # 20 s is too short for 3 failures 10 s apart: it takes 30 s to be sure.
+    assert supervised(fleet, lambda now, _port: not 11 <= now < 31, until=60) == []
+
+
+def test_a_new_replica_gets_its_start_period_and_the_services_grace_period() -> None:
+    """A replica that started at 0 and never answers: its failures only count after the start
+    period (30 s), and ECS acts only after the grace period (60 s). One that passed once in its
+    start period counts its failures from then on, but still within the grace period."""
+    never = supervised([FakeReplica(8003, settled=False)], lambda _n, _p: False, until=100)
+    assert [(when, port) for when, port, _ in never] == [(60.0, 8003)]
+    once = supervised([FakeReplica(8004, settled=False)], lambda now, _p: now < 12, until=100)
+    assert [(when, port) for when, port, _ in once] == [(60.0, 8004)]
+
+
+def outage_report(
+    samples: list[Sample], replacements: tuple[Replacement, ...] = (), ready: float | None = 40.5
+) -> Any:
+    """A rehearsal whose database was down from 10 to 40 (asked: 30 s; back at 40.0, every
+    replica ready at `ready`), then released from 50 to 60."""
+    outage = Outage(30, 10.0, 10.1, 40.0, ready)
+    return build_report(
+        release="v2",
+        previous="v1",
+        proxy="nginx",
+        server="gunicorn",
+        replicas=2,
+        rate=50,
+        steps=steps_ending("ok", "ok", "ok", "ok", "ok", "ok"),
+        samples=samples,
+        timeline=Timeline(0.0, 50.0, 60.0, 65.0, outage),
+        health_checks=HealthChecks("/healthz", ("container health check: ...",), 60, replacements),
+    )
+
+
+def test_an_outage_counts_its_own_5xx_apart_and_tells_what_was_served_and_what_failed() -> None:
+    samples = [
+        page(5.0, "/", 200),
+        page(10.5, "/", 500),  # needs the database
+        page(12.0, "/", 500),
+        page(13.0, "/sightings/new/", 200),  # does not
+        page(13.1, "/static/b.0123456789ab.css", 200),
+        page(14.0, "/healthz", 200),
+        page(20.0, "/sightings/new/", 500, method="POST"),
+        page(40.3, "/", 500),  # reconnecting: still the outage's
+        page(41.0, "/", 200),
+        page(55.0, "/", 200),
+    ]
+    report = outage_report(samples)
+    document = report_json(report)
+    assert document["failures"] == dict.fromkeys(FAILURE_KINDS, 0)
+    assert (document["result"], document["replicas_replaced"]) == ("ok", 0)
+    assert document["database_outage"] == {
+        "seconds": 30,
+        "down_seconds": 29.9,
+        "requests": 8,
+        "failures": 4,
+        "served": {"GET /sightings/new/": 1, "GET /static/*": 1, "GET /healthz": 1},
+        "failed": {"GET /": 2, "POST /sightings/new/": 1},
+        "reconnect_window_seconds": RECONNECT_WINDOW_SECONDS,
+        "last_failure_after_seconds": 0.3,
+        "answered_again_after_seconds": 1.0,
+        "ready_after_seconds": 0.5,
+    }
+    assert document["requests_by_phase"] == {"before": 1, "outage": 8, "during": 1, "after": 0}
+    text = render_report(report)
+    assert "Database outage: PostgreSQL stopped 30 s (29.9 s until it accepted" in text
+    assert "  failed while it was down: GET / 2, POST /sightings/new/ 1" in text
+    assert "replicas replaced: 0" in text
+    assert "#### Database outage" in render_markdown(document)
+
+    # A 5xx after the reconnect window, or a failure of another kind during the outage, counts.
+    late = outage_report([*samples, page(40.0 + RECONNECT_WINDOW_SECONDS + 0.1, "/", 500)])
+    assert (late.failures["5xx"], late.result) == (1, "failed")
+    cut = outage_report([*samples, Sample(20.0, "GET", "/", None, None, "connection")])
+    assert (cut.failures["connection"], cut.result) == (1, "failed")
+
+
+def test_a_replaced_replica_or_a_fleet_never_ready_again_fails_the_rehearsal() -> None:
+    samples = [page(5.0, "/", 200), page(55.0, "/", 200)]
+    replaced = Replacement(8001, "v1", "container health check failed 3 times in a row", 30.0)
+    replaced.attempts, replaced.replaced_by, replaced.in_service = 2, 8004, 42.5
+    report = outage_report(samples, (replaced,))
+    document = report_json(report)
+    assert (report.result, report.exit_code, document["replicas_replaced"]) == ("failed", 1, 1)
+    assert document["health_checks"]["replacements"] == [
+        {
+            "port": 8001,
+            "version": "v1",
+            "reason": "container health check failed 3 times in a row",
+            "attempts": 2,
+            "replaced_by": 8004,
+            "seconds": 12.5,
+        }
+    ]
+    assert "had replicas replaced, as ECS would replace tasks (1)" in render_report(report)
+    assert "**1 replicas replaced**" in render_markdown(document)
+    never = outage_report(samples, ready=None)
+    assert never.result == "failed"
+    assert "NOT every replica was ready again" in render_report(never)
+    assert decide_result(0, steps_ending("ok", "ok", "ok", "ok", "ok", "ok"), 1) == "failed"
+
+
+def test_a_throwaway_postgres_stops_fast_and_starts_again_with_its_data() -> None:
+    import psycopg
+
+    with postgres() as database:
+        url = database.create_database("outage")
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("CREATE TABLE kept (id int)")
+            connection.execute("INSERT INTO kept VALUES (7)")
+            database.stop()  # the open session is ended, as a failover ends it
+            with pytest.raises(psycopg.OperationalError):
+                connection.execute("SELECT 1")
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        database.start()
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT id FROM kept").fetchall() == [(7,)]
+
+
+# The issue's failover: PostgreSQL down for 30 s under load. Health checks run every 10 s and
+# call a replica unhealthy after 3 failures in a row, so 30 s is also the shortest outage that
+# is sure to show the difference (a 20 s one fails at most 2 checks in a row, see above).
+OUTAGE = ("--database-outage", "30", "--replicas", "2", "--workers", "1")
+OUTAGE_SHORT = ("--to", "v2", "--before", "2", "--after", "2")
+
+
+@pytest.mark.slow
+def test_a_database_outage_replaces_no_replica_and_the_site_recovers_by_itself(
+    scratch: Path,
+) -> None:
+    """The health checks ECS and the load balancer run ask the liveness path, which needs no
+    database: no replica is replaced. Pages that need the database fail while it is down,
+    those that do not are served, and once it is back nothing fails; the release after it
+    goes out without a failure."""
+    code, report, stderr = rehearse_cli(scratch, *OUTAGE, *OUTAGE_SHORT)
+    assert_no_failures(report, stderr)
+    assert (code, report["result"], report["replicas_replaced"]) == (0, "ok", 0)
+    assert report["health_checks"]["path"] == "/healthz"
+    assert report["health_checks"]["replacements"] == []
+    outage = report["database_outage"]
+    assert outage["down_seconds"] >= 30
+    assert outage["failed"]["GET /"] > 0  # the list of sightings needs the database
+    assert set(outage["failed"]) <= {"GET /", "POST /sightings/new/"}
+    for served in ("GET /sightings/new/", "GET /static/*", "GET /healthz"):  # these do not
+        assert outage["served"][served] > 0, outage
+    # Back by itself: what failed is answered again, no 5xx once the database accepted
+    # connections again (the app reconnects on its next request) or only within the reconnect
+    # window, and every replica answers its readiness path again.
+    window = outage["reconnect_window_seconds"]
+    assert 0 <= outage["answered_again_after_seconds"] < window
+    last = outage["last_failure_after_seconds"]
+    assert last is None or last < window
+    assert outage["ready_after_seconds"] is not None
+    assert {step["status"] for step in report["steps"]} == {"ok"}
+    assert report["requests_by_phase"]["after"] > 0

@@ -818,7 +818,7 @@ def provider_props(bucket: str, endpoint: str, **changes: Any) -> dict[str, Any]
 def test_provider_create_publishes_the_image_s_static_root(
     s3_endpoint: str, bucket: str, fake_docker: dict[str, Any]
 ) -> None:
-    props = provider_props(bucket, s3_endpoint, image=fake_docker["image"])
+    props = provider_props(bucket, s3_endpoint, image=fake_docker["image"], image_source="docker")
     created = StaticReleaseProvider().create(props)
     assert created.id == f"s3://{bucket}/static/"
     outs = created.outs or {}
@@ -837,7 +837,11 @@ def test_provider_removes_the_container_when_the_copy_fails(
     s3_endpoint: str, bucket: str, fake_docker: dict[str, Any]
 ) -> None:
     props = provider_props(
-        bucket, s3_endpoint, image=fake_docker["image"], static_root="/srv/static"
+        bucket,
+        s3_endpoint,
+        image=fake_docker["image"],
+        static_root="/srv/static",
+        image_source="docker",
     )
     with pytest.raises(PublishError, match=r"docker cp .* failed: .*Could not find the file"):
         StaticReleaseProvider().create(props)
@@ -849,7 +853,9 @@ def test_extracting_without_docker_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    props = provider_props("any-bucket", "http://127.0.0.1:9", image="web:latest")
+    props = provider_props(
+        "any-bucket", "http://127.0.0.1:9", image="web:latest", image_source="docker"
+    )
     with pytest.raises(PublishError, match="docker CLI is not on PATH"):
         StaticReleaseProvider().create(props)
 

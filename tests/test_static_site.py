@@ -1,5 +1,6 @@
 """StaticSite, recorded under the Pulumi mocks: a private bucket read only by one distribution
-that serves both the app (through the load balancer) and every kept release's static files."""
+that serves both the app (through the load balancer's VPC origin) and every kept release's
+static files, and caches no error."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ BUCKET = "aws:s3/bucket:Bucket"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 LOAD_BALANCER_DNS = "web-alb-123456.us-east-1.elb.amazonaws.com"
 ORIGIN_SECRET = "origin-secret-value-0123456789"
+VPC_ORIGIN_ID = "vo_0123456789abcdefghijkl"
+# Every status code CloudFront lets a custom error response name (CloudFront's developer guide,
+# "HTTP 4xx and 5xx status codes that CloudFront caches"): the 10 s default must apply to none.
+CACHEABLE_ERROR_CODES = {400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504}
 # AWS's managed policies, by their documented ids (independent of the component's constants).
 MANAGED_CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 MANAGED_CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -80,6 +85,7 @@ def site_args(
             dns_name=LOAD_BALANCER_DNS,
             origin_verify_secret=pulumi.Output.secret(ORIGIN_SECRET),
             https=load_balancer_https,
+            vpc_origin_id=VPC_ORIGIN_ID,
         ),
         **brought,
     )
@@ -101,7 +107,7 @@ def site() -> Recording:
 @pytest.fixture(scope="module")
 def site_with_domain() -> Recording:
     return record_site(
-        StaticConfig(prefix="assets/", error_caching_seconds=3, waf_web_acl_arn=WAF),
+        StaticConfig(prefix="assets/", waf_web_acl_arn=WAF),
         DOMAIN,
         load_balancer_https=True,
     )
@@ -215,6 +221,9 @@ def test_default_behaviour_goes_uncached_to_the_load_balancer(site: Recording) -
     default = distribution(site)["defaultCacheBehavior"]
     alb = origin(site, default["targetOriginId"])
     assert alb["domainName"] == LOAD_BALANCER_DNS
+    # Through the VPC origin, inside the VPC: never a custom origin across the internet.
+    assert alb["vpcOriginConfig"] == {"vpcOriginId": VPC_ORIGIN_ID, "originReadTimeout": 60}
+    assert "customOriginConfig" not in alb
     assert default["cachePolicyId"] == MANAGED_CACHING_DISABLED
     assert default["originRequestPolicyId"] == MANAGED_ALL_VIEWER
     assert default["responseHeadersPolicyId"] == MANAGED_SECURITY_HEADERS
@@ -242,14 +251,28 @@ def test_load_balancer_origin_carries_the_secret_header_masked(site: Recording) 
     assert ORIGIN_SECRET not in everything
 
 
-def test_http2_and_3_and_short_error_caching(site: Recording, site_with_domain: Recording) -> None:
+def test_http2_and_3(site: Recording) -> None:
     assert distribution(site)["httpVersion"] == "http2and3"
-    assert distribution(site)["customErrorResponses"] == [
-        {"errorCode": 404, "errorCachingMinTtl": StaticConfig().error_caching_seconds}
-    ]
-    assert distribution(site_with_domain)["customErrorResponses"] == [
-        {"errorCode": 404, "errorCachingMinTtl": 3}
-    ]
+
+
+@pytest.mark.parametrize("recording", ["site", "site_with_domain"])
+def test_no_error_is_cached_for_anyone(recording: str, request: pytest.FixtureRequest) -> None:
+    """Without an error caching minimum TTL, CloudFront caches a 4xx/5xx for 10 s: a 502 of a
+    rollout, or one user's 403/404, served to everyone. Each code gets 0, and only that (no
+    custom page, no status rewritten): the viewer gets the app's own answer."""
+    responses = distribution(request.getfixturevalue(recording))["customErrorResponses"]
+    assert {response["errorCode"] for response in responses} == CACHEABLE_ERROR_CODES
+    assert len(responses) == len(CACHEABLE_ERROR_CODES)
+    assert all(response == {"errorCode": response["errorCode"], "errorCachingMinTtl": 0}
+               for response in responses)  # fmt: skip
+
+
+def test_only_the_bucket_behaviours_may_cache(site: Recording) -> None:
+    """Error caching is per distribution; what is cached per behaviour is the cache policy:
+    the app's behaviour caches nothing (an error's own max-age is capped by its max TTL of 0),
+    the static files are cached (and S3 sends no Cache-Control with a missing key's 404)."""
+    assert distribution(site)["defaultCacheBehavior"]["cachePolicyId"] == MANAGED_CACHING_DISABLED
+    assert static_behaviour(site)["cachePolicyId"] == MANAGED_CACHING_OPTIMIZED
 
 
 def test_without_domain_the_site_answers_on_cloudfront_s_name(site: Recording) -> None:
@@ -262,7 +285,7 @@ def test_without_domain_the_site_answers_on_cloudfront_s_name(site: Recording) -
     assert site.outputs["site_url"] == f"https://{host}"
     assert site.outputs["static_url"] == f"https://{host}/static/"
     alb = origin(site, inputs["defaultCacheBehavior"]["targetOriginId"])
-    assert alb["customOriginConfig"]["originProtocolPolicy"] == "http-only"
+    assert "customOriginConfig" not in alb
 
 
 def test_custom_domain_certificate_waf_and_https_to_the_load_balancer(
@@ -277,8 +300,9 @@ def test_custom_domain_certificate_waf_and_https_to_the_load_balancer(
     }
     assert inputs["webAclId"] == WAF
     alb = origin(site_with_domain, inputs["defaultCacheBehavior"]["targetOriginId"])
-    assert alb["customOriginConfig"]["originProtocolPolicy"] == "https-only"
-    assert alb["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
+    # HTTPS is the VPC origin's (LoadBalancer's): the distribution only names it.
+    assert alb["vpcOriginConfig"]["vpcOriginId"] == VPC_ORIGIN_ID
+    assert "customOriginConfig" not in alb
     assert site_with_domain.outputs["site_url"] == "https://www.example.com"
     assert site_with_domain.outputs["static_url"] == "https://www.example.com/assets/"
 
@@ -297,7 +321,9 @@ def test_prefix_sets_the_path_pattern_and_the_readable_keys(site_with_domain: Re
 THEIR_BUCKET = "their-static-files"
 THEIR_DISTRIBUTION = "E2QWRUHEXAMPLE"
 THEIR_DISTRIBUTION_ARN = f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{THEIR_DISTRIBUTION}"
-ALB_ORIGIN = LoadBalancerOrigin(LOAD_BALANCER_DNS, ORIGIN_SECRET, https=False)
+ALB_ORIGIN = LoadBalancerOrigin(
+    LOAD_BALANCER_DNS, ORIGIN_SECRET, https=False, vpc_origin_id=VPC_ORIGIN_ID
+)
 LOCK_DOWN = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",

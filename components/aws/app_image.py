@@ -20,21 +20,34 @@ from pulumi_django.build_context import (
     image_tag,
     project_relative,
 )
-from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes
+from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes, check_name
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.static import StaticConfig
+from pulumi_django.providers.aws_session import AwsSession, session_input
+from pulumi_django.providers.image_tag import (
+    PUSH_TAG_PREFIX,
+    RELEASE_TAG_PREFIX,
+    ImageReleaseTag,
+)
 from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
 # An image index (multi-platform or with build attestations) keeps its platform and
 # attestation manifests untagged beside it; room for those of every image kept.
 UNTAGGED_PER_IMAGE = 3
+# The push tag moves when pulumi-docker pushes the same context again (ECR would refuse the
+# re-push of an immutable tag): the repository's only mutable tags. Every pushed digest gets
+# its own immutable `release-<digest>` tag right after (providers/image_tag.py).
+MUTABLE_TAGS = f"{PUSH_TAG_PREFIX}*"
 
 
 def lifecycle_policy(keep_images: int) -> dict[str, Any]:
-    """Expire by count only, never by age: the newest `keep_images` images always remain, so the
-    release behind every static release still published can be rolled back to."""
+    """Expire by count only, never by age: the newest `keep_images` released images (their
+    `release-` tag) always remain, so the release behind every static release still published
+    can be rolled back to. An image matched by a rule is never expired by a later one, so the
+    third rule expires only tagged images that never got a release tag (a push whose release
+    failed, tags from before release tags), beyond the newest `keep_images` tagged ones."""
     if keep_images < 1:
         raise ComponentArgsError("AppImageArgs.keep_images must be at least 1")
     return {
@@ -51,7 +64,18 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
             },
             {
                 "rulePriority": 2,
-                "description": f"Keep the {keep_images} newest images",
+                "description": f"Keep the {keep_images} newest released images",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [f"{RELEASE_TAG_PREFIX}*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_images,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 3,
+                "description": "Other tagged images beyond the newest tagged ones",
                 "selection": {
                     "tagStatus": "tagged",
                     "tagPatternList": ["*"],
@@ -92,21 +116,45 @@ class AppImageArgs:
     )
     repository: aws.ecr.Repository | pulumi.Input[str] | None = arg(
         "An existing ECR repository (object or name; a name is looked up) to push to. The "
-        "component then sets no lifecycle rule on it: keep at least `keep_images` images there. "
-        "Default: a repository with immutable tags, scan on push and that rule.",
+        "component then sets no lifecycle rule on it: keep at least `keep_images` images there, "
+        "and let `build-*` tags move (`IMMUTABLE_WITH_EXCLUSION` with that filter, or "
+        "`MUTABLE`), or a rebuild of an unchanged context fails its push. Default: a repository "
+        "with immutable tags but `build-*`, scan on push and that rule.",
+        default=None,
+    )
+    kms_key_arn: pulumi.Input[str] | None = arg(
+        "A customer-managed KMS key's ARN (`StackKey.arn`) the repository created here "
+        "encrypts its images with (SSE-KMS). ECR sets a repository's encryption only at "
+        "creation: changing it replaces the repository, and the images in it are lost. "
+        "Default: None, SSE-S3 (AES256).",
+        default=None,
+    )
+    protect: bool = arg(
+        "Pulumi's `protect` on the repository created here, which holds every rollback "
+        "target: `pulumi destroy` or a change that replaces it stops with an error until a "
+        "`pulumi up` turned this off (`django:protect`). Default: True.",
+        default=True,
+    )
+    aws_session: AwsSession | None = arg(
+        "The AWS identity the release tag's boto3 calls act as (profile, roles to assume). "
+        "Default: the stack's `aws:` settings, as the site's AWS provider reads them.",
         default=None,
     )
 
 
 class AppImage(pulumi.ComponentResource):
-    """ECR repository + lifecycle rule + the image, tagged with its build context's digest.
+    """ECR repository + lifecycle rule + the image, pushed as `build-<its build context's
+    digest>`, then tagged `release-<its image digest>`.
 
-    Tags are immutable: the same context always builds to the same tag, and a changed one to a
-    new tag. Consumers use `image_ref` (repository@sha256:...), so a content change always
+    The same context always plans the same push tag, so an unchanged app plans no change. That
+    tag may move (pulumi-docker pushes again after an interrupted `pulumi up`, or when its own
+    context hash changes while ours does not; ECR would refuse any re-push of an immutable
+    tag); the release tag, one per digest, never does, and the lifecycle rule counts releases
+    by it. Consumers use `image_ref` (repository@sha256:...), so a content change always
     makes a new task definition revision and nothing else does.
 
     Each child is an attribute: `repository` and `lifecycle_policy` (None when the repository
-    is brought) and `image`."""
+    is brought), `image` and `release_tag`."""
 
     release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
         ReleaseRole(Step.IMAGE, "docker:index/image:Image"),
@@ -120,15 +168,17 @@ class AppImage(pulumi.ComponentResource):
     repository: aws.ecr.Repository | None
     lifecycle_policy: aws.ecr.LifecyclePolicy | None
     image: docker.Image
+    release_tag: ImageReleaseTag
 
     def __init__(
         self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("AppImage", name)
         super().__init__("pulumi-django:fleet:AppImage", name, None, opts)
         context, dockerfile = build_paths(args.app, args.project_dir)
         _check_tmp_volume(dockerfile)
         platform = docker_platform(args.architecture)
-        self.image_tag = image_tag(context, dockerfile, platform)
+        self.image_tag = PUSH_TAG_PREFIX + image_tag(context, dockerfile, platform)
         child = pulumi.ResourceOptions(parent=self)
 
         registry_id = self._repository(name, args, child)
@@ -151,7 +201,17 @@ class AppImage(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.image_ref = self.image.repo_digest
+        # The digest's own immutable tag, before anything uses the image.
+        self.release_tag = ImageReleaseTag(
+            f"{name}-release-tag",
+            image_ref=self.image.repo_digest,
+            repository_name=self.repository_name,
+            registry_id=registry_id,
+            region=aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
+            aws_session=session_input(args.aws_session),
+            opts=child,
+        )
+        self.image_ref = self.release_tag.image_ref
         self.register_outputs(
             {
                 "image_ref": self.image_ref,
@@ -180,16 +240,25 @@ class AppImage(pulumi.ComponentResource):
             return registry_id
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
-            image_tag_mutability="IMMUTABLE",
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=MUTABLE_TAGS, filter_type="WILDCARD"
+                )
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                 scan_on_push=True
             ),
             encryption_configurations=[
                 aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")
+                if args.kms_key_arn is None
+                else aws.ecr.RepositoryEncryptionConfigurationArgs(
+                    encryption_type="KMS", kms_key=args.kms_key_arn
+                )
             ],
             # Deleting the stack must not silently delete every rollback target.
             force_delete=False,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect)),
         )
         self.lifecycle_policy = aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",

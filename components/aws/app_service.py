@@ -11,11 +11,12 @@ import pulumi
 import pulumi_aws as aws
 
 from pulumi_django._mock_answers import or_mock_answer
-from pulumi_django.components.args import arg
+from pulumi_django.components.args import arg, check_name
 from pulumi_django.components.aws.cluster import Cluster, cluster_ref
 from pulumi_django.components.aws.load_balancer import target_group_ref
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.providers.aws_session import AwsSession, session_input
 from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
@@ -107,6 +108,11 @@ class AppServiceArgs:
         "How long `pulumi up` waits for ECS to run the released task definition.",
         default=DEFAULT_TIMEOUT_SECONDS,
     )
+    aws_session: AwsSession | None = arg(
+        "The AWS identity the rollout check's boto3 calls act as (profile, roles to assume). "
+        "Default: the stack's `aws:` settings, as the site's AWS provider reads them.",
+        default=None,
+    )
 
 
 class AppService(pulumi.ComponentResource):
@@ -134,6 +140,7 @@ class AppService(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("AppService", name)
         super().__init__("pulumi-django:fleet:AppService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         fleet = args.fleet
@@ -226,6 +233,7 @@ class AppService(pulumi.ComponentResource):
             task_definition=args.task_definition_arn,
             region=region,
             timeout_seconds=args.verification_timeout_seconds,
+            aws_session=session_input(args.aws_session),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
         )
 

@@ -3,7 +3,7 @@ token that the app reads from Secrets Manager, and failover whenever there is a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -11,13 +11,18 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from pulumi_django._mock_answers import mock_arn, or_mock_answer
-from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, check_name, resource_ref
 from pulumi_django.components.site import REDIS_PORT
 from pulumi_django.config.cache import CacheConfig
+from pulumi_django.providers.data_store_guard import DataStoreGuard
 
 # ElastiCache takes 16-128 printable characters; letters and digits only also keep the token
 # safe to paste into a redis:// URL without percent-encoding.
 AUTH_TOKEN_LENGTH = 64
+REPLACEMENT_CONSEQUENCE = (
+    "ElastiCache would create a new, empty replication group (sessions and cached data lost) "
+    "and delete this one"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +48,31 @@ class CacheArgs:
         "created over `subnet_ids`. Default: None, one is created.",
         default=None,
     )
+    kms_key_arn: pulumi.Input[str] | None = arg(
+        "A customer-managed KMS key's ARN (`StackKey.arn`) for the data at rest and the AUTH "
+        "token's secret. Changing it replaces the replication group. Default: None, the "
+        "ElastiCache default key and `aws/secretsmanager`.",
+        default=None,
+    )
+    protect: bool = arg(
+        "Pulumi's `protect` on the replication group: `pulumi destroy`, removing it from the "
+        "program or a change that replaces it stops with an error until a `pulumi up` turned "
+        "this off (`django:protect`). Default: True.",
+        default=True,
+    )
+    allow_replacement: bool = arg(
+        "Let a change that replaces the replication group go through (another port, another "
+        "KMS key, Valkey back to Redis, another network); without it such a change is refused "
+        "at preview by the group's guard, one line naming it (`django:allowReplacement`). "
+        "Default: False.",
+        default=False,
+    )
+    network_identity: Mapping[str, pulumi.Input[str]] = arg(
+        "What identifies the network the group lives in, by config key (e.g. "
+        "`{'network.cidr': '10.0.0.0/16'}`): the guard refuses a change to it like a "
+        "replacement. Default: none, not guarded.",
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
         if (self.subnet_ids is None) == (self.subnet_group is None):
@@ -57,7 +87,8 @@ class Cache(pulumi.ComponentResource):
     `auth_secret_arn` (an ECS `secrets` valueFrom, never a plain environment variable).
 
     Children: `replication_group`, `auth_token` (the random token), `auth_secret` and
-    `auth_secret_version` (the token in Secrets Manager); `subnet_group` is None when brought.
+    `auth_secret_version` (the token in Secrets Manager); `subnet_group` is None when brought;
+    `guard`, which refuses a change that would replace the group.
     The engine's default parameter group suits a Django cache, so none is created."""
 
     primary_endpoint: pulumi.Output[str]
@@ -69,13 +100,34 @@ class Cache(pulumi.ComponentResource):
     auth_token: random.RandomPassword
     auth_secret: aws.secretsmanager.Secret
     auth_secret_version: aws.secretsmanager.SecretVersion
+    guard: DataStoreGuard
 
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("Cache", name)
         super().__init__("pulumi-django:cache:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
+        # The group's inputs ElastiCache sets only at creation, under the keys that set them.
+        self.guard = guard = DataStoreGuard(
+            f"{name}-cache-guard",
+            kind="cache",
+            resource=f"ElastiCache replication group {name}-group",
+            identity={
+                "cache.engine": config.engine,
+                "security.customerManagedKey": "" if args.kms_key_arn is None else args.kms_key_arn,
+                **args.network_identity,
+            },
+            # Redis OSS -> Valkey is an in-place engine upgrade; the way back replaces.
+            in_place=[("cache.engine", "redis", "valkey")],
+            allow_replacement=args.allow_replacement,
+            consequence=REPLACEMENT_CONSEQUENCE,
+            allow_hint="To replace it on purpose, add cache to django:allowReplacement "
+            "(CacheArgs.allow_replacement) for that `pulumi up`",
+            opts=child,
+        )
+        guarded = pulumi.ResourceOptions(parent=self, depends_on=[guard])
         self.subnet_group = None
         subnet_group = args.subnet_group
         if subnet_group is None:
@@ -83,7 +135,7 @@ class Cache(pulumi.ComponentResource):
                 f"{name}-subnets",
                 subnet_ids=args.subnet_ids,
                 description=f"{name}: private subnets only",
-                opts=child,
+                opts=guarded,
             )
         self.auth_token = token = random.RandomPassword(
             f"{name}-auth-token", length=AUTH_TOKEN_LENGTH, special=False, opts=child
@@ -103,16 +155,20 @@ class Cache(pulumi.ComponentResource):
             subnet_group_name=resource_ref(subnet_group, "name"),
             security_group_ids=[args.security_group_id],
             at_rest_encryption_enabled=True,
+            kms_key_id=args.kms_key_arn,
             transit_encryption_enabled=True,
             auth_token=token.result,
             snapshot_retention_limit=config.snapshot_retention_days,
             auto_minor_version_upgrade=True,
-            apply_immediately=False,
-            opts=child,
+            # On by default: a deferred change shows in every preview until the maintenance
+            # window (cache.applyImmediately).
+            apply_immediately=config.apply_immediately,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[guard]),
         )
         self.auth_secret = secret = aws.secretsmanager.Secret(
             f"{name}-auth-token",
             description=f"{name}: AUTH token of the {config.engine} replication group",
+            kms_key_id=args.kms_key_arn,
             opts=child,
         )
         self.auth_secret_version = aws.secretsmanager.SecretVersion(

@@ -10,7 +10,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import arg, arn_resource
+from pulumi_django.components.args import arg, arn_resource, check_name
 
 CLUSTER_TYPE = "pulumi-django:fleet:Cluster"
 # Both are associated with the cluster whatever the Spot share, so changing the share touches
@@ -49,6 +49,7 @@ class Cluster(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("Cluster", name)
         super().__init__(CLUSTER_TYPE, name, None, opts)
         former_parent = opts.parent if opts is not None else None
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import ComponentArgsError, arg
+from pulumi_django.components.args import ComponentArgsError, arg, check_name
 from pulumi_django.components.aws.private_bucket import (
     BucketControls,
     bucket_policy,
@@ -63,6 +63,19 @@ class MediaStorageArgs:
         "encrypted, versioned bucket.",
         default=None,
     )
+    kms_key_arn: pulumi.Input[str] | None = arg(
+        "A customer-managed KMS key's ARN (`StackKey.arn`) the bucket created here encrypts "
+        "new uploads with (SSE-KMS, with an S3 Bucket Key); uploads already stored keep their "
+        "encryption. Public media then needs the key policy to let CloudFront decrypt "
+        "(`StackKeyArgs.cloudfront_reads`). Default: None, SSE-S3.",
+        default=None,
+    )
+    protect: bool = arg(
+        "Pulumi's `protect` on the bucket created here: `pulumi destroy`, turning media off or "
+        "a change that replaces the bucket stops with an error until a `pulumi up` turned this "
+        "off (`django:protect`); `retainOnDelete` then says what a deletion does. Default: True.",
+        default=True,
+    )
 
 
 class MediaStorage(pulumi.ComponentResource):
@@ -85,6 +98,7 @@ class MediaStorage(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: MediaStorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("MediaStorage", name)
         super().__init__("pulumi-django:media:MediaStorage", name, None, opts)
         config = args.config
         # Retained: turning media off or destroying the stack leaves the uploads in place, and
@@ -96,9 +110,15 @@ class MediaStorage(pulumi.ComponentResource):
 
         if args.bucket is None:
             self.bucket = aws.s3.Bucket(
-                f"{name}-media", force_destroy=config.force_destroy, opts=self._child
+                f"{name}-media",
+                force_destroy=config.force_destroy,
+                opts=pulumi.ResourceOptions.merge(
+                    self._child, pulumi.ResourceOptions(protect=args.protect)
+                ),
             )
-            self.bucket_controls = lock_down_bucket(f"{name}-media", self.bucket, self._child)
+            self.bucket_controls = lock_down_bucket(
+                f"{name}-media", self.bucket, self._child, kms_key_arn=args.kms_key_arn
+            )
             self.versioning, self.lifecycle = self._versions(name, self.bucket, config)
             bucket = bucket_ref(self.bucket, self)
         else:

@@ -8,9 +8,9 @@ docs/migrations-in-the-release.md explains the order, the failures and how to re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +19,7 @@ from pulumi_django.components.args import arg
 from pulumi_django.components.aws.cluster import Cluster, cluster_ref
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import acknowledgement_reasons
+from pulumi_django.providers.aws_session import AwsSession, session_input
 from pulumi_django.providers.migration_check import MigrationCheck
 from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.providers.release_commands import release_commands
@@ -81,6 +82,30 @@ class MigrationJobArgs:
         "steps (the image, the static release). Default: nothing.",
         default=(),
     )
+    container_overrides: pulumi.Input[Mapping[str, Any]] | None = arg(
+        "What the check and the job change in the app container's `environment` and `secrets` "
+        "(name -> value or `valueFrom`; None removes it): `AppTask.release_overrides`, so that "
+        "they log in to the database as the master user, not as the app's role. Default: None, "
+        "the container's own.",
+        default=None,
+    )
+    setup_commands: Sequence[Sequence[pulumi.Input[str]]] = arg(
+        "Commands the job runs before `migrations.command`, in the same task: "
+        "`AppTask.release_setup_commands` (the app's database role, created or updated as the "
+        "master). A change to one runs the job again. Default: none.",
+        default=(),
+    )
+    secret_versions: Sequence[pulumi.Resource] = arg(
+        "The `SecretVersion`s of the secrets the tasks read (`AppTask.secret_versions`, the "
+        "cache's): neither the check nor the job starts before their values exist. Default: "
+        "none.",
+        default=(),
+    )
+    aws_session: AwsSession | None = arg(
+        "The AWS identity the one-off tasks' boto3 calls act as (profile, roles to assume). "
+        "Default: the stack's `aws:` settings, as the site's AWS provider reads them.",
+        default=None,
+    )
 
 
 class MigrationJob(pulumi.ComponentResource):
@@ -119,6 +144,8 @@ class MigrationJob(pulumi.ComponentResource):
                 else args.region
             ),
             log_stream_prefix=args.log_stream_prefix,
+            aws_session=session_input(args.aws_session),
+            container_overrides=args.container_overrides,
         )
 
         def check(waits_for: list[pulumi.Resource]) -> MigrationCheck:
@@ -128,16 +155,23 @@ class MigrationJob(pulumi.ComponentResource):
                 settings_module=args.settings_module,
                 acknowledged=acknowledgement_reasons(config.acknowledged),
                 timeout_seconds=config.timeout_seconds,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*waits_for, *args.secret_versions]
+                ),
             )
 
         def job(waits_for: list[pulumi.Resource]) -> MigrationTaskRun:
             return MigrationTaskRun(
                 f"{name}-job",
                 task=task,
-                commands=release_commands(config.command, config.release_commands),
+                commands=[
+                    *(list(command) for command in args.setup_commands),
+                    *release_commands(config.command, config.release_commands),
+                ],
                 timeout_seconds=config.timeout_seconds,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*waits_for, *args.secret_versions]
+                ),
             )
 
         self.check, self.job = check_then_job(

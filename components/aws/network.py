@@ -12,31 +12,36 @@ import pulumi
 import pulumi_aws as aws
 
 from pulumi_django._mock_answers import mock_region, or_mock_answer, under_mocks
-from pulumi_django.components.args import ComponentArgsError, arg, resource_ref
+from pulumi_django.components.args import ComponentArgsError, arg, check_name, resource_ref
 from pulumi_django.components.site import POSTGRES_PORT, REDIS_PORT
 from pulumi_django.config import ConfigError
 from pulumi_django.config.network import NetworkConfig
 from pulumi_django.config.proxy import ProxyConfig
 
-CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 HTTP_PORT = 80
 HTTPS_PORT = 443
 ANYWHERE = "0.0.0.0/0"
 INGRESS = aws.vpc.SecurityGroupIngressRule
 EGRESS = aws.vpc.SecurityGroupEgressRule
-Tier = Literal["lb", "lb-http", "app", "db", "cache"]
-# One security group per tier, named f"{name}-{tier}".
+Tier = Literal["lb", "app", "db", "cache"]
+# One security group per tier, named f"{name}-{tier}". The load balancer has one: its only
+# ingress rule, from CloudFront's VPC-origin group, is LoadBalancer's. (Releases whose ALB was
+# internet-facing had a second, `lb-http`, because CloudFront's origin-facing prefix list
+# counts as 55 of a group's 60 rules, one rule per group; that list is referenced no more.)
+# The descriptions stay as deployed: a group's description cannot change, a new one would
+# replace the group.
 TIERS: dict[Tier, str] = {
     "lb": "Load balancer: HTTPS from CloudFront, to the app tasks",
-    "lb-http": "Load balancer: HTTP from CloudFront",
     "app": "App tasks: from the load balancer, to the database, cache and AWS APIs",
     "db": "PostgreSQL: from the app tasks only",
     "cache": "Redis: from the app tasks only",
 }
+# The load balancer's second group before its ALB became internal: refused by name.
+REMOVED_TIER = "lb-http"
 # The scalar outputs naming the chain's groups, and the tiers each one needs.
 GROUP_OUTPUTS: dict[str, tuple[Tier, ...]] = {
     "load_balancer_security_group_id": ("lb",),
-    "load_balancer_security_group_ids": ("lb", "lb-http"),
+    "load_balancer_security_group_ids": ("lb",),
     "app_security_group_id": ("app",),
     "database_security_group_id": ("db",),
     "cache_security_group_id": ("cache",),
@@ -52,7 +57,6 @@ INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 EXECUTE_COMMAND_ENDPOINT_SERVICE = "ssmmessages"
 # What a unit test's mocks, answering `{}`, are taken to have said (see `_mock_answers`).
 MOCK_VPC_CIDR = NetworkConfig().cidr
-MOCK_PREFIX_LIST_ID = "pl-00000000"
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ class SubnetLayout:
 
 
 def subnet_layout(cidr: str, zones: int) -> SubnetLayout:
-    """Private subnets (tasks, database, cache) take a quarter of the VPC each; the last
-    quarter splits into four small public subnets, which hold only the load balancer and NAT."""
+    """Private subnets (internal load balancer, tasks, database, cache) take a quarter of the
+    VPC each; the last quarter splits into four small public subnets, which hold only the NAT
+    gateways."""
     if not 1 <= zones <= 3:
         raise ValueError(f"a VPC spans 1 to 3 zones here, not {zones}")
     quarters = list(ipaddress.IPv4Network(cidr).subnets(prefixlen_diff=2))
@@ -97,11 +102,10 @@ class NetworkArgs:
         default=False,
     )
     tiers: Collection[Tier] = arg(
-        "The tiers of the chain your components need, among `lb`, `lb-http` (the load "
-        "balancer's HTTPS and HTTP groups), `app`, `db`, `cache`. A tier left out gets no "
-        "group and no rule; a link of the chain gets its rules when both its tiers are here. "
-        'Default: all five, what a whole site needs; e.g. `("app", "db", "cache")` '
-        "for a database and a cache only.",
+        "The tiers of the chain your components need, among `lb` (the load balancer's "
+        "group), `app`, `db`, `cache`. A tier left out gets no group and no rule; a link of "
+        "the chain gets its rules when both its tiers are here. Default: all four, what a "
+        'whole site needs; e.g. `("app", "db", "cache")` for a database and a cache only.',
         default=tuple(TIERS),
     )
     security_groups: Mapping[Tier, aws.ec2.SecurityGroup | pulumi.Input[str]] = arg(
@@ -109,11 +113,29 @@ class NetworkArgs:
         "`tiers`): not created here, and the chain's rules are still created on them and "
         "against them, as separate rule resources (so the group must not declare inline "
         "rules, which would remove them); a load balancer's group of your own must admit "
-        "CloudFront itself. Default: none, every tier's group is created.",
+        "CloudFront's VPC-origin group itself. Default: none, every tier's group is created.",
         default_factory=dict,
+    )
+    flow_logs_destination: pulumi.Input[str] | None = arg(
+        "S3 ARN (bucket, optionally `/prefix`) the VPC's flow logs are delivered to, accepted "
+        "and rejected traffic alike (LogBucket's `flow_logs_destination`, whose policy admits "
+        "the delivery); works for a created and an existing VPC. Default: None, no flow logs.",
+        default=None,
+    )
+    protect: bool = arg(
+        "Pulumi's `protect` on the VPC created here, which the database and the cache sit in: "
+        "a change that replaces it (a new `cidr`) or `pulumi destroy` stops with an error until "
+        "a `pulumi up` turned this off (`django:protect`). Default: True.",
+        default=True,
     )
 
     def __post_init__(self) -> None:
+        for field, tiers in (("tiers", self.tiers), ("security_groups", self.security_groups)):
+            if REMOVED_TIER in tiers:
+                raise ComponentArgsError(
+                    f"NetworkArgs.{field}: {REMOVED_TIER!r} is no tier any more: the internal "
+                    "load balancer has one group, 'lb'; leave 'lb-http' out"
+                )
         for tier in self.tiers:
             if tier not in TIERS:
                 raise ComponentArgsError(
@@ -128,12 +150,13 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """Public subnets for the load balancer and NAT, private ones for tasks and data, and one
-    security group per tier whose rules reference the neighbouring groups, never CIDRs.
+    """Public subnets for the NAT gateways, private ones for the internal load balancer, the
+    tasks and data, and one security group per tier whose rules reference the neighbouring
+    groups, never CIDRs.
 
-    The load balancer gets two groups (`load_balancer_security_group_ids`), one per port:
-    a rule referencing the CloudFront prefix list counts as 55 rules against the default
-    quota of 60 per group, so ports 80 and 443 cannot share one.
+    The load balancer's group (`lb`; `load_balancer_security_group_ids` is the list of it)
+    gets no ingress here: the only one, from CloudFront's VPC-origin group, is LoadBalancer's
+    (it exists once the VPC origin does). `lb` reaches the app tasks.
 
     Only what your components need is created. `args.tiers` names the tiers that exist; of
     those, a group you bring in `args.security_groups` is used as it is, and every other one
@@ -148,7 +171,8 @@ class Network(pulumi.ComponentResource):
 
     Children: `vpc`, `public_subnets`, `private_subnets` and the rest of the VPC are None or
     empty in an existing VPC; `security_groups` holds the groups created here (by tier, plus
-    `endpoints` with `egress: vpc-endpoints`), `security_group_rules` every rule by name."""
+    `endpoints` with `egress: vpc-endpoints`), `security_group_rules` every rule by name;
+    `flow_log`, the VPC's flow log when `args.flow_logs_destination` is given."""
 
     vpc_id: pulumi.Output[str]
     vpc_cidr: pulumi.Output[str]
@@ -169,13 +193,16 @@ class Network(pulumi.ComponentResource):
     vpc_endpoints: dict[str, aws.ec2.VpcEndpoint]
     security_groups: dict[str, aws.ec2.SecurityGroup]
     security_group_rules: dict[str, SecurityGroupRule]
+    flow_log: aws.ec2.FlowLog | None
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("Network", name)
         super().__init__("pulumi-django:network:Network", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        self._vpc_protected = args.protect
         config = args.config
         self.vpc = self.default_security_group = self.internet_gateway = None
         self.public_route_table = None
@@ -201,23 +228,30 @@ class Network(pulumi.ComponentResource):
             self.public_subnet_ids = pulumi.Output.all(*[s.id for s in self.public_subnets])
             self.private_subnet_ids = pulumi.Output.all(*[s.id for s in self.private_subnets])
 
+        self.flow_log = None
+        if args.flow_logs_destination is not None:
+            # Every accepted and rejected flow, to S3 (vended logs priced for S3 delivery, no
+            # CloudWatch Logs ingestion, no IAM role), in AWS's default format and 10-minute
+            # aggregation; the bucket's lifecycle is the retention.
+            self.flow_log = aws.ec2.FlowLog(
+                f"{name}-flow-logs",
+                vpc_id=self.vpc_id,
+                traffic_type="ALL",
+                log_destination_type="s3",
+                log_destination=args.flow_logs_destination,
+                tags=self._named("flow-logs"),
+                opts=self._child,
+            )
+
         for tier, purpose in TIERS.items():
             brought = args.security_groups.get(tier)
             if brought is not None:
                 self.security_group_ids[tier] = resource_ref(brought, "id")
             elif tier in args.tiers:
                 self._group(tier, purpose)
-        # Only groups created here get CloudFront's ingress: a brought one admits CloudFront
-        # already, and a second copy would be refused as a duplicate or overrun its rule quota.
-        edge_tiers: tuple[tuple[Tier, int], ...] = (("lb", HTTPS_PORT), ("lb-http", HTTP_PORT))
-        cloudfront_ports = {edge: port for edge, port in edge_tiers if edge in self.security_groups}
-        if cloudfront_ports:
-            cloudfront = aws.ec2.get_managed_prefix_list_output(
-                name=CLOUDFRONT_PREFIX_LIST, opts=invoke
-            )
-            prefix_list = or_mock_answer(cloudfront.id, MOCK_PREFIX_LIST_ID)
-            for edge, port in cloudfront_ports.items():
-                self._rule(INGRESS, f"{edge}-from-cloudfront", edge, port, prefix_list=prefix_list)
+        # The load balancer's groups get no ingress here: the ALB is internal, and its one way
+        # in, from CloudFront's VPC-origin group (which exists only once the VPC origin does),
+        # is LoadBalancer's rule on the `lb` group created here (`cloudfront_security_group_id`).
         self._allow("lb", "app", args.proxy_port)
         self._allow("app", "db", POSTGRES_PORT)
         self._allow("app", "cache", REDIS_PORT)
@@ -248,8 +282,8 @@ class Network(pulumi.ComponentResource):
 
     @property
     def load_balancer_security_group_ids(self) -> pulumi.Output[list[str]]:
-        """Both of the load balancer's groups (`lb`, `lb-http`), as its `security_groups`."""
-        return pulumi.Output.all(self._tier_group_id("lb"), self._tier_group_id("lb-http"))
+        """The load balancer's group (`lb`) as a list, its `security_groups`."""
+        return pulumi.Output.all(self._tier_group_id("lb"))
 
     @property
     def app_security_group_id(self) -> pulumi.Output[str]:
@@ -282,7 +316,7 @@ class Network(pulumi.ComponentResource):
             enable_dns_support=True,
             enable_dns_hostnames=True,  # interface endpoints' private DNS needs both
             tags=self._named("vpc"),
-            opts=self._child,
+            opts=pulumi.ResourceOptions(parent=self, protect=self._vpc_protected),
         )
         # Strip the default group's allow-all rules, so nothing that lands in it is reachable.
         self.default_security_group = aws.ec2.DefaultSecurityGroup(

@@ -29,9 +29,11 @@ from pulumi_django.components.aws.cache import Cache, CacheArgs
 from pulumi_django.components.aws.cluster import Cluster, ClusterArgs
 from pulumi_django.components.aws.database import Database, DatabaseArgs
 from pulumi_django.components.aws.load_balancer import LoadBalancer, LoadBalancerArgs
+from pulumi_django.components.aws.log_bucket import LogBucket, LogBucketArgs
 from pulumi_django.components.aws.media_storage import MediaStorage, MediaStorageArgs
 from pulumi_django.components.aws.migration_job import MigrationJob, MigrationJobArgs
 from pulumi_django.components.aws.network import Network, NetworkArgs
+from pulumi_django.components.aws.stack_key import StackKey, StackKeyArgs
 from pulumi_django.components.aws.static_site import StaticSite, StaticSiteArgs
 from pulumi_django.components.site import Site
 from pulumi_django.config import ConfigError, StackConfig
@@ -77,6 +79,16 @@ def tagged_provider(name: str, config: StackConfig, opts: pulumi.ResourceOptions
     )
 
 
+def network_identity(config: StackConfig) -> dict[str, str]:
+    """What the data stores' guards know their network by, under the key that sets it: a VPC
+    created from `network.cidr` (a new CIDR replaces it, and the subnets the stores sit in), or
+    an existing VPC."""
+    existing = config.network.existing
+    if existing is not None:
+        return {"network.existing.vpcId": existing.vpc_id}
+    return {"network.cidr": config.network.cidr}
+
+
 def _is_text(annotation: Any) -> bool:
     """Whether a provider argument is a plain string (else its config value is JSON)."""
     text = str(annotation)
@@ -89,6 +101,8 @@ class AwsSite(Site):
     The one place that maps the stack config to the AWS components' args; each component is
     an attribute, whose own attributes are its resources."""
 
+    stack_key: StackKey | None
+    logs: LogBucket | None
     network: Network
     database: Database
     cache: Cache
@@ -117,6 +131,8 @@ class AwsSite(Site):
         "cluster_name",
         "service_name",
         "applied_migrations",
+        "log_bucket",
+        "stack_key_arn",
     )
     static_bucket: pulumi.Output[str]
     media_bucket: pulumi.Output[str] | None
@@ -131,6 +147,8 @@ class AwsSite(Site):
     cluster_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     applied_migrations: pulumi.Output[Any]
+    log_bucket: pulumi.Output[str] | None
+    stack_key_arn: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
@@ -145,6 +163,38 @@ class AwsSite(Site):
         region = aws.get_region_output(
             opts=pulumi.InvokeOutputOptions(parent=self, provider=provider)
         ).region
+        # One customer-managed key for the stack's data (`security.customerManagedKey`); None:
+        # AWS managed keys. Created first: the data tier is encrypted with it from the start.
+        self.stack_key = (
+            StackKey(
+                name,
+                StackKeyArgs(
+                    cloudfront_reads=config.media.enabled and config.media.access == "public"
+                ),
+                opts=self.child(),
+            )
+            if config.security.customer_managed_key
+            else None
+        )
+        kms_key_arn = self.stack_key.arn if self.stack_key else None
+
+        # The audit logs' bucket (`security.accessLogs`, `security.flowLogs`); None: no logs.
+        # Each writer below is handed a value that resolves once the bucket admits it.
+        security = config.security
+        self.logs = (
+            LogBucket(
+                name,
+                LogBucketArgs(
+                    retention_days=security.log_retention_days,
+                    load_balancer_prefix=name if security.access_logs else None,
+                    flow_logs=security.flow_logs,
+                    cloudfront_logs=security.access_logs,
+                ),
+                opts=self.child(),
+            )
+            if security.access_logs or security.flow_logs
+            else None
+        )
 
         self.network = Network(
             name,
@@ -152,6 +202,8 @@ class AwsSite(Site):
                 config=config.network,
                 proxy_port=config.proxy.port,
                 execute_command=config.fleet.enable_execute_command,
+                flow_logs_destination=self.logs.flow_logs_destination if self.logs else None,
+                protect=config.protect,
             ),
             opts=self.child(),
         )
@@ -161,6 +213,13 @@ class AwsSite(Site):
                 config=config.database,
                 subnet_ids=self.network.private_subnet_ids,
                 security_group_id=self.network.database_security_group_id,
+                enhanced_monitoring_seconds=security.enhanced_monitoring_seconds,
+                kms_key_arn=kms_key_arn,
+                protect=config.protect,
+                allow_replacement="database" in config.allow_replacement,
+                network_identity=network_identity(config),
+                log_retention_days=config.database.log_retention_days
+                or config.fleet.log_retention_days,
             ),
             opts=self.child(),
         )
@@ -170,6 +229,10 @@ class AwsSite(Site):
                 config=config.cache,
                 subnet_ids=self.network.private_subnet_ids,
                 security_group_id=self.network.cache_security_group_id,
+                kms_key_arn=kms_key_arn,
+                protect=config.protect,
+                allow_replacement="cache" in config.allow_replacement,
+                network_identity=network_identity(config),
             ),
             opts=self.child(),
         )
@@ -189,14 +252,33 @@ class AwsSite(Site):
                     config.domain.load_balancer_certificate_arn if config.domain else None
                 ),
                 vpc_id=self.network.vpc_id,
-                public_subnet_ids=self.network.public_subnet_ids,
+                # Internal, in the private subnets: CloudFront reaches it through a VPC origin.
+                subnet_ids=self.network.private_subnet_ids,
                 security_group_ids=self.network.load_balancer_security_group_ids,
+                access_logs_bucket=(
+                    self.logs.bucket_name if self.logs and security.access_logs else None
+                ),
+                # The one ingress rule goes on the `lb` group created here; a brought group
+                # admits CloudFront's VPC-origin group itself.
+                cloudfront_security_group_id=(
+                    self.network.security_groups["lb"].id
+                    if "lb" in self.network.security_groups
+                    else None
+                ),
+                # A VPC origin needs the VPC's internet gateway attached first.
+                after=[gateway] if (gateway := self.network.internet_gateway) else [],
             ),
             opts=self.child(),
         )
         # Uploads: a bucket of their own, which no release step ever prunes.
         self.media = (
-            MediaStorage(name, MediaStorageArgs(config=config.media), opts=self.child())
+            MediaStorage(
+                name,
+                MediaStorageArgs(
+                    config=config.media, kms_key_arn=kms_key_arn, protect=config.protect
+                ),
+                opts=self.child(),
+            )
             if config.media.enabled
             else None
         )
@@ -207,6 +289,10 @@ class AwsSite(Site):
                 domain=config.domain,
                 load_balancer_origin=self.load_balancer.origin,
                 media=self.media.public_origin if self.media else None,
+                access_logs_destination=(
+                    self.logs.cloudfront_logs_destination if self.logs else None
+                ),
+                protect=config.protect,
             ),
             opts=self.child(),
         )
@@ -225,6 +311,8 @@ class AwsSite(Site):
                 app=config.app,
                 architecture=config.fleet.architecture,
                 keep_images=config.static.keep_releases,
+                kms_key_arn=kms_key_arn,
+                protect=config.protect,
             ),
             opts=self.child(),
         )
@@ -237,6 +325,8 @@ class AwsSite(Site):
             prefix=config.static.prefix,
             keep=config.static.keep_releases,
             region=region,
+            # Read from the registry in the fleet's platform: no Docker daemon needed.
+            architecture=config.fleet.architecture,
             opts=self.child(),
         )
         self.cluster = Cluster(name, ClusterArgs(), opts=self.child())
@@ -257,10 +347,13 @@ class AwsSite(Site):
                     name=self.database.database_name,
                     username=self.database.username,
                     secret_arn=self.database.master_secret_arn,
+                    # The fleet connects as the app's own role; the release as the master.
+                    app_role=self.database.app_role,
                 ),
                 cache=CacheEndpoint(
                     url=self.cache.url_without_password, auth_secret_arn=self.cache.auth_secret_arn
                 ),
+                secret_versions=[self.cache.auth_secret_version],
                 site_host=site_host,
                 site_url=self.static_site.site_url,
                 static_url=self.static_site.static_url,
@@ -272,6 +365,7 @@ class AwsSite(Site):
                     if self.media
                     else None
                 ),
+                kms_key_arn=kms_key_arn,
             ),
             opts=self.child(),
         )
@@ -290,6 +384,10 @@ class AwsSite(Site):
                 service_name=name,
                 region=region,
                 after=[self.static_release],
+                # As the master, setting the app's role up before `migrate`.
+                container_overrides=self.task.release_overrides,
+                setup_commands=self.task.release_setup_commands,
+                secret_versions=[*self.task.secret_versions, self.cache.auth_secret_version],
             ),
             opts=self.child(),
         )
@@ -314,6 +412,7 @@ class AwsSite(Site):
         self.url = self.static_site.site_url
         self.static_url = self.static_site.static_url
         self.release_id = self.image.image_ref
+        self.readiness_url = self.readiness_url_of(config.app.readiness_path)
         self.static_bucket = self.static_site.bucket_name
         self.media_bucket = self.media.bucket_name if self.media else None
         self.distribution_id = self.static_site.distribution_id
@@ -327,4 +426,6 @@ class AwsSite(Site):
         self.cluster_name = self.cluster.cluster_name
         self.service_name = self.service.service_name
         self.applied_migrations = self.migrations.applied_migrations
+        self.log_bucket = self.logs.bucket_name if self.logs else None
+        self.stack_key_arn = kms_key_arn
         self.register_outputs(self.exports)

@@ -6,9 +6,14 @@ bucket, see MediaStorage), so pages and their assets share one origin for the br
 and the bucket holds every kept release's files: a page from an old server and one from a new
 server both find their hashed assets during a rolling update.
 
-The load balancer takes traffic only from CloudFront: its security group admits only the
-CloudFront origin-facing prefix list (Network component), and the distribution sends a secret
-`X-Origin-Verify` header that the ALB listener rule requires (the same secret is passed there).
+The load balancer is internal: the distribution reaches it through a CloudFront VPC origin
+(LoadBalancer component), never across the internet, and sends a secret `X-Origin-Verify`
+header that the ALB listener rule requires (the same secret is passed there), as a second lock.
+
+No error the app answers is cached: the distribution's error caching minimum TTL is 0 for every
+status code CloudFront would otherwise cache for 10 s (`APP_ERROR_CODES`). CloudFront sets that
+TTL per distribution, not per behaviour, and S3 puts no Cache-Control on a missing key's 404, so
+a missing static file is not cached either: the next request after a publish finds it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes
+from pulumi_django.components.args import ComponentArgsError, arg, brought_attributes, check_name
 from pulumi_django.components.aws.load_balancer import ORIGIN_VERIFY_HEADER, LoadBalancerOrigin
 from pulumi_django.components.aws.media_storage import MediaOrigin
-from pulumi_django.components.aws.network import HTTP_PORT, HTTPS_PORT
 from pulumi_django.components.aws.private_bucket import (
     BucketControls,
     bucket_policy,
@@ -30,6 +34,7 @@ from pulumi_django.components.aws.private_bucket import (
 )
 from pulumi_django.config.domain import DomainConfig
 from pulumi_django.config.static import StaticConfig
+from pulumi_django.rendering.log_bucket_policy import CLOUDFRONT_LOG_REGION
 from pulumi_django.rendering.media import MEDIA_CONTENT_SECURITY_POLICY
 from pulumi_django.rendering.static_bucket_policy import static_bucket_policy
 
@@ -50,6 +55,12 @@ HSTS_SECONDS = 31536000
 # CloudFront's longest origin read timeout without a quota increase; the app's own request
 # timeout (app.timeoutSeconds) should stay below it.
 ORIGIN_READ_TIMEOUT_SECONDS = 60
+# Standard logs (v2) in the format of the legacy standard logs (W3C extended, tab-separated).
+ACCESS_LOGS_FORMAT = "w3c"
+# Every status code a custom error response can name (CloudFront caches the 4xx/5xx among them
+# for 10 s by default when no error caching minimum TTL is set): all get 0, so no viewer is
+# ever served another's error, nor a 502/503 of a rollout after it ended.
+APP_ERROR_CODES = (400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +69,7 @@ class StaticSiteArgs:
     and the bucket and distribution of yours it uses."""
 
     config: StaticConfig = arg(
-        "The static section: key prefix, kept releases, price class, WAF, 404 caching. "
+        "The static section: key prefix, kept releases, price class, WAF. "
         "Default: the section's defaults.",
         default_factory=StaticConfig,
     )
@@ -69,9 +80,9 @@ class StaticSiteArgs:
     )
     load_balancer_origin: LoadBalancerOrigin | None = arg(
         "The ALB behind the default behaviour: its DNS name, the secret it requires in "
-        f"`{ORIGIN_VERIFY_HEADER}`, and whether it serves HTTPS, CloudFront then reaching it "
-        "over HTTPS only, else over HTTP only (LoadBalancer's `origin`; docs/static-files.md). "
-        "Required unless `distribution` is brought.",
+        f"`{ORIGIN_VERIFY_HEADER}`, whether it serves HTTPS, and the CloudFront VPC origin the "
+        "distribution reaches it through, inside the VPC (LoadBalancer's `origin`; "
+        "docs/static-files.md). Required unless `distribution` is brought.",
         default=None,
     )
     media: MediaOrigin | None = arg(
@@ -91,10 +102,25 @@ class StaticSiteArgs:
     distribution: aws.cloudfront.Distribution | pulumi.Input[str] | None = arg(
         "An existing CloudFront distribution (object or id; an id is looked up). The component "
         "then creates neither a distribution nor its origin access control; yours must send "
-        f"the default behaviour to the ALB, uncached, with every method and the "
-        f"`{ORIGIN_VERIFY_HEADER}` header, and `/<prefix>*` to the bucket through an origin "
-        "access control (docs/static-files.md). Default: one distribution for the whole site.",
+        f"the default behaviour to the ALB through a VPC origin, uncached, with every method "
+        f"and the `{ORIGIN_VERIFY_HEADER}` header, `/<prefix>*` to the bucket through an origin "
+        "access control, and cache no error (docs/static-files.md). Default: one distribution "
+        "for the whole site.",
         default=None,
+    )
+    access_logs_destination: pulumi.Input[str] | None = arg(
+        "S3 ARN (bucket, optionally `/prefix`) the distribution's standard logs (v2) are "
+        "delivered to, by a CloudWatch Logs delivery made in us-east-1 (LogBucket's "
+        "`cloudfront_logs_destination`, whose policy admits it); also for a brought "
+        "distribution, which must have no other v2 delivery (one source per distribution). "
+        "Default: None, no access logs.",
+        default=None,
+    )
+    protect: bool = arg(
+        "Pulumi's `protect` on the bucket created here: `pulumi destroy`, removing it or a "
+        "change that replaces it stops with an error until a `pulumi up` turned this off "
+        "(`django:protect`). Default: True.",
+        default=True,
     )
 
     def __post_init__(self) -> None:
@@ -118,7 +144,9 @@ class StaticSite(pulumi.ComponentResource):
     Each child is an attribute: `bucket`, `bucket_controls` (public access block, encryption,
     ownership controls) and `bucket_policy`, all None when the bucket is brought;
     `origin_access_control` and `distribution`, None when the distribution is brought;
-    `media_headers_policy`, set when the component's distribution serves public media."""
+    `media_headers_policy`, set when the component's distribution serves public media;
+    `log_delivery_source`, `log_delivery_destination` and `log_delivery` (standard logging v2,
+    in us-east-1), set with `access_logs_destination`."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
@@ -128,6 +156,9 @@ class StaticSite(pulumi.ComponentResource):
     distribution_domain_name: pulumi.Output[str]
     site_url: pulumi.Output[str]
     static_url: pulumi.Output[str]
+    log_delivery_source: aws.cloudwatch.LogDeliverySource | None
+    log_delivery_destination: aws.cloudwatch.LogDeliveryDestination | None
+    log_delivery: aws.cloudwatch.LogDelivery | None
     bucket: aws.s3.Bucket | None
     bucket_controls: BucketControls | None
     bucket_policy: aws.s3.BucketPolicy | None
@@ -138,6 +169,7 @@ class StaticSite(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        check_name("StaticSite", name)
         super().__init__("pulumi-django:static:StaticSite", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config, domain = args.config, args.domain
@@ -145,7 +177,13 @@ class StaticSite(pulumi.ComponentResource):
         if args.bucket is None:
             # force_destroy stays off: a destroy must not silently delete files running tasks
             # serve.
-            self.bucket = aws.s3.Bucket(f"{name}-static", force_destroy=False, opts=child)
+            self.bucket = aws.s3.Bucket(
+                f"{name}-static",
+                force_destroy=False,
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(protect=args.protect)
+                ),
+            )
             self.bucket_controls = lock_down_bucket(f"{name}-static", self.bucket, child)
             bucket = bucket_ref(self.bucket, self)
         else:
@@ -185,6 +223,7 @@ class StaticSite(pulumi.ComponentResource):
             self.distribution_arn = self.distribution.arn
             self.distribution_domain_name = self.distribution.domain_name
 
+        self._access_logs(name, args.access_logs_destination, child)
         self.bucket_policy_document = pulumi.Output.all(bucket.arn, self.distribution_arn).apply(
             lambda arns: static_bucket_policy(arns[0], arns[1], config.prefix)
         )
@@ -220,6 +259,47 @@ class StaticSite(pulumi.ComponentResource):
             }
         )
 
+    def _access_logs(
+        self, name: str, destination: pulumi.Input[str] | None, child: pulumi.ResourceOptions
+    ) -> None:
+        """Standard logging (v2): a delivery source for the distribution, a destination for the
+        S3 ARN and the delivery between them, all three in us-east-1, where CloudFront's
+        deliveries are made (the bucket may be in any region). Chosen over legacy logging,
+        which needs ACLs turned back on for the whole bucket (and a grant to the
+        `awslogsdelivery` account); v2 writes as the log delivery service that the bucket
+        policy names, with ACLs off. The log format is W3C, the legacy logs' own."""
+        self.log_delivery_source = self.log_delivery_destination = self.log_delivery = None
+        if destination is None:
+            return
+        # Named after the distribution (unique in the account, as the names must be in
+        # us-east-1), as the console names them.
+        named = self.distribution_id.apply(lambda distribution_id: f"cloudfront-{distribution_id}")
+        source = self.log_delivery_source = aws.cloudwatch.LogDeliverySource(
+            f"{name}-cdn-logs",
+            name=named,
+            log_type="ACCESS_LOGS",
+            resource_arn=self.distribution_arn,
+            region=CLOUDFRONT_LOG_REGION,
+            opts=child,
+        )
+        target = self.log_delivery_destination = aws.cloudwatch.LogDeliveryDestination(
+            f"{name}-cdn-logs",
+            name=named.apply(lambda source_name: f"{source_name}-s3"),
+            output_format=ACCESS_LOGS_FORMAT,
+            delivery_destination_configuration={"destination_resource_arn": destination},
+            region=CLOUDFRONT_LOG_REGION,
+            opts=child,
+        )
+        # No s3_delivery_configuration: the prefix is in the destination's ARN, and a suffix
+        # path set here is rewritten by AWS on creation (terraform-provider-aws #46328).
+        self.log_delivery = aws.cloudwatch.LogDelivery(
+            f"{name}-cdn-logs",
+            delivery_source_name=source.name,
+            delivery_destination_arn=target.arn,
+            region=CLOUDFRONT_LOG_REGION,
+            opts=child,
+        )
+
     def _distribution(
         self,
         name: str,
@@ -229,8 +309,8 @@ class StaticSite(pulumi.ComponentResource):
         access_control: aws.cloudfront.OriginAccessControl,
         child: pulumi.ResourceOptions,
     ) -> aws.cloudfront.Distribution:
-        """One distribution for the site: the app uncached from the ALB, the static files cached
-        from the bucket, public media from its bucket."""
+        """One distribution for the site: the app uncached from the ALB through its VPC origin,
+        the static files cached from the bucket, public media from its bucket; no error cached."""
         config, domain = args.config, args.domain
         media_origins, media_behaviours = self._media(name, args.media, access_control, child)
         return aws.cloudfront.Distribution(
@@ -246,13 +326,10 @@ class StaticSite(pulumi.ComponentResource):
                 {
                     "origin_id": LOAD_BALANCER_ORIGIN,
                     "domain_name": load_balancer.dns_name,
-                    "custom_origin_config": {
-                        "http_port": HTTP_PORT,
-                        "https_port": HTTPS_PORT,
-                        "origin_protocol_policy": (
-                            "https-only" if load_balancer.https else "http-only"
-                        ),
-                        "origin_ssl_protocols": ["TLSv1.2"],
+                    # Into the VPC, to the internal ALB; the VPC origin holds the protocol
+                    # (HTTPS with the ALB's certificate, else HTTP inside the VPC).
+                    "vpc_origin_config": {
+                        "vpc_origin_id": load_balancer.vpc_origin_id,
                         "origin_read_timeout": ORIGIN_READ_TIMEOUT_SECONDS,
                     },
                     "custom_headers": [
@@ -292,10 +369,11 @@ class StaticSite(pulumi.ComponentResource):
                 },
                 *media_behaviours,
             ],
-            # A file missing from the bucket (published a moment later) must not stay a 404. (A
-            # media file is saved before anyone has its URL: a miss there is a deleted file.)
+            # Without these, CloudFront caches a 4xx/5xx for 10 s for every viewer: a 403 of one
+            # user, a 502 of a rollout. Per distribution: a missing static file (published a
+            # moment later) is not cached either.
             custom_error_responses=[
-                {"error_code": 404, "error_caching_min_ttl": config.error_caching_seconds}
+                {"error_code": code, "error_caching_min_ttl": 0} for code in APP_ERROR_CODES
             ],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=(

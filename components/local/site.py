@@ -93,6 +93,7 @@ class LocalSite(Site):
             **config.app.environment,
             "DJANGO_SETTINGS_MODULE": config.app.settings_module,
             "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,
+            "DJANGO_READINESS_PATH": config.app.readiness_path,
             "DJANGO_SECRET_KEY": django_secret_key(
                 name, config.secret_key, SECRET_KEY_LENGTH, self.child()
             ),
@@ -153,6 +154,7 @@ class LocalSite(Site):
         self.url = pulumi.Output.from_input(url)
         self.static_url = pulumi.Output.from_input(static_url)
         self.release_id = image
+        self.readiness_url = self.readiness_url_of(config.app.readiness_path)
         self.app_containers = self.replicas.names
         self.proxy_container = self.proxy.container_name
         self.media_volume = media.volume_name if media else None

@@ -1,7 +1,12 @@
 """A Pulumi program of your own, built from pulumi-django's components: the app's database and
-cache in an existing VPC, and its ECS service on an existing cluster behind an existing load
-balancer (its HTTPS listener and target group). Nothing of what exists is created again: no VPC,
-no cluster, no load balancer, listener or target group.
+cache in an existing VPC, and its ECS service on an existing cluster behind an existing internal
+load balancer (its HTTPS listener and target group), which CloudFront reaches through a VPC
+origin made here. Nothing of what exists is created again: no VPC, no cluster, no load
+balancer, listener or target group.
+
+The fleet connects to the database as the app's own role (`Database.app_role`: IAM database
+authentication, which `Database` turns on, no password), never as the master user; the release's
+one-off tasks log in as the master and create or update that role before `migrate`.
 
 Each `pulumi up` then deploys a release, in the order a rolling release needs, every step
 waiting for the one before: the app's image is built and pushed -> its static files are
@@ -12,11 +17,13 @@ step that fails stops the release there, with the fleet still on the previous re
 Stack config, under this project's namespace (`pulumi config set --path shop:...`):
 - `vpc`: `vpcId`, `publicSubnetIds`, `privateSubnetIds` of the existing VPC.
 - `loadBalancer`: `arn`, `listenerArn` (HTTPS), `targetGroupArn` (IP targets) and
-  `securityGroupId` of the existing load balancer.
+  `securityGroupId` of the existing load balancer: internal, in the private subnets (an
+  internet-facing one is refused), its group admitting CloudFront's VPC-origin group
+  (`CloudFront-VPCOrigins-Service-SG`) on 443.
 - `clusterArn`: the ECS cluster (with the FARGATE capacity provider).
 - `staticBucket`: the bucket your CloudFront distribution serves `/static/*` from.
 - `host`: the site's host name; `originVerifySecret` (secret): the header value your CloudFront
-  distribution sends the load balancer.
+  distribution sends the load balancer, through the VPC origin exported as `vpcOriginId`.
 
 `tests/test_library_program.py` runs it under `pulumi_django.testing` and under a plain
 `pulumi.runtime.set_mocks` recipe.
@@ -77,17 +84,6 @@ def keep_on_destroy(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransf
     )
 
 
-def iam_database_authentication(
-    args: pulumi.ResourceTransformArgs,
-) -> pulumi.ResourceTransformResult | None:
-    """A setting `DatabaseConfig` does not offer, set on the child that has it. Transforms see
-    the engine's (camelCase) input names."""
-    if args.type_ != "aws:rds/instance:Instance":
-        return None
-    props = {**args.props, "iamDatabaseAuthenticationEnabled": True}
-    return pulumi.ResourceTransformResult(props, args.opts)
-
-
 # Only security groups are created in the existing VPC: the app's, the database's and the
 # cache's, and the rules from the load balancer's group (yours) to the app's.
 network = Network(
@@ -112,9 +108,7 @@ database = Database(
         security_group_id=network.database_security_group_id,
         subnet_ids=network.private_subnet_ids,
     ),
-    opts=pulumi.ResourceOptions.merge(
-        data_tier, pulumi.ResourceOptions(transforms=[iam_database_authentication])
-    ),
+    opts=data_tier,
 )
 cache = Cache(
     NAME,
@@ -125,7 +119,9 @@ cache = Cache(
     opts=data_tier,
 )
 
-# The existing load balancer gets one forwarding rule on its listener, to its target group.
+# The existing load balancer gets one forwarding rule on its listener, to its target group,
+# and the CloudFront VPC origin your distribution reaches it through (refused if it is
+# internet-facing).
 load_balancer = LoadBalancer(
     NAME,
     LoadBalancerArgs(
@@ -163,8 +159,12 @@ task = AppTask(
             name=database.database_name,
             username=database.username,
             secret_arn=database.master_secret_arn,
+            # The fleet connects as the app's own role; the release's tasks as the master.
+            app_role=database.app_role,
         ),
         cache=CacheEndpoint(url=cache.url_without_password, auth_secret_arn=cache.auth_secret_arn),
+        # The task definition is registered only once the cache's AUTH token exists.
+        secret_versions=[cache.auth_secret_version],
         site_host=host,
         site_url=f"https://{host}",
         static_url=f"https://{host}/static/",
@@ -174,7 +174,8 @@ task = AppTask(
     ),
 )
 # 3. The migration safety check, then the migrations, as one-off tasks of the new task
-# definition, once the static files are out.
+# definition, once the static files are out: as the master user, setting the app's role up
+# before `migrate`, once every secret they read has its value.
 migrations = MigrationJob(
     NAME,
     MigrationJobArgs(
@@ -188,6 +189,9 @@ migrations = MigrationJob(
         release_id=image.image_ref,
         service_name=NAME,
         after=[static_release],
+        container_overrides=task.release_overrides,
+        setup_commands=task.release_setup_commands,
+        secret_versions=[*task.secret_versions, cache.auth_secret_version],
     ),
 )
 # 4. The fleet rolls to the new task definition only once the migrations ran.
@@ -212,3 +216,5 @@ pulumi.export("cacheEndpoint", cache.primary_endpoint)
 pulumi.export("serviceName", service.service_name)
 pulumi.export("releaseImage", image.image_ref)
 pulumi.export("appliedMigrations", migrations.applied_migrations)
+# What your distribution's origin for the app names (`vpc_origin_config.vpc_origin_id`).
+pulumi.export("vpcOriginId", load_balancer.vpc_origin_id)

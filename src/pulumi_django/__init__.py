@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "components.aws.site": ("AwsSite",),
     "components.aws.network": ("Network", "NetworkArgs"),
-    "components.aws.database": ("Database", "DatabaseArgs"),
+    "components.aws.database": ("AppDatabaseRole", "Database", "DatabaseArgs"),
     "components.aws.cache": ("Cache", "CacheArgs"),
     "components.aws.load_balancer": ("LoadBalancer", "LoadBalancerArgs", "LoadBalancerOrigin"),
     "components.aws.static_site": ("StaticSite", "StaticSiteArgs"),
@@ -33,6 +33,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "components.aws.app_service": ("AppService", "AppServiceArgs"),
     "components.aws.migration_job": ("MigrationJob", "MigrationJobArgs"),
+    "components.aws.stack_key": ("StackKey", "StackKeyArgs"),
+    "components.aws.log_bucket": ("LogBucket", "LogBucketArgs"),
     "components.local.site": ("LocalSite",),
     "components.local.app_image": ("LocalAppImage", "LocalAppImageArgs"),
     "components.local.app": ("LocalAppReplicas", "LocalAppReplicasArgs"),
@@ -55,9 +57,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config.network": ("ExistingNetwork", "NetworkConfig"),
     "config.proxy": ("ProxyConfig",),
     "config.rehearsal": ("RehearsalConfig", "RehearsalForm"),
+    "config.security": ("SecurityConfig",),
     "config.static": ("StaticConfig",),
     "components.args": ("ComponentArgsError",),
     "providers.static_release": ("StaticRelease",),
+    "providers.aws_session": ("AssumeRole", "AwsSession"),
     "rendering.local_proxy": ("ProxyControl",),
     "errors": ("PulumiDjangoError",),
 }
@@ -66,13 +70,16 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = [
     "AcknowledgedMigration",
     "AppConfig",
+    "AppDatabaseRole",
     "AppImage",
     "AppImageArgs",
     "AppService",
     "AppServiceArgs",
     "AppTask",
     "AppTaskArgs",
+    "AssumeRole",
     "AutoscalingConfig",
+    "AwsSession",
     "AwsSite",
     "Cache",
     "CacheArgs",
@@ -111,6 +118,8 @@ __all__ = [
     "LocalSite",
     "LocalStaticRelease",
     "LocalStaticReleaseArgs",
+    "LogBucket",
+    "LogBucketArgs",
     "MediaBucket",
     "MediaConfig",
     "MediaOrigin",
@@ -128,7 +137,10 @@ __all__ = [
     "RehearsalConfig",
     "RehearsalForm",
     "RollingUpdateConfig",
+    "SecurityConfig",
     "StackConfig",
+    "StackKey",
+    "StackKeyArgs",
     "StaticConfig",
     "StaticRelease",
     "StaticSite",
@@ -150,12 +162,14 @@ if TYPE_CHECKING:
     )
     from .components.aws.cache import Cache, CacheArgs
     from .components.aws.cluster import Cluster, ClusterArgs
-    from .components.aws.database import Database, DatabaseArgs
+    from .components.aws.database import AppDatabaseRole, Database, DatabaseArgs
     from .components.aws.load_balancer import LoadBalancer, LoadBalancerArgs, LoadBalancerOrigin
+    from .components.aws.log_bucket import LogBucket, LogBucketArgs
     from .components.aws.media_storage import MediaOrigin, MediaStorage, MediaStorageArgs
     from .components.aws.migration_job import MigrationJob, MigrationJobArgs
     from .components.aws.network import Network, NetworkArgs
     from .components.aws.site import AwsSite
+    from .components.aws.stack_key import StackKey, StackKeyArgs
     from .components.aws.static_site import StaticSite, StaticSiteArgs
     from .components.local.app import LocalAppReplicas, LocalAppReplicasArgs
     from .components.local.app_image import LocalAppImage, LocalAppImageArgs
@@ -179,8 +193,10 @@ if TYPE_CHECKING:
     from .config.network import ExistingNetwork, NetworkConfig
     from .config.proxy import ProxyConfig
     from .config.rehearsal import RehearsalConfig, RehearsalForm
+    from .config.security import SecurityConfig
     from .config.static import StaticConfig
     from .errors import PulumiDjangoError
+    from .providers.aws_session import AssumeRole, AwsSession
     from .providers.static_release import StaticRelease
     from .rendering.local_proxy import ProxyControl
 

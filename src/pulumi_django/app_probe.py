@@ -169,6 +169,8 @@ def _health(path: str) -> dict[str, Any]:
         "path": path,
         "status": response.status_code,
         "header": response.headers.get("X-Health-Check"),
+        # The runtime kit's `liveness` or `readiness`; none from a kit before they were apart.
+        "kind": response.headers.get("X-Health-Check-Kind"),
         "error": None,
     }
 

@@ -196,6 +196,7 @@ def deployment_environment(config: StackConfig, app_dir: Path) -> dict[str, str]
         **config.app.environment,
         "DJANGO_SETTINGS_MODULE": config.app.settings_module,
         "DJANGO_HEALTH_CHECK_PATH": config.app.health_check_path,
+        "DJANGO_READINESS_PATH": config.app.readiness_path,
         "STATIC_URL": static_url_prefix(config.static),
     }
 

@@ -163,6 +163,12 @@ def _short(region: str) -> str:
     return f"{area}{direction}{number}"
 
 
+def _mock_uuid(name: str) -> str:
+    """A UUID-shaped id derived from a resource name (KMS key ids look like this)."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
 def _autonamed(name: str, inputs: Mapping[str, Any], _region: str) -> dict[str, Any]:
     """The physical name the engine would give a resource whose `name` input is unset."""
     return {"name": inputs.get("name", f"{name}-a1b2c3d")}
@@ -258,6 +264,11 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
     ),
     "aws:secretsmanager/secret:Secret": lambda name, _i, region: {
         "arn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:{name}-AbCdEf",
+    },
+    # A key's ARN ends in `key/<uuid>`, which IAM statements scoped to it check.
+    "aws:kms/key:Key": lambda name, _i, region: {
+        "arn": f"arn:aws:kms:{region}:{MOCK_ACCOUNT}:key/{_mock_uuid(name)}",
+        "keyId": _mock_uuid(name),
     },
     "aws:rds/subnetGroup:SubnetGroup": _autonamed,
     "aws:rds/parameterGroup:ParameterGroup": _autonamed,

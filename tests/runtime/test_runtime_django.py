@@ -24,23 +24,30 @@ PROBE = """
 import json
 from django.test import Client, override_settings
 HEALTH = {health!r}
+READY = {ready!r}
 
 def ask(path, host, method="get"):
     response = getattr(Client(), method)(path, HTTP_HOST=host)
     return [response.status_code, response.content.decode(), response.get("X-Health-Check"),
-            response.get("Cache-Control")]
+            response.get("Cache-Control"), response.get("X-Health-Check-Kind")]
 
 results = {{
     "health": ask(HEALTH, "{task_ip}"),
+    "ready": ask(READY, "{task_ip}"),
     "head": ask(HEALTH, "{task_ip}", "head")[:1],
     "page": ask("/", "{task_ip}")[:1],
     "default_path": ask("/healthz", "{site}")[:1],
+    "default_ready_path": ask("/readyz", "{site}")[:1],
 }}
 with override_settings(HEALTH_CHECKS={{"map tiles": "{project}.checks.map_tiles"}}):
     results["own check"] = ask(HEALTH, "{task_ip}")[:2]
+    results["own check ready"] = ask(READY, "{task_ip}")[:2]
+with override_settings(READINESS_CHECKS={{"map tiles": "{project}.checks.map_tiles"}}):
+    results["readiness check"] = ask(HEALTH, "{task_ip}")[:2]
+    results["readiness check ready"] = ask(READY, "{task_ip}")[:2]
 with override_settings(CACHES={{"default": {{
         "BACKEND": "django.core.cache.backends.dummy.DummyCache"}}}}):
-    results["dummy cache"] = ask(HEALTH, "{task_ip}")[:2]
+    results["dummy cache"] = ask(READY, "{task_ip}")[:2]
 print(json.dumps(results))
 """
 APP_CHECKS = """
@@ -84,8 +91,12 @@ def last_line(stdout: str) -> str:
     return stdout.splitlines()[-1]
 
 
-def probe(project: Path, health: str, **variables: str) -> dict[str, Any]:
-    code = PROBE.format(health=health, task_ip=TASK_IP_HOST, site=SITE_HOST, project=PROJECT)
+def probe(
+    project: Path, health: str = "/healthz", ready: str = "/readyz", **variables: str
+) -> dict[str, Any]:
+    code = PROBE.format(
+        health=health, ready=ready, task_ip=TASK_IP_HOST, site=SITE_HOST, project=PROJECT
+    )
     result = run_django(project, code, **variables)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(last_line(result.stdout)))
@@ -94,34 +105,91 @@ def probe(project: Path, health: str, **variables: str) -> dict[str, Any]:
 def test_health_answers_a_foreign_host_before_allowed_hosts_is_checked(
     project: Path, tmp_path: Path
 ) -> None:
-    answers = probe(project, "/healthz", **deployment(tmp_path))
-    status, body, recognised, cache_control = answers["health"]
-    assert (status, body, recognised) == (200, "ok", "pulumi-django-runtime")
+    answers = probe(project, **deployment(tmp_path))
+    status, body, recognised, cache_control, kind = answers["health"]
+    assert (status, body, recognised, kind) == (200, "ok", "pulumi-django-runtime", "liveness")
+    assert "no-store" in cache_control
+    status, body, recognised, cache_control, kind = answers["ready"]
+    assert (status, body, recognised, kind) == (200, "ok", "pulumi-django-runtime", "readiness")
     assert "no-store" in cache_control
     assert answers["head"] == [200]
     assert answers["page"] == [400]  # pages still refuse the task's IP as Host
-    assert answers["own check"] == [503, "map tiles unavailable: LookupError"]
     assert answers["dummy cache"] == [200, "ok"]  # a cache that keeps nothing is not checked
 
 
-def test_the_health_path_follows_the_stack(project: Path, tmp_path: Path) -> None:
+def test_the_projects_checks_of_this_process_fail_both_and_of_other_services_readiness_only(
+    project: Path, tmp_path: Path
+) -> None:
+    """HEALTH_CHECKS (configuration, local files) take the task out of service: a release
+    missing a setting never becomes healthy. READINESS_CHECKS (a service over the network) only
+    tell people and alarms: its outage must not get every task replaced."""
+    answers = probe(project, **deployment(tmp_path))
+    unavailable = [503, "map tiles unavailable: LookupError"]
+    assert answers["own check"] == answers["own check ready"] == unavailable
+    assert answers["readiness check"] == [200, "ok"]
+    assert answers["readiness check ready"] == unavailable
+
+
+def test_the_health_and_readiness_paths_follow_the_stack(project: Path, tmp_path: Path) -> None:
     answers = probe(
-        project, "/-/ready", **deployment(tmp_path), DJANGO_HEALTH_CHECK_PATH="/-/ready"
+        project,
+        "/-/alive",
+        "/-/ready",
+        **deployment(tmp_path),
+        DJANGO_HEALTH_CHECK_PATH="/-/alive",
+        DJANGO_READINESS_PATH="/-/ready",
+    )
+    assert [answers["health"][:2], answers["health"][4]] == [[200, "ok"], "liveness"]
+    assert [answers["ready"][:2], answers["ready"][4]] == [[200, "ok"], "readiness"]
+    assert answers["default_path"] == answers["default_ready_path"] == [404]
+
+
+def test_liveness_answers_without_the_database_and_readiness_says_it_is_unreachable(
+    project: Path, tmp_path: Path
+) -> None:
+    """A database failover must not fail the load balancer's and the container checks (they
+    would get every task replaced); readiness reports it, with a short reason."""
+    nowhere = f"postgres://app@{LOOPBACK}:{free_port()}/app"
+    answers = probe(
+        project, **deployment(tmp_path, DATABASE_URL=nowhere, DATABASE_SSLMODE="disable")
     )
     assert answers["health"][:2] == [200, "ok"]
-    assert answers["default_path"] == [404]
+    assert answers["ready"][:2] == [503, "database unavailable: OperationalError"]
 
 
-def test_health_fails_with_a_short_reason_when_the_database_is_unreachable(
+def test_one_path_for_both_is_readiness_as_the_health_path_was_before(
     project: Path, tmp_path: Path
 ) -> None:
     nowhere = f"postgres://app@{LOOPBACK}:{free_port()}/app"
     answers = probe(
         project,
         "/healthz",
+        "/healthz",
         **deployment(tmp_path, DATABASE_URL=nowhere, DATABASE_SSLMODE="disable"),
+        DJANGO_READINESS_PATH="/healthz",
     )
     assert answers["health"][:2] == [503, "database unavailable: OperationalError"]
+    assert answers["health"][4] == "readiness"
+
+
+def test_a_check_named_in_both_settings_stops_the_server_at_start(
+    project: Path, tmp_path: Path
+) -> None:
+    code = (
+        "from django.test import Client, override_settings\n"
+        f"check = '{PROJECT}.checks.map_tiles'\n"
+        "both = {'HEALTH_CHECKS': {'tiles': check}, 'READINESS_CHECKS': {'tiles': check}}\n"
+        "with override_settings(**both):\n"
+        "    try:\n"
+        "        Client().get('/healthz')\n"
+        "    except Exception as error:\n"
+        "        print(type(error).__name__, error)\n"
+    )
+    result = run_django(project, code, **deployment(tmp_path))
+    assert last_line(result.stdout) == (
+        "ImproperlyConfigured READINESS_CHECKS['tiles']: HEALTH_CHECKS has a check of that "
+        "name; rename one"
+    )
 
 
 def test_collectstatic_as_the_image_build_runs_it_needs_no_secret(

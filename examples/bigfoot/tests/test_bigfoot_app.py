@@ -93,7 +93,9 @@ def test_serves_pages_forms_and_health_under_a_real_app_server(
 
 
 @pytest.mark.slow
-def test_health_fails_when_the_database_is_unreachable(services: Services, tmp_path: Path) -> None:
+def test_readiness_fails_when_the_database_is_unreachable_and_liveness_does_not(
+    services: Services, tmp_path: Path
+) -> None:
     env = clean_environment(
         DJANGO_SECRET_KEY="bigfoot-tests-only",  # noqa: S106
         DJANGO_ALLOWED_HOSTS=SITE_HOST,
@@ -102,5 +104,8 @@ def test_health_fails_when_the_database_is_unreachable(services: Services, tmp_p
         STATIC_ROOT=str(tmp_path / "static"),
     )
     with serving(APP_DIR, env, "gunicorn", tmp_path / "gunicorn.log") as port:
+        ready = http_request(port, "/readyz", host=TASK_IP_HOST)
         health = http_request(port, "/healthz", host=TASK_IP_HOST)
-    assert (health.status, health.body) == (503, "database unavailable: OperationalError")
+    assert (ready.status, ready.body) == (503, "database unavailable: OperationalError")
+    # The load balancer's and the container checks: a failover must not get the task replaced.
+    assert (health.status, health.body) == (200, "ok")

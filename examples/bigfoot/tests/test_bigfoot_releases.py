@@ -24,7 +24,7 @@ RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
 MIGRATION = "sightings/migrations/0002_sighting_gdpr_accepted.py"
 # v2-broken's whole copy of the settings: the app's, plus its extra health check.
 BROKEN_HEALTH_CHECK = """\
-# Run by /healthz after the database and cache checks.
+# Run by /healthz (liveness), and by /readyz after its database and cache checks.
 HEALTH_CHECKS = {"map tiles": "sightings.health.check_map_tiles"}
 
 """

@@ -114,7 +114,7 @@ def app_environment(
 def health(port: int) -> list[tuple[int, str]]:
     return [
         (response.status, response.body)
-        for response in (http_request(port, "/healthz") for _ in range(REQUESTS))
+        for response in (http_request(port, "/readyz") for _ in range(REQUESTS))
     ]
 
 

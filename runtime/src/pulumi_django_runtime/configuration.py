@@ -35,7 +35,7 @@ POSTGRES_APP = "django.contrib.postgres"
 # DATABASES['default'] (ATOMIC_REQUESTS, TEST, DISABLE_SERVER_SIDE_CURSORS...) win over the
 # defaults dj-database-url fills in.
 CONNECTION_KEYS = frozenset(
-    {"ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS", "SECRET_ARN"}
+    {"ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS", "SECRET_ARN", "IAM_REGION"}
     | {"CONN_MAX_AGE", "CONN_HEALTH_CHECKS"}
 )
 # The user's key prefix, timeout and versioning of CACHES['default'] survive the move to Redis.

@@ -18,6 +18,9 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from pulumi_django_runtime.db.iam import REGION as AWS_REGION
+from pulumi_django_runtime.db.iam import TLS_SSL_MODES
+
 Environ = Mapping[str, str]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -26,6 +29,7 @@ SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secre
 
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
 ROTATING_POSTGRESQL_ENGINE = "pulumi_django_runtime.db.postgresql"
+IAM_POSTGRESQL_ENGINE = "pulumi_django_runtime.db.postgresql_iam"
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 FILE_SYSTEM_STORAGE = "django.core.files.storage.FileSystemStorage"
 HASHED_STATIC_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
@@ -106,7 +110,8 @@ def database_settings(environ: Environ | None = None) -> dict[str, Any]:
     PostgreSQL gets DATABASE_SSLMODE (default `prefer`; a `sslmode` in the URL wins) and
     DATABASE_CONNECT_TIMEOUT (5 s). Every engine gets persistent connections
     (DATABASE_CONN_MAX_AGE, 60 s; use 0 under ASGI) checked before reuse. With
-    DATABASE_SECRET_ARN the engine becomes the backend that follows RDS password rotation."""
+    DATABASE_SECRET_ARN the engine becomes the backend that follows RDS password rotation; with
+    DATABASE_IAM_REGION, the backend that logs in with RDS IAM tokens (TLS required)."""
     env = _environ(environ)
     url, host = env_str("DATABASE_URL", env), env_str("DATABASE_HOST", env)
     connection: dict[str, Any]
@@ -139,7 +144,11 @@ def database_settings(environ: Environ | None = None) -> dict[str, Any]:
     # Persistent connections, checked before reuse after an idle period or a failover.
     connection["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, env)
     connection["CONN_HEALTH_CHECKS"] = True
-    return connection | rotating_password(connection["ENGINE"], env)
+    return (
+        connection
+        | rotating_password(connection["ENGINE"], env)
+        | iam_authentication(connection, env)
+    )
 
 
 def _required_with(name: str, companion: str, environ: Environ) -> str:
@@ -166,6 +175,40 @@ def rotating_password(engine: str, environ: Environ | None = None) -> dict[str, 
             f"DATABASE_SECRET_ARN works with PostgreSQL only (the database engine is {engine})"
         )
     return {"ENGINE": ROTATING_POSTGRESQL_ENGINE, "SECRET_ARN": arn}
+
+
+def iam_authentication(
+    connection: dict[str, Any], environ: Environ | None = None
+) -> dict[str, Any]:
+    """With DATABASE_IAM_REGION: the ENGINE and IAM_REGION of the backend that logs in with an
+    RDS IAM token per new connection, and an sslmode that never sends one in plain text
+    (`require` unless DATABASE_SSLMODE names a stricter one); {} without it."""
+    region = env_str("DATABASE_IAM_REGION", environ)
+    if region is None:
+        return {}
+    if not AWS_REGION.match(region):
+        raise ImproperlyConfigured(
+            f"DATABASE_IAM_REGION={region!r}: expected the RDS instance's region, e.g. eu-west-1"
+        )
+    if env_str("DATABASE_SECRET_ARN", environ) is not None:
+        raise ImproperlyConfigured(
+            "DATABASE_IAM_REGION and DATABASE_SECRET_ARN are both set: the app logs in with IAM "
+            "tokens or with the secret's password; unset one"
+        )
+    if connection["ENGINE"] != POSTGRESQL_ENGINE:
+        raise ImproperlyConfigured(
+            "DATABASE_IAM_REGION works with PostgreSQL only "
+            f"(the database engine is {connection['ENGINE']})"
+        )
+    options = dict(connection.get("OPTIONS", {}))
+    if env_str("DATABASE_SSLMODE", environ) is None and options.get("sslmode") == "prefer":
+        options["sslmode"] = "require"
+    if options.get("sslmode") not in TLS_SSL_MODES:
+        raise ImproperlyConfigured(
+            f"DATABASE_SSLMODE={options.get('sslmode')!r}: RDS accepts IAM tokens over TLS only; "
+            f"use one of {', '.join(sorted(TLS_SSL_MODES))}"
+        )
+    return {"ENGINE": IAM_POSTGRESQL_ENGINE, "IAM_REGION": region, "OPTIONS": options}
 
 
 def cache_settings(environ: Environ | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pulumi_django.config import NAMESPACE, StackConfig
 from pulumi_django.config.app import AppConfig
 from pulumi_django.migration_check.runner import OFFLINE_APP_ENVIRONMENT
 
-# What the runtime kit's health middleware answers with, even when the database is down.
+# What the runtime kit's health middleware answers with, on liveness and readiness alike.
 HEALTH_HEADER = "pulumi-django-runtime"
 KIT_FIX = "add `from pulumi_django_runtime import configure; configure(globals())` to its end"
 HASHED_STORAGES = "ManifestStaticFilesStorage or a subclass"
@@ -222,7 +222,8 @@ def _health_errors(config: StackConfig, health: Mapping[str, Any], key: AppKey) 
         return [
             f"{key('health_check_path')}: {path} fails with Host {FOREIGN_HOST}: {health['error']}"
         ]
-    # 503: an endpoint that answered, reporting the database and cache unreachable (offline).
+    # 503: an endpoint that answered, reporting the database and cache unreachable (offline);
+    # a warning says what a failover would do then.
     if status in (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE):
         return []
     return [
@@ -232,15 +233,30 @@ def _health_errors(config: StackConfig, health: Mapping[str, Any], key: AppKey) 
     ]
 
 
+def _failover_warning(health: Mapping[str, Any], key: AppKey) -> str:
+    """The health path answered 503 with the database and the cache offline: the load
+    balancer's and the container checks would fail in a failover, and ECS replace every task."""
+    path = health["path"]
+    if health["header"] != HEALTH_HEADER:
+        why = "make it answer 200 without them (liveness) and check them on the readiness path"
+    elif health.get("kind") == "readiness":
+        why = f"it is {key('readiness_path')}; give the health checks a path of their own"
+    elif health.get("kind") is None:
+        why = "the runtime kit in the app's environment predates liveness; upgrade it"
+    else:  # the kit's liveness: the project's HEALTH_CHECKS fail under the stack's environment
+        why = "the project's HEALTH_CHECKS fail; keep them to checks of the process itself"
+    return (
+        f"{key('health_check_path')}: {path} answered 503 without the database and cache "
+        f"(offline), so a failover would get every task replaced: {why}"
+    )
+
+
 def _warnings(
     settings: str, declared: Mapping[str, Any], health: Mapping[str, Any], key: AppKey
 ) -> list[str]:
     warnings = []
-    if health["status"] == HTTPStatus.SERVICE_UNAVAILABLE and health["header"] != HEALTH_HEADER:
-        warnings.append(
-            f"{key('health_check_path')}: {health['path']} answered 503 without the database "
-            "and cache (offline); make sure it answers 200 when they are up"
-        )
+    if health["status"] == HTTPStatus.SERVICE_UNAVAILABLE:
+        warnings.append(_failover_warning(health, key))
     cache = declared["cacheBackend"]
     if cache is None or cache in PROCESS_LOCAL_CACHES:
         warnings.append(

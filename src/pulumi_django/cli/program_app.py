@@ -79,6 +79,7 @@ def program_app_config(recording: Recording, project_dir: Path) -> StackConfig:
             settingsModule=_first_input(checks, "settings_module")
             or environment.get("DJANGO_SETTINGS_MODULE"),
             healthCheckPath=environment.get("DJANGO_HEALTH_CHECK_PATH"),
+            readinessPath=environment.get("DJANGO_READINESS_PATH"),
             staticRoot=_first_input(steps.get(Step.STATIC, []), "static_root"),
         ),
         **(_server(container[0]) if container else {}),

@@ -20,6 +20,7 @@ import yaml
 from pulumi_django.app_resolution import IMAGE_APP_DIR
 from pulumi_django.cli.rehearsal.releases import RELEASES_DIR
 from pulumi_django.config.app import AppConfig
+from pulumi_django.config.names import max_name_length, name_problems
 
 KIT_DISTRIBUTION = "pulumi-django-runtime"
 KIT_MODULE = "pulumi_django_runtime"
@@ -32,7 +33,10 @@ SERVER_REQUIREMENTS = {"gunicorn": "gunicorn>=23", "uvicorn": "uvicorn>=0.30"}
 POSTGRESQL_DRIVER = "psycopg[binary]>=3.2"
 REDIS_CLIENT = "redis>=5"
 APP_UID = 10001
-RESOURCE_NAME_MAX = 20  # StackConfig.name: 3-20 lowercase letters, digits, hyphens
+# StackConfig.name: lowercase letters, digits, single hyphens, 3 characters and at most what
+# every AWS name derived from it leaves room for (`config/names.py`; 20 on `local`, and a local
+# stack's name must suit `aws` too once its target changes).
+RESOURCE_NAME_MAX = max_name_length()
 # What init writes into a stack file, by target: small and cheap, every relaxation of the
 # secure defaults written out (the same choices as the repository's Pulumi.dev.yaml and
 # Pulumi.local.yaml), so that raising them for production is an edit, not a discovery.
@@ -156,15 +160,24 @@ def append_requirements(requirements_text: str, lines: Sequence[str]) -> str:
 
 def resource_name(project: str, stack: str) -> str:
     """`django:name` for the project's stack: `<project>-<stack>`, lowercase letters, digits and
-    hyphens, 3 to 20 characters (every AWS resource is named from it), the stack's part kept
+    single hyphens, 3 to `RESOURCE_NAME_MAX` characters, no hyphen last, a name every AWS name
+    derived from it suits (`config/names.py`: `app-` goes first where the project's would start
+    one with a prefix AWS refuses, such as `internal-` or `sg-`); the stack's part is kept
     whole where it fits so that two stacks of one project never share names."""
     base = _slug(project) or "django"
     if not base[0].isalpha():
         base = f"app-{base}"
-    suffix = _slug(stack)[: RESOURCE_NAME_MAX // 2]
+    name = _joined(base, stack)
+    if name_problems(name):
+        name = _joined(f"app-{base}", stack)
+    return name
+
+
+def _joined(base: str, stack: str) -> str:
+    suffix = _slug(stack)[: RESOURCE_NAME_MAX // 2].rstrip("-")
     room = RESOURCE_NAME_MAX - (len(suffix) + 1 if suffix else 0)
     name = f"{base[:room].rstrip('-')}-{suffix}" if suffix else base[:RESOURCE_NAME_MAX]
-    name = name.rstrip("-")
+    name = re.sub(r"-{2,}", "-", name).rstrip("-")
     return name if len(name) >= 3 else f"{name}-app"
 
 

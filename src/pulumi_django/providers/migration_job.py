@@ -87,7 +87,7 @@ class MigrationTaskRun(pulumi.dynamic.Resource, module="migrations", name="Migra
         name: str,
         *,
         task: ReleaseTaskInputs,
-        commands: Sequence[Sequence[str]],
+        commands: Sequence[Sequence[pulumi.Input[str]]],
         timeout_seconds: int,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:

@@ -17,6 +17,7 @@ the app's own. The revision is deregistered when the task has stopped.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
+from .aws_session import aws_client
 from .release_commands import log_tail_section
 
 if TYPE_CHECKING:
@@ -44,14 +46,14 @@ STARTED_BY_PREFIX = "pulumi-django-migrate/"
 UNSERVED_KEYS = frozenset({"healthCheck", "dependsOn"})
 _STARTED_BY_UNSAFE = re.compile(r"[^A-Za-z0-9_/-]")
 
-ClientFactory = Callable[[str, str], Any]
-"""(service, region) -> a boto3 client; tests pass Stubber-wrapped clients."""
+ClientFactory = Callable[..., Any]
+"""(service, region[, session=aws_session settings]) -> a boto3 client; tests pass
+Stubber-wrapped clients. `session` is given when the resource has `aws_session` settings."""
 
 
-def boto3_clients(service: str, region: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+def boto3_clients(service: str, region: str, session: Mapping[str, Any] | None = None) -> Any:
+    """A client acting as the stack's `aws:` settings say (`providers.aws_session`)."""
+    return aws_client(service, region, session)
 
 
 class ReleaseTaskError(PulumiDjangoError):
@@ -74,6 +76,9 @@ class ReleaseTask:
     service_name: str
     command: Sequence[str]
     timeout_seconds: float
+    # What the task changes in the container's environment and secrets (`None`: removed), e.g.
+    # to log in to the database as the master user rather than as the app's role.
+    container_overrides: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,12 +145,39 @@ def derived_definition(
     request["family"] = f"{definition['family']}-{task.purpose.replace(' ', '-')}"
     request["containerDefinitions"] = [
         {
-            **{key: value for key, value in container.items() if key not in UNSERVED_KEYS},
+            **with_overrides(
+                {key: value for key, value in container.items() if key not in UNSERVED_KEYS},
+                task.container_overrides or {},
+            ),
             "command": list(task.command),
         }
     ]
     request["volumes"] = [item for item in definition.get("volumes", []) if item["name"] in mounted]
     return request
+
+
+def with_overrides(container: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`container` with `overrides["environment"]` (name -> value) and `overrides["secrets"]`
+    (name -> valueFrom) applied: a name given None is removed, a name set in one list leaves
+    the other (ECS takes a variable from one of them)."""
+    if not overrides:
+        return dict(container)
+    environment = {item["name"]: item["value"] for item in container.get("environment", [])}
+    secrets = {item["name"]: item["valueFrom"] for item in container.get("secrets", [])}
+    for mine, other, kind in (
+        (environment, secrets, "environment"),
+        (secrets, environment, "secrets"),
+    ):
+        for name, value in (overrides.get(kind) or {}).items():
+            if value is None:
+                mine.pop(name, None)
+            else:
+                mine[name] = value
+                other.pop(name, None)
+    changed = dict(container)
+    changed["environment"] = [{"name": k, "value": v} for k, v in sorted(environment.items())]
+    changed["secrets"] = [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())]
+    return changed
 
 
 def refuse_if_running(ecs: ECSClient, task: ReleaseTask) -> None:
@@ -358,6 +390,10 @@ class ReleaseTaskInputs:
     service_name: pulumi.Input[str]
     region: pulumi.Input[str]
     log_stream_prefix: pulumi.Input[str] = "app"
+    # The stack's AWS identity (`providers.aws_session.AwsSession.input()`); None: boto3's own.
+    aws_session: pulumi.Input[Mapping[str, Any] | None] = None
+    # The environment and secrets the release tasks change in the container (ReleaseTask).
+    container_overrides: pulumi.Input[Mapping[str, Any] | None] = None
 
     def props(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -385,6 +421,7 @@ def release_task(
         service_name=props["service_name"],
         command=list(command),
         timeout_seconds=timeout_seconds,
+        container_overrides=props.get("container_overrides"),
     )
 
 
@@ -418,7 +455,9 @@ class ReleaseTaskProvider(pulumi.dynamic.ResourceProvider):
         raise NotImplementedError
 
     def _run(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        runner = ReleaseTaskRunner(self.clients, props["region"], self.clock, self.sleep)
+        session = props.get("aws_session")
+        clients = functools.partial(self.clients, session=session) if session else self.clients
+        runner = ReleaseTaskRunner(clients, props["region"], self.clock, self.sleep)
         return self.run_task(props, runner)
 
     def diff(

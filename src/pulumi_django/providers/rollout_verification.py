@@ -18,6 +18,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
+from .aws_session import aws_client
 from .release_task import changed
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ RETRY_HINT = (
     "fix the release and run `pulumi up` again; `pulumi up --refresh` retries the same release"
 )
 
-ClientFactory = Callable[[str], "ECSClient"]
+ClientFactory = Callable[..., "ECSClient"]
+"""(region[, session=aws_session settings]) -> an ECS client; `session` is given when the
+resource has `aws_session` settings."""
 
 
 class RolloutError(PulumiDjangoError):
@@ -48,10 +51,10 @@ class Rollout:
     running_count: int
 
 
-def _ecs_client(region: str) -> ECSClient:
-    import boto3
-
-    return boto3.client("ecs", region_name=region)
+def _ecs_client(region: str, session: Mapping[str, Any] | None = None) -> ECSClient:
+    """An ECS client acting as the stack's `aws:` settings say (`providers.aws_session`)."""
+    client: ECSClient = aws_client("ecs", region, session)
+    return client
 
 
 def _revision(task_definition: str) -> str:
@@ -152,7 +155,13 @@ class RolloutVerificationProvider(pulumi.dynamic.ResourceProvider):
 
         cluster, service = str(props["cluster"]), str(props["service"])
         expected = str(props["task_definition"])
-        client = self._client_factory(str(props["region"]))
+        session = props.get("aws_session")
+        region = str(props["region"])
+        client = (
+            self._client_factory(region, session=session)
+            if session
+            else self._client_factory(region)
+        )
         deadline = self._clock() + float(props["timeout_seconds"])
         while True:
             try:
@@ -198,8 +207,10 @@ class RolloutVerification(pulumi.dynamic.Resource, module="fleet", name="Rollout
         task_definition: pulumi.Input[str],
         region: pulumi.Input[str],
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+        aws_session: pulumi.Input[Mapping[str, Any] | None] = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`aws_session`: the stack's AWS identity (`AwsSession.input()`); None: boto3's own."""
         super().__init__(
             RolloutVerificationProvider(),
             resource_name,
@@ -209,6 +220,7 @@ class RolloutVerification(pulumi.dynamic.Resource, module="fleet", name="Rollout
                 "task_definition": task_definition,
                 "region": region,
                 "timeout_seconds": timeout_seconds,
+                "aws_session": aws_session,
                 "status": None,
                 "deployment_id": None,
                 "running_count": None,

@@ -31,7 +31,8 @@ CREDENTIAL_ERRORS = frozenset(
 
 
 class S3Storage:
-    """An S3 bucket; credentials and region come from the standard AWS chain."""
+    """An S3 bucket; credentials and region come from `session` (a boto3 Session, e.g. the
+    stack's, `providers.aws_session`), else from the standard AWS chain."""
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str | None = None,
         workers: int = DEFAULT_WORKERS,
+        session: Any | None = None,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -52,7 +54,7 @@ class S3Storage:
         )
         try:
             with self._errors("connect"):
-                self.client = boto3.session.Session().client(
+                self.client = (session or boto3.session.Session()).client(
                     "s3", endpoint_url=endpoint_url, region_name=region, config=config
                 )
         except ValueError as error:  # botocore's word for a malformed endpoint URL

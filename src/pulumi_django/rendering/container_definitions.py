@@ -4,7 +4,8 @@ Two containers share the task's network namespace:
 
 - `proxy` (nginx or Caddy) takes the load balancer's traffic on the proxy port and forwards it
   to the app on 127.0.0.1. Its config text arrives in the `PROXY_CONFIG` environment variable
-  and is written to a file at start, so the stock image is used as published.
+  and is written to a file at start, so the stock image is used as published: on AWS from the
+  stack's own ECR by digest (`UpstreamImage.cached_ref`), never from public.ecr.aws.
 - `app` runs the Django app server from the app image, by digest. It publishes no port: only
   the proxy is reachable from outside the task.
 
@@ -35,10 +36,39 @@ APP_TMP_VOLUME = "app-tmp"
 APP_TMP_PATH = "/tmp"  # noqa: S108 - the app container's own /tmp volume
 DEFAULT_APP_USER = "10001:10001"
 
-# Docker Library images mirrored on ECR Public: no Docker Hub pull-rate limits on Fargate.
+PUBLIC_ECR = "public.ecr.aws"
+
+
+@dataclass(frozen=True)
+class UpstreamImage:
+    """A Docker Official Image as ECR Public mirrors it (same digests as Docker Hub), by tag.
+    Which digest of the tag the AWS target runs is decided at deploy time (`ProxyImageCache`:
+    the `proxy.imageDigest` pin, or what the tag names when the stack first pulls it)."""
+
+    repository: str
+    tag: str
+
+    @property
+    def public_ref(self) -> str:
+        return f"{PUBLIC_ECR}/{self.repository}:{self.tag}"
+
+    def cached_ref(self, registry: str, prefix: str, digest: str) -> str:
+        """The image through an ECR pull-through cache rule for ECR Public whose prefix is
+        `prefix`, in `registry` (`<account>.dkr.ecr.<region>.amazonaws.com`), by `digest`."""
+        return f"{registry}/{prefix}/{self.repository}@{digest}"
+
+
+# The proxy images, by tag. The AWS target pulls them through the stack's own ECR (a
+# pull-through cache rule, `cached_ref`) by digest, so a task starts without reaching
+# public.ecr.aws and always runs the same bytes; no digest is written here (one not checked
+# against the registry would stop the first `pulumi up`): `ProxyImageCache` resolves the tag.
+# The local target's Docker pulls `PROXY_IMAGES` by tag.
+PROXY_UPSTREAM: dict[str, UpstreamImage] = {
+    "nginx": UpstreamImage("docker/library/nginx", "1.28.0-alpine"),
+    "caddy": UpstreamImage("docker/library/caddy", "2.10.0-alpine"),
+}
 PROXY_IMAGES: dict[str, str] = {
-    "nginx": "public.ecr.aws/docker/library/nginx:1.28.0-alpine",
-    "caddy": "public.ecr.aws/docker/library/caddy:2.10.0-alpine",
+    server: image.public_ref for server, image in PROXY_UPSTREAM.items()
 }
 # uid 101 is the nginx image's own `nginx` user; Caddy's image has none, so `nobody`.
 PROXY_USERS: dict[str, str] = {"nginx": "101:101", "caddy": "65534:65534"}
@@ -79,18 +109,28 @@ class ProxyContainer:
     config_text: str
     port: int
     runtime_dir: str = PROXY_RUNTIME_DIR
+    # None: `PROXY_IMAGES[server]`, from ECR Public by tag (the AWS target always passes its
+    # own: `TaskInputs.proxy_image`).
+    image: str | None = None
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where the app connects. The password comes separately, as a secret read at task start;
-    `secret_arn` names that secret so the app can read it again after RDS rotates it."""
+    """Where the app connects, and as whom. With a password, it comes separately, as a secret
+    read at task start; `secret_arn` names that secret so the app can read it again after it
+    rotates. With `iam_region` instead, the app logs in with an RDS IAM token per connection
+    (the runtime kit signs it in that region) and has no password at all."""
 
     host: str
     port: int
     name: str
     user: str
-    secret_arn: str
+    secret_arn: str | None = None
+    iam_region: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.secret_arn is None) == (self.iam_region is None):
+            raise ValueError("DatabaseSettings: give secret_arn (a password) or iam_region")
 
 
 @dataclass(frozen=True)
@@ -107,6 +147,8 @@ class TaskInputs:
     its `valueFrom` (see `app_secrets`)."""
 
     image: str
+    # The proxy image through the stack's own ECR, by digest (`UpstreamImage.cached_ref`).
+    proxy_image: str
     region: str
     log_group: str
     site_host: str
@@ -147,6 +189,7 @@ def task_container_definitions(
     environment = app_environment(
         settings_module=app.settings_module,
         health_check_path=app.health_check_path,
+        readiness_path=app.readiness_path,
         site_host=inputs.site_host,
         site_url=inputs.site_url,
         static_url=inputs.static_url,
@@ -177,6 +220,7 @@ def task_container_definitions(
             server=proxy.server,
             config_text=render_proxy(proxy.server, site),
             port=proxy.port,
+            image=inputs.proxy_image,
         ),
         logs=TaskLogs(group=inputs.log_group, region=inputs.region),
         site_host=inputs.site_host,
@@ -214,6 +258,7 @@ def app_environment(
     redis_url: str,
     media: Mapping[str, str],
     extra: Mapping[str, str],
+    readiness_path: str = AppConfig.model_fields["readiness_path"].default,
 ) -> dict[str, str]:
     """The plain settings contract between pulumi-django and the app (see docs/app-task.md);
     `media` is `rendering.media.aws_media_environment`'s (empty when media is off); `extra` is
@@ -222,9 +267,11 @@ def app_environment(
         **extra,
         **media,
         "DJANGO_SETTINGS_MODULE": settings_module,
-        # The runtime kit answers this path before checking ALLOWED_HOSTS (health checks come
-        # with the task's IP as Host).
+        # The runtime kit answers both paths before checking ALLOWED_HOSTS (health checks come
+        # with the task's IP as Host): liveness, which every health check of the task requests
+        # (no database, no cache), and readiness, for people and alarms.
         "DJANGO_HEALTH_CHECK_PATH": health_check_path,
+        "DJANGO_READINESS_PATH": readiness_path,
         "DJANGO_ALLOWED_HOSTS": site_host,
         "DJANGO_CSRF_TRUSTED_ORIGINS": site_url,
         "STATIC_URL": static_url,
@@ -233,28 +280,46 @@ def app_environment(
         "DATABASE_NAME": database.name,
         "DATABASE_USER": database.user,
         "DATABASE_SSLMODE": "require",
-        # An ARN, not a secret: the app re-reads the rotated password with the task role.
-        "DATABASE_SECRET_ARN": database.secret_arn,
+        **database_authentication(database),
         "REDIS_URL": redis_url,
         "TMPDIR": APP_TMP_PATH,
     }
 
 
+def database_authentication(database: DatabaseSettings) -> dict[str, str]:
+    """The variables that tell the runtime kit how the app logs in."""
+    if database.iam_region is not None:
+        # The kit signs an IAM token for every new connection, in the instance's region.
+        return {"DATABASE_IAM_REGION": database.iam_region}
+    # An ARN, not a secret: the app re-reads a rotated password with the task role.
+    return {"DATABASE_SECRET_ARN": str(database.secret_arn)}
+
+
 def app_secrets(
     *,
-    database_secret_arn: str,
+    database_secret_arn: str | None,
     cache_auth_secret_arn: str,
     django_secret_arn: str,
     extra: Mapping[str, str],
 ) -> dict[str, str]:
     """Variable name -> `valueFrom`: ECS reads these at task start; their values never reach
-    the task definition or Pulumi's state. The RDS-managed secret is JSON: take `password`."""
+    the task definition or Pulumi's state. A database secret (RDS's or the app role's) is JSON:
+    take `password`; None when the app logs in with IAM tokens and has no password."""
     return {
         **extra,
-        "DATABASE_PASSWORD": f"{database_secret_arn}:password::",
+        **(
+            {"DATABASE_PASSWORD": database_password_from(database_secret_arn)}
+            if database_secret_arn is not None
+            else {}
+        ),
         "REDIS_PASSWORD": cache_auth_secret_arn,
         "DJANGO_SECRET_KEY": django_secret_arn,
     }
+
+
+def database_password_from(secret_arn: str) -> str:
+    """The `valueFrom` of the `password` key of a JSON database secret."""
+    return f"{secret_arn}:password::"
 
 
 def task_volumes() -> list[dict[str, str]]:
@@ -308,7 +373,7 @@ def _proxy_definition(
     ]  # fmt: skip
     return {
         "name": PROXY_CONTAINER,
-        "image": PROXY_IMAGES[proxy.server],
+        "image": proxy.image or PROXY_IMAGES[proxy.server],
         "essential": True,
         "user": PROXY_USERS[proxy.server],
         # The stock images declare no VOLUME for a task volume to copy, and Fargate mounts an
@@ -318,7 +383,8 @@ def _proxy_definition(
         "command": [proxy_start_script(proxy)],
         "portMappings": [{"containerPort": proxy.port, "protocol": "tcp"}],
         "environment": _name_values(_proxy_environment(proxy)),
-        # Takes traffic only once the app answers; ECS also stops it before the app.
+        # Takes traffic only once the app answers its liveness path (never waits on the
+        # database or the cache); ECS also stops it before the app.
         "dependsOn": [{"containerName": APP_CONTAINER, "condition": "HEALTHY"}],
         "startTimeout": PROXY_START_TIMEOUT_SECONDS,
         "stopTimeout": stop_timeout,

@@ -9,6 +9,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pulumi_django.rendering.stack_key_policy import (
+    s3_objects_key_statement,
+    secrets_decrypt_statement,
+)
+
 VERSION = "2012-10-17"
 ECS_TASKS_SERVICE = "ecs-tasks.amazonaws.com"
 
@@ -18,6 +23,9 @@ ECR_PULL_ACTIONS = (
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 )
+# A pull through an ECR pull-through cache rule imports the image from the upstream registry
+# into a repository under the rule's prefix, created on the first pull if it does not exist.
+ECR_PULL_THROUGH_CACHE_ACTIONS = ("ecr:BatchImportUpstreamImage", "ecr:CreateRepository")
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # What the SSM agent of ECS Exec calls from inside the task; these actions have no resource type.
 EXEC_COMMAND_ACTIONS = (
@@ -72,10 +80,17 @@ def secret_resource_arn(value_from: str) -> str:
 
 
 def execution_role_policy(
-    *, repository_arn: str, log_group_arn: str, secret_value_froms: Iterable[str]
+    *,
+    repository_arn: str,
+    log_group_arn: str,
+    secret_value_froms: Iterable[str],
+    kms_key_arn: str | None = None,
 ) -> Policy:
     """What the ECS agent needs to start the task: pull this repository's images, read
-    exactly the task's secrets and write its one log group."""
+    exactly the task's secrets and write its one log group (the proxy image's pull is
+    `proxy_image_pull_policy`'s). With the stack's own KMS key (`kms_key_arn`), also decrypt it
+    through Secrets Manager for those secrets (ECR and CloudWatch Logs use the key with their
+    own grant or key-policy permission, not the role's)."""
     secret_arns = sorted({secret_resource_arn(value) for value in secret_value_froms})
     by_service = {
         "secretsmanager": sorted(a for a in secret_arns if a.split(":")[2] == "secretsmanager"),
@@ -113,6 +128,12 @@ def execution_role_policy(
                 "Resource": by_service["secretsmanager"],
             }
         )
+        if kms_key_arn is not None:
+            statements.append(
+                secrets_decrypt_statement(
+                    "DecryptTaskSecrets", kms_key_arn, by_service["secretsmanager"]
+                )
+            )
     if by_service["ssm"]:
         statements.append(
             {
@@ -125,11 +146,46 @@ def execution_role_policy(
     return {"Version": VERSION, "Statement": statements}
 
 
-def database_secret_policy(secret_arn: str) -> Policy:
+def proxy_cache_repositories_arn(
+    *, partition: str, region: str, account_id: str, prefix: str
+) -> str:
+    """Every repository an ECR pull-through cache rule with `prefix` fills: `<prefix>/*`."""
+    return f"arn:{partition}:ecr:{region}:{account_id}:repository/{prefix}/*"
+
+
+def proxy_image_pull_policy(repositories_arn: str) -> Policy:
+    """Execution-role permission to pull the proxy image through the stack's ECR pull-through
+    cache rule (`proxy_cache_repositories_arn`), and nothing else of the registry: read its
+    images, and, should a task's pull be the cache's first (the deploy fills it beforehand,
+    `providers.proxy_image`), import them from the upstream registry into a repository under
+    the prefix, created if missing (AWS, "IAM permissions required to sync an upstream
+    registry with an Amazon ECR private registry"; the Service Authorization Reference gives
+    both actions the `repository` resource type). The registry login
+    (`ecr:GetAuthorizationToken`, on `*` only) is in the execution role's main policy."""
+    if not re.fullmatch(
+        r"arn:aws[a-z-]*:ecr:[a-z0-9-]+:\d{12}:repository/[a-z0-9._-]+(/[a-z0-9._-]+)*/\*",
+        repositories_arn,
+    ):
+        raise ValueError(f"not the repositories of a pull-through cache prefix: {repositories_arn}")
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "PullProxyImageThroughCache",
+                "Effect": "Allow",
+                "Action": [*ECR_PULL_ACTIONS, *ECR_PULL_THROUGH_CACHE_ACTIONS],
+                "Resource": repositories_arn,
+            }
+        ],
+    }
+
+
+def database_secret_policy(secret_arn: str, kms_key_arn: str | None = None) -> Policy:
     """Task-role permission to read the RDS-managed database secret again after a rotation
-    (the execution role reads it only at task start). No `kms:Decrypt`: RDS encrypts the
-    secret with the AWS managed key `aws/secretsmanager`, whose key policy lets Secrets
-    Manager decrypt for any principal of the account allowed to read the secret."""
+    (the execution role reads it only at task start). Without `kms_key_arn` no `kms:Decrypt`:
+    RDS encrypts the secret with the AWS managed key `aws/secretsmanager`, whose key policy
+    lets Secrets Manager decrypt for any principal of the account allowed to read the secret;
+    with the stack's own key, decrypting it through Secrets Manager for this secret only."""
     parts = secret_arn.split(":")
     # arn:<partition>:secretsmanager:<region>:<account>:secret:<name> (names have no colon)
     if len(parts) != 7 or parts[2] != "secretsmanager" or parts[5] != "secret":
@@ -142,6 +198,48 @@ def database_secret_policy(secret_arn: str) -> Policy:
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": secret_arn,
+            },
+            *(
+                [secrets_decrypt_statement("DecryptDatabaseSecret", kms_key_arn, [secret_arn])]
+                if kms_key_arn is not None
+                else []
+            ),
+        ],
+    }
+
+
+# An RDS instance's DbiResourceId, e.g. db-ABCDEFGHIJKLMNOPQRSTUVWXY0.
+DBI_RESOURCE_ID = re.compile(r"^db-[A-Z0-9]+$")
+# PostgreSQL role names the stack creates (database.appUsername).
+DATABASE_USER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def rds_db_user_arn(
+    *, partition: str, region: str, account_id: str, resource_id: str, username: str
+) -> str:
+    """The ARN `rds-db:connect` names one database user of one instance by:
+    `arn:<partition>:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>`."""
+    if not DBI_RESOURCE_ID.match(resource_id):
+        raise ValueError(f"not an RDS instance's DbiResourceId (db-...): {resource_id}")
+    if not DATABASE_USER.match(username):
+        raise ValueError(f"not a database user name: {username}")
+    return f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{username}"
+
+
+def database_connect_policy(db_user_arn: str) -> Policy:
+    """Task-role permission to log in as the app's database user with an IAM authentication
+    token (RDS IAM database authentication), on that one instance, as that one user."""
+    parts = db_user_arn.split(":")
+    if len(parts) != 7 or parts[2] != "rds-db" or parts[5] != "dbuser" or "/" not in parts[6]:
+        raise ValueError(f"not an rds-db:connect database user ARN: {db_user_arn}")
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "ConnectAsTheAppDatabaseUser",
+                "Effect": "Allow",
+                "Action": "rds-db:connect",
+                "Resource": db_user_arn,
             }
         ],
     }
@@ -162,10 +260,13 @@ def exec_command_policy() -> Policy:
     }
 
 
-def media_storage_policy(bucket_arn: str, location: str) -> Policy:
+def media_storage_policy(bucket_arn: str, location: str, kms_key_arn: str | None = None) -> Policy:
     """What django-storages' S3 backend does with the media bucket, and nothing more: read,
     write and delete the files under `location`, abort its own failed multipart uploads (boto3
-    does so on an error; the lifecycle rule is the fallback), and list the bucket.
+    does so on an error; the lifecycle rule is the fallback), and list the bucket. With the
+    stack's own KMS key (SSE-KMS, `kms_key_arn`), also use that key through S3 for this
+    bucket's objects: a data key to write, a decrypt to read (pre-signed URLs are signed with
+    the task's credentials, so a browser's download uses this grant too).
 
     The listing is needed: `S3Storage.exists()`, which Django calls before saving a new upload
     under a name of its own, sends HeadObject and takes only a 404 as "absent"; without
@@ -193,6 +294,11 @@ def media_storage_policy(bucket_arn: str, location: str) -> Policy:
                 "Action": "s3:ListBucket",
                 "Resource": bucket_arn,
             },
+            *(
+                [s3_objects_key_statement("UseKeyForMediaFiles", kms_key_arn, bucket_arn, location)]
+                if kms_key_arn is not None
+                else []
+            ),
         ],
     }
 

@@ -112,6 +112,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the load on after the release until at least N requests were sent",
     )
     parser.add_argument(
+        "--database-outage",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop PostgreSQL this long during the load, before the release (pg_ctl stop -m "
+        "fast), and report what users saw, whether the health checks had replicas replaced and "
+        "how the site recovered (default: 0, no outage)",
+    )
+    parser.add_argument(
         "--stack",
         metavar="NAME",
         help=f"the stack whose settings are rehearsed (default: {DEFAULT_STACK}, else the "
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         before_seconds=args.before,
         after_seconds=args.after,
         min_requests=args.min_requests,
+        database_outage_seconds=args.database_outage,
     )
     try:
         with _interrupts_as_keyboard_interrupt():
@@ -207,7 +217,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--min-requests {args.min_requests}: use 0 to {MAX_RATE * MAX_PHASE_SECONDS:.0f}"
         )
-    for flag, seconds in (("--before", args.before), ("--after", args.after)):
+    for flag, seconds in (
+        ("--before", args.before),
+        ("--after", args.after),
+        ("--database-outage", args.database_outage),
+    ):
         if not 0 <= seconds <= MAX_PHASE_SECONDS:
             raise UsageError(f"{flag} {seconds:g}: use 0 to {MAX_PHASE_SECONDS:g} seconds")
 

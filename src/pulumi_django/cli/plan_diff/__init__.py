@@ -10,8 +10,10 @@ masked, and flags stateful resources that would be replaced or deleted), the dia
 from .diagram import mermaid_diagram
 from .model import (
     HEAD_REF,
+    IN_PLACE_UPGRADES,
     STATEFUL_TYPES,
     AppSides,
+    InPlaceUpgrade,
     MigrationReview,
     PlanDiff,
     ResourceChange,
@@ -33,9 +35,11 @@ from .render import (
 __all__ = [
     "COMMENT_LIMIT",
     "HEAD_REF",
+    "IN_PLACE_UPGRADES",
     "MARKER",
     "STATEFUL_TYPES",
     "AppSides",
+    "InPlaceUpgrade",
     "MigrationReview",
     "PlanDiff",
     "ResourceChange",

@@ -1,7 +1,8 @@
 """The plan diff's model: two offline plans (`Plan.as_json()`) compared resource by resource.
 
 `diff_plans` finds the resources added, removed and changed (with the changed inputs, secrets
-masked) and flags stateful resources that would be replaced or deleted.
+masked), flags stateful resources that would be replaced or deleted, and names the in-place
+upgrades that take a data store offline (a PostgreSQL major version).
 
 Replacement is judged offline, so the rules are conservative: a stateful resource whose URN
 changes (renamed, or moved under another parent) is deleted and created again unless its
@@ -19,7 +20,7 @@ import importlib
 import inspect
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +53,11 @@ def _stateful(kind: str, inputs: str) -> StatefulType:
 # changes only (ElastiCache `engine`: on a downgrade), any change is flagged. Wire names
 # (camelCase). Extend it when the stack grows a new stateful type.
 STATEFUL_TYPES: dict[str, StatefulType] = {
+    # `identifier` is not among them: the provider renames an instance in place
+    # (ModifyDBInstance's NewDBInstanceIdentifier; terraform-provider-aws #32687).
     "aws:rds/instance:Instance": _stateful(
         "database",
-        "identifier identifierPrefix engine dbName username storageEncrypted kmsKeyId "
+        "engine dbName username storageEncrypted kmsKeyId "
         "availabilityZone characterSetName ncharCharacterSetName timezone "
         "customIamInstanceProfile snapshotIdentifier restoreToPointInTime s3Import region",
     ),
@@ -78,6 +81,7 @@ STATEFUL_TYPES: dict[str, StatefulType] = {
     "docker:index/volume:Volume": _stateful("volume", "name driver driverOpts labels"),
 }
 
+
 CONSERVATIVE_NOTE = (
     "Offline plan under mocks: no cloud credentials and no state were used, so values only "
     "the cloud knows show as placeholders and a change hidden inside a secret is not visible. "
@@ -95,6 +99,39 @@ class _Absent:
 
 
 ABSENT = _Absent()
+
+
+def _major(version: Any) -> str:
+    return str(version).split(".")[0]
+
+
+@dataclass(frozen=True)
+class UpgradeRule:
+    """An input whose change the provider makes in place, taking the resource offline."""
+
+    input: str
+    applies: Callable[[Any, Any], bool]
+    downtime: str
+
+
+# AWS: "Upgrades of the RDS for PostgreSQL DB engine" (USER_UpgradeDBInstance.PostgreSQL) and
+# "How do I calculate downtime when my RDS for PostgreSQL instance has a major version
+# upgrade?" (repost.aws knowledge center, rds-postgresql-upgrade-downtime).
+RDS_MAJOR_UPGRADE_DOWNTIME = (
+    "in-place major version upgrade: RDS takes a snapshot, shuts the database down, runs "
+    "pg_upgrade and takes another snapshot; the database is unavailable throughout, for "
+    "minutes (longer with many tables), Multi-AZ included (primary and standby are upgraded "
+    "at the same time). Test it on a restored snapshot first (docs/operations.md)"
+)
+IN_PLACE_UPGRADES: dict[str, UpgradeRule] = {
+    "aws:rds/instance:Instance": UpgradeRule(
+        "engineVersion",
+        lambda before, after: (
+            before is not ABSENT and after is not ABSENT and _major(before) != _major(after)
+        ),
+        RDS_MAJOR_UPGRADE_DOWNTIME,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -173,6 +210,32 @@ class StatefulRisk:
 
 
 @dataclass(frozen=True)
+class InPlaceUpgrade:
+    """A stateful resource that keeps its data but is offline while the change is applied."""
+
+    urn: str
+    type: str
+    name: str
+    kind: str
+    path: str
+    before: Any
+    after: Any
+    downtime: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "kind": self.kind,
+            "path": self.path,
+            "before": self.before,
+            "after": self.after,
+            "downtime": self.downtime,
+        }
+
+
+@dataclass(frozen=True)
 class MigrationReview:
     """The migration check of the migrations added since the base ref."""
 
@@ -240,6 +303,7 @@ class PlanDiff:
     migrations: MigrationReview | None = None
     notes: list[str] = field(default_factory=list)
     app: AppSides | None = None
+    upgrades: list[InPlaceUpgrade] = field(default_factory=list)
 
     @property
     def migrations_base(self) -> Side:
@@ -307,7 +371,32 @@ def diff_plans(
             if base_side.found
             else [f"Stack {stack} does not exist at {base_side.ref}."]
         ),
+        upgrades=_in_place_upgrades(changed),
     )
+
+
+def _in_place_upgrades(changed: list[ResourceChange]) -> list[InPlaceUpgrade]:
+    """The changes an `IN_PLACE_UPGRADES` rule names, on resources not replaced anyway."""
+    found = []
+    for change in changed:
+        rule = IN_PLACE_UPGRADES.get(change.type)
+        if rule is None or change.replaced:
+            continue
+        for item in change.inputs:
+            if item.path == rule.input and rule.applies(item.before, item.after):
+                found.append(
+                    InPlaceUpgrade(
+                        change.urn,
+                        change.type,
+                        change.name,
+                        change.stateful or "resource",
+                        item.path,
+                        item.before,
+                        item.after,
+                        rule.downtime,
+                    )
+                )
+    return found
 
 
 def _provider_moves(

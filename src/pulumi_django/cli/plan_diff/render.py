@@ -14,6 +14,7 @@ from .model import (
     AppSides,
     MigrationReview,
     PlanDiff,
+    ResourceChange,
     Side,
     ValueChange,
 )
@@ -38,11 +39,13 @@ def diff_json(diff: PlanDiff) -> dict[str, Any]:
             "replaced": len(diff.replaced),
             "unchanged": diff.unchanged,
             "statefulAtRisk": len(diff.risks),
+            "upgrades": len(diff.upgrades),
         },
         "added": diff.added,
         "removed": diff.removed,
         "changed": [change.as_json() for change in diff.changed],
         "stateful": [risk.as_json() for risk in diff.risks],
+        "upgrades": [upgrade.as_json() for upgrade in diff.upgrades],
         "releaseOrder": {
             "before": diff.release_before,
             "after": diff.release_after,
@@ -109,6 +112,13 @@ def render_text(diff: PlanDiff) -> str:
         lines += [
             f"!!   {risk.type}  {risk.name} ({risk.kind}): {risk.reason}" for risk in diff.risks
         ]
+    if diff.upgrades:
+        lines += ["", "! IN-PLACE UPGRADES WITH DOWNTIME (the data is kept):"]
+        lines += [
+            f"!   {upgrade.type}  {upgrade.name} ({upgrade.kind}): {upgrade.path} "
+            f"{_value(upgrade.before)} -> {_value(upgrade.after)}: {upgrade.downtime}"
+            for upgrade in diff.upgrades
+        ]
     for title, sign, resources in (("Added", "+", diff.added), ("Removed", "-", diff.removed)):
         if resources:
             lines += ["", f"{title}:"]
@@ -119,6 +129,7 @@ def render_text(diff: PlanDiff) -> str:
             lines.append(f"  ~ {change.type}  {change.name}")
             for item in [*change.inputs, *_as_options(change.options)]:
                 forces = "  (forces replacement)" if item.replaces else ""
+                forces += "  (in-place upgrade, downtime)" if _upgrades(diff, change, item) else ""
                 lines.append(
                     f"      {item.path}: {_value(item.before)} -> {_value(item.after)}{forces}"
                 )
@@ -131,6 +142,11 @@ def render_text(diff: PlanDiff) -> str:
         lines += _migration_lines(diff.migrations, markdown=False)
     lines += ["", CONSERVATIVE_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def _upgrades(diff: PlanDiff, change: ResourceChange, item: ValueChange) -> bool:
+    """Whether `item` of `change` is one of the diff's in-place upgrades."""
+    return any(u.urn == change.urn and u.path == item.path for u in diff.upgrades)
 
 
 def _as_options(options: list[ValueChange]) -> list[ValueChange]:
@@ -219,6 +235,13 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
             f"> - **{risk.kind}** `{risk.name}` (`{risk.type}`): {risk.reason}"
             for risk in diff.risks
         ]
+    if diff.upgrades:
+        lines += ["", "> [!WARNING]", "> **In-place upgrades with downtime (the data is kept):**"]
+        lines += [
+            f"> - **{upgrade.kind}** `{upgrade.name}` (`{upgrade.type}`): `{upgrade.path}` "
+            f"{_code_cell(upgrade.before)} -> {_code_cell(upgrade.after)}: {upgrade.downtime}"
+            for upgrade in diff.upgrades
+        ]
     if diff.migrations and diff.migrations.unsafe:
         lines += ["", "> [!WARNING]", "> **Migrations that break the running version:**"]
         lines += [
@@ -249,6 +272,9 @@ def _markdown(diff: PlanDiff, *, details: bool, diagram: bool) -> str:
                 ]
                 for item in [*change.inputs, *_as_options(change.options)]:
                     forces = " (forces replacement)" if item.replaces else ""
+                    forces += (
+                        " (in-place upgrade, downtime)" if _upgrades(diff, change, item) else ""
+                    )
                     lines.append(
                         f"| `{_cell(item.path)}`{forces} | {_code_cell(item.before)} "
                         f"| {_code_cell(item.after)} |"

@@ -5,7 +5,9 @@ server, and the real proxy in front of them, all on loopback with the stack's se
 release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (keyed
 by the same `Step`s the components declare and the stack wires as resource dependencies), while
 virtual users view the app's pages, post its forms (`rehearsal.*` in the stack config) and probe
-the health check. What they saw becomes the report.
+the health check. What they saw becomes the report. Meanwhile the fleet's health checks run on
+every replica in service as ECS runs them, replacing the replicas ECS would replace
+(`supervisor.py`); `--database-outage` stops PostgreSQL for a while before the release.
 
 Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import secrets
@@ -22,9 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
@@ -32,7 +36,11 @@ from pulumi_django.cli.rehearsal.crawl import discover_pages
 from pulumi_django.cli.rehearsal.load import Sample, Site, parse_page, running_load
 from pulumi_django.cli.rehearsal.proxies import ProxyServer, RunningProxy, running_proxy
 from pulumi_django.cli.rehearsal.report import (
+    RECONNECT_WINDOW_SECONDS,
+    HealthChecks,
+    Outage,
     RehearsalReport,
+    Replacement,
     StepReport,
     StepStatus,
     Timeline,
@@ -41,6 +49,7 @@ from pulumi_django.cli.rehearsal.report import (
 )
 from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
+    Postgres,
     ServerError,
     free_port,
     log_tail,
@@ -48,6 +57,7 @@ from pulumi_django.cli.rehearsal.servers import (
     redis,
 )
 from pulumi_django.cli.rehearsal.sources import VersionSource, export_source
+from pulumi_django.cli.rehearsal.supervisor import Supervisor, fleet_health
 from pulumi_django.cli.rehearsal.write_probe import (
     WriteProbe,
     WriteProbeError,
@@ -87,6 +97,15 @@ STATIC_MANIFEST = "staticfiles.json"
 PAGES_PER_REPLICA = 3
 CRAWL_PAGES_SHOWN = 10
 TCP_ESTABLISHED = "01"
+# After a database outage: how often every replica's readiness path is asked, and for how long,
+# until they all answer 200 again.
+READY_POLL_SECONDS = 0.1
+READY_TIMEOUT_SECONDS = 60.0
+# Readiness requests per app server worker before the outage (side by side, so that each
+# worker process answers some).
+WARM_UP_ASKS = 4
+# A replacement that did not become healthy is stopped, and the next one started after this.
+REPLACEMENT_RETRY_SECONDS = 5.0
 
 
 class ReleaseStepError(PulumiDjangoError):
@@ -107,6 +126,8 @@ class RehearsalOptions:
     after_seconds: float = 5.0
     # The load goes on after the release until at least this many requests were sent.
     min_requests: int = 0
+    # PostgreSQL is stopped this long during the load, before the release (0: no outage).
+    database_outage_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -121,13 +142,17 @@ class Version:
     static_root: Path
 
 
-@dataclass
+@dataclass(eq=False)
 class Replica:
     version: Version
     port: int
     process: subprocess.Popen[bytes]
     log: Path
     lifetime: contextlib.ExitStack
+    started: float = field(default_factory=time.monotonic)
+    # Deployed before the load: it stands for a fleet that has served for a while, whose
+    # health checks' start period and grace period are over.
+    settled: bool = False
 
     def stop(self) -> None:
         """Graceful (SIGTERM): requests in flight finish. Stopping twice does nothing."""
@@ -207,13 +232,20 @@ class Rehearsal:
         # What kept a probe from covering writes the release put at risk.
         self.write_problems: list[str] = []
         self.new: Version | None = None
+        self.database: Postgres | None = None
+        # Held while the replicas in service change: by the rollout, a replacement, a reload.
+        self.fleet_lock = threading.RLock()
+        self.health = fleet_health(self.config)
+        self.supervisor: Supervisor[Replica] | None = None
+        self.replacements: list[Replacement] = []
+        self.replica_numbers = itertools.count(1)
 
     # ------------------------------------------------------------ the site before the release
 
     def deploy_current(self) -> None:
         """PostgreSQL, Redis, the current version migrated with its static files published,
         its replicas healthy behind the proxy."""
-        database = self.resources.enter_context(postgres())
+        self.database = database = self.resources.enter_context(postgres())
         cache = self.resources.enter_context(redis())
         self.database_url = database.create_database(DATABASE_NAME)
         self.redis_url = cache.url()
@@ -234,6 +266,7 @@ class Rehearsal:
                     f"the current version {current.name} is not healthy, so there is nothing to "
                     f"release over: {problem}\n{log_tail(replica.log)}"
                 )
+            replica.settled = True
             self.serving.append(replica)
         ports = ", ".join(str(replica.port) for replica in self.serving)
         self.progress(f"{current.name} healthy on ports {ports}")
@@ -244,6 +277,23 @@ class Rehearsal:
         self.progress(
             f"{self.options.proxy} on {self.proxy.url()} in front of "
             f"{len(self.serving)} {self.config.app.server} replicas of {current.name}"
+        )
+        self.supervise()
+
+    def supervise(self) -> None:
+        """The fleet's health checks on every replica in service, from now on (stopped before
+        the proxy and the replicas are)."""
+        self.supervisor = Supervisor(
+            self.health,
+            in_service=lambda: list(self.serving),
+            replace=self.replace_unhealthy,
+        )
+        self.supervisor.start()
+        self.resources.callback(self.supervisor.stop)
+        checks = "; ".join(check.describe() for check in self.health.checks)
+        self.progress(
+            f"health checks as ECS runs them, on {self.health.path}: {checks}; grace period "
+            f"{self.health.grace_period_seconds:g} s for a replica started from now on"
         )
 
     @property
@@ -396,7 +446,12 @@ class Rehearsal:
 
     def step_fleet(self) -> StepOutcome:
         """One replica at a time: start a new one, wait until healthy, add it to the proxy,
-        take an old one out, let it drain, stop it gracefully."""
+        take an old one out, let it drain, stop it gracefully. A replacement of an unhealthy
+        replica waits until the rollout is over (and finds its replica gone)."""
+        with self.fleet_lock:
+            return self._roll_fleet()
+
+    def _roll_fleet(self) -> StepOutcome:
         version = self._new()
         old_replicas = list(self.serving)
         total = len(old_replicas)
@@ -433,7 +488,8 @@ class Rehearsal:
         then the health path answers through the proxy and every page the load views (in
         turn) references only the new version's static files."""
         version = self._new()
-        self.set_upstreams(self.serving)
+        with self.fleet_lock:
+            self.set_upstreams(self.serving)
         if self.proxy is None or fetch(self.proxy_port, self.config.app.health_check_path) is None:
             raise ReleaseStepError("the proxy does not answer its health path after the switch")
         manifest = json.loads((version.static_root / STATIC_MANIFEST).read_text())
@@ -657,6 +713,7 @@ class Rehearsal:
             STATIC_URL=static_url_prefix(self.config.static),
             STATIC_ROOT=str(version.static_root),
             DJANGO_HEALTH_CHECK_PATH=self.config.app.health_check_path,
+            DJANGO_READINESS_PATH=self.config.app.readiness_path,
         )
         env.update(local_media_environment(self.config.media, str(self.media)))
         if with_services:
@@ -700,7 +757,8 @@ class Rehearsal:
         port = free_port()
         while port == self.proxy_port:  # chosen early, bound only once the replicas run
             port = free_port()
-        home = self.root / "replicas" / f"{len(self.replicas) + 1}-{version.release_id}"
+        # Replacements start replicas from threads of their own: numbers are handed out.
+        home = self.root / "replicas" / f"{next(self.replica_numbers)}-{version.release_id}"
         home.mkdir(parents=True)
         env = self.environment(version)
         env["XDG_RUNTIME_DIR"] = str(home)  # Gunicorn's control socket
@@ -741,6 +799,8 @@ class Rehearsal:
         last = "no answer"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
+            if self.supervisor is not None and self.supervisor.stopping.is_set():
+                return "the rehearsal is ending"
             if replica.process.poll() is not None:
                 return f"the server exited with status {replica.process.returncode}"
             answer = fetch(replica.port, path)
@@ -756,14 +816,128 @@ class Rehearsal:
             time.sleep(HEALTH_INTERVAL_SECONDS)
         return f"no healthy answer within {START_TIMEOUT_SECONDS:.0f} s (last: {last})"
 
+    def replace_unhealthy(self, replica: Replica, reason: str) -> None:
+        """What ECS does with a task its health checks call unhealthy (minimum healthy 100 %):
+        start a replacement of the same version, and once it is healthy, put it in service and
+        take the unhealthy one out, drained. A replacement that does not get healthy is stopped
+        and another started, until one does or the rehearsal ends. Meanwhile the unhealthy
+        replica keeps its traffic, as the load balancer keeps sending it when every target is
+        unhealthy (it fails open)."""
+        record = Replacement(replica.port, replica.version.name, reason, time.monotonic())
+        self.replacements.append(record)
+        self.progress(
+            f"replica on port {replica.port} ({replica.version.name}) is unhealthy: {reason}; "
+            "replacing it, as ECS would"
+        )
+        stopping = self.supervisor.stopping if self.supervisor else threading.Event()
+        while not stopping.is_set():
+            record.attempts += 1
+            try:
+                new = self.start_replica(replica.version)
+            except (ServerError, OSError) as error:
+                self.progress(f"replacement of port {replica.port} did not start: {error}")
+                stopping.wait(REPLACEMENT_RETRY_SECONDS)
+                continue
+            problem = self.wait_healthy(new)
+            if problem:
+                new.stop()
+                stopping.wait(REPLACEMENT_RETRY_SECONDS)
+                continue
+            with self.fleet_lock:
+                if replica not in self.serving:  # the rollout took it out meanwhile
+                    new.stop()
+                    return
+                self.serving.append(new)
+                self.set_upstreams(self.serving)
+                self.serving.remove(replica)
+                self.set_upstreams(self.serving)
+            record.replaced_by, record.in_service = new.port, time.monotonic()
+            if not stopping.is_set():
+                self.drain(replica)
+            replica.stop()
+            self.progress(
+                f"replica on port {replica.port} replaced by port {new.port} after "
+                f"{record.attempts} start(s), {record.in_service - record.unhealthy:.1f} s after "
+                "it turned unhealthy"
+            )
+            return
+
+    def database_outage(self, seconds: float) -> Outage:
+        """PostgreSQL stopped (`pg_ctl stop -m fast`: every connection ends) for `seconds`, then
+        started again with the same data; then the wait until every replica in service answers
+        its readiness path again, and the rest of the reconnect window. Nothing else is done:
+        whatever recovers, recovers by itself."""
+        if self.database is None:
+            raise ReleaseStepError("the database is not running")
+        # Every replica ready first: what the outage takes away was there. Then each worker
+        # process's readiness path warmed up (its first answer imports the cache client), so
+        # that the time to be ready again measures the recovery, not the warm-up.
+        if self.wait_ready(time.monotonic() + READY_TIMEOUT_SECONDS) is None:
+            self.progress("database outage: not every replica was ready before it")
+        asks = [
+            r.port
+            for r in self.serving
+            for _ in range(WARM_UP_ASKS * (self.config.app.workers or 1))
+        ]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=WARM_UP_ASKS * 2) as pool:
+            list(pool.map(lambda port: fetch(port, self.config.app.readiness_path), asks))
+        self.progress(f"database outage: PostgreSQL stopped (fast shutdown) for {seconds:g} s")
+        stopping = time.monotonic()
+        self.database.stop()
+        stopped = time.monotonic()
+        time.sleep(max(0.0, stopped + seconds - time.monotonic()))
+        self.database.start()
+        back = time.monotonic()
+        self.progress(
+            f"database outage: PostgreSQL stopped in {stopped - stopping:.1f} s, accepts "
+            f"connections again {back - stopped:.1f} s later"
+        )
+        ready = self.wait_ready(back + READY_TIMEOUT_SECONDS)
+        if ready is None:
+            self.progress(
+                f"database outage: not every replica was ready within {READY_TIMEOUT_SECONDS:g} s"
+            )
+        else:
+            self.progress(f"database outage: every replica ready {ready - back:.1f} s later")
+        time.sleep(max(0.0, back + RECONNECT_WINDOW_SECONDS - time.monotonic()))
+        return Outage(
+            seconds, stopping, stopped, back, ready, static_url_prefix(self.config.static)
+        )
+
+    def wait_ready(self, deadline: float) -> float | None:
+        """When every replica in service answered `app.readinessPath` 200 (each once it has),
+        or None at `deadline`."""
+        path = self.config.app.readiness_path
+        pending = {replica.port for replica in self.serving}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(pending) or 1) as pool:
+            while time.monotonic() < deadline:
+                asked = {port: pool.submit(fetch, port, path) for port in pending}
+                pending = {
+                    port for port, answer in asked.items() if (answer.result() or (0,))[0] != 200
+                }
+                pending &= {replica.port for replica in self.serving}
+                if not pending:
+                    return time.monotonic()
+                time.sleep(READY_POLL_SECONDS)
+        return None
+
+    def health_checks(self) -> HealthChecks:
+        return HealthChecks(
+            path=self.health.path,
+            checks=tuple(check.describe() for check in self.health.checks),
+            grace_period_seconds=self.health.grace_period_seconds,
+            replacements=tuple(self.replacements),
+        )
+
     def set_upstreams(self, replicas: list[Replica]) -> None:
         """Reloads the proxy with `replicas` as its upstreams, at least RELOAD_GAP_SECONDS
         after the previous reload."""
         if self.proxy is None:
             raise ReleaseStepError("the proxy is not running")
-        time.sleep(max(0.0, self.last_reload + RELOAD_GAP_SECONDS - time.monotonic()))
-        self.proxy.reload(self.site(replicas))
-        self.last_reload = time.monotonic()
+        with self.fleet_lock:
+            time.sleep(max(0.0, self.last_reload + RELOAD_GAP_SECONDS - time.monotonic()))
+            self.proxy.reload(self.site(replicas))
+            self.last_reload = time.monotonic()
 
     def drain(self, replica: Replica) -> float:
         """Waits until the proxy closed its last connection to the replica, at most the load
@@ -816,6 +990,11 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         with running_load(rehearsal.load_site(), options.rate) as load:
             load_start = time.monotonic()
             time.sleep(options.before_seconds)
+            outage = (
+                rehearsal.database_outage(options.database_outage_seconds)
+                if options.database_outage_seconds
+                else None
+            )
             release_start = time.monotonic()
             steps = rehearsal.release()
             release_end = time.monotonic()
@@ -825,6 +1004,8 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
                 time.sleep(MIN_REQUESTS_POLL_SECONDS)
             samples = load.stop()
             load_end = time.monotonic()
+        if rehearsal.supervisor is not None:  # no replacement may change the fleet any more
+            rehearsal.supervisor.stop()
         writes, write_summary = rehearsal.write_results()
         progress("load stopped; stopping every server")
     return build_report(
@@ -836,8 +1017,9 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         rate=options.rate,
         steps=steps,
         samples=rehearsal.with_serving_versions(samples),
-        timeline=Timeline(load_start, release_start, release_end, load_end),
+        timeline=Timeline(load_start, release_start, release_end, load_end, outage),
         writes=writes,
         write_summary=write_summary,
         pages=rehearsal.page_paths,
+        health_checks=rehearsal.health_checks(),
     )

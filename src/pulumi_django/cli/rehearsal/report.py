@@ -1,12 +1,13 @@
 """What a rehearsal found: the requests and their failures, latency before, during and after the
-release, each release step, and the verdict; as text for people, as JSON for machines and as
-markdown for a pull request's comment."""
+release, each release step, the fleet's health checks (and any replica they had replaced), a
+database outage when one was asked for, and the verdict; as text for people, as JSON for
+machines and as markdown for a pull request's comment."""
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pulumi_django.cli.plan_diff import MARKER, escape_markdown
@@ -23,6 +24,17 @@ from pulumi_django.cli.rehearsal.load import (
 Result = Literal["ok", "failed", "refused", "halted"]
 StepStatus = Literal["ok", "skipped", "refused", "halted"]
 PHASES = ("before", "during", "after")
+# The phase of a database outage (`--database-outage`), before the release.
+OUTAGE_PHASE = "outage"
+PHASE_LABELS = {
+    "before": "before the release",
+    "during": "during the release",
+    "after": "after the release",
+    OUTAGE_PHASE: "database outage",
+}
+# After the database is back, the time the app gets to reconnect: its 5xx until then are the
+# outage's; any failure after it counts.
+RECONNECT_WINDOW_SECONDS = 5.0
 # Exit status of `pulumi-django rehearse` by result: 2 stays the CLI's usage error.
 EXIT_CODES: dict[str, int] = {"ok": 0, "failed": 1, "refused": 3, "halted": 4}
 FAILURE_EXAMPLES = 5
@@ -36,6 +48,8 @@ FAILURE_LABELS = {
 VERDICTS = {
     "ok": "no request failed while the old and the new version ran side by side",
     "failed": "users saw errors during this release",
+    "replaced": "the fleet's health checks had replicas replaced, as ECS would replace tasks",
+    "not_ready": "the replicas were not all ready again after the database outage",
     "refused": "the migration check refused the release before anything changed; "
     "the old version kept serving",
     "halted": "the release stopped before it reached every replica; "
@@ -58,18 +72,106 @@ class StepReport:
 
 
 @dataclass(frozen=True)
+class Outage:
+    """A database outage the rehearsal made (`--database-outage`), in monotonic seconds:
+    PostgreSQL asked to stop (its sessions end), stopped, accepting connections again, every
+    replica ready again (None: not within the wait)."""
+
+    seconds: float  # as asked
+    stopping: float
+    stopped: float
+    back: float
+    ready: float | None
+    static_prefix: str = "/static/"
+
+    @property
+    def window_end(self) -> float:
+        """Until when a 5xx is the outage's: the reconnect window after the database is back."""
+        return self.back + RECONNECT_WINDOW_SECONDS
+
+    def covers(self, started: float) -> bool:
+        return self.stopping <= started < self.window_end
+
+    def what(self, sample: Sample) -> str:
+        """A request as the outage's tally names it: static files together."""
+        if sample.method == "GET" and sample.path.startswith(self.static_prefix):
+            return f"GET {self.static_prefix}*"
+        return f"{sample.method} {sample.path}"
+
+
+@dataclass
+class Replacement:
+    """A replica the fleet's health checks called unhealthy, which ECS would replace: when
+    (monotonic), why, and its replacement once in service."""
+
+    port: int
+    version: str
+    reason: str
+    unhealthy: float
+    attempts: int = 0  # replacements started
+    replaced_by: int | None = None
+    in_service: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthChecks:
+    """The checks the rehearsal ran on every replica in service, as ECS runs them, and the
+    replacements they caused."""
+
+    path: str
+    checks: tuple[str, ...]
+    grace_period_seconds: float
+    replacements: tuple[Replacement, ...] = ()
+
+
+@dataclass(frozen=True)
 class Timeline:
-    """Monotonic times: the load started, the release started and ended, the load ended."""
+    """Monotonic times: the load started, the release started and ended, the load ended; and
+    the database outage, when there was one (before the release)."""
 
     load_start: float
     release_start: float
     release_end: float
     load_end: float
+    outage: Outage | None = None
 
     def phase(self, started: float) -> str:
+        if self.outage is not None and self.outage.covers(started):
+            return OUTAGE_PHASE
         if started < self.release_start:
             return "before"
         return "during" if started < self.release_end else "after"
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        if self.outage is None:
+            return PHASES
+        return ("before", OUTAGE_PHASE, "during", "after")
+
+
+@dataclass(frozen=True)
+class OutageSummary:
+    """What users saw while the database was down (`served` and `failed`: requests by what they
+    asked for, during the gap) and how the site came back: `failures` the 5xx of the outage
+    and its reconnect window (left out of the run's failures); `last_failure` seconds after the
+    database was back (None: none after); `first_success` seconds after it was back until a
+    request that had failed while it was down (the same method and path) was answered again;
+    `ready_after` seconds until every replica answered its readiness path."""
+
+    seconds: float
+    down_seconds: float
+    requests: int
+    failures: int
+    served: dict[str, int]
+    failed: dict[str, int]
+    last_failure: float | None
+    ready_after: float | None
+    reconnect_window: float = RECONNECT_WINDOW_SECONDS
+    first_success: float | None = None
+
+    @property
+    def recovered(self) -> bool:
+        return self.ready_after is not None
 
 
 @dataclass(frozen=True)
@@ -113,6 +215,13 @@ class RehearsalReport:
     writes: WriteSummary | None = None
     # The pages the load viewed (the crawl's), in the order found.
     pages: tuple[str, ...] = ()
+    health_checks: HealthChecks | None = None
+    outage: OutageSummary | None = None
+    phases: tuple[str, ...] = field(default=PHASES)
+
+    @property
+    def replicas_replaced(self) -> int:
+        return len(self.health_checks.replacements) if self.health_checks else 0
 
     @property
     def exit_code(self) -> int:
@@ -123,16 +232,56 @@ class RehearsalReport:
         return sum(self.failures.values())
 
 
-def decide_result(failed_requests: int, steps: Sequence[StepReport]) -> Result:
+def decide_result(
+    failed_requests: int,
+    steps: Sequence[StepReport],
+    replicas_replaced: int = 0,
+    recovered: bool = True,
+) -> Result:
     """A refusal is `refused` whatever the load counted: nothing changed, so any failure came
-    from the old version alone. Otherwise any failed request fails the rehearsal; otherwise a
-    halted step halts it; otherwise ok."""
+    from the old version alone. Otherwise any failed request, any replica the health checks had
+    replaced, or a fleet not ready again after a database outage fails the rehearsal;
+    otherwise a halted step halts it; otherwise ok."""
     statuses = {step.status for step in steps}
     if "refused" in statuses:
         return "refused"
-    if failed_requests:
+    if failed_requests or replicas_replaced or not recovered:
         return "failed"
     return "halted" if "halted" in statuses else "ok"
+
+
+def summarize_outage(samples: Sequence[Sample], outage: Outage) -> OutageSummary:
+    """The outage's tally (see OutageSummary) of the load's `samples`."""
+    served: collections.Counter[str] = collections.Counter()
+    failed: collections.Counter[str] = collections.Counter()
+    after_back = []
+    covered = [sample for sample in samples if outage.covers(sample.started)]
+    for sample in covered:
+        if sample.failure == "5xx":
+            if sample.started < outage.back:
+                failed[outage.what(sample)] += 1
+            else:
+                after_back.append(sample.started - outage.back)
+        elif sample.failure is None and outage.stopped <= sample.started < outage.back:
+            served[outage.what(sample)] += 1
+    answered_again = [
+        sample.started - outage.back
+        for sample in samples
+        if sample.started >= outage.back
+        and sample.failure is None
+        and outage.what(sample) in failed
+    ]
+    return OutageSummary(
+        seconds=outage.seconds,
+        down_seconds=outage.back - outage.stopped,
+        requests=len(covered),
+        failures=sum(1 for sample in covered if sample.failure == "5xx"),
+        served=dict(served.most_common()),
+        failed=dict(failed.most_common()),
+        last_failure=max(after_back, default=None),
+        ready_after=None if outage.ready is None else outage.ready - outage.back,
+        first_success=min(answered_again, default=None),
+    )
 
 
 def pages_missing_before(samples: Sequence[Sample], timeline: Timeline) -> tuple[str, ...]:
@@ -164,17 +313,27 @@ def build_report(
     writes: Sequence[Sample] = (),
     write_summary: WriteSummary | None = None,
     pages: Sequence[str] = (),
+    health_checks: HealthChecks | None = None,
 ) -> RehearsalReport:
     """`samples` are the load's HTTP requests (the latency and the request count); `writes`
-    the write probe's operations, whose failures count with the requests'."""
-    by_phase: dict[str, list[Sample]] = {phase: [] for phase in PHASES}
+    the write probe's operations, whose failures count with the requests'. During a database
+    outage and its reconnect window, 5xx answers are the outage's (`outage`), not failures."""
+    by_phase: dict[str, list[Sample]] = {phase: [] for phase in timeline.phases}
     for sample in samples:
         by_phase[timeline.phase(sample.started)].append(sample)
     excluded = pages_missing_before(samples, timeline)
+    outage = timeline.outage
     # Their 404s are left out for the whole run; any other failure of those paths still counts.
-    counted = [s for s in samples if not (s.path in excluded and is_missing_page(s))]
+    counted = [
+        s
+        for s in samples
+        if not (s.path in excluded and is_missing_page(s))
+        and not (outage is not None and outage.covers(s.started) and s.failure == "5xx")
+    ]
     counted += writes
     failures = failure_counts(counted)
+    outage_summary = None if outage is None else summarize_outage(samples, outage)
+    replaced = len(health_checks.replacements) if health_checks else 0
     return RehearsalReport(
         release=release,
         previous=previous,
@@ -185,14 +344,22 @@ def build_report(
         steps=tuple(steps),
         requests=len(samples),
         failures=failures,
-        latency={phase: latency_summary(by_phase[phase]) for phase in PHASES},
+        latency={phase: latency_summary(by_phase[phase]) for phase in timeline.phases},
         rollout_seconds=timeline.release_end - timeline.release_start,
         load_seconds=timeline.load_end - timeline.load_start,
-        result=decide_result(sum(failures.values()), steps),
+        result=decide_result(
+            sum(failures.values()),
+            steps,
+            replaced,
+            outage_summary is None or outage_summary.recovered,
+        ),
         failure_examples=_examples(counted),
         excluded_paths=excluded,
         writes=write_summary,
         pages=tuple(pages),
+        health_checks=health_checks,
+        outage=outage_summary,
+        phases=timeline.phases,
     )
 
 
@@ -249,7 +416,52 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
         "excluded_paths": list(report.excluded_paths),
         "writes": None if report.writes is None else _writes_json(report.writes),
         "pages": list(report.pages),
+        "replicas_replaced": report.replicas_replaced,
+        "health_checks": (
+            None if report.health_checks is None else _health_checks_json(report.health_checks)
+        ),
+        "database_outage": None if report.outage is None else _outage_json(report.outage),
     }
+
+
+def _health_checks_json(health: HealthChecks) -> dict[str, Any]:
+    return {
+        "path": health.path,
+        "checks": list(health.checks),
+        "grace_period_seconds": health.grace_period_seconds,
+        "replacements": [
+            {
+                "port": replacement.port,
+                "version": replacement.version,
+                "reason": replacement.reason,
+                "attempts": replacement.attempts,
+                "replaced_by": replacement.replaced_by,
+                "seconds": None
+                if replacement.in_service is None
+                else round(replacement.in_service - replacement.unhealthy, 2),
+            }
+            for replacement in health.replacements
+        ],
+    }
+
+
+def _outage_json(outage: OutageSummary) -> dict[str, Any]:
+    return {
+        "seconds": outage.seconds,
+        "down_seconds": round(outage.down_seconds, 2),
+        "requests": outage.requests,
+        "failures": outage.failures,
+        "served": outage.served,
+        "failed": outage.failed,
+        "reconnect_window_seconds": outage.reconnect_window,
+        "last_failure_after_seconds": _rounded_seconds(outage.last_failure),
+        "answered_again_after_seconds": _rounded_seconds(outage.first_success),
+        "ready_after_seconds": _rounded_seconds(outage.ready_after),
+    }
+
+
+def _rounded_seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _writes_json(writes: WriteSummary) -> dict[str, Any]:
@@ -293,9 +505,13 @@ def render_report(report: RehearsalReport) -> str:
         lines.append(f"{EXCLUDED_LABEL}: {', '.join(report.excluded_paths)}")
     if report.writes is not None:
         lines += _writes_lines(report.writes, report.failures["orm"])
+    if report.outage is not None:
+        lines += _outage_lines(report.outage)
+    if report.health_checks is not None:
+        lines += _health_lines(report.health_checks)
     lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
     for phase, summary in report.latency.items():
-        label = f"{phase} the release"
+        label = PHASE_LABELS[phase]
         lines.append(
             f"  {label:<20}{summary.requests:>8} {_cell(summary.p50)} {_cell(summary.p99)}"
         )
@@ -305,6 +521,60 @@ def render_report(report: RehearsalReport) -> str:
         f"Result: {report.result.upper()}: {_verdict(report)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tally(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{what} {count}" for what, count in counts.items()) or "none"
+
+
+def _outage_sentences(outage: OutageSummary) -> list[str]:
+    """The outage in a few sentences, for the text and the markdown alike."""
+    if outage.last_failure is None:
+        after = "none failed after it was back"
+    else:
+        after = f"the last 5xx started {outage.last_failure:.1f} s after it was back"
+    if outage.first_success is not None:
+        after += (
+            f"; what had failed was answered again {outage.first_success:.2f} s after it was back"
+        )
+    ready = (
+        f"every replica ready {outage.ready_after:.1f} s after it was back"
+        if outage.ready_after is not None
+        else "NOT every replica was ready again"
+    )
+    return [
+        f"PostgreSQL stopped {outage.seconds:g} s ({outage.down_seconds:.1f} s until it "
+        f"accepted connections again); {outage.requests} requests during it and the "
+        f"{outage.reconnect_window:g} s reconnect window, {outage.failures} answered 5xx "
+        f"(not counted above); {after}; {ready}",
+        f"served while it was down: {_tally(outage.served)}",
+        f"failed while it was down: {_tally(outage.failed)}",
+    ]
+
+
+def _outage_lines(outage: OutageSummary) -> list[str]:
+    first, *rest = _outage_sentences(outage)
+    return ["", f"Database outage: {first}", *(f"  {line}" for line in rest)]
+
+
+def _health_lines(health: HealthChecks) -> list[str]:
+    lines = [
+        "",
+        f"Health checks on {health.path} (as ECS runs them; grace period "
+        f"{health.grace_period_seconds:g} s): replicas replaced: {len(health.replacements)}",
+    ]
+    lines += [f"  {check}" for check in health.checks]
+    for replacement in health.replacements:
+        done = (
+            f"replaced by port {replacement.replaced_by}"
+            if replacement.replaced_by is not None
+            else "not replaced before the end"
+        )
+        lines.append(
+            f"  port {replacement.port} ({replacement.version}): {replacement.reason}; {done} "
+            f"({replacement.attempts} start(s))"
+        )
+    return lines
 
 
 def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
@@ -323,14 +593,41 @@ def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
 
 def _verdict(report: RehearsalReport) -> str:
     problems = report.writes.problems if report.writes else ()
-    return verdict(report.result, report.failed_requests, problems, where="above") + "."
+    recovered = report.outage is None or report.outage.recovered
+    return (
+        verdict(
+            report.result,
+            report.failed_requests,
+            problems,
+            where="above",
+            replaced=report.replicas_replaced,
+            recovered=recovered,
+        )
+        + "."
+    )
 
 
-def verdict(result: Result, failed: int, write_problems: Sequence[str], *, where: str) -> str:
+def verdict(
+    result: Result,
+    failed: int,
+    write_problems: Sequence[str],
+    *,
+    where: str,
+    replaced: int = 0,
+    recovered: bool = True,
+) -> str:
     """What the result means, in a sentence (no full stop): what a refusal's failures were,
-    and a warning when the model writes the release put at risk went unprobed, so that 0 orm
+    what failed besides requests (replicas replaced, a fleet not ready after an outage), and a
+    warning when the model writes the release put at risk went unprobed, so that 0 orm
     failures proves nothing."""
     text = VERDICTS[result]
+    if result == "failed":
+        reasons = [
+            *([VERDICTS["failed"]] if failed else []),
+            *([f"{VERDICTS['replaced']} ({replaced})"] if replaced else []),
+            *([VERDICTS["not_ready"]] if not recovered else []),
+        ]
+        text = "; ".join(reasons) or text
     if result == "refused" and failed:
         text += f"; the {failed} failure{'s' * (failed > 1)} {where} came from it alone"
     if write_problems:
@@ -348,7 +645,15 @@ def render_markdown(document: Mapping[str, Any]) -> str:
     result: Result = document["result"]
     failures: Mapping[str, int] = document["failures"]
     writes = document.get("writes") or {}
-    meaning = verdict(result, sum(failures.values()), writes.get("problems") or (), where="below")
+    outage = document.get("database_outage")
+    meaning = verdict(
+        result,
+        sum(failures.values()),
+        writes.get("problems") or (),
+        where="below",
+        replaced=document.get("replicas_replaced") or 0,
+        recovered=outage is None or outage["ready_after_seconds"] is not None,
+    )
     failed = sum(failures.get(kind, 0) for kind in REQUEST_FAILURE_KINDS)
     lines = [
         MARKER.format(stack=MARKDOWN_MARKER),
@@ -395,6 +700,11 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         lines += ["", f"Pages viewed ({len(pages)}): {', '.join(_code(page) for page in pages)}"]
     if writes:
         lines += ["", "#### Model writes", "", *_markdown_writes(writes, failures.get("orm", 0))]
+    if outage:
+        lines += ["", "#### Database outage", "", *_markdown_outage(outage)]
+    health = document.get("health_checks")
+    if health:
+        lines += ["", "#### Health checks", "", *_markdown_health(health)]
     lines += [
         "",
         "#### Latency (ms)",
@@ -402,13 +712,45 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         "| | requests | p50 | p99 |",
         "|---|--:|--:|--:|",
     ]
-    for phase in PHASES:
-        latency = document["latency_ms"][phase]
+    for phase, latency in document["latency_ms"].items():
         lines.append(
-            f"| {phase} the release | {document['requests_by_phase'][phase]} "
+            f"| {PHASE_LABELS.get(phase, phase)} | {document['requests_by_phase'][phase]} "
             f"| {_milliseconds(latency['p50'])} | {_milliseconds(latency['p99'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _markdown_outage(outage: Mapping[str, Any]) -> list[str]:
+    summary = OutageSummary(
+        seconds=outage["seconds"],
+        down_seconds=outage["down_seconds"],
+        requests=outage["requests"],
+        failures=outage["failures"],
+        served=outage["served"],
+        failed=outage["failed"],
+        last_failure=outage["last_failure_after_seconds"],
+        first_success=outage.get("answered_again_after_seconds"),
+        ready_after=outage["ready_after_seconds"],
+        reconnect_window=outage["reconnect_window_seconds"],
+    )
+    first, *rest = _outage_sentences(summary)
+    return [f"{_markdown_cell(first)}.", "", *(f"- {_markdown_cell(line)}" for line in rest)]
+
+
+def _markdown_health(health: Mapping[str, Any]) -> list[str]:
+    replacements = health["replacements"]
+    lines = [
+        f"On {_code(health['path'])}, as ECS runs them (grace period "
+        f"{health['grace_period_seconds']:g} s): **{len(replacements)} replicas replaced**.",
+        "",
+        *(f"- {_markdown_cell(check)}" for check in health["checks"]),
+    ]
+    lines += [
+        f"- replaced: port {replacement['port']} ({_code(replacement['version'])}): "
+        f"{_markdown_cell(replacement['reason'])}"
+        for replacement in replacements
+    ]
+    return lines
 
 
 def _markdown_writes(writes: Mapping[str, Any], failed: int) -> list[str]:

@@ -102,12 +102,69 @@ def log_tail(log: Path, lines: int = 30) -> str:
 
 
 @dataclass
+class PostgresServer:
+    """The server process of a throwaway cluster, which can be stopped and started again on the
+    same port and data (a database outage)."""
+
+    command: list[str]
+    as_postgres: list[str]
+    data: Path
+    log: Path
+    env: dict[str, str]
+    port: int
+    timeout: float
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Starts the server and waits until it accepts connections."""
+        self.process = start_process(self.command, self.log, env=self.env)
+        try:
+            wait_for_port(self.port, self.timeout, self.process)
+            _wait_until_accepting(self.port, self.timeout)
+        except ServerError:
+            self.stop()
+            raise
+
+    def stop_fast(self) -> None:
+        """`pg_ctl stop -m fast`: every session is ended, then the server shuts down cleanly,
+        as a failover ends the old primary's connections."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pg_ctl = find_binary("pg_ctl", POSTGRES_BIN_DIRS, package="postgresql")
+        command = [*self.as_postgres, pg_ctl, "stop", "-D", str(self.data), "-m", "fast", "-w"]
+        stopped = subprocess.run(
+            [*command, "-t", str(int(self.timeout))], capture_output=True, env=self.env
+        )
+        if stopped.returncode != 0:
+            raise ServerError(
+                f"pg_ctl stop failed: {stopped.stderr.decode(errors='replace').strip()}"
+            )
+        self.process.wait(self.timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+@dataclass
 class Postgres:
     """A running throwaway PostgreSQL cluster on loopback; the `postgres` superuser needs no
     password (and, unless started with `password_auth`, neither does any other role)."""
 
     port: int
     user: str = "postgres"
+    server: PostgresServer | None = None
+
+    def stop(self) -> None:
+        """Stops the server (fast shutdown); `start` brings it back with the same data."""
+        if self.server is None:
+            raise ServerError("this PostgreSQL was not started here, so it cannot be stopped")
+        self.server.stop_fast()
+
+    def start(self) -> None:
+        if self.server is None:
+            raise ServerError("this PostgreSQL was not started here, so it cannot be started")
+        self.server.start()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgres://{self.user}@{LOOPBACK}:{self.port}/{database}"
@@ -149,6 +206,7 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
     data, log = workdir / "data", workdir / "server.log"
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     as_postgres = _drop_root_prefix(workdir)
+    running: PostgresServer | None = None
     try:
         subprocess.run(
             [
@@ -171,8 +229,8 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
         if password_auth:
             _require_passwords(data)
         port = free_port()
-        process = start_process(
-            [
+        running = PostgresServer(
+            command=[
                 *as_postgres,
                 server,
                 "-D",
@@ -192,20 +250,29 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
                 "-c",
                 "max_connections=200",
             ],
-            log,
+            as_postgres=as_postgres,
+            data=data,
+            log=log,
             env=env,
+            port=port,
+            timeout=timeout,
         )
-        try:
-            wait_for_port(port, timeout, process)
-            _wait_until_accepting(port, timeout)
-            yield Postgres(port=port)
-        finally:
-            stop_process(process)
-    except subprocess.CalledProcessError as error:
-        raise ServerError(f"initdb failed: {error.stderr.decode(errors='replace')}") from None
-    except ServerError as error:
-        raise ServerError(f"PostgreSQL did not start: {error}\n{log_tail(log)}") from None
+        running.start()
+    except BaseException as error:
+        # Only what happens before the cluster is handed over is a failure to start.
+        if running is not None:
+            running.stop()
+        why = log_tail(log)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(error, subprocess.CalledProcessError):
+            raise ServerError(f"initdb failed: {error.stderr.decode(errors='replace')}") from None
+        if isinstance(error, ServerError):
+            raise ServerError(f"PostgreSQL did not start: {error}\n{why}") from None
+        raise
+    try:
+        yield Postgres(port=port, server=running)
     finally:
+        running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -58,7 +58,7 @@ USE_I18N = False
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Run by /healthz after the database and cache checks.
+# Run by /healthz (liveness), and by /readyz after its database and cache checks.
 HEALTH_CHECKS = {"map tiles": "sightings.health.check_map_tiles"}
 
 STATIC_URL = "/static/"

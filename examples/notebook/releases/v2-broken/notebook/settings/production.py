@@ -8,7 +8,8 @@ import pulumi_django_runtime
 
 from .base import *  # noqa: F403
 
-# Run by the health path after the database and cache checks.
+# Run by the health path (liveness), and by the readiness path after its database and cache
+# checks.
 HEALTH_CHECKS = {"search": "journal.health.check_search_service"}
 
 pulumi_django_runtime.configure(globals())

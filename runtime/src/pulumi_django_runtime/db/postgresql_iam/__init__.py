@@ -1,0 +1,1 @@
+"""PostgreSQL on RDS with IAM database authentication (see base.py)."""

@@ -28,12 +28,17 @@ class ComponentArgsError(PulumiDjangoError, pulumi.RunError):
     each other); the message names the argument, and Pulumi prints it as one line."""
 
 
-def check_name(component: str, name: str) -> None:
+def check_name(component: str, name: str, *, major: str | None = None) -> None:
     """Raises ComponentArgsError, one line, when a name the `component` derives from `name`
     is one AWS refuses (too long, `--` where AWS forbids it, a reserved prefix...): the table of
-    derived names and AWS's limits is `pulumi_django.config.names`."""
+    derived names and AWS's limits is `pulumi_django.config.names`. `major`: the PostgreSQL
+    major of the names that hold one."""
     problems = name_problems(
-        name, component=component, project=pulumi.get_project(), stack=pulumi.get_stack()
+        name,
+        component=component,
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        major=major,
     )
     if problems:
         raise ComponentArgsError(problems[0].line(f"{component} name {name!r}: "))

@@ -4,7 +4,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pulumi_django.errors import PulumiDjangoError
 
 from .base import inner_model
-from .stack import NAMESPACE, StackConfig
+from .stack import NAMESPACE, StackConfig, validation_context
 
 SECRET_FIELDS = frozenset({"secretKey"})
 
@@ -85,7 +85,7 @@ def parse_stack_config(values: Mapping[str, str], secret_keys: set[str]) -> Stac
     if problems:
         raise ConfigError(problems)
     try:
-        return StackConfig.model_validate(document)
+        return StackConfig.model_validate(document, context=validation_context(document))
     except ValidationError as error:
         raise ConfigError(describe_errors(error)) from None
 
@@ -136,17 +136,31 @@ def _namespace_values(everything: Mapping[str, Any]) -> tuple[dict[str, str], se
 def _decode(key: str, raw: str, problems: list[str]) -> Any:
     """Structured config arrives as JSON text; scalars as plain strings."""
     field = StackConfig.model_fields.get(_snake(key))
-    wants_structure = field is not None and _is_structured(field.annotation)
-    if not wants_structure:
+    if field is None or not _is_structured(field.annotation):
         return raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
         problems.append(
-            f"{NAMESPACE}:{key} = {raw[:60]!r}: expected an object with keys of its own "
+            f"{NAMESPACE}:{key} = {raw[:60]!r}: expected {_expected_shape(field.annotation)} "
             f"(see the config reference in README.md)"
         )
         return None
+
+
+def _expected_shape(annotation: Any) -> str:
+    """What a structured key holds, as its message says it: a list (with an example of its
+    items), a map, or a section of keys of its own."""
+    origin = getattr(annotation, "__origin__", None)
+    if origin is list:
+        (item,) = getattr(annotation, "__args__", (Any,))
+        choices = [str(choice) for choice in getattr(item, "__args__", ())]
+        if getattr(item, "__origin__", None) is Literal and choices:
+            return f"a list, e.g. [{choices[0]}] (any of {', '.join(choices)})"
+        return "a list, e.g. [first, second]"
+    if origin is dict:
+        return "a map of names to values, e.g. {name: value}"
+    return "an object with keys of its own"
 
 
 def _is_structured(annotation: Any) -> bool:

@@ -226,6 +226,15 @@ RULES: dict[str, NameRule] = {
 }
 
 
+# A PostgreSQL major as long as they get (two digits), for the names that hold one.
+LONGEST_MAJOR = "99"
+
+
+def postgres_major(engine_version: str) -> str:
+    """`17` or `17.4` -> `17`: RDS names parameter group families `postgres<major>`."""
+    return engine_version.split(".")[0]
+
+
 @dataclass(frozen=True)
 class Derived:
     """Names a component derives from its own. The resource's logical name is
@@ -270,8 +279,10 @@ class Derived:
             for suffix in self.suffixes
         )
 
-    def physical(self, name: str, suffix: str, project: str, stack: str) -> str:
-        suffix = suffix.replace("{major}", "99")
+    def physical(
+        self, name: str, suffix: str, project: str, stack: str, major: str = LONGEST_MAJOR
+    ) -> str:
+        suffix = suffix.replace("{major}", major)
         if self.template is not None:
             return self.template.format(
                 name=name,
@@ -606,20 +617,24 @@ def name_problems(
     component: str | None = None,
     project: str = "project",
     stack: str = "stack",
+    major: str | None = None,
 ) -> list[NameProblem]:
     """Every derived name of `component` (all components when None) that AWS would refuse,
-    for a component named `name` in `project`/`stack`."""
+    for a component named `name` in `project`/`stack`; `major` is the PostgreSQL major of the
+    names that hold one (`database.engineVersion`'s), unknown when None: those names are then
+    checked as long as a major gets and shown with `<major>` in its place."""
     problems: list[NameProblem] = []
     for derived in DERIVED:
         if component is not None and derived.component != component:
             continue
         for suffix in derived.suffixes:
-            physical = derived.physical(name, suffix, project, stack)
+            physical = derived.physical(name, suffix, project, stack, major or LONGEST_MAJOR)
+            shown = derived.physical(name, suffix, project, stack, major or "<major>")
             for kind, reason, fix in rule_problems(RULES[derived.rule], physical):
                 if kind == "length":
                     longest = len(name) - (len(physical) - RULES[derived.rule].max_length)  # type: ignore[operator]
                     fix = f"use a name of at most {longest} characters"
-                problems.append(NameProblem(derived, physical, reason, fix))
+                problems.append(NameProblem(derived, shown, reason, fix))
     return problems
 
 

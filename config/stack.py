@@ -1,5 +1,7 @@
 """The whole stack's config: one model per section, read from the `django:` namespace."""
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +23,7 @@ from .load_balancer import LoadBalancerConfig
 from .local import LocalConfig
 from .media import MediaConfig
 from .migrations import MigrationsConfig
-from .names import max_name_length, name_problems
+from .names import max_name_length, name_problems, postgres_major
 from .network import NetworkConfig
 from .proxy import ProxyConfig
 from .rehearsal import RehearsalConfig
@@ -41,6 +43,27 @@ def _flag(value: Any) -> Any:
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+# The validation context's key for the PostgreSQL major `name`'s derived names hold: `name` is
+# validated before `database`, so the raw document's engineVersion comes this way.
+MAJOR_CONTEXT = "postgresMajor"
+ENGINE_VERSION = re.compile(r"\d+(\.\d+)?")  # DatabaseConfig.engine_version's pattern
+
+
+def validation_context(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The context `StackConfig.model_validate(document, context=...)` checks names with:
+    the major of the document's `database.engineVersion` (its default when unset; none when
+    it is not a version, which `database` then reports)."""
+    database = document.get("database")
+    if database is None:
+        database = {}
+    version = database.get("engineVersion") if isinstance(database, Mapping) else None
+    if isinstance(database, Mapping) and version is None:
+        version = DatabaseConfig.model_fields["engine_version"].default
+    if isinstance(version, str | int) and ENGINE_VERSION.fullmatch(str(version)):
+        return {MAJOR_CONTEXT: postgres_major(str(version))}
+    return {}
 
 
 class StackConfig(Section):
@@ -127,7 +150,7 @@ class StackConfig(Section):
     def _names_aws_accepts(cls, name: str, info: ValidationInfo) -> str:
         """Every AWS name the site derives from `name` fits AWS's limits (`config/names.py`)."""
         if info.data.get("target") == "aws":
-            problems = name_problems(name)
+            problems = name_problems(name, major=(info.context or {}).get(MAJOR_CONTEXT))
             if problems:
                 raise ValueError(problems[0].line(""))
         return name

@@ -94,7 +94,8 @@ def test_a_kit_configured_stock_app_is_ready(kit: AppReadiness) -> None:
 def test_a_stock_app_with_sqlite_gets_the_database_error(stock: AppReadiness) -> None:
     assert (
         "settings mysite.settings: DATABASES['default'] is django.db.backends.sqlite3 under the "
-        "stack's environment, not PostgreSQL; read DATABASE_URL" in "\n".join(stock.errors)
+        "stack's environment, not PostgreSQL; read DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, "
+        "DATABASE_USER, DATABASE_PASSWORD and DATABASE_SSLMODE" in "\n".join(stock.errors)
     )
 
 
@@ -246,7 +247,7 @@ def report(**health: Any) -> dict[str, Any]:
     """A probe report of a ready app, with the health request's outcome replaced."""
     return {
         "declarations": {
-            "databaseEngine": "django.db.backends.postgresql",
+            "databaseEngine": "pulumi_django_runtime.db.postgresql_iam",
             "databaseHost": "offline.invalid",
             "staticRoot": "/app/staticfiles",
             "staticfilesBackend": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
@@ -305,3 +306,79 @@ def test_a_health_path_that_needs_the_database_is_warned_of_as_a_fleet_restart(
     assert why in warning
     ok = judge(config, report(status=200, header=header, kind="liveness"), tmp_path)
     assert not [line for line in ok[1] if "healthCheckPath" in line]
+
+
+# Settings written by hand, as a new user does: the database from DATABASE_URL, SQLite without.
+HAND_WRITTEN_DATABASE = (
+    "import dj_database_url\n"
+    "DATABASES = {'default': dj_database_url.config(default=f'sqlite:///{BASE_DIR}/db.sqlite3')}\n"
+)
+# Or from the variables AWS injects, with Django's own backend and a password.
+HAND_WRITTEN_HOST = (
+    "import os\n"
+    "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', "
+    "'HOST': os.environ['DATABASE_HOST'], 'NAME': os.environ['DATABASE_NAME'], "
+    "'USER': os.environ['DATABASE_USER'], 'PASSWORD': os.environ.get('DATABASE_PASSWORD', '')}}\n"
+)
+
+
+def hand_written_app(parent: Path, database: str) -> Path:
+    """A stock project whose settings read the deployment's variables themselves (no kit)."""
+    project = start_project(parent)
+    settings = project / "mysite" / "settings.py"
+    settings.write_text(settings.read_text() + database)
+    return project
+
+
+def database_errors(readiness: AppReadiness) -> list[str]:
+    return [error for error in readiness.errors if "DATABASES['default']" in error]
+
+
+def test_settings_reading_database_url_are_not_ready_for_aws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS injects DATABASE_HOST/PORT/NAME/USER and no DATABASE_URL: such settings would fall
+    back to SQLite there, even with a DATABASE_URL exported in the shell running the plan."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://me@localhost/dev")
+    hand_written_app(tmp_path, HAND_WRITTEN_DATABASE)
+    readiness = assess_app(stack(tmp_path, target="aws"), tmp_path)
+    assert database_errors(readiness) == [
+        "settings mysite.settings: DATABASES['default'] is django.db.backends.sqlite3 under the "
+        "stack's environment, not PostgreSQL; read DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, "
+        "DATABASE_USER, DATABASE_SSLMODE and DATABASE_IAM_REGION (add `from "
+        "pulumi_django_runtime import configure; configure(globals())` to its end)"
+    ]
+
+
+def test_settings_without_the_iam_backend_are_not_ready_for_iam_auth(tmp_path: Path) -> None:
+    """With database.appAuth: iam (the default) the task has no password: Django's own
+    backend would not log in. With appAuth: password, the same settings connect."""
+    hand_written_app(tmp_path, HAND_WRITTEN_HOST)
+    readiness = assess_app(stack(tmp_path, target="aws"), tmp_path)
+    assert database_errors(readiness) == [
+        "settings mysite.settings: DATABASES['default'] is django.db.backends.postgresql under "
+        "the stack's environment, not pulumi_django_runtime.db.postgresql_iam: with "
+        "django:database.appAuth: iam the app gets no password and must log in with IAM "
+        "tokens; add `from pulumi_django_runtime import configure; configure(globals())` to "
+        "its end, or set django:database.appAuth: password and read DATABASE_HOST, "
+        "DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_SSLMODE, DATABASE_SECRET_ARN and "
+        "DATABASE_PASSWORD"
+    ]
+    values = {
+        "target": "aws",
+        "app": json.dumps({"context": "mysite"}),
+        "database": json.dumps({"appAuth": "password"}),
+    }
+    password = resolve_app_config(parse_stack_config(values, set()), tmp_path)
+    assert database_errors(assess_app(password, tmp_path)) == []
+
+
+def test_only_aws_with_iam_auth_needs_the_iam_backend() -> None:
+    config = parse_stack_config({"target": "aws"}, set())
+    plain = report()
+    plain["declarations"]["databaseEngine"] = "django.db.backends.postgresql"
+    assert judge(config, report(), Path())[0] == []
+    [error] = judge(config, plain, Path())[0]
+    assert "not pulumi_django_runtime.db.postgresql_iam" in error
+    local = parse_stack_config({"target": "local"}, set())
+    assert judge(local, plain, Path())[0] == []

@@ -464,3 +464,24 @@ def test_media_off_frees_its_path_and_the_key_prefix_follows_the_path() -> None:
     assert nested.media.location == "files/uploads"
     # A health path merely starting with the same letters is the app's.
     assert parse(target="aws", app={"healthCheckPath": "/media"}).media.url_path == "/media/"
+
+
+LIST_KEYS = [
+    field.alias or name
+    for name, field in StackConfig.model_fields.items()
+    if get_origin(field.annotation) is list
+]
+
+
+@pytest.mark.parametrize("key", LIST_KEYS)
+def test_a_scalar_for_a_list_key_says_a_list_is_expected(key: str) -> None:
+    """`django:allowReplacement: database` (no brackets) names what the key takes."""
+    (problem,) = problems_of(**{key: "database"})
+    assert problem.startswith(f"django:{key} = 'database': expected a list, e.g. [")
+    assert "object with keys of its own" not in problem
+
+
+def test_allow_replacement_names_its_choices() -> None:
+    assert LIST_KEYS == ["allowReplacement"]
+    (problem,) = problems_of(allowReplacement="database")
+    assert "expected a list, e.g. [database] (any of database, cache)" in problem

@@ -167,6 +167,25 @@ def test_the_issues_names_are_refused_in_one_line_naming_the_resource_and_the_fi
         assert "two hyphens in a row" in line and line.endswith("('-', not '--')")
 
 
+@pytest.mark.parametrize(("version", "family"), [("16.4", "postgres16"), ("15", "postgres15")])
+def test_the_parameter_group_shown_is_the_stacks_own_family(version: str, family: str) -> None:
+    """The refused name holds the family `database.engineVersion` makes, never a made-up one."""
+    with pytest.raises(ConfigError) as raised:
+        site_config("prod", "my--site", database={"engineVersion": version})
+    (line,) = raised.value.problems
+    assert f"would be named 'my--site-params-{family}' + Pulumi's" in line
+    assert "99" not in line
+
+
+def test_a_component_shows_its_engines_family_or_no_number() -> None:
+    from pulumi_django.components.args import check_name
+
+    with pytest.raises(ComponentArgsError, match="'shop--db-params-postgres16' "):
+        check_name("Database", "shop--db", major="16")
+    with pytest.raises(ComponentArgsError, match=r"'shop--db-params-postgres<major>' "):
+        check_name("Database", "shop--db")
+
+
 def test_the_longest_name_accepted_is_what_the_target_group_leaves() -> None:
     # `<name>-backend-xxxxxxx` within the 32 characters of CreateTargetGroup.
     assert max_name_length() == 32 - len("-backend") - len(AUTONAME_EXAMPLE) == 16

@@ -270,3 +270,19 @@ def test_aliases_are_recorded_as_urns_whether_given_as_urns_or_specs() -> None:
         "urn:pulumi:s::p::acme:x:Box$random:index/randomPet:RandomPet::old-pet",
         "urn:pulumi:s::p::random:index/randomPet:RandomPet::pet",
     ]
+
+
+def test_a_replacement_guard_turned_off_is_a_warning_of_the_plan(tmp_path: Path) -> None:
+    """`django:allowReplacement: [database]` is accepted, and the plan says what it turns off."""
+    shutil.copytree(TINY, tmp_path, dirs_exist_ok=True)
+    demo = (TINY / "Pulumi.demo.yaml").read_text()
+    (tmp_path / "Pulumi.guard.yaml").write_text(demo + "  django:allowReplacement: [database]\n")
+    warning = (
+        "django:allowReplacement: the replacement guard of the database is off: a change that "
+        "replaces it (and loses its data) goes through at `pulumi up`; remove database from "
+        "the list once that deployment is done"
+    )
+    plan = plan_stack(tmp_path, "guard")
+    assert plan.as_json()["warnings"] == [warning]
+    assert f"\nwarning: {warning}\n" in render_text(plan)
+    assert plan_stack(tmp_path, "demo").as_json()["warnings"] == []

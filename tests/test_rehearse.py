@@ -1279,6 +1279,7 @@ def test_an_outage_counts_its_own_5xx_apart_and_tells_what_was_served_and_what_f
         "last_failure_after_seconds": 0.3,
         "answered_again_after_seconds": 1.0,
         "ready_after_seconds": 0.5,
+        "warning": None,
     }
     assert document["requests_by_phase"] == {"before": 1, "outage": 8, "during": 1, "after": 0}
     text = render_report(report)
@@ -1292,6 +1293,26 @@ def test_an_outage_counts_its_own_5xx_apart_and_tells_what_was_served_and_what_f
     assert (late.failures["5xx"], late.result) == (1, "failed")
     cut = outage_report([*samples, Sample(20.0, "GET", "/", None, None, "connection")])
     assert (cut.failures["connection"], cut.result) == (1, "failed")
+
+
+def test_an_outage_no_page_felt_is_warned_of_as_proving_nothing_about_pages() -> None:
+    """An app whose crawled pages never touch the database rehearses an outage as OK: the
+    report says that this proved nothing about the pages that do."""
+    samples = [
+        page(5.0, "/", 200),
+        page(13.0, "/about/", 200),
+        page(14.0, "/static/b.0123456789ab.css", 200),
+        page(41.0, "/", 200),
+    ]
+    report = outage_report(samples)
+    assert report.result == "ok"
+    warning = report_json(report)["database_outage"]["warning"]
+    assert warning is not None and warning.startswith(
+        "no request failed while the database was down or reconnecting: no page the load "
+        "viewed needed it, so the outage proved nothing about pages that do"
+    )
+    assert f"\n  warning: {warning}\n" in render_report(report)
+    assert warning in render_markdown(report_json(report))
 
 
 def test_a_replaced_replica_or_a_fleet_never_ready_again_fails_the_rehearsal() -> None:

@@ -61,8 +61,8 @@ class CacheArgs:
         default=True,
     )
     allow_replacement: bool = arg(
-        "Let a change that replaces the replication group go through (another port, another "
-        "KMS key, Valkey back to Redis, another network); without it such a change is refused "
+        "Let a change that replaces the replication group go through (another KMS key, "
+        "Valkey back to Redis, another network); without it such a change is refused "
         "at preview by the group's guard, one line naming it (`django:allowReplacement`). "
         "Default: False.",
         default=False,

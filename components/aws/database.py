@@ -242,7 +242,7 @@ class Database(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        check_name("Database", name)
+        check_name("Database", name, major=engine_major(args.config.engine_version))
         super().__init__("pulumi-django:database:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config

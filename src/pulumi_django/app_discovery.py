@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ from .migration_check.runner import OFFLINE_APP_ENVIRONMENT
 PROBE = Path(__file__).resolve().with_name("app_probe.py")
 PROBE_TIMEOUT_SECONDS = 60.0
 SETTINGS_VARIABLE = "DJANGO_SETTINGS_MODULE"
+# The connection variables a stack gives the app (DATABASE_URL, DATABASE_HOST..., REDIS_URL...).
+STACK_OWNED = re.compile(r"^(DATABASE|REDIS)_\w+$")
 # The production server's entry points come first: manage.py often names development settings
 # (Wagtail's `mysite.settings.dev`), while wsgi.py/asgi.py name what a deployment runs.
 ENTRY_POINT_FILES = ("wsgi.py", "asgi.py")
@@ -181,10 +184,19 @@ def probe(
     for flag, value in (("--wsgi", wsgi_app), ("--asgi", asgi_app), ("--health-path", health_path)):
         if value:
             command += [flag, value]
+    # An environment with connection variables is the stack's (`deployment_environment`): this
+    # shell's (a DATABASE_URL exported for development) and the placeholders must not stand in
+    # for, or add to, those the stack injects.
+    given = environment or {}
+    stack_given = any(STACK_OWNED.match(name) for name in given)
     child_environment = {
-        **os.environ,
-        **OFFLINE_APP_ENVIRONMENT,
-        **(environment or {}),
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not (stack_given and STACK_OWNED.match(name))
+        },
+        **({} if stack_given else OFFLINE_APP_ENVIRONMENT),
+        **given,
         "PYTHONDONTWRITEBYTECODE": "1",
         SETTINGS_VARIABLE: settings_module,
     }

@@ -29,6 +29,7 @@ from .config import StackConfig
 from .config.app import AppConfig
 from .migration_check.runner import OFFLINE_APP_ENVIRONMENT
 from .rendering.app_server import app_environment_defaults
+from .rendering.container_definitions import DatabaseSettings, app_environment, app_secrets
 from .rendering.proxy import static_url_prefix
 
 DEFAULT_CONTEXT: str = AppConfig.model_fields["context"].default
@@ -43,6 +44,16 @@ DECLARED_KEYS = {
 IMAGE_APP_DIR = PurePosixPath("/app")
 # A secret only a deployment has; the offline import needs a value, never the real one.
 SECRET_PLACEHOLDER = "offline-placeholder"  # noqa: S105 (a placeholder, not a password)
+# Where the offline import's database and cache are: a host that never resolves.
+PLACEHOLDER_HOST = "offline.invalid"
+PLACEHOLDER_SITE_HOST = OFFLINE_APP_ENVIRONMENT["DJANGO_ALLOWED_HOSTS"]
+# The shapes the runtime kit checks: an AWS region, a Secrets Manager ARN.
+PLACEHOLDER_REGION = "us-east-1"
+PLACEHOLDER_SECRET_ARN = (
+    f"arn:aws:secretsmanager:{PLACEHOLDER_REGION}:000000000000:secret:{SECRET_PLACEHOLDER}"
+)
+# The kit's backend that logs in with RDS IAM tokens: what `database.appAuth: iam` needs.
+IAM_DATABASE_ENGINE = "pulumi_django_runtime.db.postgresql_iam"
 DJANGO_CHECK_TIMEOUT_SECONDS = 60.0
 # Image variables that describe the image's own filesystem and would mislead this machine's
 # interpreter: its PATH, virtualenv, Python and pip switches.
@@ -190,7 +201,7 @@ def deployment_environment(config: StackConfig, app_dir: Path) -> dict[str, str]
     knows the value: the image's ENV, then the variables the stack injects."""
     return {
         **image_environment(app_dir / config.app.dockerfile),
-        **OFFLINE_APP_ENVIRONMENT,
+        **injected_environment(config),
         **dict.fromkeys(config.app.secrets, SECRET_PLACEHOLDER),
         **app_environment_defaults(config.app),
         **config.app.environment,
@@ -199,6 +210,63 @@ def deployment_environment(config: StackConfig, app_dir: Path) -> dict[str, str]
         "DJANGO_READINESS_PATH": config.app.readiness_path,
         "STATIC_URL": static_url_prefix(config.static),
     }
+
+
+def injected_environment(config: StackConfig) -> dict[str, str]:
+    """The connection variables the stack's target gives the app's task, by the same names and
+    in the same shapes, with placeholder values: on AWS the task's (`app_environment` and the
+    `app_secrets` ECS reads at start), the database as DATABASE_HOST/PORT/NAME/USER with IAM
+    tokens (DATABASE_IAM_REGION) or a password; on local Docker the data containers'."""
+    database = config.database
+    if config.target == "aws":
+        iam = database.app_auth == "iam"
+        settings = DatabaseSettings(
+            host=PLACEHOLDER_HOST,
+            port=5432,
+            name=database.name,
+            user=database.app_username,
+            secret_arn=None if iam else PLACEHOLDER_SECRET_ARN,
+            iam_region=PLACEHOLDER_REGION if iam else None,
+        )
+        plain = app_environment(
+            settings_module=config.app.settings_module,
+            health_check_path=config.app.health_check_path,
+            readiness_path=config.app.readiness_path,
+            site_host=PLACEHOLDER_SITE_HOST,
+            site_url=f"https://{PLACEHOLDER_SITE_HOST}",
+            static_url=static_url_prefix(config.static),
+            database=settings,
+            redis_url=f"rediss://{PLACEHOLDER_HOST}:6379/0",
+            media={},
+            extra={},
+        )
+        secrets = app_secrets(
+            database_secret_arn=None if iam else PLACEHOLDER_SECRET_ARN,
+            cache_auth_secret_arn="",
+            django_secret_arn="",
+            extra={},
+        )
+        # TMPDIR is the task's own volume, not a directory of this machine.
+        plain.pop("TMPDIR", None)
+        return {**plain, **dict.fromkeys(secrets, SECRET_PLACEHOLDER)}
+    # components/local/data.py: the PostgreSQL and Redis containers on the private network.
+    return {
+        "DJANGO_SECRET_KEY": SECRET_PLACEHOLDER,
+        "DJANGO_ALLOWED_HOSTS": PLACEHOLDER_SITE_HOST,
+        "DATABASE_HOST": PLACEHOLDER_HOST,
+        "DATABASE_PORT": "5432",
+        "DATABASE_NAME": database.name,
+        "DATABASE_USER": database.username,
+        "DATABASE_PASSWORD": SECRET_PLACEHOLDER,
+        "DATABASE_SSLMODE": "disable",
+        "REDIS_URL": f"redis://{PLACEHOLDER_HOST}:6379/0",
+        "REDIS_PASSWORD": SECRET_PLACEHOLDER,
+    }
+
+
+def database_variables(config: StackConfig) -> list[str]:
+    """The names of the database variables the stack's target gives the app, for messages."""
+    return [name for name in injected_environment(config) if name.startswith("DATABASE_")]
 
 
 def image_environment(dockerfile: Path) -> dict[str, str]:

@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pulumi_django.app_discovery import AppDiscoveryError, InterpreterError, probe
 from pulumi_django.app_probe import FOREIGN_HOST
-from pulumi_django.app_resolution import deployment_environment, image_static_root
+from pulumi_django.app_resolution import (
+    IAM_DATABASE_ENGINE,
+    PLACEHOLDER_HOST,
+    PLACEHOLDER_SITE_HOST,
+    database_variables,
+    deployment_environment,
+    image_static_root,
+)
 from pulumi_django.config import NAMESPACE, StackConfig
 from pulumi_django.config.app import AppConfig
-from pulumi_django.migration_check.runner import OFFLINE_APP_ENVIRONMENT
 
 # What the runtime kit's health middleware answers with, on liveness and readiness alike.
 HEALTH_HEADER = "pulumi-django-runtime"
@@ -36,8 +41,8 @@ PROCESS_LOCAL_CACHES = frozenset(
     }
 )
 # The hosts the placeholder environment gives: settings that read it report these.
-PLACEHOLDER_DATABASE_HOST = urlsplit(OFFLINE_APP_ENVIRONMENT["DATABASE_URL"]).hostname
-PLACEHOLDER_ALLOWED_HOSTS = OFFLINE_APP_ENVIRONMENT["DJANGO_ALLOWED_HOSTS"].split(",")
+PLACEHOLDER_DATABASE_HOST = PLACEHOLDER_HOST
+PLACEHOLDER_ALLOWED_HOSTS = PLACEHOLDER_SITE_HOST.split(",")
 
 # How a finding names an app setting (an `AppConfig` field) where its user sets it: a stack
 # file's key, or the field of the `AppConfig` a program of one's own builds its components with.
@@ -143,7 +148,7 @@ def judge(
     declared = report["declarations"]
     errors = [
         *_entry_point_errors(config, report, key),
-        *_database_errors(settings, declared, report["database"]),
+        *_database_errors(config, settings, declared, report["database"]),
         *_static_errors(config, settings, declared, report["staticStorage"], app_dir, key),
         *_health_errors(config, report["health"], key),
         *(
@@ -151,7 +156,7 @@ def judge(
             for error in report.get("systemCheckErrors", [])
         ),
     ]
-    return errors, _warnings(settings, declared, report["health"], key)
+    return errors, _warnings(config, settings, declared, report["health"], key)
 
 
 def _entry_point_errors(config: StackConfig, report: Mapping[str, Any], key: AppKey) -> list[str]:
@@ -166,8 +171,14 @@ def _entry_point_errors(config: StackConfig, report: Mapping[str, Any], key: App
     return [f"{key(field)}: {target} (for {app.server}) does not import: {error}"]
 
 
+def _variables(config: StackConfig) -> str:
+    """The database variables the stack's target injects, as a message lists them."""
+    names = database_variables(config)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _database_errors(
-    settings: str, declared: Mapping[str, Any], database: Mapping[str, Any]
+    config: StackConfig, settings: str, declared: Mapping[str, Any], database: Mapping[str, Any]
 ) -> list[str]:
     engine = declared["databaseEngine"] or "no database"
     if database["error"]:
@@ -175,7 +186,21 @@ def _database_errors(
     if database["vendor"] != "postgresql":
         return [
             f"{settings}: DATABASES['default'] is {engine} under the stack's environment, not "
-            f"PostgreSQL; read DATABASE_URL ({KIT_FIX})"
+            f"PostgreSQL; read {_variables(config)} ({KIT_FIX})"
+        ]
+    if (
+        config.target == "aws"
+        and config.database.app_auth == "iam"
+        and declared["databaseEngine"] != IAM_DATABASE_ENGINE
+    ):
+        password = config.model_copy(
+            update={"database": config.database.model_copy(update={"app_auth": "password"})}
+        )
+        return [
+            f"{settings}: DATABASES['default'] is {engine} under the stack's environment, not "
+            f"{IAM_DATABASE_ENGINE}: with {NAMESPACE}:database.appAuth: iam the app gets no "
+            f"password and must log in with IAM tokens; {KIT_FIX}, or set "
+            f"{NAMESPACE}:database.appAuth: password and read {_variables(password)}"
         ]
     return []
 
@@ -252,7 +277,11 @@ def _failover_warning(health: Mapping[str, Any], key: AppKey) -> str:
 
 
 def _warnings(
-    settings: str, declared: Mapping[str, Any], health: Mapping[str, Any], key: AppKey
+    config: StackConfig,
+    settings: str,
+    declared: Mapping[str, Any],
+    health: Mapping[str, Any],
+    key: AppKey,
 ) -> list[str]:
     warnings = []
     if health["status"] == HTTPStatus.SERVICE_UNAVAILABLE:
@@ -272,7 +301,7 @@ def _warnings(
         )
     if declared["databaseHost"] not in (PLACEHOLDER_DATABASE_HOST, None):
         warnings.append(
-            f"{settings}: DATABASES['default'] ignores DATABASE_URL (HOST "
+            f"{settings}: DATABASES['default'] ignores DATABASE_HOST (HOST "
             f"{declared['databaseHost']!r}); the app would not use the stack's database"
         )
     allowed = declared["allowedHosts"]

@@ -99,6 +99,11 @@ class Plan:
     def release_order(self) -> list[StepInPlan]:
         return release_order(self.recording)
 
+    @property
+    def warnings(self) -> list[str]:
+        """The stack's relaxations a deployment would go through with: one line each."""
+        return config_warnings(self.config) if self.config is not None else []
+
     def as_json(self) -> dict[str, Any]:
         return {
             "stack": self.recording.stack,
@@ -118,7 +123,18 @@ class Plan:
             ],
             "migrationCheck": self.migrations.as_json(),
             "appReadiness": self.readiness.as_json() if self.readiness else None,
+            "warnings": self.warnings,
         }
+
+
+def config_warnings(config: StackConfig) -> list[str]:
+    """One line per data store whose replacement guard `allowReplacement` turns off."""
+    return [
+        f"{NAMESPACE}:allowReplacement: the replacement guard of the {store} is off: a change "
+        f"that replaces it (and loses its data) goes through at `pulumi up`; remove {store} "
+        "from the list once that deployment is done"
+        for store in config.allow_replacement
+    ]
 
 
 def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
@@ -292,6 +308,7 @@ def render_text(plan: Plan) -> str:
     lines = [
         f"Stack {recording.stack} (project {recording.project}, target {plan.target}): "
         f"{len(recording.resources)} resources, {custom} of them cloud or Docker resources",
+        *(f"warning: {line}" for line in plan.warnings),
         "",
     ]
     children: dict[str | None, list[RecordedResource]] = {}

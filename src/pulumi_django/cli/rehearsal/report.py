@@ -173,6 +173,18 @@ class OutageSummary:
     def recovered(self) -> bool:
         return self.ready_after is not None
 
+    @property
+    def warning(self) -> str | None:
+        """What the outage did not show: with no request failing while the database was down
+        or reconnecting, no page the load viewed needed it, and a page that does is untested."""
+        if self.failed or self.failures:
+            return None
+        return (
+            "no request failed while the database was down or reconnecting: no page the load "
+            "viewed needed it, so the outage proved nothing about pages that do (the site's "
+            "pages that read the database were not among those crawled)"
+        )
+
 
 @dataclass(frozen=True)
 class WriteSummary:
@@ -457,6 +469,7 @@ def _outage_json(outage: OutageSummary) -> dict[str, Any]:
         "last_failure_after_seconds": _rounded_seconds(outage.last_failure),
         "answered_again_after_seconds": _rounded_seconds(outage.first_success),
         "ready_after_seconds": _rounded_seconds(outage.ready_after),
+        "warning": outage.warning,
     }
 
 
@@ -549,6 +562,7 @@ def _outage_sentences(outage: OutageSummary) -> list[str]:
         f"(not counted above); {after}; {ready}",
         f"served while it was down: {_tally(outage.served)}",
         f"failed while it was down: {_tally(outage.failed)}",
+        *([f"warning: {outage.warning}"] if outage.warning else []),
     ]
 
 

@@ -87,6 +87,22 @@ _HYPHENATED = "letters, digits and hyphens"
 KMS_ALIAS_MAX = 256
 _ECR = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
 
+
+def _identifier(what: str, max_length: int, *, stored_lowercase: bool = True) -> NameRule:
+    """The RDS and ElastiCache identifiers' rule: a letter first; letters, digits, hyphens;
+    no `--`, no hyphen at either end."""
+    return NameRule(
+        what,
+        max_length,
+        r"[A-Za-z0-9-]+",
+        _HYPHENATED,
+        first_letter=True,
+        no_double_hyphen=True,
+        no_hyphen_at_ends=True,
+        stored_lowercase=stored_lowercase,
+    )
+
+
 RULES: dict[str, NameRule] = {
     "lb": NameRule(
         "a load balancer name",
@@ -99,35 +115,9 @@ RULES: dict[str, NameRule] = {
     "lb-target-group": NameRule(
         "a target group name", 32, r"[A-Za-z0-9-]+", _HYPHENATED, no_hyphen_at_ends=True
     ),
-    "rds-identifier": NameRule(
-        "an RDS DB instance identifier",
-        63,
-        r"[A-Za-z0-9-]+",
-        _HYPHENATED,
-        first_letter=True,
-        no_double_hyphen=True,
-        no_hyphen_at_ends=True,
-        stored_lowercase=True,
-    ),
-    "rds-parameter-group": NameRule(
-        "an RDS parameter group name",
-        255,
-        r"[A-Za-z0-9-]+",
-        _HYPHENATED,
-        first_letter=True,
-        no_double_hyphen=True,
-        no_hyphen_at_ends=True,
-        stored_lowercase=True,
-    ),
-    "rds-snapshot": NameRule(
-        "an RDS snapshot identifier",
-        255,
-        r"[A-Za-z0-9-]+",
-        _HYPHENATED,
-        first_letter=True,
-        no_double_hyphen=True,
-        no_hyphen_at_ends=True,
-    ),
+    "rds-identifier": _identifier("an RDS DB instance identifier", 63),
+    "rds-parameter-group": _identifier("an RDS parameter group name", 255),
+    "rds-snapshot": _identifier("an RDS snapshot identifier", 255, stored_lowercase=False),
     "rds-subnet-group": NameRule(
         "an RDS subnet group name",
         255,
@@ -137,16 +127,7 @@ RULES: dict[str, NameRule] = {
         stored_lowercase=True,
         forbidden_names=("default",),
     ),
-    "elasticache-replication-group": NameRule(
-        "an ElastiCache replication group id",
-        40,
-        r"[A-Za-z0-9-]+",
-        _HYPHENATED,
-        first_letter=True,
-        no_double_hyphen=True,
-        no_hyphen_at_ends=True,
-        stored_lowercase=True,
-    ),
+    "elasticache-replication-group": _identifier("an ElastiCache replication group id", 40),
     "elasticache-subnet-group": NameRule(
         "an ElastiCache subnet group name",
         255,

@@ -282,7 +282,8 @@ class AppTask(pulumi.ComponentResource):
         # the IAM login of the app's database role needs a region.
         region = or_mock_answer(aws.get_region_output(opts=invoke).region, mock_region())
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        found_partition = aws.get_partition_output(opts=invoke)
+        partition = found_partition.partition
         fleet = args.fleet
 
         if args.log_group is None:
@@ -371,7 +372,7 @@ class AppTask(pulumi.ComponentResource):
         else:
             self.execution_role = None
             execution_role_arn = resource_ref(args.execution_role, "arn")
-        proxy_image = self._proxy_image(name, args, region, account_id, child)
+        proxy_image = self._proxy_image(name, args, region, account_id, found_partition, child)
         if args.task_role is None:
             self.task_role = aws.iam.Role(
                 f"{name}-task",
@@ -381,7 +382,7 @@ class AppTask(pulumi.ComponentResource):
                 assume_role_policy=trust(source_arn=True),
                 opts=child,
             )
-            self._task_role_grants(name, args, login, self.task_role, child)
+            self._task_role_grants(name, args, login, self.task_role, partition, account_id, child)
             task_role_arn = self.task_role.arn
         else:
             self.task_role = None
@@ -467,6 +468,7 @@ class AppTask(pulumi.ComponentResource):
         args: AppTaskArgs,
         region: pulumi.Output[str],
         account_id: pulumi.Output[str],
+        partition: pulumi.Output[aws.GetPartitionResult],
         child: pulumi.ResourceOptions,
     ) -> pulumi.Output[str]:
         """The proxy image through the stack's own ECR, by digest (the `proxy.imageDigest` pin,
@@ -478,9 +480,7 @@ class AppTask(pulumi.ComponentResource):
         The reference resolves once all of them exist, so no task starts before."""
         upstream = PROXY_UPSTREAM[args.proxy.server]
         prefix = pull_through_prefix(name, pulumi.get_project(), pulumi.get_stack())
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # What a unit test's plain mocks leave unanswered reads as the recorder's answers.
-        region = or_mock_answer(region, mock_region())
         account_id = or_mock_answer(account_id, MOCK_ACCOUNT)
         self.proxy_cache_rule = aws.ecr.PullThroughCacheRule(
             f"{name}-proxy-cache",
@@ -648,6 +648,8 @@ class AppTask(pulumi.ComponentResource):
         args: AppTaskArgs,
         login: _DatabaseLogin,
         role: aws.iam.Role,
+        partition: pulumi.Output[str],
+        account_id: pulumi.Output[str],
         child: pulumi.ResourceOptions,
     ) -> None:
         """The app may read its database secret and, given a media bucket, store uploads there;
@@ -670,15 +672,14 @@ class AppTask(pulumi.ComponentResource):
         elif args.database.app_role is not None:
             # The app logs in as its role with IAM tokens: on this instance, as this user only.
             app_role = args.database.app_role
-            invoke = pulumi.InvokeOutputOptions(parent=self)
             grants.append(
                 aws.iam.RolePolicy(
                     f"{name}-task-database-connect",
                     role=role.id,
                     policy=pulumi.Output.all(
-                        aws.get_partition_output(opts=invoke).partition,
+                        partition,
                         login.iam_region,
-                        aws.get_caller_identity_output(opts=invoke).account_id,
+                        account_id,
                         app_role.resource_id,
                     ).apply(
                         lambda values: json.dumps(

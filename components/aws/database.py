@@ -22,7 +22,7 @@ from pulumi_django._mock_answers import (
 from pulumi_django.components.args import ComponentArgsError, arg, check_name, resource_ref
 from pulumi_django.components.site import POSTGRES_PORT
 from pulumi_django.config.database import DatabaseConfig
-from pulumi_django.config.names import AUTONAME_EXAMPLE
+from pulumi_django.config.names import AUTONAME_EXAMPLE, postgres_major
 from pulumi_django.config.security import ENHANCED_MONITORING_INTERVALS
 from pulumi_django.errors import PulumiDjangoError
 from pulumi_django.providers.aws_session import AwsSession, session_input
@@ -70,12 +70,7 @@ class AppDatabaseRole:
 
 def parameter_group_family(engine_version: str) -> str:
     """`17` or `17.4` -> `postgres17`: RDS names families by major version from 10 on."""
-    return f"postgres{engine_major(engine_version)}"
-
-
-def engine_major(engine_version: str) -> str:
-    """`17.4` -> `17`."""
-    return engine_version.split(".")[0]
+    return f"postgres{postgres_major(engine_version)}"
 
 
 def replacement_identity(
@@ -242,7 +237,7 @@ class Database(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        check_name("Database", name, major=engine_major(args.config.engine_version))
+        check_name("Database", name, major=postgres_major(args.config.engine_version))
         super().__init__("pulumi-django:database:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
@@ -256,7 +251,7 @@ class Database(pulumi.ComponentResource):
             consequence=REPLACEMENT_CONSEQUENCE,
             allow_hint="To replace it on purpose, add database to django:allowReplacement "
             "(DatabaseArgs.allow_replacement) for that `pulumi up`",
-            immediate={"database.engineVersion (major)": engine_major(config.engine_version)},
+            immediate={"database.engineVersion (major)": postgres_major(config.engine_version)},
             apply_immediately=config.apply_immediately,
             immediate_hint="RDS takes the new major's parameter group only with an immediate "
             "upgrade: set database.applyImmediately to true for that `pulumi up`",
@@ -301,7 +296,11 @@ class Database(pulumi.ComponentResource):
                     parent=self, aliases=[pulumi.Alias(name=f"{name}-params")]
                 ),
             )
-        monitoring_role_arn = self._monitoring_role(name, args, child)
+        region = or_mock_answer(
+            aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
+            mock_region(),
+        )
+        monitoring_role_arn = self._monitoring_role(name, args, region, child)
         self.instance = instance = aws.rds.Instance(
             f"{name}-db",
             # No `identifier`: Pulumi's auto-name stays, so a deployed instance keeps its name
@@ -354,7 +353,7 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[guard]),
         )
         self.identifier = or_mock_answer(instance.identifier, f"{name}-db{AUTONAME_EXAMPLE}")
-        self.log_groups = self._log_groups(name, args)
+        self.log_groups = self._log_groups(name, args, region)
         self.address = or_mock_answer(instance.address, f"{name}-db.mock.rds.amazonaws.com")
         self.port = instance.port
         self.database_name = instance.db_name
@@ -380,15 +379,15 @@ class Database(pulumi.ComponentResource):
             }
         )
 
-    def _log_groups(self, name: str, args: DatabaseArgs) -> dict[str, RdsLogGroup]:
+    def _log_groups(
+        self, name: str, args: DatabaseArgs, region: pulumi.Output[str]
+    ) -> dict[str, RdsLogGroup]:
         """The log groups RDS exports to, given a retention (and the key) once the instance
         exists: RDS creates a group that never expires on its first export unless one exists
         (terraform-provider-aws #5348), and the identifier is the instance's auto-name, known
         only then; `RdsLogGroup` creates the group or takes RDS's. Named after the identifier,
         they follow it: a replacement's instance gets groups of its own; the old ones stay until
         their logs expire."""
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        region = or_mock_answer(aws.get_region_output(opts=invoke).region, mock_region())
         session = session_input(args.aws_session)
         # RDS stores (and names the groups after) the identifier in lowercase.
         stored = self.identifier.apply(str.lower)
@@ -406,7 +405,11 @@ class Database(pulumi.ComponentResource):
         }
 
     def _monitoring_role(
-        self, name: str, args: DatabaseArgs, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        args: DatabaseArgs,
+        region: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
     ) -> pulumi.Output[str] | None:
         """The enhanced monitoring role's ARN, None when monitoring is off. A created role's ARN
         resolves once the managed policy is attached: RDS refuses a role without it
@@ -418,7 +421,6 @@ class Database(pulumi.ComponentResource):
         if args.monitoring_role is not None:
             return resource_ref(args.monitoring_role, "arn")
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        region = or_mock_answer(aws.get_region_output(opts=invoke).region, mock_region())
         account_id = or_mock_answer(
             aws.get_caller_identity_output(opts=invoke).account_id, MOCK_ACCOUNT
         )

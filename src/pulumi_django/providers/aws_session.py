@@ -18,6 +18,7 @@ per role, each with the credentials of the one before.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -210,6 +211,9 @@ def go_duration_seconds(text: str, where: str) -> int:
 
 ClientMaker = Callable[[Any, str, "str | None"], Any]
 """(boto3 Session, service, region) -> a client; tests wrap the STS clients in Stubbers."""
+SessionFactory = Callable[[Mapping[str, Any] | None, str | None], Any]
+"""(aws_session settings, region) -> a boto3 Session (`cached_session`); tests give one with
+stubbed clients."""
 
 
 def _client(session: Any, service: str, region: str | None) -> Any:
@@ -319,3 +323,11 @@ def aws_client(
 ) -> Any:
     """A boto3 client of `service` in `region`, acting as the settings say."""
     return cached_session(session, region).client(service, region_name=region, **options)
+
+
+def with_session(
+    clients: Callable[..., Any], settings: Mapping[str, Any] | None
+) -> Callable[..., Any]:
+    """A provider's client factory (`aws_client` or a test's) acting as `settings` say: given
+    them as `session=`, and as it is when there are none (a factory without `session` fits)."""
+    return functools.partial(clients, session=settings) if settings else clients

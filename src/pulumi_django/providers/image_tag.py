@@ -25,7 +25,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from .aws_session import aws_client
+from .aws_session import aws_client, with_session
 from .release_task import changed
 
 RELEASE_TAG_PREFIX = "release-"
@@ -105,9 +105,7 @@ class ImageReleaseTagProvider(pulumi.dynamic.ResourceProvider):
         self.clients = clients
 
     def _tag(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        session = props.get("aws_session")
-        extra = {"session": session} if session else {}
-        ecr = self.clients("ecr", props.get("region"), **extra)
+        ecr = with_session(self.clients, props.get("aws_session"))("ecr", props.get("region"))
         tag = tag_image(ecr, props["repository_name"], props.get("registry_id"), props["image_ref"])
         return {**{k: v for k, v in props.items() if not k.startswith("__")}, "tag": tag}
 

@@ -39,21 +39,21 @@ stack; docs/security.md).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from .aws_session import AwsSession, cached_session, session_input
+from .aws_session import AwsSession, SessionFactory, cached_session, session_input
 from .registry import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     ImageReference,
     RegistryClient,
     RegistryError,
-    ecr_authorization,
+    session_authorization,
 )
 
 # A change to any of these replaces the resource: the tag is resolved and pulled again (the
@@ -137,14 +137,8 @@ def fill_cache(
     return digest, blobs
 
 
-SessionFactory = Callable[[Mapping[str, Any] | None, str | None], Any]
-"""(aws_session settings, region) -> a boto3 Session; tests give one with stubbed clients."""
 ClientFactory = Callable[[ImageReference, str], CacheClient]
 """(image, Authorization header) -> a registry client; tests read a registry of their own."""
-
-
-def _registry_client(image: ImageReference, authorization: str) -> CacheClient:
-    return CacheClient(image, authorization)
 
 
 class ProxyImageCacheProvider(pulumi.dynamic.ResourceProvider):
@@ -154,7 +148,7 @@ class ProxyImageCacheProvider(pulumi.dynamic.ResourceProvider):
     def __init__(
         self,
         sessions: SessionFactory = cached_session,
-        clients: ClientFactory = _registry_client,
+        clients: ClientFactory = CacheClient,
     ) -> None:
         super().__init__()
         self.sessions = sessions
@@ -196,9 +190,7 @@ class ProxyImageCacheProvider(pulumi.dynamic.ResourceProvider):
         by_tag = ImageReference(registry, repository, props["tag"])
         session = self.sessions(props.get("aws_session"), props.get("region"))
         try:
-            authorization = ecr_authorization(
-                session.client("ecr", region_name=by_tag.ecr_region or props.get("region"))
-            )
+            authorization = session_authorization(session, by_tag, props.get("region"))
         except RegistryError as error:
             raise ProxyImageError(f"proxy image: {error}") from None
         digest, blobs = fill_cache(

@@ -36,7 +36,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from .aws_session import aws_client
+from .aws_session import aws_client, with_session
 from .release_task import changed
 
 # Another group (a replaced instance's, another region's): a new resource.
@@ -99,9 +99,7 @@ class RdsLogGroupProvider(pulumi.dynamic.ResourceProvider):
         self.clients = clients
 
     def _settle(self, props: Mapping[str, Any], old_key: str | None) -> dict[str, Any]:
-        session = props.get("aws_session")
-        extra = {"session": session} if session else {}
-        logs = self.clients("logs", props.get("region"), **extra)
+        logs = with_session(self.clients, props.get("aws_session"))("logs", props.get("region"))
         existed = settle_log_group(
             logs,
             props["log_group_name"],

@@ -20,7 +20,6 @@ redirected by ECR to S3 pre-signed URLs; the Authorization header is never sent 
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import json
@@ -124,8 +123,10 @@ def ecr_authorization(ecr: Any) -> str:
     return f"Basic {data[0]['authorizationToken']}"
 
 
-def basic_authorization(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+def session_authorization(session: Any, image: ImageReference, region: str | None) -> str:
+    """`ecr_authorization` with an ECR client of `session` (a boto3 Session) in the region of
+    `image`'s registry (else `region`)."""
+    return ecr_authorization(session.client("ecr", region_name=image.ecr_region or region))
 
 
 @dataclass(frozen=True)
@@ -472,17 +473,3 @@ def extract_directory(
                 raise RegistryError(f"layer {digest} of {client.image}: {error}") from None
     extraction.finish(str(client.image))
     return destination
-
-
-def extract_image_directory(
-    image: str,
-    directory: str,
-    destination: Path,
-    *,
-    authorization: str | None,
-    architecture: str | None = None,
-) -> Path:
-    """`extract_directory` for an image reference such as `<account>.dkr.ecr.<region>.
-    amazonaws.com/<repository>@sha256:...`."""
-    client = RegistryClient(ImageReference.parse(image), authorization)
-    return extract_directory(client, directory, destination, architecture)

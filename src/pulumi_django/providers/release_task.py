@@ -17,7 +17,6 @@ the app's own. The revision is deregistered when the task has stopped.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +28,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from .aws_session import aws_client
+from .aws_session import aws_client, with_session
 from .release_commands import log_tail_section
 
 if TYPE_CHECKING:
@@ -455,8 +454,7 @@ class ReleaseTaskProvider(pulumi.dynamic.ResourceProvider):
         raise NotImplementedError
 
     def _run(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        session = props.get("aws_session")
-        clients = functools.partial(self.clients, session=session) if session else self.clients
+        clients = with_session(self.clients, props.get("aws_session"))
         runner = ReleaseTaskRunner(clients, props["region"], self.clock, self.sleep)
         return self.run_task(props, runner)
 

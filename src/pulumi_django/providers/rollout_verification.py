@@ -18,7 +18,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from .aws_session import aws_client
+from .aws_session import aws_client, with_session
 from .release_task import changed
 
 if TYPE_CHECKING:
@@ -155,13 +155,7 @@ class RolloutVerificationProvider(pulumi.dynamic.ResourceProvider):
 
         cluster, service = str(props["cluster"]), str(props["service"])
         expected = str(props["task_definition"])
-        session = props.get("aws_session")
-        region = str(props["region"])
-        client = (
-            self._client_factory(region, session=session)
-            if session
-            else self._client_factory(region)
-        )
+        client = with_session(self._client_factory, props.get("aws_session"))(str(props["region"]))
         deadline = self._clock() + float(props["timeout_seconds"])
         while True:
             try:

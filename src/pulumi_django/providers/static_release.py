@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,8 +35,8 @@ from ..static_publish import (
     publish,
     scan_source,
 )
-from .aws_session import AwsSession, cached_session, session_input
-from .registry import ImageReference, RegistryClient, ecr_authorization, extract_directory
+from .aws_session import AwsSession, SessionFactory, cached_session, session_input
+from .registry import ImageReference, RegistryClient, extract_directory, session_authorization
 from .release_task import changed
 from .static_storage import S3Storage, extract_image_static
 
@@ -60,10 +60,6 @@ PUBLISH_INPUTS = (
 
 class StaticReleaseError(PulumiDjangoError, pulumi.RunError):
     """A StaticRelease whose arguments cannot publish; Pulumi prints it as one line."""
-
-
-SessionFactory = Callable[[Mapping[str, Any] | None, str | None], Any]
-"""(aws_session settings, region) -> a boto3 Session; tests give one with stubbed clients."""
 
 
 class StaticReleaseProvider(pulumi.dynamic.ResourceProvider):
@@ -123,8 +119,7 @@ class StaticReleaseProvider(pulumi.dynamic.ResourceProvider):
 def _from_registry(props: Mapping[str, Any], session: Any, destination: Path) -> Path:
     """STATIC_ROOT read from the image's registry with an ECR token of the stack's identity."""
     image = ImageReference.parse(str(props["image"]))
-    ecr = session.client("ecr", region_name=image.ecr_region or props.get("region"))
-    client = RegistryClient(image, ecr_authorization(ecr))
+    client = RegistryClient(image, session_authorization(session, image, props.get("region")))
     return extract_directory(client, props["static_root"], destination, props.get("architecture"))
 
 

@@ -21,7 +21,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pulumi_django.recorder import SECRET
@@ -197,16 +197,7 @@ class StatefulRisk:
     new_urn: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "urn": self.urn,
-            "type": self.type,
-            "name": self.name,
-            "kind": self.kind,
-            "action": self.action,
-            "reason": self.reason,
-            "inputs": self.inputs,
-            "newUrn": self.new_urn,
-        }
+        return _fields_json(self)
 
 
 @dataclass(frozen=True)
@@ -223,16 +214,7 @@ class InPlaceUpgrade:
     downtime: str
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "urn": self.urn,
-            "type": self.type,
-            "name": self.name,
-            "kind": self.kind,
-            "path": self.path,
-            "before": self.before,
-            "after": self.after,
-            "downtime": self.downtime,
-        }
+        return _fields_json(self)
 
 
 @dataclass(frozen=True)
@@ -480,6 +462,14 @@ def _summary(resource: Mapping[str, Any]) -> dict[str, Any]:
         "type": resource["type"],
         "name": resource["name"],
         "stateful": stateful_kind(resource["type"]),
+    }
+
+
+def _fields_json(flagged: StatefulRisk | InPlaceUpgrade) -> dict[str, Any]:
+    """A flagged resource's fields, in order, named in camelCase (`new_urn`: `newUrn`)."""
+    return {
+        re.sub(r"_(\w)", lambda match: match[1].upper(), each.name): getattr(flagged, each.name)
+        for each in fields(flagged)
     }
 
 

@@ -1,6 +1,7 @@
 """The Django application: how it is built, served and configured."""
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -30,6 +31,67 @@ RESERVED_ENV = MEDIA_VARIABLES | frozenset(
 )
 SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:.+$")
+# A Docker image reference: `[registry/]repository` then `:tag`, `@sha256:<64 hex>` or both.
+IMAGE_REFERENCE = re.compile(
+    r"^(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+# An image ID as the Docker engine shows it (`docker images --no-trunc`): used as is, locally.
+IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+# An image in ECR: `ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPOSITORY`, a tag and/or digest.
+ECR_IMAGE = re.compile(
+    r"^(?P<registry>(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\."
+    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?P<china>\.cn)?)"
+    r"/(?P<repository>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+ECR_IMAGE_FORM = (
+    "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:<64 hex> (or :TAG, resolved to "
+    "its digest at preview)"
+)
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    """`app.image` when it names an ECR image: where it is, and its tag and/or digest."""
+
+    registry: str  # the registry's host
+    account: str  # the registry id
+    region: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    partition: str
+
+    @classmethod
+    def parse(cls, image: str) -> "EcrImage | None":
+        """The ECR image `image` names, with a tag or a digest; None for anything else."""
+        found = ECR_IMAGE.match(image)
+        if found is None or not (found["tag"] or found["digest"]):
+            return None
+        region = found["region"]
+        partition = (
+            "aws-cn" if found["china"] else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+        )
+        return cls(
+            registry=found["registry"],
+            account=found["account"],
+            region=region,
+            repository=found["repository"],
+            tag=found["tag"],
+            digest=found["digest"],
+            partition=partition,
+        )
+
+    def at(self, digest: str) -> str:
+        """The reference of `digest` in this repository: `registry/repository@sha256:...`."""
+        return f"{self.registry}/{self.repository}@{digest}"
+
+    @property
+    def repository_arn(self) -> str:
+        return f"arn:{self.partition}:ecr:{self.region}:{self.account}:repository/{self.repository}"
 
 
 class AppConfig(Section):
@@ -41,6 +103,19 @@ class AppConfig(Section):
         description="Docker build context, relative to the Pulumi project directory. Another "
         "app than the default one gives `settingsModule`, `wsgiApp`, `asgiApp` and `staticRoot` "
         "the defaults it declares itself.",
+    )
+    image: str | None = Field(
+        None,
+        description="A prebuilt image to release instead of building `context`: "
+        "`repository@sha256:<digest>`, or `repository:tag`, which the preview resolves to its "
+        "digest (a moved tag is a new release, an unchanged one no change). On `aws` an ECR "
+        "image (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO`), read without Docker; the "
+        "stack's execution role may pull from its repository. Locally any image the engine "
+        "has or can pull: a tag with a registry host (`ghcr.io/...`, `docker.io/...`) is "
+        "resolved in that registry, one without (`notebook:v2`) in the engine, an image ID "
+        "(`sha256:...`) is used as is. Static files come from that image, and the migration "
+        "check and job run it; `plan` checks the source at `context`, which must be the one "
+        "the image was built from. `pulumi-django rollback` sets it; unset: build.",
     )
     python: str | None = Field(
         None,
@@ -133,6 +208,18 @@ class AppConfig(Section):
         description="Environment variables injected from Secrets Manager or SSM: "
         "`NAME: <secret ARN>`; the value never enters state or the task definition.",
     )
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, image: str | None) -> str | None:
+        if image is not None:
+            found = IMAGE_REFERENCE.match(image)
+            if found is None or not (found["tag"] or found["digest"]):
+                raise ValueError(
+                    f"{image!r} is not an image reference with a tag or a digest: "
+                    "REPOSITORY@sha256:<64 hex> or REPOSITORY:TAG"
+                )
+        return image
 
     @field_validator("environment")
     @classmethod

@@ -1,9 +1,10 @@
 """The app fleet on ECS Fargate, its rolling-update policy and its task role's extra grants."""
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from .base import Section
 
@@ -17,6 +18,48 @@ FARGATE_MEMORY: dict[int, range] = {
     8192: range(16384, 61441, 4096),
     16384: range(32768, 122881, 8192),
 }
+
+
+def _fargate_cpu(cpu: int) -> int:
+    if cpu not in FARGATE_MEMORY:
+        raise ValueError(f"not a Fargate size; use one of {list(FARGATE_MEMORY)}")
+    return cpu
+
+
+# Task CPU units: one of Fargate's sizes (the web fleet's, a background process's).
+FargateCpu = Annotated[int, AfterValidator(_fargate_cpu)]
+
+
+def check_fargate_memory(cpu: int, memory: int) -> None:
+    """Refuses `memory` (MiB) that Fargate does not pair with `cpu` units."""
+    allowed = FARGATE_MEMORY[cpu]
+    if memory not in allowed:
+        raise ValueError(
+            f"memory {memory} does not fit cpu {cpu}; "
+            f"use {allowed.start}..{allowed.stop - 1} in steps of {allowed.step}"
+        )
+
+
+def check_count_bounds(
+    floor: int,
+    count: int,
+    ceiling: int,
+    count_key: str,
+    *,
+    defaults: Mapping[str, str] | None = None,
+) -> None:
+    """Refuses a task count (`count_key`) outside its autoscaling bounds, showing the values
+    seen; `defaults` notes, by key, where one came from when it was not given."""
+    if floor <= count <= ceiling:
+        return
+    notes = defaults or {}
+    seen = ", ".join(
+        f"{key} {value}" + (f" ({notes[key]})" if key in notes else "")
+        for key, value in (("minCount", floor), (count_key, count), ("maxCount", ceiling))
+    )
+    raise ValueError(f"need minCount <= {count_key} <= maxCount; got {seen}")
+
+
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 # An AWS managed policy (account `aws`) or a customer managed one (an account ID).
 MANAGED_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
@@ -159,7 +202,9 @@ class FleetConfig(Section):
     desired_count: int = Field(2, ge=1, le=1000, description="Tasks running normally.")
     min_count: int = Field(2, ge=1, le=1000, description="Autoscaling floor.")
     max_count: int = Field(6, ge=1, le=1000, description="Autoscaling ceiling.")
-    cpu: int = Field(512, description="Task CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384.")
+    cpu: FargateCpu = Field(
+        512, description="Task CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384."
+    )
     memory: int = Field(1024, description="Task memory, MiB; must suit `cpu` (Fargate's table).")
     architecture: Literal["X86_64", "ARM64"] = Field(
         "X86_64", description="CPU architecture the image is built for."
@@ -180,13 +225,6 @@ class FleetConfig(Section):
         description="Extra permissions of the app's task role, the AWS identity its code runs as.",
     )
 
-    @field_validator("cpu")
-    @classmethod
-    def _fargate_cpu(cls, cpu: int) -> int:
-        if cpu not in FARGATE_MEMORY:
-            raise ValueError(f"not a Fargate size; use one of {list(FARGATE_MEMORY)}")
-        return cpu
-
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, days: int) -> int:
@@ -196,12 +234,21 @@ class FleetConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> "FleetConfig":
-        allowed = FARGATE_MEMORY[self.cpu]
-        if self.memory not in allowed:
-            raise ValueError(
-                f"memory {self.memory} does not fit cpu {self.cpu}; "
-                f"use {allowed.start}..{allowed.stop - 1} in steps of {allowed.step}"
-            )
-        if not self.min_count <= self.desired_count <= self.max_count:
-            raise ValueError("need minCount <= desiredCount <= maxCount")
+        check_fargate_memory(self.cpu, self.memory)
+        given = self.model_fields_set
+        check_count_bounds(
+            self.min_count,
+            self.desired_count,
+            self.max_count,
+            "desiredCount",
+            defaults={
+                key: "default"
+                for key, field in (
+                    ("minCount", "min_count"),
+                    ("desiredCount", "desired_count"),
+                    ("maxCount", "max_count"),
+                )
+                if field not in given
+            },
+        )
         return self

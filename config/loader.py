@@ -4,7 +4,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -210,14 +210,19 @@ def _explain(item: Any) -> str:
 
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The section model at `loc`; a part naming an entry of a mapping of sections (a worker
+    of `workers.services`) is the entry's key, not a field."""
     model: type[BaseModel] | None = StackConfig
+    entry_key_next = False
     for part in loc:
-        if model is None or isinstance(part, int):
+        if model is None or isinstance(part, int) or entry_key_next:
+            entry_key_next = False
             continue
         field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         if field is None:
             return None
         model = inner_model(field.annotation)
+        entry_key_next = get_origin(field.annotation) is dict
     return model
 
 

@@ -38,7 +38,10 @@ the two tables below, which the stack config (`django:name`) and every component
     (`PutDeliverySource`, `PutDeliveryDestination`): 60, `[\\w-]`.
 
 - `DERIVED`: each component's names: the resource type, the property that holds the name, the
-  suffixes after the component's name, and whether Pulumi appends its random part.
+  suffixes after the component's name, and whether Pulumi appends its random part. A component
+  the ready-made site names after `django:name` plus more (`WorkerService`:
+  `<name>-worker-<worker>`, `<name>-scheduler`) says so (`Derived.site_parts`), so that
+  `django:name` is checked with the longest worker name (`WORKER_NAME_MAX`).
   tests/test_names.py records plans for generated names and holds every physical name in them
   to `RULES`, and every named AWS resource in them to a row here, so the two cannot drift.
 
@@ -61,6 +64,10 @@ AUTONAME_EXAMPLE = "-a1b2c3d"
 RANDOM_ID_EXAMPLE = "-0a1b2c3d"
 # A CloudFront distribution id as long as they come (13 or 14 uppercase letters and digits).
 DISTRIBUTION_EXAMPLE = "E2QWRUHAPOMQZL"
+# The longest name of a worker (`django:workers.services`); `{worker}` in a site part stands
+# for one, checked as long as they get.
+WORKER_NAME_MAX = 16
+LONGEST_WORKER = "w" * WORKER_NAME_MAX
 
 
 @dataclass(frozen=True)
@@ -226,7 +233,10 @@ class Derived:
     resource's auto-name), `{random_id}` ("-" and a 4-byte `random.RandomId`'s hex),
     `{distribution}` (a CloudFront distribution id) and `{digest}` (12 hexadecimal characters
     of a hash of other resources' ids) filled in. A suffix's `{major}` stands for a PostgreSQL
-    major version (two digits, as long as they get)."""
+    major version (two digits, as long as they get).
+
+    `site_parts`: what the ready-made site appends to `django:name` to name the component
+    (`""`: the site's name itself); `{worker}` there stands for a worker's name."""
 
     component: str
     resource: str
@@ -238,6 +248,7 @@ class Derived:
     template: str | None = None
     # Pulumi's auto-naming lowercases these (AutoNameTransform with strings.ToLower).
     lowercased: bool = False
+    site_parts: tuple[str, ...] = ("",)
 
     @property
     def autonamed(self) -> bool:
@@ -252,18 +263,29 @@ class Derived:
         )
 
     def covers(self, name: str, logical: str) -> bool:
-        """Whether a resource's logical name is one of this row's for a component `name`."""
+        """Whether a resource's logical name is one of this row's for a site named `name`
+        (for a component named `name` when the site names it so)."""
         return any(
             re.fullmatch(
-                re.escape(f"{name}{suffix}").replace(re.escape("{major}"), r"\d+"), logical
+                re.escape(f"{name}{part}{suffix}")
+                .replace(re.escape("{major}"), r"\d+")
+                .replace(re.escape("{worker}"), r"[a-z0-9-]+"),
+                logical,
             )
+            for part in self.site_parts
             for suffix in self.suffixes
         )
 
     def physical(
         self, name: str, suffix: str, project: str, stack: str, major: str = LONGEST_MAJOR
     ) -> str:
-        suffix = suffix.replace("{major}", major)
+        """The physical name for the logical name `<name><suffix>`; a suffix that holds a site
+        part before one of the row's own (`-worker-celery` + `-task`) names the component
+        `<name><site part>`."""
+        suffix = suffix.replace("{major}", major).replace("{worker}", LONGEST_WORKER)
+        own = next((s for s in self.suffixes if suffix != s and suffix.endswith(s)), None)
+        if own is not None and self.site_parts != ("",):
+            name, suffix = name + suffix[: -len(own)], own
         if self.template is not None:
             return self.template.format(
                 name=name,
@@ -285,6 +307,8 @@ ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 BUCKET = "aws:s3/bucket:Bucket"
 SECRETS_MANAGER = "aws:secretsmanager/secret:Secret"
+# How AwsSite names the background processes' components after `django:name`.
+_PROCESSES = ("-worker-{worker}", "-scheduler")
 
 DERIVED: tuple[Derived, ...] = (
     Derived(
@@ -497,6 +521,40 @@ DERIVED: tuple[Derived, ...] = (
         template="{pull_through}",
     ),
     Derived("AppService", "ECS service", "aws:ecs/service:Service", "name", "ecs", ("-service",)),
+    *(
+        # AwsSite names a worker's `<name>-worker-<worker>`, the scheduler's `<name>-scheduler`.
+        Derived(
+            "WorkerService",
+            resource,
+            type_token,
+            prop,
+            rule,
+            (suffix,),
+            template=template,
+            site_parts=parts,
+        )
+        for resource, type_token, prop, rule, suffix, template, parts in (
+            ("ECS service", "aws:ecs/service:Service", "name", "ecs", "-service", None, _PROCESSES),
+            (
+                "task definition family",
+                "aws:ecs/taskDefinition:TaskDefinition",
+                "family",
+                "ecs",
+                "-task",
+                "{name}",
+                _PROCESSES,
+            ),
+            (
+                "scaling policy",
+                "aws:appautoscaling/policy:Policy",
+                "name",
+                "scaling-policy",
+                "-scale-on-cpu",
+                None,
+                ("-worker-{worker}",),
+            ),
+        )
+    ),
     Derived(
         "AppService",
         "5xx alarm",
@@ -608,7 +666,7 @@ def name_problems(
     for derived in DERIVED:
         if component is not None and derived.component != component:
             continue
-        for suffix in derived.suffixes:
+        for suffix in _suffixes(derived, component):
             physical = derived.physical(name, suffix, project, stack, major or LONGEST_MAJOR)
             shown = derived.physical(name, suffix, project, stack, major or "<major>")
             for kind, reason, fix in rule_problems(RULES[derived.rule], physical):
@@ -629,9 +687,16 @@ def max_name_length(component: str | None = None) -> int:
         rule = RULES[derived.rule]
         if rule.max_length is None or derived.template is not None:
             continue
-        for suffix in derived.suffixes:
+        for suffix in _suffixes(derived, component):
             longest = min(longest, rule.max_length - len(derived.physical("", suffix, "", "")))
     return longest
+
+
+def _suffixes(derived: Derived, component: str | None) -> list[str]:
+    """The suffixes after the name checked: a component's own (`check_name`), or, for
+    `django:name` (no component), after the site's part too."""
+    parts = derived.site_parts if component is None else ("",)
+    return [part + suffix for part in parts for suffix in derived.suffixes]
 
 
 def stack_digest(name: str, project: str, stack: str) -> str:

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from .app import AppConfig
+from .app import ECR_IMAGE_FORM, AppConfig, EcrImage
 from .base import Section, Text
 from .cache import CacheConfig
 from .database import DatabaseConfig
@@ -29,6 +29,7 @@ from .proxy import ProxyConfig
 from .rehearsal import RehearsalConfig
 from .security import SecurityConfig
 from .static import StaticConfig
+from .workers import WorkersConfig
 
 NAMESPACE = "django"
 # ECS waits at most 120 s between SIGTERM and SIGKILL; the app needs its graceful time
@@ -83,6 +84,10 @@ class StackConfig(Section):
     app: AppConfig = Field(default_factory=AppConfig, description="The Django app.")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="The reverse proxy.")
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="ECS tasks (aws).")
+    workers: WorkersConfig = Field(
+        default_factory=WorkersConfig,
+        description="Background workers and a scheduler, from the app's image.",
+    )
     load_balancer: LoadBalancerConfig = Field(
         default_factory=LoadBalancerConfig, description="The ALB (aws)."
     )
@@ -154,6 +159,18 @@ class StackConfig(Section):
             if problems:
                 raise ValueError(problems[0].line(""))
         return name
+
+    @field_validator("app")
+    @classmethod
+    def _image_aws_pulls(cls, app: AppConfig, info: ValidationInfo) -> AppConfig:
+        """On `aws`, a prebuilt image is an ECR image: ECS pulls it with the execution role and
+        the release reads it through ECR's registry API."""
+        if info.data.get("target") == "aws" and app.image and EcrImage.parse(app.image) is None:
+            raise ValueError(
+                f"image {app.image!r} is not in ECR; on aws give {ECR_IMAGE_FORM}: push it to "
+                "ECR first (the stack's repository, or one its account may pull from)"
+            )
+        return app
 
     @field_validator("allow_replacement")
     @classmethod

@@ -28,6 +28,15 @@ def project_root() -> Path:
     return ROOT
 
 
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH holding only the executables a test puts there (`path_stubs`)."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def stack_plan() -> Callable[[str], Plan]:
     """`stack_plan("dev")`: the recorded plan of a shipped stack (cached: plans are slow)."""

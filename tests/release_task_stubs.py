@@ -23,8 +23,9 @@ TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app:7
 TASK_ID = "0123456789abcdef0123456789abcdef"
 TASK_ARN = f"arn:aws:ecs:us-east-1:123456789012:task/shop/{TASK_ID}"
 LOG_GROUP = "/ecs/shop-app"
-STREAM = f"app/app/{TASK_ID}"
-DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:" + "a" * 64
+DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:" + "a1b2c3d4e5f6" + "a" * 52
+# The release's awslogs stream: `r-<12 hex of the digest>/<container>/<task id>`.
+STREAM = f"r-a1b2c3d4e5f6/app/{TASK_ID}"
 STARTED_BY = "pulumi-django-migrate/shop-app"
 JOB_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app-migration-job:1"
 CHECK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-app-migration-check:3"
@@ -83,7 +84,7 @@ def task_props(**overrides: Any) -> dict[str, Any]:
         "subnet_ids": ["subnet-0a", "subnet-0b"],
         "security_group_ids": ["sg-0app"],
         "log_group_name": LOG_GROUP,
-        "log_stream_prefix": "app",
+        "log_stream_prefix": "r-a1b2c3d4e5f6",
         "service_name": "shop-app",
         "region": "us-east-1",
         "timeout_seconds": 60,

@@ -85,8 +85,13 @@ def password_mode(project_root: Path) -> Recording:
 
 
 def app_container(recording: Recording) -> dict[str, Any]:
-    definitions = json.loads(recording.one(TASK_DEFINITION).inputs["containerDefinitions"])
-    return next(item for item in definitions if item["name"] == "app")
+    """The web task's `app` container (the background workers' task definitions have none)."""
+    return next(
+        item
+        for task in recording.find(TASK_DEFINITION)
+        for item in json.loads(task.inputs["containerDefinitions"])
+        if item["name"] == "app"
+    )
 
 
 def environment(container: dict[str, Any]) -> dict[str, str]:

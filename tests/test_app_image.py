@@ -15,6 +15,7 @@ import pulumi_docker as docker
 import pytest
 from fleet_stacks import STACKS
 from moto import mock_aws
+from release_histories import Deployments
 
 from pulumi_django.build_context import (
     context_entries,
@@ -111,26 +112,61 @@ def test_repository_scans_on_push_keeps_tags_immutable_and_is_never_force_delete
 
 
 def lifecycle_rules(recording: Recording) -> dict[str, dict[str, Any]]:
+    """The rules by what they select: `untagged`, `release-*` and `*` (other tagged images)."""
     policy = json.loads(recording.one(LIFECYCLE).inputs["policy"])
-    return {rule["selection"]["tagStatus"]: rule for rule in policy["rules"]}
+    return {
+        " ".join(rule["selection"].get("tagPatternList", [rule["selection"]["tagStatus"]])): rule
+        for rule in policy["rules"]
+    }
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
-def test_lifecycle_keeps_at_least_as_many_images_as_static_releases(
+def test_lifecycle_keeps_twice_as_many_release_images_as_static_releases(
     stack: str, project: Path
 ) -> None:
     config = STACKS[stack]()
     recording = record_image(config, project)
     rules = lifecycle_rules(recording)
     keep = config.static.keep_releases
-    assert set(rules) == {"tagged", "untagged"}
+    assert set(rules) == {"untagged", "release-*", "*"}
     for rule in rules.values():
         # Count-based only: nothing expires for its age, so an idle stack keeps its rollbacks.
         assert rule["selection"]["countType"] == "imageCountMoreThan"
-    assert rules["tagged"]["selection"]["countNumber"] == keep
-    assert rules["tagged"]["selection"]["tagPatternList"] == ["*"]
-    assert rules["untagged"]["selection"]["countNumber"] >= keep
+    # Rollbacks reorder the releases and failed releases take release tags: twice the history.
+    assert rules["release-*"]["selection"]["countNumber"] == 2 * keep
+    assert rules["release-*"]["rulePriority"] < rules["*"]["rulePriority"]
+    assert rules["*"]["selection"]["countNumber"] == keep
+    assert rules["untagged"]["selection"]["countNumber"] >= 2 * keep
     assert recording.depends_on(recording.one(LIFECYCLE).urn, recording.one(REPOSITORY).urn)
+
+
+def surviving_release_images(pushes: list[str], keep: int) -> set[str]:
+    """What the release rule leaves of release-tagged images pushed in `pushes`' order: ECR
+    counts them by push date, newest first."""
+    [rule] = [
+        rule
+        for rule in lifecycle_policy(keep)["rules"]
+        if rule["selection"].get("tagPatternList") == ["release-*"]
+    ]
+    return set(list(reversed(pushes))[: rule["selection"]["countNumber"]])
+
+
+def test_every_kept_release_keeps_its_image_through_rollbacks_and_failed_releases() -> None:
+    """The history orders releases by their last rollout, ECR by push: v1 rolled back to, then
+    v4 released and v5, v6 pushed and tagged but failed. The history keeps v4, v1 and v3; the
+    three newest pushes are v6, v5 and v4."""
+    keep = 3
+    stack = Deployments(keep=keep)
+    pushes: list[str] = []
+    for version in ("v1", "v2", "v3"):
+        pushes.append(version)
+        stack.up(version)
+    stack.up("v1")  # a rollback: no push
+    pushes.append("v4")
+    stack.up("v4")
+    pushes += ["v5", "v6"]  # tagged `release-<digest>` before their rollouts failed
+    assert stack.releases() == ["v4", "v1", "v3"]
+    assert set(stack.releases()) <= surviving_release_images(pushes, keep)
 
 
 @mock_aws
@@ -180,7 +216,10 @@ def test_image_is_built_for_the_fleet_architecture_and_tagged_with_its_content(
 def test_the_image_is_the_release_order_image_step(project: Path) -> None:
     recording = record_image(STACKS["prod-like"](), project)
     assert RELEASE_STEPS[0].key == "image"
-    assert [r.type for r in recording.resources if r.type in RELEASE_STEPS[0].types] == [IMAGE]
+    assert [r.type for r in recording.resources if r.type in RELEASE_STEPS[0].types] == [
+        IMAGE,
+        "pulumi-python:dynamic/fleet:ImageReleaseTag",
+    ]
 
 
 def test_missing_dockerfile_is_a_clear_error(project: Path) -> None:

@@ -208,11 +208,12 @@ def test_logs_go_to_one_group_with_the_configured_retention(
     log_group = recording.one("aws:cloudwatch/logGroup:LogGroup").inputs
     assert log_group["retentionInDays"] == config.fleet.log_retention_days
     assert recording.outputs["log_group_name"] == log_group["name"]
-    for name, definition in containers(recording).items():
+    for definition in containers(recording).values():
         options = definition["logConfiguration"]["options"]
         assert options["awslogs-group"] == log_group["name"]
         assert options["awslogs-region"] == REGION
-        assert options["awslogs-stream-prefix"] == name
+        # The release's prefix (its digest's first 12 hex digits), the same for both.
+        assert options["awslogs-stream-prefix"] == "r-" + "cd" * 6
 
 
 def execution_policy(recording: Recording) -> dict[str, Any]:

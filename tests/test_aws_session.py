@@ -304,6 +304,15 @@ def test_an_unknown_profile_is_one_line(ops_profile: Path) -> None:
         aws_session({"profile": "nobody", "shared_config_files": [str(ops_profile)]}, "us-east-1")
 
 
+def test_an_unknown_environment_profile_names_aws_profile(
+    ops_profile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `aws:profile`, boto3 reads AWS_PROFILE: the message names where it came from."""
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    with pytest.raises(AwsSessionError, match=r"^AWS_PROFILE nobody: no such profile"):
+        aws_session({"shared_config_files": [str(ops_profile)]}, "us-east-1")
+
+
 def test_clients_of_one_identity_share_one_role_chain(
     ops_profile: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

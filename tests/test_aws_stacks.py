@@ -12,6 +12,16 @@ from pulumi_django.cli.plan import Plan
 from pulumi_django.recorder import RecordedResource, Recording
 
 AWS_STACKS = ["dev", "prod"]
+# The web fleet's components; the background workers' (`WorkerService`) have their own service
+# and task definition beside these.
+WEB_FLEET = ("pulumi-django:fleet:AppService", "pulumi-django:fleet:AppTask")
+
+
+def web(recording: Recording, type_: str) -> RecordedResource:
+    """The web fleet's one resource of `type_` (its ECS service, its task definition)."""
+    owners = {resource.urn for resource in recording.resources if resource.type in WEB_FLEET}
+    [found] = [resource for resource in recording.find(type_) if resource.parent in owners]
+    return found
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
@@ -28,12 +38,12 @@ def test_the_fleet_waits_for_migrations_which_wait_for_static_files_and_image(
     stack: str, stack_plan: Callable[[str], Plan]
 ) -> None:
     recording = stack_plan(stack).recording
-    service = recording.one("aws:ecs/service:Service")
+    service = web(recording, "aws:ecs/service:Service")
     job = recording.one("pulumi-python:dynamic/migrations:MigrationJob")
     check = recording.one("pulumi-python:dynamic/migrations:MigrationCheck")
     release = recording.one("pulumi-python:dynamic/static:StaticRelease")
     image = recording.one("docker:index/image:Image")
-    task_definition = recording.one("aws:ecs/taskDefinition:TaskDefinition")
+    task_definition = web(recording, "aws:ecs/taskDefinition:TaskDefinition")
     assert recording.depends_on(service.urn, job.urn)
     assert recording.depends_on(job.urn, check.urn)
     assert recording.depends_on(check.urn, release.urn)
@@ -77,7 +87,7 @@ def test_every_component_is_present_once(stack: str, stack_plan: Callable[[str],
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
 def test_rolling_update_safety_is_on(stack: str, stack_plan: Callable[[str], Plan]) -> None:
-    service = stack_plan(stack).recording.one("aws:ecs/service:Service").inputs
+    service = web(stack_plan(stack).recording, "aws:ecs/service:Service").inputs
     assert service["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     assert service["deploymentMinimumHealthyPercent"] == 100
     assert service["deploymentMaximumPercent"] == 200
@@ -99,7 +109,7 @@ def test_prod_is_highly_available_and_dev_relaxes_explicitly(
     ]
     assert len(prod.find("aws:ec2/natGateway:NatGateway")) == 3
     assert len(dev.find("aws:ec2/natGateway:NatGateway")) == 1
-    assert prod.one("aws:ecs/service:Service").inputs["desiredCount"] == 3
+    assert web(prod, "aws:ecs/service:Service").inputs["desiredCount"] == 3
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
@@ -108,11 +118,13 @@ def test_no_secret_value_reaches_the_plan(stack: str, stack_plan: Callable[[str]
     text = json.dumps(plan.as_json())
     # The mocks make every generated password a run of x's; none may appear unmasked.
     assert "xxxxxxxxxxxxxxxx" not in text
-    task = plan.recording.one("aws:ecs/taskDefinition:TaskDefinition").inputs
+    # In no container of the web task or of a background worker's.
+    for task in plan.recording.find("aws:ecs/taskDefinition:TaskDefinition"):
+        for container in json.loads(task.inputs["containerDefinitions"]):
+            names = {item["name"] for item in container.get("environment", [])}
+            assert not names & {"DATABASE_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
+    task = web(plan.recording, "aws:ecs/taskDefinition:TaskDefinition").inputs
     definitions = json.loads(task["containerDefinitions"])
-    for container in definitions:
-        names = {item["name"] for item in container.get("environment", [])}
-        assert not names & {"DATABASE_PASSWORD", "REDIS_PASSWORD", "DJANGO_SECRET_KEY"}
     app = next(c for c in definitions if c["name"] == "app")
     secrets = {item["name"] for item in app["secrets"]}
     # The app logs in to the database with IAM tokens: it has no database password at all.
@@ -332,7 +344,7 @@ def test_every_health_check_asks_liveness_and_readiness_is_an_output(
     health = recording.one("aws:lb/targetGroup:TargetGroup").inputs["healthCheck"]
     assert (health["path"], health["matcher"]) == ("/healthz", "200")
     definitions = json.loads(
-        recording.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"]
+        web(recording, "aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"]
     )
     by_name = {definition["name"]: definition for definition in definitions}
     environment = {pair["name"]: pair["value"] for pair in by_name["app"]["environment"]}

@@ -83,7 +83,8 @@ def test_defaults_are_the_secure_ones() -> None:
         ),
         (
             {"target": "aws", "fleet": {"desiredCount": 9, "maxCount": 4}},
-            "django:fleet: need minCount <= desiredCount <= maxCount",
+            "django:fleet: need minCount <= desiredCount <= maxCount; got minCount 2 "
+            "(default), desiredCount 9, maxCount 4",
         ),
         (
             {"target": "aws", "fleet": {"rollingUpdate": {"maximumPercent": 100}}},
@@ -142,6 +143,31 @@ def test_defaults_are_the_secure_ones() -> None:
         (
             {"target": "aws", "colour": "blue"},
             "django:colour: unknown key; allowed keys: target, name, app, proxy, fleet",
+        ),
+        (
+            {"target": "aws", "workers": {"services": {"celery": {"command": ["c"], "comand": 1}}}},
+            "django:workers.services.celery.comand: unknown key; allowed keys: cpu, memory, "
+            "stopTimeoutSeconds, healthCheck, command, count",
+        ),
+        (
+            {
+                "target": "aws",
+                "workers": {"services": {"celery": {"command": ["c"], "minCount": 3}}},
+            },
+            "django:workers.services.celery: need minCount <= count <= maxCount; got minCount 3, "
+            "count 1 (default), maxCount 1 (default: count)",
+        ),
+        (
+            {
+                "target": "aws",
+                "workers": {"services": {"celery": {"command": ["c"], "count": 5, "maxCount": 4}}},
+            },
+            "django:workers.services.celery: need minCount <= count <= maxCount; got minCount 5 "
+            "(default: count), count 5, maxCount 4",
+        ),
+        (
+            {"target": "aws", "workers": {"scheduler": {"command": ["b"], "healthCheck": {}}}},
+            "django:workers.scheduler.healthCheck.command: required",
         ),
         (
             {"target": "aws", "media": {"urlPath": "/static/uploads/"}},

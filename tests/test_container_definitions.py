@@ -47,6 +47,7 @@ from pulumi_django.rendering.container_definitions import (
     TaskInputs,
     TaskLogs,
     app_secrets,
+    release_log_prefix,
     render_container_definitions,
     task_container_definitions,
     task_volumes,
@@ -120,7 +121,7 @@ def request_for(config: StackConfig, definitions: list[dict[str, Any]]) -> dict[
             "cpuArchitecture": config.fleet.architecture,
             "operatingSystemFamily": "LINUX",
         },
-        "volumes": task_volumes(),
+        "volumes": task_volumes(execute_command=config.fleet.enable_execute_command),
         "containerDefinitions": definitions,
     }
 
@@ -167,15 +168,41 @@ def test_containers_run_as_non_root_with_stop_time_beyond_the_graceful_timeout(s
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
 def test_app_container_is_read_only_with_a_writable_tmp_volume(stack: str) -> None:
-    _, by_name = definitions_of(stack)
+    config, by_name = definitions_of(stack)
     app = by_name[APP_CONTAINER]
     assert app["readonlyRootFilesystem"] is True
-    volumes = {volume["name"] for volume in task_volumes()}
-    assert [(m["sourceVolume"], m["containerPath"]) for m in app["mountPoints"]] == [
-        ("app-tmp", "/tmp")
-    ]
+    execute_command = config.fleet.enable_execute_command
+    volumes = {volume["name"] for volume in task_volumes(execute_command=execute_command)}
+    assert (app["mountPoints"][0]["sourceVolume"], app["mountPoints"][0]["containerPath"]) == (
+        "app-tmp",
+        "/tmp",
+    )
     assert {m["sourceVolume"] for m in app["mountPoints"]} <= volumes
     assert environment(app)["TMPDIR"] == "/tmp"
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_with_ecs_exec_the_ssm_agent_writes_to_volumes_on_a_read_only_root(stack: str) -> None:
+    """The SSM agent behind ECS Exec writes under these three paths (aws/containers-roadmap
+    #1359): with Exec on each is a task volume the app mounts, and the root stays read-only."""
+    agent_paths = {"/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"}
+    for execute_command in (False, True):
+        config = STACKS[stack]()
+        config = config.model_copy(
+            update={
+                "fleet": config.fleet.model_copy(update={"enable_execute_command": execute_command})
+            }
+        )
+        rendered = render(config, task_inputs(config))
+        [app] = [d for d in rendered if d["name"] == APP_CONTAINER]
+        assert app["readonlyRootFilesystem"] is True
+        mounts = {m["containerPath"]: m for m in app["mountPoints"]}
+        assert set(mounts) & agent_paths == (agent_paths if execute_command else set())
+        assert all(m["readOnly"] is False for m in mounts.values())
+        volumes = task_volumes(execute_command=execute_command)
+        assert {m["sourceVolume"] for m in mounts.values()} == {v["name"] for v in volumes}
+        request = {**request_for(config, rendered), "volumes": volumes}
+        assert register_task_definition_problems(request) == []
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
@@ -303,14 +330,26 @@ def test_a_custom_health_path_reaches_the_app_and_both_probes() -> None:
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
-def test_both_containers_log_to_the_task_log_group_under_their_own_prefix(stack: str) -> None:
+def test_both_containers_log_to_the_task_log_group_under_the_release_prefix(stack: str) -> None:
     _, by_name = definitions_of(stack)
-    for name, definition in by_name.items():
+    for definition in by_name.values():
         logging = definition["logConfiguration"]
         assert logging["logDriver"] == "awslogs"
         assert logging["options"]["awslogs-group"] == "/ecs/site/prod/shop"
         assert logging["options"]["awslogs-region"] == "us-east-1"
-        assert logging["options"]["awslogs-stream-prefix"] == name
+        # `r-` and the image digest's first 12 hex digits: the streams are
+        # `r-abababababab/app/<task id>` and `r-abababababab/proxy/<task id>`.
+        assert logging["options"]["awslogs-stream-prefix"] == "r-" + IMAGE.split("@sha256:")[1][:12]
+
+
+def test_the_release_log_prefix_names_the_image() -> None:
+    other = f"{REGISTRY}/shop@sha256:{'cd' * 32}"
+    assert release_log_prefix(IMAGE) == "r-abababababab"
+    assert release_log_prefix(other) == "r-cdcdcdcdcdcd"
+    # Without a digest (a tag), a hash of the reference: still 12 hex, still per image.
+    tagged = release_log_prefix(f"{REGISTRY}/shop:v1")
+    assert tagged.startswith("r-") and len(tagged) == 14 and int(tagged[2:], 16) >= 0
+    assert tagged != release_log_prefix(f"{REGISTRY}/shop:v2")
 
 
 def test_app_command_comes_from_the_app_server_settings() -> None:

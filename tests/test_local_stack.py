@@ -86,6 +86,8 @@ def test_the_stack_is_these_containers_volumes_and_one_network(recording: Record
         f"{SITE}-proxy-switch-run",
         f"{SITE}-redis",
         f"{SITE}-static-publish",
+        f"{SITE}-workers-default-1",  # django:workers in Pulumi.local.yaml
+        f"{SITE}-workers-scheduler",
     ]
     build = recording.one(IMAGE)
     assert build.inputs["skipPush"] is True

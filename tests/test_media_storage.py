@@ -361,7 +361,8 @@ def test_the_app_may_use_exactly_its_media_and_starts_only_once_it_may(
     # With the stack's own KMS key (prod), also that key, through S3 (tests/test_stack_key.py).
     stack_key = {recording.outputs["stackKeyArn"]} if "stackKeyArn" in recording.outputs else set()
     assert resources == {bucket_arn, f"{bucket_arn}/media/*", *stack_key}
-    task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
+    # The web task definition (named as its task role); the workers' have their own.
+    task = recording.one("aws:ecs/taskDefinition:TaskDefinition", task_role.name)
     assert recording.depends_on(task.urn, grant.urn)
     (app,) = [c for c in json.loads(task.inputs["containerDefinitions"]) if c["name"] == "app"]
     env = {item["name"]: item["value"] for item in app["environment"]}

@@ -16,6 +16,7 @@ from pulumi_django.providers.migration_check import MigrationCheck
 from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.recorder import SECRET, Recording, record
 from pulumi_django.release import release_order
+from pulumi_django.rendering.container_definitions import release_log_prefix
 
 IMAGE = "docker:index/image:Image"
 STATIC = "pulumi-python:dynamic/static:StaticRelease"
@@ -121,7 +122,8 @@ def test_the_job_runs_the_configured_commands_of_this_release() -> None:
     assert job["release_id"] == DIGEST
     assert job["service_name"] == "shop-app"
     assert job["container_name"] == "app"
-    assert job["log_stream_prefix"] == "app"
+    # The release's prefix, as its task definition's containers log under it.
+    assert job["log_stream_prefix"] == release_log_prefix(DIGEST) == "r-" + "0" * 12
     assert job["subnet_ids"] == ["subnet-0a", "subnet-0b"]
     assert job["__provider"] == SECRET
 
@@ -140,6 +142,7 @@ def test_the_check_gets_the_settings_and_the_acknowledgements() -> None:
     assert check["settings_module"] == "shop.settings"
     assert check["acknowledged"] == {"shop.0007_drop_price": "unused since release 41"}
     assert check["release_id"] == DIGEST
+    assert check["log_stream_prefix"] == release_log_prefix(DIGEST)
     assert check["timeout_seconds"] == 900
 
 

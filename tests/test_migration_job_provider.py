@@ -134,6 +134,24 @@ def test_success_runs_the_release_commands_in_an_app_only_revision_of_the_new_de
     ]
 
 
+def test_without_a_prefix_the_log_is_read_under_the_releases_prefix(aws: Aws) -> None:
+    """The release's containers log under `r-<12 hex of its digest>` (the task definition
+    says so); a job given no prefix reads its stream there, not under the container's name."""
+    [app] = [c for c in APP_TASK_DEFINITION["containerDefinitions"] if c["name"] == "app"]
+    prefix = app["logConfiguration"]["options"]["awslogs-stream-prefix"]
+    assert STREAM.startswith(f"{prefix}/app/")
+    the_job_starts(aws)
+    aws.task_stopped(0)
+    aws.release_definition_deregistered(JOB_DEFINITION)
+    aws.log_has(MIGRATE_LOG)
+
+    result = provider(aws).create(job_props(log_stream_prefix=None))
+
+    outs = result.outs or {}
+    assert outs["log_stream"] == STREAM
+    assert outs["applied_migrations"] == ["shop.0002_price_db_default", "shop.0003_index_sku"]
+
+
 def test_non_zero_exit_fails_with_exit_code_stop_reason_and_the_last_50_log_lines(
     aws: Aws,
 ) -> None:

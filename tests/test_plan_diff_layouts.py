@@ -27,6 +27,7 @@ from pulumi_django.errors import UsageError
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).parent / "pulumi-django")]
 IMAGE = "docker:index/image:Image"
+RELEASE_HISTORY = "pulumi-python:dynamic/releases:ReleaseHistory"
 APP = {
     "manage.py": (
         "import os\nimport sys\n\n"
@@ -217,9 +218,11 @@ def submodule_review(tmp_path_factory: pytest.TempPathFactory) -> tuple[PlanDiff
 def only_the_image_tag_changed(diff: PlanDiff) -> None:
     """The app's files changed, its place did not: a new image tag, the same `build.context`
     and `build.dockerfile`, nothing else."""
-    assert [change.type for change in diff.changed] == [IMAGE]
-    [image] = diff.changed
+    assert [change.type for change in diff.changed] == [IMAGE, RELEASE_HISTORY]
+    image, history = diff.changed
     assert [item.path for item in image.inputs] == ["imageName"]
+    # The release it would record is the new image.
+    assert [item.path for item in history.inputs] == ["image"]
     assert not diff.added and not diff.removed and not diff.risks
 
 

@@ -286,3 +286,43 @@ def test_a_replacement_guard_turned_off_is_a_warning_of_the_plan(tmp_path: Path)
     assert plan.as_json()["warnings"] == [warning]
     assert f"\nwarning: {warning}\n" in render_text(plan)
     assert plan_stack(tmp_path, "demo").as_json()["warnings"] == []
+
+
+class _Echo(pulumi.dynamic.ResourceProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.defaults = {"region": "eu-west-1"}  # state to pickle, as real providers have
+
+    def create(self, props: dict[str, object]) -> pulumi.dynamic.CreateResult:
+        return pulumi.dynamic.CreateResult("echo", props)
+
+
+class _EchoResource(pulumi.dynamic.Resource, module="test", name="Echo"):
+    def __init__(self, name: str) -> None:
+        super().__init__(_Echo(), name, {"a": 1})
+
+
+def test_many_recordings_in_one_process_never_nest_pickles_wrappers_past_the_limit() -> None:
+    """Pulumi wraps pickle's `_batch_setitems` once per dynamic resource and never unwraps it;
+    the suite and `plan --diff-against` record many programs in one process."""
+    import pickle
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    before = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+    serialize_provider(_Echo())
+    assert pickle._Pickler._batch_setitems is not before  # type: ignore[attr-defined]
+    # What a few hundred plans' dynamic resources leave behind.
+    for _wrap in range(sys.getrecursionlimit()):
+        inner = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+
+        def wrapped(self: object, items: object, inner: object = inner) -> None:
+            inner(self, items)  # type: ignore[operator]
+
+        pickle._Pickler._batch_setitems = wrapped  # type: ignore[attr-defined]
+
+    def program() -> None:
+        _EchoResource("echo")
+
+    recording = record(program, project="p", stack="s", config={})
+    assert recording.one(name="echo")

@@ -72,9 +72,13 @@ def record_site(config: StackConfig, stack: str = "prod") -> Recording:
 
 
 def proxy_definition(recording: Recording) -> dict[str, Any]:
-    task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
-    containers = json.loads(task.inputs["containerDefinitions"])
-    return next(c for c in containers if c["name"] == PROXY_CONTAINER)
+    # In the web task (the background workers' tasks have no proxy).
+    return next(
+        c
+        for task in recording.find("aws:ecs/taskDefinition:TaskDefinition")
+        for c in json.loads(task.inputs["containerDefinitions"])
+        if c["name"] == PROXY_CONTAINER
+    )
 
 
 @pytest.fixture
@@ -114,8 +118,12 @@ def test_no_container_of_the_task_comes_from_a_public_registry(
     plans: dict[str, Recording], egress: str
 ) -> None:
     recording = plans[egress]
-    task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
-    images = [c["image"] for c in json.loads(task.inputs["containerDefinitions"])]
+    # The web task's and the background workers'.
+    images = [
+        c["image"]
+        for task in recording.find("aws:ecs/taskDefinition:TaskDefinition")
+        for c in json.loads(task.inputs["containerDefinitions"])
+    ]
     assert all(image.startswith(f"{REGISTRY}/") and "@sha256:" in image for image in images)
     assert not any(PUBLIC_ECR in image for image in images)
     prefix = pull_through_prefix("bigfoot", PROJECT, "prod")
@@ -142,7 +150,7 @@ def test_the_pull_through_rule_and_the_filled_cache_come_before_the_task(
         "pin": None,
     }
     assert cache.inputs["architecture"] == "X86_64"
-    task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
+    task = recording.one("aws:ecs/taskDefinition:TaskDefinition", "bigfoot-task")
     assert recording.depends_on(cache.urn, rule.urn)
     assert recording.depends_on(task.urn, cache.urn)
 
@@ -168,7 +176,7 @@ def test_the_execution_role_may_pull_through_the_cache_and_nothing_more(
     }
     assert findings(document) == []
     # The task is registered only once its execution role may pull the proxy image.
-    task = recording.one("aws:ecs/taskDefinition:TaskDefinition")
+    task = recording.one("aws:ecs/taskDefinition:TaskDefinition", "bigfoot-task")
     assert recording.depends_on(task.urn, policy.urn)
 
 

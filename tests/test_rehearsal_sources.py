@@ -196,7 +196,8 @@ def test_an_unknown_name_lists_the_release_variants(
 
     assert message.startswith(f"--from v0: no such commit, branch or tag in {ROOT}")
     assert message.endswith(
-        f"nor a release variant in {BIGFOOT / 'releases'} (v1, v2, " + ("v2-broken, v2-unsafe)")
+        f"nor a release variant in {BIGFOOT / 'releases'} (v1, v2, "
+        + ("v2-broken, v2-new-job, v2-unsafe)")
     )
 
 

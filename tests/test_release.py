@@ -30,7 +30,7 @@ def test_the_order_and_titles_are_the_release_s() -> None:
 def test_each_step_has_the_resource_types_of_both_targets() -> None:
     types = {step.key: set(step.types) for step in RELEASE_STEPS}
     assert types == {
-        Step.IMAGE: {"docker:index/image:Image"},
+        Step.IMAGE: {"docker:index/image:Image", "pulumi-python:dynamic/fleet:ImageReleaseTag"},
         Step.STATIC: {
             "pulumi-python:dynamic/static:StaticRelease",
             "pulumi-django:local:StaticRelease",
@@ -43,7 +43,11 @@ def test_each_step_has_the_resource_types_of_both_targets() -> None:
             "pulumi-python:dynamic/migrations:MigrationJob",
             "pulumi-python:dynamic/migrations:LocalJobVerdict",
         },
-        Step.FLEET: {"aws:ecs/service:Service", "pulumi-django:local:AppReplicas"},
+        Step.FLEET: {
+            "aws:ecs/service:Service",
+            "pulumi-django:local:AppReplicas",
+            "pulumi-django:local:Workers",
+        },
         Step.PROXY: {"pulumi-django:local:ProxySwitch"},
     }
 

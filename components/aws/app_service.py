@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 import pulumi_aws as aws
 
 from pulumi_django._mock_answers import or_mock_answer
 from pulumi_django.components.args import arg, check_name
-from pulumi_django.components.aws.cluster import Cluster, cluster_ref
+from pulumi_django.components.aws.cluster import Cluster, ClusterRef, cluster_ref
 from pulumi_django.components.aws.load_balancer import target_group_ref
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.proxy import ProxyConfig
@@ -23,6 +23,11 @@ from pulumi_django.providers.rollout_verification import (
 )
 from pulumi_django.release_steps import ReleaseRole, Step
 from pulumi_django.rendering.container_definitions import PROXY_CONTAINER
+
+if TYPE_CHECKING:
+    from pulumi_aws.appautoscaling import (
+        PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgsDict as PredefinedMetric,  # noqa: E501
+    )
 
 # Scale out fast on a spike; scale in slowly so a dip between bursts does not shed tasks.
 SCALE_OUT_COOLDOWN_SECONDS = 60
@@ -39,6 +44,155 @@ def capacity_provider_weights(spot_percent: int) -> dict[str, int]:
 def autoscaled(fleet: FleetConfig) -> bool:
     """Autoscaling owns the task count only when it has room to move."""
     return fleet.max_count > fleet.min_count
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How ECS replaces a service's tasks in a release: `minimumHealthyPercent` and
+    `maximumPercent`, and the capacity providers by weight."""
+
+    minimum_healthy_percent: int
+    maximum_percent: int
+    capacity_providers: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReleasedService:
+    """An ECS service (`service`, named `name`) and the check that its release took."""
+
+    service: aws.ecs.Service
+    name: pulumi.Output[str]
+    verification: RolloutVerification
+
+
+def released_service(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    cluster: ClusterRef,
+    task_definition: pulumi.Input[str],
+    desired_count: int,
+    rollout: Rollout,
+    fleet: FleetConfig,
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+    after: Sequence[pulumi.Resource],
+    autoscaled: bool,
+    region: pulumi.Input[str],
+    verification_timeout_seconds: int,
+    aws_session: AwsSession | None,
+    delete_before_replace: bool = False,
+    **extra: Any,
+) -> ReleasedService:
+    """`{name}-service`, an ECS service of the web fleet or of a background process: it rolls
+    its tasks as `rollout` says, stops and rolls back a release whose new tasks keep failing
+    (`fleet.rollingUpdate`), waits for `after` (the release's migration job) and the cluster's
+    capacity providers, and runs its tasks in private subnets, with ECS Exec as `fleet` says.
+    `extra`: further `aws.ecs.Service` arguments (the web fleet's load balancer and alarms).
+    Then `{name}-rollout`: once the service settled, `pulumi up` fails unless ECS runs
+    `task_definition` (a release the circuit breaker rolled back did not take), waiting at most
+    `verification_timeout_seconds`, with boto3 calls in `region` as `aws_session`. With
+    `delete_before_replace` (the scheduler), a replaced service is deleted before the new one
+    is created.
+
+    Every change to the service (`forceNewDeployment`) rolls the tasks, because most service
+    settings (network, ECS Exec, capacity providers) only reach new tasks anyway, and the AWS
+    provider refuses a capacity-provider change without it. Once autoscaling moves the count
+    (`autoscaled`), resetting it to the configured value on the next `pulumi up` would shed the
+    tasks a busy service scaled out to, in mid-release: the count is then autoscaling's."""
+    rolling = fleet.rolling_update
+    service = aws.ecs.Service(
+        f"{name}-service",
+        cluster=cluster.arn,
+        task_definition=task_definition,
+        desired_count=desired_count,
+        capacity_provider_strategies=[
+            aws.ecs.ServiceCapacityProviderStrategyArgs(capacity_provider=provider, weight=weight)
+            for provider, weight in rollout.capacity_providers.items()
+        ],
+        deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
+        deployment_minimum_healthy_percent=rollout.minimum_healthy_percent,
+        deployment_maximum_percent=rollout.maximum_percent,
+        deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(
+            enable=rolling.circuit_breaker, rollback=rolling.rollback
+        ),
+        wait_for_steady_state=True,
+        force_new_deployment=True,
+        network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+            subnets=subnet_ids,
+            security_groups=security_group_ids,
+            assign_public_ip=False,
+        ),
+        enable_execute_command=fleet.enable_execute_command,
+        propagate_tags="SERVICE",
+        enable_ecs_managed_tags=True,
+        **extra,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[*after, *cluster.ready],
+            ignore_changes=["desiredCount"] if autoscaled else None,
+            delete_before_replace=delete_before_replace or None,
+        ),
+    )
+    service_name = or_mock_answer(service.name, f"{name}-service")
+    verification = RolloutVerification(
+        f"{name}-rollout",
+        cluster=cluster.arn,
+        service=service_name,
+        task_definition=task_definition,
+        region=region,
+        timeout_seconds=verification_timeout_seconds,
+        aws_session=session_input(aws_session),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[service]),
+    )
+    return ReleasedService(service, service_name, verification)
+
+
+def scaling_target(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    cluster: ClusterRef,
+    service_name: pulumi.Output[str],
+    min_capacity: int,
+    max_capacity: int,
+) -> aws.appautoscaling.Target:
+    """`{name}-scaling`: the service's task count, which autoscaling keeps between the bounds."""
+    return aws.appautoscaling.Target(
+        f"{name}-scaling",
+        service_namespace="ecs",
+        scalable_dimension="ecs:service:DesiredCount",
+        resource_id=pulumi.Output.concat("service/", cluster.name, "/", service_name),
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def target_tracking(
+    name: str,
+    target: aws.appautoscaling.Target,
+    *,
+    parent: pulumi.Resource,
+    target_value: int,
+    metric_specification: PredefinedMetric,
+) -> aws.appautoscaling.Policy:
+    """A target-tracking policy of `target` on a predefined metric (`metric_specification`):
+    out fast on a spike, in slowly (the cooldowns)."""
+    return aws.appautoscaling.Policy(
+        name,
+        policy_type="TargetTrackingScaling",
+        service_namespace=target.service_namespace,
+        scalable_dimension=target.scalable_dimension,
+        resource_id=target.resource_id,
+        target_tracking_scaling_policy_configuration={
+            "target_value": target_value,
+            "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
+            "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
+            "predefined_metric_specification": metric_specification,
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def _per_minute(
@@ -142,7 +296,6 @@ class AppService(pulumi.ComponentResource):
     ) -> None:
         check_name("AppService", name)
         super().__init__("pulumi-django:fleet:AppService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         fleet = args.fleet
         rolling = fleet.rolling_update
         cluster = cluster_ref(args.cluster)
@@ -159,23 +312,25 @@ class AppService(pulumi.ComponentResource):
             if rolling.alarm_rollback
             else None
         )
-        self.service = aws.ecs.Service(
-            f"{name}-service",
-            cluster=cluster.arn,
+        released = released_service(
+            name,
+            parent=self,
+            cluster=cluster,
             task_definition=args.task_definition_arn,
             desired_count=fleet.desired_count,
-            capacity_provider_strategies=[
-                aws.ecs.ServiceCapacityProviderStrategyArgs(
-                    capacity_provider=provider, weight=weight
-                )
-                for provider, weight in capacity_provider_weights(fleet.spot_percent).items()
-            ],
-            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
-            deployment_minimum_healthy_percent=rolling.minimum_healthy_percent,
-            deployment_maximum_percent=rolling.maximum_percent,
-            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(
-                enable=rolling.circuit_breaker, rollback=rolling.rollback
+            rollout=Rollout(
+                rolling.minimum_healthy_percent,
+                rolling.maximum_percent,
+                capacity_provider_weights(fleet.spot_percent),
             ),
+            fleet=fleet,
+            subnet_ids=args.subnet_ids,
+            security_group_ids=args.security_group_ids,
+            after=args.after,
+            autoscaled=autoscaled(fleet),
+            region=aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region,
+            verification_timeout_seconds=args.verification_timeout_seconds,
+            aws_session=args.aws_session,
             alarms=(
                 aws.ecs.ServiceAlarmsArgs(
                     alarm_names=[self.rollback_alarm.name], enable=True, rollback=True
@@ -184,13 +339,6 @@ class AppService(pulumi.ComponentResource):
                 else None
             ),
             health_check_grace_period_seconds=rolling.health_check_grace_period_seconds,
-            wait_for_steady_state=True,
-            force_new_deployment=True,
-            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
-                subnets=args.subnet_ids,
-                security_groups=args.security_group_ids,
-                assign_public_ip=False,
-            ),
             load_balancers=[
                 aws.ecs.ServiceLoadBalancerArgs(
                     target_group_arn=target_group_arn,
@@ -198,43 +346,22 @@ class AppService(pulumi.ComponentResource):
                     container_port=args.proxy_port,
                 )
             ],
-            enable_execute_command=fleet.enable_execute_command,
-            propagate_tags="SERVICE",
-            enable_ecs_managed_tags=True,
-            # Once autoscaling moves the count, resetting it to the configured value on the next
-            # `pulumi up` would shed the tasks a busy site scaled out to, in mid-release.
-            opts=pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(
-                    depends_on=[*args.after, *cluster.ready],
-                    ignore_changes=["desiredCount"] if autoscaled(fleet) else None,
-                ),
-            ),
         )
-        service_name = or_mock_answer(self.service.name, f"{name}-service")
+        self.service, self.verification = released.service, released.verification
+        service_name = released.name
         self.scaling_policies = {}
         self.scaling_target = (
             self._autoscaling(
                 name,
                 fleet=fleet,
-                resource_id=pulumi.Output.concat("service/", cluster.name, "/", service_name),
+                cluster=cluster,
+                service_name=service_name,
                 request_label=pulumi.Output.concat(
                     args.load_balancer_arn_suffix, "/", target_group_arn_suffix
                 ),
             )
             if autoscaled(fleet)
             else None
-        )
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        self.verification = RolloutVerification(
-            f"{name}-rollout",
-            cluster=cluster.arn,
-            service=service_name,
-            task_definition=args.task_definition_arn,
-            region=region,
-            timeout_seconds=args.verification_timeout_seconds,
-            aws_session=session_input(args.aws_session),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
         )
 
         self.service_name = service_name
@@ -291,18 +418,18 @@ class AppService(pulumi.ComponentResource):
         name: str,
         *,
         fleet: FleetConfig,
-        resource_id: pulumi.Output[str],
+        cluster: ClusterRef,
+        service_name: pulumi.Output[str],
         request_label: pulumi.Output[str],
     ) -> aws.appautoscaling.Target:
         """Target tracking on CPU and, unless turned off, on ALB requests per task."""
-        target = aws.appautoscaling.Target(
-            f"{name}-scaling",
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=resource_id,
+        target = scaling_target(
+            name,
+            parent=self,
+            cluster=cluster,
+            service_name=service_name,
             min_capacity=fleet.min_count,
             max_capacity=fleet.max_count,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         metrics: dict[str, tuple[str, pulumi.Input[str] | None, int]] = {
             "cpu": ("ECSServiceAverageCPUUtilization", None, fleet.autoscaling.cpu_target_percent)
@@ -314,21 +441,11 @@ class AppService(pulumi.ComponentResource):
                 fleet.autoscaling.requests_per_target,
             )
         for suffix, (metric, label, target_value) in metrics.items():
-            self.scaling_policies[suffix] = aws.appautoscaling.Policy(
+            self.scaling_policies[suffix] = target_tracking(
                 f"{name}-scale-on-{suffix}",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration={
-                    "target_value": target_value,
-                    "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
-                    "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
-                    "predefined_metric_specification": {
-                        "predefined_metric_type": metric,
-                        "resource_label": label,
-                    },
-                },
-                opts=pulumi.ResourceOptions(parent=self),
+                target,
+                parent=self,
+                target_value=target_value,
+                metric_specification={"predefined_metric_type": metric, "resource_label": label},
             )
         return target

@@ -30,8 +30,10 @@ from pulumi_django.rendering.container_definitions import (
     DEFAULT_APP_USER,
     PROXY_UPSTREAM,
     PUBLIC_ECR,
+    AppContainer,
     DatabaseSettings,
     TaskInputs,
+    app_container,
     app_secrets,
     database_password_from,
     task_container_definitions,
@@ -270,6 +272,12 @@ class AppTask(pulumi.ComponentResource):
     proxy_pull_policy: aws.iam.RolePolicy | None
     proxy_cache_repositories_arn: pulumi.Output[str]
     proxy_image: pulumi.Output[str]
+    # The app container as rendered (image, environment, secrets' `valueFrom`s, user): the
+    # background workers (`WorkerService`) run their commands with the same.
+    app_container: pulumi.Output[AppContainer]
+    # What a task definition of these roles and secrets waits for (the policies, the grants,
+    # the secret versions): the workers' too.
+    registered_after: list[pulumi.Resource]
 
     def __init__(
         self, name: str, args: AppTaskArgs, opts: pulumi.ResourceOptions | None = None
@@ -389,7 +397,7 @@ class AppTask(pulumi.ComponentResource):
             task_role_arn = resource_ref(args.task_role, "arn")
 
         media = args.media
-        containers = pulumi.Output.all(
+        resolved = pulumi.Output.all(
             image=args.image_ref,
             proxy_image=proxy_image,
             region=region,
@@ -407,38 +415,31 @@ class AppTask(pulumi.ComponentResource):
             database_iam_region=login.iam_region,
             redis_url=args.cache.url,
             media_bucket=media.name if media is not None else None,
-        ).apply(lambda values: json.dumps(_containers(args, values)))
+        )
+        containers = resolved.apply(lambda values: json.dumps(_containers(args, values)))
+        self.app_container = resolved.apply(lambda values: _app_container(args, values))
 
-        self.task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task",
+        # A task must never start before its execution role may pull and read secrets, nor
+        # before the app may log in to its database, store uploads, use its grants, nor
+        # before every secret it reads has its value (a Secret exists before its version).
+        self.registered_after = [
+            *([self.execution_policy] if self.execution_policy else []),
+            *self.task_role_grants,
+            *self.secret_versions,
+            *args.secret_versions,
+        ]
+        self.task_definition = fargate_task_definition(
+            name,
+            parent=self,
             family=name,
-            requires_compatibilities=["FARGATE"],
-            network_mode="awsvpc",
-            cpu=str(fleet.cpu),
-            memory=str(fleet.memory),
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=fleet.architecture
-            ),
+            cpu=fleet.cpu,
+            memory=fleet.memory,
+            architecture=fleet.architecture,
             execution_role_arn=execution_role_arn,
             task_role_arn=task_role_arn,
             container_definitions=containers,
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=v["name"]) for v in task_volumes()],
-            # Replaced revisions stay registered (ACTIVE): a rollback to any release whose image
-            # ECR still keeps can run again.
-            skip_destroy=True,
-            # A task must never start before its execution role may pull and read secrets, nor
-            # before the app may log in to its database, store uploads, use its grants, nor
-            # before every secret it reads has its value (a Secret exists before its version).
-            opts=child.merge(
-                pulumi.ResourceOptions(
-                    depends_on=[
-                        *([self.execution_policy] if self.execution_policy else []),
-                        *self.task_role_grants,
-                        *self.secret_versions,
-                        *args.secret_versions,
-                    ]
-                )
-            ),
+            registered_after=self.registered_after,
+            execute_command=fleet.enable_execute_command,
         )
 
         self.task_definition_arn = self.task_definition.arn
@@ -742,6 +743,49 @@ class AppTask(pulumi.ComponentResource):
         self.task_role_grants = grants
 
 
+def fargate_task_definition(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    family: pulumi.Input[str],
+    cpu: int,
+    memory: int,
+    architecture: str,
+    execution_role_arn: pulumi.Input[str],
+    task_role_arn: pulumi.Input[str],
+    container_definitions: pulumi.Input[str],
+    registered_after: Sequence[pulumi.Resource],
+    execute_command: pulumi.Input[bool] = False,
+) -> aws.ecs.TaskDefinition:
+    """`{name}-task`: a Linux Fargate task definition of containers run from the app image (the
+    web task's, a background process's), with their `/tmp` volume (and, with ECS Exec on,
+    `execute_command`, the SSM agent's volumes the app process mounts), registered once
+    `registered_after` exists (`AppTask.registered_after`). Replaced revisions stay registered
+    (ACTIVE): a rollback to any release whose image ECR still keeps can run again."""
+    return aws.ecs.TaskDefinition(
+        f"{name}-task",
+        family=family,
+        requires_compatibilities=["FARGATE"],
+        network_mode="awsvpc",
+        cpu=str(cpu),
+        memory=str(memory),
+        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+            operating_system_family="LINUX", cpu_architecture=architecture
+        ),
+        execution_role_arn=execution_role_arn,
+        task_role_arn=task_role_arn,
+        container_definitions=container_definitions,
+        volumes=pulumi.Output.from_input(execute_command).apply(
+            lambda on: [
+                aws.ecs.TaskDefinitionVolumeArgs(name=volume["name"])
+                for volume in task_volumes(execute_command=bool(on))
+            ]
+        ),
+        skip_destroy=True,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(registered_after)),
+    )
+
+
 @dataclass(frozen=True)
 class _DatabaseLogin:
     """As whom the fleet logs in: a password from `password_secret_arn` (JSON, `password`) or
@@ -754,32 +798,49 @@ class _DatabaseLogin:
 
 def _containers(args: AppTaskArgs, values: dict[str, Any]) -> list[dict[str, Any]]:
     return task_container_definitions(
-        app=args.app,
         proxy=args.proxy,
-        fleet=args.fleet,
-        load_balancer=args.load_balancer,
-        media=args.media.config if args.media is not None else None,
-        inputs=TaskInputs(
-            image=values["image"],
-            proxy_image=values["proxy_image"],
-            region=values["region"],
-            log_group=values["log_group"],
-            site_host=values["site_host"],
-            site_url=values["site_url"],
-            static_url=values["static_url"],
-            vpc_cidr=values["vpc_cidr"],
-            database=DatabaseSettings(
-                host=values["database_host"],
-                port=int(values["database_port"]),
-                name=values["database_name"],
-                user=values["database_user"],
-                secret_arn=values["database_secret_arn"],
-                iam_region=values["database_iam_region"],
-            ),
-            redis_url=values["redis_url"],
-            secrets=values["secrets"],
-            media_bucket=values["media_bucket"],
-        ),
         stop_timeout_seconds=args.stop_timeout_seconds,
-        app_user=args.app_user,
+        **_rendering_args(args, values),
+    )
+
+
+def _app_container(args: AppTaskArgs, values: dict[str, Any]) -> AppContainer:
+    return app_container(**_rendering_args(args, values))
+
+
+def _rendering_args(args: AppTaskArgs, values: dict[str, Any]) -> dict[str, Any]:
+    """What both renderers of the app container take: the sections that shape it and the
+    resolved values of the resources around the task."""
+    return {
+        "app": args.app,
+        "fleet": args.fleet,
+        "load_balancer": args.load_balancer,
+        "media": args.media.config if args.media is not None else None,
+        "inputs": _task_inputs(values),
+        "app_user": args.app_user,
+    }
+
+
+def _task_inputs(values: dict[str, Any]) -> TaskInputs:
+    """The resolved values of the resources around the task, as the renderers take them."""
+    return TaskInputs(
+        image=values["image"],
+        proxy_image=values["proxy_image"],
+        region=values["region"],
+        log_group=values["log_group"],
+        site_host=values["site_host"],
+        site_url=values["site_url"],
+        static_url=values["static_url"],
+        vpc_cidr=values["vpc_cidr"],
+        database=DatabaseSettings(
+            host=values["database_host"],
+            port=int(values["database_port"]),
+            name=values["database_name"],
+            user=values["database_user"],
+            secret_arn=values["database_secret_arn"],
+            iam_region=values["database_iam_region"],
+        ),
+        redis_url=values["redis_url"],
+        secrets=values["secrets"],
+        media_bucket=values["media_bucket"],
     )

@@ -25,6 +25,7 @@ from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.providers.release_commands import release_commands
 from pulumi_django.providers.release_task import ReleaseTaskInputs
 from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
+from pulumi_django.rendering.container_definitions import release_log_prefix
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,10 +73,11 @@ class MigrationJobArgs:
         "defaults (check on, `python manage.py migrate --noinput`, 900 s).",
         default_factory=MigrationsConfig,
     )
-    log_stream_prefix: str = arg(
-        "The app container's awslogs stream prefix in the task definition. Default: `app`, "
-        "as `AppTask` sets it.",
-        default="app",
+    log_stream_prefix: pulumi.Input[str] | None = arg(
+        "The app container's awslogs stream prefix in the task definition, where the tasks' "
+        "log is read back. Default: `release_log_prefix(release_id)` (`r-<12 hex of the "
+        "digest>`), as `AppTask` sets it for every container of the release.",
+        default=None,
     )
     after: Sequence[pulumi.Resource] = arg(
         "What the check (or, with the check off, the job) waits for: the release's earlier "
@@ -143,7 +145,11 @@ class MigrationJob(pulumi.ComponentResource):
                 if args.region is None
                 else args.region
             ),
-            log_stream_prefix=args.log_stream_prefix,
+            log_stream_prefix=(
+                pulumi.Output.from_input(args.release_id).apply(release_log_prefix)
+                if args.log_stream_prefix is None
+                else args.log_stream_prefix
+            ),
             aws_session=session_input(args.aws_session),
             container_overrides=args.container_overrides,
         )

@@ -35,8 +35,14 @@ from pulumi_django.components.aws.migration_job import MigrationJob, MigrationJo
 from pulumi_django.components.aws.network import Network, NetworkArgs
 from pulumi_django.components.aws.stack_key import StackKey, StackKeyArgs
 from pulumi_django.components.aws.static_site import StaticSite, StaticSiteArgs
+from pulumi_django.components.aws.worker_service import (
+    SCHEDULER_CONTAINER,
+    WorkerService,
+    WorkerServiceArgs,
+)
 from pulumi_django.components.site import Site
 from pulumi_django.config import ConfigError, StackConfig
+from pulumi_django.providers.release_history import ReleaseHistory, unsafe_acknowledged
 from pulumi_django.providers.static_release import StaticRelease
 
 
@@ -115,6 +121,10 @@ class AwsSite(Site):
     task: AppTask
     migrations: MigrationJob
     service: AppService
+    # The background processes by worker name, the scheduler under `scheduler`; empty without
+    # `django:workers`.
+    workers: dict[str, WorkerService]
+    release_history: ReleaseHistory
 
     STACK_OUTPUTS = (
         *Site.STACK_OUTPUTS,
@@ -133,6 +143,10 @@ class AwsSite(Site):
         "applied_migrations",
         "log_bucket",
         "stack_key_arn",
+        "region",
+        "log_group_name",
+        "worker_services",
+        "releases",
     )
     static_bucket: pulumi.Output[str]
     media_bucket: pulumi.Output[str] | None
@@ -149,6 +163,13 @@ class AwsSite(Site):
     applied_migrations: pulumi.Output[Any]
     log_bucket: pulumi.Output[str] | None
     stack_key_arn: pulumi.Output[str] | None
+    # What the day-2 commands (`manage`, `logs`) find the site's tasks and their logs by.
+    region: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    # Worker (and scheduler) name -> its ECS service's name; None without `django:workers`.
+    worker_services: pulumi.Output[dict[str, str]] | None
+    # The kept releases, newest first (`providers.release_history`), for `releases`/`rollback`.
+    releases: pulumi.Output[list[dict[str, Any]]]
 
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
@@ -340,7 +361,8 @@ class AwsSite(Site):
                 secret_key=config.secret_key,
                 stop_timeout_seconds=config.stop_timeout_seconds,
                 image_ref=self.image.image_ref,
-                repository_arn=self.image.repository_arn,
+                # The repository the image is pulled from (app.image's own when prebuilt).
+                repository_arn=self.image.image_repository_arn,
                 database=DatabaseEndpoint(
                     host=self.database.address,
                     port=self.database.port,
@@ -409,6 +431,29 @@ class AwsSite(Site):
             opts=self.child(),
         )
 
+        self.workers = self._workers(name, config)
+
+        # Recorded once the fleet rolled out (and its verification passed): the kept releases,
+        # which `pulumi-django releases` lists and `rollback` pins `app.image` to.
+        self.release_history = ReleaseHistory(
+            f"{name}-release-history",
+            release=self.image.image_ref,
+            image=self.image.image_ref,
+            applied_migrations=self.migrations.applied_migrations,
+            unsafe_acknowledged=(
+                self.migrations.check.findings.apply(unsafe_acknowledged)
+                if self.migrations.check
+                else []
+            ),
+            migrations_checked=config.migrations.check,
+            kept_static_releases=self.static_release.kept_releases,
+            keep=config.static.keep_releases,
+            opts=pulumi.ResourceOptions.merge(
+                self.child(),
+                pulumi.ResourceOptions(depends_on=[self.service, *self.workers.values()]),
+            ),
+        )
+
         self.url = self.static_site.site_url
         self.static_url = self.static_site.static_url
         self.release_id = self.image.image_ref
@@ -428,4 +473,50 @@ class AwsSite(Site):
         self.applied_migrations = self.migrations.applied_migrations
         self.log_bucket = self.logs.bucket_name if self.logs else None
         self.stack_key_arn = kms_key_arn
+        self.region = region
+        self.log_group_name = self.task.log_group_name
+        self.worker_services = (
+            pulumi.Output.all(
+                **{process: worker.service_name for process, worker in self.workers.items()}
+            )
+            if self.workers
+            else None
+        )
+        self.releases = self.release_history.history
         self.register_outputs(self.exports)
+
+    def _workers(self, name: str, config: StackConfig) -> dict[str, WorkerService]:
+        """One service per `workers.services` entry (`<name>-worker-<worker>`) and one for
+        `workers.scheduler` (`<name>-scheduler`), each from the web task, after the migration
+        job. The scheduler also waits for the workers: the jobs the new version schedules
+        find the new workers."""
+        common: dict[str, Any] = {
+            "app_task": self.task,
+            "cluster": self.cluster,
+            "subnet_ids": self.network.private_subnet_ids,
+            "security_group_ids": [self.network.app_security_group_id],
+            "fleet": config.fleet,
+        }
+        workers = {
+            process: WorkerService(
+                f"{name}-worker-{process}",
+                WorkerServiceArgs(
+                    process=worker, container_name=process, after=[self.migrations], **common
+                ),
+                opts=self.child(),
+            )
+            for process, worker in config.workers.services.items()
+        }
+        scheduler = config.workers.scheduler
+        if scheduler is not None:
+            workers[SCHEDULER_CONTAINER] = WorkerService(
+                f"{name}-scheduler",
+                WorkerServiceArgs(
+                    process=scheduler,
+                    container_name=SCHEDULER_CONTAINER,
+                    after=[self.migrations, *workers.values()],
+                    **common,
+                ),
+                opts=self.child(),
+            )
+        return workers

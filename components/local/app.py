@@ -19,26 +19,20 @@ import pulumi_docker as docker
 from pulumi_django.components.args import arg
 from pulumi_django.components.local.containers import (
     HealthCheck,
-    env_list,
+    app_process,
+    confined,
     long_running,
-    on_network,
 )
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.config.local import LocalConfig
 from pulumi_django.release_steps import ReleaseRole, Step
-from pulumi_django.rendering.app_server import (
-    CPU_UNITS_PER_VCPU,
-    app_server_command,
-    app_server_settings,
-)
-from pulumi_django.rendering.container_definitions import APP_TMP_PATH, DEFAULT_APP_USER
+from pulumi_django.rendering.app_server import app_server_command, app_server_settings
 
 # Only the proxy and the release's one-off containers share the replicas' private network, so
 # the app server believes X-Forwarded-* from any peer on it.
 TRUSTED_PEERS = ("*",)
-APP_TMP_MOUNT = "rw,noexec,nosuid,nodev,size=64m"
 
 
 def replica_health_check(port: int, path: str) -> HealthCheck:
@@ -119,26 +113,21 @@ class LocalAppReplicas(pulumi.ComponentResource):
             forwarded_allow_ips=TRUSTED_PEERS,
         )
         health = replica_health_check(settings.port, args.app.health_check_path)
-        envs = env_list(args.environment)
         self.replicas = [
             docker.Container(
                 # No fixed container name: the replacement and the old one coexist for a while.
                 f"{name}-{number}",
-                image=args.image,
-                command=app_server_command(settings),
-                envs=envs,
-                # The app user of the AWS task, whatever the image's USER: it owns the media.
-                user=DEFAULT_APP_USER,
-                networks_advanced=on_network(args.network_name),
-                mounts=list(args.mounts) or None,
+                **app_process(
+                    args.image,
+                    app_server_command(settings),
+                    environment=args.environment,
+                    network_name=args.network_name,
+                    mounts=args.mounts,
+                ),
                 healthcheck=health.args(),
                 wait=True,
                 wait_timeout=health.wait_timeout_seconds,
-                read_only=True,
-                tmpfs={APP_TMP_PATH: APP_TMP_MOUNT},
-                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-                memory=args.fleet.memory,
-                cpus=f"{args.fleet.cpu / CPU_UNITS_PER_VCPU:g}",
+                **confined(args.fleet.cpu, args.fleet.memory),
                 **long_running(args.stop_timeout_seconds),
                 opts=pulumi.ResourceOptions(parent=self),
             )

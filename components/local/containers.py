@@ -1,16 +1,23 @@
 """Pieces every long-running container of the local target shares: the network attachment,
-ports published on loopback only, health checks and the wait they imply, and a graceful stop."""
+ports published on loopback only, health checks and the wait they imply, and a graceful stop;
+and what the containers of the app image share (the replicas, the workers, the release's
+one-off containers)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 import pulumi
 import pulumi_docker as docker
 
+from pulumi_django.rendering.app_server import CPU_UNITS_PER_VCPU
+from pulumi_django.rendering.container_definitions import APP_TMP_PATH, DEFAULT_APP_USER
+
 LOOPBACK = "127.0.0.1"
+# The app image's writable /tmp on a read-only root, as the AWS task's `/tmp` volume.
+APP_TMP_MOUNT = "rw,noexec,nosuid,nodev,size=64m"
 # After the health checks, the longest a fresh container may take beyond them (image pull done).
 WAIT_MARGIN_SECONDS = 30
 
@@ -79,4 +86,56 @@ def long_running(stop_timeout_seconds: int) -> ServiceOptions:
         stop_timeout=stop_timeout_seconds,
         destroy_grace_seconds=stop_timeout_seconds,
         init=True,
+    )
+
+
+class AppProcess(TypedDict):
+    image: pulumi.Input[str]
+    command: list[str]
+    envs: list[pulumi.Output[str]]
+    user: str
+    networks_advanced: list[docker.ContainerNetworksAdvancedArgs]
+    mounts: list[docker.ContainerMountArgs] | None
+
+
+def app_process(
+    image: pulumi.Input[str],
+    command: list[str],
+    *,
+    environment: Mapping[str, pulumi.Input[str]],
+    network_name: pulumi.Input[str],
+    mounts: Sequence[docker.ContainerMountArgs],
+) -> AppProcess:
+    """Container arguments of a process of the app image (a replica, a worker, a one-off
+    container of the release): `command` with the app's environment (`env_list`), as the app
+    user of the AWS task whatever the image's USER (it owns the media), on the site's private
+    network only, with the replicas' shared volumes (the media volume)."""
+    return AppProcess(
+        image=image,
+        command=command,
+        envs=env_list(environment),
+        user=DEFAULT_APP_USER,
+        networks_advanced=on_network(network_name),
+        mounts=list(mounts) or None,
+    )
+
+
+class Confined(TypedDict):
+    read_only: bool
+    tmpfs: dict[str, str]
+    capabilities: docker.ContainerCapabilitiesArgs
+    memory: int
+    cpus: str
+
+
+def confined(cpu: int, memory: int) -> Confined:
+    """Container arguments of a long-running process of the app image (a replica, a worker), as
+    the AWS task runs it: a read-only root with a writable `/tmp`, no Linux capabilities, and
+    the task's size (`cpu` units, `memory` MiB) as its limits."""
+    return Confined(
+        read_only=True,
+        tmpfs={APP_TMP_PATH: APP_TMP_MOUNT},
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        memory=memory,
+        cpus=f"{cpu / CPU_UNITS_PER_VCPU:g}",
     )

@@ -18,14 +18,13 @@ import pulumi
 import pulumi_docker as docker
 
 from pulumi_django.components.args import arg
-from pulumi_django.components.local.containers import env_list, on_network
+from pulumi_django.components.local.containers import app_process
 from pulumi_django.config.migrations import MigrationsConfig
 from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobVerdict
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
 from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
-from pulumi_django.rendering.container_definitions import DEFAULT_APP_USER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +83,6 @@ class LocalMigrationJob(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pulumi-django:local:MigrationJob", name, None, opts)
         config = args.config
-        envs = env_list(args.environment)
         self.check_container = None
 
         def one_off(
@@ -92,13 +90,14 @@ class LocalMigrationJob(pulumi.ComponentResource):
         ) -> docker.Container:
             return docker.Container(
                 f"{name}-{suffix}",
-                image=args.image,
-                command=command,
-                envs=envs,
                 # As the replicas and the AWS task run: the app user.
-                user=DEFAULT_APP_USER,
-                networks_advanced=on_network(args.network_name),
-                mounts=list(args.mounts) or None,
+                **app_process(
+                    args.image,
+                    command,
+                    environment=args.environment,
+                    network_name=args.network_name,
+                    mounts=args.mounts,
+                ),
                 attach=True,
                 logs=True,
                 must_run=False,

@@ -2,11 +2,14 @@
 
 Infrastructure first (private network, PostgreSQL and Redis with their volumes, the proxy),
 then the release: image built -> static release published -> migration check and job -> app
-replicas -> proxy switched to them. Each arrow is a resource dependency, so a failed step leaves
-the running replicas and the proxy's config untouched. docs/local-docker.md explains it.
+replicas (and, beside them, the background workers) -> proxy switched to the replicas. Each
+arrow is a resource dependency, so a failed step leaves the running replicas and the proxy's
+config untouched. docs/local-docker.md explains it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -22,8 +25,10 @@ from pulumi_django.components.local.migration_job import (
 )
 from pulumi_django.components.local.proxy import LocalProxy, LocalProxyArgs
 from pulumi_django.components.local.static import LocalStaticRelease, LocalStaticReleaseArgs
+from pulumi_django.components.local.workers import LocalWorkers, LocalWorkersArgs
 from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
+from pulumi_django.providers.release_history import ReleaseHistory, unsafe_acknowledged
 from pulumi_django.rendering.app_server import app_environment_defaults
 from pulumi_django.rendering.media import LOCAL_MEDIA_ROOT
 from pulumi_django.rendering.proxy import static_url_prefix
@@ -32,17 +37,42 @@ SECRET_KEY_LENGTH = 50
 LOCAL_HOSTS = (LOOPBACK, "localhost")
 
 
+def redeploy_reference(image: LocalAppImage, config: StackConfig) -> pulumi.Output[str]:
+    """What `app.image` is set to to release this image again (`pulumi-django rollback`): the
+    built image's `<name>:<tag>`, which the engine keeps; a pinned digest or image ID as given;
+    for a pinned tag, which may move, the image ID it names now."""
+    if isinstance(image.image, docker.Image):
+        return image.image.image_name
+    if config.app.image is not None and image.image_tag is None:
+        return pulumi.Output.from_input(config.app.image)
+    return image.ref
+
+
 class LocalSite(Site):
     """The AWS architecture in containers: replicas behind nginx or Caddy, PostgreSQL, Redis.
 
     The one place that maps the stack config to the local components' args; each component is
     an attribute (`network`, `data`, `image`, `static`, `media`, `migration`, `replicas`,
-    `proxy`) whose own attributes are its resources."""
+    `workers`, `proxy`) whose own attributes are its resources."""
 
-    STACK_OUTPUTS = (*Site.STACK_OUTPUTS, "app_containers", "proxy_container", "media_volume")
+    STACK_OUTPUTS = (
+        *Site.STACK_OUTPUTS,
+        "app_containers",
+        "proxy_container",
+        "media_volume",
+        "network_name",
+        "worker_containers",
+        "releases",
+    )
     app_containers: pulumi.Output[list[str]]
     proxy_container: pulumi.Output[str]
     media_volume: pulumi.Output[str] | None
+    # The Docker network the day-2 commands run one-off containers on (`manage`).
+    network_name: pulumi.Output[str]
+    # Worker (and scheduler) name -> its containers' names; None without `django:workers`.
+    worker_containers: pulumi.Output[dict[str, list[str]]] | None
+    # The kept releases, newest first (`providers.release_history`), for `releases`/`rollback`.
+    releases: pulumi.Output[list[dict[str, Any]]]
 
     network: docker.Network
     data: LocalData
@@ -51,7 +81,10 @@ class LocalSite(Site):
     media: LocalMedia | None
     migration: LocalMigrationJob
     replicas: LocalAppReplicas
+    # The worker and scheduler containers; None without `django:workers`.
+    workers: LocalWorkers | None
     proxy: LocalProxy
+    release_history: ReleaseHistory
 
     def __init__(
         self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
@@ -135,6 +168,22 @@ class LocalSite(Site):
             ),
             opts=self.child(),
         )
+        # Beside the replicas, from the same gate: no worker starts before its migrations ran.
+        self.workers = (
+            LocalWorkers(
+                f"{name}-workers",
+                LocalWorkersArgs(
+                    image=self.migration.gate,
+                    network_name=network_name,
+                    workers=config.workers,
+                    environment=environment,
+                    mounts=media_mounts,
+                ),
+                opts=self.child(),
+            )
+            if config.workers.enabled
+            else None
+        )
         self.proxy = LocalProxy(
             f"{name}-proxy",
             LocalProxyArgs(
@@ -151,6 +200,26 @@ class LocalSite(Site):
             ),
             opts=self.child(),
         )
+        # Recorded once the proxy switched to the new replicas (and the workers run): the kept
+        # releases, which `pulumi-django releases` lists and `rollback` pins `app.image` to.
+        check = self.migration.check_verdict
+        self.release_history = ReleaseHistory(
+            f"{name}-release-history",
+            release=image,
+            image=redeploy_reference(self.image, config),
+            applied_migrations=self.migration.applied_migrations,
+            unsafe_acknowledged=check.findings.apply(unsafe_acknowledged) if check else [],
+            migrations_checked=config.migrations.check,
+            kept_static_releases=self.static.kept_releases,
+            keep=config.static.keep_releases,
+            opts=pulumi.ResourceOptions.merge(
+                self.child(),
+                pulumi.ResourceOptions(
+                    depends_on=[self.proxy, *([self.workers] if self.workers else [])]
+                ),
+            ),
+        )
+
         self.url = pulumi.Output.from_input(url)
         self.static_url = pulumi.Output.from_input(static_url)
         self.release_id = image
@@ -158,4 +227,7 @@ class LocalSite(Site):
         self.app_containers = self.replicas.names
         self.proxy_container = self.proxy.container_name
         self.media_volume = media.volume_name if media else None
+        self.network_name = network_name
+        self.worker_containers = self.workers.names if self.workers else None
+        self.releases = self.release_history.history
         self.register_outputs(self.exports)

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "components.aws.app_service": ("AppService", "AppServiceArgs"),
     "components.aws.migration_job": ("MigrationJob", "MigrationJobArgs"),
+    "components.aws.worker_service": ("WorkerService", "WorkerServiceArgs"),
     "components.aws.stack_key": ("StackKey", "StackKeyArgs"),
     "components.aws.log_bucket": ("LogBucket", "LogBucketArgs"),
     "components.local.site": ("LocalSite",),
@@ -44,6 +45,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "components.local.proxy": ("LocalProxy", "LocalProxyArgs"),
     "components.local.proxy_switch": ("LocalProxySwitch", "LocalProxySwitchArgs"),
     "components.local.static": ("LocalStaticRelease", "LocalStaticReleaseArgs"),
+    "components.local.workers": ("LocalWorkers", "LocalWorkersArgs"),
     "config": ("ConfigError", "StackConfig", "load_stack_config"),
     "config.app": ("AppConfig",),
     "config.cache": ("CacheConfig",),
@@ -59,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config.rehearsal": ("RehearsalConfig", "RehearsalForm"),
     "config.security": ("SecurityConfig",),
     "config.static": ("StaticConfig",),
+    "config.workers": ("SchedulerConfig", "WorkerConfig", "WorkersConfig"),
     "components.args": ("ComponentArgsError",),
     "providers.static_release": ("StaticRelease",),
     "providers.aws_session": ("AssumeRole", "AwsSession"),
@@ -118,6 +121,8 @@ __all__ = [
     "LocalSite",
     "LocalStaticRelease",
     "LocalStaticReleaseArgs",
+    "LocalWorkers",
+    "LocalWorkersArgs",
     "LogBucket",
     "LogBucketArgs",
     "MediaBucket",
@@ -137,6 +142,7 @@ __all__ = [
     "RehearsalConfig",
     "RehearsalForm",
     "RollingUpdateConfig",
+    "SchedulerConfig",
     "SecurityConfig",
     "StackConfig",
     "StackKey",
@@ -145,6 +151,10 @@ __all__ = [
     "StaticRelease",
     "StaticSite",
     "StaticSiteArgs",
+    "WorkerConfig",
+    "WorkerService",
+    "WorkerServiceArgs",
+    "WorkersConfig",
     "load_stack_config",
 ]
 
@@ -171,6 +181,7 @@ if TYPE_CHECKING:
     from .components.aws.site import AwsSite
     from .components.aws.stack_key import StackKey, StackKeyArgs
     from .components.aws.static_site import StaticSite, StaticSiteArgs
+    from .components.aws.worker_service import WorkerService, WorkerServiceArgs
     from .components.local.app import LocalAppReplicas, LocalAppReplicasArgs
     from .components.local.app_image import LocalAppImage, LocalAppImageArgs
     from .components.local.data import LocalData, LocalDataArgs
@@ -180,6 +191,7 @@ if TYPE_CHECKING:
     from .components.local.proxy_switch import LocalProxySwitch, LocalProxySwitchArgs
     from .components.local.site import LocalSite
     from .components.local.static import LocalStaticRelease, LocalStaticReleaseArgs
+    from .components.local.workers import LocalWorkers, LocalWorkersArgs
     from .config import ConfigError, StackConfig, load_stack_config
     from .config.app import AppConfig
     from .config.cache import CacheConfig
@@ -195,6 +207,7 @@ if TYPE_CHECKING:
     from .config.rehearsal import RehearsalConfig, RehearsalForm
     from .config.security import SecurityConfig
     from .config.static import StaticConfig
+    from .config.workers import SchedulerConfig, WorkerConfig, WorkersConfig
     from .errors import PulumiDjangoError
     from .providers.aws_session import AssumeRole, AwsSession
     from .providers.static_release import StaticRelease

@@ -10,6 +10,7 @@ the error it was.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TypeVar
 
 import pulumi
@@ -44,3 +45,15 @@ def or_mock_answer(value: pulumi.Output[T], answer: T) -> pulumi.Output[T]:
     if not under_mocks():
         return value
     return value.apply(lambda resolved: resolved or answer)
+
+
+def mock_image_digest(reference: str) -> str:
+    """The digest (or local image ID) a mocked registry or Docker engine gives the image
+    `reference` names: derived from it, so a reference always resolves alike and another one
+    (a moved tag's new value) otherwise."""
+    return "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+
+
+def mock_ecr_digest(registry_id: str, region: str, repository: str, tag: str) -> str:
+    """The digest `aws.ecr.get_image` answers offline for a tag of an ECR repository."""
+    return mock_image_digest(f"{registry_id}.dkr.ecr.{region}/{repository}:{tag}")

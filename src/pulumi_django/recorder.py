@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import gc
 import hashlib
+import pickle
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +26,18 @@ from pulumi.runtime.proto import alias_pb2, callback_pb2, resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from pulumi_django._mock_answers import MOCK_ACCOUNT, MOCK_REGION
+from pulumi_django._mock_answers import (
+    MOCK_ACCOUNT,
+    MOCK_REGION,
+    mock_ecr_digest,
+    mock_image_digest,
+)
 
+# pulumi.dynamic's `serialize_provider` wraps `pickle._Pickler._batch_setitems` in a sorting
+# wrapper once per dynamic resource and never unwraps it. One `pulumi up` makes a few dozen; a
+# process that records many programs (the test suite, `plan --diff-against`) would nest them
+# past the recursion limit. Each recording starts from the original.
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
 UNKNOWN = "[unknown]"
 # How a secret value reads in a recording, a plan and a stack file shown by the CLI.
 SECRET = "[secret]"  # noqa: S105 (the mask, not a password)
@@ -205,7 +216,8 @@ MOCK_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any], str], dict[str, Any]]]
         "imageName": inputs.get("imageName", name),
     },
     "docker:index/remoteImage:RemoteImage": lambda _n, inputs, _r: {
-        "imageId": f"sha256:{'1' * 64}",
+        # The image ID the program resolved its tag to (`pullTriggers`), as the engine finds it.
+        "imageId": _resolved_image_id(inputs) or f"sha256:{'1' * 64}",
         "repoDigest": f"{str(inputs.get('name')).split(':')[0]}@sha256:{'1' * 64}",
     },
     # A container the program runs to completion (`attach`) exited 0.
@@ -313,6 +325,19 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "proxyEndpoint": f"https://{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
         "expiresAt": "2030-01-01T00:00:00Z",
     },
+    # A tag resolved to its digest: derived from the tag, so a moved tag is another digest.
+    "aws:ecr/getImage:getImage": lambda args, region: _ecr_image(args, region),
+    "docker:index/getRegistryImage:getRegistryImage": lambda args, _r: {
+        "id": args["name"],
+        "name": args["name"],
+        "sha256Digest": mock_image_digest(args["name"]),
+    },
+    # An image the local engine has under a name: its ID.
+    "docker:index/getRemoteImage:getRemoteImage": lambda args, _r: {
+        "id": mock_image_digest(args["name"]),
+        "name": args["name"],
+        "repoDigest": mock_image_digest(args["name"]),
+    },
     "aws:ec2/getVpc:getVpc": lambda args, _r: {
         "id": args.get("id", "vpc-0123456789abcdef0"),
         "cidrBlock": "172.31.0.0/16",
@@ -348,6 +373,33 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
         "status": "Deployed",
     },
 }
+
+
+def _resolved_image_id(inputs: Mapping[str, Any]) -> str | None:
+    triggers = inputs.get("pullTriggers") or []
+    return next((t for t in triggers if isinstance(t, str) and t.startswith("sha256:")), None)
+
+
+def _ecr_image(args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """An ECR image as `aws.ecr.get_image` describes it, by digest or by tag."""
+    registry_id = args.get("registryId") or MOCK_ACCOUNT
+    region = args.get("region") or region
+    repository, tag = args["repositoryName"], args.get("imageTag")
+    digest = args.get("imageDigest") or mock_ecr_digest(
+        registry_id, region, repository, tag or "latest"
+    )
+    return {
+        "id": digest,
+        "imageDigest": digest,
+        "imageTag": tag,
+        "imageTags": [tag] if tag else [],
+        "imageUri": f"{registry_id}.dkr.ecr.{region}.amazonaws.com/{repository}@{digest}",
+        "registryId": registry_id,
+        "repositoryName": repository,
+        "region": region,
+        "imagePushedAt": 1735689600,
+        "imageSizeInBytes": 123456789,
+    }
 
 
 def _load_balancer(arn: str, region: str) -> dict[str, Any]:
@@ -613,6 +665,7 @@ def _mock_runtime(
     project: str, stack: str, config: Mapping[str, str], secret_keys: list[str], region: str
 ) -> Iterator[RecordingMonitor]:
     settings.ROOT.set(None)
+    pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
     pulumi.runtime.set_all_config(dict(config), secret_keys)
     monitor = RecordingMonitor(PlanMocks(region))
     pulumi.runtime.set_mocks(

@@ -17,11 +17,13 @@ from typing import ClassVar, Protocol
 from .components.aws.app_image import AppImage
 from .components.aws.app_service import AppService
 from .components.aws.migration_job import MigrationJob
+from .components.aws.worker_service import WorkerService
 from .components.local.app import LocalAppReplicas
 from .components.local.app_image import LocalAppImage
 from .components.local.migration_job import LocalMigrationJob
 from .components.local.proxy_switch import LocalProxySwitch
 from .components.local.static import LocalStaticRelease
+from .components.local.workers import LocalWorkers
 from .providers.static_release import StaticRelease
 from .recorder import RecordedResource, Recording
 from .release_steps import ReleaseRole, Step
@@ -42,7 +44,9 @@ PARTICIPANTS: tuple[type[Participant], ...] = (
     MigrationJob,
     LocalMigrationJob,
     AppService,
+    WorkerService,
     LocalAppReplicas,
+    LocalWorkers,
     LocalProxySwitch,
 )
 
@@ -50,11 +54,13 @@ PARTICIPANTS: tuple[type[Participant], ...] = (
 @dataclass(frozen=True)
 class ReleaseStep:
     """A step as the plan and the rehearsal see it: the `Step` (its key), its title, and the
-    type tokens of the resources that carry it out, on any target."""
+    type tokens of the resources that carry it out, on any target; `beside`: those of them the
+    next step does not wait for (`ReleaseRole.gates_next` False)."""
 
     key: Step
     title: str
     types: tuple[str, ...]
+    beside: tuple[str, ...] = ()
 
 
 def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[ReleaseStep, ...]:
@@ -63,10 +69,12 @@ def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[Release
     roles = [role for participant in participants for role in participant.release_roles]
     steps = []
     for step in Step:
-        types = tuple(dict.fromkeys(role.resource_type for role in roles if role.step is step))
+        mine = [role for role in roles if role.step is step]
+        types = tuple(dict.fromkeys(role.resource_type for role in mine))
         if not types:
             raise LookupError(f"no component declares the release step {step.value!r}")
-        steps.append(ReleaseStep(step, step.heading, types))
+        beside = tuple(dict.fromkeys(role.resource_type for role in mine if not role.gates_next))
+        steps.append(ReleaseStep(step, step.heading, types, beside))
     return tuple(steps)
 
 
@@ -78,7 +86,8 @@ class StepInPlan:
     step: ReleaseStep
     resources: list[RecordedResource]
     # The nearest earlier step present in the plan, and whether every resource of this step
-    # waits for every resource of it; None for the first step present.
+    # waits for every resource of it (but those released beside it, `ReleaseStep.beside`); None
+    # for the first step present.
     after: ReleaseStep | None
     ordered: bool | None
 
@@ -97,6 +106,7 @@ def release_order(recording: Recording) -> list[StepInPlan]:
                 recording.depends_on(resource.urn, earlier.urn)
                 for resource in resources
                 for earlier in previous[1]
+                if earlier.type not in previous[0].beside
             )
         found.append(StepInPlan(step, resources, previous[0] if previous else None, ordered))
         previous = (step, resources)

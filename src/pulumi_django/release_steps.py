@@ -41,10 +41,15 @@ class Step(StrEnum):
 
 @dataclass(frozen=True)
 class ReleaseRole:
-    """A class's part in the release: resources of type `resource_type` carry out `step`."""
+    """A class's part in the release: resources of type `resource_type` carry out `step`.
+
+    `gates_next` False: released beside the step's other resources, which the next step waits
+    for, but not these (the local target's background workers: the proxy switches to the web
+    replicas only). They still wait for the step before theirs."""
 
     step: Step
     resource_type: str
+    gates_next: bool = True
 
 
 Check = TypeVar("Check", bound=pulumi.Resource)

@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .forms import SightingForm
+from .jobs import after_report
 from .models import Sighting
 
 RECENT = 50
@@ -26,7 +27,7 @@ def sighting_create(request: HttpRequest) -> HttpResponse:
     form = SightingForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            form.save()
+            after_report(form.save())
             return HttpResponseSeeOther(reverse("sightings:list"))
         return render(request, "sightings/new.html", {"form": form}, status=400)
     return render(request, "sightings/new.html", {"form": form})

@@ -20,7 +20,7 @@ from pulumi_django.cli.rehearsal.releases import overlay_chain, read_releases
 from pulumi_django.cli.rehearsal.sources import build_variant
 from pulumi_django.errors import UsageError
 
-RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken")
+RELEASES = ("v1", "v2", "v2-unsafe", "v2-broken", "v2-new-job")
 MIGRATION = "sightings/migrations/0002_sighting_gdpr_accepted.py"
 # v2-broken's whole copy of the settings: the app's, plus its extra health check.
 BROKEN_HEALTH_CHECK = """\
@@ -28,6 +28,16 @@ BROKEN_HEALTH_CHECK = """\
 HEALTH_CHECKS = {"map tiles": "sightings.health.check_map_tiles"}
 
 """
+# v2-new-job's whole copy of sightings/jobs.py: the app's, plus a job and its enqueueing.
+NEW_JOB = """@job("sightings.notify_rangers")
+def notify_rangers(sighting_id: int, consent: bool) -> None:
+    \"\"\"New in this release: tells the rangers, naming the reporter only with their consent.\"\"\"
+    logger.info("rangers notified of sighting %s (reporter named: %s)", sighting_id, consent)
+
+
+"""
+ENQUEUE_NEW_JOB = """
+    enqueue("sightings.notify_rangers", sighting_id=sighting.pk, consent=sighting.gdpr_accepted)"""
 # What a server still running v1 does while (or after) v2's migration runs.
 V1_INSERT = """
 from datetime import UTC, datetime
@@ -90,6 +100,7 @@ def test_a_release_is_the_app_plus_its_overlays_and_nothing_else(builds: dict[st
         "v2": {MIGRATION},
         "v2-unsafe": {MIGRATION},
         "v2-broken": {MIGRATION, "sightings/health.py"},
+        "v2-new-job": {MIGRATION},
     }
     for release, new_files in added.items():
         expected = {str(f) for r in overlay_chain(overlays, release) for f in r.files()}
@@ -108,6 +119,14 @@ def test_v2_broken_settings_are_the_apps_plus_the_failing_health_check() -> None
     broken = (APP_DIR / "releases/v2-broken/bigfoot/settings.py").read_text()
     assert broken.replace(BROKEN_HEALTH_CHECK, "") == app
     assert BROKEN_HEALTH_CHECK in broken
+
+
+def test_v2_new_job_jobs_are_the_apps_plus_the_new_job_it_enqueues() -> None:
+    """An overlay replaces whole files: this keeps v2-new-job's copy of jobs.py in step."""
+    app = (APP_DIR / "sightings/jobs.py").read_text()
+    new_job = (APP_DIR / "releases/v2-new-job/sightings/jobs.py").read_text()
+    assert new_job.replace(NEW_JOB, "").replace(ENQUEUE_NEW_JOB, "") == app
+    assert NEW_JOB in new_job and ENQUEUE_NEW_JOB in new_job
 
 
 def test_v2_gives_the_stylesheet_a_new_hashed_name_and_keeps_the_script(

@@ -42,6 +42,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "init",
         "Make an existing Django project deployable: stack file, Dockerfile, settings lines.",
     ),
+    "releases": (
+        "releases",
+        "List a stack's kept releases, newest first: image, when, migrations, the running one.",
+    ),
+    "rollback": (
+        "rollback",
+        "Deploy an earlier kept release through the normal release order, without migrating down.",
+    ),
+    "manage": (
+        "manage",
+        "Run `manage.py` once in the deployed stack (a one-off task), or open a shell in it.",
+    ),
+    "logs": (
+        "logs",
+        "Show the app, proxy, migration and worker logs of a stack, interleaved by time.",
+    ),
     "config-reference": (
         "config_reference",
         "Print the stack config reference (the table in README.md) as Markdown.",

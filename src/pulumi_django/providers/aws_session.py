@@ -23,7 +23,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,12 +97,7 @@ class AwsSession:
             for key, value in pulumi.runtime.config.CONFIG.get().items()
             if key.startswith("aws:")
         }
-        used = ("profile", "sharedConfigFiles", "sharedCredentialsFiles", "stsRegion")
-        secret = any(
-            pulumi.runtime.is_config_secret(f"aws:{key}")
-            for key in (*used, "assumeRoles")
-            if key in raw
-        )
+        secret_keys = {key for key in raw if pulumi.runtime.is_config_secret(f"aws:{key}")}
         dropped = tuple(f"aws:{key}" for key in NOT_FORWARDED if key in raw)
         if dropped and dropped not in _warned:
             _warned.add(dropped)
@@ -112,6 +107,14 @@ class AwsSession:
                 "credentials in the state; give boto3 the same identity by its environment "
                 "(AWS_PROFILE, AWS_ACCESS_KEY_ID..., AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN)"
             )
+        return cls.from_settings(raw, secret_keys)
+
+    @classmethod
+    def from_settings(cls, raw: Mapping[str, str], secret_keys: Collection[str] = ()) -> AwsSession:
+        """The session the `aws:` settings `raw` describe (keys without the namespace, values
+        as Pulumi passes them), checked; what the command line reads from a stack file."""
+        used = ("profile", "sharedConfigFiles", "sharedCredentialsFiles", "stsRegion")
+        secret = any(key in secret_keys for key in (*used, "assumeRoles") if key in raw)
         return cls(
             profile=raw.get("profile") or None,
             shared_config_files=_string_list(raw, "sharedConfigFiles"),
@@ -251,9 +254,11 @@ def _build(
             profile_name=profile or None, region_name=region, botocore_session=core
         )
         core.get_scoped_config()  # an unknown profile fails here, not at the first call
-    except ProfileNotFound:
+    except ProfileNotFound as error:
+        # No `aws:profile`: boto3 took the profile from AWS_PROFILE.
+        where = f"aws:profile {profile}" if profile else f"AWS_PROFILE {error.kwargs['profile']}"
         raise AwsSessionError(
-            f"aws:profile {profile}: no such profile in the AWS config files; add it, or set "
+            f"{where}: no such profile in the AWS config files; add it, or set "
             "aws:sharedConfigFiles to the file that has it"
         ) from None
     expires: float | None = None

@@ -28,6 +28,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
+from ..rendering.container_definitions import release_log_prefix
 from .aws_session import aws_client, with_session
 from .release_commands import log_tail_section
 
@@ -59,6 +60,15 @@ class ReleaseTaskError(PulumiDjangoError):
     """A release step failed; the message is everything the operator needs."""
 
 
+def aws_refusal(error: Any) -> str:
+    """A botocore `ClientError` as one line: `AWS refused <operation>: <code>: <message>`."""
+    details = error.response.get("Error", {})
+    return (
+        f"AWS refused {error.operation_name}: {details.get('Code', '?')}: "
+        f"{details.get('Message', '')}"
+    )
+
+
 @dataclass(frozen=True)
 class ReleaseTask:
     """Where and what to run: the service's network, the new task definition, a command."""
@@ -78,6 +88,28 @@ class ReleaseTask:
     # What the task changes in the container's environment and secrets (`None`: removed), e.g.
     # to log in to the database as the master user rather than as the app's role.
     container_overrides: Mapping[str, Any] | None = None
+    # The RunTask `startedBy` tag's prefix (see started_by): ListTasks finds the tasks by it.
+    started_by_prefix: str = STARTED_BY_PREFIX
+    # Refuse to start while a task with the same tag runs (two migrations never overlap); a
+    # one-off command (`pulumi-django manage`) has a tag of its own and runs beside others.
+    exclusive: bool = True
+    # What an overrun's message names as the time limit, and what the stopped task leaves.
+    timeout_setting: str = "migrations.timeoutSeconds"
+    overrun_note: str = (
+        "its database transaction is rolled back, migrations it had already committed stay applied"
+    )
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A task run attached to a terminal (`pulumi-django manage`): its log lines are handed to
+    `on_line` as they arrive, `on_notice` hears what happens to the task, the task is polled
+    every `poll_seconds`, and Ctrl-C stops it before the KeyboardInterrupt goes on. Messages
+    carry no log tail: the lines were shown already."""
+
+    on_line: Callable[[str], None]
+    on_notice: Callable[[str], None]
+    poll_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,10 +122,10 @@ class TaskOutcome:
     duration_seconds: float
 
 
-def started_by(service_name: str) -> str:
+def started_by(service_name: str, prefix: str = STARTED_BY_PREFIX) -> str:
     """The RunTask `startedBy` tag shared by every release task of a service (ECS allows letters,
     digits, `-`, `_`, `/` and 128 characters; ListTasks filters on it)."""
-    return (STARTED_BY_PREFIX + _STARTED_BY_UNSAFE.sub("-", service_name))[:128]
+    return (prefix + _STARTED_BY_UNSAFE.sub("-", service_name))[:128]
 
 
 def log_stream_name(task: ReleaseTask, task_arn: str) -> str:
@@ -107,7 +139,7 @@ def run_request(task: ReleaseTask, task_definition: str) -> dict[str, Any]:
         "taskDefinition": task_definition,
         "launchType": "FARGATE",
         "count": 1,
-        "startedBy": started_by(task.service_name),
+        "startedBy": started_by(task.service_name, task.started_by_prefix),
         "group": task.group,
         "networkConfiguration": {
             "awsvpcConfiguration": {
@@ -181,8 +213,11 @@ def with_overrides(container: Mapping[str, Any], overrides: Mapping[str, Any]) -
 
 def refuse_if_running(ecs: ECSClient, task: ReleaseTask) -> None:
     """Raises when a release task of the same service is still running (a `pulumi up` that was
-    interrupted, or one from another machine): two migrations must never overlap."""
-    tag = started_by(task.service_name)
+    interrupted, or one from another machine): two migrations must never overlap. A task that
+    is not `exclusive` never waits."""
+    if not task.exclusive:
+        return
+    tag = started_by(task.service_name, task.started_by_prefix)
     arns: list[str] = []
     for page in ecs.get_paginator("list_tasks").paginate(cluster=task.cluster_arn, startedBy=tag):
         arns.extend(page.get("taskArns", []))
@@ -229,6 +264,57 @@ def read_log_lines(
     return lines
 
 
+# ECS statuses in which the task's containers may have logged (before: nothing to read yet).
+LOGGING_STATUSES = frozenset({"RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING"})
+
+
+class LogFollower:
+    """Reads a log stream forward from where it last stopped, handing each new line to
+    `on_line` as it comes (CloudWatch's `nextForwardToken`; an unchanged token: the end)."""
+
+    def __init__(
+        self,
+        logs: CloudWatchLogsClient,
+        group: str,
+        stream: str,
+        on_line: Callable[[str], None],
+        pages_limit: int = LOG_PAGES_LIMIT,
+    ) -> None:
+        self.logs = logs
+        self.group = group
+        self.stream = stream
+        self.on_line = on_line
+        self.pages_limit = pages_limit
+        self.token: str | None = None
+        self.lines: list[str] = []
+
+    def poll(self) -> list[str]:
+        """The lines that arrived since the last poll (none while the stream does not exist)."""
+        new: list[str] = []
+        for _page in range(self.pages_limit):
+            request: dict[str, Any] = {
+                "logGroupName": self.group,
+                "logStreamName": self.stream,
+                "startFromHead": True,
+            }
+            if self.token:
+                request["nextToken"] = self.token
+            try:
+                response = self.logs.get_log_events(**request)
+            except self.logs.exceptions.ResourceNotFoundException:
+                break
+            for event in response["events"]:
+                line = event.get("message", "").rstrip("\n")
+                new.append(line)
+                self.lines.append(line)
+                self.on_line(line)
+            token = response.get("nextForwardToken")
+            if not token or token == self.token:
+                break
+            self.token = token
+        return new
+
+
 class ReleaseTaskRunner:
     """Runs ReleaseTasks; the clock and sleep are injectable so timeouts test instantly."""
 
@@ -243,33 +329,48 @@ class ReleaseTaskRunner:
         self.logs: CloudWatchLogsClient = clients("logs", region)
         self.clock = clock
         self.sleep = sleep
+        self._task_definitions: dict[str, Mapping[str, Any]] = {}
+        self._attached: Attached | None = None
+
+    def task_definition(self, arn: str) -> Mapping[str, Any]:
+        """DescribeTaskDefinition's `taskDefinition` of `arn`, described once per runner."""
+        if arn not in self._task_definitions:
+            described = self.ecs.describe_task_definition(taskDefinition=arn)
+            self._task_definitions[arn] = described["taskDefinition"]
+        return self._task_definitions[arn]
 
     def run(
-        self, task: ReleaseTask, logs_complete: Callable[[list[str]], bool] = bool
+        self,
+        task: ReleaseTask,
+        logs_complete: Callable[[list[str]], bool] = bool,
+        attached: Attached | None = None,
     ) -> TaskOutcome:
         """Runs `task` to its end. Raises ReleaseTaskError when it cannot start, overruns, or
         stops without its container having run; a non-zero exit is the caller's to judge.
-        `logs_complete` says when the log holds what the caller needs (see LOG_RETRIES)."""
+        `logs_complete` says when the log holds what the caller needs (see LOG_RETRIES).
+        `attached`: the log streams while the task runs, Ctrl-C stops it (see Attached)."""
         from botocore.exceptions import ClientError
 
+        self._attached = attached
         try:
             return self._run(task, logs_complete)
         except ClientError as error:
-            details = error.response.get("Error", {})
-            raise ReleaseTaskError(
-                f"{task.purpose}: AWS refused {error.operation_name}: "
-                f"{details.get('Code', '?')}: {details.get('Message', '')}"
-            ) from None
+            raise ReleaseTaskError(f"{task.purpose}: {aws_refusal(error)}") from None
 
     def _run(self, task: ReleaseTask, logs_complete: Callable[[list[str]], bool]) -> TaskOutcome:
         refuse_if_running(self.ecs, task)
         with self._derived_definition(task) as task_definition:
             started = self.clock()
             task_arn = self._start(task, run_request(task, task_definition))
-            stopped = self._wait(task, task_arn, started)
+            stream = log_stream_name(task, task_arn)
+            follower = self._follower(task, task_arn, stream)
+            stopped = self._wait(task, task_arn, started, follower)
             duration = round(self.clock() - started, 1)
-        stream = log_stream_name(task, task_arn)
-        lines = self._read_log(task, stream, logs_complete)
+        lines = (
+            self._read_log(task, stream, logs_complete)
+            if follower is None
+            else self._drain(follower, logs_complete)
+        )
         container: Mapping[str, Any] = next(
             (item for item in stopped.get("containers", []) if item["name"] == task.container_name),
             {},
@@ -281,7 +382,7 @@ class ReleaseTaskRunner:
             raise ReleaseTaskError(
                 f"{task.purpose} task {task_arn} stopped before its container ran: "
                 f"{' / '.join(map(str, reasons)) or 'ECS gave no reason'}"
-                f"{_tail_section(task, stream, lines)}"
+                f"{self._tail(task, stream, lines)}"
             )
         return TaskOutcome(task_arn, int(exit_code), stopped_reason, stream, lines, duration)
 
@@ -289,10 +390,10 @@ class ReleaseTaskRunner:
     def _derived_definition(self, task: ReleaseTask) -> Iterator[str]:
         """The ARN of a one-off revision running the task (see derived_definition), deregistered
         when the block ends."""
-        described = self.ecs.describe_task_definition(taskDefinition=task.task_definition_arn)
+        described = self.task_definition(task.task_definition_arn)
         register = self.ecs.meta.service_model.operation_model("RegisterTaskDefinition")
         registrable = list(register.input_shape.members) if register.input_shape else []
-        request = derived_definition(described["taskDefinition"], task, registrable)
+        request = derived_definition(described, task, registrable)
         registered = self.ecs.register_task_definition(**request)
         arn = registered["taskDefinition"]["taskDefinitionArn"]
         try:
@@ -315,19 +416,49 @@ class ReleaseTaskRunner:
             )
         return tasks[0]["taskArn"]
 
-    def _wait(self, task: ReleaseTask, task_arn: str, started: float) -> Mapping[str, Any]:
-        while True:
-            described = self.ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task_arn])
-            current = next(iter(described.get("tasks", [])), None)
-            if current is not None and current.get("lastStatus") == "STOPPED":
-                return current
-            if self.clock() - started >= task.timeout_seconds:
-                self._stop_overrun(task, task_arn)
-            self.sleep(POLL_SECONDS)
+    def _follower(self, task: ReleaseTask, task_arn: str, stream: str) -> LogFollower | None:
+        """Attached: a follower of the task's stream, the task announced; else None."""
+        if self._attached is None:
+            return None
+        self._attached.on_notice(
+            f"{task.purpose} task {task_arn} started; its log: {log_source(task, stream)}"
+        )
+        return LogFollower(self.logs, task.log_group_name, stream, self._attached.on_line)
 
-    def _stop_overrun(self, task: ReleaseTask, task_arn: str) -> None:
+    def _wait(
+        self,
+        task: ReleaseTask,
+        task_arn: str,
+        started: float,
+        follower: LogFollower | None = None,
+    ) -> Mapping[str, Any]:
+        poll_seconds = self._attached.poll_seconds if self._attached else POLL_SECONDS
+        try:
+            while True:
+                described = self.ecs.describe_tasks(cluster=task.cluster_arn, tasks=[task_arn])
+                current = next(iter(described.get("tasks", [])), None)
+                if current is not None and current.get("lastStatus") == "STOPPED":
+                    return current
+                if follower is not None and (current or {}).get("lastStatus") in LOGGING_STATUSES:
+                    follower.poll()
+                if self.clock() - started >= task.timeout_seconds:
+                    self._stop_overrun(task, task_arn, follower)
+                self.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            if self._attached is not None:
+                self._attached.on_notice(f"interrupted: stopping {task.purpose} task {task_arn}")
+                self.ecs.stop_task(
+                    cluster=task.cluster_arn,
+                    task=task_arn,
+                    reason=f"pulumi-django: {task.purpose} interrupted (Ctrl-C)",
+                )
+            raise
+
+    def _stop_overrun(
+        self, task: ReleaseTask, task_arn: str, follower: LogFollower | None = None
+    ) -> None:
         """Stops a task past its time limit (a migration waiting on a lock holds it meanwhile,
-        blocking the site), then raises with what it logged."""
+        blocking the site), then raises with what it logged (attached: shown already)."""
         limit = int(task.timeout_seconds)
         self.ecs.stop_task(
             cluster=task.cluster_arn,
@@ -335,13 +466,32 @@ class ReleaseTaskRunner:
             reason=f"pulumi-django: {task.purpose} exceeded {limit} s",
         )
         stream = log_stream_name(task, task_arn)
-        lines = read_log_lines(self.logs, task.log_group_name, stream)
+        if follower is not None:
+            follower.poll()
+            lines = follower.lines
+        else:
+            lines = read_log_lines(self.logs, task.log_group_name, stream)
         raise ReleaseTaskError(
             f"{task.purpose} task {task_arn} did not finish within {limit} s "
-            "(migrations.timeoutSeconds) and was stopped; its database transaction is rolled "
-            "back, migrations it had already committed stay applied"
-            f"{_tail_section(task, stream, lines)}"
+            f"({task.timeout_setting}) and was stopped; {task.overrun_note}"
+            f"{self._tail(task, stream, lines)}"
         )
+
+    def _tail(self, task: ReleaseTask, stream: str, lines: Sequence[str]) -> str:
+        """The log tail an error message ends with; none when attached (shown as it came)."""
+        return "" if self._attached is not None else _tail_section(task, stream, lines)
+
+    def _drain(
+        self, follower: LogFollower, logs_complete: Callable[[list[str]], bool]
+    ) -> list[str]:
+        """The rest of a followed log once the task stopped (see LOG_RETRIES)."""
+        follower.poll()
+        for _retry in range(LOG_RETRIES):
+            if logs_complete(follower.lines):
+                break
+            self.sleep(LOG_RETRY_SECONDS)
+            follower.poll()
+        return follower.lines
 
     def _read_log(
         self, task: ReleaseTask, stream: str, logs_complete: Callable[[list[str]], bool]
@@ -388,7 +538,9 @@ class ReleaseTaskInputs:
     log_group_name: pulumi.Input[str]
     service_name: pulumi.Input[str]
     region: pulumi.Input[str]
-    log_stream_prefix: pulumi.Input[str] = "app"
+    # The container's awslogs stream prefix; None: `release_log_prefix(release_id)`, as the
+    # release's task definition sets it (`r-<12 hex of the digest>`).
+    log_stream_prefix: pulumi.Input[str | None] = None
     # The stack's AWS identity (`providers.aws_session.AwsSession.input()`); None: boto3's own.
     aws_session: pulumi.Input[Mapping[str, Any] | None] = None
     # The environment and secrets the release tasks change in the container (ReleaseTask).
@@ -416,7 +568,7 @@ def release_task(
         subnet_ids=list(props["subnet_ids"]),
         security_group_ids=list(props["security_group_ids"]),
         log_group_name=props["log_group_name"],
-        log_stream_prefix=props["log_stream_prefix"],
+        log_stream_prefix=props.get("log_stream_prefix") or release_log_prefix(props["release_id"]),
         service_name=props["service_name"],
         command=list(command),
         timeout_seconds=timeout_seconds,

@@ -9,12 +9,16 @@ Two containers share the task's network namespace:
 - `app` runs the Django app server from the app image, by digest. It publishes no port: only
   the proxy is reachable from outside the task.
 
+A background worker's task (`worker_container_definition`) has one container: the app's image,
+environment and secrets running the worker's command.
+
 Pure: plain values in, plain dicts out; no Pulumi, so tests feed the output to botocore's model.
 docs/app-task.md explains each default.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.config.media import MediaConfig
 from pulumi_django.config.proxy import ProxyConfig
+from pulumi_django.config.workers import ProcessHealthCheck
 
 from .app_server import app_environment_defaults, app_server_command, app_server_settings
 from .media import aws_media_environment
@@ -35,6 +40,14 @@ PROXY_CONTAINER = "proxy"
 APP_TMP_VOLUME = "app-tmp"
 APP_TMP_PATH = "/tmp"  # noqa: S108 - the app container's own /tmp volume
 DEFAULT_APP_USER = "10001:10001"
+# Where ECS Exec's SSM agent writes in the container (aws/containers-roadmap#1359,
+# aws-containers/amazon-ecs-exec-checker#21): with Exec on, each is a task volume of its own
+# (Fargate ephemeral storage), so the root stays read-only.
+EXEC_AGENT_VOLUMES: dict[str, str] = {
+    "exec-managed-agents": "/managed-agents",
+    "exec-ssm-lib": "/var/lib/amazon/ssm",
+    "exec-ssm-log": "/var/log/amazon/ssm",
+}
 
 PUBLIC_ECR = "public.ecr.aws"
 
@@ -99,6 +112,8 @@ class AppContainer:
     user: str = DEFAULT_APP_USER
     environment: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # ECS Exec on (`fleet.enableExecuteCommand`): the SSM agent's paths are writable volumes.
+    execute_command: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,8 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class TaskLogs:
-    """One CloudWatch log group for the task; each container writes under its own prefix."""
+    """One CloudWatch log group for the task. Every container of a release writes under the
+    release's prefix (`release_log_prefix`): stream `r-<12 hex>/<container>/<task id>`."""
 
     group: str
     region: str
@@ -177,6 +193,47 @@ def task_container_definitions(
     app-server and proxy renderers (the worker count follows `fleet.cpu`, the keep-alives nest
     around `load_balancer.idleTimeoutSeconds`), plus the values of the resources around the
     task. `media` is the media section when the app stores uploads in `inputs.media_bucket`."""
+    site = sidecar_site(
+        proxy=proxy,
+        app=app,
+        load_balancer=load_balancer,
+        trusted_proxies=[inputs.vpc_cidr],
+        runtime_dir=PROXY_RUNTIME_DIR,
+    )
+    return render_container_definitions(
+        app=app_container(
+            app=app,
+            fleet=fleet,
+            load_balancer=load_balancer,
+            media=media,
+            inputs=inputs,
+            app_user=app_user,
+        ),
+        proxy=ProxyContainer(
+            server=proxy.server,
+            config_text=render_proxy(proxy.server, site),
+            port=proxy.port,
+            image=inputs.proxy_image,
+        ),
+        logs=TaskLogs(group=inputs.log_group, region=inputs.region),
+        site_host=inputs.site_host,
+        stop_timeout_seconds=stop_timeout_seconds,
+    )
+
+
+def app_container(
+    *,
+    app: AppConfig,
+    fleet: FleetConfig,
+    load_balancer: LoadBalancerConfig,
+    media: MediaConfig | None,
+    inputs: TaskInputs,
+    app_user: str = DEFAULT_APP_USER,
+) -> AppContainer:
+    """The app container of `task_container_definitions`: the image, the app server's command,
+    the settings contract (`app_environment`) and the secrets. The background workers
+    (`worker_container_definition`) run their own commands with the same image, user,
+    environment and secrets."""
     if (media is None) != (inputs.media_bucket is None):
         raise ValueError("media and inputs.media_bucket go together: give both or neither")
     media_environment = (
@@ -198,33 +255,16 @@ def task_container_definitions(
         media=media_environment,
         extra={**app_environment_defaults(app), **app.environment},
     )
-    site = sidecar_site(
-        proxy=proxy,
-        app=app,
-        load_balancer=load_balancer,
-        trusted_proxies=[inputs.vpc_cidr],
-        runtime_dir=PROXY_RUNTIME_DIR,
-    )
     settings = app_server_settings(app=app, fleet=fleet, load_balancer=load_balancer)
-    return render_container_definitions(
-        app=AppContainer(
-            image=inputs.image,
-            command=app_server_command(settings),
-            port=app.port,
-            health_check_path=app.health_check_path,
-            user=app_user,
-            environment=environment,
-            secrets=inputs.secrets,
-        ),
-        proxy=ProxyContainer(
-            server=proxy.server,
-            config_text=render_proxy(proxy.server, site),
-            port=proxy.port,
-            image=inputs.proxy_image,
-        ),
-        logs=TaskLogs(group=inputs.log_group, region=inputs.region),
-        site_host=inputs.site_host,
-        stop_timeout_seconds=stop_timeout_seconds,
+    return AppContainer(
+        image=inputs.image,
+        command=app_server_command(settings),
+        port=app.port,
+        health_check_path=app.health_check_path,
+        user=app_user,
+        environment=environment,
+        secrets=inputs.secrets,
+        execute_command=fleet.enable_execute_command,
     )
 
 
@@ -322,9 +362,11 @@ def database_password_from(secret_arn: str) -> str:
     return f"{secret_arn}:password::"
 
 
-def task_volumes() -> list[dict[str, str]]:
-    """The task-level volumes the definitions mount (Fargate ephemeral storage)."""
-    return [{"name": APP_TMP_VOLUME}]
+def task_volumes(*, execute_command: bool = False) -> list[dict[str, str]]:
+    """The task-level volumes the definitions mount (Fargate ephemeral storage): `/tmp`, and
+    with ECS Exec on (`execute_command`) the SSM agent's `EXEC_AGENT_VOLUMES`."""
+    exec_volumes = list(EXEC_AGENT_VOLUMES) if execute_command else []
+    return [{"name": name} for name in [APP_TMP_VOLUME, *exec_volumes]]
 
 
 def proxy_start_script(proxy: ProxyContainer) -> str:
@@ -390,7 +432,7 @@ def _proxy_definition(
         "stopTimeout": stop_timeout,
         "healthCheck": _health_check(probe, PROXY_HEALTH_START_PERIOD_SECONDS),
         "linuxParameters": _linux_parameters(),
-        "logConfiguration": _log_configuration(logs, PROXY_CONTAINER),
+        "logConfiguration": _log_configuration(logs, release_log_prefix(app.image)),
     }
 
 
@@ -409,24 +451,71 @@ def _app_definition(
     ]
     return {
         "name": APP_CONTAINER,
+        **_app_process(app, app.command),
+        "stopTimeout": stop_timeout,
+        "healthCheck": _health_check(probe, APP_HEALTH_START_PERIOD_SECONDS),
+        "linuxParameters": _linux_parameters(),
+        "logConfiguration": _log_configuration(logs, release_log_prefix(app.image)),
+    }
+
+
+def worker_container_definition(
+    app: AppContainer,
+    *,
+    name: str,
+    command: Sequence[str],
+    logs: TaskLogs,
+    stop_timeout_seconds: int,
+    health_check: ProcessHealthCheck | None = None,
+) -> dict[str, Any]:
+    """A background process's container (a worker, or the scheduler), named `name`: the app
+    container's image, user, environment and secrets (`app_container`), running `command`
+    instead of the app server, on the same read-only root and volumes.
+
+    No port and no proxy: nothing connects to it. A health check only when the process gives
+    one (`health_check`, e.g. `celery inspect ping`): a generic probe cannot tell a worker busy
+    with a long job from a stuck one, and ECS replaces an unhealthy task. `stopTimeout` is
+    its warm shutdown: ECS sends SIGTERM (passed on by the init process), then SIGKILL that
+    many seconds later; the process finishes the jobs it is running meanwhile. Its logs go
+    to the task's group under the release's prefix, as the web containers' do."""
+    overlap = sorted(set(app.environment) & set(app.secrets))
+    if overlap:
+        raise ValueError(f"set both as plain environment and as secret: {', '.join(overlap)}")
+    if not command:
+        raise ValueError(f"the {name} container needs a command")
+    return {
+        "name": name,
+        **_app_process(app, command),
+        "stopTimeout": stop_timeout_seconds,
+        **({"healthCheck": process_health_check(health_check)} if health_check else {}),
+        "linuxParameters": _linux_parameters(),
+        "logConfiguration": _log_configuration(logs, release_log_prefix(app.image)),
+    }
+
+
+def _app_process(app: AppContainer, command: Sequence[str]) -> dict[str, Any]:
+    """What every process run from the app image shares (the app server, the workers): the
+    image, the non-root user on a read-only root, the environment and the secrets."""
+    return {
         "image": app.image,
         "essential": True,
         "user": app.user,
         "readonlyRootFilesystem": True,
-        "command": list(app.command),
+        "command": list(command),
         "environment": _name_values(app.environment),
         "secrets": [
             {"name": name, "valueFrom": value_from}
             for name, value_from in sorted(app.secrets.items())
         ],
         # Writable because the image declares `VOLUME /tmp`: Fargate copies its mode (1777).
+        # With ECS Exec on, the SSM agent's paths too (it runs as root in the container).
         "mountPoints": [
-            {"sourceVolume": APP_TMP_VOLUME, "containerPath": APP_TMP_PATH, "readOnly": False}
+            {"sourceVolume": volume, "containerPath": path, "readOnly": False}
+            for volume, path in [
+                (APP_TMP_VOLUME, APP_TMP_PATH),
+                *(EXEC_AGENT_VOLUMES.items() if app.execute_command else []),
+            ]
         ],
-        "stopTimeout": stop_timeout,
-        "healthCheck": _health_check(probe, APP_HEALTH_START_PERIOD_SECONDS),
-        "linuxParameters": _linux_parameters(),
-        "logConfiguration": _log_configuration(logs, APP_CONTAINER),
     }
 
 
@@ -444,10 +533,36 @@ def _health_check(command: list[str], start_period: int) -> dict[str, Any]:
     }
 
 
+def process_health_check(check: ProcessHealthCheck) -> dict[str, Any]:
+    """A background process's own health check (`healthCheck` of a worker or the scheduler):
+    its command run as is (`CMD`, no shell)."""
+    return {
+        "command": ["CMD", *check.command],
+        "interval": check.interval_seconds,
+        "timeout": check.timeout_seconds,
+        "retries": check.retries,
+        "startPeriod": check.start_period_seconds,
+    }
+
+
 def _linux_parameters() -> dict[str, Any]:
     # Non-root on ports >= 1024 needs no capability. The init process reaps zombies and
     # passes the stop signal on; ECS Exec needs it too.
     return {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True}
+
+
+def release_log_prefix(image: str | None) -> str:
+    """The awslogs stream prefix of every container a release runs (web, workers, release
+    tasks): `r-` and the first 12 hex digits of its image digest (of a hash of the reference
+    when it has no digest). A stream is `<prefix>/<container>/<task id>`, so one release's logs
+    are the streams under its prefix (`pulumi-django logs --release`). None, an image not
+    known yet (Pulumi's own test mocks leave outputs unknown), gets the prefix of no digest."""
+    if image is None:
+        return "r-unknown"
+    _, marker, digest = image.partition("@sha256:")
+    if not marker:
+        digest = hashlib.sha256(image.encode()).hexdigest()
+    return "r-" + digest[:12]
 
 
 def _log_configuration(logs: TaskLogs, prefix: str) -> dict[str, Any]:

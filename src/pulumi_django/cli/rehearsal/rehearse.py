@@ -7,7 +7,8 @@ by the same `Step`s the components declare and the stack wires as resource depen
 virtual users view the app's pages, post its forms (`rehearsal.*` in the stack config) and probe
 the health check. What they saw becomes the report. Meanwhile the fleet's health checks run on
 every replica in service as ECS runs them, replacing the replicas ECS would replace
-(`supervisor.py`); `--database-outage` stops PostgreSQL for a while before the release.
+(`supervisor.py`); `--database-outage` stops PostgreSQL for a while before the release. When the
+stack has workers, one worker process of each version runs its jobs (`workers.py`).
 
 Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
 """
@@ -58,6 +59,14 @@ from pulumi_django.cli.rehearsal.servers import (
 )
 from pulumi_django.cli.rehearsal.sources import VersionSource, export_source
 from pulumi_django.cli.rehearsal.supervisor import Supervisor, fleet_health
+from pulumi_django.cli.rehearsal.workers import (
+    NEW_VERSION,
+    OUTAGE_END,
+    OUTAGE_START,
+    Side,
+    WorkerProcess,
+    WorkersSummary,
+)
 from pulumi_django.cli.rehearsal.write_probe import (
     WriteProbe,
     WriteProbeError,
@@ -239,6 +248,8 @@ class Rehearsal:
         self.supervisor: Supervisor[Replica] | None = None
         self.replacements: list[Replacement] = []
         self.replica_numbers = itertools.count(1)
+        # One worker process per version, when the stack has workers: the first service's.
+        self.workers: list[WorkerProcess] = []
 
     # ------------------------------------------------------------ the site before the release
 
@@ -259,6 +270,7 @@ class Rehearsal:
         # keep-alive connections, which would otherwise hold up every replica's stop).
         self.resources.callback(self.stop_replicas)
         starting = [self.start_replica(current) for _ in range(self.options.replicas)]
+        self.start_worker(current, "old")
         for replica in starting:  # they boot side by side
             problem = self.wait_healthy(replica)
             if problem:
@@ -461,6 +473,8 @@ class Rehearsal:
                 new = self.start_replica(version)
             except ServerError as error:
                 return self._halt(number, total, f"did not start: {error}")
+            if number == 1:  # the new version's worker starts with its first replica
+                self.start_worker(version, "new")
             problem = self.wait_healthy(new)
             if problem:
                 new.stop()
@@ -468,6 +482,8 @@ class Rehearsal:
             healthy = time.monotonic() - started
             if number == 1 and self.migrated_apps:  # it is about to serve: so it writes
                 self.start_write_probe(version, self.migrated_apps)
+            if number == 1:  # from now on the new version enqueues jobs
+                self.mark_workers(NEW_VERSION)
             self.serving.append(new)
             self.set_upstreams(self.serving)
             self.serving.remove(old)
@@ -862,6 +878,60 @@ class Rehearsal:
             )
             return
 
+    def start_worker(self, version: Version, side: Side) -> None:
+        """The version's worker process (the stack's first worker service's command, in the
+        version's files, with the replicas' environment), until the rehearsal stops it; none
+        when the stack has no worker service."""
+        services = self.config.workers.services
+        if not services:
+            return
+        name, service = next(iter(services.items()))
+        log = self.root / "workers" / f"{len(self.workers) + 1}-{version.release_id}.log"
+        worker = WorkerProcess.start(
+            version.name,
+            side,
+            service.command,
+            cwd=version.directory,
+            env=self.environment(version),
+            log=log,
+        )
+        self.workers.append(worker)
+        if len(self.workers) == 1:
+            self.resources.callback(self.stop_workers)
+        started = worker.start_error or f"pid {worker.process.pid if worker.process else '-'}"
+        self.progress(
+            f"worker of {version.name} ({side}; service {name}: {' '.join(service.command)}): "
+            f"{started}"
+        )
+
+    def stop_workers(self) -> None:
+        """Every worker stopped side by side: SIGTERM, then the service's stop timeout to
+        finish its job before SIGKILL. Stopping twice does nothing."""
+        services = self.config.workers.services
+        if not services or not self.workers:
+            return
+        timeout = float(next(iter(services.values())).stop_timeout_seconds)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
+            for stopping in [pool.submit(worker.stop, timeout) for worker in self.workers]:
+                stopping.result()
+
+    def workers_summary(self) -> WorkersSummary | None:
+        """What the workers did, once stopped; None when the stack has no worker service."""
+        services = self.config.workers.services
+        if not services:
+            return None
+        name, service = next(iter(services.items()))
+        return WorkersSummary(
+            service=name,
+            command=tuple(service.command),
+            stop_timeout_seconds=float(service.stop_timeout_seconds),
+            processes=tuple(worker.outcome() for worker in self.workers),
+        )
+
+    def mark_workers(self, mark: str) -> None:
+        for worker in self.workers:
+            worker.mark(mark)
+
     def database_outage(self, seconds: float) -> Outage:
         """PostgreSQL stopped (`pg_ctl stop -m fast`: every connection ends) for `seconds`, then
         started again with the same data; then the wait until every replica in service answers
@@ -882,6 +952,7 @@ class Rehearsal:
         with concurrent.futures.ThreadPoolExecutor(max_workers=WARM_UP_ASKS * 2) as pool:
             list(pool.map(lambda port: fetch(port, self.config.app.readiness_path), asks))
         self.progress(f"database outage: PostgreSQL stopped (fast shutdown) for {seconds:g} s")
+        self.mark_workers(OUTAGE_START)
         stopping = time.monotonic()
         self.database.stop()
         stopped = time.monotonic()
@@ -900,6 +971,7 @@ class Rehearsal:
         else:
             self.progress(f"database outage: every replica ready {ready - back:.1f} s later")
         time.sleep(max(0.0, back + RECONNECT_WINDOW_SECONDS - time.monotonic()))
+        self.mark_workers(OUTAGE_END)
         return Outage(
             seconds, stopping, stopped, back, ready, static_url_prefix(self.config.static)
         )
@@ -1007,6 +1079,12 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         if rehearsal.supervisor is not None:  # no replacement may change the fleet any more
             rehearsal.supervisor.stop()
         writes, write_summary = rehearsal.write_results()
+        if rehearsal.workers:
+            progress(
+                f"stopping {len(rehearsal.workers)} worker(s): SIGTERM, then their jobs finish"
+            )
+        rehearsal.stop_workers()
+        workers = rehearsal.workers_summary()
         progress("load stopped; stopping every server")
     return build_report(
         release=options.release.label,
@@ -1022,4 +1100,5 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
         write_summary=write_summary,
         pages=rehearsal.page_paths,
         health_checks=rehearsal.health_checks(),
+        workers=workers,
     )

@@ -1,6 +1,7 @@
 """What a rehearsal found: the requests and their failures, latency before, during and after the
 release, each release step, the fleet's health checks (and any replica they had replaced), a
-database outage when one was asked for, and the verdict; as text for people, as JSON for
+database outage when one was asked for, the jobs the workers failed (when the stack has
+workers), and the verdict; as text for people, as JSON for
 machines and as markdown for a pull request's comment."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pulumi_django.cli.rehearsal.load import (
     is_missing_page,
     latency_summary,
 )
+from pulumi_django.cli.rehearsal.workers import WorkerOutcome, WorkersSummary
 
 Result = Literal["ok", "failed", "refused", "halted"]
 StepStatus = Literal["ok", "skipped", "refused", "halted"]
@@ -50,11 +52,17 @@ VERDICTS = {
     "failed": "users saw errors during this release",
     "replaced": "the fleet's health checks had replicas replaced, as ECS would replace tasks",
     "not_ready": "the replicas were not all ready again after the database outage",
+    "jobs": "jobs failed on the workers",
     "refused": "the migration check refused the release before anything changed; "
     "the old version kept serving",
     "halted": "the release stopped before it reached every replica; "
     "the replicas already serving kept serving",
 }
+# Added to the verdict when the old version's worker failed jobs once the new version ran.
+WORKER_HINT = (
+    "a job enqueued by the new version failed on an old worker: make the job exist (and accept "
+    "the new arguments) one release before enqueueing it"
+)
 EXCLUDED_LABEL = "Pages that 404 before the release (not counted)"
 # The pull-request comment's name: its first line is `<!-- pulumi-django-plan:rehearsal -->`.
 MARKDOWN_MARKER = "rehearsal"
@@ -230,6 +238,8 @@ class RehearsalReport:
     health_checks: HealthChecks | None = None
     outage: OutageSummary | None = None
     phases: tuple[str, ...] = field(default=PHASES)
+    # The worker of each version, when the stack has workers (`django:workers`).
+    workers: WorkersSummary | None = None
 
     @property
     def replicas_replaced(self) -> int:
@@ -243,21 +253,26 @@ class RehearsalReport:
     def failed_requests(self) -> int:
         return sum(self.failures.values())
 
+    @property
+    def jobs_failed(self) -> int:
+        return self.workers.jobs_failed if self.workers else 0
+
 
 def decide_result(
     failed_requests: int,
     steps: Sequence[StepReport],
     replicas_replaced: int = 0,
     recovered: bool = True,
+    jobs_failed: int = 0,
 ) -> Result:
     """A refusal is `refused` whatever the load counted: nothing changed, so any failure came
     from the old version alone. Otherwise any failed request, any replica the health checks had
-    replaced, or a fleet not ready again after a database outage fails the rehearsal;
-    otherwise a halted step halts it; otherwise ok."""
+    replaced, a fleet not ready again after a database outage, or any job a worker failed
+    fails the rehearsal; otherwise a halted step halts it; otherwise ok."""
     statuses = {step.status for step in steps}
     if "refused" in statuses:
         return "refused"
-    if failed_requests or replicas_replaced or not recovered:
+    if failed_requests or replicas_replaced or not recovered or jobs_failed:
         return "failed"
     return "halted" if "halted" in statuses else "ok"
 
@@ -326,10 +341,12 @@ def build_report(
     write_summary: WriteSummary | None = None,
     pages: Sequence[str] = (),
     health_checks: HealthChecks | None = None,
+    workers: WorkersSummary | None = None,
 ) -> RehearsalReport:
     """`samples` are the load's HTTP requests (the latency and the request count); `writes`
     the write probe's operations, whose failures count with the requests'. During a database
-    outage and its reconnect window, 5xx answers are the outage's (`outage`), not failures."""
+    outage and its reconnect window, 5xx answers are the outage's (`outage`), not failures.
+    `workers`: the worker of each version (None: the stack has none)."""
     by_phase: dict[str, list[Sample]] = {phase: [] for phase in timeline.phases}
     for sample in samples:
         by_phase[timeline.phase(sample.started)].append(sample)
@@ -364,6 +381,7 @@ def build_report(
             steps,
             replaced,
             outage_summary is None or outage_summary.recovered,
+            workers.jobs_failed if workers else 0,
         ),
         failure_examples=_examples(counted),
         excluded_paths=excluded,
@@ -372,6 +390,7 @@ def build_report(
         health_checks=health_checks,
         outage=outage_summary,
         phases=timeline.phases,
+        workers=workers,
     )
 
 
@@ -433,6 +452,32 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
             None if report.health_checks is None else _health_checks_json(report.health_checks)
         ),
         "database_outage": None if report.outage is None else _outage_json(report.outage),
+        "workers": None if report.workers is None else _workers_json(report.workers),
+    }
+
+
+def _workers_json(workers: WorkersSummary) -> dict[str, Any]:
+    return {
+        "service": workers.service,
+        "command": list(workers.command),
+        "stop_timeout_seconds": workers.stop_timeout_seconds,
+        "jobs_failed": workers.jobs_failed,
+        "processes": [
+            {
+                "version": process.version,
+                "side": process.side,
+                "jobs_failed": process.jobs_failed,
+                "jobs_failed_since_new_version": process.since_new_version,
+                "tracebacks": process.tracebacks,
+                "tracebacks_during_outage": process.during_outage,
+                "exit_status": process.exit_status,
+                "exited_early": process.exited_early,
+                "stop": process.stop,
+                "errors": [{"error": error, "count": count} for error, count in process.errors],
+                "detail": process.detail or None,
+            }
+            for process in workers.processes
+        ],
     }
 
 
@@ -522,6 +567,8 @@ def render_report(report: RehearsalReport) -> str:
         lines += _outage_lines(report.outage)
     if report.health_checks is not None:
         lines += _health_lines(report.health_checks)
+    if report.workers is not None:
+        lines += _workers_lines(report.workers)
     lines += ["", f"  {'Latency (ms)':<20}{'requests':>8} {'p50':>7} {'p99':>7}"]
     for phase, summary in report.latency.items():
         label = PHASE_LABELS[phase]
@@ -591,6 +638,39 @@ def _health_lines(health: HealthChecks) -> list[str]:
     return lines
 
 
+def _worker_sentence(process: WorkerOutcome) -> str:
+    """One worker process in a sentence: its version, jobs failed, how it ended."""
+    since = ""
+    if process.side == "old" and process.jobs_failed:
+        since = f" ({process.since_new_version} once the new version ran)"
+    outage = ""
+    if process.during_outage:
+        outage = f"; {process.during_outage} during the database outage (not counted)"
+    detail = f": {process.detail}" if process.detail else ""
+    return (
+        f"{process.version} ({process.side}): jobs failed {process.jobs_failed}{since}{outage}; "
+        f"{process.stop}{detail}"
+    )
+
+
+def _workers_heading(workers: WorkersSummary) -> str:
+    return (
+        f"worker service {workers.service} ({' '.join(workers.command)}), one process per "
+        f"version, stopped with SIGTERM at the end ({workers.stop_timeout_seconds:g} s to "
+        f"finish): jobs failed: {workers.jobs_failed}"
+    )
+
+
+def _workers_lines(workers: WorkersSummary) -> list[str]:
+    lines = ["", f"Workers: {_workers_heading(workers)}"]
+    if not workers.processes:
+        lines.append("  no worker process ran")
+    for process in workers.processes:
+        lines.append(f"  {_worker_sentence(process)}")
+        lines += [f"    {count:>5} x {error}" for error, count in process.errors]
+    return lines
+
+
 def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
     if writes.not_run:
         return [f"Model writes: none ({writes.not_run})"]
@@ -608,6 +688,7 @@ def _writes_lines(writes: WriteSummary, failed: int) -> list[str]:
 def _verdict(report: RehearsalReport) -> str:
     problems = report.writes.problems if report.writes else ()
     recovered = report.outage is None or report.outage.recovered
+    workers = report.workers
     return (
         verdict(
             report.result,
@@ -616,6 +697,8 @@ def _verdict(report: RehearsalReport) -> str:
             where="above",
             replaced=report.replicas_replaced,
             recovered=recovered,
+            jobs_failed=report.jobs_failed,
+            old_worker_failed=workers.old_jobs_failed_since_new if workers else 0,
         )
         + "."
     )
@@ -629,17 +712,22 @@ def verdict(
     where: str,
     replaced: int = 0,
     recovered: bool = True,
+    jobs_failed: int = 0,
+    old_worker_failed: int = 0,
 ) -> str:
     """What the result means, in a sentence (no full stop): what a refusal's failures were,
-    what failed besides requests (replicas replaced, a fleet not ready after an outage), and a
-    warning when the model writes the release put at risk went unprobed, so that 0 orm
-    failures proves nothing."""
+    what failed besides requests (replicas replaced, a fleet not ready after an outage, jobs
+    the workers failed, with the hint when the old version's worker failed jobs once the new
+    version ran), and a warning when the model writes the release put at risk went unprobed,
+    so that 0 orm failures proves nothing."""
     text = VERDICTS[result]
     if result == "failed":
         reasons = [
             *([VERDICTS["failed"]] if failed else []),
             *([f"{VERDICTS['replaced']} ({replaced})"] if replaced else []),
             *([VERDICTS["not_ready"]] if not recovered else []),
+            *([f"{VERDICTS['jobs']} ({jobs_failed})"] if jobs_failed else []),
+            *([WORKER_HINT] if old_worker_failed else []),
         ]
         text = "; ".join(reasons) or text
     if result == "refused" and failed:
@@ -660,6 +748,7 @@ def render_markdown(document: Mapping[str, Any]) -> str:
     failures: Mapping[str, int] = document["failures"]
     writes = document.get("writes") or {}
     outage = document.get("database_outage")
+    workers = document.get("workers")
     meaning = verdict(
         result,
         sum(failures.values()),
@@ -667,6 +756,12 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         where="below",
         replaced=document.get("replicas_replaced") or 0,
         recovered=outage is None or outage["ready_after_seconds"] is not None,
+        jobs_failed=workers["jobs_failed"] if workers else 0,
+        old_worker_failed=sum(
+            process["jobs_failed_since_new_version"]
+            for process in (workers or {}).get("processes", [])
+            if process["side"] == "old"
+        ),
     )
     failed = sum(failures.get(kind, 0) for kind in REQUEST_FAILURE_KINDS)
     lines = [
@@ -719,6 +814,8 @@ def render_markdown(document: Mapping[str, Any]) -> str:
     health = document.get("health_checks")
     if health:
         lines += ["", "#### Health checks", "", *_markdown_health(health)]
+    if workers:
+        lines += ["", "#### Workers", "", *_markdown_workers(workers)]
     lines += [
         "",
         "#### Latency (ms)",
@@ -763,6 +860,31 @@ def _markdown_health(health: Mapping[str, Any]) -> list[str]:
         f"- replaced: port {replacement['port']} ({_code(replacement['version'])}): "
         f"{_markdown_cell(replacement['reason'])}"
         for replacement in replacements
+    ]
+    return lines
+
+
+def _markdown_workers(workers: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"Worker service {_code(workers['service'])} ({_code(' '.join(workers['command']))}), "
+        "one process per version, stopped with SIGTERM at the end "
+        f"({workers['stop_timeout_seconds']:g} s to finish): "
+        f"**{workers['jobs_failed']} jobs failed**.",
+    ]
+    if workers["processes"]:
+        lines += ["", "| version | worker | jobs failed | how it ended |", "|---|---|--:|---|"]
+    for process in workers["processes"]:
+        ended = process["stop"] + (f": {process['detail']}" if process["detail"] else "")
+        lines.append(
+            f"| {_code(process['version'])} | {process['side']} | {process['jobs_failed']} "
+            f"| {_markdown_cell(ended)} |"
+        )
+    errors = [(process, error) for process in workers["processes"] for error in process["errors"]]
+    if errors:
+        lines.append("")
+    lines += [
+        f"- {_code(process['version'])}: {error['count']} x {_markdown_cell(error['error'])}"
+        for process, error in errors
     ]
     return lines
 

@@ -44,8 +44,10 @@ typecheck:
 # Two phases: everything else spread over the cores, then the release rehearsals alone, so
 # their latency and zero-failure figures are measured on a quiet machine.
 unit:
-	$(BIN)/pytest -n 3 -p no:cacheprovider --hypothesis-profile=ci --ignore=tests/test_rehearse.py
-	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=ci tests/test_rehearse.py
+	$(BIN)/pytest -n 3 -p no:cacheprovider --hypothesis-profile=ci --ignore=tests/test_rehearse.py \
+		--ignore=tests/test_rehearse_workers.py
+	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=ci tests/test_rehearse.py \
+		tests/test_rehearse_workers.py
 
 ## lock: re-pin every dependency (no download addresses are recorded)
 lock: $(UV)

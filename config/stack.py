@@ -162,7 +162,7 @@ class StackConfig(Section):
 
     @field_validator("app")
     @classmethod
-    def _image_aws_pulls(cls, app: AppConfig, info: ValidationInfo) -> AppConfig:
+    def _aws_image_is_in_ecr(cls, app: AppConfig, info: ValidationInfo) -> AppConfig:
         """On `aws`, a prebuilt image is an ECR image: ECS pulls it with the execution role and
         the release reads it through ECR's registry API."""
         if info.data.get("target") == "aws" and app.image and EcrImage.parse(app.image) is None:

@@ -14,6 +14,9 @@ WORKER_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 MAX_STOP_TIMEOUT_SECONDS = 120
 # The scheduler has no jobs to finish; its stop timeout bounds the overlap of two schedulers.
 SCHEDULER_STOP_TIMEOUT_SECONDS = 10
+# The scheduler's key beside the workers' (`workerServices`, `workerContainers`) and its
+# container's name: no worker may be named so.
+SCHEDULER_NAME = "scheduler"
 
 
 class ProcessHealthCheck(Section):
@@ -139,7 +142,7 @@ class WorkersConfig(Section):
         default_factory=dict,
         description="Worker services by name (lowercase letters, digits, single hyphens, at "
         f"most {WORKER_NAME_MAX} characters), e.g. `{{celery: {{command: [celery, -A, proj, "
-        "worker]}}}}`.",
+        "worker]}}`.",
     )
     scheduler: SchedulerConfig | None = Field(
         None, description="One scheduler process; none when unset."
@@ -154,8 +157,10 @@ class WorkersConfig(Section):
                     f"worker name {name!r}: lowercase letters, digits and single hyphens, "
                     f"starting with a letter, at most {WORKER_NAME_MAX} characters"
                 )
-            if name == "scheduler":
-                raise ValueError("`scheduler` is the scheduler's name; name the worker otherwise")
+            if name == SCHEDULER_NAME:
+                raise ValueError(
+                    f"`{SCHEDULER_NAME}` is the scheduler's name; name the worker otherwise"
+                )
         return services
 
     @property

@@ -208,6 +208,30 @@ def test_aws_interleaves_the_streams_of_every_container_by_time(
     ]
 
 
+def test_a_stream_named_before_the_release_prefix_shows_whole(
+    cloudwatch: Stubber, aws: LogsCommand
+) -> None:
+    """A stream written before the `r-<12 hex>` naming (`app/app/<task id>`) is not cut into
+    container, task and release: its whole name shows."""
+    legacy = f"app/app/{TASK_A}"
+    cloudwatch.add_response(
+        "filter_log_events",
+        {
+            "events": [
+                event(legacy, 8, "old", "e1"),
+                event(f"{aws.prefix}/app/{TASK_B}", 3, "new", "e2"),
+            ]
+        },
+        {"logGroupName": aws.group, "startTime": NOW_MS - 600_000},
+    )
+
+    assert aws.run() == 0
+    assert aws.out() == [
+        f"{stamp(8)}  {legacy}  old",
+        f"{stamp(3)}  app/fedcba98 {aws.prefix[:9]}  new",
+    ]
+
+
 def with_history(outputs: dict[str, Any], *older: str) -> dict[str, Any]:
     """The outputs with the release history `pulumi up` writes (`providers.release_history`):
     `older` releases (image references) rolled out first, then the current one."""
@@ -430,6 +454,8 @@ def test_aws_limit_keeps_the_last_lines(cloudwatch: Stubber, aws: LogsCommand) -
     [
         (["--since", "ten minutes"], "dev", "--since 'ten minutes': give a duration (30s, 10m"),
         (["--since", "10x"], "dev", "or an ISO time (2025-05-01T12:00:00Z"),
+        (["--since", "999999999d"], "dev", "--since '999999999d' is before 1970: give a later"),
+        (["--since", "1969-12-31T23:59:59Z"], "dev", "is before 1970: give a later time"),
         ([], "never", "stack dev has no outputs: it was never deployed"),
         (["--release", "3"], "dev", "this stack has no `releases` output"),
         (["--release", "previous"], "dev", "this stack has no `releases` output"),

@@ -56,8 +56,7 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
     behind every static release still published can be rolled back to. An image matched by a
     rule is never expired by a later one, so the third rule expires only tagged images that
     never got a release tag (a push whose `pulumi up` stopped before tagging it, tags from
-    before release tags), beyond the newest `keep_images`
-    tagged ones."""
+    before release tags), beyond the newest `keep_images` tagged ones."""
     if keep_images < 1:
         raise ComponentArgsError("AppImageArgs.keep_images must be at least 1")
     released = keep_images * RELEASE_IMAGES_PER_KEPT
@@ -205,7 +204,22 @@ class AppImage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         if prebuilt is not None:
             self._release_prebuilt(name, args, prebuilt, child)
-            return
+        else:
+            self._build_and_push(name, args, child)
+        self.image_ref = self.release_tag.image_ref
+        self.register_outputs(
+            {
+                "image_ref": self.image_ref,
+                "image_tag": self.image_tag,
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "image_repository_arn": self.image_repository_arn,
+            }
+        )
+
+    def _build_and_push(self, name: str, args: AppImageArgs, child: pulumi.ResourceOptions) -> None:
+        """The image built from `app.context` and pushed to the repository, then tagged
+        `release-<digest>` there."""
         context, dockerfile = build_paths(args.app, args.project_dir)
         _check_tmp_volume(dockerfile)
         platform = docker_platform(args.architecture)
@@ -231,8 +245,6 @@ class AppImage(pulumi.ComponentResource):
             opts=child,
         )
         self.image_repository_arn = self.repository_arn
-
-        # The digest's own immutable tag, before anything uses the image.
         self._tag_release(
             name,
             args,
@@ -291,6 +303,8 @@ class AppImage(pulumi.ComponentResource):
         region: pulumi.Input[str],
         child: pulumi.ResourceOptions,
     ) -> None:
+        """`release_tag`: the digest's own immutable `release-<digest>` tag, before anything
+        uses the image."""
         self.release_tag = ImageReleaseTag(
             f"{name}-release-tag",
             image_ref=image_ref,
@@ -299,16 +313,6 @@ class AppImage(pulumi.ComponentResource):
             region=region,
             aws_session=session_input(args.aws_session),
             opts=child,
-        )
-        self.image_ref = self.release_tag.image_ref
-        self.register_outputs(
-            {
-                "image_ref": self.image_ref,
-                "image_tag": self.image_tag,
-                "repository_url": self.repository_url,
-                "repository_arn": self.repository_arn,
-                "image_repository_arn": self.image_repository_arn,
-            }
         )
 
     def _repository(

@@ -42,8 +42,9 @@ from pulumi_django.components.aws.worker_service import (
 )
 from pulumi_django.components.site import Site
 from pulumi_django.config import ConfigError, StackConfig
-from pulumi_django.providers.release_history import ReleaseHistory, unsafe_acknowledged
+from pulumi_django.providers.release_history import ReleaseHistory
 from pulumi_django.providers.static_release import StaticRelease
+from pulumi_django.release_records import unsafe_acknowledged
 
 
 def site_tags(config: StackConfig) -> dict[str, str]:

@@ -26,7 +26,7 @@ from pulumi_django.components.aws.app_service import (
 from pulumi_django.components.aws.app_task import AppTask, fargate_task_definition
 from pulumi_django.components.aws.cluster import Cluster, cluster_ref
 from pulumi_django.config.fleet import FleetConfig
-from pulumi_django.config.workers import SchedulerConfig, WorkerConfig
+from pulumi_django.config.workers import SCHEDULER_NAME, SchedulerConfig, WorkerConfig
 from pulumi_django.providers.aws_session import AwsSession
 from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -38,7 +38,8 @@ from pulumi_django.rendering.container_definitions import (
     worker_container_definition,
 )
 
-SCHEDULER_CONTAINER = "scheduler"
+# The container's name when `container_name` is not given (the site gives the worker's name).
+SCHEDULER_CONTAINER = SCHEDULER_NAME
 WORKER_CONTAINER = "worker"
 # ECS: up to 255 letters, digits, hyphens and underscores.
 CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -170,14 +171,16 @@ class WorkerService(pulumi.ComponentResource):
         region = or_mock_answer(aws.get_region_output(opts=invoke).region, mock_region())
         self.container_name = args.process_container
 
-        containers = pulumi.Output.all(task.app_container, task.log_group_name, region).apply(
+        containers = pulumi.Output.all(
+            app=task.app_container, log_group=task.log_group_name, region=region
+        ).apply(
             lambda values: json.dumps(
                 [
                     worker_container_definition(
-                        values[0],
+                        values["app"],
                         name=self.container_name,
                         command=process.command,
-                        logs=TaskLogs(group=values[1], region=values[2]),
+                        logs=TaskLogs(group=values["log_group"], region=values["region"]),
                         stop_timeout_seconds=process.stop_timeout_seconds,
                         health_check=process.health_check,
                     )

@@ -80,11 +80,17 @@ class LocalAppImage(pulumi.ComponentResource):
         if args.app.image is not None:
             self.image = self._prebuilt(name, args.app.image)
             self.ref = self.image.image_id
-            self.register_outputs({"ref": self.ref, "image_tag": self.image_tag})
-            return
+        else:
+            self.image = self._built(name, args)
+            # Without a push, the provider reports the local image ID here.
+            self.ref = self.image.repo_digest
+        self.register_outputs({"ref": self.ref, "image_tag": self.image_tag})
+
+    def _built(self, name: str, args: LocalAppImageArgs) -> docker.Image:
+        """`<name>:<digest of the build context>`, built by the engine and never pushed."""
         context, dockerfile = build_paths(args.app, args.project_dir)
         self.image_tag = image_tag(context, dockerfile, LOCAL_PLATFORM)
-        self.image = docker.Image(
+        return docker.Image(
             f"{name}-build",
             image_name=f"{name}:{self.image_tag}",
             build=docker.DockerBuildArgs(
@@ -94,11 +100,9 @@ class LocalAppImage(pulumi.ComponentResource):
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Without a push, the provider reports the local image ID here.
-        self.ref = self.image.repo_digest
-        self.register_outputs({"ref": self.ref, "image_tag": self.image_tag})
 
     def _prebuilt(self, name: str, image: str) -> docker.RemoteImage:
+        """`app.image` kept in the engine, resolved as the class docstring says."""
         found = IMAGE_REFERENCE.match(image)
         if found is None or not (found["tag"] or found["digest"]):
             raise ComponentArgsError(

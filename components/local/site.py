@@ -28,7 +28,8 @@ from pulumi_django.components.local.static import LocalStaticRelease, LocalStati
 from pulumi_django.components.local.workers import LocalWorkers, LocalWorkersArgs
 from pulumi_django.components.site import Site, django_secret_key
 from pulumi_django.config import StackConfig
-from pulumi_django.providers.release_history import ReleaseHistory, unsafe_acknowledged
+from pulumi_django.providers.release_history import ReleaseHistory
+from pulumi_django.release_records import unsafe_acknowledged
 from pulumi_django.rendering.app_server import app_environment_defaults
 from pulumi_django.rendering.media import LOCAL_MEDIA_ROOT
 from pulumi_django.rendering.proxy import static_url_prefix

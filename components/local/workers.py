@@ -35,15 +35,18 @@ from pulumi_django.components.local.containers import (
     confined,
     long_running,
 )
-from pulumi_django.config.workers import ProcessHealthCheck, ProcessSize, WorkersConfig
+from pulumi_django.config.workers import (
+    SCHEDULER_NAME,
+    ProcessHealthCheck,
+    ProcessSize,
+    WorkersConfig,
+)
 from pulumi_django.release_steps import ReleaseRole, Step
 
 # The warm shutdown of Celery, RQ and Django's task workers.
 STOP_SIGNAL = "SIGTERM"
 # Turns off a HEALTHCHECK the image declares (Docker's `--no-healthcheck`).
 NO_HEALTH_CHECK = ["NONE"]
-# The scheduler's key in `names`: no worker may be named so (`WorkersConfig`).
-SCHEDULER = "scheduler"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,9 +76,10 @@ class LocalWorkersArgs:
     )
 
 
-def process_health_check(check: ProcessHealthCheck | None) -> docker.ContainerHealthcheckArgs:
-    """The process's own health check (its command, `CMD` form, as on ECS), or none: the
-    image's HEALTHCHECK asks the web port, where nothing listens in a worker."""
+def docker_health_check(check: ProcessHealthCheck | None) -> docker.ContainerHealthcheckArgs:
+    """Docker's health check of a worker or the scheduler: the process's own (its command,
+    `CMD` form, as on ECS), or none: the image's HEALTHCHECK asks the web port, where nothing
+    listens in a worker."""
     if check is None:
         return docker.ContainerHealthcheckArgs(tests=NO_HEALTH_CHECK)
     return HealthCheck(
@@ -124,7 +128,7 @@ class LocalWorkers(pulumi.ComponentResource):
                     network_name=args.network_name,
                     mounts=args.mounts,
                 ),
-                healthcheck=process_health_check(size.health_check),
+                healthcheck=docker_health_check(size.health_check),
                 **confined(size.cpu, size.memory),
                 stop_signal=STOP_SIGNAL,
                 **long_running(size.stop_timeout_seconds),
@@ -146,7 +150,7 @@ class LocalWorkers(pulumi.ComponentResource):
         scheduler = args.workers.scheduler
         self.scheduler = (
             process(
-                f"{name}-{SCHEDULER}",
+                f"{name}-{SCHEDULER_NAME}",
                 list(scheduler.command),
                 scheduler,
                 # Never two at once: the old one has stopped before the new one starts.
@@ -157,7 +161,7 @@ class LocalWorkers(pulumi.ComponentResource):
         )
         containers = {
             **self.workers,
-            **({SCHEDULER: [self.scheduler]} if self.scheduler is not None else {}),
+            **({SCHEDULER_NAME: [self.scheduler]} if self.scheduler is not None else {}),
         }
         self.names = (
             pulumi.Output.all(

@@ -376,6 +376,8 @@ MOCK_INVOKES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
 
 
 def _resolved_image_id(inputs: Mapping[str, Any]) -> str | None:
+    """The image ID a `RemoteImage` was given among its `pullTriggers` (`LocalAppImage` puts
+    there the ID its tag names in the engine); None without one."""
     triggers = inputs.get("pullTriggers") or []
     return next((t for t in triggers if isinstance(t, str) and t.startswith("sha256:")), None)
 

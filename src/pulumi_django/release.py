@@ -69,11 +69,13 @@ def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[Release
     roles = [role for participant in participants for role in participant.release_roles]
     steps = []
     for step in Step:
-        mine = [role for role in roles if role.step is step]
-        types = tuple(dict.fromkeys(role.resource_type for role in mine))
+        step_roles = [role for role in roles if role.step is step]
+        types = tuple(dict.fromkeys(role.resource_type for role in step_roles))
         if not types:
             raise LookupError(f"no component declares the release step {step.value!r}")
-        beside = tuple(dict.fromkeys(role.resource_type for role in mine if not role.gates_next))
+        beside = tuple(
+            dict.fromkeys(role.resource_type for role in step_roles if not role.gates_next)
+        )
         steps.append(ReleaseStep(step, step.heading, types, beside))
     return tuple(steps)
 

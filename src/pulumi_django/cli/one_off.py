@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from pulumi_django.errors import UsageError
 
@@ -46,7 +46,7 @@ PLUGIN_INSTALL = (
 
 @dataclass
 class Waiting:
-    """The clock and sleep the one-off task is waited with; tests give a fake."""
+    """The clock and sleep the one-off task is waited with (`WAITING`; tests replace it)."""
 
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
@@ -123,28 +123,15 @@ class Settled:
         return done
 
 
-def run_task(
-    stack: DeployedStack,
-    args: Sequence[str],
-    timeout_seconds: float,
-    *,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    waiting: Waiting | None = None,
-) -> int:
+def run_task(stack: DeployedStack, args: Sequence[str], timeout_seconds: float) -> int:
     """Runs `python manage.py ARGS` as a one-off ECS task; its container's exit code."""
     from pulumi_django.providers.release_task import Attached, ReleaseTask, ReleaseTaskRunner
     from pulumi_django.rendering.container_definitions import APP_CONTAINER
 
-    out = out or sys.stdout
-    err = err or sys.stderr
-    waiting = waiting or WAITING
-    region = str(stack.outputs.get("region") or stack.aws_region or "")
-
     def clients(service: str, _region: str, **_options: Any) -> Any:
-        return stack.aws_client(service)
+        return stack.aws_client(service)  # in the stack's region and AWS identity
 
-    runner = ReleaseTaskRunner(clients, region, waiting.clock, waiting.sleep)
+    runner = ReleaseTaskRunner(clients, stack.aws_region or "", WAITING.clock, WAITING.sleep)
     with aws_errors():
         service = describe_service(runner.ecs, stack)
         definition = runner.task_definition(service.task_definition)
@@ -169,10 +156,10 @@ def run_task(
     )
 
     def line(text: str) -> None:
-        print(text, file=out, flush=True)
+        print(text, flush=True)
 
     def notice(text: str) -> None:
-        print(f"pulumi-django manage: {text}", file=err, flush=True)
+        print(f"pulumi-django manage: {text}", file=sys.stderr, flush=True)
 
     outcome = runner.run(task, Settled(), Attached(on_line=line, on_notice=notice))
     notice(f"{PURPOSE} task {outcome.task_arn} exited with code {outcome.exit_code}")
@@ -231,8 +218,8 @@ def exec_in_running_task(stack: DeployedStack, args: Sequence[str]) -> int:
         )
     with aws_errors():
         task_arn = running_task(ecs, service)
-    region = str(stack.outputs.get("region") or stack.aws_region or "")
-    options, env = aws_cli_identity(stack, region or None)
+    region = stack.aws_region
+    options, env = aws_cli_identity(stack, region)
     argv = [
         aws,
         "ecs",
@@ -288,9 +275,7 @@ def _exec_agent_running(task: Mapping[str, Any]) -> bool:
     )
 
 
-def aws_cli_identity(
-    stack: DeployedStack, region: str | None, session_factory: Callable[..., Any] | None = None
-) -> tuple[list[str], dict[str, str]]:
+def aws_cli_identity(stack: DeployedStack, region: str | None) -> tuple[list[str], dict[str, str]]:
     """The AWS CLI options and environment acting as the stack's `aws:` settings say: nothing
     more with none; `--profile` with a profile alone; with roles to assume, the assumed role's
     credentials from boto3's session as environment variables (never on the command line)."""
@@ -309,7 +294,7 @@ def aws_cli_identity(
             env[variable] = str(settings[key][0])
     if not settings.get("assume_roles"):
         return (["--profile", settings["profile"]] if settings.get("profile") else []), env
-    session = (session_factory or cached_session)(settings, region)
+    session = cached_session(settings, region)
     credentials = session.get_credentials()
     if credentials is None:
         raise UsageError("no AWS credentials found to assume the stack's aws:assumeRoles with")

@@ -24,7 +24,6 @@ from pulumi_django.release_records import (
     ACKNOWLEDGED_UNSAFE,
     NOT_CHECKED,
     ReleaseRecord,
-    UnknownMigration,
 )
 
 if TYPE_CHECKING:
@@ -311,7 +310,7 @@ def plan_rollback(releases: StackReleases, index: int) -> Rollback:
         )
     blocking = [u for u in target.unsafe_since if u.why == ACKNOWLEDGED_UNSAFE]
     if blocking:
-        names = ", ".join(blocking_text(releases, u) for u in blocking)
+        names = ", ".join(f"{u.migration} (applied by {short_id(u.release)})" for u in blocking)
         safe = [
             releases.label(i)
             for i, record in enumerate(records)
@@ -334,10 +333,6 @@ def plan_rollback(releases: StackReleases, index: int) -> Rollback:
         if u.why == NOT_CHECKED
     )
     return Rollback(releases, index, _reasons(releases, index), warnings)
-
-
-def blocking_text(releases: StackReleases, unknown: UnknownMigration) -> str:
-    return f"{unknown.migration} (applied by {short_id(unknown.release)})"
 
 
 SAFE_FOR = "checked safe, or acknowledged unsafe on purpose (migrations.acknowledged), for"

@@ -1,9 +1,10 @@
 """`ReleaseHistory`: the releases a stack has rolled out, newest first, kept in its own state.
 
-Created after the fleet step (AWS: the service and its rollout verification; local: the proxy
-switch), so a release whose rollout failed is never recorded. Each record (`ReleaseRecord` of
-`pulumi_django.release_records`, which explains its fields) says what a rollback to it needs to
-know (`pulumi-django releases` and `rollback` read it from the stack's `releases` output).
+Created after the fleet step (AWS: the web and worker services and their rollout checks;
+local: the proxy switch and the workers), so a release whose rollout failed is never recorded.
+Each record (`ReleaseRecord` of `pulumi_django.release_records`, which explains its fields)
+says what a rollback to it needs to know (`pulumi-django releases` and `rollback` read it from
+the stack's `releases` output).
 
 A new release is prepended; a release already in the history (a rollback) moves to the top
 with its new `releasedAt`, keeping its record. The history holds at most `keep`
@@ -25,31 +26,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
-from ..release_records import (
-    ACKNOWLEDGED_UNSAFE,
-    NOT_CHECKED,
-    ReleaseRecord,
-    UnknownMigration,
-    kept,
-    record_release,
-    unsafe_acknowledged,
-    utc_now,
-)
+from ..release_records import ReleaseRecord, kept, record_release, utc_now
 from .release_task import changed
-
-# The record logic lives in `release_records` (no Pulumi import); these stay importable here.
-__all__ = [
-    "ACKNOWLEDGED_UNSAFE",
-    "NOT_CHECKED",
-    "ReleaseHistory",
-    "ReleaseHistoryProvider",
-    "ReleaseRecord",
-    "UnknownMigration",
-    "kept",
-    "record_release",
-    "unsafe_acknowledged",
-    "utc_now",
-]
 
 # A new release records; a new keep count or kept list only trims; a new image reference of
 # the same release (the same digest, pinned) replaces the top record's.

@@ -1,10 +1,12 @@
-"""One-off ECS tasks of a release (the migration check and the migration job).
+"""One-off ECS tasks of a release (the migration check and the migration job), and of
+`pulumi-django manage`.
 
 Each runs in a one-off revision derived from the new task definition, in the service's subnets
-and security groups, tagged so that a second one for the same service is refused while the first
-still runs; it is waited for up to a time limit, stopped when it overruns, and its exit code and
-CloudWatch log are read back. Every AWS failure becomes a ReleaseTaskError whose message says
-what happened and carries the log tail.
+and security groups, tagged so that a second release task for the same service is refused while
+the first still runs (a `manage` task has a tag of its own and is not `exclusive`); it is
+waited for up to a time limit, stopped when it overruns, and its exit code and CloudWatch log
+are read back (`manage`: followed while it runs, `Attached`). Every AWS failure becomes a
+ReleaseTaskError whose message says what happened and carries the log tail.
 
 The derived revision holds the app container alone, running the task's command, without its
 health check or dependencies: the proxy waits for the app to turn HEALTHY, which a migration
@@ -245,23 +247,7 @@ def read_log_lines(
     logs: CloudWatchLogsClient, group: str, stream: str, pages_limit: int = LOG_PAGES_LIMIT
 ) -> list[str]:
     """Every line of a log stream, oldest first; [] when the stream does not exist (yet)."""
-    lines: list[str] = []
-    request: dict[str, Any] = {
-        "logGroupName": group,
-        "logStreamName": stream,
-        "startFromHead": True,
-    }
-    for _page in range(pages_limit):
-        try:
-            response = logs.get_log_events(**request)
-        except logs.exceptions.ResourceNotFoundException:
-            return lines
-        lines.extend(event.get("message", "").rstrip("\n") for event in response["events"])
-        token = response.get("nextForwardToken")
-        if not token or token == request.get("nextToken"):
-            break
-        request["nextToken"] = token
-    return lines
+    return LogFollower(logs, group, stream, lambda _line: None, pages_limit).poll()
 
 
 # ECS statuses in which the task's containers may have logged (before: nothing to read yet).

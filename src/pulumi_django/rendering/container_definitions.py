@@ -278,9 +278,7 @@ def render_container_definitions(
 ) -> list[dict[str, Any]]:
     """Both container definitions; `site_host` is the Host the health checks send, so that
     an app validating ALLOWED_HOSTS answers them."""
-    overlap = sorted(set(app.environment) & set(app.secrets))
-    if overlap:
-        raise ValueError(f"set both as plain environment and as secret: {', '.join(overlap)}")
+    _refuse_environment_and_secret(app)
     return [
         _proxy_definition(proxy, app, logs, site_host, stop_timeout_seconds),
         _app_definition(app, logs, site_host, stop_timeout_seconds),
@@ -478,9 +476,7 @@ def worker_container_definition(
     its warm shutdown: ECS sends SIGTERM (passed on by the init process), then SIGKILL that
     many seconds later; the process finishes the jobs it is running meanwhile. Its logs go
     to the task's group under the release's prefix, as the web containers' do."""
-    overlap = sorted(set(app.environment) & set(app.secrets))
-    if overlap:
-        raise ValueError(f"set both as plain environment and as secret: {', '.join(overlap)}")
+    _refuse_environment_and_secret(app)
     if not command:
         raise ValueError(f"the {name} container needs a command")
     return {
@@ -491,6 +487,14 @@ def worker_container_definition(
         "linuxParameters": _linux_parameters(),
         "logConfiguration": _log_configuration(logs, release_log_prefix(app.image)),
     }
+
+
+def _refuse_environment_and_secret(app: AppContainer) -> None:
+    """Refuses variables given both as plain environment and as secrets, naming them, rather
+    than leaving to ECS which value the container sees."""
+    overlap = sorted(set(app.environment) & set(app.secrets))
+    if overlap:
+        raise ValueError(f"set both as plain environment and as secret: {', '.join(overlap)}")
 
 
 def _app_process(app: AppContainer, command: Sequence[str]) -> dict[str, Any]:

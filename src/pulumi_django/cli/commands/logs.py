@@ -126,18 +126,24 @@ def _positive_int(text: str) -> int:
 
 
 def parse_since(text: str, current: float) -> float:
-    """The epoch second `--since` names: a duration back from `current`, or an ISO time."""
+    """The epoch second `--since` names: a duration back from `current`, or an ISO time. Not
+    before 1970: CloudWatch's startTime and `docker logs --since` count from the epoch (and a
+    huge duration would not even print as a date)."""
     value = text.strip()
     duration = _DURATION.fullmatch(value)
     if duration:
-        return current - int(duration[1]) * _UNITS[duration[2]]
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--since {text!r}: give {SINCE_FORMS}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        start = current - int(duration[1]) * _UNITS[duration[2]]
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"--since {text!r}: give {SINCE_FORMS}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        start = moment.timestamp()
+    if start < 0:
+        raise UsageError(f"--since {text!r} is before 1970: give a later time")
+    return start
 
 
 def format_time(epoch_ms: int) -> str:
@@ -266,10 +272,9 @@ def stream_label(stream: str) -> str:
     """`app/1a2b3c4d r-0123456` from `r-0123456789ab/app/1a2b3c4d…`: the container, the task
     id's start and the release; another stream's name as it is."""
     parts = stream.split("/")
-    if len(parts) == 3:
+    if len(parts) == 3 and parts[0].startswith("r-"):
         prefix, container, task = parts
-        release = prefix[: 2 + RELEASE_SHOWN] if prefix.startswith("r-") else prefix
-        return f"{container}/{task[:TASK_ID_SHOWN]} {release}"
+        return f"{container}/{task[:TASK_ID_SHOWN]} {prefix[: 2 + RELEASE_SHOWN]}"
     return stream
 
 
@@ -555,14 +560,15 @@ def _backlog(
     names: Sequence[str],
     start: float,
     until: float | None,
-    text: str | None,
+    filter_text: str | None,
     limit: int | None,
 ) -> list[DockerLine]:
-    """The containers' lines from `start` (to `until`), merged by time; the last `limit`."""
+    """The containers' lines from `start` (to `until`) that hold `filter_text` (`--filter`),
+    merged by time; the last `limit`."""
     command = [docker, "logs", "--timestamps", "--since", docker_since(start)]
     if until is not None:
         command += ["--until", docker_since(until)]
-    if limit and not text:  # with a filter, the last N matching lines may lie further back
+    if limit and not filter_text:  # with a filter, the last N matching lines may lie further back
         command += ["--tail", str(limit)]
     counter = iter(range(sys.maxsize))
     lines: list[DockerLine] = []
@@ -574,15 +580,15 @@ def _backlog(
             continue
         lines.extend(docker_lines(name, done.stdout, counter))
         lines.extend(docker_lines(name, done.stderr, counter))
-    shown = sorted(_matching(lines, text))
+    shown = sorted(_matching(lines, filter_text))
     return shown[-limit:] if limit else shown
 
 
-def _matching(lines: Iterable[DockerLine], text: str | None) -> Iterator[DockerLine]:
-    return (line for line in lines if not text or text in line.text)
+def _matching(lines: Iterable[DockerLine], filter_text: str | None) -> Iterator[DockerLine]:
+    return (line for line in lines if not filter_text or filter_text in line.text)
 
 
-def follow_local(command: Sequence[str], names: Sequence[str], text: str | None) -> None:
+def follow_local(command: Sequence[str], names: Sequence[str], filter_text: str | None) -> None:
     """`docker logs --follow` of every container at once (a reader thread per output), the
     lines that arrive together sorted by time, until every container stops or Ctrl-C."""
     arrived: queue.Queue[DockerLine | None] = queue.Queue()
@@ -628,7 +634,7 @@ def follow_local(command: Sequence[str], names: Sequence[str], text: str | None)
                     item = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            for line in sorted(_matching(batch, text)):
+            for line in sorted(_matching(batch, filter_text)):
                 _emit(line.render())
     finally:
         for process in processes:

@@ -83,7 +83,8 @@ class WorkerOutcome:
     side: Side
     # Tracebacks in its output, outside a database outage.
     tracebacks: int
-    # Of those, the ones after the new version started (for the old worker: its jobs).
+    # Of those, the ones after the new version started: on the old worker, where the new
+    # version's jobs fail; on the new worker, all of them.
     since_new_version: int
     # Tracebacks while the database was down or reconnecting: the outage's, not counted.
     during_outage: int

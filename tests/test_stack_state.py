@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,3 +220,17 @@ def test_botocores_own_failures_are_one_line_each() -> None:
             raise error
         assert str(raised.value).startswith(expected)
         assert "\n" not in str(raised.value)
+
+
+def test_the_day_2_commands_read_a_stack_without_loading_pulumi(project_root: Path) -> None:
+    """`releases`, `logs`, `manage` and `rollback` start without the Pulumi SDK (0.2 s of
+    start-up), which the stack file's reader needs only for a secure value's mask."""
+    probe = (
+        "import sys\n"
+        "from pulumi_django.cli.stack_state import load_deployed_stack\n"
+        "from pulumi_django.cli.stackfile import load_stack_file\n"
+        f"load_stack_file(__import__('pathlib').Path({str(project_root)!r}), 'dev')\n"
+        "print(sorted(m for m in ('pulumi', 'grpc', 'boto3') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

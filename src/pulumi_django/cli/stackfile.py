@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pulumi_django.errors import PulumiDjangoError, UsageError
-from pulumi_django.recorder import SECRET
 
 if TYPE_CHECKING:
     from pulumi_django.config import StackConfig
 
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-SECRET_PLACEHOLDER = SECRET
 
 
 @dataclass(frozen=True)
@@ -208,7 +206,7 @@ def _qualify(key: str, project: str) -> str:
 def _put(config: dict[str, str], secret_keys: list[str], key: str, value: Any) -> None:
     has_secret = _contains_secure(value)
     if isinstance(value, dict) and set(value) == {"secure"}:
-        config[key] = SECRET_PLACEHOLDER
+        config[key] = _mask_secure(value)
     elif isinstance(value, dict | list):
         config[key] = json.dumps(_mask_secure(value))
     elif isinstance(value, bool):
@@ -234,7 +232,11 @@ def _contains_secure(value: Any) -> bool:
 def _mask_secure(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER
+            # The recorder's mask, imported only here: the day-2 commands read stack files
+            # without loading pulumi, and most stack files hold no secure value.
+            from pulumi_django.recorder import SECRET
+
+            return SECRET
         return {k: _mask_secure(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_secure(v) for v in value]

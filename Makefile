@@ -7,10 +7,15 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo install system-deps lint typecheck unit lock docs up down clean
+.PHONY: test demo install packages bytecode system-deps lint typecheck unit lock docs up down clean
 
 ## test: install everything (Debian packages too), lint, type-check, run the whole suite
-test: system-deps install lint typecheck unit
+test: system-deps
+	$(MAKE) --no-print-directory packages
+	@# The bytecode, lint and the type check need nothing but the packages: they run at once,
+	@# mypy on one core beside compileall on both (benchmarks/bench_suite.py times it).
+	$(MAKE) --no-print-directory -j3 --output-sync=target bytecode lint typecheck
+	$(MAKE) --no-print-directory unit
 
 ## demo: the offline plans of the dev and local stacks, then a release rehearsal on real servers
 demo: system-deps install
@@ -25,14 +30,19 @@ $(UV):
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
 
-## install: the virtualenv in .venv from the lock, and this project in strict editable mode
-install: $(UV)
+## install: the virtualenv in .venv from the lock, this project in strict editable mode, bytecode
+install: packages
+	$(MAKE) --no-print-directory bytecode
+
+packages: $(UV)
 	$(UV) pip install --python $(BIN)/python -q -r requirements.lock
-	$(UV) pip install --python $(BIN)/python -q --no-deps -e . --config-settings editable_mode=strict
-	$(UV) pip install --python $(BIN)/python -q --no-deps -e runtime
-	@# Bytecode once, up front: every test subprocess and CLI call then starts fast, also where
-	@# PYTHONDONTWRITEBYTECODE is set.
-	$(BIN)/python -m compileall -q -j0 $(VENV)/lib src components config examples > /dev/null
+	$(UV) pip install --python $(BIN)/python -q --no-deps -e . -e runtime \
+		--config-settings-package pulumi-django:editable_mode=strict
+
+# Bytecode once, up front, where it pays: every test subprocess and CLI call then starts fast,
+# also where PYTHONDONTWRITEBYTECODE is set (scripts/compile_bytecode.py says what is left out).
+bytecode:
+	$(BIN)/python scripts/compile_bytecode.py $(VENV)/lib src components config examples
 
 lint:
 	$(BIN)/ruff check .
@@ -42,7 +52,10 @@ typecheck:
 	$(BIN)/mypy
 
 # Two phases: everything else spread over the cores, then the release rehearsals alone, so
-# their latency and zero-failure figures are measured on a quiet machine.
+# their latency and zero-failure figures are measured on a quiet machine. pulumi-django's
+# caches (app runs, template clusters, bytecode) are the checkout's own, under build/, shared
+# by both phases and never the user's.
+unit: export PULUMI_DJANGO_CACHE_DIR := $(CURDIR)/build/test-cache
 unit:
 	$(BIN)/pytest -n 3 -p no:cacheprovider --hypothesis-profile=ci --ignore=tests/test_rehearse.py \
 		--ignore=tests/test_rehearse_workers.py

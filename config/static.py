@@ -4,10 +4,10 @@ from pydantic import Field, field_validator
 
 from .base import Section
 
+# The publish engine's layout rules and defaults (`pulumi_django.static_publish`), stated here
+# because config never imports the engine; tests/test_static_publish.py holds the two together.
 DEFAULT_KEEP = 5
 DEFAULT_PREFIX = "static/"
-# The publish engine's layout rules (`pulumi_django.static_publish`), stated here because config
-# never imports the engine; tests/test_static_publish.py holds the two together.
 MIN_KEEP = 2
 PREFIX_PATTERN = r"^[a-z0-9][a-z0-9._/-]*/$"
 

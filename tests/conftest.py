@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from hypothesis import settings
 from release_task_stubs import Aws, FakeTime
+from stub_clients import stub_client
+from worker_shared import computed_once
 
 from pulumi_django.cli.plan import Plan, plan_stack
 from pulumi_django.cli.rehearsal.servers import Postgres, postgres
@@ -38,14 +39,19 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_plan() -> Callable[[str], Plan]:
-    """`stack_plan("dev")`: the recorded plan of a shipped stack (cached: plans are slow)."""
-    cache: dict[str, Plan] = {}
+def stack_plan(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Plan]:
+    """`stack_plan("dev")`: the recorded plan of a shipped stack (cached: plans are slow; made
+    by one xdist worker for all of them); `stack_plan("dev", project=NOTEBOOK)` one of another
+    project of the repository (the examples')."""
+    cache: dict[tuple[Path, str], Plan] = {}
 
-    def get(stack: str) -> Plan:
-        if stack not in cache:
-            cache[stack] = plan_stack(ROOT, stack)
-        return cache[stack]
+    def get(stack: str, project: Path = ROOT) -> Plan:
+        if (project, stack) not in cache:
+            where = "" if project == ROOT else f"{project.relative_to(ROOT)}-".replace("/", "-")
+            cache[project, stack] = computed_once(
+                tmp_path_factory, f"stack-plan-{where}{stack}", lambda: plan_stack(project, stack)
+            )
+        return cache[project, stack]
 
     return get
 
@@ -61,11 +67,8 @@ def pg() -> Iterator[Postgres]:
 def aws() -> Iterator[Aws]:
     """ECS and CloudWatch Logs behind botocore Stubbers; a response queued but never asked for
     fails the test."""
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    ecs = session.client("ecs")
-    logs = session.client("logs")
+    ecs = stub_client("ecs")
+    logs = stub_client("logs")
     with Stubber(ecs) as ecs_stub, Stubber(logs) as logs_stub:
         yield Aws(ecs, logs, ecs_stub, logs_stub, FakeTime())
         ecs_stub.assert_no_pending_responses()

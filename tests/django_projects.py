@@ -3,13 +3,31 @@ the example app, and the edits a user would make to them."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
+
+# Where `stock_project` makes its projects; removed when the process exits.
+_TEMPLATES = tempfile.TemporaryDirectory(prefix="django-startproject-")
 
 
 def start_project(parent: Path, name: str = "mysite") -> Path:
-    """`django-admin startproject NAME` in `parent`; the project directory (holding manage.py)."""
+    """`django-admin startproject NAME` in `parent`; the project directory (holding manage.py).
+    A copy of the one project this process made: startproject is an interpreter's start-up
+    and Django's import, every time. Copied with new modification times, as a new project's."""
+    project = parent / name
+    shutil.copytree(stock_project(name), project, copy_function=shutil.copy)
+    return project
+
+
+@cache
+def stock_project(name: str) -> Path:
+    """The project `django-admin startproject NAME` makes, made once per process."""
+    parent = Path(_TEMPLATES.name) / name
+    parent.mkdir()
     subprocess.run([sys.executable, "-m", "django", "startproject", name], cwd=parent, check=True)
     return parent / name
 

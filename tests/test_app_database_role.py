@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import parliament
 import pytest
-import yaml
 from ecs_request import REGISTER_TASK_DEFINITION, register_task_definition_problems
 from release_task_stubs import APP_TASK_DEFINITION, task_props
+from shipped_sites import shipped_site
 
 from pulumi_django.cli.plan import Plan
 from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.app_task import DatabaseEndpoint
 from pulumi_django.components.aws.database import AppDatabaseRole
-from pulumi_django.components.aws.site import AwsSite
-from pulumi_django.config import parse_stack_config
 from pulumi_django.config.database import DatabaseConfig
 from pulumi_django.providers.release_task import derived_definition, release_task
-from pulumi_django.recorder import Recording, record
+from pulumi_django.recorder import Recording
 from pulumi_django.rendering.iam_policies import database_connect_policy, rds_db_user_arn
 
 REGION = "us-east-1"
@@ -55,33 +52,10 @@ def master_secret(name: str) -> str:
 ROLE_STEP = ["python", "-m", "pulumi_django_runtime.db.app_role"]
 
 
-def record_stack(project_root: Path, stack: str, database: dict[str, Any]) -> Recording:
-    """The shipped `stack` with its `database` section merged with `database`."""
-    document = yaml.safe_load((project_root / f"Pulumi.{stack}.yaml").read_text())
-    values = {
-        key.removeprefix("django:"): value
-        for key, value in document["config"].items()
-        if key.startswith("django:")
-    }
-    values["database"] = {**values.get("database", {}), **database}
-    config = parse_stack_config(
-        {key: v if isinstance(v, str) else json.dumps(v) for key, v in values.items()}, set()
-    )
-
-    def program() -> None:
-        AwsSite(config.name, config)
-
-    return record(
-        program,
-        project="pulumi-django",
-        stack=stack,
-        config={"aws:region": REGION},
-    )
-
-
-@pytest.fixture(scope="module")
-def password_mode(project_root: Path) -> Recording:
-    return record_stack(project_root, "prod", {"appAuth": "password"})
+@pytest.fixture
+def password_mode(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """The shipped prod stack with `database.appAuth: password`."""
+    return shipped_site(tmp_path_factory, "prod", database={"appAuth": "password"})
 
 
 def app_container(recording: Recording) -> dict[str, Any]:

@@ -16,13 +16,13 @@ import pytest
 from django_projects import start_project
 
 from pulumi_django.app_resolution import image_environment
+from pulumi_django.cli import main
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
 from pulumi_django.cli.rehearsal.servers import free_port
 from pulumi_django.config import parse_stack_config
 from pulumi_django.rendering.app_server import app_server_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "pulumi_django.cli"]
 KIT_LINE = "from pulumi_django_runtime import configure; configure(globals())\n"
 PREFIX_APP = (
     "import sys\n"
@@ -84,18 +84,23 @@ def test_the_app_venv_has_no_pulumi_django(app_python: Path) -> None:
     assert "No module named 'pulumi_django'" in found.stderr
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`pulumi-django ARGS` in this process (the app's interpreter, the subject, is another
+    process all the same): its exit status and what it printed."""
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["pulumi-django", *args], code, captured.out, captured.err)
+
+
 def test_plan_imports_the_app_in_its_interpreter_and_takes_its_names(
-    project: Path, app_python: Path
+    project: Path, app_python: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     written = project / "mine.json"
-    completed = subprocess.run(
-        [
-            *(*CLI, "plan", "--stack", "mine", "--cwd", str(project)),
-            *("--python", str(app_python), "--json", str(written)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = cli(
+        capsys,
+        *("plan", "--stack", "mine", "--cwd", str(project)),
+        *("--python", str(app_python), "--json", str(written)),
     )
     assert completed.returncode == 0, completed.stderr
     assert "App readiness (mysite, Python 3" in completed.stdout
@@ -109,13 +114,10 @@ def test_plan_imports_the_app_in_its_interpreter_and_takes_its_names(
     assert "bigfoot" not in inputs
 
 
-def test_plan_of_an_unadapted_app_names_each_problem_and_fails(project: Path) -> None:
-    completed = subprocess.run(
-        [*CLI, "plan", "--stack", "stock", "--cwd", str(project)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def test_plan_of_an_unadapted_app_names_each_problem_and_fails(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    completed = cli(capsys, "plan", "--stack", "stock", "--cwd", str(project))
     assert completed.returncode == 1, completed.stderr
     assert "App readiness (plain, Python" in completed.stdout
     assert "NOT deployable (4 errors)" in completed.stdout
@@ -125,7 +127,9 @@ def test_plan_of_an_unadapted_app_names_each_problem_and_fails(project: Path) ->
     )
 
 
-def test_check_migrations_with_a_stack_uses_its_app_python(project: Path, tmp_path: Path) -> None:
+def test_check_migrations_with_a_stack_uses_its_app_python(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bare = make_venv(tmp_path / "bare")  # the app's interpreter, without Django
     (project / "Pulumi.bare.yaml").write_text(
         f"config:\n  django:target: local\n  django:app:\n    context: mysite\n"
@@ -133,24 +137,11 @@ def test_check_migrations_with_a_stack_uses_its_app_python(project: Path, tmp_pa
         "    wsgiApp: mysite.wsgi:application\n    asgiApp: mysite.asgi:application\n"
         "    staticRoot: /app/staticfiles\n"
     )
-    completed = subprocess.run(
-        [
-            *CLI,
-            "check-migrations",
-            "--settings",
-            "mysite.settings",
-            "--pythonpath",
-            str(project / "mysite"),
-            "--offline",
-            "--all",
-            "--stack",
-            "bare",
-            "--cwd",
-            str(project),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = cli(
+        capsys,
+        *("check-migrations", "--settings", "mysite.settings"),
+        *("--pythonpath", str(project / "mysite"), "--offline", "--all"),
+        *("--stack", "bare", "--cwd", str(project)),
     )
     assert completed.returncode == 2
     assert f"Django is not installed for {bare}" in completed.stderr
@@ -164,14 +155,11 @@ def test_check_migrations_with_a_stack_uses_its_app_python(project: Path, tmp_pa
     ],
 )
 def test_rehearse_names_a_wrong_interpreter_before_starting_anything(
-    tmp_path: Path, given: str, problem: str
+    tmp_path: Path, given: str, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     python = tmp_path / given if given else tmp_path
-    completed = subprocess.run(
-        [*CLI, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(python)],
-        capture_output=True,
-        text=True,
-        check=False,
+    completed = cli(
+        capsys, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(python)
     )
     assert completed.returncode == 2
     assert completed.stderr.strip() == (

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django_projects import split_settings, start_project
+from shared_files import made_once
 
 from pulumi_django.app_discovery import AppDiscoveryError
 from pulumi_django.app_resolution import resolve_app_config
@@ -42,17 +43,27 @@ def kit_app(parent: Path) -> Path:
     return project
 
 
-@pytest.fixture(scope="module")
-def stock_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    parent = tmp_path_factory.mktemp("stock")
-    start_project(parent)
-    return parent
+def assessed(parent: Path, target: str = "local") -> tuple[Path, AppReadiness]:
+    return parent, assess_app(stack(parent, target=target), parent)
 
 
 @pytest.fixture(scope="module")
-def stock(stock_parent: Path) -> AppReadiness:
-    """A stock project as `startproject` wrote it: SQLite, no STATIC_ROOT, no health endpoint."""
-    return assess_app(stack(stock_parent), stock_parent)
+def stock_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AppReadiness]:
+    """A stock project as `startproject` wrote it (SQLite, no STATIC_ROOT, no health
+    endpoint), and its readiness: made once for the session's workers."""
+    return made_once(
+        tmp_path_factory, "readiness-stock", lambda parent: assessed(start_project(parent).parent)
+    )
+
+
+@pytest.fixture
+def stock_parent(stock_app: tuple[Path, AppReadiness]) -> Path:
+    return stock_app[0]
+
+
+@pytest.fixture
+def stock(stock_app: tuple[Path, AppReadiness]) -> AppReadiness:
+    return stock_app[1]
 
 
 def test_the_check_writes_nothing_into_the_app(stock_parent: Path, stock: AppReadiness) -> None:
@@ -66,15 +77,21 @@ def test_the_check_writes_nothing_into_the_app(stock_parent: Path, stock: AppRea
 
 
 @pytest.fixture(scope="module")
-def kit_parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    parent = tmp_path_factory.mktemp("kit")
-    kit_app(parent)
-    return parent
+def kit_made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AppReadiness]:
+    """`kit_app`, and its readiness on AWS: made once for the session's workers."""
+    return made_once(
+        tmp_path_factory, "readiness-kit", lambda parent: assessed(kit_app(parent).parent, "aws")
+    )
 
 
-@pytest.fixture(scope="module")
-def kit(kit_parent: Path) -> AppReadiness:
-    return assess_app(stack(kit_parent, target="aws"), kit_parent)
+@pytest.fixture
+def kit_parent(kit_made: tuple[Path, AppReadiness]) -> Path:
+    return kit_made[0]
+
+
+@pytest.fixture
+def kit(kit_made: tuple[Path, AppReadiness]) -> AppReadiness:
+    return kit_made[1]
 
 
 def test_bigfoot_is_ready() -> None:

@@ -6,7 +6,6 @@ holds data in prod."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,8 +18,8 @@ import yaml
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import provider_pb2_grpc
+from shipped_sites import shipped_site
 
-from pulumi_django.components.aws.site import AwsSite
 from pulumi_django.config import parse_stack_config
 from pulumi_django.providers.data_store_guard import (
     UNKNOWN_VALUE,
@@ -28,7 +27,7 @@ from pulumi_django.providers.data_store_guard import (
     ReplacementRefused,
     refusal,
 )
-from pulumi_django.recorder import Recording, record
+from pulumi_django.recorder import Recording
 
 GUARD = "pulumi-python:dynamic/data:DataStoreGuard"
 INSTANCE = "aws:rds/instance:Instance"
@@ -237,40 +236,11 @@ def stack_document(project_root: Path, stack: str) -> dict[str, Any]:
     }
 
 
-def record_stack(project_root: Path, stack: str, **changes: dict[str, Any] | Any) -> Recording:
-    """The shipped `stack` (its `django:` keys, sections merged with `changes`) as `pulumi up`
-    registers it."""
-    document = stack_document(project_root, stack)
-    for key, value in changes.items():
-        document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
-    values = {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in document.items()
-    }
-    config = parse_stack_config(values, set())
-
-    def program() -> None:
-        AwsSite(config.name, config)
-
-    return record(
-        program,
-        project="pulumi-django",
-        stack=stack,
-        config={"aws:region": "us-east-1"},
-    )
-
-
-@pytest.fixture(scope="module")
-def recorded(project_root: Path) -> Callable[..., Recording]:
-    cache: dict[str, Recording] = {}
-
-    def get(stack: str, **changes: Any) -> Recording:
-        key = json.dumps([stack, changes], sort_keys=True)
-        if key not in cache:
-            cache[key] = record_stack(project_root, stack, **changes)
-        return cache[key]
-
-    return get
+@pytest.fixture
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Recording]:
+    """`recorded(stack, **changes)`: the shipped `stack`, its `django:` sections merged with
+    `changes`, as `pulumi up` registers it (recorded once per session)."""
+    return lambda stack, **changes: shipped_site(tmp_path_factory, stack, **changes)
 
 
 def guard_inputs(recording: Recording, kind: str) -> dict[str, Any]:

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from fleet_stacks import STACKS
+from stub_clients import stub_client
 from test_app_image import IMAGE, LIFECYCLE, REPOSITORY, record_image
 
 from pulumi_django.components.aws.app_image import lifecycle_policy
@@ -29,9 +29,7 @@ MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.ima
 
 
 def stubbed_ecr() -> tuple[Any, Stubber]:
-    client = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("ecr")
+    client = stub_client("ecr")
     return client, Stubber(client)
 
 
@@ -234,9 +232,7 @@ def test_the_lifecycle_keeps_the_newest_releases_whatever_else_was_pushed(projec
 
 def test_ecr_takes_the_repository_s_tag_rules() -> None:
     """botocore's model of ECR accepts the mutability and its exclusion filter as planned."""
-    client = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("ecr")
+    client = stub_client("ecr")
     with Stubber(client) as stub:
         stub.add_response("put_image_tag_mutability", {})
         client.put_image_tag_mutability(
@@ -247,7 +243,7 @@ def test_ecr_takes_the_repository_s_tag_rules() -> None:
 
 
 def test_the_release_tag_fits_ecr_s_tag_rules() -> None:
-    model = boto3.Session(region_name="us-east-1").client("ecr").meta.service_model
+    model = stub_client("ecr").meta.service_model
     shape = model.shape_for("ImageTag")
     tag = release_tag(f"{REPO}@{DIGEST}")
     assert len(tag) <= shape.metadata["max"]

@@ -7,7 +7,9 @@ collectstatic step run as the build runs it."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -24,6 +26,7 @@ from django_projects import split_settings, start_project
 from dockerfile_stages import Stage, stages
 from hypothesis import given
 from hypothesis import strategies as st
+from shared_files import made_once
 
 from pulumi_django.build_context import is_ignored, read_dockerignore
 from pulumi_django.cli import main, scaffold
@@ -47,11 +50,15 @@ STOCK_FILES = {
 PROJECT_FILES = {"Pulumi.yaml", "__main__.py", ".gitignore"}
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+def without_ambient_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     """Init reads these from the environment; the tests decide them."""
     for name in ("DJANGO_SETTINGS_MODULE", "AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_ambient_choices(monkeypatch)
 
 
 def init(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
@@ -107,6 +114,40 @@ def copy_of(shapes: dict[str, Path], shape: str, parent: Path) -> Path:
     return Path(shutil.copytree(shapes[shape], parent / "mysite"))
 
 
+@pytest.fixture(scope="module")
+def initialized(
+    shapes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each shape init'ed in its own directory (`init --app APP --cwd APP --json`), once for
+    the tests that only read what it wrote (each init imports the app in an interpreter of its
+    own): the project and the report. A test that changes it works on a copy."""
+
+    def make(directory: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
+        done: dict[str, tuple[Path, dict[str, Any]]] = {}
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            without_ambient_choices(monkeypatch)
+            for shape in shapes:
+                (directory / shape).mkdir()
+                app = copy_of(shapes, shape, directory / shape)
+                printed = io.StringIO()
+                with contextlib.redirect_stdout(printed):
+                    assert main(["init", "--app", str(app), "--cwd", str(app), "--json"]) == 0
+                done[shape] = app, json.loads(printed.getvalue())
+        return done
+
+    return made_once(tmp_path_factory, "init-initialized", make)
+
+
+def initialized_copy(
+    initialized: dict[str, tuple[Path, dict[str, Any]]], shape: str, parent: Path
+) -> tuple[Path, dict[str, Any]]:
+    """A copy of the init'ed `shape` under `parent`, and its report's settings file there."""
+    app, report = initialized[shape]
+    copy = Path(shutil.copytree(app, parent / "mysite"))
+    settings = copy / Path(report["settingsFile"]).relative_to(app)
+    return copy, {**report, "settingsFile": str(settings)}
+
+
 @pytest.fixture
 def stock(shapes: dict[str, Path], tmp_path: Path) -> Path:
     return copy_of(shapes, "stock", tmp_path)
@@ -117,9 +158,9 @@ def runtime_stage(app: Path) -> Stage:
 
 
 def test_a_stock_project_in_its_own_repository_gets_a_pulumi_project_and_a_valid_stack(
-    stock: Path, capsys: pytest.CaptureFixture[str]
+    initialized: dict[str, tuple[Path, dict[str, Any]]],
 ) -> None:
-    report = init(capsys, "--app", str(stock), "--cwd", str(stock))
+    stock, report = initialized["stock"]
 
     written = {Path(path).name for path in report["written"]}
     assert written == {*STOCK_FILES, "requirements.txt"}
@@ -149,9 +190,9 @@ def test_a_stock_project_in_its_own_repository_gets_a_pulumi_project_and_a_valid
 
 
 def test_the_stock_requirements_pin_the_apps_django_and_add_what_the_image_needs(
-    stock: Path, capsys: pytest.CaptureFixture[str]
+    initialized: dict[str, tuple[Path, dict[str, Any]]],
 ) -> None:
-    init(capsys, "--app", str(stock), "--cwd", str(stock))
+    stock, _ = initialized["stock"]
     lines = (stock / "requirements.txt").read_text().splitlines()
     assert lines[0] == f"Django=={_django_version()}"
     assert KIT in lines
@@ -336,9 +377,9 @@ def test_a_kept_dockerfile_that_installs_git_requirements_without_git_is_said_to
 
 
 def test_the_written_dockerfile_installs_git_for_the_kits_git_requirement(
-    stock: Path, capsys: pytest.CaptureFixture[str]
+    initialized: dict[str, tuple[Path, dict[str, Any]]],
 ) -> None:
-    init(capsys, "--app", str(stock), "--cwd", str(stock))
+    stock, _ = initialized["stock"]
     requirements = (stock / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("pulumi-django-runtime[aws] @ git+") for line in requirements)
     written = stock / "Dockerfile"
@@ -576,10 +617,9 @@ def test_a_pyproject_app_installs_its_declared_dependencies_and_is_not_edited(
 
 @pytest.mark.parametrize("shape", ["stock", "asgi"])
 def test_the_dockerfile_builds_in_two_stages_and_runs_what_the_stack_says(
-    shapes: dict[str, Path], shape: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    initialized: dict[str, tuple[Path, dict[str, Any]]], shape: str
 ) -> None:
-    app = copy_of(shapes, shape, tmp_path)
-    init(capsys, "--app", str(app), "--cwd", str(app))
+    app, _ = initialized[shape]
     config = read_stack_config(app, "dev")
     dockerfile = (app / "Dockerfile").read_text()
     builder, runtime = stages(dockerfile)
@@ -612,10 +652,10 @@ def test_the_dockerfile_builds_in_two_stages_and_runs_what_the_stack_says(
 
 @pytest.mark.parametrize("shape", ["stock", "asgi"])
 def test_collectstatic_as_the_build_runs_it_writes_hashed_files_under_production_settings(
-    shapes: dict[str, Path], shape: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    initialized: dict[str, tuple[Path, dict[str, Any]]], shape: str, tmp_path: Path
 ) -> None:
-    app = copy_of(shapes, shape, tmp_path)
-    apply_settings_lines(init(capsys, "--app", str(app), "--cwd", str(app)))
+    app, report = initialized_copy(initialized, shape, tmp_path)
+    apply_settings_lines(report)
     runtime = runtime_stage(app)
     (command,) = [run for run in runtime.all("RUN") if "collectstatic" in run]
     collected = tmp_path / "collected"

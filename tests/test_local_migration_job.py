@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from docker_logs import docker_frames
 from pulumi.runtime import rpc
 
-from pulumi_django.cli.rehearsal.servers import Postgres, postgres
+from pulumi_django.cli.rehearsal.servers import Postgres
 from pulumi_django.components.local.migration_job import (
     LocalMigrationJob,
     LocalMigrationJobArgs,
@@ -325,19 +324,13 @@ def run_in_project(command: list[str], database_url: str) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="module")
-def database_server() -> Iterator[Postgres]:
-    with postgres() as server:
-        yield server
-
-
 @pytest.mark.slow
-def test_the_real_commands_check_then_migrate_a_real_database(database_server: Postgres) -> None:
+def test_the_real_commands_check_then_migrate_a_real_database(pg: Postgres) -> None:
     """The check's embedded analyzer and the job's runner, as the containers run them, against
     PostgreSQL holding release N-1; their real output judged by the verdicts."""
     python = sys.executable
     migrate = [python, "manage.py", "migrate", "--noinput"]
-    url = database_server.create_database("release")
+    url = pg.create_database("local_job_release")
     previous = run_in_project([python, "manage.py", "migrate", "releaseapp", "0001"], url)
     assert previous.returncode == 0, previous.stdout
 
@@ -367,8 +360,8 @@ def test_the_real_commands_check_then_migrate_a_real_database(database_server: P
 
 
 @pytest.mark.slow
-def test_the_job_reports_what_migrate_applied(database_server: Postgres) -> None:
-    url = database_server.create_database("fresh")
+def test_the_job_reports_what_migrate_applied(pg: Postgres) -> None:
+    url = pg.create_database("local_job_fresh")
     migrate = [sys.executable, "manage.py", "migrate"]
 
     job = run_in_project(on_this_machine(release_command([migrate], 60)), url)

@@ -23,6 +23,7 @@ from pulumi_django.providers.local_release import (
     judge_static_release,
 )
 from pulumi_django.providers.local_verdict import LocalVerdictProvider
+from pulumi_django.static_publish import parse_index
 
 CONTAINER_URN = (
     "urn:pulumi:local::pulumi-django::pulumi-django:local:StaticRelease"
@@ -109,10 +110,11 @@ def test_the_publisher_keeps_the_last_releases_files(tmp_path: Path) -> None:
         "app.333333333333.css",
         "staticfiles.json",
     }
-    # Nothing but the files themselves is served: the manifests live outside the prefix.
-    manifests = sorted(path.name for path in (publisher.volume / "_releases" / "static").iterdir())
-    assert len(manifests) == 2
-    assert all(name.endswith(".json") for name in manifests)
+    # Nothing but the files themselves is served: the releases index lives outside the prefix.
+    index = publisher.volume / "_releases" / "static" / "index.json"
+    assert list(index.parent.iterdir()) == [index]
+    records = parse_index(index.read_bytes(), str(index))
+    assert [record.release for record in records] == ["sha256:three", "sha256:two"]
 
 
 def test_a_failed_publish_fails_the_release_with_the_reason(tmp_path: Path) -> None:

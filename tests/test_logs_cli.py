@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from path_stubs import python_executable
 from release_histories import Deployments
+from stub_clients import stub_client
 
 from pulumi_django.cli import main
 from pulumi_django.cli.commands import logs as logs_command
-from pulumi_django.cli.plan import Plan, plan_stack
+from pulumi_django.cli.plan import Plan
 from pulumi_django.cli.stack_state import DeployedStack
 from pulumi_django.rendering.container_definitions import release_log_prefix
 
@@ -40,12 +40,12 @@ CHECK = "pulumi-python:dynamic/migrations:MigrationCheck"
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "notebook/dev"])
 def test_every_container_and_release_task_logs_under_the_releases_prefix(
-    stack_plan: Callable[[str], Plan], project_root: Path, stack: str
+    stack_plan: Callable[..., Plan], project_root: Path, stack: str
 ) -> None:
     """bigfoot's stacks (prod with two worker services and the scheduler) and the second
     example app's."""
     if stack.startswith("notebook/"):
-        recording = plan_stack(project_root / "examples" / "notebook", "dev").recording
+        recording = stack_plan("dev", project=project_root / "examples" / "notebook").recording
     else:
         recording = stack_plan(stack).recording
     prefix = release_log_prefix(recording.outputs["releaseId"])
@@ -75,9 +75,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 def cloudwatch(monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> Iterator[Stubber]:
     """The stack's `logs` client, behind a Stubber; every queued response must be asked for."""
-    client = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("logs")
+    client = stub_client("logs")
     asked: list[str] = []
 
     def aws_client(_stack: DeployedStack, service: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from release_task_stubs import Aws
 
 from pulumi_django.cli import main, one_off
 from pulumi_django.cli.commands import manage
-from pulumi_django.cli.plan import Plan, plan_stack
+from pulumi_django.cli.plan import Plan
 from pulumi_django.cli.stack_state import DeployedStack
 from pulumi_django.recorder import SECRET
 
@@ -43,19 +43,10 @@ SECRETS = {
 
 
 @pytest.fixture(scope="module")
-def plans(stack_plan: Callable[[str], Plan]) -> Iterator[Callable[[Path, str], Plan]]:
-    """`plans(project, stack)`: the offline plan of a stack of the root project (the session's
-    cache) or of the notebook example."""
-    cache: dict[tuple[Path, str], Plan] = {}
-
-    def get(project: Path, stack: str) -> Plan:
-        if project == ROOT:
-            return stack_plan(stack)
-        if (project, stack) not in cache:
-            cache[project, stack] = plan_stack(project, stack)
-        return cache[project, stack]
-
-    yield get
+def plans(stack_plan: Callable[..., Plan]) -> Callable[[Path, str], Plan]:
+    """`plans(project, stack)`: the offline plan of a stack of the root project or of the
+    notebook example (the session's cache)."""
+    return lambda project, stack: stack_plan(stack, project=project)
 
 
 def _outputs_file(tmp_path: Path, plan: Plan, **changes: Any) -> Path:

@@ -15,6 +15,7 @@ import django
 import pytest
 from django_projects import files_under, split_settings, start_project
 
+from pulumi_django.caches import CACHE_VARIABLE
 from pulumi_django.cli import main
 from pulumi_django.cli.rehearsal.servers import Postgres, free_port
 from pulumi_django.migration_check import MigrationCheckError, run_check
@@ -50,6 +51,7 @@ def user_cache(
     project is the check's own job. It goes to the user's cache (here a temporary one)."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.delenv(CACHE_VARIABLE, raising=False)  # `make unit` sets it
     cache_home = tmp_path_factory.getbasetemp() / "cache-home"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     yield cache_home

@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pulumi_django.cli.stackfile import load_stack_file
@@ -135,9 +135,11 @@ def refused_in_plan(recording: Recording, name: str) -> list[str]:
 
 # Configurations that between them create every named resource: the shipped prod stack (KMS
 # key, log bucket, flow logs, enhanced monitoring, alarms, final snapshot), with ECS Exec, VPC
-# endpoints and public media, and the dev stack (one NAT gateway, no final snapshot).
-def full_plans(name: str) -> list[Recording]:
-    return [
+# endpoints and public media, and the dev stack (one NAT gateway, no final snapshot). Cached:
+# recordings are slow and the tests only read them.
+@cache
+def full_plans(name: str) -> tuple[Recording, ...]:
+    return (
         record_site(
             site_config(
                 "prod",
@@ -149,7 +151,7 @@ def full_plans(name: str) -> list[Recording]:
             "prod",
         ),
         record_site(site_config("dev", name), "dev"),
-    ]
+    )
 
 
 @pytest.mark.parametrize("name", [LONGEST_PATTERN_NAME, DOUBLE_HYPHEN])
@@ -324,20 +326,7 @@ def test_every_named_resource_of_the_full_plans_has_its_row() -> None:
     assert rows - types == set()
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(NAMES)
-@example("a" * 16)
-@example("a" * 17)
-@example("bigfoot-dev")
-@example(DOUBLE_HYPHEN)
-@example(LONGEST_PATTERN_NAME)
-@example("internal-shop")
-@example("sg-shop")
-def test_the_validation_accepts_exactly_the_names_whose_plans_aws_accepts(name: str) -> None:
+def assert_accepted_exactly_when_the_plans_are(name: str) -> None:
     """Accepted: every physical name in the plans fits its rule. Refused: the plans, made with
     the name set past the validation (and the components' own check off), hold a name AWS
     would refuse."""
@@ -357,3 +346,33 @@ def test_the_validation_accepts_exactly_the_names_whose_plans_aws_accepts(name: 
     refused = [line for recording in recordings for line in refused_in_plan(recording, name)]
     assert refused, f"{name!r} was refused ({problems[0].line('')}) but its plans are fine"
     assert any(problems[0].derived.type_token in line for line in refused)
+
+
+# The edges and the issue's names, each a test of its own so that xdist spreads their plans
+# over the cores (as `@example`s they would all run in one test, one after another).
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a" * 16,
+        "a" * 17,
+        "bigfoot-dev",
+        DOUBLE_HYPHEN,
+        LONGEST_PATTERN_NAME,
+        "internal-shop",
+        "sg-shop",
+    ],
+)
+def test_the_validation_accepts_exactly_the_names_whose_plans_aws_accepts(name: str) -> None:
+    assert_accepted_exactly_when_the_plans_are(name)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(NAMES)
+def test_the_validation_accepts_exactly_the_drawn_names_whose_plans_aws_accepts(
+    name: str,
+) -> None:
+    assert_accepted_exactly_when_the_plans_are(name)

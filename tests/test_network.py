@@ -12,8 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
+from shipped_sites import record_site
 
-from pulumi_django.cli.plan import plan_stack
 from pulumi_django.components.args import ComponentArgsError
 from pulumi_django.components.aws.cache import Cache, CacheArgs
 from pulumi_django.components.aws.database import Database, DatabaseArgs
@@ -103,6 +103,19 @@ def record_network(
             pulumi.export(output, value)
 
     return record(program, project="pulumi-django", stack="dev", config={"aws:region": "us-east-1"})
+
+
+# Recordings of `record_network(config)` by config, for the tests that only read them.
+_NETWORKS: dict[str, Recording] = {}
+
+
+def network_of(config: NetworkConfig) -> Recording:
+    """`record_network(config)` (its scalar outputs exported, no other argument), recorded once
+    per process. Not for a test that changes what the mocks answer."""
+    key = repr(config)
+    if key not in _NETWORKS:
+        _NETWORKS[key] = record_network(config)
+    return _NETWORKS[key]
 
 
 def record_network_and_load_balancer(
@@ -217,7 +230,7 @@ def test_subnet_layout_refuses_more_zones_than_quarters() -> None:
 def test_vpc_spans_the_configured_zones_with_public_and_private_subnets(
     config: NetworkConfig,
 ) -> None:
-    recording = record_network(config)
+    recording = network_of(config)
     vpc = recording.one(VPC).inputs
     assert vpc["cidrBlock"] == config.cidr
     assert vpc["enableDnsSupport"] is True and vpc["enableDnsHostnames"] is True
@@ -239,7 +252,7 @@ def test_vpc_spans_the_configured_zones_with_public_and_private_subnets(
 
 
 def test_only_public_subnets_route_to_the_internet_gateway() -> None:
-    recording = record_network(PROD)
+    recording = network_of(PROD)
     [internet] = default_routes(recording, "gatewayId")
     public_ids = {f"{s.name}-id" for s in recording.find(SUBNET, "web-public-.*")}
     associated = {
@@ -251,13 +264,13 @@ def test_only_public_subnets_route_to_the_internet_gateway() -> None:
 
 
 def test_default_security_group_is_stripped_of_its_allow_all_rules() -> None:
-    stripped = record_network(DEV).one(DEFAULT_GROUP).inputs
+    stripped = network_of(DEV).one(DEFAULT_GROUP).inputs
     assert stripped["vpcId"] == "web-vpc-id"
     assert not stripped.get("ingress") and not stripped.get("egress")
 
 
 def test_prod_has_a_nat_gateway_per_zone_and_each_zone_uses_its_own() -> None:
-    recording = record_network(PROD)
+    recording = network_of(PROD)
     nats = by_id(recording, NAT)
     subnets = by_id(recording, SUBNET)
     assert len(nats) == len(recording.find(EIP)) == PROD.availability_zones
@@ -276,7 +289,7 @@ def test_prod_has_a_nat_gateway_per_zone_and_each_zone_uses_its_own() -> None:
 
 
 def test_dev_shares_one_nat_gateway() -> None:
-    recording = record_network(DEV)
+    recording = network_of(DEV)
     [nat] = recording.find(NAT)
     assert len(recording.find(EIP)) == 1
     routes = default_routes(recording, "natGatewayId")
@@ -285,14 +298,14 @@ def test_dev_shares_one_nat_gateway() -> None:
 
 
 def test_nat_gateway_waits_for_the_internet_gateway() -> None:
-    recording = record_network(DEV)
+    recording = network_of(DEV)
     assert recording.depends_on(
         recording.one(NAT).urn, recording.one("aws:ec2/internetGateway:InternetGateway").urn
     )
 
 
 def test_vpc_endpoints_replace_nat_for_what_fargate_tasks_call() -> None:
-    recording = record_network(ENDPOINTS_ONLY)
+    recording = network_of(ENDPOINTS_ONLY)
     assert not recording.find(NAT) and not recording.find(EIP)
     assert not default_routes(recording, "natGatewayId")
     interface = [e for e in recording.find(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"]
@@ -317,9 +330,7 @@ def interface_services(recording: Recording) -> set[str]:
 
 
 def test_ecs_exec_gets_its_endpoint_only_when_enabled_without_nat() -> None:
-    assert EXECUTE_COMMAND_ENDPOINT_SERVICE not in interface_services(
-        record_network(ENDPOINTS_ONLY)
-    )
+    assert EXECUTE_COMMAND_ENDPOINT_SERVICE not in interface_services(network_of(ENDPOINTS_ONLY))
     with_exec = record_network(ENDPOINTS_ONLY, execute_command=True)
     assert EXECUTE_COMMAND_ENDPOINT_SERVICE in interface_services(with_exec)
     [endpoint] = with_exec.find(ENDPOINT, "web-ssmmessages")
@@ -328,26 +339,23 @@ def test_ecs_exec_gets_its_endpoint_only_when_enabled_without_nat() -> None:
     assert not interface_services(record_network(DEV, execute_command=True))
 
 
-def test_the_aws_stack_passes_ecs_exec_on_to_the_network(tmp_path: Path) -> None:
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
-    stack = {
-        "config": {
-            "aws:region": "us-east-1",
-            "django:target": "aws",
-            "django:app": {"context": str(ROOT / "examples" / "bigfoot")},
-            "django:network": {"egress": "vpc-endpoints"},
-            "django:fleet": {"enableExecuteCommand": True},
-        }
-    }
-    (tmp_path / "Pulumi.exec.yaml").write_text(json.dumps(stack))
-    recording = plan_stack(tmp_path, "exec").recording
+def test_the_aws_stack_passes_ecs_exec_on_to_the_network() -> None:
+    config = parse_stack_config(
+        {
+            "target": "aws",
+            "app": json.dumps({"context": str(ROOT / "examples" / "bigfoot")}),
+            "network": json.dumps({"egress": "vpc-endpoints"}),
+            "fleet": json.dumps({"enableExecuteCommand": True}),
+        },
+        set(),
+    )
+    recording = record_site(config, "exec")
     assert EXECUTE_COMMAND_ENDPOINT_SERVICE in interface_services(recording)
 
 
 @pytest.mark.parametrize("config", [DEV, PROD, ENDPOINTS_ONLY], ids=["dev", "prod", "endpoints"])
 def test_s3_gateway_endpoint_serves_every_private_route_table(config: NetworkConfig) -> None:
-    recording = record_network(config)
+    recording = network_of(config)
     [gateway] = [e for e in recording.find(ENDPOINT) if e.inputs["vpcEndpointType"] == "Gateway"]
     assert gateway.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
     private_tables = {f"{t.name}-id" for t in recording.find(ROUTE_TABLE, "web-private-.*")}
@@ -356,7 +364,7 @@ def test_s3_gateway_endpoint_serves_every_private_route_table(config: NetworkCon
 
 
 def test_existing_vpc_gets_security_groups_and_nothing_else() -> None:
-    recording = record_network(EXISTING)
+    recording = network_of(EXISTING)
     assert EXISTING.existing is not None
     for type_ in (VPC, SUBNET, ROUTE, ROUTE_TABLE, NAT, EIP, ENDPOINT, DEFAULT_GROUP):
         assert not recording.find(type_), type_
@@ -400,7 +408,7 @@ def test_zones_exclude_local_zones(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @EVERY_LAYOUT
 def test_one_group_per_tier_and_no_inline_rules(config: NetworkConfig) -> None:
-    recording = record_network(config)
+    recording = network_of(config)
     tiers = set(group_tiers(recording).values())
     expected = set(TIERS) | (
         {"endpoints"} if config.egress == "vpc-endpoints" and not config.existing else set()
@@ -433,14 +441,14 @@ def test_ingress_is_the_chain_and_cloudfront_to_the_load_balancer_only(
 
 @EVERY_LAYOUT
 def test_no_ingress_from_any_cidr(config: NetworkConfig) -> None:
-    for rule in record_network(config).find(INGRESS):
+    for rule in network_of(config).find(INGRESS):
         assert "cidrIpv4" not in rule.inputs and "cidrIpv6" not in rule.inputs, rule.name
         assert rule.inputs["ipProtocol"] == "tcp"
 
 
 @EVERY_LAYOUT
 def test_egress_mirrors_the_chain_and_data_tiers_send_nothing(config: NetworkConfig) -> None:
-    recording = record_network(config)
+    recording = network_of(config)
     egress = rule_edges(recording, EGRESS)
     chain = {
         (peer, tier, port)
@@ -454,13 +462,13 @@ def test_egress_mirrors_the_chain_and_data_tiers_send_nothing(config: NetworkCon
 
 @pytest.mark.parametrize("config", [DEV, PROD, EXISTING], ids=["dev", "prod", "existing"])
 def test_app_reaches_aws_apis_over_https_through_nat(config: NetworkConfig) -> None:
-    egress = rule_edges(record_network(config), EGRESS)
+    egress = rule_edges(network_of(config), EGRESS)
     outside = {edge for edge in egress if edge[1] not in TIERS}
     assert outside == {("app", "0.0.0.0/0", 443)}
 
 
 def test_without_nat_the_app_reaches_only_the_endpoints_and_s3() -> None:
-    recording = record_network(ENDPOINTS_ONLY)
+    recording = network_of(ENDPOINTS_ONLY)
     egress = rule_edges(recording, EGRESS)
     app = {edge for edge in egress if edge[0] == "app"}
     assert app == {
@@ -475,7 +483,7 @@ def test_without_nat_the_app_reaches_only_the_endpoints_and_s3() -> None:
 
 @EVERY_LAYOUT
 def test_database_and_cache_ports_are_open_to_the_app_group_only(config: NetworkConfig) -> None:
-    recording = record_network(config)
+    recording = network_of(config)
     for rule in recording.find(INGRESS) + recording.find(EGRESS):
         if rule.inputs["fromPort"] in (5432, 6379):
             assert rule.inputs["referencedSecurityGroupId"] in {
@@ -489,7 +497,7 @@ def test_database_and_cache_ports_are_open_to_the_app_group_only(config: Network
 def test_the_load_balancer_has_one_group_which_references_cloudfront_once() -> None:
     """One rule admits CloudFront's VPC-origin group, on the `lb` group, the ALB's only one;
     the network itself opens it to nothing."""
-    network_only = record_network(PROD)
+    network_only = network_of(PROD)
     assert [
         rule.name
         for rule in network_only.find(INGRESS)
@@ -549,7 +557,7 @@ def test_app_ingress_follows_the_proxy_port() -> None:
 
 
 def test_outputs_name_each_tier_group() -> None:
-    outputs = record_network(PROD).outputs
+    outputs = network_of(PROD).outputs
     assert outputs["load_balancer_security_group_id"] == "web-lb-id"
     assert outputs["load_balancer_security_group_ids"] == ["web-lb-id"]
     assert outputs["app_security_group_id"] == "web-app-id"
@@ -560,7 +568,7 @@ def test_outputs_name_each_tier_group() -> None:
 
 def test_every_resource_is_named_and_takes_no_other_tags() -> None:
     """Every other tag comes from the provider's default tags."""
-    recording = record_network(DEV)
+    recording = network_of(DEV)
     for resource in recording.resources:
         if resource.custom and resource.type not in (ROUTE, ASSOCIATION):
             assert resource.inputs["tags"] == {"Name": resource.name}, resource.name

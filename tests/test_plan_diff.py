@@ -3,18 +3,20 @@ in a temporary git repository, compared offline."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from pulumi_django.cli import git_plan, main
 from pulumi_django.cli.git_plan import (
     find_repository,
     is_pulumi_django_checkout,
@@ -45,7 +47,6 @@ UNSAFE_MIGRATION = (
     / "migrations"
     / "0002_sighting_gdpr_accepted.py"
 )
-CLI = [str(Path(sys.executable).parent / "pulumi-django")]
 SAFE_MIGRATION = """from django.db import migrations, models
 
 
@@ -126,9 +127,39 @@ def review_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+@dataclass
+class CliReview:
+    """One `pulumi-django plan --diff-against v1 --format json` in the review repository: what
+    it printed and exited with, and the review it printed (reviews are slow: the module's tests
+    read this one)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    review: PlanDiff
+
+
 @pytest.fixture(scope="module")
-def review(review_repo: Path) -> PlanDiff:
-    return review_against(review_repo, "review", "v1")
+def cli_review(review_repo: Path) -> CliReview:
+    reviews: list[PlanDiff] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> PlanDiff:
+        reviews.append(review_against(*args, **kwargs))
+        return reviews[-1]
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(review_repo)
+        patch.setattr(git_plan, "review_against", recorded)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["plan", "--stack", "review", "--diff-against", "v1", "--format", "json"])
+    [review] = reviews
+    return CliReview(code, stdout.getvalue(), stderr.getvalue(), review)
+
+
+@pytest.fixture(scope="module")
+def review(cli_review: CliReview) -> PlanDiff:
+    return cli_review.review
 
 
 def names(resources: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -228,16 +259,9 @@ def test_secrets_stay_masked(review: PlanDiff) -> None:
 
 
 @pytest.mark.slow
-def test_cli_json_format(review_repo: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "plan", "--stack", "review", "--diff-against", "v1", "--format", "json"],
-        cwd=review_repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    document = json.loads(result.stdout)
+def test_cli_json_format(cli_review: CliReview) -> None:
+    assert cli_review.exit_code == 0, cli_review.stderr
+    document = json.loads(cli_review.stdout)
     assert document["summary"] == {
         "added": 1,
         "removed": 2,
@@ -267,7 +291,7 @@ def test_cli_json_format(review_repo: Path) -> None:
     ]
     assert document["mermaid"].startswith("flowchart LR\n")
     for value in SECRET_VALUES:
-        assert value not in result.stdout
+        assert value not in cli_review.stdout
 
 
 def test_a_stack_missing_at_the_ref_is_all_new(review_repo: Path) -> None:
@@ -317,43 +341,34 @@ def test_a_migration_check_that_cannot_run_is_reported(tmp_path: Path) -> None:
     assert found.error is not None and "nosuch.settings" in found.error
 
 
-def test_unknown_ref_is_a_clear_error(review_repo: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "plan", "--stack", "review", "--diff-against", "no-such-branch"],
-        cwd=review_repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith(
+def test_unknown_ref_is_a_clear_error(
+    review_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(review_repo)
+    assert main(["plan", "--stack", "review", "--diff-against", "no-such-branch"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(
         "pulumi-django plan: error: --diff-against no-such-branch: no such commit, branch or tag"
     )
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in stderr
 
 
-def test_outside_a_git_repository_is_a_clear_error(tmp_path: Path) -> None:
+def test_outside_a_git_repository_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for path in FIXTURE.iterdir():
         shutil.copy(path, tmp_path / path.name)
-    result = subprocess.run(
-        [*CLI, "plan", "--stack", "review", "--cwd", str(tmp_path), "--diff-against", "main"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)},
-    )
-    assert result.returncode == 2
-    assert "needs a git repository" in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    arguments = ["--stack", "review", "--cwd", str(tmp_path), "--diff-against", "main"]
+    assert main(["plan", *arguments]) == 2
+    stderr = capsys.readouterr().err
+    assert "needs a git repository" in stderr and "Traceback" not in stderr
 
 
-def test_markdown_needs_diff_against() -> None:
-    result = subprocess.run(
-        [*CLI, "plan", "--stack", "review", "--cwd", str(FIXTURE), "--format", "markdown"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2 and "needs --diff-against" in result.stderr
+def test_markdown_needs_diff_against(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["--stack", "review", "--cwd", str(FIXTURE), "--format", "markdown"]
+    assert main(["plan", *arguments]) == 2
+    assert "needs --diff-against" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from test_plan_diff import git
 
+from pulumi_django.cli import main
 from pulumi_django.cli.git_plan import (
     extract_tree,
     find_repository,
@@ -25,7 +24,6 @@ from pulumi_django.cli.plan_diff import PlanDiff, diff_json, render_markdown, re
 from pulumi_django.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [str(Path(sys.executable).parent / "pulumi-django")]
 IMAGE = "docker:index/image:Image"
 RELEASE_HISTORY = "pulumi-python:dynamic/releases:ReleaseHistory"
 APP = {
@@ -367,16 +365,12 @@ def test_an_app_repository_without_a_commit(tmp_path: Path) -> None:
     assert "has no commit yet" in one_line_error(infra, "rel", "HEAD")
 
 
-def test_app_ref_needs_diff_against(two_repositories: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "plan", "--stack", "rel", "--cwd", str(two_repositories), "--app-ref", "v1"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    assert result.returncode == 2
-    assert result.stderr == (
+def test_app_ref_needs_diff_against(
+    two_repositories: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--stack", "rel", "--cwd", str(two_repositories), "--app-ref", "v1"]
+    assert main(["plan", *arguments]) == 2
+    assert capsys.readouterr().err == (
         "pulumi-django plan: error: --app-ref needs --diff-against GITREF, the project's side "
         "(HEAD if only the app changed)\n"
     )

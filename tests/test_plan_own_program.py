@@ -20,6 +20,7 @@ import pytest
 import yaml
 from fixture_repos import app_history, apply_variant, commit_all
 
+from pulumi_django.cli import main
 from pulumi_django.cli.git_plan import review_against
 from pulumi_django.cli.plan import Plan, plan_stack, render_text
 from pulumi_django.cli.program_app import NO_CHECK, NoAppDeployed, program_app_config
@@ -158,17 +159,13 @@ def test_a_program_that_runs_no_check_is_told_so(tmp_path: Path) -> None:
     assert plan.ready
 
 
-def test_the_cli_on_one_s_own_program() -> None:
-    done = subprocess.run(
-        [*CLI, "plan", "--cwd", str(PROGRAM), "--stack", "notebook"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Stack notebook (project shop, target program)" in done.stdout
-    assert "  1. image built " in done.stdout and "  4. app fleet updated " in done.stdout
-    assert "App readiness (notebook, " in done.stdout and "): ready\n" in done.stdout
+def test_the_cli_on_one_s_own_program(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["plan", "--cwd", str(PROGRAM), "--stack", "notebook"])
+    done = capsys.readouterr()
+    assert code == 0, done.err
+    assert "Stack notebook (project shop, target program)" in done.out
+    assert "  1. image built " in done.out and "  4. app fleet updated " in done.out
+    assert "App readiness (notebook, " in done.out and "): ready\n" in done.out
 
 
 def test_diff_against_judges_the_migrations_the_program_s_app_added(tmp_path: Path) -> None:
@@ -186,7 +183,9 @@ def test_diff_against_judges_the_migrations_the_program_s_app_added(tmp_path: Pa
     ]
 
 
-def test_a_release_step_not_ordered_fails_the_plan(tmp_path: Path) -> None:
+def test_a_release_step_not_ordered_fails_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An AppService that does not wait for its MigrationJob: the plan prints in full, says
     NOT ORDERED, names the step and its fix on stderr's last line, and exits 1 for CI."""
     project = own_program(tmp_path / "program", {"context": str(ROOT / "examples" / "bigfoot")})
@@ -195,17 +194,13 @@ def test_a_release_step_not_ordered_fails_the_plan(tmp_path: Path) -> None:
     assert program.read_text().count(waits) == 1
     program.write_text(program.read_text().replace(waits, ""))
     written = tmp_path / "plan.json"
-    done = subprocess.run(
-        [*CLI, "plan", "--cwd", str(project), "--stack", "dev", "--json", str(written)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 1, done.stderr
-    assert "  4. app fleet updated " in done.stdout
-    assert "(NOT ORDERED after step 3: it can run before it)\n" in done.stdout
-    assert "App readiness (bigfoot, " in done.stdout and "): ready\n" in done.stdout
-    last = done.stderr.splitlines()[-1]
+    code = main(["plan", "--cwd", str(project), "--stack", "dev", "--json", str(written)])
+    done = capsys.readouterr()
+    assert code == 1, done.err
+    assert "  4. app fleet updated " in done.out
+    assert "(NOT ORDERED after step 3: it can run before it)\n" in done.out
+    assert "App readiness (bigfoot, " in done.out and "): ready\n" in done.out
+    last = done.err.splitlines()[-1]
     assert last.startswith(
         "pulumi-django plan: release step 4 (app fleet updated: shop-service) is not ordered "
         "after step 3 (migration job): "
@@ -232,18 +227,16 @@ def test_the_plan_s_help_documents_its_exit_codes() -> None:
     assert "a release step is not ordered after the one before" in " ".join(codes.split())
 
 
-def test_a_program_that_crashes_gives_no_plan_and_exit_2(tmp_path: Path) -> None:
+def test_a_program_that_crashes_gives_no_plan_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Exit 1 means a plan was printed; a program's own bug shows its traceback, exit 2."""
     project = own_program(tmp_path, {"context": str(ROOT / "examples" / "bigfoot")})
     (project / "__main__.py").write_text('raise KeyError("no such subnet")\n')
-    done = subprocess.run(
-        [*CLI, "plan", "--cwd", str(project), "--stack", "dev"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.splitlines()[-1] == "KeyError: 'no such subnet'"
+    code = main(["plan", "--cwd", str(project), "--stack", "dev"])
+    done = capsys.readouterr()
+    assert (code, done.out) == (2, "")
+    assert done.err.splitlines()[-1] == "KeyError: 'no such subnet'"
 
 
 IMAGE_BUILT_ELSEWHERE = """
@@ -265,19 +258,17 @@ pulumi.export("serviceName", service.service_name)
 """
 
 
-def test_a_program_that_deploys_an_image_built_elsewhere_is_not_checked(tmp_path: Path) -> None:
+def test_a_program_that_deploys_an_image_built_elsewhere_is_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """No AppImage, so no Django app to check: the checks are skipped, with no error, and the
     release is the fleet's step alone."""
     project = own_program(tmp_path, {})
     (project / "__main__.py").write_text(IMAGE_BUILT_ELSEWHERE)
-    done = subprocess.run(
-        [*CLI, "plan", "--cwd", str(project), "--stack", "dev", "--json", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    code = main(["plan", "--cwd", str(project), "--stack", "dev", "--json", "-"])
+    done = capsys.readouterr()
+    assert code == 0, done.err
+    document = json.loads(done.out)
     assert document["target"] == "program" and document["appReadiness"] is None
     assert document["migrationCheck"]["appDir"] is None
     skipped = "the program builds no app image, so no Django app to check"

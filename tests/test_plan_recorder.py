@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pulumi
 import pytest
 
 from pulumi_django.cli.plan import (
+    APP_CHECKS_VARIABLE,
     check_app_migrations,
     plan_stack,
     plan_stack_or_explain,
@@ -129,6 +131,27 @@ def test_text_shows_tree_and_outputs(tiny_plan) -> None:  # type: ignore[no-unty
 def test_plans_are_repeatable(tiny_plan) -> None:  # type: ignore[no-untyped-def]
     again = plan_stack(TINY, "demo")
     assert json.dumps(again.as_json()) == json.dumps(tiny_plan.as_json())
+
+
+def test_the_json_plan_is_the_same_bytes_from_one_process_to_the_next(tmp_path: Path) -> None:
+    """The SDK gathers a resource's dependencies in sets, ordered by string hashes that differ
+    per process: two processes with other hash seeds still write the same JSON."""
+    root = Path(__file__).resolve().parent.parent
+    written = []
+    for seed in ("1", "2"):
+        target = tmp_path / f"plan-{seed}.json"
+        done = subprocess.run(
+            [*CLI, "plan", "--stack", "dev", "--cwd", str(root), "--json", str(target)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed, APP_CHECKS_VARIABLE: "skip"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        written.append(target.read_bytes())
+    many = [r for r in json.loads(written[0])["resources"] if len(r["dependencies"]) > 1]
+    assert many, "no resource with dependencies to order"
+    assert written[0] == written[1]
 
 
 def test_invalid_config_is_one_line_per_problem() -> None:
@@ -326,3 +349,22 @@ def test_many_recordings_in_one_process_never_nest_pickles_wrappers_past_the_lim
 
     recording = record(program, project="p", stack="s", config={})
     assert recording.one(name="echo")
+
+
+def test_a_recording_walks_no_stack_per_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source position the SDK finds by walking the stack at every registration is for the
+    engine's diagnostics, never recorded: a recording skips the walk, and puts the SDK back."""
+    from pulumi.runtime import resource as resource_runtime
+
+    walks: list[int] = []
+    original = resource_runtime._get_stack_trace
+
+    def counted() -> object:
+        walks.append(1)
+        return original()
+
+    monkeypatch.setattr(resource_runtime, "_get_stack_trace", counted)
+    plan = plan_stack(TINY, "demo")
+    assert len(plan.recording.resources) > 3
+    assert walks == []
+    assert resource_runtime._get_stack_trace is counted

@@ -22,13 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import parliament
 import pytest
 from botocore.stub import Stubber
+from shipped_sites import record_site, shipped_site, site_config
+from stub_clients import stub_client
 
-from pulumi_django.cli.stackfile import load_stack_file
-from pulumi_django.config import NAMESPACE, ConfigError, StackConfig, parse_stack_config
+from pulumi_django.config import ConfigError
 from pulumi_django.config.names import pull_through_prefix
 from pulumi_django.providers.proxy_image import (
     MOCK_DIGEST,
@@ -42,7 +42,7 @@ from pulumi_django.rendering.container_definitions import (
     PUBLIC_ECR,
 )
 from pulumi_django.rendering.iam_policies import proxy_image_pull_policy
-from pulumi_django.testing import MOCK_ACCOUNT, Recording, record
+from pulumi_django.testing import MOCK_ACCOUNT, Recording
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "pulumi-django"
@@ -50,25 +50,6 @@ REGISTRY = f"{MOCK_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 EGRESS_MODES = ("nat-per-az", "single-nat", "vpc-endpoints")
 OTHER_DIGEST = "sha256:" + "e" * 64
 DIGEST_SHAPE = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def site_config(stack: str, **sections: dict[str, Any]) -> StackConfig:
-    values, secret_keys = load_stack_file(ROOT, stack).namespace(NAMESPACE)
-    merged = dict(values)
-    for key, section in sections.items():
-        merged[key] = json.dumps({**json.loads(values.get(key, "{}")), **section})
-    return parse_stack_config(merged, secret_keys)
-
-
-def record_site(config: StackConfig, stack: str = "prod") -> Recording:
-    from pulumi_django.components.aws.site import AwsSite
-
-    return record(
-        lambda: AwsSite(config.name, config),
-        project=PROJECT,
-        stack=stack,
-        config={"aws:region": "us-east-1"},
-    )
 
 
 def proxy_definition(recording: Recording) -> dict[str, Any]:
@@ -105,10 +86,10 @@ def findings(document: dict[str, Any]) -> list[tuple[str, Any]]:
 # ---------------------------------------------------------------- the plan, in every egress mode
 
 
-@pytest.fixture(scope="module")
-def plans() -> dict[str, Recording]:
+@pytest.fixture
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
     return {
-        egress: record_site(site_config("prod", network={"egress": egress}))
+        egress: shipped_site(tmp_path_factory, "prod", network={"egress": egress})
         for egress in EGRESS_MODES
     }
 
@@ -194,7 +175,7 @@ def test_caddy_on_arm_comes_through_the_cache_too() -> None:
 
 
 def test_proxy_image_digest_pins_another_digest_of_the_same_tag() -> None:
-    recording = record_site(site_config("prod", proxy={"imageDigest": OTHER_DIGEST}))
+    recording = record_site(site_config("prod", proxy={"imageDigest": OTHER_DIGEST}), "prod")
     assert proxy_definition(recording)["image"].endswith(f"/docker/library/nginx@{OTHER_DIGEST}")
     cache = recording.one("pulumi-python:dynamic/fleet:ProxyImageCache")
     assert (cache.inputs["tag"], cache.inputs["pin"]) == (PROXY_UPSTREAM["nginx"].tag, OTHER_DIGEST)
@@ -353,9 +334,7 @@ class StubbedSession:
     """A boto3 session whose ECR client answers GetAuthorizationToken `calls` times."""
 
     def __init__(self, calls: int = 1) -> None:
-        self.ecr = boto3.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ).client("ecr")
+        self.ecr = stub_client("ecr")
         self.stub = Stubber(self.ecr)
         for _ in range(calls):
             self.stub.add_response(

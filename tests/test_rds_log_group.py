@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from fake_aws import AWS_TEST_ENVIRONMENT
 from moto import mock_aws
+from stub_clients import stub_client
 
 from pulumi_django.providers.rds_log_group import (
     RdsLogGroupError,
@@ -93,9 +94,7 @@ def test_delete_leaves_the_group_and_its_logs(logs: Any) -> None:
 
 
 def stubbed_logs() -> tuple[Any, Stubber]:
-    client = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("logs")
+    client = stub_client("logs")
     return client, Stubber(client)
 
 

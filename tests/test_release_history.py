@@ -291,8 +291,8 @@ def test_locally_a_built_release_is_redeployed_by_its_built_tag(
     assert history_of(recording).inputs["image"] == build.inputs["imageName"]
 
 
-def test_the_second_example_records_its_releases_too() -> None:
-    recording = plan_stack(ROOT / "examples" / "notebook", "local").recording
+def test_the_second_example_records_its_releases_too(stack_plan: Callable[..., Plan]) -> None:
+    recording = stack_plan("local", project=ROOT / "examples" / "notebook").recording
     history = history_of(recording)
     assert history.inputs["release"] == recording.outputs["releaseId"]
     for step in recording.find("pulumi-python:dynamic/proxy:LocalSwitchVerdict"):

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import dill  # type: ignore[import-untyped]
 import pytest
 from botocore.stub import Stubber
 from pulumi.dynamic.dynamic import serialize_provider
+from stub_clients import stub_client
 
 from pulumi_django.providers.rollout_verification import (
     POLL_SECONDS,
@@ -89,12 +89,7 @@ def described(*deployments: dict[str, Any], events: tuple[str, ...] = ()) -> dic
 
 @pytest.fixture
 def ecs() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "ecs",
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = stub_client("ecs", "eu-west-1")
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()

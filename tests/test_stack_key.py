@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import parliament
 import pulumi
 import pytest
-import yaml
+from shipped_sites import shipped_site
 
 from pulumi_django.cli.plan import Plan
 from pulumi_django.components.args import ComponentArgsError
-from pulumi_django.components.aws.site import AwsSite
 from pulumi_django.components.aws.stack_key import StackKey, StackKeyArgs
-from pulumi_django.config import parse_stack_config
 from pulumi_django.config.names import kms_alias_name
 from pulumi_django.recorder import MOCK_ACCOUNT, RecordedResource, Recording, record
 from pulumi_django.rendering.iam_policies import (
@@ -172,27 +169,10 @@ def test_dev_has_no_key_and_keeps_aws_managed_keys(stack_plan: Callable[[str], P
 
 
 def test_prod_key_lets_cloudfront_decrypt_only_when_media_is_public(
-    prod: Recording, project_root: Path
+    prod: Recording, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Public media is read by the distribution through OAC, which decrypts as CloudFront."""
-    document = yaml.safe_load((project_root / "Pulumi.prod.yaml").read_text())
-    values = {
-        key.removeprefix("django:"): value if isinstance(value, str) else json.dumps(value)
-        for key, value in document["config"].items()
-        if key.startswith("django:")
-    }
-    values["media"] = json.dumps({"access": "public"})
-    config = parse_stack_config(values, set())
-
-    def program() -> None:
-        AwsSite(config.name, config)
-
-    public = record(
-        program,
-        project="pulumi-django",
-        stack="prod",
-        config={"aws:region": "us-east-1"},
-    )
+    public = shipped_site(tmp_path_factory, "prod", media={"access": "public"})
     assert "cloudfront.amazonaws.com" in public.one(KEY_TYPE).inputs["policy"]
     assert "cloudfront.amazonaws.com" not in prod.one(KEY_TYPE).inputs["policy"]
 

@@ -3,9 +3,11 @@ storage, the CLI and the dynamic provider against moto running as a real S3 serv
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -38,12 +40,17 @@ from pulumi_django.static_publish import (
     IMMUTABLE_CACHE_CONTROL,
     SHORT_CACHE_CONTROL,
     DirectoryStorage,
+    IndexConflict,
     LocalFile,
     PublishError,
     PublishProgress,
     ReleaseManifest,
     RemoteObject,
+    StoredObject,
+    index_json,
+    index_key,
     manifest_key,
+    parse_index,
     plan_publish,
     publish,
     scan_source,
@@ -104,18 +111,43 @@ class MemoryStorage:
             if key.startswith(prefix)
         }
 
-    def read(self, key: str) -> bytes:
-        return self.objects[key]
+    def read(self, key: str) -> StoredObject | None:
+        data = self.objects.get(key)
+        return None if data is None else StoredObject(data, md5(data))
 
     def upload(self, file: LocalFile) -> None:
         self.objects[file.key] = file.path.read_bytes()
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+        current = self.read(key)
+        if (current.etag if current else None) != replacing:
+            raise IndexConflict(f"{key} changed")
         self.objects[key] = data
+        return md5(data)
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
             self.objects.pop(key, None)
+
+
+class RecordingStorage(MemoryStorage):
+    """A MemoryStorage that records every change it is asked for: write, upload, delete."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[tuple[str, str]] = []
+
+    def upload(self, file: LocalFile) -> None:
+        self.changes.append(("upload", file.key))
+        super().upload(file)
+
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+        self.changes.append(("write", key))
+        return super().write(key, data, replacing=replacing)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        self.changes.extend(("delete", key) for key in keys)
+        super().delete(keys)
 
 
 def local_file(key: str, content: bytes = b"x") -> LocalFile:
@@ -128,7 +160,18 @@ def manifest(release: str, sequence: int, keys: Sequence[str], complete: bool = 
     found = ReleaseManifest(
         release, "static/", sequence, complete, "2025-01-01T00:00:00", tuple(keys)
     )
-    return manifest_key("static/", release, complete=complete), found
+    return found.record_key, found
+
+
+def legacy_manifest_object(record: ReleaseManifest) -> bytes:
+    """A release's manifest object as the first layout wrote it."""
+    document = {"format": static_publish.MANIFEST_FORMAT, **record.to_document()}
+    return json.dumps(document, indent=1).encode()
+
+
+def index_of(objects: dict[str, bytes], prefix: str = "static/") -> list[ReleaseManifest]:
+    key = index_key(prefix)
+    return parse_index(objects[key], key)
 
 
 # ---------------------------------------------------------------- the pure plan
@@ -201,6 +244,39 @@ def test_republishing_an_old_release_makes_it_the_newest() -> None:
     assert rollback.manifest.sequence == 4
     assert rollback.deletions == ("static/r1.css",)
     assert rollback.uploads == ()
+
+
+def test_publishing_the_newest_release_again_unchanged_writes_nothing() -> None:
+    """Its manifest already says everything a new one would; an older release published
+    again (a rollback), or the newest with other files, is written as the newest."""
+    manifests = dict([manifest("r1", 1, ["static/r1.css"]), manifest("r2", 2, ["static/r2.css"])])
+    remote = {f"static/r{n}.css": RemoteObject(md5(b"x"), 1) for n in (1, 2, 3)}
+
+    def again(release: str, *keys: str) -> Any:
+        files = [local_file(key) for key in keys]
+        return plan_publish(
+            files, remote, manifests, release=release, prefix="static/", keep=5, published_at="now"
+        )
+
+    same = again("r2", "static/r2.css")
+    assert same.write_manifest is False
+    assert same.manifest == manifests[manifest_key("static/", "r2")]
+    assert (same.uploads, same.deletions, same.dropped_manifests) == ((), (), ())
+    assert same.kept_releases == ("r2", "r1")
+    rollback = again("r1", "static/r1.css")
+    assert (rollback.write_manifest, rollback.manifest.sequence) == (True, 3)
+    rebuilt = again("r2", "static/r2.css", "static/r3.css")
+    assert (rebuilt.write_manifest, rebuilt.manifest.sequence) == (True, 3)
+
+
+def test_a_second_publish_of_the_same_release_writes_nothing(tmp_path: Path) -> None:
+    storage = RecordingStorage()
+    source = write_release(tmp_path / "v1", collected("v1"))
+    publish(storage, source, "v1", prefix="static/", keep=5)
+    storage.changes.clear()
+    again = publish(storage, source, "v1", prefix="static/", keep=5)
+    assert again.uploaded == 0
+    assert storage.changes == []
 
 
 def test_an_abandoned_publish_is_cleaned_up_but_never_a_kept_release() -> None:
@@ -314,12 +390,20 @@ def test_bad_settings_are_refused_before_anything_is_read(
 
 
 def test_the_stack_config_states_the_engine_s_layout_rules() -> None:
-    """config/static.py repeats them because config never imports the engine; its defaults are
-    a layout the engine accepts."""
+    """config/static.py repeats them because config never imports the engine (and the command
+    line reads the engine's, never the config's pydantic); the defaults are a layout the
+    engine accepts."""
     assert (
         static_publish.MIN_KEEP,
         static_publish.PREFIX_PATTERN.pattern,
-    ) == (static_config.MIN_KEEP, static_config.PREFIX_PATTERN)
+        static_publish.DEFAULT_KEEP,
+        static_publish.DEFAULT_PREFIX,
+    ) == (
+        static_config.MIN_KEEP,
+        static_config.PREFIX_PATTERN,
+        static_config.DEFAULT_KEEP,
+        static_config.DEFAULT_PREFIX,
+    )
     static_publish.check_layout(static_config.DEFAULT_PREFIX, static_config.DEFAULT_KEEP)
 
 
@@ -331,12 +415,151 @@ def test_missing_or_empty_source_is_refused(tmp_path: Path) -> None:
         publish(MemoryStorage(), tmp_path / "empty", "r1", prefix="static/", keep=5)
 
 
-def test_a_foreign_manifest_stops_the_publish(tmp_path: Path) -> None:
+def test_a_foreign_manifest_or_index_stops_the_publish(tmp_path: Path) -> None:
+    source = write_release(tmp_path / "r1", collected("r1"))
     storage = MemoryStorage()
     storage.objects["_releases/static/x.json"] = b"not json"
-    source = write_release(tmp_path / "r1", collected("r1"))
     with pytest.raises(PublishError, match=r"_releases/static/x\.json is not a pulumi-django"):
         publish(storage, source, "r1", prefix="static/", keep=5)
+    storage = MemoryStorage()
+    storage.objects["_releases/static/index.json"] = b'{"format": "other"}'
+    with pytest.raises(PublishError, match=r"index\.json is not a pulumi-django releases index"):
+        publish(storage, source, "r1", prefix="static/", keep=5)
+    assert list(storage.objects) == ["_releases/static/index.json"]  # nothing touched
+
+
+@pytest.mark.parametrize(
+    ("index", "reason"),
+    [
+        (b"[1, 2", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"records": []}', "its format is None, not 'pulumi-django/static-releases/2'"),
+        (
+            b'{"format": "pulumi-django/static-releases/2"}',
+            "its 'records' is missing or not a list",
+        ),
+        (
+            b'{"format": "pulumi-django/static-releases/2", "records": [{"release": "r"}]}',
+            "a record's 'prefix' is missing or not a str",
+        ),
+        (
+            b'{"format": "pulumi-django/static-releases/2", "records": [{"release": "r", '
+            b'"prefix": "static/", "sequence": 1, "complete": "yes", "publishedAt": "now", '
+            b'"keys": []}]}',
+            "a record's 'complete' is missing or not a bool",
+        ),
+        (
+            b'{"format": "pulumi-django/static-releases/2", "records": [{"release": "r", '
+            b'"prefix": "static/", "sequence": 1, "complete": true, "publishedAt": "now", '
+            b'"keys": [1, 2]}]}',
+            "the keys of record 'r' are not all strings",
+        ),
+    ],
+)
+def test_an_index_that_is_not_ours_is_refused_saying_what_is_wrong(
+    index: bytes, reason: str, tmp_path: Path
+) -> None:
+    storage = MemoryStorage()
+    storage.objects[index_key("static/")] = index
+    source = write_release(tmp_path / "r1", collected("r1"))
+    with pytest.raises(PublishError) as refused:
+        publish(storage, source, "r1", prefix="static/", keep=5)
+    message = str(refused.value)
+    assert f"releases index ({reason}); remove it or restore it from a backup" in message
+    assert "\n" not in message
+    assert list(storage.objects) == [index_key("static/")]
+
+
+def test_the_first_layout_s_manifests_are_folded_into_the_index(tmp_path: Path) -> None:
+    """A prefix published before the index existed: its kept releases stay kept (their files
+    too), its abandoned publish is cleaned up, and its manifest objects give way to the index."""
+    storage = MemoryStorage()
+    old = collected("v1")
+    write_release(tmp_path / "v1", old)
+    for name, data in old.items():
+        storage.objects[f"static/{name}"] = data
+    storage.objects["static/broken.css"] = b"half"
+    records = [
+        ReleaseManifest("v1", "static/", 1, True, "then", tuple(f"static/{n}" for n in old)),
+        ReleaseManifest("broken", "static/", 2, False, "then", ("static/broken.css",)),
+    ]
+    for legacy in records:
+        storage.objects[legacy.record_key] = legacy_manifest_object(legacy)
+    storage.objects["_releases/static/admin/v9.json"] = b"a nested prefix's: not read"
+
+    new = collected("v2")
+    result = publish(storage, write_release(tmp_path / "v2", new), "v2", prefix="static/", keep=5)
+
+    assert result.kept_releases == ("v2", "v1")
+    assert [(record.release, record.complete) for record in index_of(storage.objects)] == [
+        ("v2", True),
+        ("v1", True),
+    ]
+    assert sorted(key for key in storage.objects if key.startswith("_releases/")) == [
+        "_releases/static/admin/v9.json",
+        "_releases/static/index.json",
+    ]
+    assert "static/broken.css" not in storage.objects
+    assert all(storage.objects[f"static/{name}"] == data for name, data in new.items())
+    assert all(f"static/{name}" in storage.objects for name in old)
+
+
+def test_a_publish_that_lost_the_race_for_the_index_starts_again_and_both_end_complete(
+    tmp_path: Path,
+) -> None:
+    """Two publishes of one prefix at once: while v2 uploads, v3 publishes whole, taking v2's
+    pending record for an abandoned publish's. v2's write of its record is refused (its read
+    of the index is stale) instead of dropping v3's; it starts again, and both releases end
+    kept and whole, v2 (which finished last) the newest, with nothing of ours left unlisted."""
+    storage = MemoryStorage()
+    first, second, third = collected("v1"), collected("v2"), collected("v3")
+    publish(storage, write_release(tmp_path / "v1", first), "v1", prefix="static/", keep=5)
+    third_source = write_release(tmp_path / "v3", third)
+    raced: list[str] = []
+
+    class Racing(MemoryStorage):
+        """The same objects; its first upload waits for v3's whole publish."""
+
+        def upload(self, file: LocalFile) -> None:
+            if not raced:
+                raced.append(publish(storage, third_source, "v3", prefix="static/", keep=5).release)
+            super().upload(file)
+
+    racing = Racing()
+    racing.objects = storage.objects
+    result = publish(
+        racing, write_release(tmp_path / "v2", second), "v2", prefix="static/", keep=5, workers=1
+    )
+    assert raced == ["v3"]
+    assert result.kept_releases == ("v2", "v3", "v1")
+    records = index_of(storage.objects)
+    assert [record.release for record in records] == ["v2", "v3", "v1"]
+    assert all(record.complete for record in records)
+    for files in (first, third):
+        for name, data in immutable(files).items():
+            assert storage.objects[f"static/{name}"] == data
+    assert all(storage.objects[f"static/{name}"] == data for name, data in second.items())
+    listed = {key for record in records for key in record.keys}
+    assert {key for key in storage.objects if key.startswith("static/")} == listed
+
+
+def test_a_publish_that_keeps_losing_the_race_gives_up_saying_so(tmp_path: Path) -> None:
+    class Contended(RecordingStorage):
+        """Another publish writes the index just before each of this one's writes."""
+
+        def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+            other = len(self.changes)  # another release each time: another version
+            record = ReleaseManifest(f"other-{other}", "static/", other, True, "now", ())
+            self.objects[key] = index_json("static/", [record])
+            return super().write(key, data, replacing=replacing)
+
+    storage = Contended()
+    with pytest.raises(IndexConflict, match="changed"):
+        publish(
+            storage, write_release(tmp_path / "v1", collected("v1")), "v1", prefix="static/", keep=5
+        )
+    writes = [change for change in storage.changes if change[0] == "write"]
+    assert len(writes) == static_publish.PUBLISH_ATTEMPTS
 
 
 # ---------------------------------------------------------------- a local directory as bucket
@@ -369,10 +592,14 @@ def test_directory_storage_keeps_releases_side_by_side(tmp_path: Path) -> None:
     for name in versions[2]:
         assert (site / "static" / name).read_bytes() == versions[2][name]
     assert not list(site.rglob(".publishing-*"))
-    manifests = sorted(path.name for path in (site / "_releases" / "static").iterdir())
-    assert manifests == sorted(
-        [manifest_key("static/", "v1").split("/")[-1], manifest_key("static/", "v2").split("/")[-1]]
-    )
+    assert [path.name for path in (site / "_releases" / "static").iterdir()] == ["index.json"]
+    index = (site / "_releases" / "static" / "index.json").read_bytes()
+    assert [record.release for record in parse_index(index, "index")] == ["v2", "v1"]
+    stale = storage.read(index_key("static/"))
+    assert stale is not None
+    storage.write(index_key("static/"), index, replacing=stale.etag)
+    with pytest.raises(IndexConflict, match="publish again"):
+        storage.write(index_key("static/"), index, replacing=None)
 
 
 def test_directory_storage_needs_an_existing_directory(tmp_path: Path) -> None:
@@ -423,6 +650,12 @@ def keys(endpoint: str, bucket: str, prefix: str = "static/") -> dict[str, str]:
     }
 
 
+def s3_index(endpoint: str, bucket: str) -> list[ReleaseManifest]:
+    """The records of the bucket's releases index for `static/`, newest first."""
+    key = index_key("static/")
+    return parse_index(s3(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read(), key)
+
+
 def immutable(files: dict[str, bytes]) -> dict[str, bytes]:
     """The hashed files: what a release's pages refer to. Unhashed names are shared by every
     release, and the newest publish overwrites them."""
@@ -465,11 +698,12 @@ def test_first_publish_uploads_everything_with_headers_and_a_manifest(
     assert unhashed["CacheControl"] == SHORT_CACHE_CONTROL
     assert unhashed["ContentType"] == "application/json"
 
-    body = client.get_object(Bucket=bucket, Key=result.manifest_key)["Body"].read()
-    document = json.loads(body)
-    assert document["release"] == "sha256:v1"
-    assert document["complete"] is True
-    assert document["keys"] == sorted(f"static/{name}" for name in files)
+    assert result.manifest_key == index_key("static/")
+    index = client.get_object(Bucket=bucket, Key=result.manifest_key)
+    assert index["CacheControl"] == "no-store"
+    (record,) = parse_index(index["Body"].read(), result.manifest_key)
+    assert (record.release, record.complete) == ("sha256:v1", True)
+    assert record.keys == tuple(sorted(f"static/{name}" for name in files))
     assert set(keys(s3_endpoint, bucket, "_releases/")) == {result.manifest_key}
 
 
@@ -513,7 +747,7 @@ def test_publishing_one_more_than_kept_removes_only_the_oldest_s_own_files(
     assert not any(f"static/{name}" in published for name in only_oldest)
     assert all(f"static/{name}" in published for files in versions[1:] for name in files)
     assert served(s3_endpoint, bucket, versions[-1])
-    assert len(keys(s3_endpoint, bucket, "_releases/")) == keep
+    assert len(s3_index(s3_endpoint, bucket)) == keep
 
 
 @pytest.mark.slow
@@ -562,19 +796,16 @@ def test_an_interrupted_publish_keeps_earlier_releases_and_a_rerun_completes_it(
             prefix="static/",
         )
     assert served(s3_endpoint, bucket, immutable(first))
-    manifests = set(keys(s3_endpoint, bucket, "_releases/"))
-    assert manifest_key("static/", "v2") not in manifests
-    assert manifest_key("static/", "v2", complete=False) in manifests
+    records = {(record.release, record.complete) for record in s3_index(s3_endpoint, bucket)}
+    assert records == {("v1", True), ("v2", False)}
 
     rerun = publish(storage, source, "v2", keep=2, prefix="static/")
     assert rerun.uploaded == to_upload - 3
     assert rerun.deleted == 0
     assert served(s3_endpoint, bucket, second)
     assert served(s3_endpoint, bucket, immutable(first))
-    assert set(keys(s3_endpoint, bucket, "_releases/")) == {
-        manifest_key("static/", "v1"),
-        manifest_key("static/", "v2"),
-    }
+    records = [(record.release, record.complete) for record in s3_index(s3_endpoint, bucket)]
+    assert records == [("v2", True), ("v1", True)]
 
 
 @pytest.mark.slow
@@ -597,6 +828,79 @@ def test_an_abandoned_publish_s_files_go_with_the_next_release(
     published = keys(s3_endpoint, bucket)
     assert set(published) == {f"static/{name}" for name in set(first) | set(third)}
     assert served(s3_endpoint, bucket, third)
+
+
+def sent_requests(storage: S3Storage) -> collections.Counter[str]:
+    """The requests `storage` sends from now on (retries too), by operation."""
+    sent: collections.Counter[str] = collections.Counter()
+
+    def count(event_name: str, **_kwargs: Any) -> None:
+        sent[event_name.rsplit(".", 1)[-1]] += 1
+
+    storage.client.meta.events.register("before-send.s3", count)
+    return sent
+
+
+def many_files(count: int, changed: int = 0) -> dict[str, bytes]:
+    """`count` hashed files, the first `changed` of them with other content (so other names)."""
+    files = {}
+    for number in range(count):
+        content = f"/* {number} {'changed' if number < changed else ''} */".encode()
+        files[f"css/{hashed(f'f{number}.css', content)}"] = content
+    return files
+
+
+@pytest.mark.slow
+def test_publishes_list_once_per_1000_keys_and_send_no_request_they_do_not_need(
+    s3_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    """Issue 18's bound for k changed files of N is k + ceil(N/1000) + 3: the PUTs, the
+    listing, and the index read once and written twice (the pending record, the release's)."""
+    first, second = many_files(1001), many_files(1001, changed=3)
+    new = len(set(second) - set(first))
+    publish(
+        S3Storage(bucket, endpoint_url=s3_endpoint),
+        write_release(tmp_path / "v1", first),
+        "v1",
+        prefix="static/",
+        keep=5,
+    )
+    storage = S3Storage(bucket, endpoint_url=s3_endpoint)
+    sent = sent_requests(storage)
+    source = write_release(tmp_path / "v2", second)
+
+    publish(storage, source, "v2", prefix="static/", keep=5)
+    listing_pages = math.ceil(len(first) / 1000)
+    assert sent == {
+        "ListObjectsV2": listing_pages,
+        "GetObject": 1,  # the index
+        "PutObject": new + 2,  # the index with the pending record, the new files, the index
+    }
+    assert sum(sent.values()) <= new + listing_pages + 3
+
+    sent.clear()
+    again = publish(storage, source, "v2", prefix="static/", keep=5)
+    assert (again.uploaded, again.skipped) == (0, len(second))
+    # Nothing written: v2's record is already the newest, with these keys.
+    assert sent == {"ListObjectsV2": math.ceil((len(first) + new) / 1000), "GetObject": 1}
+
+
+@pytest.mark.slow
+def test_the_s3_index_is_written_only_over_the_version_read(
+    s3_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    """S3's conditional writes: a publish whose read of the index is stale is refused by S3
+    itself, and so is a first publish racing another's."""
+    storage = S3Storage(bucket, endpoint_url=s3_endpoint)
+    key = index_key("static/")
+    assert storage.read(key) is None
+    first = storage.write(key, b"{}", replacing=None)
+    with pytest.raises(IndexConflict, match=f"s3://{bucket}/{key} changed"):
+        storage.write(key, b"{}", replacing=None)
+    second = storage.write(key, b"[]", replacing=first)
+    with pytest.raises(IndexConflict, match="publish again"):
+        storage.write(key, b"{}", replacing=first)
+    assert storage.read(key) == StoredObject(b"[]", second)
 
 
 # ---------------------------------------------------------------- the CLI
@@ -654,6 +958,10 @@ def test_cli_executable_publishes_under_another_prefix(
         ({"--source": "empty"}, "holds no files: run collectstatic first"),
         ({"--source": "a-file"}, "source .*a-file is a file; give the directory"),
         ({"--bucket": "no-such-bucket-here"}, "bucket no-such-bucket-here does not exist"),
+        ({"--bucket": "Bad_Bucket!"}, "'Bad_Bucket!' is not a valid S3 bucket name: 3-63"),
+        ({"--bucket": "bucket/with/slash"}, "'bucket/with/slash' is not a valid S3 bucket name"),
+        ({"--bucket": "a..b"}, "'a..b' is not a valid S3 bucket name"),
+        ({"--bucket": "ab"}, "'ab' is not a valid S3 bucket name"),
         ({"--keep": "1"}, "keep must be at least 2"),
         ({"--prefix": "static"}, "prefix 'static' must .* end with '/'"),
         ({"--endpoint-url": "not-a-url"}, "Invalid endpoint: not-a-url"),
@@ -682,6 +990,47 @@ def test_cli_errors_are_one_clear_line(
     assert line.startswith("pulumi-django publish-static: error: ")
     assert re.search(message, line)
     assert not keys(s3_endpoint, bucket, "")
+
+
+# Runs the command line in a fresh interpreter, then names the heavy packages it loaded.
+IMPORTS_OF_A_RUN = """
+import json, sys
+from pulumi_django import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = ("pulumi", "pydantic", "boto3", "botocore")
+print(json.dumps({"code": code, "loaded": [name for name in heavy if name in sys.modules]}))
+"""
+
+
+def heavy_imports(*arguments: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF_A_RUN, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_publish_static_help_imports_nothing_heavy() -> None:
+    assert heavy_imports("publish-static", "--help") == {"code": 0, "loaded": []}
+
+
+@pytest.mark.slow
+def test_a_publish_loads_botocore_alone(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    """A pipeline starts the command on every deploy: no stack config (pydantic, Pulumi), no
+    boto3 on top of botocore."""
+    source = write_release(tmp_path / "v1", collected("v1"))
+    loaded = heavy_imports(
+        *["publish-static", "--bucket", bucket, "--source", str(source), "--release", "v1"],
+        *["--endpoint-url", s3_endpoint],
+    )
+    assert loaded == {"code": 0, "loaded": ["botocore"]}
 
 
 @pytest.fixture
@@ -825,7 +1174,7 @@ def test_provider_create_publishes_the_image_s_static_root(
     files = fake_docker["files"]
     assert (outs["uploaded"], outs["skipped"], outs["deleted"]) == (len(files), 0, 0)
     assert outs["release_id"] == props["release_id"]
-    assert outs["manifest_key"] == manifest_key("static/", props["release_id"])
+    assert outs["manifest_key"] == index_key("static/")
     assert outs["kept_releases"] == [props["release_id"]]
     assert "__provider" not in outs
     assert served(s3_endpoint, bucket, files)

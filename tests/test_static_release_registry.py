@@ -25,6 +25,7 @@ from registry_fakes import (
     symlink,
     whiteout,
 )
+from stub_clients import stub_client
 
 from pulumi_django.providers.registry import (
     ImageReference,
@@ -34,7 +35,7 @@ from pulumi_django.providers.registry import (
     extract_directory,
 )
 from pulumi_django.providers.static_release import StaticReleaseProvider
-from pulumi_django.static_publish import manifest_key
+from pulumi_django.static_publish import index_key, parse_index
 
 ROOT = "/app/staticfiles"
 BASE = [
@@ -55,9 +56,7 @@ def registry() -> Iterator[FakeRegistry]:
 
 
 def stubbed_ecr() -> tuple[Any, Stubber]:
-    client = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    ).client("ecr")
+    client = stub_client("ecr")
     stub = Stubber(client)
     stub.add_response(
         "get_authorization_token",
@@ -328,16 +327,17 @@ def test_the_provider_publishes_from_the_registry_without_docker_and_keeps_relea
     assert outs["kept_releases"] == [registry.ref(v2), registry.ref(v1)]
     assert (outs["uploaded"], outs["skipped"]) == (1, 3)  # new.css new, old.css gone
 
-    # Both releases' files side by side; each manifest lists its own.
+    # Both releases' files side by side; the index has a record of each.
     listing = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").list_objects_v2(
         Bucket=bucket
     )
     published = {item["Key"] for item in listing["Contents"]}
-    assert {
-        "static/old.css",
-        "static/new.css",
-        manifest_key("static/", registry.ref(v2)),
-    } <= published
+    assert {"static/old.css", "static/new.css", index_key("static/")} <= published
+    index = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").get_object(
+        Bucket=bucket, Key=index_key("static/")
+    )
+    records = parse_index(index["Body"].read(), "index")
+    assert [record.release for record in records] == [registry.ref(v2), registry.ref(v1)]
     # The stack's identity for every call: the settings reached the session factory.
     assert given == [(settings, "us-east-1"), (settings, "us-east-1")]
     assert all(("ecr", "us-east-1") in session.asked for session in sessions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -191,16 +192,30 @@ def v1_probe(
     )
 
 
-@pytest.fixture
-def notebook(tmp_path: Path, pg: Postgres) -> tuple[Path, dict[str, str], str]:
-    """Notebook v1 with one more app, `oddities`, migrated into a database of its own."""
+@pytest.fixture(scope="module")
+def notebook_made(tmp_path_factory: pytest.TempPathFactory, pg: Postgres) -> tuple[Path, str]:
+    """Notebook v1 with one more app, `oddities` (its migration made), and the database it was
+    migrated into, made once for the module's tests: two Django processes each otherwise."""
     name = f"probe_{uuid.uuid4().hex[:12]}"
     url = pg.create_database(name)
-    v1 = build_variant(NOTEBOOK, "v1", tmp_path / "v1")
+    v1 = build_variant(NOTEBOOK, "v1", tmp_path_factory.mktemp("notebook") / "v1")
     env = environment(url, "notebook.settings.production")
     add_app(v1, env, "oddities", ODDITIES_MODELS)
     manage(v1, env, "migrate")
-    return v1, env, name
+    return v1, name
+
+
+@pytest.fixture
+def notebook(
+    tmp_path: Path, pg: Postgres, notebook_made: tuple[Path, str]
+) -> tuple[Path, dict[str, str], str]:
+    """A copy of `notebook_made`'s app and of its database, the test's own."""
+    made, template = notebook_made
+    name = f"probe_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    v1 = Path(shutil.copytree(made, tmp_path / "v1"))
+    return v1, environment(pg.url(name), "notebook.settings.production"), name
 
 
 def test_the_probe_is_a_script_for_any_interpreter_of_the_app() -> None:

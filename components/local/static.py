@@ -74,7 +74,7 @@ class LocalStaticReleaseArgs:
         "files, and its Python (3.11+) runs the publisher."
     )
     release_id: pulumi.Input[str] | None = arg(
-        "The release's name in the volume's manifests. Default (None): `image`, so every new "
+        "The release's name in the volume's releases index. Default (None): `image`, so every new "
         "image is a new release.",
         default=None,
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import app_runs
 from .errors import PulumiDjangoError
 from .migration_check.runner import OFFLINE_APP_ENVIRONMENT
 
@@ -201,14 +202,15 @@ def probe(
         SETTINGS_VARIABLE: settings_module,
     }
     try:
-        completed = subprocess.run(
+        completed = app_runs.run(
             command,
-            capture_output=True,
-            text=True,
+            app_dir=app_dir,
+            environment=child_environment,
             cwd=app_dir,  # the image's WORKDIR is the app directory too
-            env=child_environment,
             timeout=timeout,
-            check=False,
+            # Under the stack's placeholders nothing it connects to is real: its report depends
+            # on files alone.
+            cached=stack_given,
         )
     except FileNotFoundError:
         raise InterpreterError(f"interpreter {interpreter}: no such file") from None

@@ -21,8 +21,9 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, settings
+from pulumi.runtime import resource as resource_runtime
 from pulumi.runtime._callbacks import _CallbackServicer
-from pulumi.runtime.proto import alias_pb2, callback_pb2, resource_pb2
+from pulumi.runtime.proto import alias_pb2, callback_pb2, resource_pb2, source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -479,9 +480,12 @@ class RecordingMonitor(mocks.MockMonitor):
                 name=request.name,
                 custom=bool(request.custom),
                 parent=request.parent or None,
-                dependencies=list(request.dependencies),
+                # Sorted: the SDK gathers them in sets, whose order changes from one process
+                # to the next, and the plan's JSON must not (tools diff and hash it).
+                dependencies=sorted(request.dependencies),
                 property_dependencies={
-                    key: list(value.urns) for key, value in request.propertyDependencies.items()
+                    key: sorted(request.propertyDependencies[key].urns)
+                    for key in sorted(request.propertyDependencies)
                 },
                 provider=request.provider or None,
                 inputs=wire_to_json(request.object),
@@ -641,8 +645,11 @@ def _options(request: Any, aliases: list[str]) -> dict[str, Any]:
 
 
 def wire_to_json(message: struct_pb2.Struct) -> dict[str, Any]:
-    """The engine's property map as plain JSON: secrets masked, references as URNs."""
-    return {key: _plain(value) for key, value in json_format.MessageToDict(message).items()}
+    """The engine's property map as plain JSON: secrets masked, references as URNs, keys
+    sorted (a protobuf map has no order, and the one it arrives in changes from one process to
+    the next: the plan's JSON must not)."""
+    plain: dict[str, Any] = _plain(json_format.MessageToDict(message))
+    return plain
 
 
 def _plain(value: Any) -> Any:
@@ -653,8 +660,8 @@ def _plain(value: Any) -> Any:
         if signature == _RESOURCE_SIG:
             return value.get("urn")
         if signature in (_ASSET_SIG, _ARCHIVE_SIG):
-            return {key: _plain(item) for key, item in value.items() if key != _SIG}
-        return {key: _plain(item) for key, item in value.items()}
+            return {key: _plain(item) for key, item in sorted(value.items()) if key != _SIG}
+        return {key: _plain(item) for key, item in sorted(value.items())}
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if value == _UNKNOWN_VALUE:
@@ -668,14 +675,19 @@ def _mock_runtime(
 ) -> Iterator[RecordingMonitor]:
     settings.ROOT.set(None)
     pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
-    pulumi.runtime.set_all_config(dict(config), secret_keys)
-    monitor = RecordingMonitor(PlanMocks(region))
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor
-    )
+    # The SDK walks the Python stack at every registration, for the source position the engine
+    # shows in its diagnostics: a tenth of a program's time under mocks, for nothing recorded.
+    stack_trace = resource_runtime._get_stack_trace
+    resource_runtime._get_stack_trace = source_pb2.StackTrace
     try:
+        pulumi.runtime.set_all_config(dict(config), secret_keys)
+        monitor = RecordingMonitor(PlanMocks(region))
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor
+        )
         yield monitor
     finally:
+        resource_runtime._get_stack_trace = stack_trace
         settings.ROOT.set(None)
         pulumi.runtime.set_all_config({}, [])
         # A program that failed half-way (a transform that raised, say) leaves its outputs'
@@ -683,7 +695,7 @@ def _mock_runtime(
         settings.SETTINGS.outputs.clear()
 
 
-def _close_event_loops() -> None:
+def close_event_loops() -> None:
     """Pulumi's runtime leaves its event loops open (the main one, and one per worker thread
     that ran an invoke), with tasks still pending when the program failed. Closed at exit,
     before the interpreter tears down their sockets, none can print `Exception ignored in
@@ -701,7 +713,7 @@ def _close_event_loops() -> None:
         loop.close()
 
 
-atexit.register(_close_event_loops)
+atexit.register(close_event_loops)
 
 
 def record(

@@ -13,16 +13,25 @@ container of the app image and runs it there. The S3 storage and the copy of STA
 an image need boto3 and the docker CLI; they are `pulumi_django.providers.static_storage`.
 
 Layout, for prefix `static/`:
-  static/<path>                          the files, exactly as collectstatic wrote them
-  _releases/static/<release>.json        one manifest per kept release (its keys), written last
-  _releases/static/<release>.pending.json  keys of a publish in progress, so that an abandoned
-                                         one is cleaned up by a later publish
+  static/<path>                   the files, exactly as collectstatic wrote them
+  _releases/static/index.json     the releases index: one record per kept release (its keys and
+                                  its place in the order), and the record of a publish in
+                                  progress (the keys about to be uploaded), so that an abandoned
+                                  publish is cleaned up by a later one
+
+One object for all the records: a publish reads it with one request and writes it twice (its
+pending record before the uploads, the new release's record after), whatever the number of
+releases kept, and each write is conditional on the version read, so that two publishes at once
+cannot lose each other's record. The first layout kept one object per record
+(`_releases/static/<release>.json`, `<release>.pending.json`): a prefix without an index is read
+that way, once, and its first publish folds those records into the index and deletes them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -35,19 +44,30 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 MANIFEST_ROOT = "_releases/"
+INDEX_NAME = "index.json"
+INDEX_FORMAT = "pulumi-django/static-releases/2"
+# The first layout's one object per record, read (and folded into the index) where no index is.
 MANIFEST_FORMAT = "pulumi-django/static-release/1"
 PENDING_SUFFIX = ".pending.json"
 MANIFEST_SUFFIX = ".json"
-# The layout's rules. config/static.py states them again for the stack config, which never
-# imports this file; tests/test_static_publish.py holds the two together.
+# The layout's rules and defaults. config/static.py states them again for the stack config,
+# which never imports this file; tests/test_static_publish.py holds the two together. The
+# command line reads its defaults here, so that `publish-static` starts without the config's
+# pydantic and Pulumi.
 MIN_KEEP = 2  # the current release and the previous one, which old servers still serve
+DEFAULT_KEEP = 5
+DEFAULT_PREFIX = "static/"
 PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*/$")
 MAX_RELEASE_LENGTH = 256
 DEFAULT_WORKERS = 10
-HASH_WORKERS = 4
+# Attempts of one publish while others of the same prefix keep writing the index (`publish`).
+PUBLISH_ATTEMPTS = 3
+# The first layout's manifests are few (the kept releases, an abandoned publish's record): read
+# all at once.
+MANIFEST_READERS = 8
 
 # Django's ManifestStaticFilesStorage names a file `name.<12 hex digits of its md5>.ext`: such a
 # name never changes content, so browsers and CloudFront may keep it for a year.
@@ -73,12 +93,19 @@ CONTENT_TYPES = {
     ".br": "application/octet-stream",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# Built-in table only: /etc/mime.types differs between machines, the published headers must not.
-_BUILTIN_TYPES = mimetypes.MimeTypes(filenames=())
 
 
 class PublishError(Exception):
     """A publish cannot go on; the message says what to fix."""
+
+
+class IndexConflict(PublishError):
+    """The releases index changed between this publish's read and its write: another publish
+    of the same prefix ran meanwhile. Nothing of the other's was lost; publishing again
+    finishes this one (`publish` does, up to PUBLISH_ATTEMPTS times). `uploaded`: the files
+    the attempt uploaded before it found out."""
+
+    uploaded: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,8 +130,17 @@ class RemoteObject:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """An object read back, with the version a conditional write of it names (its ETag)."""
+
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
 class ReleaseManifest:
-    """The keys one release uses. `complete` is false for the record of a publish in progress."""
+    """The keys one release uses: its record in the releases index (a manifest object of its
+    own in the first layout). `complete` is false for the record of a publish in progress."""
 
     release: str
     prefix: str
@@ -113,9 +149,14 @@ class ReleaseManifest:
     published_at: str
     keys: tuple[str, ...]
 
-    def to_json(self) -> bytes:
-        document = {
-            "format": MANIFEST_FORMAT,
+    @property
+    def record_key(self) -> str:
+        """What names the record in a plan: the key its manifest object had in the first
+        layout (unique per release and state)."""
+        return manifest_key(self.prefix, self.release, complete=self.complete)
+
+    def to_document(self) -> dict[str, object]:
+        return {
             "release": self.release,
             "prefix": self.prefix,
             "sequence": self.sequence,
@@ -123,32 +164,103 @@ class ReleaseManifest:
             "publishedAt": self.published_at,
             "keys": list(self.keys),
         }
-        return json.dumps(document, indent=1).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, key: str) -> ReleaseManifest:
+    def from_document(cls, document: object) -> ReleaseManifest:
+        """ValueError saying what is wrong for a document that is not a record."""
+        if not isinstance(document, dict):
+            raise ValueError("a record is not a JSON object")
+        fields = {"release": str, "prefix": str, "sequence": int, "complete": bool}
+        for name, kind in {**fields, "publishedAt": str, "keys": list}.items():
+            value = document.get(name)
+            # bool is an int to Python, never a sequence here.
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ValueError(f"a record's {name!r} is missing or not a {kind.__name__}")
+        keys = document["keys"]
+        if not all(isinstance(item, str) for item in keys):
+            raise ValueError(f"the keys of record {document['release']!r} are not all strings")
+        return cls(
+            release=document["release"],
+            prefix=document["prefix"],
+            sequence=document["sequence"],
+            complete=document["complete"],
+            published_at=document["publishedAt"],
+            keys=tuple(keys),
+        )
+
+    @classmethod
+    def from_manifest_object(cls, data: bytes, key: str) -> ReleaseManifest:
+        """A manifest object of the first layout."""
         try:
-            document = json.loads(data)
-            if document["format"] != MANIFEST_FORMAT:
-                raise ValueError(f"format {document['format']!r}")
-            return cls(
-                release=str(document["release"]),
-                prefix=str(document["prefix"]),
-                sequence=int(document["sequence"]),
-                complete=bool(document["complete"]),
-                published_at=str(document["publishedAt"]),
-                keys=tuple(str(item) for item in document["keys"]),
-            )
-        except (ValueError, KeyError, TypeError) as error:
+            document = _json_of_format(data, MANIFEST_FORMAT)
+            return cls.from_document(document)
+        except ValueError as error:
             raise PublishError(
                 f"{key} is not a pulumi-django release manifest ({error}); "
                 "remove it or restore it from a backup"
             ) from error
 
 
+def _json_of_format(data: bytes, expected: str) -> dict[str, Any]:
+    """The JSON object `data` holds, whose "format" is `expected`; ValueError saying what it is
+    instead."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    if document.get("format") != expected:
+        raise ValueError(f"its format is {document.get('format')!r}, not {expected!r}")
+    return document
+
+
+def index_json(prefix: str, records: Sequence[ReleaseManifest]) -> bytes:
+    """The releases index holding `records`, newest first."""
+    ordered = sorted(records, key=lambda record: record.sequence, reverse=True)
+    document = {
+        "format": INDEX_FORMAT,
+        "prefix": prefix,
+        "records": [record.to_document() for record in ordered],
+    }
+    return json.dumps(document, indent=1).encode()
+
+
+def parse_index(data: bytes, key: str) -> list[ReleaseManifest]:
+    """The records of a releases index; PublishError saying what is wrong for anything else."""
+    try:
+        document = _json_of_format(data, INDEX_FORMAT)
+        records = document.get("records")
+        if not isinstance(records, list):
+            raise ValueError("its 'records' is missing or not a list")
+        return [ReleaseManifest.from_document(record) for record in records]
+    except ValueError as error:
+        raise PublishError(
+            f"{key} is not a pulumi-django releases index ({error}); "
+            "remove it or restore it from a backup"
+        ) from error
+
+
+@dataclass(frozen=True)
+class ReleaseRecords:
+    """What is published under a prefix, as read: the records by `record_key`, the version of
+    the index they came from (None: there is none yet), and the first layout's manifest
+    objects they came from instead (deleted once the index holds them)."""
+
+    manifests: dict[str, ReleaseManifest]
+    index_etag: str | None
+    legacy_objects: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class PublishPlan:
-    """Everything one publish does, in order: pending record, uploads, manifest, deletions."""
+    """Everything one publish does, in order: pending record, uploads, the release's record
+    (the index holding `kept`), deletions.
+
+    `dropped_manifests` are the records the index no longer holds (releases past `keep`,
+    abandoned publishes, this one's pending record). `write_manifest` is false only when the
+    release is already the newest, with the same keys, and there is nothing to upload or
+    delete: the index already says all this publish would."""
 
     pending: ReleaseManifest
     manifest: ReleaseManifest
@@ -156,7 +268,12 @@ class PublishPlan:
     skipped: tuple[str, ...]
     deletions: tuple[str, ...]
     dropped_manifests: tuple[str, ...]
-    kept_releases: tuple[str, ...]
+    kept: tuple[ReleaseManifest, ...]
+    write_manifest: bool = True
+
+    @property
+    def kept_releases(self) -> tuple[str, ...]:
+        return tuple(record.release for record in self.kept)
 
 
 @dataclass(frozen=True)
@@ -188,11 +305,16 @@ class Storage(Protocol):
 
     def list(self, prefix: str) -> dict[str, RemoteObject]: ...
 
-    def read(self, key: str) -> bytes: ...
+    def read(self, key: str) -> StoredObject | None:
+        """The object, None when there is none."""
+        ...
 
     def upload(self, file: LocalFile) -> None: ...
 
-    def write(self, key: str, data: bytes) -> None: ...
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+        """Writes `data` as `key` if the object is still the version `replacing` names (None:
+        if there is none), and returns the new version; IndexConflict otherwise."""
+        ...
 
     def delete(self, keys: Sequence[str]) -> None: ...
 
@@ -237,6 +359,10 @@ def release_file_name(release: str) -> str:
     return f"{readable}-{digest}"
 
 
+def index_key(prefix: str) -> str:
+    return f"{manifest_dir(prefix)}{INDEX_NAME}"
+
+
 def manifest_key(prefix: str, release: str, *, complete: bool = True) -> str:
     suffix = MANIFEST_SUFFIX if complete else PENDING_SUFFIX
     return f"{manifest_dir(prefix)}{release_file_name(release)}{suffix}"
@@ -257,8 +383,15 @@ def _content_type_for_suffix(suffix: str) -> str:
     encoding suffix (.bz2, .xz) gives no usable type."""
     if suffix in CONTENT_TYPES:
         return CONTENT_TYPES[suffix]
-    guessed, encoding = _BUILTIN_TYPES.guess_type(f"file{suffix}", strict=False)
+    guessed, encoding = _builtin_types().guess_type(f"file{suffix}", strict=False)
     return guessed if guessed and encoding is None else DEFAULT_CONTENT_TYPE
+
+
+@functools.cache
+def _builtin_types() -> mimetypes.MimeTypes:
+    """The built-in table only: /etc/mime.types differs between machines, the published headers
+    must not. Built on first use, not at import: `publish-static --help` needs none of it."""
+    return mimetypes.MimeTypes(filenames=())
 
 
 def _headers(relative: str, siblings: set[str]) -> tuple[str, str | None]:
@@ -269,6 +402,10 @@ def _headers(relative: str, siblings: set[str]) -> tuple[str, str | None]:
     if encoding and original in siblings:
         return content_type_for(original), encoding
     return content_type_for(relative), None
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _md5_and_size(path: Path) -> tuple[str, int]:
@@ -306,14 +443,23 @@ def scan_source(source: Path, prefix: str) -> list[LocalFile]:
 
 
 def describe_files(source: Path, relatives: Sequence[str], prefix: str) -> list[LocalFile]:
-    """Each file with its digest and headers; digests are computed in parallel (hashlib and
-    file reads release the GIL)."""
+    """Each file with its digest and headers.
+
+    Every file is read and hashed, every time: whether the bucket already holds a file is
+    decided by its bytes, and the only proof of the local bytes is their digest. A size equal
+    to the published object's, a hashed name (`x.<12 hex>.css`) or a manifest's record of what
+    was uploaded under that key all describe the *remote* side or a naming convention; a
+    rebuilt file with the same name and size but other bytes (a non-reproducible build, a file
+    edited by hand, a name hashed by another tool) would pass them all and never be published.
+
+    One thread, no pool: 2,000 files of 0.2-30 KB hash in about 0.1 s of CPU, less than a pool's
+    per-file hand-offs cost, and `publish` runs this while the storage connects and lists (file
+    reads and MD5 over more than 2 KB release the GIL)."""
     siblings = set(relatives)
-    paths = [source / relative for relative in relatives]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
-        digests = list(pool.map(_md5_and_size, paths))
     files = []
-    for relative, path, (digest, size) in zip(relatives, paths, digests, strict=True):
+    for relative in relatives:
+        path = source / relative
+        digest, size = _md5_and_size(path)
         content_type, encoding = _headers(relative, siblings)
         files.append(
             LocalFile(
@@ -344,10 +490,12 @@ def plan_publish(
 ) -> PublishPlan:
     """What publishing `release` does, given what is already published.
 
-    `manifests` maps manifest keys to the manifests (complete and pending) found under the
-    prefix. The new release becomes the newest (a re-published rollback target too, so it is
-    not pruned while it runs); the newest `keep` complete releases are kept, and a key is
-    deleted only if a dropped manifest or abandoned publish lists it and no kept release does.
+    `manifests` maps record keys (`ReleaseManifest.record_key`) to the records (complete and
+    pending) published under the prefix. The new release becomes the newest (a re-published
+    rollback target too, so it is not pruned while it runs); the newest `keep` complete
+    releases are kept, and a key is deleted only if a dropped release or an abandoned publish
+    lists it and no kept release does.
+    Publishing the newest release again, unchanged, writes nothing (`write_manifest` false).
     """
     sequence = max((manifest.sequence for manifest in manifests.values()), default=0) + 1
     keys = tuple(file.key for file in local_files)
@@ -370,16 +518,34 @@ def plan_publish(
     doomed = {key for release_manifest in listed_before for key in release_manifest.keys}
     uploads = tuple(file for file in local_files if not _same_content(remote.get(file.key), file))
     uploading = {file.key for file in uploads}
+    deletions = tuple(sorted(key for key in doomed - kept_keys if key in remote))
+    # The pending record this publish writes before uploading goes once the manifest is in.
+    dropped_manifests = tuple(sorted(dropped | ({own_pending_key} if uploads else set())))
+    changes = uploads or deletions or dropped_manifests
+    current = None if changes else _current(manifests, own_key, keys)
     return PublishPlan(
         pending=pending,
-        manifest=manifest,
+        manifest=current or manifest,
         uploads=uploads,
         skipped=tuple(file.key for file in local_files if file.key not in uploading),
-        deletions=tuple(sorted(key for key in doomed - kept_keys if key in remote)),
-        # The pending record this publish writes before uploading goes once the manifest is in.
-        dropped_manifests=tuple(sorted(dropped | ({own_pending_key} if uploads else set()))),
-        kept_releases=tuple(release_manifest.release for release_manifest in kept),
+        deletions=deletions,
+        dropped_manifests=dropped_manifests,
+        kept=tuple(kept),
+        write_manifest=current is None,
     )
+
+
+def _current(
+    manifests: Mapping[str, ReleaseManifest], own_key: str, keys: tuple[str, ...]
+) -> ReleaseManifest | None:
+    """The release's own record if it is complete, lists exactly `keys` and is newer than
+    every other record: then publishing the release again changes nothing, and rewriting the
+    index would only move its publishedAt."""
+    own = manifests.get(own_key)
+    if own is None or not own.complete or own.keys != keys:
+        return None
+    newer_or_as_new = sum(found.sequence >= own.sequence for found in manifests.values())
+    return own if newer_or_as_new == 1 else None
 
 
 def _same_content(remote: RemoteObject | None, local: LocalFile) -> bool:
@@ -390,16 +556,41 @@ def _same_content(remote: RemoteObject | None, local: LocalFile) -> bool:
 # ---------------------------------------------------------------- running it
 
 
-def read_manifests(storage: Storage, prefix: str) -> dict[str, ReleaseManifest]:
-    """The prefix's manifests; those of a nested prefix (`static/admin/`) are not its own."""
+def read_records(storage: Storage, prefix: str) -> ReleaseRecords:
+    """The prefix's records, from its releases index (one request), else from the first
+    layout's manifest objects. Every record is needed: the kept ones' sequences order the
+    releases and their keys are never deleted, the dropped ones' keys are what pruning deletes."""
+    key = index_key(prefix)
+    index = storage.read(key)
+    if index is not None:
+        records = parse_index(index.data, key)
+        return ReleaseRecords({record.record_key: record for record in records}, index.etag)
+    legacy = _read_manifest_objects(storage, prefix)
+    return ReleaseRecords(legacy, None, tuple(legacy))
+
+
+def _read_manifest_objects(storage: Storage, prefix: str) -> dict[str, ReleaseManifest]:
+    """The first layout's manifests of the prefix, read all at once; those of a nested prefix
+    (`static/admin/`) are not its own."""
     directory = manifest_dir(prefix)
-    manifests = {}
-    for key in storage.list(directory):
-        name = key[len(directory) :]
-        if "/" in name or not name.endswith(MANIFEST_SUFFIX):
-            continue
-        manifests[key] = ReleaseManifest.from_json(storage.read(key), key)
-    return manifests
+    keys = [
+        key
+        for key in storage.list(directory)
+        if "/" not in key[len(directory) :]
+        and key.endswith(MANIFEST_SUFFIX)
+        and key != index_key(prefix)
+    ]
+    if not keys:
+        return {}
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(len(keys), MANIFEST_READERS)
+    ) as pool:
+        documents = list(pool.map(storage.read, keys))
+    return {
+        key: ReleaseManifest.from_manifest_object(document.data, key)
+        for key, document in zip(keys, documents, strict=True)
+        if document is not None  # deleted since the listing
+    }
 
 
 def publish(
@@ -413,21 +604,66 @@ def publish(
     on_progress: Callable[[PublishProgress], None] | None = None,
 ) -> PublishResult:
     """Publishes `source` as `release`. Safe to interrupt: uploads never change a hashed file of
-    another release, nothing is deleted before the new manifest is written, and running it
-    again finishes the job."""
+    another release, nothing is deleted before the index holds the new release's record, and
+    running it again finishes the job. Its requests: the listing (one per 1,000 objects), the
+    index's read, the k uploads, and two writes of the index when anything is uploaded (one
+    when only the order changes, none when nothing does); a DeleteObjects per 1,000 pruned
+    files on top, and on the first publish of a prefix, a listing of the first layout's
+    manifests and a read and a deletion of those it finds.
+
+    A publish of the same prefix that wrote the index meanwhile (IndexConflict) may have taken
+    this one's pending record for an abandoned publish's and deleted what it uploaded: the
+    publish starts again from the listing, up to PUBLISH_ATTEMPTS times, so that two publishes
+    at once both end complete (the one that finishes last the newest) and nothing either
+    uploaded is left out of the index."""
     check_release(release)
     check_layout(prefix, keep)
     relatives = list_source(source)  # a bad source fails before any request
-    # Listing the bucket waits on the network, hashing on the disk and CPU: overlap them.
+    described: list[LocalFile] = []
+    uploaded = 0
+
+    def attempt() -> PublishResult:
+        result = _publish_once(
+            storage, source, relatives, described, release, prefix, keep, workers, on_progress
+        )
+        return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
+
+    for _retry in range(PUBLISH_ATTEMPTS - 1):
+        try:
+            return attempt()
+        except IndexConflict as conflict:
+            uploaded += conflict.uploaded
+    return attempt()  # the last: its conflict is the caller's
+
+
+def _publish_once(
+    storage: Storage,
+    source: Path,
+    relatives: Sequence[str],
+    described: list[LocalFile],
+    release: str,
+    prefix: str,
+    keep: int,
+    workers: int,
+    on_progress: Callable[[PublishProgress], None] | None,
+) -> PublishResult:
+    """One attempt of `publish`; `described` holds the local files once an attempt hashed them
+    (they do not change between attempts)."""
+    # Hashing waits on the disk and the CPU, the listings on the network: all run at once.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as background:
-        listing = background.submit(storage.list, prefix)
-        reading = background.submit(read_manifests, storage, prefix)
-        local_files = describe_files(source, relatives, prefix)
-        remote, manifests = listing.result(), reading.result()
+        describing = None
+        if not described:
+            describing = background.submit(describe_files, source, relatives, prefix)
+        reading = background.submit(read_records, storage, prefix)
+        remote = storage.list(prefix)
+        if describing is not None:
+            described.extend(describing.result())
+        records = reading.result()
+    local_files = described
     plan = plan_publish(
         local_files,
         remote,
-        manifests,
+        records.manifests,
         release=release,
         prefix=prefix,
         keep=keep,
@@ -435,15 +671,30 @@ def publish(
     )
     report = on_progress or (lambda _progress: None)
     report(PublishProgress(len(local_files), len(plan.uploads), 0))
+    index, version = index_key(prefix), records.index_etag
     if plan.uploads:
-        storage.write(manifest_key(prefix, release, complete=False), plan.pending.to_json())
+        # Everything the index held (an earlier try's pending record of this release aside)
+        # and this publish's pending record: what an interrupted publish leaves to clean up.
+        before = [
+            record for key, record in records.manifests.items() if key != plan.pending.record_key
+        ]
+        version = storage.write(
+            index, index_json(prefix, [*before, plan.pending]), replacing=version
+        )
         _upload_all(storage, plan.uploads, workers, len(local_files), report)
-    storage.write(manifest_key(prefix, release), plan.manifest.to_json())
-    storage.delete(plan.deletions)
-    storage.delete(plan.dropped_manifests)
+    try:
+        if plan.write_manifest or records.legacy_objects:
+            storage.write(index, index_json(prefix, plan.kept), replacing=version)
+    except IndexConflict as conflict:
+        conflict.uploaded = len(plan.uploads)
+        raise
+    if plan.deletions:
+        storage.delete(plan.deletions)
+    if records.legacy_objects:
+        storage.delete(records.legacy_objects)
     return PublishResult(
         release=release,
-        manifest_key=manifest_key(prefix, release),
+        manifest_key=index,
         uploaded=len(plan.uploads),
         skipped=len(plan.skipped),
         deleted=len(plan.deletions),
@@ -504,16 +755,29 @@ class DirectoryStorage:
             if path.is_file() and not path.name.startswith(".publishing-")
         }
 
-    def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+    def read(self, key: str) -> StoredObject | None:
+        try:
+            data = (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return StoredObject(data, _md5(data))
 
     def upload(self, file: LocalFile) -> None:
         with self._replacing(file.key) as temporary:
             shutil.copyfile(file.path, temporary)
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+        """A check then a rename, not one atomic step: enough to stop a second publish that
+        read the index before the first wrote it, which is the race two publishes run."""
+        current = self.read(key)
+        if (current.etag if current else None) != replacing:
+            raise IndexConflict(
+                f"{key} changed while this publish ran (another publish of the same prefix?): "
+                "publish again"
+            )
         with self._replacing(key) as temporary:
             temporary.write_bytes(data)
+        return _md5(data)
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:

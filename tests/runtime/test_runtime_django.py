@@ -15,6 +15,7 @@ import boto3
 import pytest
 from fake_aws import AWS_TEST_ENVIRONMENT, moto_server
 from runtime_projects import PROJECT, add_configure, run_django, start_project
+from shared_files import made_once
 
 from pulumi_django.cli.rehearsal.servers import LOOPBACK, free_port
 
@@ -102,10 +103,19 @@ def probe(
     return dict(json.loads(last_line(result.stdout)))
 
 
+@pytest.fixture(scope="module")
+def deployed_answers(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The probe's answers under a deployment's environment, read by several tests (asked
+    once for the session's workers)."""
+    return made_once(
+        tmp_path_factory, "runtime-deployed", lambda where: probe(project, **deployment(where))
+    )
+
+
 def test_health_answers_a_foreign_host_before_allowed_hosts_is_checked(
-    project: Path, tmp_path: Path
+    deployed_answers: dict[str, Any],
 ) -> None:
-    answers = probe(project, **deployment(tmp_path))
+    answers = deployed_answers
     status, body, recognised, cache_control, kind = answers["health"]
     assert (status, body, recognised, kind) == (200, "ok", "pulumi-django-runtime", "liveness")
     assert "no-store" in cache_control
@@ -118,12 +128,12 @@ def test_health_answers_a_foreign_host_before_allowed_hosts_is_checked(
 
 
 def test_the_projects_checks_of_this_process_fail_both_and_of_other_services_readiness_only(
-    project: Path, tmp_path: Path
+    deployed_answers: dict[str, Any],
 ) -> None:
     """HEALTH_CHECKS (configuration, local files) take the task out of service: a release
     missing a setting never becomes healthy. READINESS_CHECKS (a service over the network) only
     tell people and alarms: its outage must not get every task replaced."""
-    answers = probe(project, **deployment(tmp_path))
+    answers = deployed_answers
     unavailable = [503, "map tiles unavailable: LookupError"]
     assert answers["own check"] == answers["own check ready"] == unavailable
     assert answers["readiness check"] == [200, "ok"]
@@ -228,21 +238,22 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-def s3_client(endpoint: str) -> Any:
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str) -> Any:
+    """A client of the moto server (one: each new one reads the S3 model again)."""
     return boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=s3_endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
 
 
-def upload_to_s3(project: Path, tmp_path: Path, endpoint: str, **media: str) -> dict[str, Any]:
+def upload_to_s3(project: Path, tmp_path: Path, s3: Any, **media: str) -> dict[str, Any]:
     bucket = f"media-{free_port()}"
-    s3_client(endpoint).create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
+    endpoint = s3.meta.endpoint_url
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     variables = deployment(
         tmp_path,
         **AWS_TEST_ENVIRONMENT,
@@ -253,7 +264,7 @@ def upload_to_s3(project: Path, tmp_path: Path, endpoint: str, **media: str) -> 
     )
     result = run_django(project, UPLOAD, **variables)
     assert result.returncode == 0, result.stderr
-    listed = s3_client(endpoint).list_objects_v2(Bucket=bucket)
+    listed = s3.list_objects_v2(Bucket=bucket)
     return {
         **json.loads(last_line(result.stdout)),
         "keys": sorted(o["Key"] for o in listed["Contents"]),
@@ -261,9 +272,9 @@ def upload_to_s3(project: Path, tmp_path: Path, endpoint: str, **media: str) -> 
 
 
 def test_private_media_on_s3_gets_urls_that_expire(
-    project: Path, tmp_path: Path, s3_endpoint: str
+    project: Path, tmp_path: Path, s3: Any, s3_endpoint: str
 ) -> None:
-    uploaded = upload_to_s3(project, tmp_path, s3_endpoint, MEDIA_URL_EXPIRY_SECONDS="600")
+    uploaded = upload_to_s3(project, tmp_path, s3, MEDIA_URL_EXPIRY_SECONDS="600")
     first, second = uploaded["names"]
     assert first == "photos/a b.jpg" and second != first
     assert uploaded["keys"] == sorted([f"media/{first}", f"media/{second}"])
@@ -275,15 +286,15 @@ def test_private_media_on_s3_gets_urls_that_expire(
 
 
 def test_public_media_urls_are_media_url_plus_the_name(
-    project: Path, tmp_path: Path, s3_endpoint: str
+    project: Path, tmp_path: Path, s3: Any
 ) -> None:
-    uploaded = upload_to_s3(project, tmp_path, s3_endpoint, MEDIA_ACCESS="public")
+    uploaded = upload_to_s3(project, tmp_path, s3, MEDIA_ACCESS="public")
     assert uploaded["url"] == "/media/photos/a%20b.jpg"  # CloudFront: /media/x -> key media/x
     assert "media/photos/a b.jpg" in uploaded["keys"]
     cdn = upload_to_s3(
         project,
         tmp_path,
-        s3_endpoint,
+        s3,
         MEDIA_ACCESS="public",
         MEDIA_URL="https://cdn.example/uploads/",
         MEDIA_LOCATION="uploads",

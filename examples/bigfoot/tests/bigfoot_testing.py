@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import http.cookies
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -13,8 +14,10 @@ import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import psycopg
 
 from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
@@ -59,17 +62,49 @@ def clean_environment(**variables: str) -> dict[str, str]:
 class Services:
     postgres: Postgres
     redis: Redis
+    # The database the app's migrations were applied to: made on first use (`migrate` is a
+    # Django process of most of a second).
+    _migrated: str | None = field(default=None, init=False)
 
-    def app_environment(self, static_root: Path, **variables: str) -> dict[str, str]:
-        """A production-like environment (no DEBUG, strict hosts) with a fresh database."""
+    def app_environment(
+        self, static_root: Path, *, migrated: bool = False, **variables: str
+    ) -> dict[str, str]:
+        """A production-like environment (no DEBUG, strict hosts) with a fresh database: empty,
+        or (`migrated`) a copy of one `manage.py migrate` brought up to date."""
+        name = f"bigfoot_{next(_database_names)}"
+        if migrated:
+            database_url = self._copy_database(self._migrated_database(), name)
+        else:
+            database_url = self.postgres.create_database(name)
         return clean_environment(
             DJANGO_SECRET_KEY="bigfoot-tests-only",  # noqa: S106
             DJANGO_ALLOWED_HOSTS=SITE_HOST,
-            DATABASE_URL=self.postgres.create_database(f"bigfoot_{next(_database_names)}"),
+            DATABASE_URL=database_url,
             REDIS_URL=self.redis.url(),
             STATIC_ROOT=str(static_root),
             **variables,
         )
+
+    def _migrated_database(self) -> str:
+        if self._migrated is None:
+            env = self.app_environment(Path(tempfile.gettempdir()))  # migrate reads no static
+            manage_ok(APP_DIR, env, "migrate", "--noinput")
+            self._migrated = env["DATABASE_URL"].rsplit("/", 1)[1]
+        return self._migrated
+
+    def _copy_database(self, template: str, name: str) -> str:
+        """CREATE DATABASE `name` as a copy of `template` (which nothing is connected to)."""
+        with psycopg.connect(self.postgres.url(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self.postgres.url(name)
+
+
+def collect_static(app_dir: Path, static_root: Path) -> dict[str, str]:
+    """`manage.py collectstatic` into `static_root` as the image build runs it (no secret,
+    database or cache); the manifest's map of each file to its hashed name."""
+    build = clean_environment(STATIC_ROOT=str(static_root))
+    manage_ok(app_dir, build, "collectstatic", "--noinput")
+    return dict(json.loads((static_root / "staticfiles.json").read_text())["paths"])
 
 
 def open_connections(postgres: Postgres, database_url: str) -> int:

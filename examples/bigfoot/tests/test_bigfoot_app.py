@@ -13,7 +13,6 @@ from bigfoot_testing import (
     clean_environment,
     http_request,
     manage,
-    manage_ok,
     open_connections,
     serving,
     submit_form,
@@ -49,12 +48,10 @@ def test_django_suite_passes_against_real_postgresql_and_redis(
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
 def test_serves_pages_forms_and_health_under_a_real_app_server(
-    server: str, services: Services, tmp_path: Path
+    server: str, services: Services, collected_static: Path, tmp_path: Path
 ) -> None:
-    static_root = tmp_path / "static"
-    env = services.app_environment(static_root)
-    manage_ok(APP_DIR, env, "migrate", "--noinput")
-    manage_ok(APP_DIR, env, "collectstatic", "--noinput")
+    static_root = collected_static
+    env = services.app_environment(static_root, migrated=True)
     manifest = json.loads((static_root / "staticfiles.json").read_text())["paths"]
 
     with serving(APP_DIR, env, server, tmp_path / f"{server}.log") as port:

@@ -127,11 +127,9 @@ def flushed(services: Services) -> Services:
 
 @pytest.mark.slow
 def test_the_report_form_enqueues_jobs_the_workers_run_and_a_failing_job_is_logged_and_skipped(
-    flushed: Services, tmp_path: Path, running: Callable[..., Process]
+    flushed: Services, collected_static: Path, tmp_path: Path, running: Callable[..., Process]
 ) -> None:
-    env = flushed.app_environment(tmp_path / "static")
-    manage_ok(APP_DIR, env, "migrate", "--noinput")
-    manage_ok(APP_DIR, env, "collectstatic", "--noinput")
+    env = flushed.app_environment(collected_static, migrated=True)
     with serving(APP_DIR, env, "gunicorn", tmp_path / "gunicorn.log") as port:
         _, created = submit_form(port, "/sightings/new/", REPORT)
     assert created.status == 303
@@ -255,8 +253,7 @@ def test_v2_new_jobs_job_fails_on_a_v1_worker_and_runs_on_its_own(
     new = build_variant(APP_DIR, "v2-new-job", tmp_path / "v2-new-job")
     env = flushed.app_environment(tmp_path / "static")
     manage_ok(new, env, "migrate", "--noinput")
-    for _ in range(2):
-        manage_ok(new, env, "shell", "--command", REPORT_FROM_V2_NEW_JOB)
+    manage_ok(new, env, "shell", "--command", REPORT_FROM_V2_NEW_JOB * 2)  # two reports
     jobs = [job["job"] for job in queued(flushed, "default")]
     assert jobs == ["sightings.sighting_reported", "sightings.notify_rangers"] * 2
 

@@ -1,20 +1,21 @@
 """The release variants the rehearsal rolls out: each is built from the app plus its overlay,
 and each does on a real PostgreSQL what its description promises."""
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bigfoot_testing import (
     APP_DIR,
     Services,
-    clean_environment,
+    collect_static,
     http_request,
     manage,
     manage_ok,
     serving,
     submit_form,
 )
+from shared_files import made_once
 
 from pulumi_django.cli.rehearsal.releases import overlay_chain, read_releases
 from pulumi_django.cli.rehearsal.sources import build_variant
@@ -63,9 +64,24 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: build_variant(APP_DIR, name, root / name) for name in RELEASES}
 
 
-def collect_static(app: Path, static_root: Path) -> dict[str, str]:
-    manage_ok(app, clean_environment(STATIC_ROOT=str(static_root)), "collectstatic", "--noinput")
-    return dict(json.loads((static_root / "staticfiles.json").read_text())["paths"])
+@pytest.fixture(scope="module")
+def collected(
+    builds: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], tuple[Path, dict[str, str]]]:
+    """`collected(release)`: its STATIC_ROOT and manifest, collected once for the session's
+    workers."""
+    done: dict[str, tuple[Path, dict[str, str]]] = {}
+
+    def get(release: str) -> tuple[Path, dict[str, str]]:
+        if release not in done:
+            done[release] = made_once(
+                tmp_path_factory,
+                f"bigfoot-static-{release}",
+                lambda directory: (directory, collect_static(builds[release], directory)),
+            )
+        return done[release]
+
+    return get
 
 
 def test_the_app_ships_exactly_these_releases() -> None:
@@ -130,10 +146,10 @@ def test_v2_new_job_jobs_are_the_apps_plus_the_new_job_it_enqueues() -> None:
 
 
 def test_v2_gives_the_stylesheet_a_new_hashed_name_and_keeps_the_script(
-    builds: dict[str, Path], tmp_path: Path
+    collected: Callable[[str], tuple[Path, dict[str, str]]],
 ) -> None:
-    v1 = collect_static(builds["v1"], tmp_path / "v1")
-    v2 = collect_static(builds["v2"], tmp_path / "v2")
+    _, v1 = collected("v1")
+    _, v2 = collected("v2")
     assert v1["sightings/bigfoot.css"] != v2["sightings/bigfoot.css"]
     assert v1["sightings/bigfoot.js"] == v2["sightings/bigfoot.js"]
 
@@ -149,8 +165,8 @@ def test_old_code_inserts_after_the_release_migrates(
     services: Services,
     tmp_path: Path,
 ) -> None:
-    env = services.app_environment(tmp_path / "static")
-    manage_ok(builds["v1"], env, "migrate", "--noinput")
+    # The app's migrations applied: v1's (the app is v1, test above).
+    env = services.app_environment(tmp_path / "static", migrated=True)
     migrated = manage_ok(builds[release], env, "migrate", "--noinput")
     assert "Applying sightings.0002_sighting_gdpr_accepted... OK" in migrated
 
@@ -169,11 +185,14 @@ def test_old_code_inserts_after_the_release_migrates(
 
 @pytest.mark.slow
 def test_v2_asks_for_consent_and_v2_broken_fails_its_health_check(
-    builds: dict[str, Path], services: Services, tmp_path: Path
+    builds: dict[str, Path],
+    services: Services,
+    tmp_path: Path,
+    collected: Callable[[str], tuple[Path, dict[str, str]]],
 ) -> None:
-    env = services.app_environment(tmp_path / "static")
+    static_root, _ = collected("v2")
+    env = services.app_environment(static_root)
     manage_ok(builds["v2"], env, "migrate", "--noinput")
-    collect_static(builds["v2"], tmp_path / "static")
 
     with serving(builds["v2"], env, "gunicorn", tmp_path / "v2.log") as port:
         assert http_request(port, "/healthz").status == 200

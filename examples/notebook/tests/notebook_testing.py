@@ -11,6 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
+from pulumi_django.cli import main
 from pulumi_django.cli.rehearsal.sources import build_variant
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -65,6 +68,24 @@ def collect_static(static_root: Path) -> dict[str, str]:
 def pulumi_django(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed `pulumi-django` command, run in the app's directory as its user would."""
     return run([str(VENV_BIN / "pulumi-django"), *args], clean_environment())
+
+
+def pulumi_django_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`pulumi_django(*args)` in this process, with the same directory and environment: a
+    command whose subject is what it prints, not its process, without another interpreter
+    importing the Pulumi SDK for seconds."""
+    for name in os.environ:
+        if name.startswith(APP_VARIABLE_PREFIXES):
+            monkeypatch.delenv(name)
+    for name, value in clean_environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(APP_DIR)
+    capsys.readouterr()
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["pulumi-django", *args], code, captured.out, captured.err)
 
 
 def release(name: str, root: Path) -> Path:

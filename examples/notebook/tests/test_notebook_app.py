@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from notebook_testing import APP_DIR, PRODUCTION_SETTINGS, clean_environment, collect_static, run
+from shared_files import made_once
 
 from pulumi_django.cli.rehearsal.servers import Postgres, Redis
 
@@ -15,12 +16,25 @@ SITE_HOST = "notebook.example.test"
 STACKS = ("dev", "local")
 
 
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """`collectstatic` as the image build runs it: its STATIC_ROOT and manifest, collected
+    once for the session's workers."""
+
+    def make(directory: Path) -> tuple[Path, dict[str, str]]:
+        return directory / "static", collect_static(directory / "static")
+
+    return made_once(tmp_path_factory, "notebook-collected", make)
+
+
 @pytest.mark.slow
 def test_django_suite_passes_against_real_postgresql_and_redis(
-    servers: tuple[Postgres, Redis], database_url: str, tmp_path: Path
+    servers: tuple[Postgres, Redis],
+    database_url: str,
+    tmp_path: Path,
+    collected: tuple[Path, dict[str, str]],
 ) -> None:
-    static_root = tmp_path / "static"
-    collect_static(static_root)
+    static_root, _ = collected
     env = clean_environment(
         DJANGO_SECRET_KEY="notebook-tests-only",  # noqa: S106
         DJANGO_ALLOWED_HOSTS=SITE_HOST,
@@ -39,10 +53,10 @@ def test_django_suite_passes_against_real_postgresql_and_redis(
 
 
 def test_the_image_build_collects_hashed_static_files_with_no_secret_or_database(
-    tmp_path: Path,
+    collected: tuple[Path, dict[str, str]],
 ) -> None:
     """What the Dockerfile's collectstatic does: production settings, nothing else set."""
-    manifest = collect_static(tmp_path / "static")
+    _, manifest = collected
     for name in ("journal/notebook.css", "journal/notebook.js", "journal/notebook.svg"):
         assert re.fullmatch(r"journal/notebook\.[0-9a-f]{12}\.\w+", manifest[name]), name
     assert "admin/css/base.css" in manifest

@@ -12,6 +12,7 @@ from notebook_testing import (
     clean_environment,
     manage_ok,
     pulumi_django,
+    pulumi_django_here,
     release,
 )
 
@@ -37,8 +38,10 @@ def app_container(plan: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
 
 
 @pytest.mark.parametrize(("stack", "target"), [("dev", "aws"), ("local", "local")])
-def test_plan_builds_the_app_from_its_own_directory(stack: str, target: str) -> None:
-    done = pulumi_django("plan", "--stack", stack, "--json", "-")
+def test_plan_builds_the_app_from_its_own_directory(
+    stack: str, target: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = pulumi_django_here(monkeypatch, capsys, "plan", "--stack", stack, "--json", "-")
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert (plan["project"], plan["stack"], plan["target"]) == ("notebook", stack, target)

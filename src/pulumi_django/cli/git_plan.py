@@ -22,6 +22,7 @@ is pinned to at the ref, else the app repository's HEAD.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -29,7 +30,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ from pulumi_django.cli.plan_diff import (
 )
 from pulumi_django.cli.rehearsal.releases import RELEASE_FILE, RELEASES_DIR
 from pulumi_django.config import StackConfig
-from pulumi_django.errors import UsageError
+from pulumi_django.errors import PulumiDjangoError, UsageError
 
 PLAN_TIMEOUT_SECONDS = 600.0
 MIGRATIONS = ":(glob)**/migrations/0*.py"
@@ -79,19 +81,40 @@ def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None 
     check of the migrations added since then in the app the plan checks (the stack's, or the
     one a program of one's own builds). `app_ref` is the commit of the app's side when the app
     is in another repository than the project. UsageError for a bad ref, an app outside git or
-    a failing plan."""
+    a failing plan.
+
+    The plan at the ref (another process) starts first and runs while this one plans the
+    working tree, beside the app its stack file names; in the rare case that the working
+    tree's plan shows the app elsewhere (a program of one's own whose app is in another
+    repository), it is planned again beside that one."""
     from pulumi_django.cli.plan import plan_stack_or_explain
 
     project_dir = project_dir.resolve()
     repository = find_repository(project_dir)
     project = Version(repository, ref, resolve_commit(repository, ref, "--diff-against"))
-    head = plan_stack_or_explain(project_dir, stack)
-    app_dir = head.migrations.app_dir
-    app = app_version(project, app_dir, app_ref) if app_dir and app_dir.is_dir() else project
-    elsewhere = app.repository.top != repository.top
-    # In one repository, the app's uncommitted changes are the working tree's too.
-    head_commit, dirty = head_state(repository, *([] if elsewhere else [app.repository.directory]))
-    base = plan_at_commit(project, app if elsewhere else None, project_dir, stack)
+    guessed = _guessed_app_side(project, project_dir, stack, app_ref)
+    with contextlib.ExitStack() as running:
+        early = None
+        if guessed is not _UNKNOWN:
+            # What fails here fails again, in its turn, after the working tree's plan.
+            with contextlib.suppress(PulumiDjangoError):
+                early = running.enter_context(
+                    planning_at_commit(project, guessed, project_dir, stack)
+                )
+        head = plan_stack_or_explain(project_dir, stack)
+        app_dir = head.migrations.app_dir
+        app = app_version(project, app_dir, app_ref) if app_dir and app_dir.is_dir() else project
+        elsewhere = app.repository.top != repository.top
+        # In one repository, the app's uncommitted changes are the working tree's too.
+        head_commit, dirty = head_state(
+            repository, *([] if elsewhere else [app.repository.directory])
+        )
+        beside = app if elsewhere else None
+        if early is not None and _placement(guessed) == _placement(beside):
+            base = early()
+        else:
+            running.close()  # a plan at the ref beside another app, if started, stops
+            base = plan_at_commit(project, beside, project_dir, stack)
     diff = diff_plans(
         base or {},
         head.as_json(),
@@ -112,6 +135,29 @@ def review_against(project_dir: Path, stack: str, ref: str, app_ref: str | None 
             app.repository, app.commit, project_dir, stack, checked=head.config
         )
     return diff
+
+
+# `_guessed_app_side` could not tell where the app is before the working tree's plan.
+_UNKNOWN = Version(Repository(Path(), Path()), "", "")
+
+
+def _guessed_app_side(
+    project: Version, project_dir: Path, stack: str, app_ref: str | None
+) -> Version | None:
+    """The app's side to plan the ref beside, as the stack file's `django:app.context` names it
+    (the same repository as the project: None), before the working tree's plan says; _UNKNOWN
+    when that cannot be told without it (the errors are the plan's to report, in order)."""
+    try:
+        app_dir = (project_dir / configured_context(project_dir, stack)).resolve()
+        app = app_version(project, app_dir, app_ref) if app_dir.is_dir() else project
+    except (PulumiDjangoError, OSError):
+        return _UNKNOWN
+    return app if app.repository.top != project.repository.top else None
+
+
+def _placement(app: Version | None) -> tuple[Path, str] | None:
+    """What the plan at the ref takes of the app's side: its repository and commit."""
+    return None if app is None else (app.repository.top, app.commit)
 
 
 def find_repository(directory: Path, what: str = "") -> Repository:
@@ -209,46 +255,82 @@ def plan_at_commit(
 ) -> dict[str, Any] | None:
     """The plan JSON of `stack` at the project's commit, with the app of `app` (another
     repository) beside it, or None when the stack has no file there."""
+    with planning_at_commit(project, app, project_dir, stack) as planned:
+        return planned()
+
+
+@contextlib.contextmanager
+def planning_at_commit(
+    project: Version, app: Version | None, project_dir: Path, stack: str
+) -> Iterator[Callable[[], dict[str, Any] | None]]:
+    """`plan_at_commit`, started: the plan runs in its own process while the block runs, and
+    the function yielded waits for its JSON. Stopped, and its tree removed, on leaving."""
+    from pulumi_django.cli.plan import APP_CHECKS_VARIABLE
+
     with tempfile.TemporaryDirectory(prefix="pulumi-django-plan-") as scratch:
         versions = [project] if app is None else [project, app]
         placed = extract_side_by_side(versions, Path(scratch) / "tree")
         checkout = placed(project.repository.top)
         copy = placed(project_dir)
         if not (copy / "Pulumi.yaml").is_file() or not (copy / f"Pulumi.{stack}.yaml").is_file():
-            return None
+            yield lambda: None
+            return
         keep_absolute_context_beside(copy, stack, project_dir, versions)
-        environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        # Its app checks are not part of the review (`review_migrations` is): skipped.
+        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", APP_CHECKS_VARIABLE: "skip"}
         if is_pulumi_django_checkout(checkout):
             links = link_tree(checkout, Path(scratch) / "links")
             environment["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(links), os.environ.get("PYTHONPATH")])
             )
         command = [sys.executable, "-P", "-m", "pulumi_django.cli", "plan", "--stack", stack]
-        try:
-            completed = subprocess.run(
+        # Into files, not pipes: nobody reads its output until it is done.
+        output, errors = Path(scratch) / "plan.json", Path(scratch) / "plan.err"
+        with output.open("w") as stdout, errors.open("w") as stderr:
+            process = subprocess.Popen(
                 [*command, "--cwd", str(copy), "--json", "-"],
                 cwd=scratch,
                 env=environment,
-                capture_output=True,
-                text=True,
-                timeout=PLAN_TIMEOUT_SECONDS,
-                check=False,
+                stdout=stdout,
+                stderr=stderr,
             )
-        except subprocess.TimeoutExpired:
-            raise UsageError(
-                f"the plan of stack {stack} at {project.ref} did not finish in "
-                f"{PLAN_TIMEOUT_SECONDS:.0f} s"
-            ) from None
+        started = time.monotonic()
+
+        def planned() -> dict[str, Any] | None:
+            try:
+                process.wait(timeout=max(0.0, started + PLAN_TIMEOUT_SECONDS - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise UsageError(
+                    f"the plan of stack {stack} at {project.ref} did not finish in "
+                    f"{PLAN_TIMEOUT_SECONDS:.0f} s"
+                ) from None
+            return _plan_document(
+                project, stack, process.returncode, output.read_text(), errors.read_text()
+            )
+
+        try:
+            yield planned
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _plan_document(
+    project: Version, stack: str, returncode: int, stdout: str, stderr: str
+) -> dict[str, Any]:
+    """The plan JSON the plan at the ref printed; UsageError, with its last words, when it
+    failed."""
     from pulumi_django.cli.plan import APP_NOT_READY_EXIT_CODE
 
     # A plan whose app readiness found errors still printed the whole plan.
-    if completed.returncode not in (0, APP_NOT_READY_EXIT_CODE):
-        said = "\n".join(completed.stderr.strip().splitlines()[-12:]) or "it said nothing"
+    if returncode not in (0, APP_NOT_READY_EXIT_CODE):
+        said = "\n".join(stderr.strip().splitlines()[-12:]) or "it said nothing"
         raise UsageError(
             f"the plan of stack {stack} at {project.ref} ({project.commit[:12]}) failed:\n{said}"
         )
     try:
-        document: dict[str, Any] = json.loads(completed.stdout)
+        document: dict[str, Any] = json.loads(stdout)
     except ValueError:
         raise UsageError(
             f"the plan of stack {stack} at {project.ref} printed no plan JSON"

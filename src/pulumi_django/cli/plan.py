@@ -20,6 +20,7 @@ import os
 import runpy
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ TARGET_KEY = "django:target"
 # The target of a program of one's own: its stack file has no `django:target`.
 PROGRAM_TARGET = "program"
 CHECK_OFF = "migrations.check is off"
+APP_CHECKS_SKIPPED = "not asked for (the app's checks were skipped)"
+# Set to `skip` by `--diff-against` for the plan at the ref, whose app checks the review never
+# reads (it checks the migrations added since the ref itself): no app interpreter runs for it.
+# An environment variable, not a flag, so that a ref's older code, which knows neither, runs.
+APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
 # `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
 APP_NOT_READY_EXIT_CODE = 1
 
@@ -137,16 +143,36 @@ def config_warnings(config: StackConfig) -> list[str]:
     ]
 
 
-def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
-    """Runs the project's program for `stack` under mocks, then checks the app's migrations and
+def plan_stack(
+    project_dir: Path, stack: str, *, python: str | None = None, app_checks: bool = True
+) -> Plan:
+    """Runs the project's program for `stack` under mocks, and checks the app's migrations and
     readiness in its interpreter (`python`, a `--python` flag, overrides `app.python`): the
-    stack's app, or the one a program of one's own builds. Raises UsageError for a bad stack
-    name or file, and the program's own ConfigError for invalid config."""
+    stack's app, or the one a program of one's own builds; not with `app_checks=False`
+    (`migrationCheck.skipped` says so). Raises UsageError for a bad stack name or file, and
+    the program's own ConfigError for invalid config.
+
+    A ready-made stack's app is known from its stack file alone, so its checks (other
+    processes: the app's interpreter) start first and run while this one runs the program,
+    which imports the Pulumi SDK's modules for seconds; the plan then waits for whichever
+    finishes last. Their results are cached per content of what they read (`app_runs`)."""
     stack_file = load_stack_file(project_dir.resolve(), stack)
     ready_made = TARGET_KEY in stack_file.config
     if python and ready_made:
         stack_file = with_app_python(stack_file, python)
+    if not app_checks:
+        skipped = MigrationReport(None, None, APP_CHECKS_SKIPPED)
+        return Plan(stack_file, _record_program(stack_file), skipped, None, None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-app-checks") as pool:
+        checks = pool.submit(_stack_app_checks, stack_file, python) if ready_made else None
+        recording = _record_program(stack_file)
+        if checks is None:
+            return _plan_program(stack_file, recording, python, pool)
+        config, readiness, migrations = checks.result()
+    return Plan(stack_file, recording, migrations, readiness, config)
 
+
+def _record_program(stack_file: StackFile) -> Recording:
     def program() -> None:
         with _program_context(stack_file):
             runpy.run_path(str(stack_file.program), run_name="__main__")
@@ -159,35 +185,49 @@ def plan_stack(project_dir: Path, stack: str, *, python: str | None = None) -> P
         secret_keys=stack_file.secret_keys,
     )
     recording.resources = _tree_order(recording.resources)
-    if not ready_made:
-        return _plan_program(stack_file, recording, python)
+    return recording
+
+
+def _stack_app_checks(
+    stack_file: StackFile, python: str | None
+) -> tuple[StackConfig, AppReadiness, MigrationReport]:
+    """A ready-made stack's app config, resolved as its program resolves it, and the app's
+    readiness and migration check under it: one after the other, so that they take one core
+    while the program takes the other."""
     configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
     config = stack_config(stack_file)
     readiness = assess_app(
         config, stack_file.project_dir, python_source=interpreter_source(configured, python)
     )
-    return Plan(stack_file, recording, check_app_migrations(stack_file, config), readiness, config)
+    return config, readiness, check_app_migrations(stack_file, config)
 
 
-def _plan_program(stack_file: StackFile, recording: Recording, python: str | None) -> Plan:
+def _plan_program(
+    stack_file: StackFile, recording: Recording, python: str | None, pool: Executor
+) -> Plan:
     """A program of one's own: its app's checks, as the recording shows the app, named by the
-    `AppConfig` fields the program sets; none when it builds no app."""
+    `AppConfig` fields the program sets; none when it builds no app. The two checks run at
+    once (`pool`): nothing else is left to do."""
     try:
         found = program_app_config(recording, stack_file.project_dir)
     except NoAppDeployed as nothing:
         return Plan(stack_file, recording, MigrationReport(None, None, str(nothing)), None, None)
     config = _resolved(stack_file, found, python)
     source = "--python" if python else "the interpreter running pulumi-django (pass --python)"
-    readiness = assess_app(config, stack_file.project_dir, python_source=source, key=program_key)
+    readiness = pool.submit(
+        assess_app, config, stack_file.project_dir, python_source=source, key=program_key
+    )
     migrations = check_app_migrations(stack_file, config, key=program_key, check_off=NO_CHECK)
-    return Plan(stack_file, recording, migrations, readiness, config)
+    return Plan(stack_file, recording, migrations, readiness.result(), config)
 
 
-def plan_stack_or_explain(project_dir: Path, stack: str, *, python: str | None = None) -> Plan:
+def plan_stack_or_explain(
+    project_dir: Path, stack: str, *, python: str | None = None, app_checks: bool = True
+) -> Plan:
     """plan_stack for the CLI: whatever the program refuses with (invalid config, a missing
     build context) becomes a UsageError naming the stack, as `pulumi up` shows it: no traceback."""
     try:
-        return plan_stack(project_dir, stack, python=python)
+        return plan_stack(project_dir, stack, python=python, app_checks=app_checks)
     except pulumi.RunError as error:
         raise UsageError(f"stack {stack}: {error}") from None
 
@@ -264,6 +304,7 @@ def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()
         acknowledged=config.migrations.acknowledged,
         python=config.app.python,
         environment={**OFFLINE_APP_ENVIRONMENT, **config.app.environment},
+        cwd=app_dir,  # as the release's check runs in the image: in the app's directory
     )
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .. import app_runs
+from ..caches import cache_home
 from ..errors import PulumiDjangoError
 from .analyzer import POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
 
@@ -106,6 +108,7 @@ def run_check(
     acknowledged: Acknowledgements = (),
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     environment: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> CheckResult:
     """Checks the app's migrations with its own interpreter; MigrationCheckError if it cannot.
 
@@ -115,7 +118,8 @@ def run_check(
     `one_release`. `first_deploy` asserts nothing runs yet, without a database.
     `database_url` becomes the analyzer's DATABASE_URL; `acknowledged` allows migrations (or
     whole apps) on purpose, each with a reason; `environment` adds variables the app's
-    settings need to import.
+    settings need to import; `cwd` is where it runs (default: here). An offline check of the
+    project on `pythonpath` is cached by what it read (`app_runs`).
     """
     if database_url:
         require_postgresql_url(database_url)
@@ -142,8 +146,14 @@ def run_check(
     ):
         environment["PYTHONPYCACHEPREFIX"] = str(bytecode_cache(environment))
     try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
+        completed = app_runs.run(
+            command,
+            app_dir=Path(pythonpath or "."),
+            environment=environment,
+            cwd=cwd,
+            timeout=timeout,
+            # Offline, with the project on `pythonpath`, it reads files and nothing else.
+            cached=offline and not database_url and pythonpath is not None,
         )
     except FileNotFoundError:
         raise MigrationCheckError(f"--python {interpreter}: no such interpreter") from None
@@ -185,8 +195,7 @@ def bytecode_cache(environment: Mapping[str, str]) -> Path:
     """Where the app's interpreter keeps the bytecode it compiles: importing the project must
     not write `__pycache__` into it, and compiling its libraries on every check (a venv that
     uv installed has no bytecode) costs seconds each time."""
-    cache_home = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache_home) / "pulumi-django" / "pycache"
+    return cache_home(environment) / "pycache"
 
 
 def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi.dynamic
 
-from ..config.static import DEFAULT_KEEP, DEFAULT_PREFIX
 from ..errors import PulumiDjangoError
 from ..release_steps import ReleaseRole, Step
 from ..static_publish import (
+    DEFAULT_KEEP,
+    DEFAULT_PREFIX,
     PublishError,
     check_layout,
     check_release,
@@ -149,6 +150,8 @@ class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticReleas
     )
 
     release_id: pulumi.Output[str]
+    # The releases index holding this release's record (the name is the first layout's, which
+    # kept one manifest object per release).
     manifest_key: pulumi.Output[str]
     uploaded: pulumi.Output[int]
     skipped: pulumi.Output[int]

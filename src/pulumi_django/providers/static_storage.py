@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..static_publish import DEFAULT_WORKERS, LocalFile, PublishError, RemoteObject
+from ..static_publish import (
+    DEFAULT_WORKERS,
+    IndexConflict,
+    LocalFile,
+    PublishError,
+    RemoteObject,
+    StoredObject,
+)
+
+# S3's rules for a general purpose bucket's name: 3-63 lowercase letters, digits, dots and
+# hyphens, a letter or digit at each end, no two dots in a row, not an IPv4 address.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+IPV4_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 CREDENTIAL_ERRORS = frozenset(
     {
@@ -32,7 +45,11 @@ CREDENTIAL_ERRORS = frozenset(
 
 class S3Storage:
     """An S3 bucket; credentials and region come from `session` (a boto3 Session, e.g. the
-    stack's, `providers.aws_session`), else from the standard AWS chain."""
+    stack's, `providers.aws_session`), else from the standard AWS chain.
+
+    Without a session the client comes from botocore alone (boto3 adds nothing a client needs,
+    and the command line starts without it), set up to start and list fast: see
+    `_botocore_session`."""
 
     def __init__(
         self,
@@ -43,18 +60,24 @@ class S3Storage:
         workers: int = DEFAULT_WORKERS,
         session: Any | None = None,
     ) -> None:
-        import boto3
         from botocore.config import Config
 
+        check_bucket_name(bucket)
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         config = Config(
             max_pool_connections=workers + 2,
             retries={"mode": "standard", "max_attempts": 4},
+            # Every upload carries its Content-MD5, which S3 checks. botocore's own CRC32 of
+            # each body besides (its default since 1.36) would be computed for nothing, and
+            # S3-compatible servers (--endpoint-url) that do not know its headers refuse it.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         try:
             with self._errors("connect"):
-                self.client = (session or boto3.session.Session()).client(
+                make = session.client if session else _botocore_session().create_client
+                self.client = make(
                     "s3", endpoint_url=endpoint_url, region_name=region, config=config
                 )
         except ValueError as error:  # botocore's word for a malformed endpoint URL
@@ -69,10 +92,13 @@ class S3Storage:
                     found[item["Key"]] = RemoteObject(item["ETag"].strip('"'), item["Size"])
         return found
 
-    def read(self, key: str) -> bytes:
+    def read(self, key: str) -> StoredObject | None:
         with self._errors("GetObject"):
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            return bytes(body.read())
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            except self.client.exceptions.NoSuchKey:
+                return None
+            return StoredObject(bytes(answer["Body"].read()), answer["ETag"].strip('"'))
 
     def upload(self, file: LocalFile) -> None:
         extra: dict[str, Any] = {}
@@ -89,15 +115,31 @@ class S3Storage:
                 **extra,
             )
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> str:
+        """A conditional write (S3's If-Match, If-None-Match), atomic on S3's side."""
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": f'"{replacing}"'} if replacing else {"IfNoneMatch": "*"}
         with self._errors("PutObject"):
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType="application/json",
-                CacheControl="no-store",
-            )
+            try:
+                answer = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType="application/json",
+                    CacheControl="no-store",
+                    **condition,
+                )
+            except ClientError as error:
+                # 412: another write came first; 409: another write is under way.
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+                    raise IndexConflict(
+                        f"s3://{self.bucket}/{key} changed while this publish ran (another "
+                        "publish of the same prefix?): publish again"
+                    ) from error
+                raise
+        return str(answer["ETag"]).strip('"')
 
     def delete(self, keys: Sequence[str]) -> None:
         batch_size = 1000  # DeleteObjects' limit
@@ -136,7 +178,10 @@ class S3Storage:
             where = self.endpoint_url or "the S3 endpoint"
             raise PublishError(f"cannot reach {where}: {error}") from error
         except exceptions.BotoCoreError as error:
-            raise PublishError(f"S3 {operation} on bucket {self.bucket} failed: {error}") from error
+            reason = " ".join(str(error).split())  # botocore's own may take several lines
+            raise PublishError(
+                f"S3 {operation} on bucket {self.bucket} failed: {reason}"
+            ) from error
 
     def _explain(self, operation: str, code: str, message: str) -> str:
         if code == "NoSuchBucket":
@@ -152,6 +197,39 @@ class S3Storage:
                 "s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject on it"
             )
         return f"S3 {operation} on bucket {self.bucket} failed: {code} {message}".rstrip()
+
+
+def check_bucket_name(bucket: str) -> None:
+    """PublishError, one line, for a name S3 would refuse: before any request."""
+    if not BUCKET_NAME.match(bucket) or ".." in bucket or IPV4_ADDRESS.match(bucket):
+        raise PublishError(
+            f"{bucket!r} is not a valid S3 bucket name: 3-63 lowercase letters, digits, dots "
+            "and hyphens, starting and ending with a letter or digit"
+        )
+
+
+def _botocore_session() -> Any:
+    """A botocore session of the standard AWS chain whose listings keep timestamps as text and
+    whose model loader knows S3 alone.
+
+    Nothing reads a listing's LastModified, and dateutil parsing 1,000 of them costs more than
+    the rest of the page. botocore's loader checks that a service exists by listing every
+    service directory it ships (about 400, a stat each) for each model it loads, the service,
+    its endpoint rules and its paginators: a third of the client's start-up on this kind of
+    machine. This one reads the same search paths (AWS_DATA_PATH included) and S3's models."""
+    import botocore.loaders
+    import botocore.session
+
+    class S3Loader(botocore.loaders.Loader):
+        def list_available_services(self, type_name: str) -> list[str]:
+            return ["s3"]
+
+    session = botocore.session.get_session()
+    default = botocore.loaders.create_loader(session.get_config_variable("data_path"))
+    loader = S3Loader(extra_search_paths=default.search_paths, include_default_search_paths=False)
+    session.register_component("data_loader", loader)
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
 
 
 def extract_image_static(image: str, static_root: str, destination: Path) -> Path:

@@ -8,11 +8,16 @@ it must follow (a program of one's own that forgot an `after=`)."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import gc
 import json
+import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pulumi_django.errors import PulumiDjangoError, UsageError
 
@@ -104,7 +109,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pulumi_django.cli.plan import APP_NOT_READY_EXIT_CODE, plan_stack_or_explain, render_text
+    with _collector_paused():
+        code = _run(args)
+        if _is_this_command():
+            _exit_without_teardown(code)
+    return code
+
+
+def _is_this_command() -> bool:
+    """Whether this process is the `pulumi-django` command (its script, or `python -m
+    pulumi_django.cli`), rather than a program calling `main` (a test)."""
+    program = sys.modules.get("__main__")
+    spec = getattr(program, "__spec__", None)
+    if spec is not None:
+        return bool(spec.name == "pulumi_django.cli.__main__")
+    return Path(getattr(program, "__file__", None) or "").name == "pulumi-django"
+
+
+def _exit_without_teardown(code: int) -> NoReturn:
+    """Exits once the output is out and the exit handlers have run, as a normal exit would, but
+    without the interpreter's teardown: freeing, one by one, the objects of the thousand-odd
+    modules a plan imports takes half a second (prod), and nothing outlives the process."""
+    from pulumi_django.recorder import close_event_loops
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # It closes the SDK's event loops for the teardown's sake (no "Exception ignored" after a
+    # failed program): there is none here, and it walks every object to find them.
+    atexit.unregister(close_event_loops)
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the plan runs. Importing the Pulumi SDK's modules
+    makes a few hundred thousand objects that all live to the end, and the collector would walk
+    them again at every threshold for nothing to free: about a fifth of the command's time,
+    for a few megabytes of memory at most (the program's cycles, freed at exit)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pulumi_django.cli.plan import (
+        APP_CHECKS_VARIABLE,
+        APP_NOT_READY_EXIT_CODE,
+        plan_stack_or_explain,
+        render_text,
+    )
 
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
@@ -122,7 +180,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--format markdown needs --diff-against GITREF")
     target = _json_target(args.json)
     try:
-        plan = plan_stack_or_explain(project_dir, args.stack, python=args.python)
+        plan = plan_stack_or_explain(
+            project_dir,
+            args.stack,
+            python=args.python,
+            app_checks=os.environ.get(APP_CHECKS_VARIABLE) != "skip",
+        )
     except PulumiDjangoError:
         raise
     except Exception:

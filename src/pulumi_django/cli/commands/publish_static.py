@@ -2,6 +2,10 @@
 
 The same engine as the stack's StaticRelease: uploads only what changed, keeps the last
 `--keep` releases' files, prints `uploaded U, skipped S, deleted D` (or that as JSON).
+
+A pipeline runs it on every deploy, most often with little or nothing to upload, so it imports
+only the standard-library engine for `--help` and botocore for a publish: never the stack
+config (pydantic, Pulumi) nor boto3 (tests/test_static_publish.py holds it to that).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pulumi_django.config.static import DEFAULT_KEEP, DEFAULT_PREFIX
+    from pulumi_django.static_publish import DEFAULT_KEEP, DEFAULT_PREFIX
 
     parser.add_argument("--bucket", required=True, metavar="NAME", help="S3 bucket name.")
     parser.add_argument(

@@ -12,6 +12,7 @@ Every request is kept as a `Sample`; `classify` says which kind of failure it wa
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import http.cookies
 import math
@@ -36,6 +37,8 @@ MAX_BACKLOG_SECONDS = 1.0
 # Virtual users per request/s: enough users that a slow second does not lower the rate.
 USERS_PER_RPS = 0.2
 MIN_USERS = 4
+# Pages whose parse is kept (by their HTML): enough for every page a site's load views.
+PARSED_PAGES_KEPT = 64
 # Scenario weights: mostly page views, some form posts, the odd health check.
 PAGE_WEIGHT, FORM_WEIGHT, HEALTH_WEIGHT = 12, 5, 3
 DETAIL_LENGTH = 200
@@ -199,6 +202,15 @@ def parse_page(html: str) -> _PageParser:
     return parser
 
 
+@functools.lru_cache(maxsize=PARSED_PAGES_KEPT)
+def _page_parts(html: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The page's assets and form fields, parsed once per distinct HTML: the views of a page
+    mostly get the same HTML, a form's page is read twice (its token, then its fields), and
+    parsing is most of the CPU the load generator itself uses."""
+    page = parse_page(html)
+    return tuple(page.assets), tuple(page.fields.items())
+
+
 @dataclass(frozen=True)
 class Site:
     """Where the load goes: the proxy's address, the pages it views, the forms it posts."""
@@ -272,7 +284,7 @@ class VirtualUser:
         page = self.request("GET", form.path, validate=self._form_problem)
         if page is None:
             return
-        fields = {**parse_page(page.body).fields, **form.fields}
+        fields = {**dict(_page_parts(page.body)[1]), **form.fields}
         if form.files:
             boundary = f"rehearsal-{self.random.getrandbits(64):016x}"
             body: str | bytes = multipart_body(fields, form.files, boundary)
@@ -301,11 +313,12 @@ class VirtualUser:
 
     def _local_assets(self, html: str) -> list[str]:
         """Paths of the page's stylesheets, scripts and images served by this site."""
-        urls = [urllib.parse.urlsplit(url) for url in parse_page(html).assets]
+        urls = [urllib.parse.urlsplit(url) for url in _page_parts(html)[0]]
         return [url.path for url in urls if url.netloc in ("", self.host_header)]
 
     def _form_problem(self, html: str) -> str | None:
-        if "csrfmiddlewaretoken" not in parse_page(html).fields or "csrftoken" not in self.cookies:
+        fields = dict(_page_parts(html)[1])
+        if "csrfmiddlewaretoken" not in fields or "csrftoken" not in self.cookies:
             return "the form page set no CSRF cookie and token"
         return None
 

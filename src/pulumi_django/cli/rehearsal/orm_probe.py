@@ -7,9 +7,11 @@ Python 3.10+), from the version's directory, with the environment the version's 
         One JSON line: the apps with migrations not yet applied to the configured database:
         {"apps": ["journal"]}.
 
-    APP_PYTHON orm_probe.py run --apps journal,blog --pause 0.1
+    APP_PYTHON orm_probe.py run --apps journal,blog --pause 0.1 [--hold]
         Probes every concrete model of those apps, in rounds (`--pause` seconds apart at least),
-        until SIGTERM or until its stdin closes. Per model and round: create
+        until SIGTERM or until its stdin closes. With `--hold`, the rounds wait after the ready
+        line until a line comes on stdin: the probe gets ready while its version starts, and
+        writes once the version serves. Per model and round: create
         (`model_bakery.baker.make`, which also makes the required related objects), update (new
         values, `save()`), read (`get(pk=...)`), delete.
         First a warm-up round, then the line {"ready": true, "models": [...], "skipped":
@@ -86,9 +88,11 @@ def main(argv: list[str]) -> int:
         _write(protocol, _migration_plan())
         return 0
     _import_model_bakery()
-    stopping = _stop_on_signal_or_eof()
+    stopping, go = _stop_on_signal_or_eof()
+    if not arguments.hold:
+        go.set()
     labels = [label for label in arguments.apps.split(",") if label]
-    _probe(labels, arguments.pause, protocol, stopping)
+    _probe(labels, arguments.pause, protocol, stopping, go)
     return 0
 
 
@@ -118,6 +122,9 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
     run = commands.add_parser("run", help="probe the models of --apps until SIGTERM")
     run.add_argument("--apps", required=True, help="comma-separated app labels")
     run.add_argument("--pause", type=float, required=True, help="seconds between rounds, at least")
+    run.add_argument(
+        "--hold", action="store_true", help="after the ready line, wait for a line on stdin"
+    )
     return parser.parse_args(argv)
 
 
@@ -174,24 +181,36 @@ def _refusal() -> str | None:
     return None
 
 
-def _stop_on_signal_or_eof() -> threading.Event:
-    """Set on SIGTERM or when stdin closes (the parent is gone); the current operation ends
-    first, so its transaction is rolled back rather than cut off."""
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+def _stop_on_signal_or_eof() -> tuple[threading.Event, threading.Event]:
+    """`stopping`: set on SIGTERM or when stdin closes (the parent is gone); the current
+    operation ends first, so its transaction is rolled back rather than cut off. `go`: set
+    when anything comes on stdin (what `--hold` waits for), and when stopping."""
+    stopping, go = threading.Event(), threading.Event()
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        go.set()
+
+    signal.signal(signal.SIGTERM, stop)
 
     def wait_for_eof() -> None:
         # os.read, not sys.stdin: a daemon thread blocked in a buffered read aborts the
         # interpreter's shutdown.
         while os.read(sys.stdin.fileno(), 4096):
-            pass
-        stopping.set()
+            go.set()
+        stop()
 
     threading.Thread(target=wait_for_eof, daemon=True).start()
-    return stopping
+    return stopping, go
 
 
-def _probe(labels: list[str], pause: float, protocol: TextIO, stopping: threading.Event) -> None:
+def _probe(
+    labels: list[str],
+    pause: float,
+    protocol: TextIO,
+    stopping: threading.Event,
+    go: threading.Event,
+) -> None:
     from django.conf import settings
     from django.db import close_old_connections
 
@@ -208,6 +227,7 @@ def _probe(labels: list[str], pause: float, protocol: TextIO, stopping: threadin
         if label in skipped:
             del models[label]
     _write(protocol, {"ready": True, "models": sorted(models), "skipped": skipped})
+    go.wait()
     while not stopping.is_set():
         round_started = time.monotonic()
         # As Django does around each request: a connection that broke is not reused.

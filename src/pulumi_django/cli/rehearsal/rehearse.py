@@ -2,13 +2,20 @@
 
 A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
 server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
-release is applied step by step in `RELEASE_STEPS` order, each step by its handler here (keyed
-by the same `Step`s the components declare and the stack wires as resource dependencies), while
+release is applied step by step in `Step` order, each step by its handler here (keyed by the
+same `Step`s the components declare and the stack wires as resource dependencies), while
 virtual users view the app's pages, post its forms (`rehearsal.*` in the stack config) and probe
 the health check. What they saw becomes the report. Meanwhile the fleet's health checks run on
 every replica in service as ECS runs them, replacing the replicas ECS would replace
 (`supervisor.py`); `--database-outage` stops PostgreSQL for a while before the release. When the
 stack has workers, one worker process of each version runs its jobs (`workers.py`).
+
+What does not wait for anything before it runs beside it: both versions are built while
+PostgreSQL starts, a version's replicas start side by side, the old version's write probe and
+the new one's get ready (held: they write only once released) beside the migration check and
+the first new replica, and an old replica stops while the next new one starts. The app's
+interpreters keep their bytecode in pulumi-django's cache (as the migration check's do), so that
+only the first rehearsal compiles the libraries.
 
 Everything started is stopped and every directory removed on the way out, also on Ctrl-C.
 """
@@ -32,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pulumi_django.caches import cache_home
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
 from pulumi_django.cli.rehearsal.crawl import discover_pages
 from pulumi_django.cli.rehearsal.load import Sample, Site, parse_page, running_load
@@ -71,11 +79,10 @@ from pulumi_django.cli.rehearsal.write_probe import (
     WriteProbe,
     WriteProbeError,
     migrating_apps,
-    running_write_probe,
+    start_write_probe,
 )
 from pulumi_django.config import StackConfig
 from pulumi_django.errors import PulumiDjangoError, UsageError
-from pulumi_django.release import RELEASE_STEPS
 from pulumi_django.release_steps import Step
 from pulumi_django.rendering.app_server import app_environment_defaults, app_server_settings
 from pulumi_django.rendering.media import local_media_environment
@@ -88,8 +95,10 @@ from pulumi_django.rendering.proxy import (
 
 # The user's own app settings never leak into the throwaway site.
 APP_VARIABLE_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "STATIC_", "MEDIA_")
-# The load balancer's health check, sped up: the stack's thresholds, a shorter interval.
-HEALTH_INTERVAL_SECONDS = 0.5
+# The load balancer's health check on a starting replica, sped up: the stack's thresholds, a
+# much shorter interval (a poll, not the stack's timing: the fleet's own checks run as the stack
+# says, `supervisor.py`).
+HEALTH_INTERVAL_SECONDS = 0.2
 PROBE_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 60.0
 DRAIN_POLL_SECONDS = 0.05
@@ -97,8 +106,9 @@ MIN_REQUESTS_POLL_SECONDS = 0.1
 # Each Caddy reload opens a new listening socket (SO_REUSEPORT) and closes the old one, and
 # ends idle keep-alive connections. Reloads back to back under load reset a few new
 # connections (measured at 100 requests/s: one in 20 reloads with no gap; none in 80 with
-# gaps of 0.5-1 s). A load balancer, too, registers and deregisters targets seconds apart.
-RELOAD_GAP_SECONDS = 1.0
+# gaps of 0.5-1 s). An nginx reload returns once its old workers stopped accepting
+# (`proxies.py`): no run behind nginx lost a request without a gap, so it waits for none.
+RELOAD_GAP_SECONDS: dict[str, float] = {"caddy": 1.0, "nginx": 0.0}
 BUILD_TIMEOUT_SECONDS = 300.0
 DATABASE_NAME = "rehearsal"
 # collectstatic's map of each file to its hashed name (ManifestStaticFilesStorage).
@@ -115,6 +125,9 @@ READY_TIMEOUT_SECONDS = 60.0
 WARM_UP_ASKS = 4
 # A replacement that did not become healthy is stopped, and the next one started after this.
 REPLACEMENT_RETRY_SECONDS = 5.0
+# Threads for what runs beside the rehearsal's main line: the release's build, write probes
+# getting ready, old replicas stopping.
+BACKGROUND_THREADS = 4
 
 
 class ReleaseStepError(PulumiDjangoError):
@@ -162,10 +175,13 @@ class Replica:
     # Deployed before the load: it stands for a fleet that has served for a while, whose
     # health checks' start period and grace period are over.
     settled: bool = False
+    stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self) -> None:
-        """Graceful (SIGTERM): requests in flight finish. Stopping twice does nothing."""
-        self.lifetime.close()
+        """Graceful (SIGTERM): requests in flight finish. Stopping twice does nothing; a stop
+        while another thread stops it returns once it is stopped."""
+        with self.stop_lock:
+            self.lifetime.close()
 
 
 @dataclass(frozen=True)
@@ -215,6 +231,20 @@ class Rehearsal:
         self.config = options.config
         self.resources = resources
         self.root = root
+        # The bytecode the app's interpreters compile for the files of this rehearsal's
+        # versions is removed with them (the libraries' stays in the cache).
+        self.bytecode = cache_home() / "pycache"
+        resources.callback(_remove_mirror, self.bytecode, root)
+        # What runs beside the main line; every task of it ends before anything is stopped.
+        self.background = concurrent.futures.ThreadPoolExecutor(
+            BACKGROUND_THREADS, thread_name_prefix="rehearsal"
+        )
+        resources.callback(self.background.shutdown)
+        # The release's build, started beside the current version's deploy (`step_image`).
+        self.release_build: concurrent.futures.Future[Version] | None = None
+        # The migrated apps and the old version's write probe, made ready beside the migration
+        # check (`step_migrate`).
+        self.old_writes: concurrent.futures.Future[PreparedWrites] | None = None
         # The app's interpreter (`django:app.python`): its servers, and `python` on its PATH.
         self.python = options.config.app.python or sys.executable
         self.python_bin = python_shim(root / "bin", self.python)
@@ -248,6 +278,8 @@ class Rehearsal:
         self.supervisor: Supervisor[Replica] | None = None
         self.replacements: list[Replacement] = []
         self.replica_numbers = itertools.count(1)
+        # Replicas started side by side, which `stop_replicas` waits for.
+        self.starting: list[concurrent.futures.Future[Replica]] = []
         # One worker process per version, when the stack has workers: the first service's.
         self.workers: list[WorkerProcess] = []
 
@@ -255,13 +287,16 @@ class Rehearsal:
 
     def deploy_current(self) -> None:
         """PostgreSQL, Redis, the current version migrated with its static files published,
-        its replicas healthy behind the proxy."""
+        its replicas healthy behind the proxy. Both versions are built meanwhile (neither
+        build needs a database)."""
+        building = self.background.submit(self.build, self.options.previous, 0)
+        self.prepare_release()
         self.database = database = self.resources.enter_context(postgres())
         cache = self.resources.enter_context(redis())
         self.database_url = database.create_database(DATABASE_NAME)
         self.redis_url = cache.url()
         self.progress(f"PostgreSQL on {LOOPBACK}:{database.port}, Redis on {LOOPBACK}:{cache.port}")
-        current = self.build(self.options.previous)
+        current = building.result()
         self.bucket.mkdir()
         self.media.mkdir()
         self.publish_static(current)
@@ -269,10 +304,11 @@ class Rehearsal:
         # Stopped after the proxy (entered later, so it stops first and closes its
         # keep-alive connections, which would otherwise hold up every replica's stop).
         self.resources.callback(self.stop_replicas)
-        starting = [self.start_replica(current) for _ in range(self.options.replicas)]
+        starting = self.start_replicas(current, self.options.replicas)
         self.start_worker(current, "old")
-        for replica in starting:  # they boot side by side
-            problem = self.wait_healthy(replica)
+        with concurrent.futures.ThreadPoolExecutor(len(starting)) as pool:
+            problems = list(pool.map(self.wait_healthy, starting))
+        for replica, problem in zip(starting, problems, strict=True):
             if problem:
                 raise ReleaseStepError(
                     f"the current version {current.name} is not healthy, so there is nothing to "
@@ -385,27 +421,27 @@ class Rehearsal:
     def release(self) -> list[StepReport]:
         """Every release step in the stack's order, until one stops the release."""
         reports = []
-        for step in RELEASE_STEPS:
-            handler = STEP_HANDLERS[step.key]
-            self.progress(f"[{step.key}] {step.title}")
+        for step in Step:
+            handler = STEP_HANDLERS[step]
+            self.progress(f"[{step}] {step.heading}")
             started = time.monotonic()
             try:
                 outcome = handler(self)
             except (ReleaseStepError, ServerError) as error:  # ServerError: a proxy reload
                 outcome = StepOutcome("halted", str(error).splitlines()[0])
-                self.progress(f"[{step.key}] halted: {error}")
+                self.progress(f"[{step}] halted: {error}")
             seconds = time.monotonic() - started
-            reports.append(
-                StepReport(step.key, step.title, outcome.status, seconds, outcome.detail)
-            )
-            self.progress(f"[{step.key}] {outcome.status} in {seconds:.1f} s: {outcome.detail}")
+            reports.append(StepReport(step, step.heading, outcome.status, seconds, outcome.detail))
+            self.progress(f"[{step}] {outcome.status} in {seconds:.1f} s: {outcome.detail}")
             if outcome.status in ("refused", "halted"):
                 break
         return reports
 
     def step_image(self) -> StepOutcome:
-        """The new version's files and its collected static files, as the image build does."""
-        self.new = self.build(self.options.release)
+        """The new version's files and its collected static files, as the image build does
+        (started beside the current version's deploy: a release's image is built before
+        anything changes too)."""
+        self.new = self.prepare_release().result()
         files = sum(1 for path in self.new.static_root.rglob("*") if path.is_file())
         label = self.options.release.label
         return StepOutcome("ok", f"{label} built, collectstatic wrote {files} files")
@@ -427,6 +463,7 @@ class Rehearsal:
         if not self.config.migrations.check:
             return StepOutcome("skipped", "migrations.check is off in the stack config")
         version = self._new()
+        self.prepare_old_writes(version)
         completed = self.run(
             "the migration check",
             check_command(self.config.app.settings_module),
@@ -451,9 +488,17 @@ class Rehearsal:
         the old schema: it keeps writing through the migration and the rollout, as the old
         replicas do. (The new version's starts with its first replica: `step_fleet`.)"""
         version = self._new()
-        self.migrated_apps = self.migrating_apps(version)
-        if self.migrated_apps and self.current is not None:
-            self.start_write_probe(self.current, self.migrated_apps)
+        prepared = self.prepare_old_writes(version).result()
+        if prepared.listing_problem is not None:
+            self.write_problems.append(
+                f"the migrations to apply could not be listed: {prepared.listing_problem}"
+            )
+            self.progress(f"write probe: {self.write_problems[-1]}")
+        elif not prepared.apps:
+            self.writes_not_run = "the release applies no migration"
+        self.migrated_apps = prepared.apps
+        if prepared.probe is not None and self.current is not None:
+            self.release_write_probe(self.current, prepared.probe)
         return StepOutcome("ok", self.migrate(version))
 
     def step_fleet(self) -> StepOutcome:
@@ -467,6 +512,9 @@ class Rehearsal:
         version = self._new()
         old_replicas = list(self.serving)
         total = len(old_replicas)
+        # An old replica stops (gracefully) while the next new one starts.
+        stops: list[concurrent.futures.Future[None]] = []
+        probe: HeldProbe | None = None
         for number, old in enumerate(old_replicas, start=1):
             started = time.monotonic()
             try:
@@ -475,13 +523,18 @@ class Rehearsal:
                 return self._halt(number, total, f"did not start: {error}")
             if number == 1:  # the new version's worker starts with its first replica
                 self.start_worker(version, "new")
+                if self.migrated_apps:  # and its probe gets ready meanwhile, held
+                    probe = self.prepare_write_probe(version, self.migrated_apps)
             problem = self.wait_healthy(new)
             if problem:
                 new.stop()
+                if probe is not None:  # its version never serves
+                    probe.abandon.set()
                 return self._halt(number, total, f"never became healthy: {problem}")
             healthy = time.monotonic() - started
-            if number == 1 and self.migrated_apps:  # it is about to serve: so it writes
-                self.start_write_probe(version, self.migrated_apps)
+            if probe is not None:  # it is about to serve: so it writes
+                self.release_write_probe(version, probe)
+                probe = None
             if number == 1:  # from now on the new version enqueues jobs
                 self.mark_workers(NEW_VERSION)
             self.serving.append(new)
@@ -489,15 +542,21 @@ class Rehearsal:
             self.serving.remove(old)
             self.set_upstreams(self.serving)
             drained = self.drain(old)
-            old.stop()
-            self.progress(
+            done = (
                 f"replica {number}/{total}: {version.name} on port {new.port} healthy after "
                 f"{healthy:.1f} s and added; {old.version.name} on port {old.port} removed, "
                 f"drained in {drained:.1f} s, stopped"
             )
+            stops.append(self.background.submit(self._stop_replica, old, done))
+        for stopping in stops:
+            stopping.result()
         if self.current is not None:  # its last replica is gone: so is its probe
             self.stop_write_probe(self.current)
         return StepOutcome("ok", f"{total} replicas replaced one at a time, none failed")
+
+    def _stop_replica(self, replica: Replica, done: str) -> None:
+        replica.stop()
+        self.progress(done)
 
     def step_proxy(self) -> StepOutcome:
         """The proxy switched to exactly the new fleet: one more reload with that replica set,
@@ -556,12 +615,18 @@ class Rehearsal:
 
     # ------------------------------------------------------------ building blocks
 
-    def build(self, source: VersionSource) -> Version:
+    def prepare_release(self) -> concurrent.futures.Future[Version]:
+        """The release's build, started (once) in the background."""
+        if self.release_build is None:
+            self.release_build = self.background.submit(self.build, self.options.release, 1)
+        return self.release_build
+
+    def build(self, source: VersionSource, number: int) -> Version:
         """The version's files as its image's build context holds them, and `collectstatic`
         into its STATIC_ROOT, with no secret and no database, as the Dockerfile does at build
         time. STATIC_ROOT is outside the files: a `staticfiles/` left in a working tree is
-        never taken for the version's."""
-        name = f"{len(list(self.root.glob('versions/*')))}-{source.release_name}"
+        never taken for the version's. `number` tells its directories from the other's."""
+        name = f"{number}-{source.release_name}"
         try:
             directory = export_source(self.options.app_dir, source, self.root / "versions" / name)
         except UsageError as error:
@@ -581,35 +646,55 @@ class Rehearsal:
             )
         return version
 
-    def migrating_apps(self, version: Version) -> list[str]:
-        """The apps whose migrations the release applies: the write probe writes their
-        models. None when that cannot be told (the release goes on without the probe, and
-        the report says so)."""
+    def prepare_old_writes(self, new: Version) -> concurrent.futures.Future[PreparedWrites]:
+        """In the background (once): the apps whose migrations the release applies (the new
+        version's plan on the database) and, when there are some, the current version's
+        write probe over their models, held. Nothing is migrated meanwhile, so both stay
+        true until the migration job; a release that stops before it discards the probe."""
+        if self.old_writes is None:
+            probe = HeldProbe()
+            self.resources.callback(probe.discard)
+            self.old_writes = self.background.submit(
+                self._prepare_old_writes, new, self.current, probe
+            )
+        return self.old_writes
+
+    def _prepare_old_writes(
+        self, new: Version, current: Version | None, probe: HeldProbe
+    ) -> PreparedWrites:
         try:
             apps = migrating_apps(
                 self.python,
-                version.directory,
-                self.environment(version),
+                new.directory,
+                self.environment(new),
                 DATABASE_NAME,
                 timeout=self.config.migrations.timeout_seconds,
             )
         except WriteProbeError as error:
-            self.write_problems.append(f"the migrations to apply could not be listed: {error}")
-            self.progress(f"write probe: {self.write_problems[-1]}")
-            return []
-        if not apps:
-            self.writes_not_run = "the release applies no migration"
-        return apps
+            probe.future.cancel()
+            return PreparedWrites([], str(error), None)
+        if not apps or current is None:
+            probe.future.cancel()
+            return PreparedWrites(apps, None, None)
+        self._make_ready(probe, current, apps)
+        return PreparedWrites(apps, None, probe)
 
-    def start_write_probe(self, version: Version, apps: list[str]) -> None:
-        """The version's write probe over the models of `apps`, until the version's last
-        replica stops or the rehearsal ends. One that cannot start is reported and the
-        release goes on: the probe is a witness of the release, not a step of it."""
+    def prepare_write_probe(self, version: Version, apps: list[str]) -> HeldProbe:
+        """The version's write probe over the models of `apps`, started and warmed up in the
+        background, held until `release_write_probe`; discarded at the end at the latest."""
+        probe = HeldProbe()
+        self.resources.callback(probe.discard)
+        self.background.submit(self._make_ready, probe, version, apps)
+        return probe
+
+    def _make_ready(self, probe: HeldProbe, version: Version, apps: list[str]) -> None:
+        if not probe.future.set_running_or_notify_cancel():
+            return  # discarded before it started
         log = self.root / "probes" / f"{version.release_id}.log"
         log.parent.mkdir(exist_ok=True)
         try:
-            probe = self.resources.enter_context(
-                running_write_probe(
+            probe.future.set_result(
+                start_write_probe(
                     python=self.python,
                     cwd=version.directory,
                     env=self.environment(version),
@@ -617,16 +702,29 @@ class Rehearsal:
                     apps=apps,
                     database_name=DATABASE_NAME,
                     log=log,
+                    hold=True,
+                    abandon=probe.abandon,
                 )
             )
+        except WriteProbeError as error:
+            probe.future.set_exception(error)
+
+    def release_write_probe(self, version: Version, prepared: HeldProbe) -> None:
+        """The version's write probe writes from now on, until the version's last replica
+        stops or the rehearsal ends. One that could not start is reported and the release
+        goes on: the probe is a witness of the release, not a step of it."""
+        try:
+            probe = prepared.future.result()
         except WriteProbeError as error:  # its message names the probe and says why
             self.write_problems.append(str(error))
             self.progress(f"write probe: {error}")
             return
+        probe.release()
         self.write_probes[version.release_id] = probe
         skipped = ", ".join(probe.skipped) or "none"
         self.progress(
-            f"write probe of {version.name}: {len(probe.models)} models of {', '.join(apps)}; "
+            f"write probe of {version.name}: {len(probe.models)} models of "
+            f"{', '.join(self.migrated_apps)}; "
             f"not probed: {skipped}"
         )
 
@@ -645,8 +743,10 @@ class Rehearsal:
         models: set[str] = set()
         skipped: dict[str, str] = {}
         problems = list(self.write_problems)
-        for probe in self.write_probes.values():
-            done = probe.stop()
+        probes = list(self.write_probes.values())
+        with concurrent.futures.ThreadPoolExecutor(len(probes) or 1) as pool:
+            stopped = list(pool.map(WriteProbe.stop, probes))  # side by side
+        for probe, done in zip(probes, stopped, strict=True):
             samples += done
             operations[probe.version] = operations.get(probe.version, 0) + len(done)
             written = [model for model in probe.models if model not in probe.skipped]
@@ -719,7 +819,7 @@ class Rehearsal:
                     env.get("PATH", "/usr/bin:/bin"),
                 ]
             ),
-            PYTHONPYCACHEPREFIX=str(self.root / "pycache"),
+            PYTHONPYCACHEPREFIX=str(self.bytecode),
             PYTHONUNBUFFERED="1",
         )
         env.update(app_environment_defaults(self.config.app))
@@ -800,8 +900,25 @@ class Rehearsal:
         self.replicas.append(replica)
         return replica
 
+    def start_replicas(self, version: Version, count: int) -> list[Replica]:
+        """`count` replicas of the version, started side by side. When one does not start,
+        those that did are stopped with the others at the end."""
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            starting = [pool.submit(self.start_replica, version) for _ in range(count)]
+            self.starting += starting
+        return [replica.result() for replica in starting]
+
+    def stop_site(self) -> None:
+        """The proxy, then every replica (stopped first, the proxy closes its keep-alive
+        connections, which would otherwise hold up each replica's graceful stop)."""
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.stop_replicas()
+
     def stop_replicas(self) -> None:
-        """Stops every replica still running, side by side (each stop is graceful)."""
+        """Stops every replica still running, side by side (each stop is graceful), once
+        those still starting (after Ctrl-C) have started."""
+        concurrent.futures.wait(self.starting)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.replicas) or 1) as pool:
             for stopping in [pool.submit(replica.stop) for replica in self.replicas]:
                 stopping.result()
@@ -1002,12 +1119,13 @@ class Rehearsal:
         )
 
     def set_upstreams(self, replicas: list[Replica]) -> None:
-        """Reloads the proxy with `replicas` as its upstreams, at least RELOAD_GAP_SECONDS
-        after the previous reload."""
+        """Reloads the proxy with `replicas` as its upstreams, at least the proxy's
+        RELOAD_GAP_SECONDS after the previous reload."""
         if self.proxy is None:
             raise ReleaseStepError("the proxy is not running")
+        gap = RELOAD_GAP_SECONDS[self.options.proxy]
         with self.fleet_lock:
-            time.sleep(max(0.0, self.last_reload + RELOAD_GAP_SECONDS - time.monotonic()))
+            time.sleep(max(0.0, self.last_reload + gap - time.monotonic()))
             self.proxy.reload(self.site(replicas))
             self.last_reload = time.monotonic()
 
@@ -1038,6 +1156,49 @@ STEP_HANDLERS: dict[Step, Callable[[Rehearsal], StepOutcome]] = {
 }
 
 
+@dataclass(frozen=True)
+class HeldProbe:
+    """A write probe being made ready in the background and held (`start_write_probe(hold=...)`)
+    until its version serves, or discarded."""
+
+    future: concurrent.futures.Future[WriteProbe] = field(default_factory=concurrent.futures.Future)
+    abandon: threading.Event = field(default_factory=threading.Event)
+
+    def discard(self) -> None:
+        """Not needed (any more): its start is given up, or it is stopped (a probe that was
+        released is stopped twice: that does nothing)."""
+        self.abandon.set()
+        if self.future.cancel():  # never started
+            return
+        with contextlib.suppress(WriteProbeError):
+            self.future.result().stop()
+
+
+@dataclass(frozen=True)
+class PreparedWrites:
+    """What `Rehearsal.prepare_old_writes` found: the apps the release migrates (none when
+    `listing_problem` says why they could not be listed), and the old version's held probe
+    over them, if any."""
+
+    apps: list[str]
+    listing_problem: str | None
+    probe: HeldProbe | None
+
+
+def _remove_mirror(prefix: Path, directory: Path) -> None:
+    """Removes the bytecode Python keeps for the files under `directory` with PYTHONPYCACHEPREFIX
+    `prefix` (the same path, under it), and the directories above it it leaves empty."""
+    mirror = prefix / directory.resolve().relative_to(directory.resolve().anchor)
+    shutil.rmtree(mirror, ignore_errors=True)
+    for parent in mirror.parents:
+        if parent == prefix or prefix not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (another rehearsal's), or gone
+            break
+
+
 @contextlib.contextmanager
 def _scratch_directory() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="pd-rehearsal-"))
@@ -1050,7 +1211,7 @@ def _scratch_directory() -> Iterator[Path]:
 def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> RehearsalReport:
     """Runs the whole rehearsal and returns its report; every process it started is stopped
     and every directory it made is removed before it returns or raises."""
-    missing = [step.key for step in RELEASE_STEPS if step.key not in STEP_HANDLERS]
+    missing = [step for step in Step if step not in STEP_HANDLERS]
     if missing:
         raise NotImplementedError(f"the rehearsal has no handler for release steps {missing}")
     with contextlib.ExitStack() as resources:
@@ -1078,14 +1239,20 @@ def rehearse(options: RehearsalOptions, progress: Callable[[str], None]) -> Rehe
             load_end = time.monotonic()
         if rehearsal.supervisor is not None:  # no replacement may change the fleet any more
             rehearsal.supervisor.stop()
-        writes, write_summary = rehearsal.write_results()
         if rehearsal.workers:
             progress(
                 f"stopping {len(rehearsal.workers)} worker(s): SIGTERM, then their jobs finish"
             )
-        rehearsal.stop_workers()
-        workers = rehearsal.workers_summary()
         progress("load stopped; stopping every server")
+        # The workers, the write probes and the site stop side by side: none needs another.
+        stopping = [
+            rehearsal.background.submit(rehearsal.stop_workers),
+            rehearsal.background.submit(rehearsal.stop_site),
+        ]
+        writes, write_summary = rehearsal.write_results()
+        for stopped in stopping:
+            stopped.result()
+        workers = rehearsal.workers_summary()
     return build_report(
         release=options.release.label,
         previous=options.previous.label,

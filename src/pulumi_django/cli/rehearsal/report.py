@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pulumi_django.cli.plan_diff import MARKER, escape_markdown
 from pulumi_django.cli.rehearsal.load import (
     FAILURE_KINDS,
     REQUEST_FAILURE_KINDS,
@@ -453,6 +452,9 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
         ),
         "database_outage": None if report.outage is None else _outage_json(report.outage),
         "workers": None if report.workers is None else _workers_json(report.workers),
+        # How long the load ran: the release and the waits around it (`--before`, `--after`,
+        # the outage), the part of a run no setup can shorten.
+        "load_seconds": round(report.load_seconds, 2),
     }
 
 
@@ -763,6 +765,9 @@ def render_markdown(document: Mapping[str, Any]) -> str:
             if process["side"] == "old"
         ),
     )
+    # Only the markdown needs the plan diff's renderer (and the recorder it imports).
+    from pulumi_django.cli.plan_diff import MARKER
+
     failed = sum(failures.get(kind, 0) for kind in REQUEST_FAILURE_KINDS)
     lines = [
         MARKER.format(stack=MARKDOWN_MARKER),
@@ -916,6 +921,8 @@ def _markdown_writes(writes: Mapping[str, Any], failed: int) -> list[str]:
 def _markdown_cell(text: str) -> str:
     """On one line, markdown's special characters escaped: a detail such as `<module>` or
     `a | b` stays text, in its own column."""
+    from pulumi_django.cli.plan_diff import escape_markdown
+
     return escape_markdown(" ".join(text.split()))
 
 

@@ -1,29 +1,42 @@
 """Throwaway servers on free loopback ports, for the rehearsal and the test suite.
 
 Each server owns a temporary directory, starts in the foreground of its own process group,
-and is stopped (and its directory removed) on exit, on error and on Ctrl-C.
+and is stopped (and its directory removed) on exit, on error and on Ctrl-C. A PostgreSQL
+cluster is a copy of the one this machine's initdb made first (kept in pulumi-django's cache,
+keyed by the binary and its version), its files in memory when there is room, and it stops
+with PostgreSQL's fast shutdown: together 2.5-5 s less per cluster (measured here) than
+initdb, files on disk and a smart shutdown.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulumi_django.caches import cache_home
 from pulumi_django.errors import PulumiDjangoError
 
 LOOPBACK = "127.0.0.1"
 POSTGRES_BIN_DIRS = "/usr/lib/postgresql/*/bin"  # Debian keeps the server binaries off PATH
 # How much longer than its graceful timeout a server may take to stop before it is killed.
 STOP_MARGIN_SECONDS = 5
+# A throwaway cluster's files go to memory when it has room (writing them, and removing a used
+# cluster's 1,300 files, then costs no disk I/O: on a disk mounted with `discard`, removing them
+# took 1-3 s, longer than the rest of the cluster's stop), else to the temporary directory.
+MEMORY_DIRECTORY = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private directory there
+MEMORY_ROOM_BYTES = 1 << 30
 
 
 class ServerError(PulumiDjangoError):
@@ -65,12 +78,17 @@ def find_binary(name: str, *extra_dirs: str, package: str) -> str:
     raise ServerError(f"{name} not found; install the Debian package {package} (make test does)")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `timeout`: the graceful stop a real host gives."""
+def stop_process(
+    process: subprocess.Popen[bytes],
+    timeout: float = 10.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> None:
+    """`stop_signal` (SIGTERM), then SIGKILL after `timeout`: the graceful stop a real host
+    gives."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop_signal)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -142,8 +160,11 @@ class PostgresServer:
         self.process.wait(self.timeout)
 
     def stop(self) -> None:
+        """PostgreSQL's fast shutdown (SIGINT): sessions are ended, then a clean checkpoint.
+        SIGTERM would be its smart shutdown, which waits for every client to go, and, as root,
+        makes `runuser` wait 2 s before it kills what it started."""
         if self.process is not None:
-            stop_process(self.process)
+            stop_process(self.process, stop_signal=signal.SIGINT)
 
 
 @dataclass
@@ -202,30 +223,21 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
     (scram-sha-256), so that a test can change a password and see old ones refused."""
     initdb = find_binary("initdb", POSTGRES_BIN_DIRS, package="postgresql")
     server = find_binary("postgres", POSTGRES_BIN_DIRS, package="postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="pd-postgres-"))
+    workdir = files = Path(tempfile.mkdtemp(prefix="pd-postgres-"))
     data, log = workdir / "data", workdir / "server.log"
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-    as_postgres = _drop_root_prefix(workdir)
+    user = _postgres_user()
+    as_postgres = _drop_root_prefix(workdir, user)
     running: PostgresServer | None = None
     try:
-        subprocess.run(
-            [
-                *as_postgres,
-                initdb,
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
+        # The server is told `workdir/data` (what a look at its command line finds), a link
+        # to the files when they are in memory.
+        memory = memory_directory()
+        if memory is not None:
+            files = Path(tempfile.mkdtemp(prefix="pd-postgres-", dir=memory))
+            _drop_root_prefix(files, user)
+            data.symlink_to(files / "data")
+        new_cluster(initdb, files / "data", as_postgres, user, env)
         if password_auth:
             _require_passwords(data)
         port = free_port()
@@ -263,7 +275,8 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
         if running is not None:
             running.stop()
         why = log_tail(log)
-        shutil.rmtree(workdir, ignore_errors=True)
+        for directory in {workdir, files}:
+            shutil.rmtree(directory, ignore_errors=True)
         if isinstance(error, subprocess.CalledProcessError):
             raise ServerError(f"initdb failed: {error.stderr.decode(errors='replace')}") from None
         if isinstance(error, ServerError):
@@ -273,7 +286,85 @@ def postgres(timeout: float = 60.0, password_auth: bool = False) -> Iterator[Pos
         yield Postgres(port=port, server=running)
     finally:
         running.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        for directory in {workdir, files}:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def memory_directory() -> Path | None:
+    """MEMORY_DIRECTORY when it is a tmpfs we may write with room for a cluster, else None."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+        room = os.statvfs(MEMORY_DIRECTORY)
+    except OSError:
+        return None
+    in_memory = any(line.split()[1:3] == [str(MEMORY_DIRECTORY), "tmpfs"] for line in mounts)
+    if not in_memory or room.f_bavail * room.f_frsize < MEMORY_ROOM_BYTES:
+        return None
+    return MEMORY_DIRECTORY if os.access(MEMORY_DIRECTORY, os.W_OK) else None
+
+
+def new_cluster(
+    initdb: str, data: Path, as_postgres: list[str], user: str | None, env: dict[str, str]
+) -> None:
+    """Writes a new cluster into `data`, as `initdb` makes it: a copy of the one this initdb
+    made before with the same options, when there is one (a tenth of a second instead of about
+    one), else initdb's own, which is then kept for the next time. Kept clusters are keyed by
+    the binary and the version it prints: another PostgreSQL never gets one (and its server
+    would refuse a cluster of another catalog version). `user` owns the copy (running as
+    root: the server's user). Nothing the cache cannot do fails the cluster: initdb runs."""
+    kept = cluster_cache(initdb, env)
+    if kept is not None and kept.is_dir():
+        try:
+            shutil.copytree(kept, data, symlinks=True)
+            if user is not None:
+                for directory, _, files in os.walk(data):
+                    for path in (Path(directory), *(Path(directory, f) for f in files)):
+                        shutil.chown(path, user)
+            return
+        except OSError:
+            shutil.rmtree(data, ignore_errors=True)
+    run_initdb(initdb, data, as_postgres, env)
+    if kept is not None:
+        _keep_cluster(data, kept)
+
+
+INITDB_OPTIONS = ("-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+
+def run_initdb(initdb: str, data: Path, as_postgres: list[str], env: dict[str, str]) -> None:
+    subprocess.run(
+        [*as_postgres, initdb, "-D", str(data), *INITDB_OPTIONS],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+
+
+def cluster_cache(initdb: str, env: Mapping[str, str]) -> Path | None:
+    """Where the cluster `initdb` makes is kept (it may not be there yet); None when the
+    binary does not say its version."""
+    try:
+        version = subprocess.run(
+            [initdb, "--version"], capture_output=True, text=True, env=env, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    key = json.dumps(
+        [os.path.realpath(initdb), version, INITDB_OPTIONS, env.get("LC_ALL"), env.get("LANG")]
+    )
+    return cache_home(env) / "postgres" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _keep_cluster(data: Path, kept: Path) -> None:
+    """A copy of `data` at `kept`, whole or not at all (another rehearsal may keep the same
+    one at the same time: the first one stays)."""
+    scratch = kept.with_name(f".{kept.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(data, scratch, symlinks=True)
+        scratch.rename(kept)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _require_passwords(data: Path) -> None:
@@ -299,11 +390,18 @@ def _wait_until_accepting(port: int, timeout: float) -> None:
     raise ServerError(f"PostgreSQL on port {port} never accepted connections")
 
 
-def _drop_root_prefix(workdir: Path) -> list[str]:
-    """PostgreSQL refuses to run as root; as root, run it as the `postgres` or `nobody` user."""
+def _postgres_user() -> str | None:
+    """PostgreSQL refuses to run as root; as root, it runs as the `postgres` or `nobody` user
+    (None: as the caller)."""
     if os.geteuid() != 0:
+        return None
+    return "postgres" if _user_exists("postgres") else "nobody"
+
+
+def _drop_root_prefix(workdir: Path, user: str | None) -> list[str]:
+    """What runs a command as `user` (nothing when None), who then owns `workdir`."""
+    if user is None:
         return []
-    user = "postgres" if _user_exists("postgres") else "nobody"
     shutil.chown(workdir, user)
     workdir.chmod(0o700)
     runuser = shutil.which("runuser") or shutil.which("setpriv")

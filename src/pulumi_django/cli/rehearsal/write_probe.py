@@ -20,7 +20,9 @@ it (a model the migration adds has no table before):
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -28,8 +30,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import model_bakery
 
 from pulumi_django.cli.rehearsal import orm_probe
 from pulumi_django.cli.rehearsal.load import Sample
@@ -96,7 +96,9 @@ class WriteProbe:
     """One version's running probe. `models` are the models it probes, `skipped` the ones it
     does not, with why (it grows when a model stops being buildable mid-run)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], version: str, log: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], version: str, log: Path, shelf: Path
+    ) -> None:
         self.version = version
         self.models: list[str] = []
         self.skipped: dict[str, str] = {}
@@ -105,6 +107,7 @@ class WriteProbe:
         self.exited_early: str | None = None
         self._process = process
         self._log = log
+        self._shelf = shelf
         self._samples: list[Sample] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -128,11 +131,23 @@ class WriteProbe:
             self._reader.join()
             if self._process.stdin is not None:
                 self._process.stdin.close()
+            shutil.rmtree(self._shelf, ignore_errors=True)
         return self.samples()
 
-    def wait_until_ready(self, timeout: float) -> None:
+    def release(self) -> None:
+        """The first round of a probe started with `hold`, now (its version now serves)."""
+        if self._process.stdin is not None and self._process.poll() is None:
+            with contextlib.suppress(OSError):  # it died: stop() says so
+                self._process.stdin.write(b"go\n")
+                self._process.stdin.flush()
+
+    def wait_until_ready(self, timeout: float, abandon: threading.Event | None = None) -> None:
+        """Until its warm-up round is done; WriteProbeError when it exits first, takes longer
+        than `timeout`, or `abandon` is set meanwhile (it is not needed any more)."""
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
+            if abandon is not None and abandon.is_set():
+                raise WriteProbeError(f"the write probe of {self.version} was not needed")
             if self._process.poll() is not None:
                 self._reader.join()  # the ready line may still be in the pipe
                 if self._ready.is_set():
@@ -186,8 +201,7 @@ class WriteProbe:
             self.skipped.update(message["skipped"])
 
 
-@contextlib.contextmanager
-def running_write_probe(
+def start_write_probe(
     *,
     python: str,
     cwd: Path,
@@ -198,38 +212,63 @@ def running_write_probe(
     log: Path,
     pause: float = DEFAULT_PAUSE_SECONDS,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
-) -> Iterator[WriteProbe]:
+    hold: bool = False,
+    abandon: threading.Event | None = None,
+) -> WriteProbe:
     """The probe of `version` (its code in `cwd`, run by `python` with the version's whole
-    environment `env`) writing the models of `apps`, once its warm-up round is done; stopped
-    on exit. It refuses any database but `database_name` on loopback. Its stderr (and anything
-    the app prints) goes to `log`."""
+    environment `env`) writing the models of `apps`, once its warm-up round is done; the
+    caller stops it. It refuses any database but `database_name` on loopback. Its stderr (and
+    anything the app prints) goes to `log`. With `hold`, it writes only once released
+    (`WriteProbe.release`): its start and warm-up can go on beside its version's, and
+    `abandon` set meanwhile stops it (WriteProbeError) without waiting for them."""
     if not apps:
         raise ValueError("the write probe needs at least one app")
-    with tempfile.TemporaryDirectory(prefix="pd-write-probe-") as shelf:
-        (Path(shelf) / "model_bakery").symlink_to(Path(model_bakery.__file__).parent)
-        probe_env = {
-            **env,
-            PROBE_DATABASE_VARIABLE: database_name,
-            LENT_LIBRARY_VARIABLE: shelf,
-            "PYTHONUNBUFFERED": "1",
-        }
-        command = [python, str(PROBE_SCRIPT), "run", "--apps", ",".join(apps)]
-        try:
-            with log.open("ab") as stderr:
-                process = subprocess.Popen(
-                    [*command, "--pause", str(pause)],
-                    cwd=cwd,
-                    env=probe_env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    start_new_session=True,
-                )
-        except OSError as error:
-            raise WriteProbeError(f"the write probe of {version} did not start: {error}") from None
-        probe = WriteProbe(process, version, log)
-        try:
-            probe.wait_until_ready(ready_timeout)
-            yield probe
-        finally:
-            probe.stop()
+    # Beside the log: the bytecode of what it lends goes where the caller's own goes.
+    shelf = Path(tempfile.mkdtemp(prefix="pd-write-probe-", dir=log.parent))
+    (shelf / "model_bakery").symlink_to(_model_bakery_directory())
+    probe_env = {
+        **env,
+        PROBE_DATABASE_VARIABLE: database_name,
+        LENT_LIBRARY_VARIABLE: str(shelf),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [python, str(PROBE_SCRIPT), "run", "--apps", ",".join(apps)]
+    try:
+        with log.open("ab") as stderr:
+            process = subprocess.Popen(
+                [*command, "--pause", str(pause), *["--hold"] * hold],
+                cwd=cwd,
+                env=probe_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                start_new_session=True,
+            )
+    except OSError as error:
+        shutil.rmtree(shelf, ignore_errors=True)
+        raise WriteProbeError(f"the write probe of {version} did not start: {error}") from None
+    probe = WriteProbe(process, version, log, shelf)
+    try:
+        probe.wait_until_ready(ready_timeout, abandon)
+    except BaseException:
+        probe.stop()
+        raise
+    return probe
+
+
+@contextlib.contextmanager
+def running_write_probe(**options: Any) -> Iterator[WriteProbe]:
+    """`start_write_probe(**options)`, stopped on exit."""
+    probe = start_write_probe(**options)
+    try:
+        yield probe
+    finally:
+        probe.stop()
+
+
+def _model_bakery_directory() -> Path:
+    """Our model_bakery's package directory, found without importing it (and Django)."""
+    spec = importlib.util.find_spec("model_bakery")
+    if spec is None or spec.origin is None:
+        raise WriteProbeError("model_bakery is not installed beside pulumi-django")
+    return Path(spec.origin).parent

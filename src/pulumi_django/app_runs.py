@@ -1,0 +1,371 @@
+"""Runs of the app's own interpreter whose result depends on files alone (the plan's readiness
+probe and its offline migration check), cached by the content of everything they read.
+
+Each run imports Django and the project (about a second), and a plan makes two to four, though
+between two plans of the same commit nothing they read has changed. `run` makes such a run
+under `app_run_recorder.py`, which records the files it opened or imported and the directories
+it listed; the result (exit status, stdout, stderr) is stored with the digests of all of them,
+under a key of everything else the run depends on, and answers the next identical run as long
+as every one of them still hashes the same: content decides, never a modification time.
+
+Why that is everything such a run depends on (the key is complete):
+
+- what runs: the interpreter (the path given, and the file it resolves to, by content, with
+  its virtual environment's `pyvenv.cfg`, read before any hook could see it), the
+  script (by content) and its arguments, and the recorder (by content);
+- where and with what: the working directory and every environment variable, but the few that a
+  shell or pytest sets to describe itself (`VOLATILE_VARIABLES`);
+- the app directory, whole: every file under it by path and content (but `__pycache__`, whose
+  files Python checks against their sources), so that a file the app only tests for existence
+  counts too (an app directory of more than `MAX_TREE_ENTRIES` entries or `MAX_TREE_BYTES`
+  is not cached: hashing it would cost more than the run);
+- whatever else it read, as the recorder's audit hook saw it: every file opened (modules are
+  read that way, or from `__pycache__`, whose source is recorded instead), every directory
+  listed (how imports find modules: a module or a `.pth` file added to site-packages changes a
+  listing), the interpreter binary and the `.pth` files `site` read before the hook existed.
+
+What would escape it: a file outside the app directory read in C rather than through Python's
+file API, a path outside it only tested for existence, the clock, the network. The runs cached
+here reach no server: the database and the cache are offline placeholders.
+
+A run is not stored when it did not exit with 0 or 1, when its interpreter has no audit hooks
+(Python < 3.8), or when anything it read changed while it ran (a ctime after it started, the
+slack of a coarse file-system clock included): its result might match neither version.
+The cache lives in `PULUMI_DJANGO_CACHE_DIR` (set empty: no cache), else
+`$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`, under `app-runs/`, and keeps the
+`MAX_ENTRIES` most recently used runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from .caches import cache_disabled, cache_home
+
+RECORDER = Path(__file__).resolve().with_name("app_run_recorder.py")
+# Variables a shell or pytest (and pytest-xdist) sets to describe itself, which differ between
+# two identical runs: between two tests, two workers, two sessions.
+VOLATILE_VARIABLES = frozenset(
+    {
+        "_",
+        "OLDPWD",
+        "SHLVL",
+        "PYTEST_CURRENT_TEST",
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "PYTEST_XDIST_TESTRUNUID",
+    }
+)
+# Python's own bytecode, checked against the sources (which count).
+SKIPPED_DIRECTORIES = frozenset({"__pycache__"})
+MAX_ENTRIES = 256
+# An app directory past these (a node_modules, media files) is not hashed, nor its runs cached.
+MAX_TREE_ENTRIES = 20_000
+MAX_TREE_BYTES = 64 << 20
+# A file changed this close to a run's start may have been read before or after the change.
+CLOCK_SLACK_NS = 100_000_000
+# The exit statuses of a run that completed: the probe's 0, the check's 0 and 1.
+COMPLETED = (0, 1)
+FORMAT = 2
+
+# One run at a time per key in this process: the plan's own check and its program's may ask
+# for the same run at once; the second then finds the first's result stored.
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+# Content digests by (path, device, inode, size, mtime, ctime), for this process only.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
+def cache_directory(environment: Mapping[str, str] = os.environ) -> Path | None:
+    """Where app runs are cached; None when `PULUMI_DJANGO_CACHE_DIR` is set empty."""
+    return None if cache_disabled(environment) else cache_home(environment) / "app-runs"
+
+
+def run(
+    command: Sequence[str],
+    *,
+    app_dir: Path,
+    environment: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float,
+    cached: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(command, capture_output=True, text=True, ...)` for `command`, the app's
+    interpreter running a script (`[python, script, *arguments]`) on the app in `app_dir`:
+    answered from the cache when an identical run read the same contents, else run under the
+    recorder and stored. `cached=False` for a run that may reach a server: it just runs.
+    Raises what subprocess.run raises (a missing interpreter, a timeout)."""
+    directory = cache_directory() if cached else None
+    if directory is None:
+        return _run(command, environment, cwd, timeout)
+    where = str(cwd or Path.cwd())
+    key = _key(command, environment, where, app_dir)
+    if key is None:
+        return _run(command, environment, cwd, timeout)
+    with _lock(key):
+        entry = directory / f"{key}.json"
+        stored = _lookup(entry)
+        if stored is not None:
+            return subprocess.CompletedProcess(
+                list(command), stored["returncode"], stored["stdout"], stored["stderr"]
+            )
+        return _run_and_store(command, environment, cwd, timeout, app_dir, entry)
+
+
+def _run(
+    command: Sequence[str], environment: Mapping[str, str], cwd: Path | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(command),
+        capture_output=True,
+        text=True,
+        env=dict(environment),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _run_and_store(
+    command: Sequence[str],
+    environment: Mapping[str, str],
+    cwd: Path | None,
+    timeout: float,
+    app_dir: Path,
+    entry: Path,
+) -> subprocess.CompletedProcess[str]:
+    interpreter, *arguments = command
+    descriptor, record_name = tempfile.mkstemp(prefix="pulumi-django-reads-", suffix=".json")
+    os.close(descriptor)
+    record = Path(record_name)
+    try:
+        started = time.time_ns()
+        recorder = [interpreter, str(RECORDER), record_name, *arguments]
+        recorded = _run(recorder, environment, cwd, timeout)
+        completed = subprocess.CompletedProcess(
+            list(command), recorded.returncode, recorded.stdout, recorded.stderr
+        )
+        if completed.returncode not in COMPLETED:
+            return completed
+        try:
+            reads = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return completed  # the recorder did not finish: nothing to vouch for the result
+    finally:
+        record.unlink(missing_ok=True)
+    if not reads.get("complete"):
+        return completed
+    files = {path: _file_digest(path) for path in reads["files"]}
+    listings = {path: _listing_digest(path) for path in reads["listed"]}
+    if _changed_since(started - CLOCK_SLACK_NS, [*files, *listings, *_tree_paths(app_dir)]):
+        return completed
+    _store(
+        entry,
+        {
+            "files": files,
+            "listings": listings,
+            "returncode": completed.returncode,
+            "stdout": completed.stdout,
+            "stderr": completed.stderr,
+        },
+    )
+    return completed
+
+
+def _key(
+    command: Sequence[str], environment: Mapping[str, str], cwd: str, app_dir: Path
+) -> str | None:
+    """The digest of what a run depends on besides the files it reads (the module docstring);
+    None for an app directory too large to hash."""
+    tree = _tree_digest(app_dir)
+    if tree is None:
+        return None
+    interpreter, script = command[0], command[1]
+    described = {
+        "format": FORMAT,
+        "command": list(command),
+        "interpreter": [os.path.realpath(interpreter), _file_digest(os.path.realpath(interpreter))],
+        "startup": {path: _file_digest(path) for path in _startup_files(interpreter)},
+        "script": _file_digest(script),
+        "recorder": _file_digest(str(RECORDER)),
+        "cwd": cwd,
+        "environment": sorted(
+            (name, value) for name, value in environment.items() if name not in VOLATILE_VARIABLES
+        ),
+        "app": [str(app_dir), tree],
+    }
+    return hashlib.blake2b(
+        json.dumps(described, sort_keys=True).encode(), digest_size=20
+    ).hexdigest()
+
+
+def _startup_files(interpreter: str) -> list[str]:
+    """What the interpreter reads as it starts, before the recorder's hook exists, besides the
+    `.pth` files (recorded): a virtual environment's `pyvenv.cfg` (its
+    `include-system-site-packages` decides what imports find), looked for beside the executable
+    and one directory up, as invoked and with links resolved."""
+    places = {Path(interpreter).absolute().parent, Path(os.path.realpath(interpreter)).parent}
+    return sorted(
+        str(directory / "pyvenv.cfg") for place in places for directory in (place, place.parent)
+    )
+
+
+def _lookup(entry: Path) -> dict[str, Any] | None:
+    """The stored run, when every file and listing it read is as it was; None for anything
+    else, an entry of another shape too (a cache is never an error)."""
+    try:
+        stored = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not _well_formed(stored):
+        return None
+    files: dict[str, str | None] = stored["files"]
+    listings: dict[str, str | None] = stored["listings"]
+    if any(_file_digest(path) != digest for path, digest in files.items()):
+        return None
+    if any(_listing_digest(path) != digest for path, digest in listings.items()):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry)  # recently used: kept by the pruning
+    return stored
+
+
+def _well_formed(stored: object) -> TypeGuard[dict[str, Any]]:
+    """An entry as `_run_and_store` writes it."""
+    return (
+        isinstance(stored, dict)
+        and isinstance(stored.get("files"), dict)
+        and isinstance(stored.get("listings"), dict)
+        and isinstance(stored.get("returncode"), int)
+        and isinstance(stored.get("stdout"), str)
+        and isinstance(stored.get("stderr"), str)
+    )
+
+
+def _store(entry: Path, stored: dict[str, Any]) -> None:
+    """Written whole or not at all; a cache that cannot be written is no cache, not an error."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(stored, out)
+        Path(temporary).replace(entry)
+        _prune(entry.parent)
+    except OSError:
+        return
+
+
+def _prune(directory: Path) -> None:
+    entries = sorted(directory.glob("*.json"), key=lambda path: _mtime(path), reverse=True)
+    for stale in entries[MAX_ENTRIES:]:
+        stale.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _lock(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _file_digest(path: str) -> str | None:
+    """A regular file's content digest; None when missing; the kind of anything else (a device
+    such as /dev/urandom reads differently each time, so only its kind is compared)."""
+    try:
+        status = Path(path).stat()
+    except OSError:
+        return None
+    if stat.S_ISDIR(status.st_mode):
+        return "directory"
+    if not stat.S_ISREG(status.st_mode):
+        return f"special:{stat.S_IFMT(status.st_mode)}"
+    # The interpreter's binary is hashed by each run's key and again as each run's read: once
+    # per process is enough for a file that has not changed since (a new ctime), and had not
+    # just changed when it was hashed (a change in the same clock tick keeps the ctime).
+    identity = (
+        path,
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+    known = _DIGESTS.get(identity)
+    if known is not None:
+        return known
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        with Path(path).open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except OSError as error:
+        return f"unreadable:{error.errno}"
+    if status.st_ctime_ns < time.time_ns() - CLOCK_SLACK_NS:
+        _DIGESTS[identity] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _listing_digest(path: str) -> str | None:
+    try:
+        names = sorted(entry.name for entry in os.scandir(path))
+    except OSError:
+        return None
+    return hashlib.blake2b("\0".join(names).encode(), digest_size=20).hexdigest()
+
+
+def _tree_paths(app_dir: Path) -> Iterator[str]:
+    """Every directory, file and link under `app_dir` but bytecode, in a stable order (a link to
+    a directory is not followed: what is read through it is recorded as read)."""
+    for directory, subdirectories, names in os.walk(app_dir):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRECTORIES)
+        yield directory
+        links = [d for d in subdirectories if Path(directory, d).is_symlink()]
+        for name in sorted([*names, *links]):
+            yield str(Path(directory, name))
+
+
+def _tree_digest(app_dir: Path) -> str | None:
+    """The app directory's paths and contents (a symbolic link by its target); None past
+    `MAX_TREE_ENTRIES` or `MAX_TREE_BYTES`, which would take longer to hash than to run."""
+    digest = hashlib.blake2b(digest_size=20)
+    size = 0
+    for count, name in enumerate(_tree_paths(app_dir)):
+        path = Path(name)
+        if path.is_symlink():
+            content = f"link:{path.readlink()}"
+        elif path.is_dir():
+            content = "directory"
+        else:
+            size += path.stat().st_size
+            content = str(_file_digest(name))
+        if count >= MAX_TREE_ENTRIES or size > MAX_TREE_BYTES:
+            return None
+        digest.update(f"{path.relative_to(app_dir)}\0{content}\0".encode())
+    return digest.hexdigest()
+
+
+def _changed_since(moment_ns: int, paths: Sequence[str] | Iterator[str]) -> bool:
+    """Whether any of `paths` changed (or appeared, or lost an entry) at or after `moment_ns`."""
+    for path in paths:
+        try:
+            if os.lstat(path).st_ctime_ns >= moment_ns:
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,0 +1,387 @@
+"""What keeps `plan` near its floor, checked by what happens rather than by the clock: the app's
+checks run while the program runs, and a plan of what was already planned starts no app
+interpreter, while any change to what the checks read starts it again.
+
+The app's interpreter here is a shim that logs each start, then runs this Python: the log
+counts the runs of the app (the readiness probe and the migration check)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixture_repos import git
+
+import pulumi_django.cli.plan as plan_module
+from pulumi_django import app_runs
+from pulumi_django.app_runs import CLOCK_SLACK_NS
+from pulumi_django.caches import CACHE_VARIABLE
+from pulumi_django.cli import main
+from pulumi_django.cli.git_plan import review_against
+from pulumi_django.cli.plan import Plan, plan_stack
+
+TINY = Path(__file__).parent / "fixtures" / "tiny_project"
+
+PROGRAM = '''\
+"""Waits, when asked, for the app's interpreter to start before registering anything."""
+import os
+import time
+from pathlib import Path
+
+import pulumi
+
+log = Path(os.environ["PLAN_SPEED_LOG"])
+if pulumi.Config("speed").get_bool("waitForApp"):
+    deadline = time.monotonic() + 120
+    while not log.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+pulumi.export("appStartedBeforeTheProgramEnded", log.is_file())
+'''
+SETTINGS = """\
+import os
+from pathlib import Path
+
+# Read from outside the app directory: the checks' cache must notice it changing.
+DEBUG = (Path(__file__).resolve().parents[2] / "debug.txt").read_text().strip() == "on"
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.staticfiles", "notes"]
+ROOT_URLCONF = "speedsite.urls"
+STATIC_URL = "static/"
+STATIC_ROOT = "/app/static"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("DATABASE_HOST", "offline.invalid"),
+        "NAME": os.environ.get("DATABASE_NAME", "speed"),
+    }
+}
+"""
+MIGRATION = """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    {dependencies}
+    operations = [
+        migrations.{operation},
+    ]
+"""
+INITIAL = MIGRATION.format(
+    dependencies="initial = True",
+    operation='CreateModel("Note", [("id", models.BigAutoField(primary_key=True)), '
+    '("title", models.CharField(max_length=20))])',
+)
+SECOND = MIGRATION.format(
+    dependencies='dependencies = [("notes", "0001_initial")]',
+    operation='AddField("note", "body", models.TextField(null=True))',
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with a ready-made stack file (`t`, and `wait`, whose program waits for the
+    app's interpreter) and its app in `app/`, run by the logging shim; a cache of its own."""
+    project = tmp_path / "project"
+    app = project / "app"
+    for path, text in {
+        "Pulumi.yaml": "name: speed\nruntime: python\n",
+        "__main__.py": PROGRAM,
+        "debug.txt": "off\n",
+        "app/manage.py": "",
+        "app/Dockerfile": "FROM python:3.12-slim\n",
+        "app/speedsite/__init__.py": "",
+        "app/speedsite/settings.py": SETTINGS,
+        "app/speedsite/urls.py": "urlpatterns = []\n",
+        "app/speedsite/wsgi.py": "application = None\n",
+        "app/notes/__init__.py": "",
+        "app/notes/models.py": "from django.db import models\n\n\n"
+        "class Note(models.Model):\n    title = models.CharField(max_length=20)\n",
+        "app/notes/migrations/__init__.py": "",
+        "app/notes/migrations/0001_initial.py": INITIAL,
+    }.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text)
+    shim = _logging_python(tmp_path)
+    app_section = {
+        "context": "app",
+        "python": str(shim),
+        "settingsModule": "speedsite.settings",
+        "wsgiApp": "speedsite.wsgi:application",
+        "staticRoot": "/app/static",
+    }
+    for stack, extra in (("t", ""), ("wait", "  speed:waitForApp: true\n")):
+        (project / f"Pulumi.{stack}.yaml").write_text(
+            "config:\n  django:target: aws\n  django:name: speed\n"
+            f"  django:app: {json.dumps(app_section)}\n{extra}"
+        )
+    monkeypatch.setenv("PLAN_SPEED_LOG", str(tmp_path / "runs.log"))
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    _settle()
+    assert app.is_dir()
+    return project
+
+
+def _logging_python(directory: Path) -> Path:
+    """An interpreter that logs each start to `directory`/runs.log, then runs this Python."""
+    shim = directory / "python"
+    shim.write_text(
+        f'#!/bin/sh\necho "$2" >> {shlex.quote(str(directory / "runs.log"))}\n'
+        f'exec {shlex.quote(sys.executable)} "$@"\n'
+    )
+    shim.chmod(0o755)
+    return shim
+
+
+def _settle() -> None:
+    """Lets the files just written age past the cache's clock slack: a run that read a file
+    changed as it started is never stored (it may have read either version)."""
+    time.sleep(3 * CLOCK_SLACK_NS / 1e9)
+
+
+def _runs(project: Path) -> int:
+    """How many times the app's interpreter started (`project` is beside its log)."""
+    log = project.parent / "runs.log"
+    return len(log.read_text().splitlines()) if log.is_file() else 0
+
+
+def _checks(plan: Plan) -> tuple[object, object]:
+    document = plan.as_json()
+    return document["appReadiness"], document["migrationCheck"]
+
+
+def test_the_apps_checks_start_while_the_program_runs(project: Path) -> None:
+    plan = plan_stack(project, "wait")
+    # The program waited for the app's interpreter: it started before the program ended.
+    assert plan.recording.outputs["appStartedBeforeTheProgramEnded"] is True
+    assert _runs(project) == 2  # the readiness probe and the migration check
+    assert plan.migrations.result is not None
+    assert plan.migrations.result.checked == ["notes.0001_initial"]
+
+
+def test_a_plan_of_what_was_planned_starts_no_app_interpreter(project: Path) -> None:
+    first = plan_stack(project, "t")
+    assert _runs(project) == 2
+    second = plan_stack(project, "t")
+    assert _runs(project) == 2
+    assert _checks(second) == _checks(first)
+
+
+def test_a_changed_app_file_or_file_the_app_read_runs_the_checks_again(project: Path) -> None:
+    plan_stack(project, "t")
+    migrations = project / "app" / "notes" / "migrations"
+    (migrations / "0002_note_body.py").write_text(SECOND)
+    _settle()
+    added = plan_stack(project, "t")
+    assert _runs(project) == 4
+    assert added.migrations.result is not None
+    assert added.migrations.result.checked == ["notes.0001_initial", "notes.0002_note_body"]
+    plan_stack(project, "t")
+    assert _runs(project) == 4
+    (project / "debug.txt").write_text("on\n")  # outside the app directory, read by its settings
+    _settle()
+    debugging = plan_stack(project, "t")
+    assert _runs(project) == 6
+    assert debugging.readiness is not None
+    assert any("DEBUG is True" in warning for warning in debugging.readiness.warnings)
+
+
+def test_an_environment_variable_is_part_of_what_the_checks_depend_on(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_stack(project, "t")
+    plan_stack(project, "t")
+    assert _runs(project) == 2
+    monkeypatch.setenv("PLAN_SPEED_ANYTHING", "set")
+    plan_stack(project, "t")
+    assert _runs(project) == 4
+
+
+def test_the_interpreter_s_virtual_environment_settings_are_part_of_what_the_checks_depend_on(
+    project: Path,
+) -> None:
+    """`pyvenv.cfg` (whether the system's site-packages are seen) is read as the interpreter
+    starts, before the recorder sees anything: it counts all the same."""
+    plan_stack(project, "t")
+    configuration = project.parent / "pyvenv.cfg"  # beside the app's interpreter
+    configuration.write_text("include-system-site-packages = true\n")
+    _settle()
+    plan_stack(project, "t")
+    assert _runs(project) == 4
+    configuration.write_text("include-system-site-packages = false\n")
+    _settle()
+    plan_stack(project, "t")
+    assert _runs(project) == 6
+
+
+def test_a_cache_entry_of_another_shape_is_a_miss_not_an_error(project: Path) -> None:
+    first = plan_stack(project, "t")
+    entries = list((project.parent / "cache" / "app-runs").glob("*.json"))
+    assert len(entries) == 2
+    for entry, broken in zip(entries, ("[]", "{}"), strict=True):
+        entry.write_text(broken)
+    again = plan_stack(project, "t")
+    assert _runs(project) == 4
+    assert _checks(again) == _checks(first)
+
+
+def test_the_plan_command_pauses_the_cyclic_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collecting: list[bool] = []
+    planned = plan_module.plan_stack_or_explain
+
+    def spied(*arguments: object, **keywords: object) -> Plan:
+        collecting.append(gc.isenabled())
+        return planned(*arguments, **keywords)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan_module, "plan_stack_or_explain", spied)
+    arguments = ["plan", "--stack", "demo", "--cwd", str(TINY), "--json", str(tmp_path / "p")]
+    assert main(arguments) == 0
+    assert collecting == [False]
+    assert gc.isenabled()
+
+
+# Run by both plans of a review: the one at the ref (elsewhere, another process) leaves a
+# mark; the working tree's waits for it, and writes down whether it came.
+REVIEWED_PROGRAM = """\
+import os
+import time
+from pathlib import Path
+
+import pulumi
+
+mark = Path(os.environ["PLAN_SPEED_MARK"])
+if Path.cwd().resolve() == Path(os.environ["PLAN_SPEED_WORKING_TREE"]).resolve():
+    deadline = time.monotonic() + 120
+    while not mark.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Path(os.environ["PLAN_SPEED_SEEN"]).write_text("ran" if mark.is_file() else "had not run")
+else:
+    mark.write_text("the plan at the ref ran")
+pulumi.export("planned", True)
+"""
+
+
+def test_a_review_plans_the_ref_while_it_plans_the_working_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    (repository / "Pulumi.yaml").write_text("name: reviewed\nruntime: python\n")
+    (repository / "Pulumi.t.yaml").write_text("config: {}\n")
+    (repository / "__main__.py").write_text(REVIEWED_PROGRAM)
+    git(repository, "init", "-q")
+    git(repository, "add", "-A")
+    git(repository, "commit", "-qm", "v1")
+    monkeypatch.setenv("PLAN_SPEED_MARK", str(tmp_path / "mark"))
+    monkeypatch.setenv("PLAN_SPEED_WORKING_TREE", str(repository))
+    monkeypatch.setenv("PLAN_SPEED_SEEN", str(tmp_path / "seen"))
+
+    review = review_against(repository, "t", "HEAD")
+
+    # The plan at the ref had started before the working tree's program ended.
+    assert (tmp_path / "seen").read_text() == "ran"
+    assert review.base.found
+    assert not review.added and not review.removed and not review.changed
+
+
+def test_a_run_whose_reads_changed_while_it_ran_is_not_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its result may be of the content before the change or after: it is run again."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "data.txt").write_text("the same content\n")
+    script = tmp_path / "scripts" / "script.py"  # its directory is listed, as sys.path[0]
+    script.parent.mkdir()
+    script.write_text(
+        "import os, sys\n"
+        "data = sys.argv[1]\n"
+        "print(open(data).read(), end='')\n"
+        "if sys.argv[2:] == ['touch']:\n"
+        "    os.utime(data)  # a new ctime, the content as it was\n"
+    )
+    python = _logging_python(tmp_path)
+    _settle()
+
+    def run(*arguments: str) -> str:
+        command = [str(python), str(script), str(app / "data.txt"), *arguments]
+        completed = app_runs.run(
+            command, app_dir=app, environment=dict(os.environ), cwd=app, timeout=60
+        )
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+    assert run("touch") == run("touch") == "the same content\n"
+    assert _runs(app) == 2
+    _settle()
+    assert run() == run() == "the same content\n"
+    assert _runs(app) == 3
+
+
+# A program whose process ends: an exit handler it registers, and an object kept to the end.
+EXITING_PROGRAM = """\
+import atexit
+import os
+from pathlib import Path
+
+import pulumi
+
+marks = Path(os.environ["PLAN_SPEED_MARKS"])
+
+
+def mark(what):
+    with marks.open("a") as file:
+        file.write(what + "\\n")
+
+
+class TornDown:
+    def __del__(self):
+        mark("torn down")
+
+
+atexit.register(mark, "exit handler")
+pulumi.plan_speed_kept = TornDown()  # on a module: freed by the interpreter's teardown only
+pulumi.export("planned", True)
+"""
+
+
+def test_the_plan_command_runs_exit_handlers_but_skips_the_teardown(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: exiting\nruntime: python\n")
+    (tmp_path / "Pulumi.t.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(EXITING_PROGRAM)
+    marks = tmp_path / "marks"
+    command = [str(Path(sys.executable).parent / "pulumi-django"), "plan", "--stack", "t"]
+    completed = subprocess.run(
+        [*command, "--cwd", str(tmp_path), "--json", "-"],
+        env={**os.environ, "PLAN_SPEED_MARKS": str(marks)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["outputs"] == {"planned": True}  # all of it, flushed
+    assert marks.read_text() == "exit handler\n"
+
+
+def test_a_review_runs_the_apps_checks_for_the_working_tree_only(project: Path) -> None:
+    """The review reads the app's checks of the working tree's plan, never those of the plan
+    at the ref (it checks the migrations added since the ref itself)."""
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+
+    review = review_against(project, "t", "HEAD")
+
+    assert review.base.found
+    assert review.migrations is not None and review.migrations.added == []
+    assert _runs(project) == 2  # the working tree's readiness probe and migration check

@@ -10,10 +10,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: test demo install packages bytecode system-deps lint typecheck unit lock docs up down clean
 
 ## test: install everything (Debian packages too), lint, type-check, run the whole suite
+# The bytecode, lint and the type check need nothing but the packages: they run at once, mypy
+# on one core beside compileall on both (benchmarks/bench_suite.py times it).
 test: system-deps
 	$(MAKE) --no-print-directory packages
-	@# The bytecode, lint and the type check need nothing but the packages: they run at once,
-	@# mypy on one core beside compileall on both (benchmarks/bench_suite.py times it).
 	$(MAKE) --no-print-directory -j3 --output-sync=target bytecode lint typecheck
 	$(MAKE) --no-print-directory unit
 
@@ -41,8 +41,11 @@ packages: $(UV)
 
 # Bytecode once, up front, where it pays: every test subprocess and CLI call then starts fast,
 # also where PYTHONDONTWRITEBYTECODE is set (scripts/compile_bytecode.py says what is left out).
+# This project is imported from its strict editable tree under build/ (links to src/, whose
+# bytecode Python keeps beside the links), the runtime kit from runtime/src.
 bytecode:
-	$(BIN)/python scripts/compile_bytecode.py $(VENV)/lib src components config examples
+	$(BIN)/python scripts/compile_bytecode.py $(VENV)/lib build/__editable__.pulumi_django-* \
+		runtime/src examples
 
 lint:
 	$(BIN)/ruff check .

@@ -110,6 +110,9 @@ def timed(command: Sequence[str], environment: dict[str, str]) -> tuple[float, f
     )
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    # A plan exits 1 when the app is not ready, after planning; anything else did not run.
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command[:4])} failed ({process.returncode})")
     return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 

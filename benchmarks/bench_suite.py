@@ -7,7 +7,7 @@ shell: make hands it every recipe line, it runs the line with bash and records t
 time and CPU time (the line's processes and every process they waited for). Each line is filed
 under a phase by what it runs:
 
-    system-deps venv uv lock editable bytecode   setting up (`make install`)
+    system-deps venv uv lock editable bytecode   setting up (`make packages`, `make bytecode`)
     lint typecheck                               ruff, mypy
     unit                                         pytest: everything but the rehearsals
     rehearsal                                    pytest: the release rehearsals, alone
@@ -329,7 +329,7 @@ def _git(*args: str, cwd: Path = ROOT) -> str:
     return done.stdout
 
 
-def prepare(directory: Path, worktree: bool) -> str:
+def prepare(directory: Path, worktree: bool, keep_venv: bool = False) -> str:
     """`directory` at this repository's commit (cloned, or reset when it exists), with the
     working tree's changes over it when asked; returns what it holds."""
     commit = _git("rev-parse", "HEAD").strip()
@@ -337,7 +337,9 @@ def prepare(directory: Path, worktree: bool) -> str:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(directory)], check=True)
     else:
         _git("fetch", "-q", str(ROOT), commit, cwd=directory)
-        _git("clean", "-q", "-fd", cwd=directory)
+        # Ignored files too (the bytecode, build/, the suite's cache): a run starts cold, but
+        # for the virtualenv --skip-install reuses.
+        _git("clean", "-q", "-fdx", *(["-e", ".venv"] if keep_venv else []), cwd=directory)
     _git("reset", "-q", "--hard", commit, cwd=directory)
     for cache in (".mypy_cache", ".ruff_cache"):  # cold, as on a fresh clone
         shutil.rmtree(directory / cache, ignore_errors=True)
@@ -378,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
     logs = Path(tempfile.mkdtemp(prefix="bench-suite-logs-"))
     try:
         cache = uv_cache()
-        source = prepare(directory, args.worktree)
+        source = prepare(directory, args.worktree, keep_venv=args.skip_install)
         shell = write_shell(logs / "shell")
         steps_log = logs / "steps.jsonl"
         steps_log.touch()

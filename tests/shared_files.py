@@ -1,11 +1,11 @@
 """Files a module's tests only read (a project `init` wrote, a STATIC_ROOT `collectstatic`
 filled), made once per test session for all of xdist's workers.
 
-`make unit` deals a module's tests to every worker, so a module-scoped fixture runs once per
-worker; when what it makes takes a Django process or two, `made_once` makes it in the
-session's shared directory instead, in the first worker that asks (`worker_shared`), and the
-others load its value (paths into that directory, reports) without making anything. Not for
-what a test changes: it copies it first.
+Under `make unit` a module's tests may run on several workers (a worker that runs out steals
+from another's queue), so a module-scoped fixture may run once per worker; when what it makes
+takes a Django process or two, `made_once` makes it in the session's shared directory instead,
+in the first worker that asks (`worker_shared`), and the others load its value (paths into that
+directory, reports) without making anything. Not for what a test changes: it copies it first.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def master_secret(name: str) -> str:
 ROLE_STEP = ["python", "-m", "pulumi_django_runtime.db.app_role"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def password_mode(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     """The shipped prod stack with `database.appAuth: password`."""
     return shipped_site(tmp_path_factory, "prod", database={"appAuth": "password"})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +51,6 @@ def _make_lines(*args: str) -> list[str]:
     return lines
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_every_line_make_test_runs_on_a_fresh_clone_is_filed_under_its_phase() -> None:
     # -B: as on a fresh clone, where the virtualenv does not exist yet.
     lines = [line for line in _make_lines("-B", "test") if not line.lstrip().startswith("#")]

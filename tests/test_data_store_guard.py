@@ -236,7 +236,7 @@ def stack_document(project_root: Path, stack: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Recording]:
     """`recorded(stack, **changes)`: the shipped `stack`, its `django:` sections merged with
     `changes`, as `pulumi up` registers it (recorded once per session)."""

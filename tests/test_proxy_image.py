@@ -19,7 +19,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import parliament
@@ -44,7 +43,6 @@ from pulumi_django.rendering.container_definitions import (
 from pulumi_django.rendering.iam_policies import proxy_image_pull_policy
 from pulumi_django.testing import MOCK_ACCOUNT, Recording
 
-ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "pulumi-django"
 REGISTRY = f"{MOCK_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 EGRESS_MODES = ("nat-per-az", "single-nat", "vpc-endpoints")
@@ -86,7 +84,7 @@ def findings(document: dict[str, Any]) -> list[tuple[str, Any]]:
 # ---------------------------------------------------------------- the plan, in every egress mode
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recording]:
     return {
         egress: shipped_site(tmp_path_factory, "prod", network={"egress": egress})

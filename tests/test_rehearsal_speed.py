@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_django.caches import CACHE_VARIABLE, cache_home
+from pulumi_django.caches import CACHE_VARIABLE, bytecode_cache
 from pulumi_django.cli.rehearsal import rehearse as rehearse_module
 from pulumi_django.cli.rehearsal import servers
 from pulumi_django.cli.rehearsal.rehearse import Rehearsal, RehearsalOptions, Version
@@ -364,7 +364,7 @@ def test_the_bytecode_of_a_rehearsals_versions_goes_with_them(
     """Its interpreters keep their bytecode in pulumi-django's cache, where the libraries'
     stays from one rehearsal to the next; the mirror of the rehearsal's own directory, and the
     directories above it that it leaves empty, are removed at its end."""
-    prefix = cache_home() / "pycache"
+    prefix = bytecode_cache()
     version_env = rehearsal.environment(version("v1", tmp_path))
     assert version_env["PYTHONPYCACHEPREFIX"] == str(prefix)
     mirror = prefix / tmp_path.resolve().relative_to("/")

@@ -89,9 +89,6 @@ APP = ROOT / "examples" / "bigfoot"
 CLI = Path(sys.executable).parent / "pulumi-django"
 STEP_KEYS = [step.key for step in RELEASE_STEPS]
 REHEARSAL_TIMEOUT = 240
-# A file each whole rehearsal's times are appended to, one JSON line each, when set: its wall
-# time and how long its load ran (the floor no setup can shorten), for a benchmark of the suite.
-RECORD_VARIABLE = "PULUMI_DJANGO_REHEARSAL_RECORD"
 
 
 def local_config() -> Any:
@@ -822,11 +819,6 @@ def rehearse_cli(scratch: Path, *flags: str) -> tuple[int, dict[str, Any], str]:
     assert done.stdout, f"no report (exit {done.returncode}):\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout)
     print(f"{' '.join(flags)}: {wall:.0f} s\n{done.stdout}")
-    if os.environ.get(RECORD_VARIABLE):
-        times = {"flags": flags, "wall_seconds": round(wall, 2)}
-        times.update((key, report[key]) for key in ("load_seconds", "rollout_seconds"))
-        with Path(os.environ[RECORD_VARIABLE]).open("a") as record:
-            record.write(json.dumps(times) + "\n")
     return done.returncode, report, done.stderr
 
 

@@ -75,7 +75,8 @@ MAX_TREE_ENTRIES = 20_000
 MAX_TREE_BYTES = 64 << 20
 # A file changed this close to a run's start may have been read before or after the change.
 CLOCK_SLACK_NS = 100_000_000
-# The exit statuses of a run that completed: the probe's 0, the check's 0 and 1.
+# The exit statuses of a run that completed (and is cached): the probe's 0, the check's 0 and
+# 1 (`migration_check.runner` reads the same).
 COMPLETED = (0, 1)
 FORMAT = 2
 
@@ -309,16 +310,14 @@ def _file_digest(path: str) -> str | None:
     known = _DIGESTS.get(identity)
     if known is not None:
         return known
-    digest = hashlib.blake2b(digest_size=20)
     try:
         with Path(path).open("rb") as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
+            digest = hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
     except OSError as error:
         return f"unreadable:{error.errno}"
     if status.st_ctime_ns < time.time_ns() - CLOCK_SLACK_NS:
-        _DIGESTS[identity] = digest.hexdigest()
-    return digest.hexdigest()
+        _DIGESTS[identity] = digest
+    return digest
 
 
 def _listing_digest(path: str) -> str | None:

@@ -5,12 +5,12 @@ and a rollback target asks for older ones still. So the files of the last `keep`
 published, and a file goes only when no kept release refers to it.
 
 What to upload, skip and delete is decided by `plan_publish`, a pure function of the local files,
-the remote listing and the release manifests; a `Storage` (an S3 bucket, or a local directory for
+the remote listing and the releases' records; a `Storage` (an S3 bucket, or a local directory for
 the Docker target and the rehearsal) only moves bytes, so both run the same rules.
 
 This file is the engine alone, standard library only: the local target copies it into a
 container of the app image and runs it there. The S3 storage and the copy of STATIC_ROOT out of
-an image need boto3 and the docker CLI; they are `pulumi_django.providers.static_storage`.
+an image need botocore and the docker CLI; they are `pulumi_django.providers.static_storage`.
 
 Layout, for prefix `static/`:
   static/<path>                   the files, exactly as collectstatic wrote them
@@ -519,7 +519,8 @@ def plan_publish(
     uploads = tuple(file for file in local_files if not _same_content(remote.get(file.key), file))
     uploading = {file.key for file in uploads}
     deletions = tuple(sorted(key for key in doomed - kept_keys if key in remote))
-    # The pending record this publish writes before uploading goes once the manifest is in.
+    # The pending record this publish writes before uploading goes once the index holds the
+    # release's record.
     dropped_manifests = tuple(sorted(dropped | ({own_pending_key} if uploads else set())))
     changes = uploads or deletions or dropped_manifests
     current = None if changes else _current(manifests, own_key, keys)
@@ -619,47 +620,41 @@ def publish(
     check_release(release)
     check_layout(prefix, keep)
     relatives = list_source(source)  # a bad source fails before any request
-    described: list[LocalFile] = []
     uploaded = 0
+    # Hashing waits on the disk and the CPU, the listings on the network: all run at once. The
+    # files are hashed once for every attempt: they do not change between attempts.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as background:
+        describing = background.submit(describe_files, source, relatives, prefix)
 
-    def attempt() -> PublishResult:
-        result = _publish_once(
-            storage, source, relatives, described, release, prefix, keep, workers, on_progress
-        )
-        return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
+        def attempt() -> PublishResult:
+            result = _publish_once(
+                storage, describing, background, release, prefix, keep, workers, on_progress
+            )
+            return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
 
-    for _retry in range(PUBLISH_ATTEMPTS - 1):
-        try:
-            return attempt()
-        except IndexConflict as conflict:
-            uploaded += conflict.uploaded
-    return attempt()  # the last: its conflict is the caller's
+        for _retry in range(PUBLISH_ATTEMPTS - 1):
+            try:
+                return attempt()
+            except IndexConflict as conflict:
+                uploaded += conflict.uploaded
+        return attempt()  # the last: its conflict is the caller's
 
 
 def _publish_once(
     storage: Storage,
-    source: Path,
-    relatives: Sequence[str],
-    described: list[LocalFile],
+    describing: concurrent.futures.Future[list[LocalFile]],
+    background: concurrent.futures.Executor,
     release: str,
     prefix: str,
     keep: int,
     workers: int,
     on_progress: Callable[[PublishProgress], None] | None,
 ) -> PublishResult:
-    """One attempt of `publish`; `described` holds the local files once an attempt hashed them
-    (they do not change between attempts)."""
-    # Hashing waits on the disk and the CPU, the listings on the network: all run at once.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as background:
-        describing = None
-        if not described:
-            describing = background.submit(describe_files, source, relatives, prefix)
-        reading = background.submit(read_records, storage, prefix)
-        remote = storage.list(prefix)
-        if describing is not None:
-            described.extend(describing.result())
-        records = reading.result()
-    local_files = described
+    """One attempt of `publish`: the local files come from `describing`, the index is read on
+    `background` while this thread lists the prefix."""
+    reading = background.submit(read_records, storage, prefix)
+    remote = storage.list(prefix)
+    local_files, records = describing.result(), reading.result()
     plan = plan_publish(
         local_files,
         remote,

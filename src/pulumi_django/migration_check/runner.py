@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import app_runs
-from ..caches import cache_home
+from ..caches import bytecode_cache
 from ..errors import PulumiDjangoError
 from .analyzer import POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
 
@@ -161,7 +161,7 @@ def run_check(
         raise MigrationCheckError(f"--python {interpreter}: not executable") from None
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None
-    if completed.returncode not in (0, 1):
+    if completed.returncode not in app_runs.COMPLETED:
         raise MigrationCheckError(_last_error(completed.stderr, completed.returncode))
     try:
         result = CheckResult.from_json(json.loads(completed.stdout))
@@ -189,13 +189,6 @@ def require_postgresql_url(database_url: str) -> None:
         f"--database-url {problem}; give the app's PostgreSQL database, "
         "postgres://USER:PASSWORD@HOST:PORT/NAME"
     )
-
-
-def bytecode_cache(environment: Mapping[str, str]) -> Path:
-    """Where the app's interpreter keeps the bytecode it compiles: importing the project must
-    not write `__pycache__` into it, and compiling its libraries on every check (a venv that
-    uv installed has no bytecode) costs seconds each time."""
-    return cache_home(environment) / "pycache"
 
 
 def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:

@@ -2,7 +2,8 @@
 of the publish engine `pulumi_django.static_publish`) and the built image's STATIC_ROOT, copied
 out with the docker CLI (`extract_image_static`).
 
-They are apart from the engine because they need boto3 and docker, and the engine must stay
+They are apart from the engine because they need botocore (boto3 for a session of the
+stack's) and docker, and the engine must stay
 standard library only: the local target runs it inside the app image.
 """
 
@@ -27,7 +28,9 @@ from ..static_publish import (
 )
 
 # S3's rules for a general purpose bucket's name: 3-63 lowercase letters, digits, dots and
-# hyphens, a letter or digit at each end, no two dots in a row, not an IPv4 address.
+# hyphens, a letter or digit at each end, no two dots in a row, not an IPv4 address. The stack's
+# names follow config/names.py's "s3-bucket" rule, stricter (reserved prefixes too); a bucket
+# given to `publish-static` may be any existing one, and the command starts without the config.
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IPV4_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 

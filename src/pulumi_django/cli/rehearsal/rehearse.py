@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pulumi_django.caches import cache_home
+from pulumi_django.caches import bytecode_cache
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
 from pulumi_django.cli.rehearsal.crawl import discover_pages
 from pulumi_django.cli.rehearsal.load import Sample, Site, parse_page, running_load
@@ -233,7 +233,7 @@ class Rehearsal:
         self.root = root
         # The bytecode the app's interpreters compile for the files of this rehearsal's
         # versions is removed with them (the libraries' stays in the cache).
-        self.bytecode = cache_home() / "pycache"
+        self.bytecode = bytecode_cache()
         resources.callback(_remove_mirror, self.bytecode, root)
         # What runs beside the main line; every task of it ends before anything is stopped.
         self.background = concurrent.futures.ThreadPoolExecutor(
@@ -652,10 +652,8 @@ class Rehearsal:
         write probe over their models, held. Nothing is migrated meanwhile, so both stay
         true until the migration job; a release that stops before it discards the probe."""
         if self.old_writes is None:
-            probe = HeldProbe()
-            self.resources.callback(probe.discard)
             self.old_writes = self.background.submit(
-                self._prepare_old_writes, new, self.current, probe
+                self._prepare_old_writes, new, self.current, self._held_probe()
             )
         return self.old_writes
 
@@ -682,9 +680,14 @@ class Rehearsal:
     def prepare_write_probe(self, version: Version, apps: list[str]) -> HeldProbe:
         """The version's write probe over the models of `apps`, started and warmed up in the
         background, held until `release_write_probe`; discarded at the end at the latest."""
+        probe = self._held_probe()
+        self.background.submit(self._make_ready, probe, version, apps)
+        return probe
+
+    def _held_probe(self) -> HeldProbe:
+        """A probe to make ready, discarded at the end of the rehearsal at the latest."""
         probe = HeldProbe()
         self.resources.callback(probe.discard)
-        self.background.submit(self._make_ready, probe, version, apps)
         return probe
 
     def _make_ready(self, probe: HeldProbe, version: Version, apps: list[str]) -> None:

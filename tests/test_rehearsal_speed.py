@@ -410,3 +410,27 @@ def test_the_new_probe_of_a_release_that_halts_is_given_up_without_waiting_for_i
     assert outcome.status == "halted"
     assert len(abandoned) == 1 and abandoned[0].is_set()
     assert rehearsal.write_probes == {}
+
+
+def test_a_port_handed_out_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rehearsal chooses its proxy's port before the proxy binds it, and PostgreSQL's after:
+    the kernel may offer the proxy's port again meanwhile, and a second server on it would
+    take the proxy's traffic."""
+    offered = iter([41001, 41001, 41002])
+
+    class Probe:
+        def __enter__(self) -> Probe:
+            return self
+
+        def __exit__(self, *_exception: object) -> None:
+            return None
+
+        def bind(self, _address: object) -> None:
+            self.port = next(offered)
+
+        def getsockname(self) -> tuple[str, int]:
+            return (servers.LOOPBACK, self.port)
+
+    monkeypatch.setattr(servers, "_HANDED_OUT", set())
+    monkeypatch.setattr(servers.socket, "socket", lambda *_arguments: Probe())
+    assert [servers.free_port(), servers.free_port()] == [41001, 41002]

@@ -874,8 +874,6 @@ class Rehearsal:
         """The version under the stack's app server on a new loopback port; stopped at the end
         of the rehearsal at the latest."""
         port = free_port()
-        while port == self.proxy_port:  # chosen early, bound only once the replicas run
-            port = free_port()
         # Replacements start replicas from threads of their own: numbers are handed out.
         home = self.root / "replicas" / f"{next(self.replica_numbers)}-{version.release_id}"
         home.mkdir(parents=True)

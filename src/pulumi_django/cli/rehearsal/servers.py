@@ -43,11 +43,24 @@ class ServerError(PulumiDjangoError):
     """A server binary is missing or did not come up; the message says what to install."""
 
 
+# Ports `free_port` handed out in this process: a port is often chosen before its server binds
+# it (the rehearsal's proxy port, known to the app's settings before the proxy starts), and the
+# kernel may offer it again meanwhile.
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_GUARD = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, and that this process has not
+    handed out before."""
+    with _HANDED_OUT_GUARD:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((LOOPBACK, 0))
+                port = int(probe.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def wait_for_port(

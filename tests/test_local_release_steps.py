@@ -113,7 +113,7 @@ def test_the_publisher_keeps_the_last_releases_files(tmp_path: Path) -> None:
     # Nothing but the files themselves is served: the releases index lives outside the prefix.
     index = publisher.volume / "_releases" / "static" / "index.json"
     assert list(index.parent.iterdir()) == [index]
-    records = parse_index(index.read_bytes(), str(index))
+    records = parse_index(index.read_bytes(), str(index)).records
     assert [record.release for record in records] == ["sha256:three", "sha256:two"]
 
 

@@ -131,11 +131,17 @@ class MemoryStorage:
 
 
 class RecordingStorage(MemoryStorage):
-    """A MemoryStorage that records every change it is asked for: write, upload, delete."""
+    """A MemoryStorage that records every change it is asked for (write, upload, delete) and
+    every prefix it lists."""
 
     def __init__(self) -> None:
         super().__init__()
         self.changes: list[tuple[str, str]] = []
+        self.listed: list[str] = []
+
+    def list(self, prefix: str) -> dict[str, RemoteObject]:
+        self.listed.append(prefix)
+        return super().list(prefix)
 
     def upload(self, file: LocalFile) -> None:
         self.changes.append(("upload", file.key))
@@ -171,7 +177,15 @@ def legacy_manifest_object(record: ReleaseManifest) -> bytes:
 
 def index_of(objects: dict[str, bytes], prefix: str = "static/") -> list[ReleaseManifest]:
     key = index_key(prefix)
-    return parse_index(objects[key], key)
+    return parse_index(objects[key], key).records
+
+
+def contents_of(objects: dict[str, bytes], prefix: str = "static/") -> Any:
+    """The contents the index vouches for, and the contents the storage holds under those keys."""
+    key = index_key(prefix)
+    vouched = parse_index(objects[key], key).objects
+    held = {name: RemoteObject(md5(objects[name]), len(objects[name])) for name in vouched or ()}
+    return vouched, held
 
 
 # ---------------------------------------------------------------- the pure plan
@@ -279,6 +293,136 @@ def test_a_second_publish_of_the_same_release_writes_nothing(tmp_path: Path) -> 
     assert storage.changes == []
 
 
+def test_the_index_vouches_for_what_is_published_so_a_publish_lists_nothing(
+    tmp_path: Path,
+) -> None:
+    storage = RecordingStorage()
+    for version in ("v1", "v2", "v3"):
+        publish(
+            storage,
+            write_release(tmp_path / version, collected(version)),
+            version,
+            prefix="static/",
+            keep=2,
+        )
+    # The first publish lists the prefix and the first layout's manifests (an empty prefix has
+    # no index yet); the others trust the index.
+    assert storage.listed == ["_releases/static/", "static/"]
+    vouched, held = contents_of(storage.objects)
+    kept = {key for record in index_of(storage.objects) for key in record.keys}
+    assert vouched == held
+    assert set(vouched) == kept == {key for key in storage.objects if key.startswith("static/")}
+
+
+def test_an_object_deleted_behind_the_index_s_back_comes_back_with_verify(
+    tmp_path: Path,
+) -> None:
+    """The index vouches for what the publishes did, not for a lifecycle rule or a hand: a
+    publish trusts it, `verify` compares with a listing and mends."""
+    storage = RecordingStorage()
+    files = collected("v1")
+    source = write_release(tmp_path / "v1", files)
+    publish(storage, source, "v1", prefix="static/", keep=5)
+    lost = next(f"static/{name}" for name in files if HASHED_NAME.search(name))
+    del storage.objects[lost]
+
+    trusted = publish(storage, source, "v1", prefix="static/", keep=5)
+    assert (trusted.uploaded, lost in storage.objects) == (0, False)
+    storage.listed.clear()
+    storage.changes.clear()
+    verified = publish(storage, source, "v1", prefix="static/", keep=5, verify=True)
+    assert (verified.uploaded, verified.skipped) == (1, len(files) - 1)
+    assert storage.objects[lost] == files[lost.removeprefix("static/")]
+    assert storage.listed == ["static/"]
+    assert ("upload", lost) in storage.changes
+    vouched, held = contents_of(storage.objects)
+    assert vouched == held
+
+
+def test_verify_mends_the_release_it_publishes_and_keeps_the_others_records(
+    tmp_path: Path,
+) -> None:
+    """A file lost from an older kept release is left out of the index's contents by a
+    verifying publish of another release, which moves no record, and comes back when its
+    release is published again (a rollback)."""
+    storage = RecordingStorage()
+    first, second = collected("v1"), collected("v2")
+    one, two = write_release(tmp_path / "v1", first), write_release(tmp_path / "v2", second)
+    publish(storage, one, "v1", prefix="static/", keep=5)
+    publish(storage, two, "v2", prefix="static/", keep=5)
+    before = index_of(storage.objects)
+    lost = next(f"static/{name}" for name in immutable(first) if name not in second)
+    del storage.objects[lost]
+
+    verified = publish(storage, two, "v2", prefix="static/", keep=5, verify=True)
+    assert verified.uploaded == 0
+    assert index_of(storage.objects) == before  # the same records, sequence and time
+    vouched, held = contents_of(storage.objects)
+    assert lost not in (vouched or {})
+    assert vouched == held
+    rollback = publish(storage, one, "v1", prefix="static/", keep=5)
+    # The lost file, and the unhashed names v2 overwrote.
+    overwritten = [name for name in first if name not in immutable(first) and name in second]
+    assert rollback.uploaded == 1 + len(overwritten)
+    assert storage.objects[lost] == first[lost.removeprefix("static/")]
+    vouched, held = contents_of(storage.objects)
+    assert lost in (vouched or {})
+    assert vouched == held
+
+
+def test_the_index_does_not_vouch_for_what_a_running_publish_may_still_overwrite() -> None:
+    """Another release's pending record may be a publish still uploading: its unhashed files
+    (overwritten by every release) may change after this publish; its hashed ones cannot."""
+    shared, hashed_key = "static/staticfiles.json", "static/app.0123456789ab.js"
+    manifests = dict(
+        [
+            manifest("v1", 1, [shared, hashed_key]),
+            manifest("v2", 2, [shared, hashed_key], complete=False),
+        ]
+    )
+    remote = {key: RemoteObject(md5(b"x"), 1) for key in (shared, hashed_key)}
+    plan = plan_publish(
+        [local_file(shared), local_file(hashed_key)],
+        remote,
+        manifests,
+        release="v3",
+        prefix="static/",
+        keep=5,
+        published_at="now",
+    )
+    assert set(plan.objects) == {hashed_key}
+    own = plan_publish(
+        [local_file(shared), local_file(hashed_key)],
+        remote,
+        manifests,
+        release="v2",
+        prefix="static/",
+        keep=5,
+        published_at="now",
+    )
+    assert set(own.objects) == {shared, hashed_key}
+
+
+def test_an_index_without_contents_is_listed_once_then_holds_them(tmp_path: Path) -> None:
+    """An index an earlier version wrote names the keys, not their contents: the next publish
+    lists the prefix, writes the contents, and the one after that lists nothing."""
+    storage = RecordingStorage()
+    files = collected("v1")
+    source = write_release(tmp_path / "v1", files)
+    publish(storage, source, "v1", prefix="static/", keep=5)
+    records = index_of(storage.objects)
+    storage.objects[index_key("static/")] = index_json("static/", records)
+    storage.listed.clear()
+
+    again = publish(storage, source, "v1", prefix="static/", keep=5)
+    assert (again.uploaded, storage.listed) == (0, ["static/"])
+    vouched, held = contents_of(storage.objects)
+    assert vouched == held
+    assert len(vouched or ()) == len(files)
+    publish(storage, source, "v1", prefix="static/", keep=5)
+    assert storage.listed == ["static/"]
+
+
 def test_an_abandoned_publish_is_cleaned_up_but_never_a_kept_release() -> None:
     manifests = dict(
         [
@@ -332,6 +476,9 @@ def test_every_kept_release_stays_whole_and_nothing_else_of_ours_stays(
         live = {f"static/{name}" for kept in window for name in kept}
         published = {key for key in storage.objects if key.startswith("static/")}
         assert published == live
+        vouched, held = contents_of(storage.objects)
+        assert vouched == held
+        assert set(vouched) == live
 
 
 # ---------------------------------------------------------------- files and headers
@@ -454,6 +601,15 @@ def test_a_foreign_manifest_or_index_stops_the_publish(tmp_path: Path) -> None:
             b'"keys": [1, 2]}]}',
             "the keys of record 'r' are not all strings",
         ),
+        (
+            b'{"format": "pulumi-django/static-releases/2", "records": [], "objects": []}',
+            "its 'objects' is not a JSON object",
+        ),
+        (
+            b'{"format": "pulumi-django/static-releases/2", "records": [], '
+            b'"objects": {"static/a.css": ["d41d8cd98f00b204e9800998ecf8427e", -1]}}',
+            "its 'objects' entry 'static/a.css' is not [md5, size]",
+        ),
     ],
 )
 def test_an_index_that_is_not_ours_is_refused_saying_what_is_wrong(
@@ -541,6 +697,8 @@ def test_a_publish_that_lost_the_race_for_the_index_starts_again_and_both_end_co
     assert all(storage.objects[f"static/{name}"] == data for name, data in second.items())
     listed = {key for record in records for key in record.keys}
     assert {key for key in storage.objects if key.startswith("static/")} == listed
+    vouched, held = contents_of(storage.objects)
+    assert vouched == held
 
 
 def test_a_publish_that_keeps_losing_the_race_gives_up_saying_so(tmp_path: Path) -> None:
@@ -594,7 +752,7 @@ def test_directory_storage_keeps_releases_side_by_side(tmp_path: Path) -> None:
     assert not list(site.rglob(".publishing-*"))
     assert [path.name for path in (site / "_releases" / "static").iterdir()] == ["index.json"]
     index = (site / "_releases" / "static" / "index.json").read_bytes()
-    assert [record.release for record in parse_index(index, "index")] == ["v2", "v1"]
+    assert [record.release for record in parse_index(index, "index").records] == ["v2", "v1"]
     stale = storage.read(index_key("static/"))
     assert stale is not None
     storage.write(index_key("static/"), index, replacing=stale.etag)
@@ -653,7 +811,7 @@ def keys(endpoint: str, bucket: str, prefix: str = "static/") -> dict[str, str]:
 def s3_index(endpoint: str, bucket: str) -> list[ReleaseManifest]:
     """The records of the bucket's releases index for `static/`, newest first."""
     key = index_key("static/")
-    return parse_index(s3(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read(), key)
+    return parse_index(s3(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read(), key).records
 
 
 def immutable(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -701,7 +859,7 @@ def test_first_publish_uploads_everything_with_headers_and_a_manifest(
     assert result.manifest_key == index_key("static/")
     index = client.get_object(Bucket=bucket, Key=result.manifest_key)
     assert index["CacheControl"] == "no-store"
-    (record,) = parse_index(index["Body"].read(), result.manifest_key)
+    (record,) = parse_index(index["Body"].read(), result.manifest_key).records
     assert (record.release, record.complete) == ("sha256:v1", True)
     assert record.keys == tuple(sorted(f"static/{name}" for name in files))
     assert set(keys(s3_endpoint, bucket, "_releases/")) == {result.manifest_key}
@@ -855,7 +1013,8 @@ def test_publishes_list_once_per_1000_keys_and_send_no_request_they_do_not_need(
     s3_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     """Issue 18's bound for k changed files of N is k + ceil(N/1000) + 3: the PUTs, the
-    listing, and the index read once and written twice (the pending record, the release's)."""
+    listing, and the index read once and written twice (the pending record, the release's).
+    The index vouching for the published contents, only the first publish and `verify` list."""
     first, second = many_files(1001), many_files(1001, changed=3)
     new = len(set(second) - set(first))
     publish(
@@ -870,19 +1029,22 @@ def test_publishes_list_once_per_1000_keys_and_send_no_request_they_do_not_need(
     source = write_release(tmp_path / "v2", second)
 
     publish(storage, source, "v2", prefix="static/", keep=5)
-    listing_pages = math.ceil(len(first) / 1000)
     assert sent == {
-        "ListObjectsV2": listing_pages,
         "GetObject": 1,  # the index
         "PutObject": new + 2,  # the index with the pending record, the new files, the index
     }
-    assert sum(sent.values()) <= new + listing_pages + 3
 
     sent.clear()
     again = publish(storage, source, "v2", prefix="static/", keep=5)
     assert (again.uploaded, again.skipped) == (0, len(second))
     # Nothing written: v2's record is already the newest, with these keys.
-    assert sent == {"ListObjectsV2": math.ceil((len(first) + new) / 1000), "GetObject": 1}
+    assert sent == {"GetObject": 1}
+
+    sent.clear()
+    verified = publish(storage, source, "v2", prefix="static/", keep=5, verify=True)
+    assert (verified.uploaded, verified.skipped) == (0, len(second))
+    listing_pages = math.ceil((len(first) + new) / 1000)
+    assert sent == {"ListObjectsV2": listing_pages, "GetObject": 1}
 
 
 @pytest.mark.slow
@@ -929,25 +1091,40 @@ def test_cli_prints_the_summary_and_progress(
 
 
 @pytest.mark.slow
-def test_cli_executable_publishes_under_another_prefix(
+def test_cli_executable_publishes_under_another_prefix_and_verify_mends(
     s3_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     files = collected("v1")
     source = write_release(tmp_path / "v1", files)
-    done = subprocess.run(
-        [
-            *[PUBLISH_CLI, "publish-static", "--bucket", bucket, "--source", str(source)],
-            *["--release", "sha256:abc", "--prefix", "assets/", "--keep", "2"],
-            *["--endpoint-url", s3_endpoint, "--json"],
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"uploaded": len(files), "skipped": 0, "deleted": 0}
+
+    def publish_executable(*extra: str) -> dict[str, int]:
+        done = subprocess.run(
+            [
+                *[PUBLISH_CLI, "publish-static", "--bucket", bucket, "--source", str(source)],
+                *["--release", "sha256:abc", "--prefix", "assets/", "--keep", "2"],
+                *["--endpoint-url", s3_endpoint, "--json", *extra],
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        counts: dict[str, int] = json.loads(done.stdout)
+        return counts
+
+    assert publish_executable() == {"uploaded": len(files), "skipped": 0, "deleted": 0}
     assert set(keys(s3_endpoint, bucket, "assets/")) == {f"assets/{name}" for name in files}
+    lost = next(f"assets/{name}" for name in immutable(files))
+    s3(s3_endpoint).delete_object(Bucket=bucket, Key=lost)
+    # The index still records the file: only a verifying publish sees it is gone.
+    assert publish_executable()["uploaded"] == 0
+    assert publish_executable("--verify") == {
+        "uploaded": 1,
+        "skipped": len(files) - 1,
+        "deleted": 0,
+    }
+    assert lost in keys(s3_endpoint, bucket, "assets/")
 
 
 @pytest.mark.slow

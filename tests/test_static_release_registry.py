@@ -336,7 +336,7 @@ def test_the_provider_publishes_from_the_registry_without_docker_and_keeps_relea
     index = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").get_object(
         Bucket=bucket, Key=index_key("static/")
     )
-    records = parse_index(index["Body"].read(), "index")
+    records = parse_index(index["Body"].read(), "index").records
     assert [record.release for record in records] == [registry.ref(v2), registry.ref(v1)]
     # The stack's identity for every call: the settings reached the session factory.
     assert given == [(settings, "us-east-1"), (settings, "us-east-1")]

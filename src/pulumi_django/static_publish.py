@@ -15,16 +15,29 @@ an image need botocore and the docker CLI; they are `pulumi_django.providers.sta
 Layout, for prefix `static/`:
   static/<path>                   the files, exactly as collectstatic wrote them
   _releases/static/index.json     the releases index: one record per kept release (its keys and
-                                  its place in the order), and the record of a publish in
-                                  progress (the keys about to be uploaded), so that an abandoned
-                                  publish is cleaned up by a later one
+                                  its place in the order), the record of a publish in progress
+                                  (the keys about to be uploaded), so that an abandoned publish
+                                  is cleaned up by a later one, and the content (MD5 and size) of
+                                  every object the kept releases name
 
 One object for all the records: a publish reads it with one request and writes it twice (its
 pending record before the uploads, the new release's record after), whatever the number of
 releases kept, and each write is conditional on the version read, so that two publishes at once
-cannot lose each other's record. The first layout kept one object per record
-(`_releases/static/<release>.json`, `<release>.pending.json`): a prefix without an index is read
-that way, once, and its first publish folds those records into the index and deletes them.
+cannot lose each other's record.
+
+The index's contents are what a publish compares the local files with, instead of a listing of
+the prefix: the index is written only after the uploads it vouches for succeeded, and nothing of
+ours deletes an object a kept release names (but a prune racing a rollback published at the same
+moment: docs/static-files.md), so the listing would say the same, at one request per 1,000
+objects and the time the server takes to list them. An object deleted behind our back (a
+lifecycle rule, a hand) is not seen that way: `verify` lists the prefix and compares with that,
+uploading what the release needs. A prefix is listed anyway where the index cannot vouch for it:
+no contents yet (the first publish, an index of an earlier version), or a publish in progress or
+abandoned (whose uploads it does not know).
+
+The first layout kept one object per record (`_releases/static/<release>.json`,
+`<release>.pending.json`): a prefix without an index is read that way, once, and its first
+publish folds those records into the index and deletes them.
 """
 
 from __future__ import annotations
@@ -43,7 +56,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 MANIFEST_ROOT = "_releases/"
@@ -63,6 +76,8 @@ DEFAULT_PREFIX = "static/"
 PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*/$")
 MAX_RELEASE_LENGTH = 256
 DEFAULT_WORKERS = 10
+# Files up to this size are hashed from one read (`_md5_and_size`).
+WHOLE_READ_LIMIT = 8 * 1024 * 1024
 # Attempts of one publish while others of the same prefix keep writing the index (`publish`).
 PUBLISH_ATTEMPTS = 3
 # The first layout's manifests are few (the kept releases, an abandoned publish's record): read
@@ -127,6 +142,12 @@ class RemoteObject:
 
     etag: str
     size: int
+
+
+# An object a kept release names whose content the index does not vouch for (the listing that
+# wrote the index did not find it): it may exist by now, so it is deleted when no kept release
+# names it, and it is uploaded again when the release needs it.
+UNVERIFIED = RemoteObject(etag="", size=-1)
 
 
 @dataclass(frozen=True)
@@ -215,25 +236,47 @@ def _json_of_format(data: bytes, expected: str) -> dict[str, Any]:
     return document
 
 
-def index_json(prefix: str, records: Sequence[ReleaseManifest]) -> bytes:
-    """The releases index holding `records`, newest first."""
+def index_json(
+    prefix: str,
+    records: Sequence[ReleaseManifest],
+    objects: Mapping[str, RemoteObject] | None = None,
+) -> bytes:
+    """The releases index holding `records`, newest first, and `objects`, the content of the
+    objects they name (`"key": [md5, size]`); None leaves the contents out: a publish that
+    reads it lists the prefix instead."""
     ordered = sorted(records, key=lambda record: record.sequence, reverse=True)
-    document = {
+    document: dict[str, object] = {
         "format": INDEX_FORMAT,
         "prefix": prefix,
         "records": [record.to_document() for record in ordered],
     }
+    if objects is not None:
+        document["objects"] = {
+            key: [objects[key].etag, objects[key].size] for key in sorted(objects)
+        }
     return json.dumps(document, indent=1).encode()
 
 
-def parse_index(data: bytes, key: str) -> list[ReleaseManifest]:
-    """The records of a releases index; PublishError saying what is wrong for anything else."""
+@dataclass(frozen=True)
+class ReleasesIndex:
+    """A releases index as read: its records, and the contents it vouches for (None: an index
+    of an earlier version, which held none)."""
+
+    records: list[ReleaseManifest]
+    objects: dict[str, RemoteObject] | None
+
+
+def parse_index(data: bytes, key: str) -> ReleasesIndex:
+    """A releases index; PublishError saying what is wrong for anything else."""
     try:
         document = _json_of_format(data, INDEX_FORMAT)
         records = document.get("records")
         if not isinstance(records, list):
             raise ValueError("its 'records' is missing or not a list")
-        return [ReleaseManifest.from_document(record) for record in records]
+        return ReleasesIndex(
+            [ReleaseManifest.from_document(record) for record in records],
+            _objects_of(document.get("objects")),
+        )
     except ValueError as error:
         raise PublishError(
             f"{key} is not a pulumi-django releases index ({error}); "
@@ -241,26 +284,61 @@ def parse_index(data: bytes, key: str) -> list[ReleaseManifest]:
         ) from error
 
 
+def _objects_of(document: object) -> dict[str, RemoteObject] | None:
+    """The index's `objects`; ValueError saying what is wrong."""
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise ValueError("its 'objects' is not a JSON object")
+    objects = {}
+    for key, content in document.items():
+        match content:
+            case [str(etag), int(size)] if not isinstance(size, bool) and size >= 0:
+                objects[key] = RemoteObject(etag, size)
+            case _:
+                raise ValueError(f"its 'objects' entry {key!r} is not [md5, size]")
+    return objects
+
+
 @dataclass(frozen=True)
 class ReleaseRecords:
     """What is published under a prefix, as read: the records by `record_key`, the version of
-    the index they came from (None: there is none yet), and the first layout's manifest
-    objects they came from instead (deleted once the index holds them)."""
+    the index they came from (None: there is none yet), the contents the index vouches for
+    (None: it holds none, the prefix must be listed), and the first layout's manifest objects
+    the records came from instead (deleted once the index holds them)."""
 
     manifests: dict[str, ReleaseManifest]
     index_etag: str | None
+    objects: dict[str, RemoteObject] | None = None
     legacy_objects: tuple[str, ...] = ()
+
+    @property
+    def vouched(self) -> bool:
+        """Whether the index knows everything published: it holds contents, and no publish
+        is in progress or abandoned (whose uploads it does not know)."""
+        return self.objects is not None and all(
+            record.complete for record in self.manifests.values()
+        )
+
+    def remote(self) -> dict[str, RemoteObject]:
+        """What the prefix holds as far as a vouching index knows: the contents it holds, and
+        every other key a record names as UNVERIFIED."""
+        assert self.objects is not None and self.vouched, "the index cannot vouch: list"
+        named = {key: UNVERIFIED for record in self.manifests.values() for key in record.keys}
+        return {**named, **self.objects}
 
 
 @dataclass(frozen=True)
 class PublishPlan:
     """Everything one publish does, in order: pending record, uploads, the release's record
-    (the index holding `kept`), deletions.
+    (the index holding `kept` and `objects`), deletions.
 
     `dropped_manifests` are the records the index no longer holds (releases past `keep`,
-    abandoned publishes, this one's pending record). `write_manifest` is false only when the
-    release is already the newest, with the same keys, and there is nothing to upload or
-    delete: the index already says all this publish would."""
+    abandoned publishes, this one's pending record). `objects` is the content of every object
+    the kept releases name once the uploads are done, as far as it is known. `write_manifest`
+    is false only when the release is already the newest, with the same keys, and there is
+    nothing to upload or delete: the index already says all this publish would, but perhaps
+    not `objects`."""
 
     pending: ReleaseManifest
     manifest: ReleaseManifest
@@ -269,6 +347,7 @@ class PublishPlan:
     deletions: tuple[str, ...]
     dropped_manifests: tuple[str, ...]
     kept: tuple[ReleaseManifest, ...]
+    objects: Mapping[str, RemoteObject]
     write_manifest: bool = True
 
     @property
@@ -368,13 +447,26 @@ def manifest_key(prefix: str, release: str, *, complete: bool = True) -> str:
     return f"{manifest_dir(prefix)}{release_file_name(release)}{suffix}"
 
 
+def is_hashed(key: str) -> bool:
+    """Whether the file's name carries a hash of its content (`name.<12 hex>.ext`)."""
+    return HASHED_NAME.search(key.rsplit("/", 1)[-1]) is not None
+
+
 def cache_control_for(key: str) -> str:
-    name = key.rsplit("/", 1)[-1]
-    return IMMUTABLE_CACHE_CONTROL if HASHED_NAME.search(name) else SHORT_CACHE_CONTROL
+    return IMMUTABLE_CACHE_CONTROL if is_hashed(key) else SHORT_CACHE_CONTROL
 
 
 def content_type_for(name: str) -> str:
-    return _content_type_for_suffix(PurePosixPath(name).suffix.lower())
+    return _content_type_for_suffix(_suffix(name).lower())
+
+
+def _suffix(name: str) -> str:
+    """The suffix of a file's name as PurePosixPath(name).suffix gives it on Python 3.11-3.13
+    (`.css`; none for `.htaccess` or `name.`), without a path object for each of thousands of
+    files."""
+    base = name.rpartition("/")[2]
+    dot = base.rfind(".")
+    return base[dot:] if 0 < dot < len(base) - 1 else ""
 
 
 @functools.cache
@@ -396,7 +488,7 @@ def _builtin_types() -> mimetypes.MimeTypes:
 
 def _headers(relative: str, siblings: set[str]) -> tuple[str, str | None]:
     """Content type and encoding; a .gz/.br is a precompressed variant only next to its original."""
-    suffix = PurePosixPath(relative).suffix
+    suffix = _suffix(relative)
     encoding = PRECOMPRESSED_ENCODINGS.get(suffix)
     original = relative.removesuffix(suffix)
     if encoding and original in siblings:
@@ -409,9 +501,14 @@ def _md5(data: bytes) -> str:
 
 
 def _md5_and_size(path: Path) -> tuple[str, int]:
-    with path.open("rb") as stream:
-        digest = hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False))
-        return digest.hexdigest(), stream.tell()
+    """One read and one digest for a file of the usual sizes (a static file is mostly under
+    100 KB); a large one is read in chunks, never whole."""
+    with path.open("rb", buffering=0) as stream:
+        if os.fstat(stream.fileno()).st_size > WHOLE_READ_LIMIT:
+            digest = hashlib.file_digest(stream, lambda: hashlib.md5(usedforsecurity=False))
+            return digest.hexdigest(), stream.tell()
+        data = stream.readall()
+    return _md5(data), len(data)
 
 
 def list_source(source: Path) -> list[str]:
@@ -453,8 +550,7 @@ def describe_files(source: Path, relatives: Sequence[str], prefix: str) -> list[
     edited by hand, a name hashed by another tool) would pass them all and never be published.
 
     One thread, no pool: 2,000 files of 0.2-30 KB hash in about 0.1 s of CPU, less than a pool's
-    per-file hand-offs cost, and `publish` runs this while the storage connects and lists (file
-    reads and MD5 over more than 2 KB release the GIL)."""
+    per-file hand-offs cost."""
     siblings = set(relatives)
     files = []
     for relative in relatives:
@@ -491,7 +587,8 @@ def plan_publish(
     """What publishing `release` does, given what is already published.
 
     `manifests` maps record keys (`ReleaseManifest.record_key`) to the records (complete and
-    pending) published under the prefix. The new release becomes the newest (a re-published
+    pending) published under the prefix; `remote` is what the prefix holds, listed or as the
+    index says (`ReleaseRecords.remote`). The new release becomes the newest (a re-published
     rollback target too, so it is not pruned while it runs); the newest `keep` complete
     releases are kept, and a key is deleted only if a dropped release or an abandoned publish
     lists it and no kept release does.
@@ -524,6 +621,23 @@ def plan_publish(
     dropped_manifests = tuple(sorted(dropped | ({own_pending_key} if uploads else set())))
     changes = uploads or deletions or dropped_manifests
     current = None if changes else _current(manifests, own_key, keys)
+    contents = {**remote, **{file.key: RemoteObject(file.md5, file.size) for file in local_files}}
+    # Another release's pending record is a publish that may still be running: it may yet
+    # overwrite the keys whose content changes from release to release (unhashed names; a hashed
+    # name's bytes are its name's), so the index does not vouch for those, and the next publish
+    # that needs one uploads it again.
+    contested = {
+        key
+        for record in manifests.values()
+        if not record.complete and record.release != release
+        for key in record.keys
+        if not is_hashed(key)
+    }
+    objects = {
+        key: contents[key]
+        for key in kept_keys - contested
+        if key in contents and contents[key] != UNVERIFIED
+    }
     return PublishPlan(
         pending=pending,
         manifest=current or manifest,
@@ -531,7 +645,10 @@ def plan_publish(
         skipped=tuple(file.key for file in local_files if file.key not in uploading),
         deletions=deletions,
         dropped_manifests=dropped_manifests,
-        kept=tuple(kept),
+        # Unchanged, the release keeps its record (an index written for its contents alone
+        # does not move it).
+        kept=(current or manifest, *kept[1:]),
+        objects=objects,
         write_manifest=current is None,
     )
 
@@ -564,10 +681,12 @@ def read_records(storage: Storage, prefix: str) -> ReleaseRecords:
     key = index_key(prefix)
     index = storage.read(key)
     if index is not None:
-        records = parse_index(index.data, key)
-        return ReleaseRecords({record.record_key: record for record in records}, index.etag)
+        parsed = parse_index(index.data, key)
+        return ReleaseRecords(
+            {record.record_key: record for record in parsed.records}, index.etag, parsed.objects
+        )
     legacy = _read_manifest_objects(storage, prefix)
-    return ReleaseRecords(legacy, None, tuple(legacy))
+    return ReleaseRecords(legacy, None, None, tuple(legacy))
 
 
 def _read_manifest_objects(storage: Storage, prefix: str) -> dict[str, ReleaseManifest]:
@@ -602,59 +721,58 @@ def publish(
     prefix: str,
     keep: int,
     workers: int = DEFAULT_WORKERS,
+    verify: bool = False,
     on_progress: Callable[[PublishProgress], None] | None = None,
 ) -> PublishResult:
     """Publishes `source` as `release`. Safe to interrupt: uploads never change a hashed file of
     another release, nothing is deleted before the index holds the new release's record, and
-    running it again finishes the job. Its requests: the listing (one per 1,000 objects), the
-    index's read, the k uploads, and two writes of the index when anything is uploaded (one
-    when only the order changes, none when nothing does); a DeleteObjects per 1,000 pruned
-    files on top, and on the first publish of a prefix, a listing of the first layout's
-    manifests and a read and a deletion of those it finds.
+    running it again finishes the job. Its requests: the index's read, the k uploads, and two
+    writes of the index when anything is uploaded (one when only the order or the index's
+    contents change, none when nothing does); a DeleteObjects per 1,000 pruned files on top.
+    The prefix is listed too (one request per 1,000 objects) with `verify`, or where the index
+    cannot vouch for it (`ReleaseRecords.vouched`); on the first publish of a prefix, the first
+    layout's manifests are listed, read and deleted.
 
     A publish of the same prefix that wrote the index meanwhile (IndexConflict) may have taken
     this one's pending record for an abandoned publish's and deleted what it uploaded: the
-    publish starts again from the listing, up to PUBLISH_ATTEMPTS times, so that two publishes
+    publish starts again from the index, up to PUBLISH_ATTEMPTS times, so that two publishes
     at once both end complete (the one that finishes last the newest) and nothing either
     uploaded is left out of the index."""
     check_release(release)
     check_layout(prefix, keep)
-    relatives = list_source(source)  # a bad source fails before any request
+    # The files first, once for every attempt (they do not change between attempts), and on
+    # this thread: beside the storage's start-up (botocore's imports, the client), which holds
+    # the interpreter's lock as much, a thread hashing 2,000 files took three times as long.
+    local_files = scan_source(source, prefix)  # a bad source fails before any request
     uploaded = 0
-    # Hashing waits on the disk and the CPU, the listings on the network: all run at once. The
-    # files are hashed once for every attempt: they do not change between attempts.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as background:
-        describing = background.submit(describe_files, source, relatives, prefix)
 
-        def attempt() -> PublishResult:
-            result = _publish_once(
-                storage, describing, background, release, prefix, keep, workers, on_progress
-            )
-            return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
+    def attempt() -> PublishResult:
+        result = _publish_once(
+            storage, local_files, release, prefix, keep, workers, verify, on_progress
+        )
+        return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
 
-        for _retry in range(PUBLISH_ATTEMPTS - 1):
-            try:
-                return attempt()
-            except IndexConflict as conflict:
-                uploaded += conflict.uploaded
-        return attempt()  # the last: its conflict is the caller's
+    for _retry in range(PUBLISH_ATTEMPTS - 1):
+        try:
+            return attempt()
+        except IndexConflict as conflict:
+            uploaded += conflict.uploaded
+    return attempt()  # the last: its conflict is the caller's
 
 
 def _publish_once(
     storage: Storage,
-    describing: concurrent.futures.Future[list[LocalFile]],
-    background: concurrent.futures.Executor,
+    local_files: Sequence[LocalFile],
     release: str,
     prefix: str,
     keep: int,
     workers: int,
+    verify: bool,
     on_progress: Callable[[PublishProgress], None] | None,
 ) -> PublishResult:
-    """One attempt of `publish`: the local files come from `describing`, the index is read on
-    `background` while this thread lists the prefix."""
-    reading = background.submit(read_records, storage, prefix)
-    remote = storage.list(prefix)
-    local_files, records = describing.result(), reading.result()
+    """One attempt of `publish`."""
+    records = read_records(storage, prefix)
+    remote = records.remote() if records.vouched and not verify else storage.list(prefix)
     plan = plan_publish(
         local_files,
         remote,
@@ -673,13 +791,12 @@ def _publish_once(
         before = [
             record for key, record in records.manifests.items() if key != plan.pending.record_key
         ]
-        version = storage.write(
-            index, index_json(prefix, [*before, plan.pending]), replacing=version
-        )
+        pending = index_json(prefix, [*before, plan.pending], records.objects)
+        version = storage.write(index, pending, replacing=version)
         _upload_all(storage, plan.uploads, workers, len(local_files), report)
     try:
-        if plan.write_manifest or records.legacy_objects:
-            storage.write(index, index_json(prefix, plan.kept), replacing=version)
+        if plan.write_manifest or records.legacy_objects or plan.objects != records.objects:
+            storage.write(index, index_json(prefix, plan.kept, plan.objects), replacing=version)
     except IndexConflict as conflict:
         conflict.uploaded = len(plan.uploads)
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import re
 import shutil
 import subprocess
@@ -52,7 +53,8 @@ class S3Storage:
 
     Without a session the client comes from botocore alone (boto3 adds nothing a client needs,
     and the command line starts without it), set up to start and list fast: see
-    `_botocore_session`."""
+    `_botocore_session`. It is made on the first request, not here: a publish hashes its files
+    meanwhile."""
 
     def __init__(
         self,
@@ -63,13 +65,20 @@ class S3Storage:
         workers: int = DEFAULT_WORKERS,
         session: Any | None = None,
     ) -> None:
-        from botocore.config import Config
-
         check_bucket_name(bucket)
         self.bucket = bucket
         self.endpoint_url = endpoint_url
+        self._region = region
+        self._workers = workers
+        self._session = session
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """The S3 client, made on first use (by the publish's first request, on its thread)."""
+        from botocore.config import Config
+
         config = Config(
-            max_pool_connections=workers + 2,
+            max_pool_connections=self._workers + 2,
             retries={"mode": "standard", "max_attempts": 4},
             # Every upload carries its Content-MD5, which S3 checks. botocore's own CRC32 of
             # each body besides (its default since 1.36) would be computed for nothing, and
@@ -79,9 +88,9 @@ class S3Storage:
         )
         try:
             with self._errors("connect"):
-                make = session.client if session else _botocore_session().create_client
-                self.client = make(
-                    "s3", endpoint_url=endpoint_url, region_name=region, config=config
+                make = self._session.client if self._session else _botocore_session().create_client
+                return make(
+                    "s3", endpoint_url=self.endpoint_url, region_name=self._region, config=config
                 )
         except ValueError as error:  # botocore's word for a malformed endpoint URL
             raise PublishError(f"{error}: give a URL such as https://s3.example.com") from error

@@ -1,6 +1,7 @@
 """`pulumi-django publish-static`: publish one release's static files to S3 outside Pulumi.
 
-The same engine as the stack's StaticRelease: uploads only what changed, keeps the last
+The same engine as the stack's StaticRelease: uploads only what changed (by the releases
+index's record of what is published; `--verify` lists the bucket instead), keeps the last
 `--keep` releases' files, prints `uploaded U, skipped S, deleted D` (or that as JSON).
 
 A pipeline runs it on every deploy, most often with little or nothing to upload, so it imports
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url", metavar="URL", help="S3 endpoint (an S3-compatible server or a test)."
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="List the prefix and compare with what is there, not with what the releases index "
+        "says was published: uploads this release's files deleted behind its back (a lifecycle "
+        "rule, a hand).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the counts as one JSON object.")
 
 
@@ -64,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             args.release,
             prefix=args.prefix,
             keep=args.keep,
+            verify=args.verify,
             on_progress=progress_printer(progress),
         )
     except PublishError as error:

@@ -509,6 +509,96 @@ def test_headers_follow_names_and_precompressed_variants(tmp_path: Path) -> None
     assert files[f"static/css/{name}"].md5 == md5(css)
 
 
+# Runs `scanning` in a fresh interpreter (a single thread, as the command line has, unless the
+# mode starts a second one) and prints what it gave and how many children it forked.
+SCANNING = """
+import json, os, sys, threading
+from pathlib import Path
+from pulumi_django import static_publish
+source, mode = Path(sys.argv[1]), sys.argv[2]
+forked = []
+fork = os.fork
+def counting_fork():
+    pid = fork()
+    if pid:
+        forked.append(pid)
+    return pid
+os.fork = counting_fork
+if mode.startswith("threaded"):
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+if mode.endswith("unreadable"):
+    hash_file = static_publish._md5_and_size
+    def refusing(path):
+        if path.name == "locked.css":
+            raise PermissionError(13, "Permission denied", str(path))
+        return hash_file(path)
+    static_publish._md5_and_size = refusing
+result = {}
+try:
+    with static_publish.scanning(source, "static/") as scanned:
+        if mode != "abandoned":
+            result["files"] = [[f.key, f.md5, f.size, f.content_type] for f in scanned()]
+except static_publish.PublishError as error:
+    result["error"] = str(error)
+def reaped(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)  # (0, 0) running, (pid, status) ended: neither waited for
+    except ChildProcessError:
+        return True
+    return False
+result["unreaped"] = [pid for pid in forked if not reaped(pid)]
+result["forked"] = len(forked)
+print(json.dumps(result))
+"""
+
+
+def scanned_in_a_fresh_process(source: Path, mode: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCANNING, str(source), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize(("mode", "forked"), [("single", 1), ("threaded", 0)])
+def test_scanning_hashes_in_a_child_only_from_a_single_thread(
+    tmp_path: Path, mode: str, forked: int
+) -> None:
+    """The child's digests are the ones hashed here; a process with a second thread (a Pulumi
+    provider, a test runner) hashes without forking; either way no child is left behind."""
+    source = write_release(tmp_path / "v1", collected("v1"))
+    expected = [
+        [file.key, file.md5, file.size, file.content_type]
+        for file in scan_source(source, "static/")
+    ]
+    assert scanned_in_a_fresh_process(source, mode) == {
+        "files": expected,
+        "unreaped": [],
+        "forked": forked,
+    }
+
+
+@pytest.mark.parametrize("mode", ["unreadable", "threaded unreadable"])
+def test_an_unreadable_file_is_one_clear_error_from_the_child_or_not(
+    tmp_path: Path, mode: str
+) -> None:
+    source = write_release(tmp_path / "v1", {**collected("v1"), "css/locked.css": b"x"})
+    result = scanned_in_a_fresh_process(source, mode)
+    assert result["error"] == f"cannot read {source / 'css/locked.css'}: Permission denied"
+    assert result["unreaped"] == []
+
+
+def test_a_publish_that_fails_before_it_needs_the_files_stops_the_child(
+    tmp_path: Path,
+) -> None:
+    source = write_release(tmp_path / "v1", collected("v1"))
+    assert scanned_in_a_fresh_process(source, "abandoned") == {"unreaped": [], "forked": 1}
+
+
 @pytest.mark.parametrize(
     ("release", "prefix", "keep", "message"),
     [

@@ -52,12 +52,14 @@ import mimetypes
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 MANIFEST_ROOT = "_releases/"
 INDEX_NAME = "index.json"
@@ -536,31 +538,116 @@ def _walk(directory: str, relative: str, found: list[str]) -> None:
 
 def scan_source(source: Path, prefix: str) -> list[LocalFile]:
     """The release's files under `source`, keyed under `prefix`, sorted by key."""
-    return describe_files(source, list_source(source), prefix)
+    relatives = list_source(source)
+    return describe_files(source, relatives, prefix, _digests(source, relatives))
 
 
-def describe_files(source: Path, relatives: Sequence[str], prefix: str) -> list[LocalFile]:
-    """Each file with its digest and headers.
+@contextlib.contextmanager
+def scanning(source: Path, prefix: str) -> Iterator[Callable[[], list[LocalFile]]]:
+    """`scan_source`, hashed in a child process while the caller goes on; the function it
+    yields waits for the files.
 
-    Every file is read and hashed, every time: whether the bucket already holds a file is
-    decided by its bytes, and the only proof of the local bytes is their digest. A size equal
-    to the published object's, a hashed name (`x.<12 hex>.css`) or a manifest's record of what
-    was uploaded under that key all describe the *remote* side or a naming convention; a
-    rebuilt file with the same name and size but other bytes (a non-reproducible build, a file
-    edited by hand, a name hashed by another tool) would pass them all and never be published.
+    A publish with little to upload spends most of its time on two things that need no
+    result of each other: the storage's start-up (botocore's imports and the client, 0.26-0.38
+    s here) and hashing the files (2,000 files, 41 MB: 0.13-0.2 s). Both hold the
+    interpreter's lock, so a thread would not run them side by side (it made hashing three
+    times slower); a forked child runs on the other core. The source is listed first, here:
+    a bad source still fails before any request.
 
-    One thread, no pool: 2,000 files of 0.2-30 KB (41 MB) hash in 0.13-0.15 s here, less than a
+    Forked only from a process with a single thread (a fork copies one thread and whatever
+    lock the others held, which the child could then wait on forever) and where fork exists;
+    elsewhere (a Pulumi provider, a test runner, Windows) the files are hashed here, first."""
+    relatives = list_source(source)
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        files = describe_files(source, relatives, prefix, _digests(source, relatives))
+        yield lambda: files
+        return
+    with _DigestChild(source, relatives) as child:
+        yield functools.cache(lambda: describe_files(source, relatives, prefix, child.digests()))
+
+
+class _DigestChild:
+    """A forked process that hashes `relatives` and sends their digests back through a pipe
+    (as JSON)."""
+
+    def __init__(self, source: Path, relatives: Sequence[str]) -> None:
+        self._collected = False
+        self._read_end, write_end = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:
+            self._run_child(source, relatives, write_end)
+        os.close(write_end)
+
+    @staticmethod
+    def _run_child(source: Path, relatives: Sequence[str], write_end: int) -> NoReturn:
+        """Never returns: the child leaves through os._exit, running none of the parent's exit
+        handlers and flushing none of its buffers."""
+        status = 1
+        try:
+            try:
+                message: tuple[str, object] = ("digests", _digests(source, relatives))
+            except PublishError as error:
+                message = ("error", str(error))
+            with os.fdopen(write_end, "wb") as stream:
+                stream.write(json.dumps(message).encode())
+            status = 0
+        finally:
+            os._exit(status)
+
+    def digests(self) -> list[tuple[str, int]]:
+        with os.fdopen(self._read_end, "rb") as stream:
+            data = stream.read()
+        self._collected = True
+        _pid, status = os.waitpid(self._pid, 0)
+        if not data or os.waitstatus_to_exitcode(status) != 0:
+            raise PublishError(
+                f"hashing the files failed in its child process (exit status "
+                f"{os.waitstatus_to_exitcode(status)}); nothing was published"
+            )
+        kind, value = json.loads(data)
+        if kind == "error":
+            raise PublishError(value)
+        return [(digest, size) for digest, size in value]
+
+    def __enter__(self) -> _DigestChild:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """A publish that failed before it needed the files (no such bucket) stops the child."""
+        if not self._collected:
+            os.close(self._read_end)
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+
+
+def _digests(source: Path, relatives: Sequence[str]) -> list[tuple[str, int]]:
+    """Each file's MD5 and size: whether the bucket already holds a file is decided by its
+    bytes, and the only proof of the local bytes is their digest. A size equal to the
+    published object's, a hashed name (`x.<12 hex>.css`) or a manifest's record of what was
+    uploaded under that key all describe the *remote* side or a naming convention; a rebuilt
+    file with the same name and size but other bytes (a non-reproducible build, a file edited
+    by hand, a name hashed by another tool) would pass them all and never be published.
+
+    One thread, no pool: 2,000 files of 0.2-30 KB (41 MB) hash in 0.13-0.2 s here, less than a
     pool's per-file hand-offs cost."""
+    try:
+        return [_md5_and_size(source / relative) for relative in relatives]
+    except OSError as error:
+        raise PublishError(f"cannot read {error.filename}: {error.strerror}") from error
+
+
+def describe_files(
+    source: Path, relatives: Sequence[str], prefix: str, digests: Sequence[tuple[str, int]]
+) -> list[LocalFile]:
+    """Each file with its digest (`_digests`) and headers."""
     siblings = set(relatives)
     files = []
-    for relative in relatives:
-        path = source / relative
-        digest, size = _md5_and_size(path)
+    for relative, (digest, size) in zip(relatives, digests, strict=True):
         content_type, encoding = _headers(relative, siblings)
         files.append(
             LocalFile(
                 key=prefix + relative,
-                path=path,
+                path=source / relative,
                 md5=digest,
                 size=size,
                 content_type=content_type,
@@ -740,29 +827,28 @@ def publish(
     uploaded is left out of the index."""
     check_release(release)
     check_layout(prefix, keep)
-    # The files first, once for every attempt (they do not change between attempts), and on
-    # this thread: beside the storage's start-up (botocore's imports, the client), which holds
-    # the interpreter's lock as much, a thread hashing 2,000 files took three times as long.
-    local_files = scan_source(source, prefix)  # a bad source fails before any request
-    uploaded = 0
+    # Hashed once for every attempt (the files do not change between attempts), beside the
+    # first attempt's start-up and read of the index; a bad source fails before any request.
+    with scanning(source, prefix) as local_files:
+        uploaded = 0
 
-    def attempt() -> PublishResult:
-        result = _publish_once(
-            storage, local_files, release, prefix, keep, workers, verify, on_progress
-        )
-        return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
+        def attempt() -> PublishResult:
+            result = _publish_once(
+                storage, local_files, release, prefix, keep, workers, verify, on_progress
+            )
+            return dataclasses.replace(result, uploaded=uploaded + result.uploaded)
 
-    for _retry in range(PUBLISH_ATTEMPTS - 1):
-        try:
-            return attempt()
-        except IndexConflict as conflict:
-            uploaded += conflict.uploaded
-    return attempt()  # the last: its conflict is the caller's
+        for _retry in range(PUBLISH_ATTEMPTS - 1):
+            try:
+                return attempt()
+            except IndexConflict as conflict:
+                uploaded += conflict.uploaded
+        return attempt()  # the last: its conflict is the caller's
 
 
 def _publish_once(
     storage: Storage,
-    local_files: Sequence[LocalFile],
+    scanned: Callable[[], Sequence[LocalFile]],
     release: str,
     prefix: str,
     keep: int,
@@ -773,6 +859,7 @@ def _publish_once(
     """One attempt of `publish`."""
     records = read_records(storage, prefix)
     remote = records.remote() if records.vouched and not verify else storage.list(prefix)
+    local_files = scanned()
     plan = plan_publish(
         local_files,
         remote,

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import venv
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,11 @@ from shared_files import made_once
 
 from pulumi_django.build_context import is_ignored, read_dockerignore
 from pulumi_django.cli import main, scaffold
-from pulumi_django.cli.commands.init import dockerfile_shortfalls, project_relative
+from pulumi_django.cli.commands.init import (
+    dockerfile_shortfalls,
+    install_command,
+    project_relative,
+)
 from pulumi_django.cli.stackfile import load_stack_file, read_stack_config
 from pulumi_django.config import StackConfig
 from pulumi_django.config.app import SECRET_LOOKING, AppConfig
@@ -475,6 +480,35 @@ def test_the_text_report_lists_files_then_settings_lines_then_the_next_commands(
         "  3. pulumi stack select --create dev",
         "  4. pulumi up",
     ]
+
+
+@pytest.mark.parametrize(
+    ("made_by", "expected"),
+    [
+        ("uv", "uv pip install --python {python} -r requirements.txt"),
+        (
+            "venv --without-pip",
+            "{python} -m ensurepip && {python} -m pip install -r requirements.txt",
+        ),
+    ],
+)
+def test_the_install_step_works_in_a_virtualenv_without_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, made_by: str, expected: str
+) -> None:
+    """uv's virtualenvs have no pip, so `python -m pip` would fail there: the step says what
+    does install into them."""
+    monkeypatch.chdir(tmp_path)
+    venv.create(tmp_path / ".venv", with_pip=False)
+    if made_by == "uv":
+        with (tmp_path / ".venv" / "pyvenv.cfg").open("a") as config:
+            config.write("uv = 0.13.9\n")
+    python = str(tmp_path / ".venv" / "bin" / "python")
+    shown = str(Path(".venv", "bin", "python"))
+    assert install_command(python, "-r requirements.txt") == expected.format(python=shown)
+    # An interpreter with pip keeps the plain command.
+    assert install_command(sys.executable, "-r requirements.txt").endswith(
+        " -m pip install -r requirements.txt"
+    )
 
 
 def test_a_new_pulumi_project_gets_a_gitignore_for_virtualenvs_and_an_existing_one_is_kept(

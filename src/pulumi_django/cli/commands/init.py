@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ PYTHON_ADVICE = "pass --python PATH, the interpreter of the app's environment"
 PIP_INSTALL = re.compile(r"\bpip3?\s+install\b")
 SYSTEM_INSTALL = re.compile(r"\b(apt-get|apt|apk)\b")
 DependencyFile = Literal["requirements.txt", "pyproject.toml"]
+# Asking the app's interpreter whether it has pip (a start of Python and one lookup).
+PIP_CHECK_TIMEOUT_SECONDS = 30
+PIP_FOUND = "import importlib.util, sys; sys.exit(not importlib.util.find_spec('pip'))"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -543,19 +547,54 @@ def next_steps(inspection: Inspection, project_dir: Path, args: argparse.Namespa
     """The commands that follow, in order."""
     from pulumi_django.cli.scaffold import runtime_kit_requirement
 
-    python = shell_path(inspection.python)
     if (inspection.app_dir / "requirements.txt").is_file():
-        requirements = shell_path(str(inspection.app_dir / "requirements.txt"))
-        install = f"{python} -m pip install -r {requirements}"
+        what = f"-r {shell_path(str(inspection.app_dir / 'requirements.txt'))}"
     else:
-        install = f"{python} -m pip install {json.dumps(runtime_kit_requirement())}"
+        what = json.dumps(runtime_kit_requirement())
     cwd = "" if project_dir == Path.cwd() else f" --cwd {shell_path(str(project_dir))}"
     return [
-        install,
+        install_command(inspection.python, what),
         f"pulumi-django plan --stack {args.stack}{cwd}",
         f"pulumi stack select --create {args.stack}",
         "pulumi up",
     ]
+
+
+def install_command(python: str, what: str) -> str:
+    """The command that installs `what` (pip's arguments) with the app's interpreter: its pip;
+    `uv pip` into a virtualenv uv made, which has no pip; else pip bootstrapped first (a
+    virtualenv made `--without-pip`)."""
+    shown = shell_path(python)
+    if has_pip(python):
+        return f"{shown} -m pip install {what}"
+    if made_by_uv(python):
+        return f"uv pip install --python {shown} {what}"
+    return f"{shown} -m ensurepip && {shown} -m pip install {what}"
+
+
+def has_pip(python: str) -> bool:
+    """Whether `python` can run `-m pip`; an interpreter that does not answer is taken to
+    have it (the report then says what it always said)."""
+    try:
+        found = subprocess.run(
+            [python, "-c", PIP_FOUND],
+            capture_output=True,
+            timeout=PIP_CHECK_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return found.returncode == 0
+
+
+def made_by_uv(python: str) -> bool:
+    """Whether `python` is a virtualenv's that uv made: its pyvenv.cfg (beside the bin
+    directory, the interpreter's link not followed) names uv's version."""
+    try:
+        config = (Path(python).parent.parent / "pyvenv.cfg").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.split("=")[0].strip() == "uv" for line in config.splitlines())
 
 
 def shell_path(path: str) -> str:

@@ -505,9 +505,12 @@ def test_the_install_step_works_in_a_virtualenv_without_pip(
     python = str(tmp_path / ".venv" / "bin" / "python")
     shown = str(Path(".venv", "bin", "python"))
     assert install_command(python, "-r requirements.txt") == expected.format(python=shown)
-    # An interpreter with pip keeps the plain command.
-    assert install_command(sys.executable, "-r requirements.txt").endswith(
-        " -m pip install -r requirements.txt"
+    # With pip in it, the same virtualenv gets the plain command.
+    (site_packages,) = (tmp_path / ".venv" / "lib").glob("python3*/site-packages")
+    (site_packages / "pip").mkdir()
+    (site_packages / "pip" / "__init__.py").write_text("")
+    assert install_command(python, "-r requirements.txt") == (
+        f"{shown} -m pip install -r requirements.txt"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from pulumi_django.caches import CACHE_VARIABLE, bytecode_cache
 from pulumi_django.cli.rehearsal import rehearse as rehearse_module
 from pulumi_django.cli.rehearsal import servers
 from pulumi_django.cli.rehearsal.rehearse import Rehearsal, RehearsalOptions, Version
+from pulumi_django.cli.rehearsal.rollout import Batch, RolloutLimits
 from pulumi_django.cli.rehearsal.servers import Postgres, postgres
 from pulumi_django.cli.rehearsal.sources import build_variant, resolve_sides
 from pulumi_django.cli.rehearsal.write_probe import WriteProbeError, start_write_probe
@@ -174,52 +176,210 @@ def test_the_old_versions_probe_gets_ready_beside_the_check_and_writes_from_the_
     assert probe.released and rehearsal.write_probes == {"v1": probe}
 
 
-def test_the_new_probe_gets_ready_beside_the_first_replica_and_old_ones_stop_beside_new_ones(
+def fleet_doubles(
+    rehearsal: Rehearsal,
+    monkeypatch: pytest.MonkeyPatch,
+    start: Any,
+    healthy: Any = lambda _self, _replica: None,
+) -> list[list[int]]:
+    """The fleet step's servers replaced by `start` and `healthy`; returns the ports the proxy
+    is given, one list per reload."""
+    upstreams: list[list[int]] = []
+    monkeypatch.setattr(Rehearsal, "start_replica", start)
+    monkeypatch.setattr(Rehearsal, "wait_healthy", healthy)
+    monkeypatch.setattr(
+        Rehearsal,
+        "set_upstreams",
+        lambda _self, replicas: upstreams.append(sorted(replica.port for replica in replicas)),
+    )
+    monkeypatch.setattr(Rehearsal, "drain", lambda _self, _replica: 0.0)
+    monkeypatch.setattr(Rehearsal, "start_worker", lambda _self, _version, _side: None)
+    return upstreams
+
+
+def with_rolling_update(rehearsal: Rehearsal, minimum: int, maximum: int) -> None:
+    fleet = rehearsal.config.fleet
+    rolling = fleet.rolling_update.model_copy(
+        update={"minimum_healthy_percent": minimum, "maximum_percent": maximum}
+    )
+    rehearsal.config = rehearsal.config.model_copy(
+        update={"fleet": fleet.model_copy(update={"rolling_update": rolling})}
+    )
+
+
+def test_with_the_default_rollout_every_new_replica_starts_at_once_beside_the_new_probe(
     rehearsal: Rehearsal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The new version's probe starts with its first replica and writes once that replica is
-    healthy; an old replica's graceful stop goes on while the next new replica starts."""
+    """ECS with 200 % / 100 % (the defaults) starts every new task at once and stops the old
+    ones once the new ones are healthy. The new version's probe gets ready beside the new
+    replicas' health checks and writes once they are healthy."""
     old, new = version("v1", tmp_path), version("v2", tmp_path)
-    probe_meets_health = threading.Barrier(2, timeout=BARRIER_SECONDS)
-    stop_meets_start = threading.Barrier(2, timeout=BARRIER_SECONDS)
+    starts_meet = threading.Barrier(2, timeout=BARRIER_SECONDS)
+    probe_meets_health = threading.Barrier(3, timeout=BARRIER_SECONDS)
     probe = FakeProbe()
     ports = iter(range(18011, 18020))
-    started: list[int] = []
 
     def start(self: Rehearsal, started_version: Version) -> FakeReplica:
-        if started:  # the second new replica: the first old one is stopping meanwhile
-            stop_meets_start.wait()
-        replica = FakeReplica(started_version, next(ports))
-        started.append(replica.port)
-        return replica
+        starts_meet.wait()  # one after the other, they never would
+        return FakeReplica(started_version, next(ports))
 
     def healthy(self: Rehearsal, replica: FakeReplica) -> None:
-        if replica.port == started[0]:
-            probe_meets_health.wait()
-            assert not probe.released
+        probe_meets_health.wait()
+        assert not probe.released
 
     def held(**options: Any) -> FakeProbe:
         assert (options["version"], options["hold"]) == ("v2", True)
         probe_meets_health.wait()
         return probe
 
-    monkeypatch.setattr(Rehearsal, "start_replica", start)
-    monkeypatch.setattr(Rehearsal, "wait_healthy", healthy)
+    upstreams = fleet_doubles(rehearsal, monkeypatch, start, healthy)
     monkeypatch.setattr(rehearse_module, "start_write_probe", held)
-    monkeypatch.setattr(Rehearsal, "set_upstreams", lambda _self, _replicas: None)
-    monkeypatch.setattr(Rehearsal, "drain", lambda _self, _replica: 0.0)
-    monkeypatch.setattr(Rehearsal, "start_worker", lambda _self, _version, _side: None)
-    first_old = FakeReplica(old, 18001, stopped=stop_meets_start.wait)
-    rehearsal.serving = [first_old, FakeReplica(old, 18002)]  # type: ignore[list-item]
+    old_replicas = [FakeReplica(old, 18001), FakeReplica(old, 18002)]
+    rehearsal.serving = list(old_replicas)  # type: ignore[arg-type]
     rehearsal.new, rehearsal.migrated_apps = new, ["sightings"]
     outcome = rehearsal.step_fleet()
     assert (outcome.status, outcome.detail) == (
         "ok",
-        "2 replicas replaced one at a time, none failed",
+        "2 replicas replaced, all started at once, none failed",
     )
     assert probe.released and rehearsal.write_probes == {"v2": probe}
-    assert [replica.port for replica in rehearsal.serving] == started  # type: ignore[attr-defined]
-    assert first_old.stops == [18001]
+    assert upstreams == [[18001, 18002, 18011, 18012], [18011, 18012]]
+    assert [replica.stops for replica in old_replicas] == [[18001], [18002]]
+
+
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "reloads", "detail"),
+    [
+        # Room for one more: one new replica, then one old one out, twice.
+        (
+            100,
+            150,
+            [[18001, 18002, 18011], [18002, 18011], [18002, 18011, 18012], [18011, 18012]],
+            "2 replicas replaced, at most 1 started at a time, none failed",
+        ),
+        # No room, and one may go: an old replica out first, then a new one in, twice.
+        (
+            50,
+            100,
+            [[18002], [18002, 18011], [18011], [18011, 18012]],
+            "2 replicas replaced, at most 1 started at a time, each batch after 1 old stopped, "
+            "none failed",
+        ),
+    ],
+)
+def test_the_rollout_follows_the_stacks_rolling_update_percentages(
+    rehearsal: Rehearsal,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    minimum: int,
+    maximum: int,
+    reloads: list[list[int]],
+    detail: str,
+) -> None:
+    ports = iter(range(18011, 18020))
+    upstreams = fleet_doubles(
+        rehearsal, monkeypatch, lambda _self, started: FakeReplica(started, next(ports))
+    )
+    with_rolling_update(rehearsal, minimum, maximum)
+    rehearsal.serving = [FakeReplica(version("v1", tmp_path), 18001 + n) for n in range(2)]  # type: ignore[misc]
+    rehearsal.new = version("v2", tmp_path)
+    outcome = rehearsal.step_fleet()
+    assert (outcome.status, outcome.detail) == ("ok", detail)
+    assert upstreams == reloads
+
+
+@pytest.mark.parametrize(
+    ("desired", "minimum", "maximum", "first"),
+    [
+        (4, 100, 200, Batch(stop_first=0, start=4)),  # AWS's example: four new before the old
+        (4, 50, 100, Batch(stop_first=2, start=2)),  # AWS's example: two old stopped first
+        # Both limits at once: 2 healthy at least (1.5 rounded up), 4 running at most (4.5
+        # rounded down): one old stopped while two new start.
+        (3, 50, 150, Batch(stop_first=1, start=2)),
+        (3, 50, 100, Batch(stop_first=1, start=1)),
+    ],
+)
+def test_the_batches_are_ecss_rounded_percentages_of_the_desired_count(
+    desired: int, minimum: int, maximum: int, first: Batch
+) -> None:
+    limits = RolloutLimits(desired, minimum, maximum)
+    assert limits.next_batch(serving=desired, old_left=desired, new_left=desired) == first
+
+
+def test_a_rollout_ecs_could_not_make_halts_saying_what_to_change(
+    rehearsal: Rehearsal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """desiredCount 1, 150 % at most (1, rounded down) and 100 % healthy: ECS can neither start
+    a new task nor stop the old one. The release halts before any replica changes."""
+    upstreams = fleet_doubles(rehearsal, monkeypatch, start=None)
+    with_rolling_update(rehearsal, 100, 150)
+    fleet = rehearsal.config.fleet.model_copy(update={"desired_count": 1})
+    rehearsal.config = rehearsal.config.model_copy(update={"fleet": fleet})
+    current = [FakeReplica(version("v1", tmp_path), 18001 + n) for n in range(2)]
+    rehearsal.serving = list(current)  # type: ignore[arg-type]
+    rehearsal.new = version("v2", tmp_path)
+    outcome = rehearsal.step_fleet()
+    assert outcome.status == "halted"
+    assert outcome.detail == (
+        "new replica 1 of 2 could not start: ECS could not start a new task: at most 1 may run "
+        "(fleet.rollingUpdate.maximumPercent 150 % of desiredCount 1, rounded down) and at least "
+        "1 must stay healthy (minimumHealthyPercent 100 %, rounded up); raise maximumPercent or "
+        "lower minimumHealthyPercent; 2 replicas of v1 kept serving"
+    )
+    assert (upstreams, rehearsal.serving) == ([], current)
+    assert [replica.stops for replica in current] == [[], []]
+
+
+def test_a_replica_count_too_small_for_the_percentages_rolls_one_at_a_time(
+    rehearsal: Rehearsal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--replicas 1` with 150 % / 100 %: no room at 1 replica, room at the stack's
+    desiredCount (2): the rehearsal starts one new replica, then stops the old one."""
+    ports = iter(range(18011, 18020))
+    upstreams = fleet_doubles(
+        rehearsal, monkeypatch, lambda _self, started: FakeReplica(started, next(ports))
+    )
+    with_rolling_update(rehearsal, 100, 150)
+    rehearsal.serving = [FakeReplica(version("v1", tmp_path), 18001)]  # type: ignore[list-item]
+    rehearsal.new = version("v2", tmp_path)
+    outcome = rehearsal.step_fleet()
+    assert (outcome.status, outcome.detail) == (
+        "ok",
+        "1 replicas replaced, one at a time (at 1, the percentages leave no room; at the "
+        "stack's desiredCount they do), none failed",
+    )
+    assert upstreams == [[18001, 18011], [18011]]
+
+
+def test_a_batch_replica_that_does_not_start_halts_naming_it_and_stops_the_others(
+    rehearsal: Rehearsal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[FakeReplica] = []
+    lock = threading.Lock()
+
+    def start(self: Rehearsal, started_version: Version) -> FakeReplica:
+        with lock:
+            if len(started) == 1:
+                started.append(FakeReplica(started_version, 0))
+                raise servers.ServerError("gunicorn did not start: port taken")
+            replica = FakeReplica(started_version, 18011)
+            started.append(replica)
+            return replica
+
+    upstreams = fleet_doubles(rehearsal, monkeypatch, start)
+    current = [FakeReplica(version("v1", tmp_path), 18001 + n) for n in range(2)]
+    rehearsal.serving = list(current)  # type: ignore[arg-type]
+    rehearsal.new = version("v2", tmp_path)
+    outcome = rehearsal.step_fleet()
+    assert outcome.status == "halted"
+    # The second start fails; which of the two futures ran it is the threads' to say.
+    assert re.fullmatch(
+        r"new replica [12] of 2 did not start: gunicorn did not start: port taken; "
+        r"2 replicas of v1 kept serving",
+        outcome.detail,
+    )
+    assert (upstreams, rehearsal.serving) == ([], current)
+    assert started[0].stops == [18011]  # the one that started is stopped at once
 
 
 def test_a_throwaway_cluster_is_a_copy_of_the_one_initdb_made_before(

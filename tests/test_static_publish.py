@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -519,11 +520,17 @@ source, mode = Path(sys.argv[1]), sys.argv[2]
 forked = []
 fork = os.fork
 def counting_fork():
+    if mode == "refused":
+        raise BlockingIOError(11, "Resource temporarily unavailable")
     pid = fork()
     if pid:
         forked.append(pid)
     return pid
 os.fork = counting_fork
+if mode == "orphaned":  # the parent killed while the child hashes: the child must not linger
+    with static_publish.scanning(source, "static/") as scanned:
+        print(json.dumps({"child": forked[0]}), flush=True)
+        os._exit(0)
 if mode.startswith("threaded"):
     threading.Thread(target=threading.Event().wait, daemon=True).start()
 if mode.endswith("unreadable"):
@@ -564,12 +571,13 @@ def scanned_in_a_fresh_process(source: Path, mode: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize(("mode", "forked"), [("single", 1), ("threaded", 0)])
+@pytest.mark.parametrize(("mode", "forked"), [("single", 1), ("threaded", 0), ("refused", 0)])
 def test_scanning_hashes_in_a_child_only_from_a_single_thread(
     tmp_path: Path, mode: str, forked: int
 ) -> None:
     """The child's digests are the ones hashed here; a process with a second thread (a Pulumi
-    provider, a test runner) hashes without forking; either way no child is left behind."""
+    provider, a test runner), or one the system refuses a fork, hashes without forking; either
+    way no child is left behind."""
     source = write_release(tmp_path / "v1", collected("v1"))
     expected = [
         [file.key, file.md5, file.size, file.content_type]
@@ -590,6 +598,26 @@ def test_an_unreadable_file_is_one_clear_error_from_the_child_or_not(
     result = scanned_in_a_fresh_process(source, mode)
     assert result["error"] == f"cannot read {source / 'css/locked.css'}: Permission denied"
     assert result["unreaped"] == []
+
+
+def test_a_child_whose_parent_is_killed_ends_instead_of_waiting_to_write(tmp_path: Path) -> None:
+    """More digests than a pipe holds (64 KiB): with no reader left, the child's write fails
+    (it keeps no read end of its own) and it exits."""
+    source = write_release(tmp_path / "v1", {f"f{n}.css": b"x" for n in range(2500)})
+    child = scanned_in_a_fresh_process(source, "orphaned")["child"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process_lives(child):
+        time.sleep(0.05)
+    assert not process_lives(child)
+
+
+def process_lives(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped by whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 def test_a_publish_that_fails_before_it_needs_the_files_stops_the_child(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import http.client
 import itertools
 import json
@@ -56,6 +57,7 @@ from pulumi_django.cli.rehearsal.report import (
     WriteSummary,
     build_report,
 )
+from pulumi_django.cli.rehearsal.rollout import RolloutLimits
 from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
     Postgres,
@@ -502,57 +504,121 @@ class Rehearsal:
         return StepOutcome("ok", self.migrate(version))
 
     def step_fleet(self) -> StepOutcome:
-        """One replica at a time: start a new one, wait until healthy, add it to the proxy,
-        take an old one out, let it drain, stop it gracefully. A replacement of an unhealthy
-        replica waits until the rollout is over (and finds its replica gone)."""
+        """The replicas replaced in the batches ECS's rolling update makes of the stack's
+        `fleet.rollingUpdate` (`rollout.RolloutLimits`; with the defaults, every new replica at
+        once): old ones stopped first where there is no room, new ones started side by side,
+        each waited for until healthy and added to the proxy, then as many old ones taken out,
+        drained and stopped gracefully. A replacement of an unhealthy replica waits until the
+        rollout is over (and finds its replica gone)."""
         with self.fleet_lock:
             return self._roll_fleet()
 
     def _roll_fleet(self) -> StepOutcome:
         version = self._new()
-        old_replicas = list(self.serving)
-        total = len(old_replicas)
-        # An old replica stops (gracefully) while the next new one starts.
+        old_left = list(self.serving)
+        total = len(old_left)
+        rolling = self.config.fleet.rolling_update
+        limits = RolloutLimits(total, rolling.minimum_healthy_percent, rolling.maximum_percent)
+        at_desired_count = replace(limits, desired=self.config.fleet.desired_count)
+        if at_desired_count.stuck:
+            return self._halt(1, total, f"could not start: {at_desired_count.why_stuck()}")
+        # Old replicas stop (gracefully) while the next batch starts.
         stops: list[concurrent.futures.Future[None]] = []
         probe: HeldProbe | None = None
-        for number, old in enumerate(old_replicas, start=1):
-            started = time.monotonic()
-            try:
-                new = self.start_replica(version)
-            except ServerError as error:
-                return self._halt(number, total, f"did not start: {error}")
-            if number == 1:  # the new version's worker starts with its first replica
+        started = 0
+        while started < total:
+            batch = limits.next_batch(len(self.serving), len(old_left), total - started)
+            if not batch.start:  # only this machine's replica count is too small to make room
+                batch = replace(batch, start=1)
+            stops += self._retire(old_left[: batch.stop_first], "to make room")
+            del old_left[: batch.stop_first]
+            batch_started = time.monotonic()
+            starting = self.begin_replicas(version, batch.start)
+            new = [future.result() for future in starting if not future.exception()]
+            failed = next((n for n, future in enumerate(starting) if future.exception()), None)
+            if failed is not None:
+                for replica in new:
+                    replica.stop()
+                error = starting[failed].exception()
+                if not isinstance(error, ServerError | OSError):
+                    starting[failed].result()  # raises it: not a server that failed to start
+                return self._halt(started + failed + 1, total, f"did not start: {error}")
+            if not started:  # the new version's worker starts with its first replicas
                 self.start_worker(version, "new")
                 if self.migrated_apps:  # and its probe gets ready meanwhile, held
                     probe = self.prepare_write_probe(version, self.migrated_apps)
-            problem = self.wait_healthy(new)
-            if problem:
-                new.stop()
+            with concurrent.futures.ThreadPoolExecutor(len(new)) as pool:
+                waiting = functools.partial(self._healthy_since, batch_started)
+                problems, waits = zip(*pool.map(waiting, new), strict=True)
+            failed = next((n for n, problem in enumerate(problems) if problem), None)
+            if failed is not None:
+                for replica in new:
+                    replica.stop()
                 if probe is not None:  # its version never serves
                     probe.abandon.set()
-                return self._halt(number, total, f"never became healthy: {problem}")
-            healthy = time.monotonic() - started
+                return self._halt(
+                    started + failed + 1, total, f"never became healthy: {problems[failed]}"
+                )
             if probe is not None:  # it is about to serve: so it writes
                 self.release_write_probe(version, probe)
                 probe = None
-            if number == 1:  # from now on the new version enqueues jobs
+            if not started:  # from now on the new version enqueues jobs
                 self.mark_workers(NEW_VERSION)
-            self.serving.append(new)
+            self.serving += new
             self.set_upstreams(self.serving)
-            self.serving.remove(old)
-            self.set_upstreams(self.serving)
-            drained = self.drain(old)
-            done = (
-                f"replica {number}/{total}: {version.name} on port {new.port} healthy after "
-                f"{healthy:.1f} s and added; {old.version.name} on port {old.port} removed, "
-                f"drained in {drained:.1f} s, stopped"
-            )
-            stops.append(self.background.submit(self._stop_replica, old, done))
+            for number, (replica, waited) in enumerate(zip(new, waits, strict=True), started + 1):
+                self.progress(
+                    f"replica {number}/{total}: {version.name} on port {replica.port} healthy "
+                    f"after {waited:.1f} s and added"
+                )
+            started += len(new)
+            surplus = limits.surplus(len(self.serving))
+            stops += self._retire(old_left[:surplus], "replaced")
+            del old_left[:surplus]
         for stopping in stops:
             stopping.result()
         if self.current is not None:  # its last replica is gone: so is its probe
             self.stop_write_probe(self.current)
-        return StepOutcome("ok", f"{total} replicas replaced one at a time, none failed")
+        return StepOutcome("ok", f"{total} replicas replaced, {self._batches(limits)}, none failed")
+
+    def _healthy_since(self, started: float, replica: Replica) -> tuple[str | None, float]:
+        """`wait_healthy`, and the seconds since `started` (its batch's start) it took."""
+        problem = self.wait_healthy(replica)
+        return problem, time.monotonic() - started
+
+    def _retire(self, old: list[Replica], why: str) -> list[concurrent.futures.Future[None]]:
+        """Takes old replicas out of the proxy, waits until each drained, and stops them in the
+        background."""
+        if not old:
+            return []
+        for replica in old:
+            self.serving.remove(replica)
+        self.set_upstreams(self.serving)
+        with concurrent.futures.ThreadPoolExecutor(len(old)) as pool:
+            drained = list(pool.map(self.drain, old))
+        return [
+            self.background.submit(
+                self._stop_replica,
+                replica,
+                f"{replica.version.name} on port {replica.port} {why}: removed, drained in "
+                f"{seconds:.1f} s, stopped",
+            )
+            for replica, seconds in zip(old, drained, strict=True)
+        ]
+
+    @staticmethod
+    def _batches(limits: RolloutLimits) -> str:
+        """How the rollout went, as ECS's percentages made it."""
+        first = limits.next_batch(limits.desired, limits.desired, limits.desired)
+        if limits.stuck:
+            return (
+                f"one at a time (at {limits.desired}, the percentages leave no room; at "
+                "the stack's desiredCount they do)"
+            )
+        if first.start >= limits.desired and not first.stop_first:
+            return "all started at once"
+        room = f", each batch after {first.stop_first} old stopped" if first.stop_first else ""
+        return f"at most {first.start} started at a time{room}"
 
     def _stop_replica(self, replica: Replica, done: str) -> None:
         replica.stop()
@@ -904,10 +970,16 @@ class Rehearsal:
     def start_replicas(self, version: Version, count: int) -> list[Replica]:
         """`count` replicas of the version, started side by side. When one does not start,
         those that did are stopped with the others at the end."""
+        return [replica.result() for replica in self.begin_replicas(version, count)]
+
+    def begin_replicas(
+        self, version: Version, count: int
+    ) -> list[concurrent.futures.Future[Replica]]:
+        """`count` replicas of the version started side by side, each done or failed."""
         with concurrent.futures.ThreadPoolExecutor(count) as pool:
             starting = [pool.submit(self.start_replica, version) for _ in range(count)]
             self.starting += starting
-        return [replica.result() for replica in starting]
+        return starting
 
     def stop_site(self) -> None:
         """The proxy, then every replica (stopped first, the proxy closes its keep-alive

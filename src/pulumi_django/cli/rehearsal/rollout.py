@@ -4,8 +4,9 @@ fleet step follows: the stack's `fleet.rollingUpdate` percentages of the desired
 ECS keeps at most `maximumPercent` of the desired count running or starting (rounded down) and at
 least `minimumHealthyPercent` of it healthy (rounded up). With the stack's defaults, 200 % and
 100 %, it starts every new task at once and stops the old ones once the new ones are healthy;
-with 100 % and 50 %, it stops half the old tasks first to make room. A rehearsal that replaced
-one replica at a time would prove a rollout that ECS does not run (and take longer).
+with 100 % and 50 %, it stops half the old tasks to make room for as many new ones. A rehearsal
+that replaced one replica at a time would prove a rollout that ECS does not run (and take
+longer).
 
 The rehearsal runs fewer replicas than the stack's `desiredCount`, or more: the percentages are
 applied to its own replica count. Where their rounding leaves that count no room while the
@@ -28,6 +29,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class RolloutLimits:
+    """`fleet.rollingUpdate`'s two percentages of a desired count of replicas."""
+
     desired: int
     minimum_healthy_percent: int
     maximum_percent: int

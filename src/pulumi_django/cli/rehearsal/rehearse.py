@@ -527,9 +527,7 @@ class Rehearsal:
         probe: HeldProbe | None = None
         started = 0
         while started < total:
-            batch = limits.next_batch(len(self.serving), len(old_left), total - started)
-            if not batch.start:  # only this machine's replica count is too small to make room
-                batch = replace(batch, start=1)
+            batch = limits.rehearsal_batch(len(self.serving), len(old_left), total - started)
             stops += self._retire(old_left[: batch.stop_first], "to make room")
             del old_left[: batch.stop_first]
             batch_started = time.monotonic()
@@ -579,7 +577,7 @@ class Rehearsal:
             stopping.result()
         if self.current is not None:  # its last replica is gone: so is its probe
             self.stop_write_probe(self.current)
-        return StepOutcome("ok", f"{total} replicas replaced, {self._batches(limits)}, none failed")
+        return StepOutcome("ok", f"{total} replicas replaced, {limits.description()}, none failed")
 
     def _healthy_since(self, started: float, replica: Replica) -> tuple[str | None, float]:
         """`wait_healthy`, and the seconds since `started` (its batch's start) it took."""
@@ -605,20 +603,6 @@ class Rehearsal:
             )
             for replica, seconds in zip(old, drained, strict=True)
         ]
-
-    @staticmethod
-    def _batches(limits: RolloutLimits) -> str:
-        """How the rollout went, as ECS's percentages made it."""
-        first = limits.next_batch(limits.desired, limits.desired, limits.desired)
-        if limits.stuck:
-            return (
-                f"one at a time (at {limits.desired}, the percentages leave no room; at "
-                "the stack's desiredCount they do)"
-            )
-        if first.start >= limits.desired and not first.stop_first:
-            return "all started at once"
-        room = f", each batch after {first.stop_first} old stopped" if first.stop_first else ""
-        return f"at most {first.start} started at a time{room}"
 
     def _stop_replica(self, replica: Replica, done: str) -> None:
         replica.stop()

@@ -52,11 +52,37 @@ class RolloutLimits:
         start = min(self.running_at_most - (serving - stop_first), new_left)
         return Batch(stop_first, max(0, start))
 
+    def rehearsal_batch(self, serving: int, old_left: int, new_left: int) -> Batch:
+        """`next_batch`, never one that starts nothing: where this count of replicas is too small
+        for the percentages (the stack's `desiredCount` was checked not `stuck`), one new
+        replica starts."""
+        batch = self.next_batch(serving, old_left, new_left)
+        return batch if batch.start else Batch(batch.stop_first, 1)
+
+    @property
+    def first_batch(self) -> Batch:
+        """The batch with all `desired` old replicas serving."""
+        return self.next_batch(self.desired, self.desired, self.desired)
+
     @property
     def stuck(self) -> bool:
         """Whether ECS can neither start a new task nor stop an old one, with all `desired` old
         tasks serving (one task, at most 150 % and at least 100 %, say)."""
-        return not self.next_batch(self.desired, self.desired, self.desired).start
+        return not self.first_batch.start
+
+    def description(self) -> str:
+        """How the rollout goes, for the fleet step's report: `stuck` limits are this replica
+        count's only, one at a time (`rehearsal_batch`)."""
+        first = self.first_batch
+        if not first.start:
+            return (
+                f"one at a time (at {self.desired}, the percentages leave no room; at "
+                "the stack's desiredCount they do)"
+            )
+        if first.start >= self.desired and not first.stop_first:
+            return "all started at once"
+        room = f", each batch after {first.stop_first} old stopped" if first.stop_first else ""
+        return f"at most {first.start} started at a time{room}"
 
     def surplus(self, serving: int) -> int:
         """Old replicas to stop once a batch's new ones serve: ECS runs the desired count."""

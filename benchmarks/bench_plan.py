@@ -1,10 +1,10 @@
 """`pulumi-django plan --stack S` against its floor: importing the Pulumi SDK modules it uses.
 
 Any Pulumi Python program with the stack's resources pays for importing the `pulumi`,
-`pulumi_aws` and `pulumi_docker` modules they come from (seconds: each AWS service package
-imports every one of its resources). That is the floor, measured as a fresh interpreter
-(`python -c`) importing exactly the modules of those three packages that a real plan of the
-stack ends up with in `sys.modules` (read from a plan run first, never listed here; the AWS
+`pulumi_aws`, `pulumi_docker` and `pulumi_random` modules they come from (seconds: each AWS
+service package imports every one of its resources). That is the floor, measured as a fresh
+interpreter (`python -c`) importing exactly the modules of those packages that a real plan of
+the stack ends up with in `sys.modules` (read from a plan run first, never listed here; the AWS
 services it never touches stay the lazy placeholders `pulumi_aws` makes them, as in the plan).
 
 The subject is the command as a user or the test suite runs it, one process each, interpreter
@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLI = BIN / "pulumi-django"
-FLOOR_PACKAGES = ("pulumi", "pulumi_aws", "pulumi_docker")
+FLOOR_PACKAGES = ("pulumi", "pulumi_aws", "pulumi_docker", "pulumi_random")
 CACHE_VARIABLE = "PULUMI_DJANGO_CACHE_DIR"
 
 # Run as `python -c LISTER OUT ARGV...`: the plan, as the CLI runs it, then, at exit, the

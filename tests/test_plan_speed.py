@@ -8,6 +8,7 @@ counts the runs of the app (the readiness probe and the migration check)."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import shlex
@@ -21,6 +22,7 @@ from fixture_repos import git
 
 import pulumi_django.cli.plan as plan_module
 from pulumi_django import app_runs
+from pulumi_django.app_run_recorder import listing_digest
 from pulumi_django.app_runs import CLOCK_SLACK_NS
 from pulumi_django.caches import CACHE_VARIABLE
 from pulumi_django.cli import main
@@ -42,6 +44,8 @@ if pulumi.Config("speed").get_bool("waitForApp"):
     deadline = time.monotonic() + 120
     while not log.is_file() and time.monotonic() < deadline:
         time.sleep(0.02)
+    time.sleep(0.5)  # time enough for a second run to start, were it let
+    pulumi.export("appRunsWhileTheProgramRan", len(log.read_text().splitlines()))
 pulumi.export("appStartedBeforeTheProgramEnded", log.is_file())
 '''
 SETTINGS = """\
@@ -129,11 +133,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
-def _logging_python(directory: Path) -> Path:
-    """An interpreter that logs each start to `directory`/runs.log, then runs this Python."""
+def _logging_python(directory: Path, *, in_pairs: bool = False) -> Path:
+    """An interpreter that logs each start to `directory`/runs.log, then runs this Python.
+    `in_pairs`: each run first waits (20 s at most) for a second one to have started, and
+    logs to `directory`/alone.log when none did."""
+    log = shlex.quote(str(directory / "runs.log"))
+    pairing = (
+        f'i=0\nwhile [ "$(wc -l < {log})" -lt 2 ] && [ $i -lt 400 ]; do sleep 0.05; '
+        "i=$((i + 1)); done\n"
+        f'[ "$(wc -l < {log})" -ge 2 ] || echo "$2" >> '
+        f"{shlex.quote(str(directory / 'alone.log'))}\n"
+    )
     shim = directory / "python"
     shim.write_text(
-        f'#!/bin/sh\necho "$2" >> {shlex.quote(str(directory / "runs.log"))}\n'
+        f'#!/bin/sh\necho "$2" >> {log}\n{pairing if in_pairs else ""}'
         f'exec {shlex.quote(sys.executable)} "$@"\n'
     )
     shim.chmod(0o755)
@@ -162,6 +175,23 @@ def test_the_apps_checks_start_while_the_program_runs(project: Path) -> None:
     # The program waited for the app's interpreter: it started before the program ended.
     assert plan.recording.outputs["appStartedBeforeTheProgramEnded"] is True
     assert _runs(project) == 2  # the readiness probe and the migration check
+    assert plan.migrations.result is not None
+    assert plan.migrations.result.checked == ["notes.0001_initial"]
+
+
+def test_one_check_runs_beside_the_program_and_both_at_once_after_it(
+    project: Path, tmp_path: Path
+) -> None:
+    """The program takes a core of its own: while it runs, one of the app's checks runs at a
+    time; once it is done, the second starts without waiting for the first. Here each run of
+    the app's interpreter waits for another to start: run one after the other, the first
+    would wait in vain."""
+    _logging_python(tmp_path, in_pairs=True)
+    plan = plan_stack(project, "wait")
+    assert plan.recording.outputs["appRunsWhileTheProgramRan"] == 1
+    assert _runs(project) == 2
+    assert not (tmp_path / "alone.log").exists(), (tmp_path / "alone.log").read_text()
+    assert plan.readiness is not None and plan.readiness.django, plan.readiness  # it imported
     assert plan.migrations.result is not None
     assert plan.migrations.result.checked == ["notes.0001_initial"]
 
@@ -326,6 +356,33 @@ def test_a_run_whose_reads_changed_while_it_ran_is_not_stored(
     _settle()
     assert run() == run() == "the same content\n"
     assert _runs(app) == 3
+
+
+def test_the_recorder_takes_each_reads_digest_as_the_next_lookup_computes_it(
+    tmp_path: Path,
+) -> None:
+    """The app's interpreter hashes what its run read, with nothing of this package on its
+    path (`-I`): every digest it records is the one a later lookup compares with."""
+    data = tmp_path / "data.txt"
+    data.write_text("the content\n")
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    (listed / "entry").write_text("")
+    script = tmp_path / "scripts" / "script.py"
+    script.parent.mkdir()
+    script.write_text(f"import os\nopen({str(data)!r}).read()\nos.listdir({str(listed)!r})\n")
+    record = tmp_path / "out" / "record.json"
+    record.parent.mkdir()
+    command = [sys.executable, "-I", str(app_runs.RECORDER), str(record), str(script)]
+    subprocess.run(command, check=True)
+
+    reads = json.loads(record.read_text())
+    assert reads["complete"] is True
+    expected = hashlib.blake2b(b"the content\n", digest_size=20).hexdigest()
+    assert reads["files"][str(data)] == expected
+    assert str(listed) in reads["listed"]
+    assert reads["files"] == {path: app_runs._file_digest(path) for path in reads["files"]}
+    assert reads["listed"] == {path: listing_digest(path) for path in reads["listed"]}
 
 
 # A program whose process ends: an exit handler it registers, and an object kept to the end.

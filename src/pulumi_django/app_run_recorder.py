@@ -6,7 +6,12 @@ read, for `app_runs` to cache its result by the content of those files:
 An audit hook (PEP 578) sees every file the run opens (modules are read that way too) and every
 directory it lists (how imports find modules); at exit, RECORD gets them as JSON with the
 source file of every module imported, the interpreter itself, and the `.pth` files the `site`
-module read before the hook existed. The script's exit status and output are its own.
+module read before the hook existed, each with its digest. The script's exit status and output
+are its own.
+
+The digests are taken here, on this process's own core, rather than by the plan that started
+it, whose program is importing the Pulumi SDK meanwhile and would share its interpreter lock
+with the hashing of some 700 files. `app_runs` compares them with the same functions.
 
 Standalone, like the scripts it runs: the standard library only, never pulumi_django.
 """
@@ -14,12 +19,57 @@ Standalone, like the scripts it runs: the standard library only, never pulumi_dj
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import runpy
 import site
+import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+CHUNK_BYTES = 1 << 20
+
+
+def content_digest(path: str) -> str:
+    """A file's content digest, or `unreadable:ERRNO`."""
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        with Path(path).open("rb") as file:
+            for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
+                digest.update(chunk)
+    except OSError as error:
+        return f"unreadable:{error.errno}"
+    return digest.hexdigest()
+
+
+def _content(path: str, _status: os.stat_result) -> str:
+    return content_digest(path)
+
+
+def file_digest(path: str, contents: Callable[[str, os.stat_result], str] = _content) -> str | None:
+    """A regular file's content digest (by `contents`); None when missing; the kind of anything
+    else (a device such as /dev/urandom reads differently each time, so only its kind is
+    compared)."""
+    try:
+        status = Path(path).stat()
+    except OSError:
+        return None
+    if stat.S_ISDIR(status.st_mode):
+        return "directory"
+    if not stat.S_ISREG(status.st_mode):
+        return f"special:{stat.S_IFMT(status.st_mode)}"
+    return contents(path, status)
+
+
+def listing_digest(path: str) -> str | None:
+    """The digest of a directory's entry names; None when it cannot be listed."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(path))
+    except OSError:
+        return None
+    return hashlib.blake2b("\0".join(names).encode(), digest_size=20).hexdigest()
 
 
 def _path(value: object) -> str | None:
@@ -73,12 +123,14 @@ def _write(record: str, complete: bool, opened: set[str], listed: set[str]) -> N
     }
     files = opened | startup | {str(Path(sys.executable).resolve())}
     files |= {str(Path(path).absolute()) for path in modules if isinstance(path, str)}
+    # Listed once both sets are whole: the hashing below opens and lists through the hook too.
+    file_paths, listed_paths = sorted(files), sorted(listed | set(site_directories))
     with Path(record).open("w", encoding="utf-8") as out:
         json.dump(
             {
                 "complete": complete,
-                "files": sorted(files),
-                "listed": sorted(listed | set(site_directories)),
+                "files": {path: file_digest(path) for path in file_paths},
+                "listed": {path: listing_digest(path) for path in listed_paths},
             },
             out,
         )

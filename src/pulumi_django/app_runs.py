@@ -42,7 +42,6 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 import subprocess
 import tempfile
 import threading
@@ -51,6 +50,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from .app_run_recorder import content_digest, file_digest, listing_digest
 from .caches import cache_disabled, cache_home
 
 RECORDER = Path(__file__).resolve().with_name("app_run_recorder.py")
@@ -165,10 +165,11 @@ def _run_and_store(
             return completed  # the recorder did not finish: nothing to vouch for the result
     finally:
         record.unlink(missing_ok=True)
-    if not reads.get("complete"):
+    # The recorder took the digests as the run ended; none of those files changing since the
+    # run started (below) makes them the contents the run read.
+    files, listings = reads.get("files"), reads.get("listed")
+    if not (reads.get("complete") and isinstance(files, dict) and isinstance(listings, dict)):
         return completed
-    files = {path: _file_digest(path) for path in reads["files"]}
-    listings = {path: _listing_digest(path) for path in reads["listed"]}
     if _changed_since(started - CLOCK_SLACK_NS, [*files, *listings, *_tree_paths(app_dir)]):
         return completed
     _store(
@@ -235,7 +236,7 @@ def _lookup(entry: Path) -> dict[str, Any] | None:
     listings: dict[str, str | None] = stored["listings"]
     if any(_file_digest(path) != digest for path, digest in files.items()):
         return None
-    if any(_listing_digest(path) != digest for path, digest in listings.items()):
+    if any(listing_digest(path) != digest for path, digest in listings.items()):
         return None
     with contextlib.suppress(OSError):
         os.utime(entry)  # recently used: kept by the pruning
@@ -286,19 +287,14 @@ def _lock(key: str) -> threading.Lock:
 
 
 def _file_digest(path: str) -> str | None:
-    """A regular file's content digest; None when missing; the kind of anything else (a device
-    such as /dev/urandom reads differently each time, so only its kind is compared)."""
-    try:
-        status = Path(path).stat()
-    except OSError:
-        return None
-    if stat.S_ISDIR(status.st_mode):
-        return "directory"
-    if not stat.S_ISREG(status.st_mode):
-        return f"special:{stat.S_IFMT(status.st_mode)}"
-    # The interpreter's binary is hashed by each run's key and again as each run's read: once
-    # per process is enough for a file that has not changed since (a new ctime), and had not
-    # just changed when it was hashed (a change in the same clock tick keeps the ctime).
+    """`file_digest`, as the recorder takes it, each file's content hashed once per process."""
+    return file_digest(path, _remembered_content_digest)
+
+
+def _remembered_content_digest(path: str, status: os.stat_result) -> str:
+    """The interpreter's binary is hashed by each run's key and again as each run's read: once
+    per process is enough for a file that has not changed since (a new ctime), and had not just
+    changed when it was hashed (a change in the same clock tick keeps the ctime)."""
     identity = (
         path,
         status.st_dev,
@@ -310,22 +306,13 @@ def _file_digest(path: str) -> str | None:
     known = _DIGESTS.get(identity)
     if known is not None:
         return known
-    try:
-        with Path(path).open("rb") as file:
-            digest = hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
-    except OSError as error:
-        return f"unreadable:{error.errno}"
-    if status.st_ctime_ns < time.time_ns() - CLOCK_SLACK_NS:
+    digest = content_digest(path)
+    if (
+        not digest.startswith("unreadable:")
+        and status.st_ctime_ns < time.time_ns() - CLOCK_SLACK_NS
+    ):
         _DIGESTS[identity] = digest
     return digest
-
-
-def _listing_digest(path: str) -> str | None:
-    try:
-        names = sorted(entry.name for entry in os.scandir(path))
-    except OSError:
-        return None
-    return hashlib.blake2b("\0".join(names).encode(), digest_size=20).hexdigest()
 
 
 def _tree_paths(app_dir: Path) -> Iterator[str]:

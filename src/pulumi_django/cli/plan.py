@@ -19,11 +19,12 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -61,6 +62,7 @@ APP_CHECKS_SKIPPED = "not asked for (the app's checks were skipped)"
 APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
 # `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
 APP_NOT_READY_EXIT_CODE = 1
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -154,7 +156,8 @@ def plan_stack(
 
     A ready-made stack's app is known from its stack file alone, so its checks (other
     processes: the app's interpreter) start first and run while this one runs the program,
-    which imports the Pulumi SDK's modules for seconds; the plan then waits for whichever
+    which imports the Pulumi SDK's modules for seconds: one check at a time while the program
+    holds a core, both at once when it is done (`_Cores`); the plan then waits for whichever
     finishes last. Their results are cached per content of what they read (`app_runs`)."""
     stack_file = load_stack_file(project_dir.resolve(), stack)
     ready_made = TARGET_KEY in stack_file.config
@@ -163,13 +166,36 @@ def plan_stack(
     if not app_checks:
         skipped = MigrationReport(None, None, APP_CHECKS_SKIPPED)
         return Plan(stack_file, _record_program(stack_file), skipped, None, None)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-app-checks") as pool:
-        checks = pool.submit(_stack_app_checks, stack_file, python) if ready_made else None
-        recording = _record_program(stack_file)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="plan-app-checks") as pool:
+        cores = _Cores()
+        checks = (
+            pool.submit(_stack_app_checks, stack_file, python, pool, cores) if ready_made else None
+        )
+        try:
+            recording = _record_program(stack_file)
+        finally:
+            cores.program_done()
         if checks is None:
             return _plan_program(stack_file, recording, python, pool)
         config, readiness, migrations = checks.result()
     return Plan(stack_file, recording, migrations, readiness, config)
+
+
+class _Cores:
+    """The cores the app's checks may take: one while the program runs (it takes another), and
+    one more once it is done, so that the second check need not wait for the first. A local
+    stack's program is done in a fraction of a second; an AWS stack's imports take seconds,
+    during which the checks run one after the other."""
+
+    def __init__(self) -> None:
+        self._free = threading.Semaphore(1)
+
+    def program_done(self) -> None:
+        self._free.release()
+
+    def run(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+        with self._free:
+            return function(*args, **kwargs)
 
 
 def _record_program(stack_file: StackFile) -> Recording:
@@ -189,17 +215,20 @@ def _record_program(stack_file: StackFile) -> Recording:
 
 
 def _stack_app_checks(
-    stack_file: StackFile, python: str | None
+    stack_file: StackFile, python: str | None, pool: Executor, cores: _Cores
 ) -> tuple[StackConfig, AppReadiness, MigrationReport]:
     """A ready-made stack's app config, resolved as its program resolves it, and the app's
-    readiness and migration check under it: one after the other, so that they take one core
-    while the program takes the other."""
+    readiness and migration check under it, each on a core the program leaves (`cores`)."""
     configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
     config = stack_config(stack_file)
-    readiness = assess_app(
-        config, stack_file.project_dir, python_source=interpreter_source(configured, python)
+    migrations = pool.submit(cores.run, check_app_migrations, stack_file, config)
+    readiness = cores.run(
+        assess_app,
+        config,
+        stack_file.project_dir,
+        python_source=interpreter_source(configured, python),
     )
-    return config, readiness, check_app_migrations(stack_file, config)
+    return config, readiness, migrations.result()
 
 
 def _plan_program(

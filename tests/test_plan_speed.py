@@ -44,8 +44,10 @@ if pulumi.Config("speed").get_bool("waitForApp"):
     deadline = time.monotonic() + 120
     while not log.is_file() and time.monotonic() < deadline:
         time.sleep(0.02)
+if pulumi.Config("speed").get_bool("countRuns"):
     time.sleep(0.5)  # time enough for a second run to start, were it let
-    pulumi.export("appRunsWhileTheProgramRan", len(log.read_text().splitlines()))
+    runs = len(log.read_text().splitlines()) if log.is_file() else 0
+    pulumi.export("appRunsWhileTheProgramRan", runs)
 pulumi.export("appStartedBeforeTheProgramEnded", log.is_file())
 '''
 SETTINGS = """\
@@ -91,8 +93,9 @@ SECOND = MIGRATION.format(
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project with a ready-made stack file (`t`, and `wait`, whose program waits for the
-    app's interpreter) and its app in `app/`, run by the logging shim; a cache of its own."""
+    """A project with a ready-made stack file (`t`; `wait`, whose program waits for the
+    app's interpreter; `count`, whose program also counts its runs) and its app in `app/`, run
+    by the logging shim; a cache of its own."""
     project = tmp_path / "project"
     app = project / "app"
     for path, text in {
@@ -121,7 +124,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "wsgiApp": "speedsite.wsgi:application",
         "staticRoot": "/app/static",
     }
-    for stack, extra in (("t", ""), ("wait", "  speed:waitForApp: true\n")):
+    waiting = "  speed:waitForApp: true\n"
+    stacks = (("t", ""), ("wait", waiting), ("count", f"{waiting}  speed:countRuns: true\n"))
+    for stack, extra in stacks:
         (project / f"Pulumi.{stack}.yaml").write_text(
             "config:\n  django:target: aws\n  django:name: speed\n"
             f"  django:app: {json.dumps(app_section)}\n{extra}"
@@ -187,7 +192,7 @@ def test_one_check_runs_beside_the_program_and_both_at_once_after_it(
     the app's interpreter waits for another to start: run one after the other, the first
     would wait in vain."""
     _logging_python(tmp_path, in_pairs=True)
-    plan = plan_stack(project, "wait")
+    plan = plan_stack(project, "count")
     assert plan.recording.outputs["appRunsWhileTheProgramRan"] == 1
     assert _runs(project) == 2
     assert not (tmp_path / "alone.log").exists(), (tmp_path / "alone.log").read_text()
@@ -358,11 +363,49 @@ def test_a_run_whose_reads_changed_while_it_ran_is_not_stored(
     assert _runs(app) == 3
 
 
+def test_a_run_that_read_through_a_link_whose_target_changed_is_not_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link itself did not change, what it points to did: run again."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    app = tmp_path / "app"
+    app.mkdir()
+    target = tmp_path / "target.txt"
+    target.write_text("the same content\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    script = tmp_path / "scripts" / "script.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import os, sys\n"
+        "print(open(sys.argv[1]).read(), end='')\n"
+        "if sys.argv[3:] == ['touch']:\n"
+        "    os.utime(sys.argv[2])  # the target's ctime, the content as it was\n"
+    )
+    python = _logging_python(tmp_path)
+    _settle()
+
+    def run(*arguments: str) -> str:
+        command = [str(python), str(script), str(link), str(target), *arguments]
+        completed = app_runs.run(
+            command, app_dir=app, environment=dict(os.environ), cwd=app, timeout=60
+        )
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+    assert run("touch") == run("touch") == "the same content\n"
+    assert _runs(app) == 2
+    _settle()
+    assert run() == run() == "the same content\n"
+    assert _runs(app) == 3
+
+
 def test_the_recorder_takes_each_reads_digest_as_the_next_lookup_computes_it(
     tmp_path: Path,
 ) -> None:
-    """The app's interpreter hashes what its run read, with nothing of this package on its
-    path (`-I`): every digest it records is the one a later lookup compares with."""
+    """The app's interpreter hashes what its run read, importing nothing of this package (it
+    runs where pulumi-django is not installed): every digest it records is the one a later
+    lookup compares with."""
     data = tmp_path / "data.txt"
     data.write_text("the content\n")
     listed = tmp_path / "listed"
@@ -370,12 +413,16 @@ def test_the_recorder_takes_each_reads_digest_as_the_next_lookup_computes_it(
     (listed / "entry").write_text("")
     script = tmp_path / "scripts" / "script.py"
     script.parent.mkdir()
-    script.write_text(f"import os\nopen({str(data)!r}).read()\nos.listdir({str(listed)!r})\n")
+    script.write_text(
+        f"import os, sys\nopen({str(data)!r}).read()\nos.listdir({str(listed)!r})\n"
+        "print(sorted(name for name in sys.modules if name.startswith('pulumi')))\n"
+    )
     record = tmp_path / "out" / "record.json"
     record.parent.mkdir()
     command = [sys.executable, "-I", str(app_runs.RECORDER), str(record), str(script)]
-    subprocess.run(command, check=True)
+    completed = subprocess.run(command, check=True, capture_output=True, text=True)
 
+    assert completed.stdout == "[]\n"
     reads = json.loads(record.read_text())
     assert reads["complete"] is True
     expected = hashlib.blake2b(b"the content\n", digest_size=20).hexdigest()

@@ -4,9 +4,10 @@ probe and its offline migration check), cached by the content of everything they
 Each run imports Django and the project (about a second), and a plan makes two to four, though
 between two plans of the same commit nothing they read has changed. `run` makes such a run
 under `app_run_recorder.py`, which records the files it opened or imported and the directories
-it listed; the result (exit status, stdout, stderr) is stored with the digests of all of them,
-under a key of everything else the run depends on, and answers the next identical run as long
-as every one of them still hashes the same: content decides, never a modification time.
+it listed, each with its digest, taken in the app's process as the run ends (within the run's
+timeout); the result (exit status, stdout, stderr) is stored with those digests, under a key of
+everything else the run depends on, and answers the next identical run as long as every one of
+them still hashes the same: content decides, never a modification time.
 
 Why that is everything such a run depends on (the key is complete):
 
@@ -30,7 +31,8 @@ here reach no server: the database and the cache are offline placeholders.
 
 A run is not stored when it did not exit with 0 or 1, when its interpreter has no audit hooks
 (Python < 3.8), or when anything it read changed while it ran (a ctime after it started, the
-slack of a coarse file-system clock included): its result might match neither version.
+slack of a coarse file-system clock included, of a link and of what it points to): its result,
+or the digests the recorder took after it, might match neither version.
 The cache lives in `PULUMI_DJANGO_CACHE_DIR` (set empty: no cache), else
 `$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`, under `app-runs/`, and keeps the
 `MAX_ENTRIES` most recently used runs.
@@ -42,6 +44,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tempfile
 import threading
@@ -292,9 +295,10 @@ def _file_digest(path: str) -> str | None:
 
 
 def _remembered_content_digest(path: str, status: os.stat_result) -> str:
-    """The interpreter's binary is hashed by each run's key and again as each run's read: once
-    per process is enough for a file that has not changed since (a new ctime), and had not just
-    changed when it was hashed (a change in the same clock tick keeps the ctime)."""
+    """The interpreter's binary is hashed by each run's key, and a lookup hashes every file a
+    stored run read, the two checks' mostly the same: once per process is enough for a file
+    that has not changed since (a new ctime), and had not just changed when it was hashed (a
+    change in the same clock tick keeps the ctime)."""
     identity = (
         path,
         status.st_dev,
@@ -347,10 +351,14 @@ def _tree_digest(app_dir: Path) -> str | None:
 
 
 def _changed_since(moment_ns: int, paths: Sequence[str] | Iterator[str]) -> bool:
-    """Whether any of `paths` changed (or appeared, or lost an entry) at or after `moment_ns`."""
+    """Whether any of `paths` changed (or appeared, or lost an entry) at or after `moment_ns`; a
+    link also when what it points to did (a read through it hashes the target)."""
     for path in paths:
         try:
-            if os.lstat(path).st_ctime_ns >= moment_ns:
+            status = os.lstat(path)
+            if status.st_ctime_ns >= moment_ns:
+                return True
+            if stat.S_ISLNK(status.st_mode) and Path(path).stat().st_ctime_ns >= moment_ns:
                 return True
         except OSError:
             continue

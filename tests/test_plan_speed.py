@@ -328,65 +328,34 @@ def test_a_review_plans_the_ref_while_it_plans_the_working_tree(
     assert not review.added and not review.removed and not review.changed
 
 
+@pytest.mark.parametrize("through", ["the file", "a link to it"])
 def test_a_run_whose_reads_changed_while_it_ran_is_not_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
 ) -> None:
-    """Its result may be of the content before the change or after: it is run again."""
+    """Its result may be of the content before the change or after: it is run again, also when
+    it read through a link that did not change to a file that did."""
     monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
     app = tmp_path / "app"
     app.mkdir()
-    (app / "data.txt").write_text("the same content\n")
+    data = tmp_path / "data.txt"  # outside the app directory: known as read, not as the app's
+    data.write_text("the same content\n")
+    read = data
+    if through == "a link to it":
+        read = tmp_path / "link.txt"
+        read.symlink_to(data)
     script = tmp_path / "scripts" / "script.py"  # its directory is listed, as sys.path[0]
-    script.parent.mkdir()
-    script.write_text(
-        "import os, sys\n"
-        "data = sys.argv[1]\n"
-        "print(open(data).read(), end='')\n"
-        "if sys.argv[2:] == ['touch']:\n"
-        "    os.utime(data)  # a new ctime, the content as it was\n"
-    )
-    python = _logging_python(tmp_path)
-    _settle()
-
-    def run(*arguments: str) -> str:
-        command = [str(python), str(script), str(app / "data.txt"), *arguments]
-        completed = app_runs.run(
-            command, app_dir=app, environment=dict(os.environ), cwd=app, timeout=60
-        )
-        assert completed.returncode == 0, completed.stderr
-        return completed.stdout
-
-    assert run("touch") == run("touch") == "the same content\n"
-    assert _runs(app) == 2
-    _settle()
-    assert run() == run() == "the same content\n"
-    assert _runs(app) == 3
-
-
-def test_a_run_that_read_through_a_link_whose_target_changed_is_not_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The link itself did not change, what it points to did: run again."""
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
-    app = tmp_path / "app"
-    app.mkdir()
-    target = tmp_path / "target.txt"
-    target.write_text("the same content\n")
-    link = tmp_path / "link.txt"
-    link.symlink_to(target)
-    script = tmp_path / "scripts" / "script.py"
     script.parent.mkdir()
     script.write_text(
         "import os, sys\n"
         "print(open(sys.argv[1]).read(), end='')\n"
         "if sys.argv[3:] == ['touch']:\n"
-        "    os.utime(sys.argv[2])  # the target's ctime, the content as it was\n"
+        "    os.utime(sys.argv[2])  # a new ctime, the content as it was\n"
     )
     python = _logging_python(tmp_path)
     _settle()
 
     def run(*arguments: str) -> str:
-        command = [str(python), str(script), str(link), str(target), *arguments]
+        command = [str(python), str(script), str(read), str(data), *arguments]
         completed = app_runs.run(
             command, app_dir=app, environment=dict(os.environ), cwd=app, timeout=60
         )

@@ -127,6 +127,33 @@ def test_plan_of_an_unadapted_app_names_each_problem_and_fails(
     )
 
 
+def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An executable file without a `#!` line: one line names it, never a traceback; where the
+    stack names the app's settings and entry points, the plan is printed and fails."""
+    text = tmp_path / "python"
+    text.write_text("not a program\n")
+    text.chmod(0o755)
+    not_a_program = f"{text}: does not run: Exec format error"
+    (project / "Pulumi.named.yaml").write_text(
+        "config:\n  django:target: local\n  django:app:\n    context: mysite\n"
+        f"    python: {text}\n    settingsModule: mysite.settings\n"
+        "    wsgiApp: mysite.wsgi:application\n    asgiApp: mysite.asgi:application\n"
+        "    staticRoot: /app/staticfiles\n"
+    )
+    planned = cli(capsys, "plan", "--stack", "named", "--cwd", str(project))
+    assert planned.returncode == 1, planned.stderr
+    assert "Traceback" not in planned.stdout + planned.stderr
+    assert f"  error: django:app.python: interpreter {not_a_program}" in planned.stdout
+    assert f"  skipped: --python {not_a_program}" in planned.stdout
+
+    # Without the names, the program reads them from the app: the plan stops at once.
+    unnamed = cli(capsys, "plan", "--stack", "mine", "--cwd", str(project), "--python", str(text))
+    assert unnamed.returncode == 2
+    assert unnamed.stderr.splitlines()[-1] == f"  django:app.python: interpreter {not_a_program}"
+
+
 def test_check_migrations_with_a_stack_uses_its_app_python(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

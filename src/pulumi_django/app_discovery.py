@@ -216,6 +216,10 @@ def probe(
         raise InterpreterError(f"interpreter {interpreter}: no such file") from None
     except PermissionError:
         raise InterpreterError(f"interpreter {interpreter}: not executable") from None
+    except OSError as error:  # not a program: no `#!` line, another architecture
+        raise InterpreterError(
+            f"interpreter {interpreter}: does not run: {error.strerror}"
+        ) from None
     except subprocess.TimeoutExpired:
         raise AppDiscoveryError(
             f"importing {settings_module} with {interpreter} took over {timeout:.0f} s"

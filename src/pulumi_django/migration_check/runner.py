@@ -159,6 +159,10 @@ def run_check(
         raise MigrationCheckError(f"--python {interpreter}: no such interpreter") from None
     except PermissionError:
         raise MigrationCheckError(f"--python {interpreter}: not executable") from None
+    except OSError as error:  # not a program: no `#!` line, another architecture
+        raise MigrationCheckError(
+            f"--python {interpreter}: does not run: {error.strerror}"
+        ) from None
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None
     if completed.returncode not in app_runs.COMPLETED:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import http.client
 import itertools
 import json
@@ -308,9 +307,8 @@ class Rehearsal:
         self.resources.callback(self.stop_replicas)
         starting = self.start_replicas(current, self.options.replicas)
         self.start_worker(current, "old")
-        with concurrent.futures.ThreadPoolExecutor(len(starting)) as pool:
-            problems = list(pool.map(self.wait_healthy, starting))
-        for replica, problem in zip(starting, problems, strict=True):
+        waited = self.wait_all_healthy(starting, since=time.monotonic())
+        for replica, (problem, _seconds) in zip(starting, waited, strict=True):
             if problem:
                 raise ReleaseStepError(
                     f"the current version {current.name} is not healthy, so there is nothing to "
@@ -545,9 +543,7 @@ class Rehearsal:
                 self.start_worker(version, "new")
                 if self.migrated_apps:  # and its probe gets ready meanwhile, held
                     probe = self.prepare_write_probe(version, self.migrated_apps)
-            with concurrent.futures.ThreadPoolExecutor(len(new)) as pool:
-                waiting = functools.partial(self._healthy_since, batch_started)
-                problems, waits = zip(*pool.map(waiting, new), strict=True)
+            problems, waits = zip(*self.wait_all_healthy(new, since=batch_started), strict=True)
             failed = next((n for n, problem in enumerate(problems) if problem), None)
             if failed is not None:
                 for replica in new:
@@ -578,11 +574,6 @@ class Rehearsal:
         if self.current is not None:  # its last replica is gone: so is its probe
             self.stop_write_probe(self.current)
         return StepOutcome("ok", f"{total} replicas replaced, {limits.description()}, none failed")
-
-    def _healthy_since(self, started: float, replica: Replica) -> tuple[str | None, float]:
-        """`wait_healthy`, and the seconds since `started` (its batch's start) it took."""
-        problem = self.wait_healthy(replica)
-        return problem, time.monotonic() - started
 
     def _retire(self, old: list[Replica], why: str) -> list[concurrent.futures.Future[None]]:
         """Takes old replicas out of the proxy, waits until each drained, and stops them in the
@@ -979,6 +970,19 @@ class Rehearsal:
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.replicas) or 1) as pool:
             for stopping in [pool.submit(replica.stop) for replica in self.replicas]:
                 stopping.result()
+
+    def wait_all_healthy(
+        self, replicas: list[Replica], *, since: float
+    ) -> list[tuple[str | None, float]]:
+        """`wait_healthy` for every one of `replicas`, side by side: what was wrong with each
+        (None: healthy) and the seconds since `since` (their start) it took."""
+
+        def waited(replica: Replica) -> tuple[str | None, float]:
+            problem = self.wait_healthy(replica)
+            return problem, time.monotonic() - since
+
+        with concurrent.futures.ThreadPoolExecutor(len(replicas)) as pool:
+            return list(pool.map(waited, replicas))
 
     def wait_healthy(self, replica: Replica) -> str | None:
         """None once the replica passed the stack's healthy threshold of checks in a row; else

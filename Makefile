@@ -54,15 +54,16 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# Two phases: everything else spread over the cores, then the release rehearsals alone, so
-# their latency and zero-failure figures are measured on a quiet machine. pulumi-django's
+# Two phases: everything else spread over the cores, then the release rehearsals two at a time
+# (each keeps about one core busy: real servers answering its load), so that their zero-failure
+# figures are measured without the unit tests' load beside them. pulumi-django's
 # caches (app runs, template clusters, bytecode) are the checkout's own, under build/, shared
 # by both phases and never the user's.
 unit: export PULUMI_DJANGO_CACHE_DIR := $(CURDIR)/build/test-cache
 unit:
 	$(BIN)/pytest -n 3 -p no:cacheprovider --hypothesis-profile=ci --ignore=tests/test_rehearse.py \
 		--ignore=tests/test_rehearse_workers.py
-	$(BIN)/pytest -p no:cacheprovider --hypothesis-profile=ci tests/test_rehearse.py \
+	$(BIN)/pytest -n 2 -p no:cacheprovider --hypothesis-profile=ci tests/test_rehearse.py \
 		tests/test_rehearse_workers.py
 
 ## lock: re-pin every dependency (no download addresses are recorded)

@@ -19,7 +19,9 @@ and the figures are printed with three ratios:
     stack's own health checks, start periods and drains, any database outage and the asked
     quiet time before and after all happen under load). The reports are read from the phase's
     JUnit XML, in which pytest keeps what each test printed (the rehearsal tests print each
-    report); a report without `load_seconds` (older commits) counts requests / rate;
+    report); a report without `load_seconds` (older commits) counts requests / rate. When the
+    phase runs its tests side by side (pytest's `-n N`), the floor is their loads spread over
+    the N workers: the sum over N, or the longest test's loads, whichever is more;
   - the unit phase against its CPU seconds over the cores, the ideal parallel floor (processes
     that detach from the test, e.g. a PostgreSQL started by pg_ctl, are not counted in).
 
@@ -38,6 +40,7 @@ that new modules resolve).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -64,10 +67,15 @@ LOG_VARIABLE = "BENCH_SUITE_LOG"  # the JSON-lines file the shell appends one re
 PHASES_VARIABLE = "BENCH_SUITE_PHASES"  # the phases the shell runs; it skips the others' lines
 
 
+def words_of(command: str) -> list[str]:
+    """A recipe line's words as bash splits them (continuation lines joined, comments dropped)."""
+    return shlex.split(command.replace("\\\n", " "), comments=True)
+
+
 def phase_of(command: str) -> str | None:
     """The phase of one recipe line, by the program it runs; None for a line that runs nothing
     (a comment), a make that runs lines of its own, or nothing this benchmark knows."""
-    words = shlex.split(command.replace("\\\n", " "), comments=True)
+    words = words_of(command)
     if not words:
         return None
     program = Path(words[0]).name
@@ -239,6 +247,24 @@ def rehearsed(junit: Path) -> list[Rehearsed]:
     return tests
 
 
+def pytest_workers(command: str) -> int:
+    """How many tests a pytest line runs side by side: xdist's `-n N` (also `-nN`,
+    `--numprocesses N`, `--numprocesses=N`); 1 without it."""
+    words = words_of(command)
+    for word, following in itertools.pairwise([*words, ""]):
+        if word in ("-n", "--numprocesses"):
+            value = following
+        elif word.startswith("--numprocesses="):
+            value = word.partition("=")[2]
+        elif word.startswith("-n"):
+            value = word[2:]
+        else:
+            continue
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
 def _ratio(value: float, floor: float | None) -> float | None:
     return round(value / floor, 2) if floor else None
 
@@ -271,15 +297,19 @@ def summary(
             "ratio": _ratio(unit.seconds, floor),
         }
     if rehearsal := phases.get("rehearsal"):
+        rehearsal_steps = [step for step in steps if step.phase == "rehearsal"]
         tests = [
             test
-            for step in steps
-            if step.phase == "rehearsal" and step.junit and Path(step.junit).exists()
+            for step in rehearsal_steps
+            if step.junit and Path(step.junit).exists()
             for test in rehearsed(Path(step.junit))
         ]
-        floor = sum(sum(test.loads) for test in tests)
+        workers = max(pytest_workers(step.command) for step in rehearsal_steps)
+        loads = [sum(test.loads) for test in tests]
+        floor = max([sum(loads) / workers, *loads])
         document["rehearsal"] = {
             "seconds": round(rehearsal.seconds, 1),
+            "workers": workers,
             "floor_seconds": round(floor, 1),
             "ratio": _ratio(rehearsal.seconds, floor),
             "reports": sum(len(test.loads) for test in tests),
@@ -312,7 +342,8 @@ def render(document: dict[str, object]) -> str:
     if isinstance(rehearsal := document.get("rehearsal"), dict):
         lines.append(
             f"rehearsal: {rehearsal['seconds']} s = {rehearsal['ratio']}x its floor, the "
-            f"{rehearsal['reports']} rehearsals' time under load = {rehearsal['floor_seconds']} s"
+            f"{rehearsal['reports']} rehearsals' time under load over {rehearsal['workers']} "
+            f"worker(s) = {rehearsal['floor_seconds']} s"
         )
         for test, seconds in rehearsal["overhead"].items():
             lines.append(f"  {seconds:>6.1f} s beyond its load: {test}")

@@ -160,7 +160,7 @@ def test_the_shell_runs_and_records_each_line_and_skips_the_phases_not_asked_for
 def _step(phase: str, start: float, seconds: float, cpu: float, **extra: Any) -> Any:
     return bench.Step(
         phase=phase,
-        command=phase,
+        command=extra.get("command", phase),
         start=start,
         seconds=seconds,
         cpu_seconds=cpu,
@@ -217,6 +217,7 @@ def test_the_ratios_are_to_the_target_to_cpu_over_cores_and_to_the_time_under_lo
     # Loads: 20 + 12.5, and 500 requests at 50 a second for the report without load_seconds.
     assert document["rehearsal"] == {
         "seconds": 90.0,
+        "workers": 1,
         "floor_seconds": 42.5,
         "ratio": 2.12,
         "reports": 3,
@@ -230,3 +231,35 @@ def test_the_ratios_are_to_the_target_to_cpu_over_cores_and_to_the_time_under_lo
     rendered = bench.render(document)
     assert "rehearsal: 90.0 s = 2.12x its floor" in rendered
     assert json.loads(json.dumps(document)) == document
+
+
+@pytest.mark.parametrize(
+    ("command", "workers", "floor"),
+    [
+        ("pytest tests/test_rehearse.py", 1, 62.5),  # 40 + 20 + 2.5 one after another
+        ("pytest -n 2 tests/test_rehearse.py", 2, 40.0),  # the longest test's 40 s
+        ("pytest --numprocesses=2 -p no:cacheprovider \\\n\ttests/test_rehearse.py", 2, 40.0),
+        ("pytest -n3 tests/test_rehearse.py", 3, 40.0),
+        ("pytest -n auto tests/test_rehearse.py", 1, 62.5),  # not a count: taken as one
+    ],
+)
+def test_rehearsals_run_side_by_side_have_their_loads_spread_over_the_workers(
+    tmp_path: Path, command: str, workers: int, floor: float
+) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite>'
+        + "".join(
+            f'<testcase classname="tests.test_rehearse" name="test_{load}" time="{load + 5}">'
+            f"<system-out>{_report(load_seconds=load)}</system-out></testcase>"
+            for load in (40.0, 20.0, 2.5)
+        )
+        + "</testsuite></testsuites>"
+    )
+    rehearsal = _step("rehearsal", 0.0, 50.0, 60.0, junit=str(junit), command=command)
+    document = bench.summary([rehearsal], 50.0, 2)
+    assert (document["rehearsal"]["workers"], document["rehearsal"]["floor_seconds"]) == (
+        workers,
+        floor,
+    )
+    assert f"over {workers} worker(s) = {floor} s" in bench.render(document)

@@ -11,10 +11,12 @@ import sys
 import sysconfig
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django_projects import start_project
 
+from pulumi_django import app_runs
 from pulumi_django.app_resolution import image_environment
 from pulumi_django.cli import main
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
@@ -127,15 +129,46 @@ def test_plan_of_an_unadapted_app_names_each_problem_and_fails(
     )
 
 
-def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
-    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: None, "no such file"),
+        (lambda path: path.mkdir(), "is a directory; pass {path}/bin/python"),
+        (lambda path: path.write_text("#!/bin/sh\n"), "not executable"),
+        (
+            lambda path: (path.write_text("no #! line\n"), path.chmod(0o755)),
+            "does not run: Exec format error",
+        ),
+    ],
+    ids=["missing", "a-directory", "not-executable", "no-program"],
+)
+def test_why_an_interpreter_did_not_start_is_said_in_a_few_words(
+    tmp_path: Path, make: Any, problem: str
 ) -> None:
-    """An executable file without a `#!` line: one line names it, never a traceback; where the
-    stack names the app's settings and entry points, the plan is printed and fails."""
-    text = tmp_path / "python"
-    text.write_text("not a program\n")
-    text.chmod(0o755)
-    not_a_program = f"{text}: does not run: Exec format error"
+    """What the plan's two checks and `check-migrations` say after the interpreter's name."""
+    path = tmp_path / "python"
+    make(path)
+    with pytest.raises(OSError) as raised:
+        app_runs.run([str(path), "-c", "pass"], app_dir=tmp_path, environment={}, timeout=10)
+    assert app_runs.start_failure(str(path), raised.value) == problem.format(path=path)
+
+
+@pytest.mark.parametrize("given", ["an executable text file", "a virtualenv's directory"])
+def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
+    project: Path, tmp_path: Path, given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An executable file without a `#!` line, or a directory: one line names it (both checks
+    name the key that chose it), never a traceback; where the stack names the app's settings
+    and entry points, the plan is printed and fails."""
+    if given == "a virtualenv's directory":
+        text = tmp_path / "venv"
+        text.mkdir()
+        not_a_program = f"{text}: is a directory; pass {text}/bin/python"
+    else:
+        text = tmp_path / "python"
+        text.write_text("not a program\n")
+        text.chmod(0o755)
+        not_a_program = f"{text}: does not run: Exec format error"
     (project / "Pulumi.named.yaml").write_text(
         "config:\n  django:target: local\n  django:app:\n    context: mysite\n"
         f"    python: {text}\n    settingsModule: mysite.settings\n"
@@ -146,7 +179,7 @@ def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
     assert planned.returncode == 1, planned.stderr
     assert "Traceback" not in planned.stdout + planned.stderr
     assert f"  error: django:app.python: interpreter {not_a_program}" in planned.stdout
-    assert f"  skipped: --python {not_a_program}" in planned.stdout
+    assert f"  skipped: django:app.python {not_a_program}" in planned.stdout
 
     # Without the names, the program reads them from the app: the plan stops at once.
     unnamed = cli(capsys, "plan", "--stack", "mine", "--cwd", str(project), "--python", str(text))

@@ -212,13 +212,9 @@ def probe(
             # on files alone.
             cached=stack_given,
         )
-    except FileNotFoundError:
-        raise InterpreterError(f"interpreter {interpreter}: no such file") from None
-    except PermissionError:
-        raise InterpreterError(f"interpreter {interpreter}: not executable") from None
-    except OSError as error:  # not a program: no `#!` line, another architecture
+    except OSError as error:
         raise InterpreterError(
-            f"interpreter {interpreter}: does not run: {error.strerror}"
+            f"interpreter {interpreter}: {app_runs.start_failure(interpreter, error)}"
         ) from None
     except subprocess.TimeoutExpired:
         raise AppDiscoveryError(

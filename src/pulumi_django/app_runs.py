@@ -96,6 +96,19 @@ def cache_directory(environment: Mapping[str, str] = os.environ) -> Path | None:
     return None if cache_disabled(environment) else cache_home(environment) / "app-runs"
 
 
+def start_failure(interpreter: str, error: OSError) -> str:
+    """What kept the app's `interpreter` from starting (`run` raised `error`), in a few words
+    for a one-line error: a virtualenv's directory, given for its interpreter, says which file
+    to give instead."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if Path(interpreter).is_dir():
+        return f"is a directory; pass {Path(interpreter) / 'bin' / 'python'}"
+    if isinstance(error, PermissionError):
+        return "not executable"
+    return f"does not run: {error.strerror}"  # not a program: no `#!` line, another architecture
+
+
 def run(
     command: Sequence[str],
     *,

@@ -221,13 +221,11 @@ def _stack_app_checks(
     readiness and migration check under it, each on a core the program leaves (`cores`)."""
     configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
     config = stack_config(stack_file)
-    migrations = pool.submit(cores.run, check_app_migrations, stack_file, config)
-    readiness = cores.run(
-        assess_app,
-        config,
-        stack_file.project_dir,
-        python_source=interpreter_source(configured, python),
+    source = interpreter_source(configured, python)
+    migrations = pool.submit(
+        cores.run, check_app_migrations, stack_file, config, python_source=source
     )
+    readiness = cores.run(assess_app, config, stack_file.project_dir, python_source=source)
     return config, readiness, migrations.result()
 
 
@@ -246,7 +244,9 @@ def _plan_program(
     readiness = pool.submit(
         assess_app, config, stack_file.project_dir, python_source=source, key=program_key
     )
-    migrations = check_app_migrations(stack_file, config, key=program_key, check_off=NO_CHECK)
+    migrations = check_app_migrations(
+        stack_file, config, key=program_key, check_off=NO_CHECK, python_source=source
+    )
     return Plan(stack_file, recording, migrations, readiness.result(), config)
 
 
@@ -294,11 +294,13 @@ def check_app_migrations(
     *,
     key: AppKey = stack_key,
     check_off: str = CHECK_OFF,
+    python_source: str = "django:app.python",
 ) -> MigrationReport:
     """The safety check of the stack's app as a first deploy, offline: the project loads, its
     migrations are counted and the acknowledgements name real ones; nothing is judged, since a
     plan has no running version to break. `key` names the settings in the messages, and
-    `check_off` says why there is no check when `migrations.check` is off."""
+    `python_source` the interpreter (as the readiness check names it); `check_off` says why
+    there is no check when `migrations.check` is off."""
     config = config or stack_config(stack_file)
     app_dir = (stack_file.project_dir / config.app.context).resolve()
     if not config.migrations.check:
@@ -313,16 +315,23 @@ def check_app_migrations(
             f"{key('settings_module')}: no module {config.app.settings_module!r} in {app_dir}",
         )
     try:
-        result = check_offline(config, app_dir)
+        result = check_offline(config, app_dir, python_source=python_source)
     except MigrationCheckError as error:
         return MigrationReport(app_dir, None, str(error))
     return MigrationReport(app_dir, result)
 
 
-def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()) -> CheckResult:
+def check_offline(
+    config: StackConfig,
+    app_dir: Path,
+    labels: Sequence[str] = (),
+    *,
+    python_source: str = "django:app.python",
+) -> CheckResult:
     """The stack's app checked without a database: `labels`, judged as one release (the
     migrations a change adds ship together), or, without labels, every migration as a first
-    deploy. Raises MigrationCheckError when the check cannot run."""
+    deploy. Raises MigrationCheckError when the check cannot run (`python_source` names what
+    chose the interpreter)."""
     return run_check(
         config.app.settings_module,
         pythonpath=str(app_dir),
@@ -332,6 +341,7 @@ def check_offline(config: StackConfig, app_dir: Path, labels: Sequence[str] = ()
         first_deploy=not labels,
         acknowledged=config.migrations.acknowledged,
         python=config.app.python,
+        python_source=python_source,
         environment={**OFFLINE_APP_ENVIRONMENT, **config.app.environment},
         cwd=app_dir,  # as the release's check runs in the image: in the app's directory
     )

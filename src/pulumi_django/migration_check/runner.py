@@ -99,6 +99,7 @@ def run_check(
     *,
     pythonpath: str | None = None,
     python: str | None = None,
+    python_source: str = "--python",
     database_url: str | None = None,
     labels: Sequence[str] = (),
     check_all: bool = False,
@@ -118,8 +119,9 @@ def run_check(
     `one_release`. `first_deploy` asserts nothing runs yet, without a database.
     `database_url` becomes the analyzer's DATABASE_URL; `acknowledged` allows migrations (or
     whole apps) on purpose, each with a reason; `environment` adds variables the app's
-    settings need to import; `cwd` is where it runs (default: here). An offline check of the
-    project on `pythonpath` is cached by what it read (`app_runs`).
+    settings need to import; `cwd` is where it runs (default: here); `python_source` names what
+    chose `python` (the flag, a stack key) in the errors. An offline check of the project on
+    `pythonpath` is cached by what it read (`app_runs`).
     """
     if database_url:
         require_postgresql_url(database_url)
@@ -155,13 +157,9 @@ def run_check(
             # Offline, with the project on `pythonpath`, it reads files and nothing else.
             cached=offline and not database_url and pythonpath is not None,
         )
-    except FileNotFoundError:
-        raise MigrationCheckError(f"--python {interpreter}: no such interpreter") from None
-    except PermissionError:
-        raise MigrationCheckError(f"--python {interpreter}: not executable") from None
-    except OSError as error:  # not a program: no `#!` line, another architecture
+    except OSError as error:
         raise MigrationCheckError(
-            f"--python {interpreter}: does not run: {error.strerror}"
+            f"{python_source} {interpreter}: {app_runs.start_failure(interpreter, error)}"
         ) from None
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None

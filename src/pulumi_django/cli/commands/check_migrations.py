@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         settings,
         pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
+        python_source="--python" if args.python or not stack else "django:app.python",
         database_url=args.database_url,
         labels=args.labels,
         check_all=args.check_all,

@@ -6,8 +6,10 @@ probe writes only once released, and the command imports no component."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -572,25 +574,30 @@ def test_the_new_probe_of_a_release_that_halts_is_given_up_without_waiting_for_i
     assert rehearsal.write_probes == {}
 
 
-def test_a_port_handed_out_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rehearsal chooses its proxy's port before the proxy binds it, and PostgreSQL's after:
-    the kernel may offer the proxy's port again meanwhile, and a second server on it would
-    take the proxy's traffic."""
-    offered = iter([41001, 41001, 41002])
-
-    class Probe:
-        def __enter__(self) -> Probe:
-            return self
-
-        def __exit__(self, *_exception: object) -> None:
-            return None
-
-        def bind(self, _address: object) -> None:
-            self.port = next(offered)
-
-        def getsockname(self) -> tuple[str, int]:
-            return (servers.LOOPBACK, self.port)
-
-    monkeypatch.setattr(servers, "_HANDED_OUT", set())
-    monkeypatch.setattr(servers.socket, "socket", lambda *_arguments: Probe())
-    assert [servers.free_port(), servers.free_port()] == [41001, 41002]
+def test_a_port_handed_out_stays_taken_for_others_but_not_for_its_server() -> None:
+    """The rehearsal chooses its proxy's port before the proxy binds it, a replica's before its
+    app server is up, and PostgreSQL's port is unbound through a database outage: meanwhile no
+    other bind may get the port, in this process or another (a second rehearsal beside it),
+    while the server it is for, binding with SO_REUSEADDR as every server here does, can."""
+    port = servers.free_port()
+    assert servers.free_port() != port
+    elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys\n"
+            "try:\n"
+            f"    socket.socket().bind(({servers.LOOPBACK!r}, {port}))\n"
+            "except OSError as error:\n"
+            "    sys.exit(error.errno)\n",
+        ],
+        check=False,
+    )
+    assert elsewhere.returncode == errno.EADDRINUSE
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((servers.LOOPBACK, port))
+        server.listen()
+        with socket.create_connection((servers.LOOPBACK, port), timeout=5):
+            accepted, _ = server.accept()
+            accepted.close()

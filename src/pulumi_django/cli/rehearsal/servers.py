@@ -43,24 +43,27 @@ class ServerError(PulumiDjangoError):
     """A server binary is missing or did not come up; the message says what to install."""
 
 
-# Ports `free_port` handed out in this process: a port is often chosen before its server binds
-# it (the rehearsal's proxy port, known to the app's settings before the proxy starts), and the
-# kernel may offer it again meanwhile.
-_HANDED_OUT: set[int] = set()
-_HANDED_OUT_GUARD = threading.Lock()
+# Each port `free_port` handed out stays held by a socket bound to it (SO_REUSEADDR, never
+# listening) for as long as this process runs. A port is often chosen before its server binds it
+# (the rehearsal's proxy port, known to the app's settings before the proxy starts; a replica's,
+# before its app server is up; PostgreSQL's, unbound through a database outage), and meanwhile
+# the kernel would offer it again, to this process or to another one (a second rehearsal, a
+# test worker beside it). A bind to port 0 never gets a port a socket is bound to, while the
+# server, binding it with SO_REUSEADDR as nginx, Caddy, Gunicorn, Uvicorn, PostgreSQL and Redis
+# all do, still can. One descriptor per port: a rehearsal holds a few dozen.
+_RESERVATIONS: list[socket.socket] = []
+_RESERVATIONS_GUARD = threading.Lock()
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now, and that this process has not
-    handed out before."""
-    with _HANDED_OUT_GUARD:
-        while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.bind((LOOPBACK, 0))
-                port = int(probe.getsockname()[1])
-            if port not in _HANDED_OUT:
-                _HANDED_OUT.add(port)
-                return port
+    """A TCP port on loopback that nothing listens on right now, kept from every other bind to
+    port 0 (this process's and others') until this process exits."""
+    reservation = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reservation.bind((LOOPBACK, 0))
+    with _RESERVATIONS_GUARD:
+        _RESERVATIONS.append(reservation)
+    return int(reservation.getsockname()[1])
 
 
 def wait_for_port(

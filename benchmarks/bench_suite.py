@@ -10,7 +10,7 @@ under a phase by what it runs:
     system-deps venv uv lock editable bytecode   setting up (`make packages`, `make bytecode`)
     lint typecheck                               ruff, mypy
     unit                                         pytest: everything but the rehearsals
-    rehearsal                                    pytest: the release rehearsals, alone
+    rehearsal                                    pytest: the release rehearsals, after the rest
 
 and the figures are printed with three ratios:
   - the whole `make test` against the issue's target, 6 minutes;
@@ -249,7 +249,8 @@ def rehearsed(junit: Path) -> list[Rehearsed]:
 
 def pytest_workers(command: str) -> int:
     """How many tests a pytest line runs side by side: xdist's `-n N` (also `-nN`,
-    `--numprocesses N`, `--numprocesses=N`); 1 without it."""
+    `--numprocesses N`, `--numprocesses=N`; `auto` and `logical` are this machine's cores, 0
+    runs them in pytest's own process); 1 without it."""
     words = words_of(command)
     for word, following in itertools.pairwise([*words, ""]):
         if word in ("-n", "--numprocesses"):
@@ -260,8 +261,10 @@ def pytest_workers(command: str) -> int:
             value = word[2:]
         else:
             continue
+        if value in ("auto", "logical"):
+            return os.cpu_count() or 1
         if value.isdigit():
-            return int(value)
+            return max(1, int(value))
     return 1
 
 

@@ -236,11 +236,12 @@ def test_the_ratios_are_to_the_target_to_cpu_over_cores_and_to_the_time_under_lo
 @pytest.mark.parametrize(
     ("command", "workers", "floor"),
     [
-        ("pytest tests/test_rehearse.py", 1, 62.5),  # 40 + 20 + 2.5 one after another
-        ("pytest -n 2 tests/test_rehearse.py", 2, 40.0),  # the longest test's 40 s
-        ("pytest --numprocesses=2 -p no:cacheprovider \\\n\ttests/test_rehearse.py", 2, 40.0),
-        ("pytest -n3 tests/test_rehearse.py", 3, 40.0),
-        ("pytest -n auto tests/test_rehearse.py", 1, 62.5),  # not a count: taken as one
+        ("pytest tests/test_rehearse.py", 1, 90.0),  # 40 + 25 + 25 one after another
+        ("pytest -n 2 tests/test_rehearse.py", 2, 45.0),  # spread: 90 / 2
+        ("pytest --numprocesses=2 -p no:cacheprovider \\\n\ttests/test_rehearse.py", 2, 45.0),
+        ("pytest --numprocesses 2 tests/test_rehearse.py", 2, 45.0),
+        ("pytest -n3 tests/test_rehearse.py", 3, 40.0),  # the longest test's 40 s: 90 / 3 is less
+        ("pytest -n 0 tests/test_rehearse.py", 1, 90.0),  # no workers: pytest's own process
     ],
 )
 def test_rehearsals_run_side_by_side_have_their_loads_spread_over_the_workers(
@@ -250,9 +251,9 @@ def test_rehearsals_run_side_by_side_have_their_loads_spread_over_the_workers(
     junit.write_text(
         '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite>'
         + "".join(
-            f'<testcase classname="tests.test_rehearse" name="test_{load}" time="{load + 5}">'
+            f'<testcase classname="tests.test_rehearse" name="test_{n}" time="{load + 5}">'
             f"<system-out>{_report(load_seconds=load)}</system-out></testcase>"
-            for load in (40.0, 20.0, 2.5)
+            for n, load in enumerate((40.0, 25.0, 25.0))
         )
         + "</testsuite></testsuites>"
     )
@@ -263,3 +264,8 @@ def test_rehearsals_run_side_by_side_have_their_loads_spread_over_the_workers(
         floor,
     )
     assert f"over {workers} worker(s) = {floor} s" in bench.render(document)
+
+
+def test_xdist_s_auto_worker_counts_are_this_machines_cores() -> None:
+    for command in ("pytest -n auto tests", "pytest --numprocesses=logical tests"):
+        assert bench.pytest_workers(command) == (os.cpu_count() or 1)

@@ -179,7 +179,7 @@ def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
     assert planned.returncode == 1, planned.stderr
     assert "Traceback" not in planned.stdout + planned.stderr
     assert f"  error: django:app.python: interpreter {not_a_program}" in planned.stdout
-    assert f"  skipped: django:app.python {not_a_program}" in planned.stdout
+    assert f"  skipped: django:app.python: interpreter {not_a_program}" in planned.stdout
 
     # Without the names, the program reads them from the app: the plan stops at once.
     unnamed = cli(capsys, "plan", "--stack", "mine", "--cwd", str(project), "--python", str(text))
@@ -206,12 +206,28 @@ def test_check_migrations_with_a_stack_uses_its_app_python(
     assert completed.returncode == 2
     assert f"Django is not installed for {bare}" in completed.stderr
 
+    # A virtualenv's directory for its interpreter: the key is named, and the file to give.
+    (project / "Pulumi.dir.yaml").write_text(
+        (project / "Pulumi.bare.yaml").read_text().replace(str(bare), str(tmp_path / "bare"))
+    )
+    completed = cli(
+        capsys,
+        *("check-migrations", "--settings", "mysite.settings"),
+        *("--pythonpath", str(project / "mysite"), "--offline", "--all"),
+        *("--stack", "dir", "--cwd", str(project)),
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == (
+        f"pulumi-django check-migrations: error: django:app.python of stack dir: interpreter "
+        f"{tmp_path / 'bare'}: is a directory; pass {bare}"
+    )
+
 
 @pytest.mark.parametrize(
     ("given", "problem"),
     [
-        ("nowhere/python", "{python} does not exist"),
-        ("", "{python} is a directory; pass {python}/bin/python"),  # a virtualenv's directory
+        ("nowhere/python", "interpreter {python}: no such file"),
+        ("", "interpreter {python}: is a directory; pass {python}/bin/python"),  # a venv's dir
     ],
 )
 def test_rehearse_names_a_wrong_interpreter_before_starting_anything(

@@ -60,7 +60,7 @@ def test_errors_of_the_program_are_one_line_in_pulumi_up(error: type[Exception])
     [
         UsageError("--cwd /nowhere: no such directory"),
         AppDiscoveryError("/srv/app: no such app directory"),
-        MigrationCheckError("--python /nope: no such interpreter"),
+        MigrationCheckError("--python: interpreter /nope: no such file"),
     ],
 )
 def test_the_command_line_prints_any_of_them_as_one_line_with_exit_2(

@@ -540,8 +540,11 @@ def test_a_new_pulumi_project_gets_a_gitignore_for_virtualenvs_and_an_existing_o
         (["--target", "gcp"], r"--target gcp: unknown target; choose aws or local"),
         (["--stack", "dev/1"], r"--stack 'dev/1': not a stack name"),
         (["--app", "{tmp}/nowhere"], r"--app .*/nowhere: no manage.py in .*nowhere"),
-        (["--python", "{tmp}/no-python"], r"--python .*/no-python: no such file"),
-        (["--python", "{tmp}"], r"--python (?P<dir>\S+) is a directory; pass (?P=dir)/bin/python"),
+        (["--python", "{tmp}/no-python"], r"--python: interpreter .*/no-python: no such file"),
+        (
+            ["--python", "{tmp}"],
+            r"--python: interpreter (?P<dir>\S+): is a directory; pass (?P=dir)/bin/python",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(
@@ -608,7 +611,7 @@ def test_an_interpreter_without_django_is_named_with_the_python_flag(
     bare.chmod(0o755)
     given = init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--python", str(bare))
     assert given == (
-        f"pulumi-django init: error: --python {bare}: interpreter {bare} has no Django; "
+        f"pulumi-django init: error: --python: interpreter {bare} has no Django; "
         "install the app's requirements into it\n"
     )
     monkeypatch.setattr(sys, "executable", str(bare))  # init run by a Python without Django

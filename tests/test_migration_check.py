@@ -522,7 +522,10 @@ def test_settings_that_ignore_database_url_are_warned_about(
         (["--all", "drop"], "--all and LABEL exclude each other"),
         (["drop.0099"], "drop.0099: There is no migration for 'drop' with the prefix '0099'"),
         (["drop", "--acknowledge", "drop.0002_x=short"], "give a reason of at least 10"),
-        (["drop", "--python", "/nonexistent/python"], "--python /nonexistent/python: no such"),
+        (
+            ["drop", "--python", "/nonexistent/python"],
+            "--python: interpreter /nonexistent/python: no such file",
+        ),
         (["drop", "--pythonpath", "/nonexistent/dir"], "--pythonpath /nonexistent/dir: no such"),
         (["drop", "--stack", "prod", "--cwd", "/nonexistent"], "--cwd /nonexistent: no such"),
     ],

@@ -42,8 +42,8 @@ class AppDiscoveryError(PulumiDjangoError):
 
 
 class InterpreterError(AppDiscoveryError):
-    """The app's interpreter is missing, not executable or has no Django; callers prefix the
-    key or flag that named it."""
+    """The app's interpreter does not start (`app_runs.start_failure` says why) or has no
+    Django; callers prefix the key or flag that named it."""
 
 
 @dataclass(frozen=True)

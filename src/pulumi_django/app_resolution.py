@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
+from . import app_runs
 from .app_discovery import (
     AppDeclarations,
     AppDiscoveryError,
@@ -162,10 +163,7 @@ def interpreter_source(app: AppConfig, python: str | None) -> str:
 def require_django(interpreter: str, source: str) -> None:
     """AppDiscoveryError naming `source` (the key or flag) unless `interpreter` runs and
     imports Django: checked before anything starts in it."""
-    if Path(interpreter).is_dir():  # a virtualenv's directory, given for its interpreter
-        raise AppDiscoveryError(
-            f"{source}: {interpreter} is a directory; pass {Path(interpreter) / 'bin' / 'python'}"
-        )
+    named = f"{source}: interpreter {interpreter}"
     try:
         completed = subprocess.run(
             [interpreter, "-c", "import django"],
@@ -174,16 +172,16 @@ def require_django(interpreter: str, source: str) -> None:
             timeout=DJANGO_CHECK_TIMEOUT_SECONDS,
             check=False,
         )
-    except FileNotFoundError:
-        raise AppDiscoveryError(f"{source}: {interpreter} does not exist") from None
-    except PermissionError:
-        raise AppDiscoveryError(f"{source}: {interpreter} is not executable") from None
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise AppDiscoveryError(f"{source}: {interpreter} does not run: {error}") from None
+    except OSError as error:
+        raise AppDiscoveryError(f"{named}: {app_runs.start_failure(interpreter, error)}") from None
+    except subprocess.TimeoutExpired:
+        raise AppDiscoveryError(
+            f"{named}: did not import Django within {DJANGO_CHECK_TIMEOUT_SECONDS:.0f} s"
+        ) from None
     if completed.returncode != 0:
         raise AppDiscoveryError(
-            f"{source}: {interpreter} cannot import Django; install the app's requirements "
-            "into it or point to the app's environment"
+            f"{named}: cannot import Django; install the app's requirements into it or point "
+            "to the app's environment"
         )
 
 

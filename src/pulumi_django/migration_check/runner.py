@@ -159,7 +159,8 @@ def run_check(
         )
     except OSError as error:
         raise MigrationCheckError(
-            f"{python_source} {interpreter}: {app_runs.start_failure(interpreter, error)}"
+            f"{python_source}: interpreter {interpreter}: "
+            f"{app_runs.start_failure(interpreter, error)}"
         ) from None
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None

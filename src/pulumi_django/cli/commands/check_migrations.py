@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         settings,
         pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
-        python_source="--python" if args.python or not stack else "django:app.python",
+        python_source=(
+            f"django:app.python of stack {args.stack}" if stack and not args.python else "--python"
+        ),
         database_url=args.database_url,
         labels=args.labels,
         check_all=args.check_all,
@@ -149,8 +151,4 @@ def _read_stack(stack: str, project_dir: Path, python: str | None) -> StackConfi
 
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {project_dir}: no such directory")
-    config = read_stack_config(project_dir, stack, python=python)
-    interpreter = Path(config.app.python or "")
-    if not python and not interpreter.is_file():
-        raise UsageError(f"django:app.python of stack {stack}: {interpreter} does not exist")
-    return config
+    return read_stack_config(project_dir, stack, python=python)

@@ -144,12 +144,6 @@ def run(args: argparse.Namespace) -> int:
             f"--app {args.app}: no manage.py in {app_dir}; "
             "point --app at the Django project's directory"
         )
-    if args.python and Path(args.python).is_dir():
-        raise UsageError(
-            f"--python {args.python} is a directory; pass {Path(args.python) / 'bin' / 'python'}"
-        )
-    if args.python and not Path(args.python).is_file():
-        raise UsageError(f"--python {args.python}: no such file")
     inspection = inspect_app(app_dir, args.python)
     plan = plan_changes(inspection, project_dir, args)
     outcome = write_changes(plan.changes, force=args.force)
@@ -199,7 +193,7 @@ def inspect_app(app_dir: Path, python: str | None) -> Inspection:
         report = probe(app_dir, module, python=interpreter)
     except InterpreterError as error:
         raise UsageError(
-            f"--python {python}: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
+            f"--python: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
         ) from None
     if report["settingsError"] or report.get("setupError"):
         raise UsageError(

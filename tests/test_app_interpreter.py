@@ -224,6 +224,30 @@ def test_check_migrations_with_a_stack_uses_its_app_python(
 
 
 @pytest.mark.parametrize(
+    ("status", "problem"),
+    [
+        (1, "printed no check result: the analyzer exited with status 1 and said nothing"),
+        (3, "exited with status 3 and said nothing"),
+    ],
+)
+def test_an_interpreter_that_fails_silently_is_named_with_its_exit_status(
+    project: Path, tmp_path: Path, status: int, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = tmp_path / "python"
+    silent.write_text(f"#!/bin/sh\nexit {status}\n")
+    silent.chmod(0o755)
+    completed = cli(
+        capsys,
+        *("check-migrations", "--settings", "mysite.settings", "--offline", "--all"),
+        *("--pythonpath", str(project / "mysite"), "--python", str(silent)),
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1] == (
+        f"pulumi-django check-migrations: error: --python: interpreter {silent} {problem}"
+    )
+
+
+@pytest.mark.parametrize(
     ("given", "problem"),
     [
         ("nowhere/python", "interpreter {python}: no such file"),

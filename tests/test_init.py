@@ -603,6 +603,33 @@ def test_settings_needing_what_the_interpreter_lacks_stop_init_asking_for_the_ap
     assert {path.name for path in stock.iterdir()} == {"manage.py", "mysite"}
 
 
+def test_a_relative_python_names_the_file_from_where_init_runs_not_from_the_app(
+    stock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app is probed in its own directory: a relative `--python` is the file it names from
+    the shell's directory, and the stack file records that one."""
+    wrapper = tmp_path / "env" / "bin" / "python"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    wrapper.chmod(0o755)
+    project = tmp_path / "deploy"
+    project.mkdir()
+    monkeypatch.chdir(tmp_path / "env")
+    init(capsys, "--app", str(stock), "--cwd", str(project), "--python", "bin/../bin/python")
+    assert f"python: {wrapper}\n" in (project / "Pulumi.dev.yaml").read_text()
+    monkeypatch.chdir(stock)
+    assert "--python: give the app's interpreter" in init_usage_error(capsys, "--python", "")
+
+
+def init_usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What argparse says of a bad flag (exit 2, the usage first)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["init", *args])
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
 def test_an_interpreter_without_django_is_named_with_the_python_flag(
     stock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

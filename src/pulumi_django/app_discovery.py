@@ -225,7 +225,8 @@ def probe(
     except (ValueError, IndexError):
         said = [line for line in completed.stderr.splitlines() if line.strip()]
         raise AppDiscoveryError(
-            f"{interpreter} could not probe the app: {said[-1].strip() if said else 'no output'}"
+            f"interpreter {interpreter} could not probe the app (exit status "
+            f"{completed.returncode}): {said[-1].strip() if said else 'no output'}"
         ) from None
     if report["django"] is None:
         raise InterpreterError(

@@ -423,8 +423,8 @@ def _setup_django(settings: str, pythonpath: str | None) -> None:
         import django
     except ImportError:
         raise ProjectError(
-            f"Django is not installed for {sys.executable}; pass --python, the interpreter of "
-            "the app's environment"
+            f"Django is not installed for {sys.executable}; install the app's requirements "
+            "into it or check with the interpreter of the app's environment"
         ) from None
     os.environ["DJANGO_SETTINGS_MODULE"] = settings
     try:

@@ -126,6 +126,7 @@ def run_check(
     if database_url:
         require_postgresql_url(database_url)
     interpreter = python or sys.executable
+    named = f"interpreter {interpreter}"
     command = [
         interpreter,
         str(ANALYZER),
@@ -159,18 +160,18 @@ def run_check(
         )
     except OSError as error:
         raise MigrationCheckError(
-            f"{python_source}: interpreter {interpreter}: "
-            f"{app_runs.start_failure(interpreter, error)}"
+            f"{python_source}: {named}: {app_runs.start_failure(interpreter, error)}"
         ) from None
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None
     if completed.returncode not in app_runs.COMPLETED:
-        raise MigrationCheckError(_last_error(completed.stderr, completed.returncode))
+        raise MigrationCheckError(_last_error(completed, f"{python_source}: {named}"))
     try:
         result = CheckResult.from_json(json.loads(completed.stdout))
     except (ValueError, KeyError, TypeError):
         raise MigrationCheckError(
-            f"{interpreter} printed no check result: {_last_error(completed.stderr, 0)}"
+            f"{python_source}: {named} printed no check result: "
+            f"{_last_error(completed, 'the analyzer')}"
         ) from None
     if completed.stderr.strip():
         sys.stderr.write(completed.stderr)
@@ -205,8 +206,9 @@ def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:
     return {acknowledged_name(migration): reason for migration, reason in pairs}
 
 
-def _last_error(stderr: str, returncode: int) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+def _last_error(completed: subprocess.CompletedProcess[str], silent: str) -> str:
+    """What the analyzer's run said last (its error), else that `silent` said nothing."""
+    lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
     if not lines:
-        return f"the analyzer exited with status {returncode} and said nothing"
+        return f"{silent} exited with status {completed.returncode} and said nothing"
     return lines[-1].removeprefix("error: ")

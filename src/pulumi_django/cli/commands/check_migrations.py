@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--python",
+        type=interpreter_path,
         metavar="PATH",
         help="interpreter of the app's environment (default: the --stack's django:app.python, "
         "else this one)",

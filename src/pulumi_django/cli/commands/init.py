@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import UsageError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--python",
+        type=interpreter_path,
         metavar="PATH",
         help="the app's interpreter, recorded as django:app.python (default: this one)",
     )

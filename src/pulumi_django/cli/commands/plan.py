@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import PulumiDjangoError, UsageError
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--python",
+        type=interpreter_path,
         metavar="PATH",
         help="the app's interpreter, where its settings are imported (default: "
         "django:app.python, else this one; for one's own program, this one)",

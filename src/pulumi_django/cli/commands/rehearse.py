@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import UsageError
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--python",
+        type=interpreter_path,
         metavar="PATH",
         help="the app's interpreter: its servers, collectstatic, check and migrations run there "
         "(default: the stack's django:app.python, else this one)",

@@ -247,17 +247,40 @@ def test_an_interpreter_that_fails_silently_is_named_with_its_exit_status(
     )
 
 
+def _script(body: str) -> Any:
+    def write(path: Path) -> None:
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+
+    return write
+
+
 @pytest.mark.parametrize(
-    ("given", "problem"),
+    ("make", "problem"),
     [
-        ("nowhere/python", "interpreter {python}: no such file"),
-        ("", "interpreter {python}: is a directory; pass {python}/bin/python"),  # a venv's dir
+        (lambda path: None, "interpreter {python}: no such file"),
+        (
+            lambda path: path.mkdir(),
+            "interpreter {python}: is a directory; pass {python}/bin/python",
+        ),
+        (
+            _script(f'exec {sys.executable} -S "$@"'),  # a Python without site-packages
+            "interpreter {python}: cannot import Django; install the app's requirements into it "
+            "or point to the app's environment",
+        ),
+        (
+            _script("echo 'something broke' >&2; exit 1"),
+            "interpreter {python}: exited with status 1 importing Django: something broke",
+        ),
+        (_script("exit 0"), "interpreter {python}: printed no Django version; is it a Python?"),
     ],
+    ids=["missing", "a-directory", "no-django", "a-failing-script", "a-script-doing-nothing"],
 )
 def test_rehearse_names_a_wrong_interpreter_before_starting_anything(
-    tmp_path: Path, given: str, problem: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, make: Any, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    python = tmp_path / given if given else tmp_path
+    python = tmp_path / "python"
+    make(python)
     completed = cli(
         capsys, "rehearse", "--stack", "local", "--cwd", str(ROOT), "--python", str(python)
     )

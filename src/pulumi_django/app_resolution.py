@@ -166,8 +166,10 @@ def require_django(interpreter: str, source: str) -> None:
     named = f"{source}: interpreter {interpreter}"
     try:
         completed = subprocess.run(
-            [interpreter, "-c", "import django"],
+            [interpreter, "-c", "import django, sys; sys.stdout.write(django.get_version())"],
             capture_output=True,
+            text=True,
+            errors="replace",
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             timeout=DJANGO_CHECK_TIMEOUT_SECONDS,
             check=False,
@@ -178,11 +180,19 @@ def require_django(interpreter: str, source: str) -> None:
         raise AppDiscoveryError(
             f"{named}: did not import Django within {DJANGO_CHECK_TIMEOUT_SECONDS:.0f} s"
         ) from None
-    if completed.returncode != 0:
+    said = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
+    if completed.returncode != 0 and said and "No module named 'django'" in said[-1]:
         raise AppDiscoveryError(
             f"{named}: cannot import Django; install the app's requirements into it or point "
             "to the app's environment"
         )
+    if completed.returncode != 0:
+        raise AppDiscoveryError(
+            f"{named}: exited with status {completed.returncode} importing Django: "
+            f"{said[-1] if said else 'it said nothing'}"
+        )
+    if not completed.stdout.strip():  # a program that takes `-c` without running it
+        raise AppDiscoveryError(f"{named}: printed no Django version; is it a Python?")
 
 
 def image_static_root(host_path: str, app_dir: Path) -> str:

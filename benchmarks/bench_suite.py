@@ -262,10 +262,25 @@ def pytest_workers(command: str) -> int:
         else:
             continue
         if value in ("auto", "logical"):
-            return os.cpu_count() or 1
+            return _xdist_auto_workers(value)
         if value.isdigit():
             return max(1, int(value))
     return 1
+
+
+def _xdist_auto_workers(value: str) -> int:
+    """The workers pytest-xdist starts for `-n auto` / `-n logical`, counted its way:
+    $PYTEST_XDIST_AUTO_NUM_WORKERS, else psutil's physical (auto) or logical cores, else the
+    CPUs this process may run on."""
+    if (configured := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")).isdigit():
+        return max(1, int(configured))
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        counted = psutil.cpu_count(logical=value == "logical")
+    except ImportError:
+        counted = None
+    return counted or len(os.sched_getaffinity(0))
 
 
 def _ratio(value: float, floor: float | None) -> float | None:

@@ -145,7 +145,7 @@ def test_an_interpreter_without_django_is_named(stock_project: Path, tmp_path: P
     bare = tmp_path / "python"
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(bare.stat().st_mode | stat.S_IXUSR)
-    with pytest.raises(AppDiscoveryError, match=f"interpreter {bare} has no Django"):
+    with pytest.raises(AppDiscoveryError, match=f"interpreter {bare}: cannot import Django"):
         discover(stock_project, python=str(bare))
 
 

@@ -18,7 +18,7 @@ from django_projects import start_project
 
 from pulumi_django import app_runs
 from pulumi_django.app_resolution import image_environment
-from pulumi_django.cli import main
+from pulumi_django.cli import build_parser, main
 from pulumi_django.cli.rehearsal.app_servers import python_shim, running_app_server
 from pulumi_django.cli.rehearsal.servers import free_port
 from pulumi_django.config import parse_stack_config
@@ -204,7 +204,11 @@ def test_check_migrations_with_a_stack_uses_its_app_python(
         *("--stack", "bare", "--cwd", str(project)),
     )
     assert completed.returncode == 2
-    assert f"Django is not installed for {bare}" in completed.stderr
+    assert completed.stderr.splitlines()[-1] == (
+        f"pulumi-django check-migrations: error: django:app.python: interpreter {bare}: "
+        "cannot import Django; install the app's requirements into it or point to the app's "
+        "environment"
+    )
 
     # A virtualenv's directory for its interpreter: the key is named, and the file to give.
     (project / "Pulumi.dir.yaml").write_text(
@@ -218,15 +222,51 @@ def test_check_migrations_with_a_stack_uses_its_app_python(
     )
     assert completed.returncode == 2
     assert completed.stderr.splitlines()[-1] == (
-        f"pulumi-django check-migrations: error: django:app.python of stack dir: interpreter "
+        f"pulumi-django check-migrations: error: django:app.python: interpreter "
         f"{tmp_path / 'bare'}: is a directory; pass {bare}"
     )
+
+
+@pytest.mark.parametrize("command", ["init", "plan", "check-migrations", "rehearse"])
+def test_every_python_flag_is_an_absolute_path_from_where_the_command_runs(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The app's interpreter often starts in the app's directory, and `init` records it: a
+    relative path, `~` left to pulumi-django and a bare name all become the absolute path the
+    user meant, here."""
+    program = tmp_path / "bin" / "app-python"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", f"{program.parent}{os.pathsep}{os.environ['PATH']}")
+
+    def given(value: str) -> str:
+        arguments = [command, "--python", value, *(["--stack", "dev"] if command == "plan" else [])]
+        return str(build_parser(arguments).parse_args(arguments).python)
+
+    assert given("./python") == str(tmp_path / "python")
+    assert given("venv/../venv/bin/python") == str(tmp_path / "venv" / "bin" / "python")
+    assert given("~/venv/bin/python") == str(tmp_path / "home" / "venv" / "bin" / "python")
+    assert given("app-python") == str(program)
+    for wrong, said in [
+        ("", "--python: give the app's interpreter, e.g. .venv/bin/python"),
+        ("no-such-python", "--python: no program no-such-python on PATH; give its path"),
+    ]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            given(wrong)
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {said}")
 
 
 @pytest.mark.parametrize(
     ("status", "problem"),
     [
-        (1, "printed no check result: the analyzer exited with status 1 and said nothing"),
+        (1, "printed no check result (exit status 1): said nothing"),
         (3, "exited with status 3 and said nothing"),
     ],
 )
@@ -243,7 +283,7 @@ def test_an_interpreter_that_fails_silently_is_named_with_its_exit_status(
     )
     assert completed.returncode == 2
     assert completed.stderr.splitlines()[-1] == (
-        f"pulumi-django check-migrations: error: --python: interpreter {silent} {problem}"
+        f"pulumi-django check-migrations: error: --python: interpreter {silent}: {problem}"
     )
 
 

@@ -638,14 +638,14 @@ def test_an_interpreter_without_django_is_named_with_the_python_flag(
     bare.chmod(0o755)
     given = init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--python", str(bare))
     assert given == (
-        f"pulumi-django init: error: --python: interpreter {bare} has no Django; "
-        "install the app's requirements into it\n"
+        f"pulumi-django init: error: --python: interpreter {bare}: cannot import Django; "
+        "install the app's requirements into it or point to the app's environment\n"
     )
     monkeypatch.setattr(sys, "executable", str(bare))  # init run by a Python without Django
     default = init_fails(capsys, "--app", str(stock), "--cwd", str(stock))
     assert default == (
-        f"pulumi-django init: error: interpreter {bare} has no Django; install the app's "
-        f"requirements into it, or {WRONG_INTERPRETER}\n"
+        f"pulumi-django init: error: interpreter {bare}: cannot import Django; install the "
+        f"app's requirements into it or point to the app's environment, or {WRONG_INTERPRETER}\n"
     )
 
 

@@ -574,6 +574,30 @@ def test_the_new_probe_of_a_release_that_halts_is_given_up_without_waiting_for_i
     assert rehearsal.write_probes == {}
 
 
+def test_no_other_process_binding_port_0_gets_a_port_handed_out() -> None:
+    """The kernel offers a port to a bind to port 0 only when no socket is bound to it: with
+    400 ports held here, 800 binds elsewhere (each kept, so each gets a port of its own) get
+    none of them. Released ports would be offered: about 11 of the 800 would hit one."""
+    held = {servers.free_port() for _ in range(400)}
+    elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import socket\n"
+            "taken = []\n"
+            "for _ in range(800):\n"
+            "    probe = socket.socket()\n"
+            f"    probe.bind(({servers.LOOPBACK!r}, 0))\n"
+            "    taken.append(probe)\n"
+            "print(' '.join(str(probe.getsockname()[1]) for probe in taken))\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert held.isdisjoint(int(port) for port in elsewhere.stdout.split())
+
+
 def test_a_port_handed_out_stays_taken_for_others_but_not_for_its_server() -> None:
     """The rehearsal chooses its proxy's port before the proxy binds it, a replica's before its
     app server is up, and PostgreSQL's port is unbound through a database outage: meanwhile no

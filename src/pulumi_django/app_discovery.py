@@ -223,15 +223,12 @@ def probe(
     try:
         report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        said = [line for line in completed.stderr.splitlines() if line.strip()]
-        raise AppDiscoveryError(
-            f"interpreter {interpreter} could not probe the app (exit status "
-            f"{completed.returncode}): {said[-1].strip() if said else 'no output'}"
+        raise InterpreterError(
+            f"interpreter {interpreter}: printed no probe report (exit status "
+            f"{completed.returncode}): {app_runs.last_line(completed.stderr) or 'said nothing'}"
         ) from None
     if report["django"] is None:
-        raise InterpreterError(
-            f"interpreter {interpreter} has no Django; install the app's requirements into it"
-        )
+        raise InterpreterError(f"interpreter {interpreter}: {app_runs.NO_DJANGO}")
     return report
 
 

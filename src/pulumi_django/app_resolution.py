@@ -180,16 +180,13 @@ def require_django(interpreter: str, source: str) -> None:
         raise AppDiscoveryError(
             f"{named}: did not import Django within {DJANGO_CHECK_TIMEOUT_SECONDS:.0f} s"
         ) from None
-    said = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
-    if completed.returncode != 0 and said and "No module named 'django'" in said[-1]:
-        raise AppDiscoveryError(
-            f"{named}: cannot import Django; install the app's requirements into it or point "
-            "to the app's environment"
-        )
+    said = app_runs.last_line(completed.stderr)
+    if completed.returncode != 0 and said and "No module named 'django'" in said:
+        raise AppDiscoveryError(f"{named}: {app_runs.NO_DJANGO}")
     if completed.returncode != 0:
         raise AppDiscoveryError(
             f"{named}: exited with status {completed.returncode} importing Django: "
-            f"{said[-1] if said else 'it said nothing'}"
+            f"{said or 'it said nothing'}"
         )
     if not completed.stdout.strip():  # a program that takes `-c` without running it
         raise AppDiscoveryError(f"{named}: printed no Django version; is it a Python?")

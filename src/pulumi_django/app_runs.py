@@ -96,6 +96,18 @@ def cache_directory(environment: Mapping[str, str] = os.environ) -> Path | None:
     return None if cache_disabled(environment) else cache_home(environment) / "app-runs"
 
 
+# What every command says of an app interpreter without Django, after `KEY: interpreter PATH: `.
+NO_DJANGO = (
+    "cannot import Django; install the app's requirements into it or point to the app's environment"
+)
+
+
+def last_line(stderr: str) -> str | None:
+    """The last line a run of the app's interpreter wrote to stderr (its error), if any."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
 def start_failure(interpreter: str, error: OSError) -> str:
     """What kept the app's `interpreter` from starting (`run` raised `error`), in a few words
     for a one-line error: a virtualenv's directory, given for its interpreter, says which file

@@ -381,6 +381,11 @@ def format_report(result: CheckResult) -> str:
     return "\n".join(lines)
 
 
+# How the analyzer's error starts when its interpreter has no Django: pulumi-django's runner
+# reads it to name the flag or key that chose the interpreter.
+NO_DJANGO = "Django is not installed for"
+
+
 class ProjectError(Exception):
     """The project, its settings or its database cannot be used; the message says what to fix."""
 
@@ -423,8 +428,8 @@ def _setup_django(settings: str, pythonpath: str | None) -> None:
         import django
     except ImportError:
         raise ProjectError(
-            f"Django is not installed for {sys.executable}; install the app's requirements "
-            "into it or check with the interpreter of the app's environment"
+            f"{NO_DJANGO} {sys.executable}; install the app's requirements into it or check "
+            "with the interpreter of the app's environment"
         ) from None
     os.environ["DJANGO_SETTINGS_MODULE"] = settings
     try:

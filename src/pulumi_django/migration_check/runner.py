@@ -17,7 +17,7 @@ from typing import Protocol
 from .. import app_runs
 from ..caches import bytecode_cache
 from ..errors import PulumiDjangoError
-from .analyzer import POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
+from .analyzer import NO_DJANGO, POSTGRESQL_SCHEMES, CheckResult, acknowledged_name
 
 ANALYZER = Path(__file__).with_name("analyzer.py")
 # What a deployment gives the app's settings and only a deployment knows. The offline check
@@ -165,13 +165,21 @@ def run_check(
     except subprocess.TimeoutExpired:
         raise MigrationCheckError(f"the check did not finish within {timeout:.0f} s") from None
     if completed.returncode not in app_runs.COMPLETED:
-        raise MigrationCheckError(_last_error(completed, f"{python_source}: {named}"))
+        said = app_runs.last_line(completed.stderr)
+        if said is None:
+            raise MigrationCheckError(
+                f"{python_source}: {named}: exited with status {completed.returncode} and "
+                "said nothing"
+            )
+        if said.startswith(f"error: {NO_DJANGO}"):
+            raise MigrationCheckError(f"{python_source}: {named}: {app_runs.NO_DJANGO}")
+        raise MigrationCheckError(said.removeprefix("error: "))
     try:
         result = CheckResult.from_json(json.loads(completed.stdout))
     except (ValueError, KeyError, TypeError):
         raise MigrationCheckError(
-            f"{python_source}: {named} printed no check result: "
-            f"{_last_error(completed, 'the analyzer')}"
+            f"{python_source}: {named}: printed no check result (exit status "
+            f"{completed.returncode}): {app_runs.last_line(completed.stderr) or 'said nothing'}"
         ) from None
     if completed.stderr.strip():
         sys.stderr.write(completed.stderr)
@@ -204,11 +212,3 @@ def acknowledgement_reasons(acknowledged: Acknowledgements) -> dict[str, str]:
         else ((item.migration, item.reason) for item in acknowledged)
     )
     return {acknowledged_name(migration): reason for migration, reason in pairs}
-
-
-def _last_error(completed: subprocess.CompletedProcess[str], silent: str) -> str:
-    """What the analyzer's run said last (its error), else that `silent` said nothing."""
-    lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
-    if not lines:
-        return f"{silent} exited with status {completed.returncode} and said nothing"
-    return lines[-1].removeprefix("error: ")

@@ -78,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pulumi_django.cli.stackfile import interpreter_label
     from pulumi_django.migration_check import (
         OFFLINE_APP_ENVIRONMENT,
         acknowledgement_reasons,
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
         python_source=(
-            f"django:app.python of stack {args.stack}" if stack and not args.python else "--python"
+            interpreter_label(Path(args.cwd), args.stack, args.python) if stack else "--python"
         ),
         database_url=args.database_url,
         labels=args.labels,

@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from pulumi_django.cli.rehearsal.report import render_markdown, render_report, report_json
     from pulumi_django.cli.rehearsal.servers import ServerError
     from pulumi_django.cli.rehearsal.sources import resolve_sides, same_code
+    from pulumi_django.cli.stackfile import interpreter_label
 
     _check_numbers(args)
     _check_outputs(args)
@@ -147,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--cwd {args.cwd}: no such directory")
     if args.app:
         _require_django_project(Path(args.app))
-    config = _stack_config(args, project_dir)
-    require_django(config.app.python or "", "--python" if args.python else "django:app.python")
+    stack = args.stack or _default_stack(project_dir)
+    config = _stack_config(args, project_dir, stack)
+    require_django(config.app.python or "", interpreter_label(project_dir, stack, args.python))
     app_dir = (Path(args.app) if args.app else project_dir / config.app.context).resolve()
     _require_django_project(app_dir)
     # Both sides exist before any server starts.
@@ -228,11 +230,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} {seconds:g}: use 0 to {MAX_PHASE_SECONDS:g} seconds")
 
 
-def _stack_config(args: argparse.Namespace, project_dir: Path) -> StackConfig:
+def _stack_config(args: argparse.Namespace, project_dir: Path, stack: str) -> StackConfig:
     """The stack's config, with the app server and its worker count the flags ask for."""
     from pulumi_django.cli.stackfile import read_stack_config
 
-    stack = args.stack or _default_stack(project_dir)
     app_dir = Path(args.app) if args.app else None
     config = read_stack_config(
         project_dir, stack, python=args.python, app_dir=app_dir, server=args.server

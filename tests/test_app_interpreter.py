@@ -133,6 +133,14 @@ def test_plan_of_an_unadapted_app_names_each_problem_and_fails(
     ("make", "problem"),
     [
         (lambda path: None, "no such file"),
+        (
+            lambda path: path.symlink_to(path.with_name("python3.99")),  # its Python removed
+            "no such file: it links to {path}3.99, which does not exist",
+        ),
+        (
+            lambda path: (path.write_text("#!/nowhere/python3\n"), path.chmod(0o755)),
+            "does not run: its first line, '#!/nowhere/python3', names no such program",
+        ),
         (lambda path: path.mkdir(), "is a directory; pass {path}/bin/python"),
         (lambda path: path.write_text("#!/bin/sh\n"), "not executable"),
         (
@@ -140,7 +148,14 @@ def test_plan_of_an_unadapted_app_names_each_problem_and_fails(
             "does not run: Exec format error",
         ),
     ],
-    ids=["missing", "a-directory", "not-executable", "no-program"],
+    ids=[
+        "missing",
+        "a-link-to-nothing",
+        "a-script-for-no-program",
+        "a-directory",
+        "not-executable",
+        "no-program",
+    ],
 )
 def test_why_an_interpreter_did_not_start_is_said_in_a_few_words(
     tmp_path: Path, make: Any, problem: str

@@ -110,12 +110,21 @@ def last_line(stderr: str) -> str | None:
 
 def start_failure(interpreter: str, error: OSError) -> str:
     """What kept the app's `interpreter` from starting (`run` raised `error`), in a few words
-    for a one-line error: a virtualenv's directory, given for its interpreter, says which file
-    to give instead."""
+    for a one-line error, with the file to look at where it is not the one given: a
+    virtualenv's directory says which file to give instead; a virtualenv whose Python was
+    removed (an upgrade of the Python it was made from) leaves a link to nothing; a script's
+    `#!` line may name a program that is not there."""
+    path = Path(interpreter)
     if isinstance(error, FileNotFoundError):
+        if path.is_symlink():
+            return f"no such file: it links to {path.resolve()}, which does not exist"
+        if path.is_file():
+            with path.open("rb") as script:
+                first = script.readline(200).decode(errors="replace").strip()
+            return f"does not run: its first line, {first!r}, names no such program"
         return "no such file"
-    if Path(interpreter).is_dir():
-        return f"is a directory; pass {Path(interpreter) / 'bin' / 'python'}"
+    if path.is_dir():
+        return f"is a directory; pass {path / 'bin' / 'python'}"
     if isinstance(error, PermissionError):
         return "not executable"
     return f"does not run: {error.strerror}"  # not a program: no `#!` line, another architecture

@@ -249,8 +249,8 @@ def rehearsed(junit: Path) -> list[Rehearsed]:
 
 def pytest_workers(command: str) -> int:
     """How many tests a pytest line runs side by side: xdist's `-n N` (also `-nN`,
-    `--numprocesses N`, `--numprocesses=N`; `auto` and `logical` are this machine's cores, 0
-    runs them in pytest's own process); 1 without it."""
+    `--numprocesses N`, `--numprocesses=N`; `auto` and `logical` as xdist counts them, 0 runs
+    them in pytest's own process); 1 without it."""
     words = words_of(command)
     for word, following in itertools.pairwise([*words, ""]):
         if word in ("-n", "--numprocesses"):
@@ -262,25 +262,19 @@ def pytest_workers(command: str) -> int:
         else:
             continue
         if value in ("auto", "logical"):
-            return _xdist_auto_workers(value)
+            return _xdist_auto_workers()
         if value.isdigit():
             return max(1, int(value))
     return 1
 
 
-def _xdist_auto_workers(value: str) -> int:
-    """The workers pytest-xdist starts for `-n auto` / `-n logical`, counted its way:
-    $PYTEST_XDIST_AUTO_NUM_WORKERS, else psutil's physical (auto) or logical cores, else the
-    CPUs this process may run on."""
+def _xdist_auto_workers() -> int:
+    """The workers pytest-xdist starts for `-n auto` / `-n logical`, counted its way without
+    psutil (which the lock does not hold): $PYTEST_XDIST_AUTO_NUM_WORKERS, else the CPUs this
+    process may run on."""
     if (configured := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")).isdigit():
         return max(1, int(configured))
-    try:
-        import psutil  # type: ignore[import-untyped]
-
-        counted = psutil.cpu_count(logical=value == "logical")
-    except ImportError:
-        counted = None
-    return counted or len(os.sched_getaffinity(0))
+    return len(os.sched_getaffinity(0))
 
 
 def _ratio(value: float, floor: float | None) -> float | None:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import pulumi
 
 from pulumi_django.app_discovery import AppDiscoveryError
-from pulumi_django.app_resolution import interpreter_source, resolve_app_config
+from pulumi_django.app_resolution import resolve_app_config
 from pulumi_django.cli.app_readiness import (
     AppKey,
     AppReadiness,
@@ -38,7 +38,7 @@ from pulumi_django.cli.app_readiness import (
     stack_key,
 )
 from pulumi_django.cli.program_app import NO_CHECK, NoAppDeployed, program_app_config, program_key
-from pulumi_django.cli.stackfile import StackFile, load_stack_file
+from pulumi_django.cli.stackfile import StackFile, interpreter_label, load_stack_file
 from pulumi_django.config import NAMESPACE, StackConfig, parse_stack_config
 from pulumi_django.errors import UsageError
 from pulumi_django.migration_check import (
@@ -219,9 +219,8 @@ def _stack_app_checks(
 ) -> tuple[StackConfig, AppReadiness, MigrationReport]:
     """A ready-made stack's app config, resolved as its program resolves it, and the app's
     readiness and migration check under it, each on a core the program leaves (`cores`)."""
-    configured = parse_stack_config(*stack_file.namespace(NAMESPACE)).app
     config = stack_config(stack_file)
-    source = interpreter_source(configured, python)
+    source = interpreter_label(stack_file, python)
     migrations = pool.submit(
         cores.run, check_app_migrations, stack_file, config, python_source=source
     )

@@ -73,15 +73,14 @@ def read_stack_config(
         raise UsageError(f"stack {stack}: {error}") from None
 
 
-def interpreter_label(project_dir: Path, stack: str, python: str | None) -> str:
+def interpreter_label(stack_file: StackFile, python: str | None) -> str:
     """What chose the app's interpreter, for messages: the `--python` flag, the stack's
     `django:app.python`, or neither (the interpreter running pulumi-django). Read from the
     stack file as written: resolving the app fills `app.python` in."""
     from pulumi_django.app_resolution import interpreter_source
     from pulumi_django.config import NAMESPACE, parse_stack_config
 
-    written = parse_stack_config(*load_stack_file(project_dir, stack).namespace(NAMESPACE))
-    return interpreter_source(written.app, python)
+    return interpreter_source(parse_stack_config(*stack_file.namespace(NAMESPACE)).app, python)
 
 
 def available_stacks(project_dir: Path) -> list[str]:

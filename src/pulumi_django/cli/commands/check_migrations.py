@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pulumi_django.cli.stackfile import interpreter_label
+    from pulumi_django.cli.stackfile import interpreter_label, load_stack_file
     from pulumi_django.migration_check import (
         OFFLINE_APP_ENVIRONMENT,
         acknowledgement_reasons,
@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
         python_source=(
-            interpreter_label(Path(args.cwd), args.stack, args.python) if stack else "--python"
+            interpreter_label(load_stack_file(Path(args.cwd), args.stack), args.python)
+            if stack
+            else "--python"
         ),
         database_url=args.database_url,
         labels=args.labels,

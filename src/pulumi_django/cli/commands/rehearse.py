@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from pulumi_django.cli.rehearsal.report import render_markdown, render_report, report_json
     from pulumi_django.cli.rehearsal.servers import ServerError
     from pulumi_django.cli.rehearsal.sources import resolve_sides, same_code
-    from pulumi_django.cli.stackfile import interpreter_label
+    from pulumi_django.cli.stackfile import interpreter_label, load_stack_file
 
     _check_numbers(args)
     _check_outputs(args)
@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         _require_django_project(Path(args.app))
     stack = args.stack or _default_stack(project_dir)
     config = _stack_config(args, project_dir, stack)
-    require_django(config.app.python or "", interpreter_label(project_dir, stack, args.python))
+    source = interpreter_label(load_stack_file(project_dir, stack), args.python)
+    require_django(config.app.python or "", source)
     app_dir = (Path(args.app) if args.app else project_dir / config.app.context).resolve()
     _require_django_project(app_dir)
     # Both sides exist before any server starts.

@@ -268,6 +268,8 @@ def test_every_python_flag_is_an_absolute_path_from_where_the_command_runs(
     assert given("venv/../venv/bin/python") == str(tmp_path / "venv" / "bin" / "python")
     assert given("~/venv/bin/python") == str(tmp_path / "home" / "venv" / "bin" / "python")
     assert given("app-python") == str(program)
+    (tmp_path / "venv").mkdir()  # not on PATH but here: the path, for the error to name
+    assert given("venv") == str(tmp_path / "venv")
     for wrong, said in [
         ("", "--python: give the app's interpreter, e.g. .venv/bin/python"),
         ("no-such-python", "--python: no program no-such-python on PATH; give its path"),

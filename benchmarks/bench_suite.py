@@ -10,9 +10,9 @@ under a phase by what it runs:
     system-deps venv uv lock editable bytecode   setting up (`make packages`, `make bytecode`)
     lint typecheck                               ruff, mypy
     unit                                         pytest: everything but the rehearsals
-    rehearsal                                    pytest: the release rehearsals, after the rest
+    rehearsal                                    pytest: the release rehearsals
 
-and the figures are printed with three ratios:
+and the figures are printed with four ratios:
   - the whole `make test` against the issue's target, 6 minutes;
   - the rehearsal phase against the time its rehearsals must spend under load: each
     rehearsal's JSON report says how long its load ran (`load_seconds`; the release with the
@@ -23,7 +23,11 @@ and the figures are printed with three ratios:
     phase runs its tests side by side (pytest's `-n N`), the floor is their loads spread over
     the N workers: the sum over N, or the longest test's loads, whichever is more;
   - the unit phase against its CPU seconds over the cores, the ideal parallel floor (processes
-    that detach from the test, e.g. a PostgreSQL started by pg_ctl, are not counted in).
+    that detach from the test, e.g. a PostgreSQL started by pg_ctl, are not counted in);
+  - the two together, which `make test` runs side by side (the rehearsals leave cores idle
+    while they wait on their loads; neither floor above holds while they share the cores):
+    their combined wall time against their CPU seconds over the cores, or the rehearsals' own
+    floor if that is more.
 
 uv's cache is left alone: as on any machine that ran `make` before, nothing is downloaded
 again (the output says whether the cache was there). The virtualenv, the bytecode and mypy's
@@ -331,7 +335,29 @@ def summary(
                 for test in sorted(tests, key=lambda t: t.seconds - sum(t.loads), reverse=True)[:5]
             },
         }
+        if unit:
+            document["tests"] = _tests_side_by_side(steps, unit, rehearsal, floor, cores)
     return document
+
+
+def _tests_side_by_side(
+    steps: Sequence[Step], unit: Phase, rehearsal: Phase, rehearsal_floor: float, cores: int
+) -> dict[str, object]:
+    """The unit and rehearsal phases together, as `make test` may run them side by side: their
+    wall time (the union of their lines) against the more of their CPU seconds over the cores
+    and the rehearsals' own floor (neither phase's floor alone holds when they share cores)."""
+    seconds = _covered(
+        (step.start, step.start + step.seconds)
+        for step in steps
+        if step.phase in ("unit", "rehearsal")
+    )
+    floor = max((unit.cpu_seconds + rehearsal.cpu_seconds) / cores, rehearsal_floor)
+    return {
+        "seconds": round(seconds, 1),
+        "side_by_side": seconds < unit.seconds + rehearsal.seconds,
+        "floor_seconds": round(floor, 1),
+        "ratio": _ratio(seconds, floor),
+    }
 
 
 def render(document: dict[str, object]) -> str:
@@ -359,6 +385,13 @@ def render(document: dict[str, object]) -> str:
         )
         for test, seconds in rehearsal["overhead"].items():
             lines.append(f"  {seconds:>6.1f} s beyond its load: {test}")
+    if isinstance(tests := document.get("tests"), dict):
+        how = "side by side" if tests["side_by_side"] else "one after the other"
+        lines.append(
+            f"unit and rehearsal, {how}: {tests['seconds']} s = {tests['ratio']}x their floor, "
+            f"their CPU seconds / cores or the rehearsals' floor, the more = "
+            f"{tests['floor_seconds']} s"
+        )
     if isinstance(failed := document["failed"], list) and failed:
         lines.append(f"FAILED: {', '.join(failed)}")
     return "\n".join(lines)

@@ -227,10 +227,49 @@ def test_the_ratios_are_to_the_target_to_cpu_over_cores_and_to_the_time_under_lo
             "tests.test_rehearse::test_fast": 0.5,
         },
     }
+    # One after the other: 190 s against the 190 CPU seconds over 2 cores, 95 s.
+    assert document["tests"] == {
+        "seconds": 190.0,
+        "side_by_side": False,
+        "floor_seconds": 95.0,
+        "ratio": 2.0,
+    }
     assert document["source"] == "commit abc" and document["failed"] == []
     rendered = bench.render(document)
     assert "rehearsal: 90.0 s = 2.12x its floor" in rendered
+    assert "unit and rehearsal, one after the other: 190.0 s = 2.0x their floor" in rendered
     assert json.loads(json.dumps(document)) == document
+
+
+@pytest.mark.parametrize(
+    ("rehearsal_cpu", "floor"),
+    [
+        (250.0, 200.0),  # (150 + 250) CPU seconds over 2 cores
+        (10.0, 80.0),  # the rehearsals' loads: 80 s under load on 1 worker is more than 160 / 2
+    ],
+)
+def test_unit_and_rehearsal_side_by_side_count_once_against_their_cpu_or_the_loads(
+    tmp_path: Path, rehearsal_cpu: float, floor: float
+) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite>'
+        '<testcase classname="tests.test_rehearse" name="test_one" time="90.0">'
+        f"<system-out>{_report(load_seconds=80.0)}</system-out></testcase>"
+        "</testsuite></testsuites>"
+    )
+    steps = [
+        _step("unit", 30.0, 220.0, 150.0),
+        _step("rehearsal", 31.0, 180.0, rehearsal_cpu, junit=str(junit)),
+    ]
+    document = bench.summary(steps, 260.0, 2)
+    assert document["tests"] == {
+        "seconds": 220.0,
+        "side_by_side": True,
+        "floor_seconds": floor,
+        "ratio": round(220.0 / floor, 2),
+    }
+    assert "unit and rehearsal, side by side: 220.0 s" in bench.render(document)
 
 
 @pytest.mark.parametrize(

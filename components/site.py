@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
+
+from pulumi_django.components.args import ComponentArgsError
 
 # Where every target's app reaches its database and cache.
 POSTGRES_PORT = 5432
@@ -72,3 +74,19 @@ class Site(pulumi.ComponentResource):
         """Export the site's outputs as the stack's (a ready-made stack's last line)."""
         for name, value in self.exports.items():
             pulumi.export(name, value)
+
+
+def site_class(target: Literal["aws", "local"]) -> type[Site]:
+    """The ready-made site of a stack's target (`django:target`): AwsSite or LocalSite.
+
+    Only that target's components are imported, so a local stack never loads the AWS ones nor
+    their SDK (the AWS SDK's modules are most of a plan's import time)."""
+    if target == "aws":
+        from pulumi_django.components.aws.site import AwsSite
+
+        return AwsSite
+    if target == "local":
+        from pulumi_django.components.local.site import LocalSite
+
+        return LocalSite
+    raise ComponentArgsError(f"no site for the target {target!r}: 'aws' or 'local'")

@@ -4,16 +4,23 @@ the components declare, and the one check-then-job gate both targets use."""
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pulumi
 import pytest
 
 import pulumi_django.components
 import pulumi_django.providers
+from pulumi_django import AwsSite, ComponentArgsError, LocalSite, site_class
 from pulumi_django.recorder import record
-from pulumi_django.release import PARTICIPANTS, RELEASE_STEPS, declared_steps
-from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
+from pulumi_django.release import RELEASE_STEPS, declared_steps
+from pulumi_django.release_steps import RELEASE_ROLES, ReleaseRole, Step, check_then_job
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_order_and_titles_are_the_release_s() -> None:
@@ -52,30 +59,69 @@ def test_each_step_has_the_resource_types_of_both_targets() -> None:
     }
 
 
-def test_every_class_that_declares_a_step_is_read() -> None:
-    """A component or provider with `release_roles` that `PARTICIPANTS` left out would carry
-    out a step the plan never shows."""
-    declaring = set()
+def test_the_roles_the_classes_declare_are_the_table_the_plan_reads() -> None:
+    """Every role a component or provider declares is in the table the plan reads (else the plan
+    would never show its step), and every role in the table is some class's (no stale entry)."""
+    declared: set[ReleaseRole] = set()
     for package in (pulumi_django.components, pulumi_django.providers):
         for found in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             module = importlib.import_module(found.name)
-            declaring |= {
-                value
-                for value in vars(module).values()
-                if isinstance(value, type)
-                and value.__module__ == module.__name__
-                and "release_roles" in vars(value)
-            }
-    assert declaring == set(PARTICIPANTS)
+            for value in vars(module).values():
+                if isinstance(value, type) and value.__module__ == module.__name__:
+                    declared |= set(vars(value).get("release_roles", ()))
+    assert declared == set(RELEASE_ROLES)
+    assert len(set(RELEASE_ROLES)) == len(RELEASE_ROLES)
 
 
 def test_a_step_nobody_carries_out_is_refused() -> None:
-    class ProxyOnly:
-        release_roles = (ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch"),)
-
+    proxy_only = (ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch"),)
     with pytest.raises(LookupError, match="'image'"):
-        declared_steps((ProxyOnly,))
-    assert declared_steps(PARTICIPANTS) == RELEASE_STEPS
+        declared_steps(proxy_only)
+    assert declared_steps(RELEASE_ROLES) == RELEASE_STEPS
+
+
+# Plans the local stack in a fresh interpreter (the app's checks off: this is about the
+# program) and prints the modules it loaded and the release steps it found.
+LOCAL_PLAN = """import json, sys
+from pathlib import Path
+from pulumi_django.cli.plan import plan_stack
+
+plan = plan_stack(Path(sys.argv[1]), "local", app_checks=False)
+steps = [(found.step.key, found.ordered) for found in plan.release_order()]
+print(json.dumps({"loaded": sorted(sys.modules), "steps": steps}))
+"""
+
+
+@pytest.mark.parametrize("project", ["bigfoot", "notebook"])
+def test_a_local_plan_shows_every_step_without_loading_an_aws_component(project: str) -> None:
+    """A local stack's plan never imports the AWS components, nor the AWS SDK (most of a
+    plan's import time), and still finds each of its release steps in order."""
+    directory = ROOT if project == "bigfoot" else ROOT / "examples" / "notebook"
+    done = subprocess.run(
+        [sys.executable, "-c", LOCAL_PLAN, str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(done.stdout)
+    aws = ("pulumi_aws", "pulumi_django.components.aws")
+    assert [module for module in found["loaded"] if module.startswith(aws)] == []
+    assert found["steps"] == [
+        ["image", None],
+        ["static", True],
+        ["check", True],
+        ["migrate", True],
+        ["fleet", True],
+        ["proxy", True],
+    ]
+
+
+def test_each_target_has_its_site_class_and_an_unknown_one_is_refused() -> None:
+    assert site_class("aws") is AwsSite
+    assert site_class("local") is LocalSite
+    with pytest.raises(ComponentArgsError, match="'gcp'"):
+        site_class("gcp")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("check_enabled", [True, False])

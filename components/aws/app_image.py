@@ -32,7 +32,7 @@ from pulumi_django.providers.image_tag import (
     RELEASE_TAG_PREFIX,
     ImageReleaseTag,
 )
-from pulumi_django.release_steps import ReleaseRole, Step
+from pulumi_django.release_steps import IMAGE_BUILD, IMAGE_RELEASE_TAG, ReleaseRole
 from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
 # An image index (multi-platform or with build attestations) keeps its platform and
@@ -180,8 +180,8 @@ class AppImage(pulumi.ComponentResource):
     # The release tag carries the step too: a prebuilt image (`app.image`) has no build, and
     # its release starts when its digest is resolved and tagged.
     release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.IMAGE, "docker:index/image:Image"),
-        ReleaseRole(Step.IMAGE, "pulumi-python:dynamic/fleet:ImageReleaseTag"),
+        IMAGE_BUILD,
+        IMAGE_RELEASE_TAG,
     )
 
     image_ref: pulumi.Output[str]

@@ -21,7 +21,7 @@ from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
 )
-from pulumi_django.release_steps import ReleaseRole, Step
+from pulumi_django.release_steps import ECS_SERVICE, ReleaseRole
 from pulumi_django.rendering.container_definitions import PROXY_CONTAINER
 
 if TYPE_CHECKING:
@@ -277,9 +277,7 @@ class AppService(pulumi.ComponentResource):
     tasks, because most service settings (network, ECS Exec, capacity providers) only reach new
     tasks anyway, and the AWS provider refuses a capacity-provider change without it."""
 
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.FLEET, "aws:ecs/service:Service"),
-    )
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (ECS_SERVICE,)
 
     service: aws.ecs.Service
     rollback_alarm: aws.cloudwatch.MetricAlarm | None

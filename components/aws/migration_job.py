@@ -24,7 +24,7 @@ from pulumi_django.providers.migration_check import MigrationCheck
 from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.providers.release_commands import release_commands
 from pulumi_django.providers.release_task import ReleaseTaskInputs
-from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
+from pulumi_django.release_steps import MIGRATION_CHECK, MIGRATION_JOB, ReleaseRole, check_then_job
 from pulumi_django.rendering.container_definitions import release_log_prefix
 
 
@@ -116,8 +116,8 @@ class MigrationJob(pulumi.ComponentResource):
     `check` (None with `migrations.check` off) and `job` are the two one-off task runs."""
 
     release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:MigrationCheck"),
-        ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:MigrationJob"),
+        MIGRATION_CHECK,
+        MIGRATION_JOB,
     )
 
     check: MigrationCheck | None

@@ -32,7 +32,7 @@ from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
 )
-from pulumi_django.release_steps import ReleaseRole, Step
+from pulumi_django.release_steps import ECS_SERVICE, ReleaseRole
 from pulumi_django.rendering.container_definitions import (
     TaskLogs,
     worker_container_definition,
@@ -144,9 +144,7 @@ class WorkerService(pulumi.ComponentResource):
     `pulumi up` fails when the release did not take (`RolloutVerification`), as for the web
     fleet."""
 
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.FLEET, "aws:ecs/service:Service"),
-    )
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (ECS_SERVICE,)
 
     task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service

@@ -15,7 +15,7 @@ from pulumi_django._mock_answers import mock_image_digest, or_mock_answer
 from pulumi_django.build_context import build_paths, image_tag, project_relative
 from pulumi_django.components.args import ComponentArgsError, arg
 from pulumi_django.config.app import IMAGE_ID, IMAGE_REFERENCE, AppConfig
-from pulumi_django.release_steps import ReleaseRole, Step
+from pulumi_django.release_steps import IMAGE_BUILD, ReleaseRole
 
 # The engine builds for its own platform; the name only enters the tag's digest.
 LOCAL_PLATFORM = "native"
@@ -65,9 +65,7 @@ class LocalAppImage(pulumi.ComponentResource):
 
     `ref` is the image's ID either way."""
 
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.IMAGE, "docker:index/image:Image"),
-    )
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (IMAGE_BUILD,)
 
     ref: pulumi.Output[str]
     image_tag: str | None

@@ -24,7 +24,12 @@ from pulumi_django.migration_check import acknowledgement_reasons
 from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobVerdict
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
-from pulumi_django.release_steps import ReleaseRole, Step, check_then_job
+from pulumi_django.release_steps import (
+    LOCAL_CHECK_VERDICT,
+    LOCAL_JOB_VERDICT,
+    ReleaseRole,
+    check_then_job,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,8 +71,8 @@ class LocalMigrationJob(pulumi.ComponentResource):
     and `job_verdict` always exist."""
 
     release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:LocalCheckVerdict"),
-        ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:LocalJobVerdict"),
+        LOCAL_CHECK_VERDICT,
+        LOCAL_JOB_VERDICT,
     )
 
     check_container: docker.Container | None

@@ -41,7 +41,7 @@ from pulumi_django.config.workers import (
     ProcessSize,
     WorkersConfig,
 )
-from pulumi_django.release_steps import ReleaseRole, Step
+from pulumi_django.release_steps import LOCAL_WORKERS, ReleaseRole
 
 # The warm shutdown of Celery, RQ and Django's task workers.
 STOP_SIGNAL = "SIGTERM"
@@ -97,9 +97,7 @@ class LocalWorkers(pulumi.ComponentResource):
 
     # Released beside the web replicas, from the same gate; the proxy never switches to them,
     # so the proxy's switch does not wait for them (`gates_next`).
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.FLEET, "pulumi-django:local:Workers", gates_next=False),
-    )
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (LOCAL_WORKERS,)
 
     # Worker name -> its containers, in order.
     workers: dict[str, list[docker.Container]]

@@ -63,6 +63,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "config.static": ("StaticConfig",),
     "config.workers": ("SchedulerConfig", "WorkerConfig", "WorkersConfig"),
     "components.args": ("ComponentArgsError",),
+    "components.site": ("site_class",),
     "providers.static_release": ("StaticRelease",),
     "providers.aws_session": ("AssumeRole", "AwsSession"),
     "rendering.local_proxy": ("ProxyControl",),
@@ -156,6 +157,7 @@ __all__ = [
     "WorkerServiceArgs",
     "WorkersConfig",
     "load_stack_config",
+    "site_class",
 ]
 
 
@@ -192,6 +194,7 @@ if TYPE_CHECKING:
     from .components.local.site import LocalSite
     from .components.local.static import LocalStaticRelease, LocalStaticReleaseArgs
     from .components.local.workers import LocalWorkers, LocalWorkersArgs
+    from .components.site import site_class
     from .config import ConfigError, StackConfig, load_stack_config
     from .config.app import AppConfig
     from .config.cache import CacheConfig

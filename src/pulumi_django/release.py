@@ -3,8 +3,9 @@
 image built -> static release published -> migration safety check -> migration job -> app fleet
 updated -> proxy switched to fleet (local only: the proxy container outlives releases)
 
-The order is `release_steps.Step`'s; which resources carry out each step is what the components
-declare (`release_roles`), read here into `RELEASE_STEPS`. The stack enforces the order with
+The order is `release_steps.Step`'s; which resources carry out each step is its table of roles
+(`release_steps.RELEASE_ROLES`, which the components name theirs from), read here into
+`RELEASE_STEPS` without importing a component. The stack enforces the order with
 resource dependencies; the offline plan shows it and verifies it; the release rehearsal walks
 the same steps on real servers.
 """
@@ -12,43 +13,9 @@ the same steps on real servers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
 
-from .components.aws.app_image import AppImage
-from .components.aws.app_service import AppService
-from .components.aws.migration_job import MigrationJob
-from .components.aws.worker_service import WorkerService
-from .components.local.app import LocalAppReplicas
-from .components.local.app_image import LocalAppImage
-from .components.local.migration_job import LocalMigrationJob
-from .components.local.proxy_switch import LocalProxySwitch
-from .components.local.static import LocalStaticRelease
-from .components.local.workers import LocalWorkers
-from .providers.static_release import StaticRelease
 from .recorder import RecordedResource, Recording
-from .release_steps import ReleaseRole, Step
-
-
-class Participant(Protocol):
-    """A class whose resources carry out release steps: which, it declares."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]]
-
-
-# Every class that carries out a release step, on either target.
-PARTICIPANTS: tuple[type[Participant], ...] = (
-    AppImage,
-    LocalAppImage,
-    StaticRelease,
-    LocalStaticRelease,
-    MigrationJob,
-    LocalMigrationJob,
-    AppService,
-    WorkerService,
-    LocalAppReplicas,
-    LocalWorkers,
-    LocalProxySwitch,
-)
+from .release_steps import RELEASE_ROLES, ReleaseRole, Step
 
 
 @dataclass(frozen=True)
@@ -63,16 +30,15 @@ class ReleaseStep:
     beside: tuple[str, ...] = ()
 
 
-def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[ReleaseStep, ...]:
-    """The release steps in order, each with the types its participants declare; a step that
-    no participant carries out is an error, since no plan could show it."""
-    roles = [role for participant in participants for role in participant.release_roles]
+def declared_steps(roles: tuple[ReleaseRole, ...]) -> tuple[ReleaseStep, ...]:
+    """The release steps in order, each with the types its roles name; a step that no role
+    carries out is an error, since no plan could show it."""
     steps = []
     for step in Step:
         step_roles = [role for role in roles if role.step is step]
         types = tuple(dict.fromkeys(role.resource_type for role in step_roles))
         if not types:
-            raise LookupError(f"no component declares the release step {step.value!r}")
+            raise LookupError(f"no role carries out the release step {step.value!r}")
         beside = tuple(
             dict.fromkeys(role.resource_type for role in step_roles if not role.gates_next)
         )
@@ -80,7 +46,7 @@ def declared_steps(participants: tuple[type[Participant], ...]) -> tuple[Release
     return tuple(steps)
 
 
-RELEASE_STEPS: tuple[ReleaseStep, ...] = declared_steps(PARTICIPANTS)
+RELEASE_STEPS: tuple[ReleaseStep, ...] = declared_steps(RELEASE_ROLES)
 
 
 @dataclass(frozen=True)

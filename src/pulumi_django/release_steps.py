@@ -1,11 +1,12 @@
 """The release's steps, in the one order every release takes them, and how a component says
 which of them it carries out.
 
-A component (or a resource a site creates directly) that carries out a step declares it in
-`release_roles`: the step and the type token of the resource that does it. `pulumi_django.release`
-reads the declarations into its table (`RELEASE_STEPS`), which the offline plan checks against
-the resource dependencies and the rehearsal walks. This module imports no component, so that
-every component can import it.
+Every resource type that carries out a step is written once, here (`RELEASE_ROLES`); a
+component (or a provider) that carries out a step names its roles from it in `release_roles`.
+`pulumi_django.release` reads the table into its steps (`RELEASE_STEPS`), which the offline plan
+checks against the resource dependencies and the rehearsal walks. This module imports no
+component, so that every component can import it, and the plan knows every step's types
+without importing the components (a local plan never loads the AWS ones, nor their SDK).
 """
 
 from __future__ import annotations
@@ -50,6 +51,38 @@ class ReleaseRole:
     step: Step
     resource_type: str
     gates_next: bool = True
+
+
+# The resources that carry out each step, on either target. A resource of one of these types
+# carries out its step whoever created it: a program of one's own may create its ECS service or
+# its image itself.
+IMAGE_BUILD = ReleaseRole(Step.IMAGE, "docker:index/image:Image")
+IMAGE_RELEASE_TAG = ReleaseRole(Step.IMAGE, "pulumi-python:dynamic/fleet:ImageReleaseTag")
+STATIC_RELEASE = ReleaseRole(Step.STATIC, "pulumi-python:dynamic/static:StaticRelease")
+LOCAL_STATIC_RELEASE = ReleaseRole(Step.STATIC, "pulumi-django:local:StaticRelease")
+MIGRATION_CHECK = ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:MigrationCheck")
+LOCAL_CHECK_VERDICT = ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:LocalCheckVerdict")
+MIGRATION_JOB = ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:MigrationJob")
+LOCAL_JOB_VERDICT = ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:LocalJobVerdict")
+ECS_SERVICE = ReleaseRole(Step.FLEET, "aws:ecs/service:Service")
+LOCAL_APP_REPLICAS = ReleaseRole(Step.FLEET, "pulumi-django:local:AppReplicas")
+LOCAL_WORKERS = ReleaseRole(Step.FLEET, "pulumi-django:local:Workers", gates_next=False)
+LOCAL_PROXY_SWITCH = ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch")
+
+RELEASE_ROLES: tuple[ReleaseRole, ...] = (
+    IMAGE_BUILD,
+    IMAGE_RELEASE_TAG,
+    STATIC_RELEASE,
+    LOCAL_STATIC_RELEASE,
+    MIGRATION_CHECK,
+    LOCAL_CHECK_VERDICT,
+    MIGRATION_JOB,
+    LOCAL_JOB_VERDICT,
+    ECS_SERVICE,
+    LOCAL_APP_REPLICAS,
+    LOCAL_WORKERS,
+    LOCAL_PROXY_SWITCH,
+)
 
 
 Check = TypeVar("Check", bound=pulumi.Resource)

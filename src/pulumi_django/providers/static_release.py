@@ -25,7 +25,7 @@ import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from ..release_steps import ReleaseRole, Step
+from ..release_steps import STATIC_RELEASE, ReleaseRole
 from ..static_publish import (
     DEFAULT_KEEP,
     DEFAULT_PREFIX,
@@ -145,9 +145,7 @@ class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticReleas
     """One release's static files, published next to the last `keep` releases' files. The site
     creates it directly, so it declares its release step itself."""
 
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        ReleaseRole(Step.STATIC, "pulumi-python:dynamic/static:StaticRelease"),
-    )
+    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (STATIC_RELEASE,)
 
     release_id: pulumi.Output[str]
     # The releases index holding this release's record (the name is the first layout's, which

@@ -372,20 +372,23 @@ def render(document: dict[str, object]) -> str:
     )
     if "setup_seconds" in document:
         lines.append(f"setup: {document['setup_seconds']} s")
+    tests = document.get("tests")
+    # Each phase's own floor holds while it has the cores to itself.
+    sharing = " (sharing the cores)" if isinstance(tests, dict) and tests["side_by_side"] else ""
     if isinstance(unit := document.get("unit"), dict):
         lines.append(
-            f"unit: {unit['seconds']} s = {unit['ratio']}x its floor, CPU seconds / cores = "
-            f"{unit['floor_seconds']} s"
+            f"unit{sharing}: {unit['seconds']} s = {unit['ratio']}x its floor, CPU seconds / "
+            f"cores = {unit['floor_seconds']} s"
         )
     if isinstance(rehearsal := document.get("rehearsal"), dict):
         lines.append(
-            f"rehearsal: {rehearsal['seconds']} s = {rehearsal['ratio']}x its floor, the "
+            f"rehearsal{sharing}: {rehearsal['seconds']} s = {rehearsal['ratio']}x its floor, the "
             f"{rehearsal['reports']} rehearsals' time under load over {rehearsal['workers']} "
             f"worker(s) = {rehearsal['floor_seconds']} s"
         )
         for test, seconds in rehearsal["overhead"].items():
             lines.append(f"  {seconds:>6.1f} s beyond its load: {test}")
-    if isinstance(tests := document.get("tests"), dict):
+    if isinstance(tests, dict):
         how = "side by side" if tests["side_by_side"] else "one after the other"
         lines.append(
             f"unit and rehearsal, {how}: {tests['seconds']} s = {tests['ratio']}x their floor, "

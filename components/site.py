@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
 from pydantic.alias_generators import to_camel
 
-from pulumi_django.components.args import ComponentArgsError
+from pulumi_django.config.loader import ConfigError
+
+if TYPE_CHECKING:
+    from pulumi_django.components.aws.site import AwsSite
+    from pulumi_django.components.local.site import LocalSite
 
 # Where every target's app reaches its database and cache.
 POSTGRES_PORT = 5432
@@ -76,11 +80,17 @@ class Site(pulumi.ComponentResource):
             pulumi.export(name, value)
 
 
-def site_class(target: Literal["aws", "local"]) -> type[Site]:
+@overload
+def site_class(target: Literal["aws"]) -> type[AwsSite]: ...
+@overload
+def site_class(target: Literal["local"]) -> type[LocalSite]: ...
+@overload
+def site_class(target: Literal["aws", "local"]) -> type[AwsSite] | type[LocalSite]: ...
+def site_class(target: str) -> type[AwsSite] | type[LocalSite]:
     """The ready-made site of a stack's target (`django:target`): AwsSite or LocalSite.
 
     Only that target's components are imported, so a local stack never loads the AWS ones nor
-    their SDK (the AWS SDK's modules are most of a plan's import time)."""
+    the AWS SDK (most of a plan's import time)."""
     if target == "aws":
         from pulumi_django.components.aws.site import AwsSite
 
@@ -89,4 +99,4 @@ def site_class(target: Literal["aws", "local"]) -> type[Site]:
         from pulumi_django.components.local.site import LocalSite
 
         return LocalSite
-    raise ComponentArgsError(f"no site for the target {target!r}: 'aws' or 'local'")
+    raise ConfigError([f"django:target: no site for {target!r}; 'aws' or 'local'"])

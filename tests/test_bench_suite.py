@@ -245,7 +245,7 @@ def test_the_ratios_are_to_the_target_to_cpu_over_cores_and_to_the_time_under_lo
     ("rehearsal_cpu", "floor"),
     [
         (250.0, 200.0),  # (150 + 250) CPU seconds over 2 cores
-        (10.0, 80.0),  # the rehearsals' loads: 80 s under load on 1 worker is more than 160 / 2
+        (2.0, 80.0),  # the rehearsals' loads: 80 s under load on 1 worker, more than 152 / 2
     ],
 )
 def test_unit_and_rehearsal_side_by_side_count_once_against_their_cpu_or_the_loads(
@@ -269,7 +269,10 @@ def test_unit_and_rehearsal_side_by_side_count_once_against_their_cpu_or_the_loa
         "floor_seconds": floor,
         "ratio": round(220.0 / floor, 2),
     }
-    assert "unit and rehearsal, side by side: 220.0 s" in bench.render(document)
+    rendered = bench.render(document)
+    assert "unit and rehearsal, side by side: 220.0 s" in rendered
+    assert "unit (sharing the cores): 220.0 s" in rendered
+    assert "rehearsal (sharing the cores): 180.0 s" in rendered
 
 
 @pytest.mark.parametrize(

@@ -482,8 +482,8 @@ def test_a_held_write_probe_writes_only_once_released(tmp_path: Path, pg: Postgr
 
 
 def test_the_rehearsal_imports_no_component_nor_django() -> None:
-    """The command starts in a second less: it walks `Step` (not the components' table in
-    `pulumi_django.release`), and finds the model_bakery it lends without importing it."""
+    """The command starts in a second less: it walks `Step`, imports no component, and
+    finds the model_bakery it lends without importing it."""
     imported = subprocess.run(
         [
             sys.executable,

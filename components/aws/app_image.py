@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -32,7 +32,6 @@ from pulumi_django.providers.image_tag import (
     RELEASE_TAG_PREFIX,
     ImageReleaseTag,
 )
-from pulumi_django.release_steps import IMAGE_BUILD, IMAGE_RELEASE_TAG, ReleaseRole
 from pulumi_django.rendering.container_definitions import APP_TMP_PATH
 
 # An image index (multi-platform or with build attestations) keeps its platform and
@@ -176,13 +175,6 @@ class AppImage(pulumi.ComponentResource):
 
     Each child is an attribute: `repository` and `lifecycle_policy` (None when the repository
     is brought), `image` (None for a prebuilt image) and `release_tag`."""
-
-    # The release tag carries the step too: a prebuilt image (`app.image`) has no build, and
-    # its release starts when its digest is resolved and tagged.
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        IMAGE_BUILD,
-        IMAGE_RELEASE_TAG,
-    )
 
     image_ref: pulumi.Output[str]
     repository_url: pulumi.Output[str]

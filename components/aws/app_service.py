@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +21,6 @@ from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
 )
-from pulumi_django.release_steps import ECS_SERVICE, ReleaseRole
 from pulumi_django.rendering.container_definitions import PROXY_CONTAINER
 
 if TYPE_CHECKING:
@@ -276,8 +275,6 @@ class AppService(pulumi.ComponentResource):
     before its migrations ran. Every change to the service (`forceNewDeployment`) rolls the
     tasks, because most service settings (network, ECS Exec, capacity providers) only reach new
     tasks anyway, and the AWS provider refuses a capacity-provider change without it."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (ECS_SERVICE,)
 
     service: aws.ecs.Service
     rollback_alarm: aws.cloudwatch.MetricAlarm | None

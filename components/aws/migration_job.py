@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -24,7 +24,7 @@ from pulumi_django.providers.migration_check import MigrationCheck
 from pulumi_django.providers.migration_job import MigrationTaskRun
 from pulumi_django.providers.release_commands import release_commands
 from pulumi_django.providers.release_task import ReleaseTaskInputs
-from pulumi_django.release_steps import MIGRATION_CHECK, MIGRATION_JOB, ReleaseRole, check_then_job
+from pulumi_django.release_steps import check_then_job
 from pulumi_django.rendering.container_definitions import release_log_prefix
 
 
@@ -114,11 +114,6 @@ class MigrationJob(pulumi.ComponentResource):
     """Checks, then applies, the release's migrations; outputs what the job did.
 
     `check` (None with `migrations.check` off) and `job` are the two one-off task runs."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        MIGRATION_CHECK,
-        MIGRATION_JOB,
-    )
 
     check: MigrationCheck | None
     job: MigrationTaskRun

@@ -9,7 +9,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_aws as aws
@@ -32,7 +31,6 @@ from pulumi_django.providers.rollout_verification import (
     DEFAULT_TIMEOUT_SECONDS,
     RolloutVerification,
 )
-from pulumi_django.release_steps import ECS_SERVICE, ReleaseRole
 from pulumi_django.rendering.container_definitions import (
     TaskLogs,
     worker_container_definition,
@@ -143,8 +141,6 @@ class WorkerService(pulumi.ComponentResource):
     waits for `after` (the migration job), rolls back when its new tasks keep failing, and
     `pulumi up` fails when the release did not take (`RolloutVerification`), as for the web
     fleet."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (ECS_SERVICE,)
 
     task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service

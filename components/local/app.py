@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -27,7 +26,6 @@ from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.config.local import LocalConfig
-from pulumi_django.release_steps import LOCAL_APP_REPLICAS, ReleaseRole
 from pulumi_django.rendering.app_server import app_server_command, app_server_settings
 
 # Only the proxy and the release's one-off containers share the replicas' private network, so
@@ -92,8 +90,6 @@ class LocalAppReplicasArgs:
 
 class LocalAppReplicas(pulumi.ComponentResource):
     """`local.replicas` app containers; `upstreams` lists them as `name:port`."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (LOCAL_APP_REPLICAS,)
 
     names: pulumi.Output[list[str]]
     upstreams: pulumi.Output[list[str]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -15,7 +14,6 @@ from pulumi_django._mock_answers import mock_image_digest, or_mock_answer
 from pulumi_django.build_context import build_paths, image_tag, project_relative
 from pulumi_django.components.args import ComponentArgsError, arg
 from pulumi_django.config.app import IMAGE_ID, IMAGE_REFERENCE, AppConfig
-from pulumi_django.release_steps import IMAGE_BUILD, ReleaseRole
 
 # The engine builds for its own platform; the name only enters the tag's digest.
 LOCAL_PLATFORM = "native"
@@ -64,8 +62,6 @@ class LocalAppImage(pulumi.ComponentResource):
       (`docker.get_remote_image`): no registry is asked.
 
     `ref` is the image's ID either way."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (IMAGE_BUILD,)
 
     ref: pulumi.Output[str]
     image_tag: str | None

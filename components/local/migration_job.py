@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -25,9 +24,6 @@ from pulumi_django.providers.local_migration import LocalCheckVerdict, LocalJobV
 from pulumi_django.providers.migration_check import check_command
 from pulumi_django.providers.release_commands import release_command, release_commands
 from pulumi_django.release_steps import (
-    LOCAL_CHECK_VERDICT,
-    LOCAL_JOB_VERDICT,
-    ReleaseRole,
     check_then_job,
 )
 
@@ -69,11 +65,6 @@ class LocalMigrationJob(pulumi.ComponentResource):
 
     `check_container` and `check_verdict` are None with `migrations.check` off; `job_container`
     and `job_verdict` always exist."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (
-        LOCAL_CHECK_VERDICT,
-        LOCAL_JOB_VERDICT,
-    )
 
     check_container: docker.Container | None
     check_verdict: LocalCheckVerdict | None

@@ -10,7 +10,6 @@ deleted only after it, at the end of the update. A verdict fails `pulumi up` if 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -18,7 +17,6 @@ import pulumi_docker as docker
 from pulumi_django.components.args import arg
 from pulumi_django.components.local.containers import LOOPBACK, on_network
 from pulumi_django.providers.local_release import LocalSwitchVerdict
-from pulumi_django.release_steps import LOCAL_PROXY_SWITCH, ReleaseRole
 from pulumi_django.rendering.local_proxy import ProxyControl, render_switch
 
 
@@ -45,8 +43,6 @@ class LocalProxySwitchArgs:
 
 class LocalProxySwitch(pulumi.ComponentResource):
     """Hands `config_text` to the running proxy and waits until it serves it."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (LOCAL_PROXY_SWITCH,)
 
     switch_log: pulumi.Output[str]
     container: docker.Container

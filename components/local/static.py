@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -22,7 +21,6 @@ from pulumi_django.components.args import arg
 from pulumi_django.config.app import AppConfig
 from pulumi_django.config.static import StaticConfig
 from pulumi_django.providers.local_release import LocalStaticVerdict
-from pulumi_django.release_steps import LOCAL_STATIC_RELEASE, ReleaseRole
 from pulumi_django.rendering.proxy import LOCAL_STATIC_MOUNT
 
 # The engine inside the publisher container; /tmp exists in every image.
@@ -93,8 +91,6 @@ class LocalStaticReleaseArgs:
 
 class LocalStaticRelease(pulumi.ComponentResource):
     """The static-files volume and this release's publish into it."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (LOCAL_STATIC_RELEASE,)
 
     volume_name: pulumi.Output[str]
     release_id: pulumi.Output[str]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 import pulumi
 import pulumi_docker as docker
@@ -41,7 +40,6 @@ from pulumi_django.config.workers import (
     ProcessSize,
     WorkersConfig,
 )
-from pulumi_django.release_steps import LOCAL_WORKERS, ReleaseRole
 
 # The warm shutdown of Celery, RQ and Django's task workers.
 STOP_SIGNAL = "SIGTERM"
@@ -94,10 +92,6 @@ def docker_health_check(check: ProcessHealthCheck | None) -> docker.ContainerHea
 class LocalWorkers(pulumi.ComponentResource):
     """`count` containers per worker service and one scheduler container; `names` maps each
     worker (and `scheduler`) to its containers' names."""
-
-    # Released beside the web replicas, from the same gate; the proxy never switches to them,
-    # so the proxy's switch does not wait for them (`gates_next`).
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (LOCAL_WORKERS,)
 
     # Worker name -> its containers, in order.
     workers: dict[str, list[docker.Container]]

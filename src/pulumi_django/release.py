@@ -30,7 +30,7 @@ class ReleaseStep:
     beside: tuple[str, ...] = ()
 
 
-def declared_steps(roles: tuple[ReleaseRole, ...]) -> tuple[ReleaseStep, ...]:
+def steps_of(roles: tuple[ReleaseRole, ...]) -> tuple[ReleaseStep, ...]:
     """The release steps in order, each with the types its roles name; a step that no role
     carries out is an error, since no plan could show it."""
     steps = []
@@ -46,7 +46,7 @@ def declared_steps(roles: tuple[ReleaseRole, ...]) -> tuple[ReleaseStep, ...]:
     return tuple(steps)
 
 
-RELEASE_STEPS: tuple[ReleaseStep, ...] = declared_steps(RELEASE_ROLES)
+RELEASE_STEPS: tuple[ReleaseStep, ...] = steps_of(RELEASE_ROLES)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""The release's steps, in the one order every release takes them, and how a component says
-which of them it carries out.
+"""The release's steps, in the one order every release takes them, and the resources that carry
+out each of them.
 
-Every resource type that carries out a step is written once, here (`RELEASE_ROLES`); a
-component (or a provider) that carries out a step names its roles from it in `release_roles`.
+Both are written once, here: the order in `Step`, the resource types in `RELEASE_ROLES`.
 `pulumi_django.release` reads the table into its steps (`RELEASE_STEPS`), which the offline plan
 checks against the resource dependencies and the rehearsal walks. This module imports no
-component, so that every component can import it, and the plan knows every step's types
-without importing the components (a local plan never loads the AWS ones, nor their SDK).
+component, so that every component can import it (`check_then_job`), and the plan knows every
+step's types without importing a component: a local plan never loads the AWS ones, nor the AWS
+SDK.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Step(StrEnum):
 
 @dataclass(frozen=True)
 class ReleaseRole:
-    """A class's part in the release: resources of type `resource_type` carry out `step`.
+    """A part in the release: resources of type `resource_type` carry out `step`.
 
     `gates_next` False: released beside the step's other resources, which the next step waits
     for, but not these (the local target's background workers: the proxy switches to the web
@@ -53,35 +53,33 @@ class ReleaseRole:
     gates_next: bool = True
 
 
-# The resources that carry out each step, on either target. A resource of one of these types
-# carries out its step whoever created it: a program of one's own may create its ECS service or
-# its image itself.
-IMAGE_BUILD = ReleaseRole(Step.IMAGE, "docker:index/image:Image")
-IMAGE_RELEASE_TAG = ReleaseRole(Step.IMAGE, "pulumi-python:dynamic/fleet:ImageReleaseTag")
-STATIC_RELEASE = ReleaseRole(Step.STATIC, "pulumi-python:dynamic/static:StaticRelease")
-LOCAL_STATIC_RELEASE = ReleaseRole(Step.STATIC, "pulumi-django:local:StaticRelease")
-MIGRATION_CHECK = ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:MigrationCheck")
-LOCAL_CHECK_VERDICT = ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:LocalCheckVerdict")
-MIGRATION_JOB = ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:MigrationJob")
-LOCAL_JOB_VERDICT = ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:LocalJobVerdict")
-ECS_SERVICE = ReleaseRole(Step.FLEET, "aws:ecs/service:Service")
-LOCAL_APP_REPLICAS = ReleaseRole(Step.FLEET, "pulumi-django:local:AppReplicas")
-LOCAL_WORKERS = ReleaseRole(Step.FLEET, "pulumi-django:local:Workers", gates_next=False)
-LOCAL_PROXY_SWITCH = ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch")
-
+# The resources that carry out each step, on either target, and the component or site that
+# creates them. A resource of one of these types carries out its step whoever created it: a
+# program of one's own may create its ECS service or its image itself.
 RELEASE_ROLES: tuple[ReleaseRole, ...] = (
-    IMAGE_BUILD,
-    IMAGE_RELEASE_TAG,
-    STATIC_RELEASE,
-    LOCAL_STATIC_RELEASE,
-    MIGRATION_CHECK,
-    LOCAL_CHECK_VERDICT,
-    MIGRATION_JOB,
-    LOCAL_JOB_VERDICT,
-    ECS_SERVICE,
-    LOCAL_APP_REPLICAS,
-    LOCAL_WORKERS,
-    LOCAL_PROXY_SWITCH,
+    # AppImage (its build) and LocalAppImage.
+    ReleaseRole(Step.IMAGE, "docker:index/image:Image"),
+    # AppImage: a prebuilt image (`app.image`) has no build; its release starts when its digest
+    # is resolved and tagged.
+    ReleaseRole(Step.IMAGE, "pulumi-python:dynamic/fleet:ImageReleaseTag"),
+    # AwsSite creates it directly.
+    ReleaseRole(Step.STATIC, "pulumi-python:dynamic/static:StaticRelease"),
+    # LocalStaticRelease.
+    ReleaseRole(Step.STATIC, "pulumi-django:local:StaticRelease"),
+    # MigrationJob's check and job; LocalMigrationJob's verdicts on them.
+    ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:MigrationCheck"),
+    ReleaseRole(Step.CHECK, "pulumi-python:dynamic/migrations:LocalCheckVerdict"),
+    ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:MigrationJob"),
+    ReleaseRole(Step.MIGRATE, "pulumi-python:dynamic/migrations:LocalJobVerdict"),
+    # AppService and WorkerService.
+    ReleaseRole(Step.FLEET, "aws:ecs/service:Service"),
+    # LocalAppReplicas.
+    ReleaseRole(Step.FLEET, "pulumi-django:local:AppReplicas"),
+    # LocalWorkers: released beside the web replicas, from the same gate; the proxy never
+    # switches to them, so its switch does not wait for them.
+    ReleaseRole(Step.FLEET, "pulumi-django:local:Workers", gates_next=False),
+    # LocalProxySwitch.
+    ReleaseRole(Step.PROXY, "pulumi-django:local:ProxySwitch"),
 )
 
 

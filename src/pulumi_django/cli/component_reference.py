@@ -94,8 +94,7 @@ def _attributes(component: type) -> dict[str, str]:
                 and node.target.value.id == "self"
             ):
                 found[node.target.attr] = ast.unparse(node.annotation)
-    # A ClassVar (`release_roles`, the release step a component declares) is no attribute of
-    # the instance a user reaches into.
+    # A ClassVar is no attribute of the instance a user reaches into.
     return {
         name: kind
         for name, kind in found.items()

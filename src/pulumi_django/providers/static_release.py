@@ -19,13 +19,12 @@ import hashlib
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 import pulumi.dynamic
 
 from ..errors import PulumiDjangoError
-from ..release_steps import STATIC_RELEASE, ReleaseRole
 from ..static_publish import (
     DEFAULT_KEEP,
     DEFAULT_PREFIX,
@@ -142,10 +141,7 @@ def directory_fingerprint(source: Path, prefix: str) -> str:
 
 
 class StaticRelease(pulumi.dynamic.Resource, module="static", name="StaticRelease"):
-    """One release's static files, published next to the last `keep` releases' files. The site
-    creates it directly, so it declares its release step itself."""
-
-    release_roles: ClassVar[tuple[ReleaseRole, ...]] = (STATIC_RELEASE,)
+    """One release's static files, published next to the last `keep` releases' files."""
 
     release_id: pulumi.Output[str]
     # The releases index holding this release's record (the name is the first layout's, which

@@ -3,7 +3,7 @@
 A throwaway PostgreSQL and Redis, N replicas of the app's current version under the real app
 server, and the real proxy in front of them, all on loopback with the stack's settings. Then the
 release is applied step by step in `Step` order, each step by its handler here (keyed by the
-same `Step`s the components declare and the stack wires as resource dependencies), while
+same `Step`s whose resources the stack wires as resource dependencies), while
 virtual users view the app's pages, post its forms (`rehearsal.*` in the stack config) and probe
 the health check. What they saw becomes the report. Meanwhile the fleet's health checks run on
 every replica in service as ECS runs them, replacing the replicas ECS would replace

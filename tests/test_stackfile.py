@@ -15,7 +15,6 @@ from pulumi_django.errors import UsageError
 def project(tmp_path: Path) -> Path:
     (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
     (tmp_path / "__main__.py").write_text("")
-    (tmp_path / "__main__.py").write_text("")
     return tmp_path
 
 
@@ -26,6 +25,25 @@ def stack_error(project: Path, text: str) -> str:
     message = str(raised.value)
     assert "\n" not in message
     return message
+
+
+def test_from_inside_a_project_the_error_names_the_project_to_run_from(project: Path) -> None:
+    inside = project / "shop" / "templates"
+    inside.mkdir(parents=True)
+    with pytest.raises(UsageError) as raised:
+        load_stack_file(inside, "dev")
+    assert str(raised.value) == (
+        f"no Pulumi.yaml in {inside}; the project is {project}: run from there or pass "
+        f"--cwd {project}"
+    )
+
+
+def test_outside_any_project_the_error_says_to_run_from_one(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as raised:
+        load_stack_file(tmp_path, "dev")
+    assert str(raised.value) == (
+        f"no Pulumi.yaml in {tmp_path}; run from the project or pass --cwd"
+    )
 
 
 def test_config_values_are_read_under_their_namespace(project: Path) -> None:

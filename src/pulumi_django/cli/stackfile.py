@@ -87,13 +87,22 @@ def available_stacks(project_dir: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
+def _where_to_run(directory: Path) -> str:
+    """What to do when `directory` holds no Pulumi project: name the one it is inside of, as
+    the Pulumi CLI finds it from a subdirectory."""
+    for parent in directory.resolve().parents:
+        if (parent / "Pulumi.yaml").is_file():
+            return f"the project is {parent}: run from there or pass --cwd {parent}"
+    return "run from the project or pass --cwd"
+
+
 def load_stack_file(project_dir: Path, stack: str) -> StackFile:
     """Pulumi.yaml plus Pulumi.<stack>.yaml from `project_dir`; UsageError on any mistake."""
     if not STACK_NAME.match(stack):
         raise UsageError(f"{stack!r} is not a stack name (letters, digits, _ . -)")
     project_file = project_dir / "Pulumi.yaml"
     if not project_file.is_file():
-        raise UsageError(f"no Pulumi.yaml in {project_dir}; run from the project or pass --cwd")
+        raise UsageError(f"no Pulumi.yaml in {project_dir}; {_where_to_run(project_dir)}")
     project = _read_yaml(project_file)
     name = project.get("name")
     if not isinstance(name, str) or not name:

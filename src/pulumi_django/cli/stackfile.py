@@ -54,23 +54,36 @@ def read_stack_config(
     `--app` flag, overrides `app.context`, so the defaults come from that app; `server`, a
     `--server` flag, overrides `app.server`, so the entry point resolved is the one it serves);
     UsageError naming the stack on any mistake, in the file, in the config or in the app."""
+    return resolved_stack_config(
+        load_stack_file(project_dir, stack), python=python, app_dir=app_dir, server=server
+    )
+
+
+def resolved_stack_config(
+    stack_file: StackFile,
+    *,
+    python: str | None = None,
+    app_dir: Path | None = None,
+    server: str | None = None,
+) -> StackConfig:
+    """`read_stack_config` of a stack file already loaded (a command that also reads what the
+    file says as written, e.g. `interpreter_label`)."""
     from pulumi_django.app_resolution import resolve_app_config
     from pulumi_django.config import NAMESPACE, parse_stack_config
 
-    stack_file = load_stack_file(project_dir, stack)
     try:
         config = parse_stack_config(*stack_file.namespace(NAMESPACE))
         overrides: dict[str, str] = {}
-        context = (project_dir / config.app.context).resolve()
+        context = (stack_file.project_dir / config.app.context).resolve()
         if app_dir is not None and app_dir.resolve() != context:
             overrides["context"] = str(app_dir.resolve())
         if server is not None and server != config.app.server:
             overrides["server"] = server
         if overrides:
             config = config.model_copy(update={"app": config.app.model_copy(update=overrides)})
-        return resolve_app_config(config, project_dir, python=python)
+        return resolve_app_config(config, stack_file.project_dir, python=python)
     except PulumiDjangoError as error:
-        raise UsageError(f"stack {stack}: {error}") from None
+        raise UsageError(f"stack {stack_file.stack}: {error}") from None
 
 
 def interpreter_label(stack_file: StackFile, python: str | None) -> str:

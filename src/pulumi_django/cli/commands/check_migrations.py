@@ -12,6 +12,7 @@ from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import UsageError
 
 if TYPE_CHECKING:
+    from pulumi_django.cli.stackfile import StackFile
     from pulumi_django.config import StackConfig
 
 
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pulumi_django.cli.stackfile import interpreter_label, load_stack_file
+    from pulumi_django.cli.stackfile import interpreter_label, resolved_stack_config
     from pulumi_django.migration_check import (
         OFFLINE_APP_ENVIRONMENT,
         acknowledgement_reasons,
@@ -101,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.pythonpath is not None and not Path(args.pythonpath).is_dir():
         raise UsageError(f"--pythonpath {args.pythonpath}: no such directory")
-    stack = _read_stack(args.stack, Path(args.cwd), args.python) if args.stack else None
+    stack_file = _load_stack_file(args.stack, Path(args.cwd)) if args.stack else None
+    stack = (
+        resolved_stack_config(stack_file, python=args.python) if stack_file is not None else None
+    )
     settings, pythonpath = _app_location(args, stack)
     acknowledged = acknowledgement_reasons(stack.migrations.acknowledged) if stack else {}
     try:
@@ -113,9 +117,7 @@ def run(args: argparse.Namespace) -> int:
         pythonpath=pythonpath,
         python=args.python or (stack.app.python if stack else None),
         python_source=(
-            interpreter_label(load_stack_file(Path(args.cwd), args.stack), args.python)
-            if stack
-            else "--python"
+            interpreter_label(stack_file, args.python) if stack_file is not None else "--python"
         ),
         database_url=args.database_url,
         labels=args.labels,
@@ -149,11 +151,11 @@ def _app_location(args: argparse.Namespace, stack: StackConfig | None) -> tuple[
     return settings, str(app_dir)
 
 
-def _read_stack(stack: str, project_dir: Path, python: str | None) -> StackConfig:
+def _load_stack_file(stack: str, project_dir: Path) -> StackFile:
     """The stack whose `migrations.acknowledged` apply and whose app (settings module,
     directory, interpreter) is the default one."""
-    from pulumi_django.cli.stackfile import read_stack_config
+    from pulumi_django.cli.stackfile import load_stack_file
 
     if not project_dir.is_dir():
         raise UsageError(f"--cwd {project_dir}: no such directory")
-    return read_stack_config(project_dir, stack, python=python)
+    return load_stack_file(project_dir, stack)

@@ -17,6 +17,7 @@ from pulumi_django.cli.commands import interpreter_path
 from pulumi_django.errors import UsageError
 
 if TYPE_CHECKING:
+    from pulumi_django.cli.stackfile import StackFile
     from pulumi_django.config import StackConfig
 
 DEFAULT_STACK = "local"
@@ -148,10 +149,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--cwd {args.cwd}: no such directory")
     if args.app:
         _require_django_project(Path(args.app))
-    stack = args.stack or _default_stack(project_dir)
-    config = _stack_config(args, project_dir, stack)
-    source = interpreter_label(load_stack_file(project_dir, stack), args.python)
-    require_django(config.app.python or "", source)
+    stack_file = load_stack_file(project_dir, args.stack or _default_stack(project_dir))
+    config = _stack_config(args, stack_file)
+    require_django(config.app.python or "", interpreter_label(stack_file, args.python))
     app_dir = (Path(args.app) if args.app else project_dir / config.app.context).resolve()
     _require_django_project(app_dir)
     # Both sides exist before any server starts.
@@ -231,13 +231,13 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} {seconds:g}: use 0 to {MAX_PHASE_SECONDS:g} seconds")
 
 
-def _stack_config(args: argparse.Namespace, project_dir: Path, stack: str) -> StackConfig:
+def _stack_config(args: argparse.Namespace, stack_file: StackFile) -> StackConfig:
     """The stack's config, with the app server and its worker count the flags ask for."""
-    from pulumi_django.cli.stackfile import read_stack_config
+    from pulumi_django.cli.stackfile import resolved_stack_config
 
     app_dir = Path(args.app) if args.app else None
-    config = read_stack_config(
-        project_dir, stack, python=args.python, app_dir=app_dir, server=args.server
+    config = resolved_stack_config(
+        stack_file, python=args.python, app_dir=app_dir, server=args.server
     )
     app = config.app.model_copy(update={"workers": args.workers})
     return config.model_copy(update={"app": app})

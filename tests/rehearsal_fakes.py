@@ -53,10 +53,11 @@ def page(
     method: str = "GET",
     detail: str = "",
     version: str = "",
+    latency_ms: float = 5.0,
 ) -> Sample:
     """A page request as the load records it (static prefix /static/, expecting 200)."""
     failure = classify(method, path, status, 200, STATIC_PREFIX)
-    return Sample(started, method, path, status, 5.0, failure, detail, version)
+    return Sample(started, method, path, status, latency_ms, failure, detail, version)
 
 
 def rehearsal_report(

@@ -1255,6 +1255,7 @@ def outage_report(
 def test_an_outage_counts_its_own_5xx_apart_and_tells_what_was_served_and_what_failed() -> None:
     samples = [
         page(5.0, "/", 200),
+        page(9.9, "/", 500, latency_ms=150.0),  # in flight when the stop ended its session
         page(10.5, "/", 500),  # needs the database
         page(12.0, "/", 500),
         page(13.0, "/sightings/new/", 200),  # does not
@@ -1272,24 +1273,27 @@ def test_an_outage_counts_its_own_5xx_apart_and_tells_what_was_served_and_what_f
     assert document["database_outage"] == {
         "seconds": 30,
         "down_seconds": 29.9,
-        "requests": 8,
-        "failures": 4,
+        "requests": 9,
+        "failures": 5,
         "served": {"GET /sightings/new/": 1, "GET /static/*": 1, "GET /healthz": 1},
-        "failed": {"GET /": 2, "POST /sightings/new/": 1},
+        "failed": {"GET /": 3, "POST /sightings/new/": 1},
         "reconnect_window_seconds": RECONNECT_WINDOW_SECONDS,
         "last_failure_after_seconds": 0.3,
         "answered_again_after_seconds": 1.0,
         "ready_after_seconds": 0.5,
         "warning": None,
     }
-    assert document["requests_by_phase"] == {"before": 1, "outage": 8, "during": 1, "after": 0}
+    assert document["requests_by_phase"] == {"before": 1, "outage": 9, "during": 1, "after": 0}
     text = render_report(report)
     assert "Database outage: PostgreSQL stopped 30 s (29.9 s until it accepted" in text
-    assert "  failed while it was down: GET / 2, POST /sightings/new/ 1" in text
+    assert "  failed while it was down: GET / 3, POST /sightings/new/ 1" in text
     assert "replicas replaced: 0" in text
     assert "#### Database outage" in render_markdown(document)
 
-    # A 5xx after the reconnect window, or a failure of another kind during the outage, counts.
+    # A 5xx answered before the stop, or to a request started after the reconnect window, or
+    # a failure of another kind during the outage, counts.
+    early = outage_report([*samples, page(9.8, "/", 500, latency_ms=150.0)])
+    assert (early.failures["5xx"], early.result) == (1, "failed")
     late = outage_report([*samples, page(40.0 + RECONNECT_WINDOW_SECONDS + 0.1, "/", 500)])
     assert (late.failures["5xx"], late.result) == (1, "failed")
     cut = outage_report([*samples, Sample(20.0, "GET", "/", None, None, "connection")])

@@ -69,6 +69,11 @@ class Sample:
     detail: str = ""
     version: str = ""
 
+    @property
+    def answered(self) -> float:
+        """When its answer came (monotonic seconds); when none came, when it started."""
+        return self.started + (self.latency_ms or 0.0) / 1000
+
 
 def classify(
     method: str,

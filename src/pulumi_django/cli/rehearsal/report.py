@@ -96,8 +96,11 @@ class Outage:
         """Until when a 5xx is the outage's: the reconnect window after the database is back."""
         return self.back + RECONNECT_WINDOW_SECONDS
 
-    def covers(self, started: float) -> bool:
-        return self.stopping <= started < self.window_end
+    def covers(self, sample: Sample) -> bool:
+        """Whether the request was in flight at some time from PostgreSQL asked to stop to the
+        end of the reconnect window: one that started just before the stop, and whose query the
+        stop cut off, failed because of the outage too."""
+        return sample.started < self.window_end and sample.answered >= self.stopping
 
     def what(self, sample: Sample) -> str:
         """A request as the outage's tally names it: static files together."""
@@ -142,12 +145,12 @@ class Timeline:
     load_end: float
     outage: Outage | None = None
 
-    def phase(self, started: float) -> str:
-        if self.outage is not None and self.outage.covers(started):
+    def phase(self, sample: Sample) -> str:
+        if self.outage is not None and self.outage.covers(sample):
             return OUTAGE_PHASE
-        if started < self.release_start:
+        if sample.started < self.release_start:
             return "before"
-        return "during" if started < self.release_end else "after"
+        return "during" if sample.started < self.release_end else "after"
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -281,7 +284,7 @@ def summarize_outage(samples: Sequence[Sample], outage: Outage) -> OutageSummary
     served: collections.Counter[str] = collections.Counter()
     failed: collections.Counter[str] = collections.Counter()
     after_back = []
-    covered = [sample for sample in samples if outage.covers(sample.started)]
+    covered = [sample for sample in samples if outage.covers(sample)]
     for sample in covered:
         if sample.failure == "5xx":
             if sample.started < outage.back:
@@ -319,7 +322,7 @@ def pages_missing_before(samples: Sequence[Sample], timeline: Timeline) -> tuple
             {
                 sample.path
                 for sample in samples
-                if timeline.phase(sample.started) == "before" and is_missing_page(sample)
+                if timeline.phase(sample) == "before" and is_missing_page(sample)
             }
         )
     )
@@ -344,11 +347,12 @@ def build_report(
 ) -> RehearsalReport:
     """`samples` are the load's HTTP requests (the latency and the request count); `writes`
     the write probe's operations, whose failures count with the requests'. During a database
-    outage and its reconnect window, 5xx answers are the outage's (`outage`), not failures.
+    outage and its reconnect window (see Outage.covers), 5xx answers are the outage's
+    (`outage`), not failures.
     `workers`: the worker of each version (None: the stack has none)."""
     by_phase: dict[str, list[Sample]] = {phase: [] for phase in timeline.phases}
     for sample in samples:
-        by_phase[timeline.phase(sample.started)].append(sample)
+        by_phase[timeline.phase(sample)].append(sample)
     excluded = pages_missing_before(samples, timeline)
     outage = timeline.outage
     # Their 404s are left out for the whole run; any other failure of those paths still counts.
@@ -356,7 +360,7 @@ def build_report(
         s
         for s in samples
         if not (s.path in excluded and is_missing_page(s))
-        and not (outage is not None and outage.covers(s.started) and s.failure == "5xx")
+        and not (outage is not None and outage.covers(s) and s.failure == "5xx")
     ]
     counted += writes
     failures = failure_counts(counted)

@@ -24,6 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow(seconds=N)` first, the longest first; the rest keep their order.
+    pytest-xdist hands tests out in this order, so the 50 s database outage rehearsal, last in
+    its file, used to start late and run on alone while the other workers had finished."""
+    items.sort(key=lambda item: -expected_seconds(item))
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("seconds", 0)) if marker else 0.0
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT

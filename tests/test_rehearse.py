@@ -1370,7 +1370,7 @@ OUTAGE = ("--database-outage", "30", "--replicas", "2", "--workers", "1")
 OUTAGE_SHORT = ("--to", "v2", "--before", "2", "--after", "2")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_a_database_outage_replaces_no_replica_and_the_site_recovers_by_itself(
     scratch: Path,
 ) -> None:

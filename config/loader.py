@@ -19,14 +19,16 @@ SECRET_FIELDS = frozenset({"secretKey"})
 
 
 class ConfigError(PulumiDjangoError, pulumi.RunError):
-    """Stops `pulumi up` or the offline plan with one line per problem and no traceback (Pulumi
-    prints a RunError's message alone)."""
+    """Stops `pulumi up` or the offline plan with no traceback (Pulumi prints a RunError's
+    message alone): one problem on the same line, several one per line under a count."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
+        if len(problems) == 1:
+            super().__init__(f"invalid stack config: {problems[0]}")
+            return
         lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"invalid stack config ({len(problems)} {noun}):\n{lines}")
+        super().__init__(f"invalid stack config ({len(problems)} problems):\n{lines}")
 
 
 def load_stack_config() -> StackConfig:

@@ -199,7 +199,10 @@ def test_plan_with_an_interpreter_that_is_no_program_says_so_in_a_line(
     # Without the names, the program reads them from the app: the plan stops at once.
     unnamed = cli(capsys, "plan", "--stack", "mine", "--cwd", str(project), "--python", str(text))
     assert unnamed.returncode == 2
-    assert unnamed.stderr.splitlines()[-1] == f"  django:app.python: interpreter {not_a_program}"
+    assert unnamed.stderr.splitlines() == [
+        "pulumi-django plan: error: stack mine: invalid stack config: "
+        f"django:app.python: interpreter {not_a_program}"
+    ]
 
 
 def test_check_migrations_with_a_stack_uses_its_app_python(

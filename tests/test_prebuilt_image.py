@@ -259,12 +259,12 @@ def test_a_non_ecr_image_on_aws_is_refused_in_one_line(
 ) -> None:
     project = bigfoot_project(tmp_path, "ci", "dev", image)
     assert main(["plan", "--stack", "ci", "--cwd", str(project)]) == 2
-    problems = [
-        line for line in capsys.readouterr().err.splitlines() if line.startswith("  django:")
-    ]
-    assert len(problems) == 1
-    assert problems[0].startswith(f"  django:app: image {image!r} is not in ECR; on aws give ")
-    assert ".dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:" in problems[0]
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(
+        "pulumi-django plan: error: stack ci: invalid stack config: "
+        f"django:app: image {image!r} is not in ECR; on aws give "
+    )
+    assert ".dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:" in error
     # Locally, the same image is fine.
     parse_stack_config({"target": "local", "app": json.dumps({"image": image})}, set())
 

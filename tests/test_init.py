@@ -621,6 +621,55 @@ def test_a_relative_python_names_the_file_from_where_init_runs_not_from_the_app(
     assert "--python: give the app's interpreter" in init_usage_error(capsys, "--python", "")
 
 
+def python_wrapper(path: Path) -> Path:
+    """An interpreter of the app's environment at `path`: this Python, under another name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_a_second_init_reuses_the_interpreter_a_stack_records_for_the_app(
+    stock: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`init --python` once; `init` for another stack or target then needs no `--python`: it
+    probes the app with the recorded interpreter and records it again. Stacks that disagree,
+    or a recorded interpreter that is gone, are one line saying what to do."""
+    venv = python_wrapper(stock / ".venv" / "bin" / "python")
+    init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local",
+         "--target", "local", "--python", str(venv))  # fmt: skip
+    assert "python: .venv/bin/python\n" in (stock / "Pulumi.local.yaml").read_text()
+
+    report = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "prod")
+    assert report["app"]["python"] == str(venv)
+    assert report["app"]["pythonFrom"] == "django:app.python in Pulumi.local.yaml"
+    assert "python: .venv/bin/python\n" in (stock / "Pulumi.prod.yaml").read_text()
+    assert main(["init", "--app", str(stock), "--cwd", str(stock), "--stack", "dev"]) == 0
+    assert f"{venv}, from django:app.python in Pulumi.local.yaml):" in capsys.readouterr().out
+
+    # Another app's stack in the same project does not count.
+    other = python_wrapper(tmp_path / "other" / "bin" / "python")
+    text = (stock / "Pulumi.dev.yaml").read_text().replace(".venv/bin/python", str(other))
+    (stock / "Pulumi.dev.yaml").write_text(text)
+    assert init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "ci") == (
+        "pulumi-django init: error: the project's stacks record different interpreters for the "
+        f"app ({other} in Pulumi.dev.yaml, {venv} in Pulumi.local.yaml); pass --python PATH\n"
+    )
+    (stock / "Pulumi.dev.yaml").write_text(text.replace("context: .", "context: elsewhere"))
+    rerun = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "ci")
+    assert rerun["app"]["python"] == str(venv)
+
+    venv.unlink()
+    assert init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local") == (
+        "pulumi-django init: error: django:app.python in Pulumi.local.yaml: interpreter "
+        f"{venv}: no such file\n"
+    )
+    given = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local",
+                 "--python", sys.executable, "--force")  # fmt: skip
+    assert given["app"]["python"] == sys.executable
+    assert given["app"]["pythonFrom"] == "--python"
+
+
 def init_usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     """What argparse says of a bad flag (exit 2, the usage first)."""
     capsys.readouterr()

@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--python",
         type=interpreter_path,
         metavar="PATH",
-        help="the app's interpreter, recorded as django:app.python (default: this one)",
+        help="the app's interpreter, recorded as django:app.python (default: the one a stack "
+        "of the project records for the app, else this one)",
     )
     parser.add_argument("--force", action="store_true", help="replace files that exist")
     parser.add_argument(
@@ -81,6 +82,7 @@ class Inspection:
 
     app_dir: Path
     python: str
+    python_origin: str | None  # "--python", or the stack file recording it; None: this one
     settings_module: str
     settings_origin: str  # where the module's name came from, for the report
     settings_file: Path | None
@@ -146,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
             f"--app {args.app}: no manage.py in {app_dir}; "
             "point --app at the Django project's directory"
         )
-    inspection = inspect_app(app_dir, args.python)
+    chosen = (args.python, "--python") if args.python else None
+    python, origin = chosen or recorded_python(project_dir, app_dir, args.stack) or (None, None)
+    inspection = inspect_app(app_dir, python, origin)
     plan = plan_changes(inspection, project_dir, args)
     outcome = write_changes(plan.changes, force=args.force)
     steps = next_steps(inspection, project_dir, args)
@@ -160,9 +164,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_app(app_dir: Path, python: str | None) -> Inspection:
-    """The app's production settings module, imported in `python` (the `--python` given, else
-    this interpreter) with the placeholder environment of the offline plan, its installed apps
+def recorded_python(project_dir: Path, app_dir: Path, stack: str) -> tuple[str, str] | None:
+    """The interpreter a stack of the project records for this app (`django:app.python`, with
+    `app.context` naming `app_dir`), absolute, and the stack file recording it: a second `init`,
+    for another stack or target, needs no `--python` again. The stack's own file first (an
+    `init --force` again), else the one that all others agree on; None when none records one.
+    Stack files that do not load are not read here: the commands that use them say why."""
+    from pulumi_django.cli.stackfile import available_stacks, load_stack_file
+    from pulumi_django.config.app import AppConfig
+
+    found: dict[str, str] = {}
+    for name in sorted(available_stacks(project_dir), key=lambda name: name != stack):
+        try:
+            values, _ = load_stack_file(project_dir, name).namespace("django")
+            app = json.loads(values.get("app", "{}"))
+        except (UsageError, ValueError):
+            continue
+        if not isinstance(app, dict) or not isinstance(app.get("python"), str):
+            continue
+        context = str(app.get("context", AppConfig.model_fields["context"].default))
+        if (project_dir / context).resolve() != app_dir.resolve():
+            continue
+        python = os.path.normpath(project_dir / app["python"])
+        if name == stack:
+            return python, f"django:app.python in Pulumi.{name}.yaml"
+        found.setdefault(python, f"Pulumi.{name}.yaml")
+    if len(found) > 1:
+        raise UsageError(
+            "the project's stacks record different interpreters for the app ("
+            + ", ".join(f"{python} in {where}" for python, where in found.items())
+            + "); pass --python PATH"
+        )
+    return next(
+        ((python, f"django:app.python in {where}") for python, where in found.items()), None
+    )
+
+
+def inspect_app(app_dir: Path, python: str | None, python_origin: str | None = None) -> Inspection:
+    """The app's production settings module, imported in `python` (the `--python` given or the
+    one a stack records, named by `python_origin` in messages; else this interpreter) with the
+    placeholder environment of the offline plan, its installed apps
     loaded, and the versions its image must match. Settings that do not import there stop init:
     it would otherwise describe the app, and pick its image's Python, from the wrong interpreter."""
     from pulumi_django.app_discovery import (
@@ -195,7 +236,7 @@ def inspect_app(app_dir: Path, python: str | None) -> Inspection:
         report = probe(app_dir, module, python=interpreter)
     except InterpreterError as error:
         raise UsageError(
-            f"--python: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
+            f"{python_origin or '--python'}: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
         ) from None
     if report["settingsError"] or report.get("setupError"):
         raise UsageError(
@@ -216,6 +257,7 @@ def inspect_app(app_dir: Path, python: str | None) -> Inspection:
     return Inspection(
         app_dir=app_dir,
         python=interpreter,
+        python_origin=python_origin if python else None,
         settings_module=module,
         settings_origin=origin,
         settings_file=module_file(app_dir, module),
@@ -223,6 +265,11 @@ def inspect_app(app_dir: Path, python: str | None) -> Inspection:
         python_version=".".join(report["pythonVersion"].split(".")[:2]),
         django_version=report["django"],
     )
+
+
+def recorded_note(origin: str | None) -> str:
+    """`, from django:app.python in Pulumi.dev.yaml` when a stack file chose the interpreter."""
+    return f", from {origin}" if origin and origin != "--python" else ""
 
 
 def settings_failure(
@@ -268,7 +315,7 @@ def plan_changes(inspection: Inspection, project_dir: Path, args: argparse.Names
 
     app_dir = inspection.app_dir
     kit = scaffold.runtime_kit_requirement()
-    app = app_settings(inspection, project_dir, args.python)
+    app = app_settings(inspection, project_dir)
     name = django_project_name(inspection)
     changes: list[FileChange] = []
     if not (project_dir / "Pulumi.yaml").is_file():
@@ -361,7 +408,7 @@ def django_project_name(inspection: Inspection) -> str:
     return inspection.settings_module.split(".")[0]
 
 
-def app_settings(inspection: Inspection, project_dir: Path, python: str | None) -> AppSettings:
+def app_settings(inspection: Inspection, project_dir: Path) -> AppSettings:
     from pulumi_django.app_resolution import image_static_root
     from pulumi_django.cli.scaffold import AppSettings
     from pulumi_django.config.app import AppConfig
@@ -378,7 +425,11 @@ def app_settings(inspection: Inspection, project_dir: Path, python: str | None) 
         wsgi_app=declared.wsgi_app,
         asgi_app=declared.asgi_app,
         static_root=static_root,
-        python=project_relative(Path(python), project_dir) if python else None,
+        python=(
+            project_relative(Path(inspection.python), project_dir)
+            if inspection.python_origin
+            else None
+        ),
     )
 
 
@@ -612,6 +663,7 @@ def json_report(
         "app": {
             "dir": str(inspection.app_dir),
             "python": inspection.python,
+            "pythonFrom": inspection.python_origin,
             "settingsModule": inspection.settings_module,
             "wsgiApp": declared.wsgi_app,
             "asgiApp": declared.asgi_app,
@@ -637,7 +689,8 @@ def text_report(
     declared = inspection.declared
     lines = [
         f"Django {inspection.django_version} app in {shell_path(str(inspection.app_dir))} "
-        f"(Python {inspection.python_version}, {shell_path(inspection.python)}):",
+        f"(Python {inspection.python_version}, {shell_path(inspection.python)}"
+        f"{recorded_note(inspection.python_origin)}):",
         f"  settings     {inspection.settings_module} ({inspection.settings_origin})",
         f"  WSGI         {declared.wsgi_app or 'none'}",
         f"  ASGI         {declared.asgi_app or 'none'}",

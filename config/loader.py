@@ -20,7 +20,8 @@ SECRET_FIELDS = frozenset({"secretKey"})
 
 class ConfigError(PulumiDjangoError, pulumi.RunError):
     """Stops `pulumi up` or the offline plan with no traceback (Pulumi prints a RunError's
-    message alone): one problem on the same line, several one per line under a count."""
+    message alone). One problem: `invalid stack config: <problem>`; several: their count, then
+    one per line."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems

@@ -32,8 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def expected_seconds(item: pytest.Item) -> float:
+    """The test's `slow(seconds=N)` (or `slow(N)`), 0 without: how long it is known to run."""
     marker = item.get_closest_marker("slow")
-    return float(marker.kwargs.get("seconds", 0)) if marker else 0.0
+    if marker is None:
+        return 0.0
+    return float(marker.kwargs.get("seconds", marker.args[0] if marker.args else 0))
 
 
 @pytest.fixture(scope="session")

@@ -481,6 +481,16 @@ def test_the_text_report_lists_files_then_settings_lines_then_the_next_commands(
         "  4. pulumi up",
     ]
 
+    # From the app, with the Pulumi project elsewhere: every command names it.
+    (stock.parent / "infra").mkdir()
+    assert main(["init", "--cwd", "../infra", "--stack", "prod"]) == 0
+    text = capsys.readouterr().out
+    assert text[text.index("Then:") :].splitlines()[2:] == [
+        "  2. pulumi-django plan --stack prod --cwd ../infra",
+        "  3. pulumi stack select --create prod --cwd ../infra",
+        "  4. pulumi up --cwd ../infra",
+    ]
+
 
 @pytest.mark.parametrize(
     ("made_by", "expected"),
@@ -659,10 +669,38 @@ def test_a_second_init_reuses_the_interpreter_a_stack_records_for_the_app(
     rerun = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "ci")
     assert rerun["app"]["python"] == str(venv)
 
+    # A stack file that does not load, or whose config is invalid, is passed over, and said so.
+    (stock / "Pulumi.broken.yaml").write_text("config:\n  django:app: [unclosed\n")
+    (stock / "Pulumi.empty.yaml").write_text(
+        "config:\n  django:target: local\n  django:app:\n    python: ''\n"
+    )
+    assert main(["init", "--app", str(stock), "--cwd", str(stock), "--stack", "qa"]) == 0
+    captured = capsys.readouterr()
+    assert f"{venv}, from django:app.python in Pulumi.ci.yaml):" in captured.out
+    warnings = captured.err.splitlines()
+    assert warnings[0].startswith(
+        "pulumi-django init: warning: Pulumi.broken.yaml not read for the app's interpreter: "
+    )
+    assert warnings[1] == (
+        "pulumi-django init: warning: Pulumi.empty.yaml not read for the app's interpreter: "
+        "invalid stack config: django:app.python = '': String should have at least 1 character"
+    )
+
+    # Settings that need what the recorded interpreter lacks name the file that chose it.
+    settings = stock / "mysite" / "settings.py"
+    kept = settings.read_text()
+    settings.write_text("import wagtail\n")
+    assert init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local") == (
+        f"pulumi-django init: error: settings mysite.settings do not import with {venv} "
+        "(django:app.python in Pulumi.local.yaml) (ModuleNotFoundError: No module named "
+        "'wagtail'); install the app's requirements into it\n"
+    )
+    settings.write_text(kept)
+
     venv.unlink()
     assert init_fails(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local") == (
         "pulumi-django init: error: django:app.python in Pulumi.local.yaml: interpreter "
-        f"{venv}: no such file\n"
+        f"{venv}: no such file; fix it there or pass --python PATH\n"
     )
     given = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "local",
                  "--python", sys.executable, "--force")  # fmt: skip

@@ -148,44 +148,49 @@ def run(args: argparse.Namespace) -> int:
             f"--app {args.app}: no manage.py in {app_dir}; "
             "point --app at the Django project's directory"
         )
+    unread: list[str] = []
     chosen = (args.python, "--python") if args.python else None
-    python, origin = chosen or recorded_python(project_dir, app_dir, args.stack) or (None, None)
+    chosen = chosen or recorded_python(project_dir, app_dir, args.stack, unread)
+    python, origin = chosen or (None, None)
     inspection = inspect_app(app_dir, python, origin)
     plan = plan_changes(inspection, project_dir, args)
+    warnings = [*unread, *plan.warnings]
     outcome = write_changes(plan.changes, force=args.force)
     steps = next_steps(inspection, project_dir, args)
     if args.json:
         report = json_report(inspection, outcome, plan.settings_lines, steps)
-        print(json.dumps({**report, "warnings": plan.warnings}, indent=2), flush=True)
+        print(json.dumps({**report, "warnings": warnings}, indent=2), flush=True)
     else:
         print(text_report(inspection, outcome, plan.settings_lines, steps), end="", flush=True)
-    for warning in plan.warnings:  # last, where a reader of the report sees it
+    for warning in warnings:  # last, where a reader of the report sees it
         print(f"pulumi-django init: warning: {warning}", file=sys.stderr)
     return 0
 
 
-def recorded_python(project_dir: Path, app_dir: Path, stack: str) -> tuple[str, str] | None:
+def recorded_python(
+    project_dir: Path, app_dir: Path, stack: str, unread: list[str]
+) -> tuple[str, str] | None:
     """The interpreter a stack of the project records for this app (`django:app.python`, with
     `app.context` naming `app_dir`), absolute, and the stack file recording it: a second `init`,
     for another stack or target, needs no `--python` again. The stack's own file first (an
     `init --force` again), else the one that all others agree on; None when none records one.
-    Stack files that do not load are not read here: the commands that use them say why."""
+    A stack file whose config does not load or validate is passed over, and said so in
+    `unread`: the interpreter it may record could be the one the user expects."""
     from pulumi_django.cli.stackfile import available_stacks, load_stack_file
-    from pulumi_django.config.app import AppConfig
+    from pulumi_django.config import NAMESPACE, parse_stack_config
+    from pulumi_django.errors import PulumiDjangoError
 
     found: dict[str, str] = {}
     for name in sorted(available_stacks(project_dir), key=lambda name: name != stack):
         try:
-            values, _ = load_stack_file(project_dir, name).namespace("django")
-            app = json.loads(values.get("app", "{}"))
-        except (UsageError, ValueError):
+            app = parse_stack_config(*load_stack_file(project_dir, name).namespace(NAMESPACE)).app
+        except PulumiDjangoError as error:
+            problems = " ".join(line.strip() for line in str(error).splitlines())
+            unread.append(f"Pulumi.{name}.yaml not read for the app's interpreter: {problems}")
             continue
-        if not isinstance(app, dict) or not isinstance(app.get("python"), str):
+        if app.python is None or (project_dir / app.context).resolve() != app_dir.resolve():
             continue
-        context = str(app.get("context", AppConfig.model_fields["context"].default))
-        if (project_dir / context).resolve() != app_dir.resolve():
-            continue
-        python = os.path.normpath(project_dir / app["python"])
+        python = os.path.normpath(project_dir / app.python)
         if name == stack:
             return python, f"django:app.python in Pulumi.{name}.yaml"
         found.setdefault(python, f"Pulumi.{name}.yaml")
@@ -200,11 +205,11 @@ def recorded_python(project_dir: Path, app_dir: Path, stack: str) -> tuple[str, 
     )
 
 
-def inspect_app(app_dir: Path, python: str | None, python_origin: str | None = None) -> Inspection:
+def inspect_app(app_dir: Path, python: str | None, python_origin: str | None) -> Inspection:
     """The app's production settings module, imported in `python` (the `--python` given or the
-    one a stack records, named by `python_origin` in messages; else this interpreter) with the
-    placeholder environment of the offline plan, its installed apps
-    loaded, and the versions its image must match. Settings that do not import there stop init:
+    one a stack records, as `python_origin` says; both None: this interpreter) with the
+    placeholder environment of the offline plan, its installed apps loaded, and the versions
+    its image must match. Settings that do not import there stop init:
     it would otherwise describe the app, and pick its image's Python, from the wrong interpreter."""
     from pulumi_django.app_discovery import (
         InterpreterError,
@@ -235,16 +240,18 @@ def inspect_app(app_dir: Path, python: str | None, python_origin: str | None = N
     try:
         report = probe(app_dir, module, python=interpreter)
     except InterpreterError as error:
-        raise UsageError(
-            f"{python_origin or '--python'}: {error}" if python else f"{error}, or {PYTHON_ADVICE}"
-        ) from None
+        if python_origin is None:
+            raise UsageError(f"{error}, or {PYTHON_ADVICE}") from None
+        if python_origin == "--python":
+            raise UsageError(f"--python: {error}") from None
+        raise UsageError(f"{python_origin}: {error}; fix it there or pass --python PATH") from None
     if report["settingsError"] or report.get("setupError"):
         raise UsageError(
             settings_failure(
                 module,
                 report,
                 interpreter,
-                python_given=bool(python),
+                python_origin=python_origin,
                 from_environment=bool(explicit),
             )
         )
@@ -257,7 +264,7 @@ def inspect_app(app_dir: Path, python: str | None, python_origin: str | None = N
     return Inspection(
         app_dir=app_dir,
         python=interpreter,
-        python_origin=python_origin if python else None,
+        python_origin=python_origin,
         settings_module=module,
         settings_origin=origin,
         settings_file=module_file(app_dir, module),
@@ -277,14 +284,17 @@ def settings_failure(
     report: dict[str, Any],
     interpreter: str,
     *,
-    python_given: bool,
+    python_origin: str | None,
     from_environment: bool,
 ) -> str:
     """One line for settings that do not import (or whose INSTALLED_APPS do not), with the fix
     when the error tells it: a module missing from the interpreter is the wrong interpreter (or
     requirements not installed yet); a settings module that does not exist, taken from the
-    shell's environment, is that variable's mistake."""
+    shell's environment, is that variable's mistake. An interpreter a stack file chose is named
+    with that file: the user did not pass it this time."""
     error = report["settingsError"] or report["setupError"]
+    if python_origin not in (None, "--python"):
+        interpreter = f"{interpreter} ({python_origin})"
     subject = f"settings {module}"
     if from_environment:
         subject += f" (from the {SETTINGS_VARIABLE} environment variable)"
@@ -299,7 +309,7 @@ def settings_failure(
     elif error.startswith(("ModuleNotFoundError:", "ImportError:")):
         advice = (
             "install the app's requirements into it"
-            if python_given
+            if python_origin
             else f"{PYTHON_ADVICE}, or install the app's requirements into this one"
         )
     else:
@@ -602,8 +612,8 @@ def next_steps(inspection: Inspection, project_dir: Path, args: argparse.Namespa
     return [
         install_command(inspection.python, what),
         f"pulumi-django plan --stack {args.stack}{cwd}",
-        f"pulumi stack select --create {args.stack}",
-        "pulumi up",
+        f"pulumi stack select --create {args.stack}{cwd}",
+        f"pulumi up{cwd}",
     ]
 
 

@@ -488,10 +488,12 @@ def test_the_report_splits_latency_by_phase_and_counts_failures_by_kind() -> Non
     assert document["result"] == "failed"
     assert report.exit_code == 1
     assert document["failure_examples"] == [
-        {"kind": "5xx", "what": "GET / -> 500: boom", "count": 1}
+        {"kind": "5xx", "what": "GET / -> 500: boom", "count": 1, "phases": ["during"]}
     ]
     text = render_report(report)
     assert "failed: 1 (5xx 1, static 404 0, connection error 0, other 0)" in text
+    assert "    1 x 5xx: GET / -> 500: boom [during the release]" in text
+    assert "| 1 | 5xx | GET / -\\> 500: boom | during the release |" in render_markdown(document)
     assert "Result: FAILED" in text
 
 
@@ -526,11 +528,11 @@ def test_pages_that_404_before_the_release_are_listed_and_not_counted() -> None:
     assert report.excluded_paths == ("/",)
     assert report.requests == len(samples)
     assert report.failures == {"5xx": 1, "static_404": 1, "connection": 0, "other": 2, "orm": 0}
-    assert {what.split(":")[0] for _, what, _ in report.failure_examples} == {
-        "GET / -> 500",
-        "GET /static/gone.css -> 404",
-        "GET /shop/ -> 404",
-        "POST / -> 404",
+    assert {(what.split(":")[0], phases) for _, what, _, phases in report.failure_examples} == {
+        ("GET / -> 500", ("during",)),
+        ("GET /static/gone.css -> 404", ("before",)),
+        ("GET /shop/ -> 404", ("during",)),
+        ("POST / -> 404", ("after",)),
     }
     assert (report.result, report.exit_code) == ("failed", 1)
     document = report_json(report)

@@ -231,7 +231,9 @@ class RehearsalReport:
     load_seconds: float
     result: Result
     # (kind, "METHOD path -> status: detail", how many)
-    failure_examples: tuple[tuple[str, str, int], ...] = ()
+    # (kind, what, count, the phases it happened in): the phases tell a failure of the release
+    # from one of the outage's edges or of the old version alone.
+    failure_examples: tuple[tuple[str, str, int, tuple[str, ...]], ...] = ()
     # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
     excluded_paths: tuple[str, ...] = ()
     writes: WriteSummary | None = None
@@ -386,7 +388,7 @@ def build_report(
             outage_summary is None or outage_summary.recovered,
             workers.jobs_failed if workers else 0,
         ),
-        failure_examples=_examples(counted),
+        failure_examples=_examples(counted, timeline),
         excluded_paths=excluded,
         writes=write_summary,
         pages=tuple(pages),
@@ -397,8 +399,11 @@ def build_report(
     )
 
 
-def _examples(samples: Sequence[Sample]) -> tuple[tuple[str, str, int], ...]:
+def _examples(
+    samples: Sequence[Sample], timeline: Timeline
+) -> tuple[tuple[str, str, int, tuple[str, ...]], ...]:
     counter: collections.Counter[tuple[str, str]] = collections.Counter()
+    phases: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
     for sample in samples:
         if sample.failure is not None:
             status = "no answer" if sample.status is None else str(sample.status)
@@ -409,10 +414,17 @@ def _examples(samples: Sequence[Sample]) -> tuple[tuple[str, str, int], ...]:
                 what += f" -> {status}"
             if sample.version:
                 what += f" (from {sample.version})"
-            counter[(sample.failure, f"{what}: {detail}" if detail else what)] += 1
-    return tuple((kind, what, count) for (kind, what), count in counter.most_common())[
-        :FAILURE_EXAMPLES
-    ]
+            key = (sample.failure, f"{what}: {detail}" if detail else what)
+            counter[key] += 1
+            phases[key].add(timeline.phase(sample))
+    return tuple(
+        (kind, what, count, tuple(p for p in timeline.phases if p in phases[kind, what]))
+        for (kind, what), count in counter.most_common(FAILURE_EXAMPLES)
+    )
+
+
+def _phase_list(phases: Sequence[str]) -> str:
+    return ", ".join(PHASE_LABELS.get(phase, phase) for phase in phases)
 
 
 def report_json(report: RehearsalReport) -> dict[str, Any]:
@@ -444,8 +456,8 @@ def report_json(report: RehearsalReport) -> dict[str, Any]:
             for step in report.steps
         ],
         "failure_examples": [
-            {"kind": kind, "what": what, "count": count}
-            for kind, what, count in report.failure_examples
+            {"kind": kind, "what": what, "count": count, "phases": list(phases)}
+            for kind, what, count, phases in report.failure_examples
         ],
         "excluded_paths": list(report.excluded_paths),
         "writes": None if report.writes is None else _writes_json(report.writes),
@@ -563,8 +575,8 @@ def render_report(report: RehearsalReport) -> str:
         f"Pages viewed ({len(report.pages)}): {', '.join(report.pages)}",
         f"Requests: {report.requests} in {report.load_seconds:.1f} s; failed: {failed} ({kinds})",
     ]
-    for kind, what, count in report.failure_examples:
-        lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what}")
+    for kind, what, count, phases in report.failure_examples:
+        lines.append(f"  {count:>5} x {FAILURE_LABELS[kind]}: {what} [{_phase_list(phases)}]")
     if report.excluded_paths:
         lines.append(f"{EXCLUDED_LABEL}: {', '.join(report.excluded_paths)}")
     if report.writes is not None:
@@ -804,10 +816,10 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         f"| {FAILURE_LABELS[kind]} | {failures.get(kind, 0)} |" for kind in REQUEST_FAILURE_KINDS
     ]
     if document["failure_examples"]:
-        lines += ["", "| requests | failure | example |", "|--:|---|---|"]
+        lines += ["", "| requests | failure | example | when |", "|--:|---|---|---|"]
         lines += [
             f"| {example['count']} | {FAILURE_LABELS.get(example['kind'], example['kind'])} "
-            f"| {_markdown_cell(example['what'])} |"
+            f"| {_markdown_cell(example['what'])} | {_phase_list(example.get('phases', []))} |"
             for example in document["failure_examples"]
         ]
     if document["excluded_paths"]:

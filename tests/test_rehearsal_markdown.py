@@ -83,7 +83,7 @@ def test_a_clean_rehearsal_is_a_comment_with_its_steps_requests_and_latency() ->
         ["connection error", "0"],
         ["other", "0"],
     ]
-    assert "| requests | failure | example |" not in lines
+    assert "| requests | failure | example | when |" not in lines
     assert "not counted" not in markdown
     assert table(markdown, "| | requests | p50 | p99 |") == [
         ["before the release", "20", "5.0", "5.0"],
@@ -132,10 +132,11 @@ def test_a_failed_rehearsal_shows_each_kind_and_examples_that_cannot_break_the_t
         "connection error": "0",
         "other": "0",
     }
-    assert table(markdown, "| requests | failure | example |") == [
-        ["2", "5xx", "GET /shop/ -> 500 (from HEAD): Server | Error `boom` <module>"],
-        ["1", "static 404", "GET /static/site.abc123.css -> 404 (from origin/main)"],
-        ["1", "orm", 'create journal.Entry (from v1): null value in "mood_*"'],
+    during = "during the release"
+    assert table(markdown, "| requests | failure | example | when |") == [
+        ["2", "5xx", "GET /shop/ -> 500 (from HEAD): Server | Error `boom` <module>", during],
+        ["1", "static 404", "GET /static/site.abc123.css -> 404 (from origin/main)", during],
+        ["1", "orm", 'create journal.Entry (from v1): null value in "mood_*"', during],
     ]
     assert "\nPages that 404 before the release (not counted): `/`\n" in markdown
     assert "\nPages viewed (2): `/`, `/shop/`\n" in markdown
@@ -162,8 +163,8 @@ def test_a_refused_rehearsal_says_nothing_changed_and_where_its_failures_came_fr
         [RELEASE_STEPS[1].title, "ok"],
         [RELEASE_STEPS[2].title, "refused"],
     ]
-    assert table(markdown, "| requests | failure | example |") == [
-        ["1", "5xx", "GET /shop/ -> 500"]
+    assert table(markdown, "| requests | failure | example | when |") == [
+        ["1", "5xx", "GET /shop/ -> 500", "before the release"]
     ]
 
 

@@ -25,10 +25,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `slow(seconds=N)` first, the longest first; the rest keep their order.
-    pytest-xdist hands tests out in this order, so the 50 s database outage rehearsal, last in
-    its file, used to start late and run on alone while the other workers had finished."""
-    items.sort(key=lambda item: -expected_seconds(item))
+    """In a run with real-server tests (the rehearsals'), those first, the ones marked
+    `slow(seconds=N)` first of all, longest first; the quick tests then fill the end.
+    pytest-xdist hands tests out in this order: the 50 s database outage rehearsal, last in its
+    file, used to start late and run on alone after the other workers had finished. A run
+    with no `seconds` marker (the unit tests') keeps its order."""
+    if any(expected_seconds(item) for item in items):
+        items.sort(
+            key=lambda item: (item.get_closest_marker("slow") is None, -expected_seconds(item))
+        )
 
 
 def expected_seconds(item: pytest.Item) -> float:

@@ -905,7 +905,7 @@ def test_a_release_variant_rolls_out_behind_caddy_as_the_demo_shows(scratch: Pat
     assert set(writes_by_version(report)) == {"v1", "v2"}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=23)
 def test_an_unsafe_change_is_refused_and_unchecked_the_old_versions_writes_fail(
     scratch: Path, bigfoot_history: tuple[Path, dict[str, str]]
 ) -> None:
@@ -974,7 +974,7 @@ def test_another_app_rehearses_its_uncommitted_change_by_default(
     assert min(writes_by_version(report).values()) > 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=23)
 def test_another_apps_unsafe_change_is_refused_and_unchecked_breaks_its_writes(
     scratch: Path, notebook_history: tuple[Path, dict[str, str]]
 ) -> None:

@@ -708,6 +708,35 @@ def test_a_second_init_reuses_the_interpreter_a_stack_records_for_the_app(
     assert given["app"]["pythonFrom"] == "--python"
 
 
+def test_an_interpreter_pulumi_yaml_gives_every_stack_is_credited_to_it(
+    stock: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`django:app` in Pulumi.yaml's `config:` applies to every stack that does not set its own:
+    its interpreter counts with no stack file yet, and is credited to Pulumi.yaml."""
+    venv = python_wrapper(stock / "env" / "bin" / "python")
+    (stock / "Pulumi.yaml").write_text(
+        "name: mysite\nruntime: python\nconfig:\n  django:app:\n"
+        "    value: {context: ., python: env/bin/python}\n"
+    )
+    (stock / "__main__.py").write_text("")
+    report = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "dev")
+    assert (report["app"]["python"], report["app"]["pythonFrom"]) == (
+        str(venv),
+        "django:app.python in Pulumi.yaml",
+    )
+    again = init(capsys, "--app", str(stock), "--cwd", str(stock), "--stack", "prod")
+    assert again["app"]["pythonFrom"] == "django:app.python in Pulumi.yaml"
+
+    (stock / "Pulumi.yaml").write_text(
+        "name: mysite\nruntime: python\nconfig:\n  django:app:\n    value: {python: 42}\n"
+    )
+    capsys.readouterr()
+    assert main(["init", "--app", str(stock), "--cwd", str(stock), "--stack", "qa"]) == 0
+    assert capsys.readouterr().err.startswith(
+        "pulumi-django init: warning: Pulumi.yaml not read for the app's interpreter: "
+    )
+
+
 def init_usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     """What argparse says of a bad flag (exit 2, the usage first)."""
     capsys.readouterr()

@@ -275,6 +275,13 @@ def _mask_secure(value: Any) -> Any:
     return value
 
 
+def project_default(project_dir: Path, key: str) -> Any:
+    """The value Pulumi.yaml's `config:` gives `key` (`django:app`) for every stack that does
+    not set it, as written; None when it gives none."""
+    project_file = project_dir / "Pulumi.yaml"
+    return _project_defaults(_read_yaml(project_file), project_file).get(key)
+
+
 def set_config_field(project_dir: Path, stack: str, key: str, field: str, value: str) -> None:
     """Rewrites Pulumi.<stack>.yaml with `field` of the object `key` (`django:app`) set to
     `value`, starting from the object's value there or else the project's default, the rest
@@ -285,8 +292,7 @@ def set_config_field(project_dir: Path, stack: str, key: str, field: str, value:
     config = document.get("config") or {}
     current = config.get(key)
     if current is None:
-        project_file = project_dir / "Pulumi.yaml"
-        current = _project_defaults(_read_yaml(project_file), project_file).get(key)
+        current = project_default(project_dir, key)
     if not isinstance(current, dict):
         current = {}
     config[key] = {**current, field: value}

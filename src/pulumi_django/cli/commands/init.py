@@ -175,25 +175,39 @@ def recorded_python(
     for another stack or target, needs no `--python` again. The stack's own file first (an
     `init --force` again), else the one that all others agree on; None when none records one.
     A stack file whose config does not load or validate is passed over, and said so in
-    `unread`: the interpreter it may record could be the one the user expects."""
-    from pulumi_django.cli.stackfile import available_stacks, load_stack_file
+    `unread`: the interpreter it may record could be the one the user expects. One that
+    Pulumi.yaml's `config:` gives every stack is credited to Pulumi.yaml, and counts with no
+    stack file at all."""
+    from pulumi_django.cli.stackfile import available_stacks, load_stack_file, project_default
     from pulumi_django.config import NAMESPACE, parse_stack_config
+    from pulumi_django.config.app import AppConfig
     from pulumi_django.errors import PulumiDjangoError
 
     found: dict[str, str] = {}
+    shared = None
+    if (project_dir / "Pulumi.yaml").is_file():
+        try:
+            default = project_default(project_dir, f"{NAMESPACE}:app")
+            shared = AppConfig.model_validate(default) if default is not None else None
+        except (PulumiDjangoError, ValueError) as error:
+            unread.append(f"Pulumi.yaml not read for the app's interpreter: {one_line(error)}")
+    if shared and shared.python and (project_dir / shared.context).resolve() == app_dir.resolve():
+        found[os.path.normpath(project_dir / shared.python)] = "Pulumi.yaml"
     for name in sorted(available_stacks(project_dir), key=lambda name: name != stack):
         try:
             app = parse_stack_config(*load_stack_file(project_dir, name).namespace(NAMESPACE)).app
         except PulumiDjangoError as error:
-            problems = " ".join(line.strip() for line in str(error).splitlines())
-            unread.append(f"Pulumi.{name}.yaml not read for the app's interpreter: {problems}")
+            unread.append(
+                f"Pulumi.{name}.yaml not read for the app's interpreter: {one_line(error)}"
+            )
             continue
         if app.python is None or (project_dir / app.context).resolve() != app_dir.resolve():
             continue
         python = os.path.normpath(project_dir / app.python)
+        where = "Pulumi.yaml" if found.get(python) == "Pulumi.yaml" else f"Pulumi.{name}.yaml"
         if name == stack:
-            return python, f"django:app.python in Pulumi.{name}.yaml"
-        found.setdefault(python, f"Pulumi.{name}.yaml")
+            return python, f"django:app.python in {where}"
+        found.setdefault(python, where)
     if len(found) > 1:
         raise UsageError(
             "the project's stacks record different interpreters for the app ("
@@ -203,6 +217,11 @@ def recorded_python(
     return next(
         ((python, f"django:app.python in {where}") for python, where in found.items()), None
     )
+
+
+def one_line(error: Exception) -> str:
+    """An error of several lines (a count of problems, then one per line) as one warning line."""
+    return " ".join(str(error).split())
 
 
 def inspect_app(app_dir: Path, python: str | None, python_origin: str | None) -> Inspection:

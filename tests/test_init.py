@@ -35,6 +35,7 @@ from pulumi_django.cli.commands.init import (
     dockerfile_shortfalls,
     install_command,
     project_relative,
+    shell_path,
 )
 from pulumi_django.cli.stackfile import load_stack_file, read_stack_config
 from pulumi_django.config import StackConfig
@@ -655,7 +656,8 @@ def test_a_second_init_reuses_the_interpreter_a_stack_records_for_the_app(
     assert report["app"]["pythonFrom"] == "django:app.python in Pulumi.local.yaml"
     assert "python: .venv/bin/python\n" in (stock / "Pulumi.prod.yaml").read_text()
     assert main(["init", "--app", str(stock), "--cwd", str(stock), "--stack", "dev"]) == 0
-    assert f"{venv}, from django:app.python in Pulumi.local.yaml):" in capsys.readouterr().out
+    shown = shell_path(str(venv))  # as short as it can be written from where the test runs
+    assert f"{shown}, from django:app.python in Pulumi.local.yaml):" in capsys.readouterr().out
 
     # Another app's stack in the same project does not count.
     other = python_wrapper(tmp_path / "other" / "bin" / "python")
@@ -676,7 +678,7 @@ def test_a_second_init_reuses_the_interpreter_a_stack_records_for_the_app(
     )
     assert main(["init", "--app", str(stock), "--cwd", str(stock), "--stack", "qa"]) == 0
     captured = capsys.readouterr()
-    assert f"{venv}, from django:app.python in Pulumi.ci.yaml):" in captured.out
+    assert f"{shown}, from django:app.python in Pulumi.ci.yaml):" in captured.out
     warnings = captured.err.splitlines()
     assert warnings[0].startswith(
         "pulumi-django init: warning: Pulumi.broken.yaml not read for the app's interpreter: "

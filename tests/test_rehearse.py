@@ -70,7 +70,7 @@ from pulumi_django.cli.rehearsal.report import (
     render_report,
     report_json,
 )
-from pulumi_django.cli.rehearsal.servers import postgres
+from pulumi_django.cli.rehearsal.servers import postgres, run_in_group
 from pulumi_django.cli.rehearsal.sources import resolve_sides
 from pulumi_django.cli.rehearsal.supervisor import (
     CheckSettings,
@@ -803,6 +803,34 @@ def processes_using(directory: Path) -> list[str]:
             if cwd.startswith(str(directory)) or str(directory) in cmdline:
                 found.append(f"{proc.name}: {cmdline[:200]}")
     return found
+
+
+def test_a_one_off_command_that_times_out_is_stopped_with_the_processes_it_started(
+    tmp_path: Path,
+) -> None:
+    """As the release runner starts `manage.py migrate`: killing the runner alone would leave
+    its command running (a Ctrl-C in the middle of the migration job did, once)."""
+    started = tmp_path / "grandchild.pid"
+    runner = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen(['sleep', '60']); "
+        f"open({str(started)!r}, 'w').write(str(child.pid)); time.sleep(60)"
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_in_group([sys.executable, "-c", runner], cwd=tmp_path, env=dict(os.environ), timeout=1)
+    grandchild = int(started.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{grandchild}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # killed, then reaped by init once its parent is gone
+    assert not Path(f"/proc/{grandchild}").exists()
+
+    done = run_in_group(
+        [sys.executable, "-c", "print('out'); import sys; sys.exit(3)"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "")
 
 
 def rehearse_cli(scratch: Path, *flags: str) -> tuple[int, dict[str, Any], str]:

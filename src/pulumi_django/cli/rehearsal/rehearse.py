@@ -65,6 +65,7 @@ from pulumi_django.cli.rehearsal.servers import (
     log_tail,
     postgres,
     redis,
+    run_in_group,
 )
 from pulumi_django.cli.rehearsal.sources import VersionSource, export_source
 from pulumi_django.cli.rehearsal.supervisor import Supervisor, fleet_health
@@ -897,16 +898,15 @@ class Rehearsal:
         timeout: float,
         with_services: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """A one-off command in the version's directory, as a release task runs in its image."""
+        """A one-off command in the version's directory, as a release task runs in its image;
+        stopped with everything it started when it times out or the rehearsal is interrupted,
+        as the task's container would be."""
         try:
-            return subprocess.run(
+            return run_in_group(
                 command,
                 cwd=version.directory,
                 env=self.environment(version, with_services=with_services),
-                capture_output=True,
-                text=True,
                 timeout=timeout,
-                check=False,
             )
         except subprocess.TimeoutExpired:
             raise ReleaseStepError(f"{what} did not finish within {timeout:.0f} s") from None

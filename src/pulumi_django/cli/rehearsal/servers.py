@@ -129,6 +129,33 @@ def start_process(
         )
 
 
+def run_in_group(
+    command: list[str], *, cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(command, capture_output=True, text=True, timeout=timeout)` in a process
+    group of its own, the whole group killed and waited for when it times out or the caller
+    is interrupted (Ctrl-C): subprocess.run kills only its child, and a command's own children
+    (the release runner's `manage.py migrate`) would outlive it."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def log_tail(log: Path, lines: int = 30) -> str:
     if not log.exists():
         return ""

@@ -230,9 +230,8 @@ class RehearsalReport:
     rollout_seconds: float
     load_seconds: float
     result: Result
-    # (kind, "METHOD path -> status: detail", how many)
-    # (kind, what, count, the phases it happened in): the phases tell a failure of the release
-    # from one of the outage's edges or of the old version alone.
+    # (kind, "METHOD path -> status: detail", how many, the phases it happened in): the phases
+    # tell a failure of the release from one of the old version alone or at an outage's edge.
     failure_examples: tuple[tuple[str, str, int, tuple[str, ...]], ...] = ()
     # Pages the old version answered 404 before the release: not failures (`excluded_paths`).
     excluded_paths: tuple[str, ...] = ()

@@ -178,21 +178,28 @@ def recorded_python(
     `unread`: the interpreter it may record could be the one the user expects. One that
     Pulumi.yaml's `config:` gives every stack is credited to Pulumi.yaml, and counts with no
     stack file at all."""
+    from pulumi_django.app_resolution import app_interpreter
     from pulumi_django.cli.stackfile import available_stacks, load_stack_file, project_default
     from pulumi_django.config import NAMESPACE, parse_stack_config
     from pulumi_django.config.app import AppConfig
     from pulumi_django.errors import PulumiDjangoError
 
-    found: dict[str, str] = {}
+    def interpreter_of(app: AppConfig | None) -> str | None:
+        """The interpreter `app` records, when it is this app's."""
+        if app is None or app.python is None:
+            return None
+        if (project_dir / app.context).resolve() != app_dir.resolve():
+            return None
+        return app_interpreter(app, project_dir)
+
     shared = None
     if (project_dir / "Pulumi.yaml").is_file():
         try:
             default = project_default(project_dir, f"{NAMESPACE}:app")
-            shared = AppConfig.model_validate(default) if default is not None else None
+            shared = interpreter_of(None if default is None else AppConfig.model_validate(default))
         except (PulumiDjangoError, ValueError) as error:
             unread.append(f"Pulumi.yaml not read for the app's interpreter: {one_line(error)}")
-    if shared and shared.python and (project_dir / shared.context).resolve() == app_dir.resolve():
-        found[os.path.normpath(project_dir / shared.python)] = "Pulumi.yaml"
+    found = {shared: "Pulumi.yaml"} if shared else {}
     for name in sorted(available_stacks(project_dir), key=lambda name: name != stack):
         try:
             app = parse_stack_config(*load_stack_file(project_dir, name).namespace(NAMESPACE)).app
@@ -201,10 +208,10 @@ def recorded_python(
                 f"Pulumi.{name}.yaml not read for the app's interpreter: {one_line(error)}"
             )
             continue
-        if app.python is None or (project_dir / app.context).resolve() != app_dir.resolve():
+        python = interpreter_of(app)
+        if python is None:
             continue
-        python = os.path.normpath(project_dir / app.python)
-        where = "Pulumi.yaml" if found.get(python) == "Pulumi.yaml" else f"Pulumi.{name}.yaml"
+        where = "Pulumi.yaml" if python == shared else f"Pulumi.{name}.yaml"
         if name == stack:
             return python, f"django:app.python in {where}"
         found.setdefault(python, where)

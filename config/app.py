@@ -142,6 +142,15 @@ class AppConfig(Section):
         "(2 x vCPU + 1, at least 2).",
     )
     threads: int = Field(4, ge=1, le=64, description="Threads per gthread worker.")
+    preload: bool = Field(
+        True,
+        description="Gunicorn imports the app once, in its main process, before it forks the "
+        "workers (`--preload`): a task is ready sooner (its workers do not each import Django "
+        "on a fraction of a vCPU) and they share that memory. Set false for an app that starts "
+        "threads or opens connections while it is imported (a client of an analytics or "
+        "monitoring service made at import time), which forked workers cannot share. Ignored "
+        "by Uvicorn.",
+    )
     port: int = Field(
         8000,
         ge=1024,

@@ -13,8 +13,12 @@ WSGI_MODULE = "echo_wsgi"
 ASGI_MODULE = "echo_asgi"
 TEXT_PAGE_REPEAT = 400
 
-# What both apps answer; `header` reads a request header by its lower-case name.
+# What both apps answer; `header` reads a request header by its lower-case name. `pid` is the
+# process that answered, `imported_in` the one that imported the app (a preloading server's
+# main process).
 ANSWER_SOURCE = f"""
+IMPORTED_IN = os.getpid()
+
 def answer(server, path, header, scheme, client, body):
     if path == "/text":
         return "text/plain", ("pulumi-django " * {TEXT_PAGE_REPEAT}).encode()
@@ -28,11 +32,14 @@ def answer(server, path, header, scheme, client, body):
         "scheme": scheme,
         "client": client,
         "body_length": len(body),
+        "pid": os.getpid(),
+        "imported_in": IMPORTED_IN,
     }}).encode()
 """
 
 WSGI_SOURCE = f"""
 import json
+import os
 import time
 {ANSWER_SOURCE}
 
@@ -58,6 +65,7 @@ def application(environ, start_response):
 ASGI_SOURCE = f"""
 import asyncio
 import json
+import os
 {ANSWER_SOURCE}
 
 async def application(scope, receive, send):

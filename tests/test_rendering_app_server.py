@@ -120,6 +120,34 @@ def test_the_printed_uvicorn_command_is_the_one_that_runs() -> None:
     assert shlex.split(command_line) == uvicorn_command(settings)
 
 
+def test_gunicorn_preloads_the_app_unless_told_not_to() -> None:
+    preloaded = settings_for()
+    assert "--preload" in gunicorn_command(preloaded)
+    assert "preload_app = True" in render_gunicorn(preloaded)
+    not_preloaded = settings_for(app={"preload": False})
+    assert "--preload" not in gunicorn_command(not_preloaded)
+    assert "preload_app = False" in render_gunicorn(not_preloaded)
+    assert "--preload" not in uvicorn_command(settings_for(app={"server": "uvicorn"}))
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_a_preloading_gunicorn_imports_the_app_once_before_its_workers_fork(
+    preload: bool, app_dir: Path, apps: dict[str, str]
+) -> None:
+    """With `--preload` the server's main process imports the app and every worker answers
+    with that import (it needs no import of its own); without it, each worker imports it."""
+    app = {"wsgiApp": apps["gunicorn"], "preload": preload}
+    settings = settings_for(app=app, port=free_port())
+    with tempfile.TemporaryDirectory(prefix="pd-app-") as runtime:
+        log = Path(runtime) / "server.log"
+        with running_app_server(
+            settings, log=log, cwd=app_dir, env={"XDG_RUNTIME_DIR": runtime}
+        ) as process:
+            answer = _get(f"http://{settings.bind}/ping")
+    assert answer["pid"] != process.pid  # a worker answered
+    assert answer["imported_in"] == (process.pid if preload else answer["pid"])
+
+
 def test_sync_workers_get_no_threads() -> None:
     settings = settings_for(app={"workerClass": "sync"})
     assert "--threads" not in gunicorn_command(settings)
@@ -147,11 +175,12 @@ def _printed_config(output: str) -> dict[str, str]:
     return settings
 
 
-@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+@pytest.mark.parametrize(("worker_class", "preload"), [("sync", False), ("gthread", True)])
 def test_gunicorn_accepts_the_config_file_and_the_command_alike(
-    worker_class: str, app_dir: Path, apps: dict[str, str]
+    worker_class: str, preload: bool, app_dir: Path, apps: dict[str, str]
 ) -> None:
-    settings = settings_for(app={"wsgiApp": apps["gunicorn"], "workerClass": worker_class})
+    app = {"wsgiApp": apps["gunicorn"], "workerClass": worker_class, "preload": preload}
+    settings = settings_for(app=app)
     conf = app_dir / f"gunicorn-{worker_class}.conf.py"
     conf.write_text(render_gunicorn(settings))
 
@@ -171,6 +200,7 @@ def test_gunicorn_accepts_the_config_file_and_the_command_alike(
     assert file_settings["workers"] == str(settings.workers)
     assert file_settings["keepalive"] == str(settings.keepalive_seconds)
     assert file_settings["worker_class"] == worker_class
+    assert file_settings["preload_app"] == str(preload)
     assert file_settings["bind"] == f"['{settings.bind}']"
 
 

@@ -45,6 +45,7 @@ class AppServerSettings:
     workers: int
     worker_class: Literal["sync", "gthread"]
     threads: int
+    preload: bool
     timeout_seconds: int
     graceful_timeout_seconds: int
     keepalive_seconds: int
@@ -101,6 +102,7 @@ def app_server_settings(
         workers=app.workers or default_workers(fleet.cpu),
         worker_class=app.worker_class,
         threads=app.threads,
+        preload=app.preload,
         timeout_seconds=app.timeout_seconds,
         graceful_timeout_seconds=app.graceful_timeout_seconds,
         keepalive_seconds=app_keepalive_seconds(load_balancer),
@@ -109,15 +111,17 @@ def app_server_settings(
     )
 
 
-def _gunicorn_options(settings: AppServerSettings) -> list[tuple[str, str, str | int]]:
-    """(gunicorn.conf.py name, command-line flag, value): one table for both renderings."""
-    options: list[tuple[str, str, str | int]] = [
+def _gunicorn_options(settings: AppServerSettings) -> list[tuple[str, str, str | int | bool]]:
+    """(gunicorn.conf.py name, command-line flag, value): one table for both renderings; a
+    flag with a boolean value is a switch, given when true."""
+    options: list[tuple[str, str, str | int | bool]] = [
         ("bind", "--bind", settings.bind),
         ("workers", "--workers", settings.workers),
         ("worker_class", "--worker-class", settings.worker_class),
     ]
     if settings.worker_class == "gthread":
         options.append(("threads", "--threads", settings.threads))
+    options.append(("preload_app", "--preload", settings.preload))
     options += [
         ("timeout", "--timeout", settings.timeout_seconds),
         ("graceful_timeout", "--graceful-timeout", settings.graceful_timeout_seconds),
@@ -138,7 +142,10 @@ def gunicorn_command(settings: AppServerSettings) -> list[str]:
     _require(settings, "gunicorn")
     command = ["gunicorn"]
     for _, flag, value in _gunicorn_options(settings):
-        command += [flag, str(value)]
+        if isinstance(value, bool):
+            command += [flag] if value else []
+        else:
+            command += [flag, str(value)]
     return [*command, settings.app]
 
 

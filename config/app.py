@@ -144,12 +144,13 @@ class AppConfig(Section):
     threads: int = Field(4, ge=1, le=64, description="Threads per gthread worker.")
     preload: bool = Field(
         True,
-        description="Gunicorn imports the app once, in its main process, before it forks the "
-        "workers (`--preload`): a task is ready sooner (its workers do not each import Django "
-        "on a fraction of a vCPU) and they share that memory. Set false for an app that starts "
-        "threads or opens connections while it is imported (a client of an analytics or "
-        "monitoring service made at import time), which forked workers cannot share. Ignored "
-        "by Uvicorn.",
+        description="Gunicorn starts Django (the settings, every `AppConfig.ready()`) once, in "
+        "its main process, and forks the workers from it, recycled ones too (`--preload`): a "
+        "task is ready sooner (its workers do not each import Django on a fraction of a vCPU) "
+        "and they share that memory (seen in PSS, not RSS). The runtime kit gives each worker "
+        "database connections of its own. Set false for an app that starts threads or opens "
+        "other connections while Django starts (an analytics or monitoring client), which "
+        "forked workers cannot share. Ignored by Uvicorn.",
     )
     port: int = Field(
         8000,

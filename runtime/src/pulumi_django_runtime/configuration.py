@@ -2,8 +2,8 @@
 
 The rule: a setting the deployment owns is replaced only when the environment provides it;
 every other setting, and every deployment setting whose variables are absent, stays as the
-settings module wrote it. The health middleware is the one unconditional change. See the
-table in runtime/README.md.
+settings module wrote it. The unconditional changes are the health middleware and, in a forked
+process, database connections of its own (`forking.py`). See the table in runtime/README.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from pulumi_django_runtime.forking import reconnect_after_fork
 from pulumi_django_runtime.settings import (
     DEFAULT_STORAGES,
     Environ,
@@ -81,6 +82,7 @@ def configure(settings: MutableMapping[str, Any], environ: Environ | None = None
         if not settings.get("LOGGING"):
             settings["LOGGING"] = logging_settings(env)
     settings["MIDDLEWARE"] = with_health_middleware(settings.get("MIDDLEWARE", []))
+    reconnect_after_fork()
 
 
 def with_health_middleware(middleware: list[str] | tuple[str, ...]) -> list[str]:

@@ -144,13 +144,11 @@ class AppConfig(Section):
     threads: int = Field(4, ge=1, le=64, description="Threads per gthread worker.")
     preload: bool = Field(
         True,
-        description="Gunicorn starts Django (the settings, every `AppConfig.ready()`) once, in "
-        "its main process, and forks the workers from it, recycled ones too (`--preload`): a "
-        "task is ready sooner (its workers do not each import Django on a fraction of a vCPU) "
-        "and they share that memory (seen in PSS, not RSS). The runtime kit gives each worker "
-        "database connections of its own. Set false for an app that starts threads or opens "
-        "other connections while Django starts (an analytics or monitoring client), which "
-        "forked workers cannot share. Ignored by Uvicorn.",
+        description="Gunicorn starts Django once, in its main process, and forks the workers "
+        "from it (`--preload`): a task is ready sooner and its workers share that memory "
+        "(docs/proxy-and-app-server.md). The runtime kit gives each worker database connections "
+        "of its own. Set false for an app that starts threads or opens other connections while "
+        "Django starts (an analytics or monitoring client). Ignored by Uvicorn.",
     )
     port: int = Field(
         8000,

@@ -130,6 +130,7 @@ def test_gunicorn_preloads_the_app_unless_told_not_to() -> None:
     assert "--preload" not in uvicorn_command(settings_for(app={"server": "uvicorn"}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preload", [True, False])
 def test_a_preloading_gunicorn_imports_the_app_once_before_its_workers_fork(
     preload: bool, app_dir: Path, apps: dict[str, str]

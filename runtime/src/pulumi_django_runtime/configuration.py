@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from pulumi_django_runtime.forking import reconnect_after_fork
+from pulumi_django_runtime.forking import forget_connections_in_forked_children
 from pulumi_django_runtime.settings import (
     DEFAULT_STORAGES,
     Environ,
@@ -82,7 +82,7 @@ def configure(settings: MutableMapping[str, Any], environ: Environ | None = None
         if not settings.get("LOGGING"):
             settings["LOGGING"] = logging_settings(env)
     settings["MIDDLEWARE"] = with_health_middleware(settings.get("MIDDLEWARE", []))
-    reconnect_after_fork()
+    forget_connections_in_forked_children()
 
 
 def with_health_middleware(middleware: list[str] | tuple[str, ...]) -> list[str]:

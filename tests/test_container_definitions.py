@@ -263,6 +263,7 @@ def test_app_environment_contract() -> None:
         "DATABASE_SECRET_ARN": RDS_SECRET,
         "REDIS_URL": "rediss://cache.internal:6379/0",
         "TMPDIR": "/tmp",
+        "XDG_RUNTIME_DIR": "/dev/shm",
     }
 
 
@@ -567,6 +568,21 @@ def test_nginx_start_script_turns_the_stop_signal_into_a_graceful_quit(tmp_path:
         "-g",
         "daemon off;",
     ]
+
+
+@pytest.mark.parametrize(
+    ("server", "runtime_directory"), [("gunicorn", "/dev/shm"), ("uvicorn", None)]
+)
+def test_gunicorn_gets_a_runtime_directory_on_the_tmpfs_for_its_control_socket(
+    server: str, runtime_directory: str | None
+) -> None:
+    """The app container's root is read-only: Gunicorn's control socket goes to the tmpfs its
+    heartbeat files use, not under $HOME (test_rendering_app_server runs a real Gunicorn)."""
+    config = STACKS["prod-like"]()
+    config = config.model_copy(update={"app": config.app.model_copy(update={"server": server})})
+    by_name = {definition["name"]: definition for definition in render(config, task_inputs(config))}
+    assert by_name[APP_CONTAINER]["readonlyRootFilesystem"] is True
+    assert environment(by_name[APP_CONTAINER]).get("XDG_RUNTIME_DIR") == runtime_directory
 
 
 @pytest.mark.parametrize(

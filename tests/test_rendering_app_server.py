@@ -4,6 +4,7 @@ by the real servers."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from pulumi_django.config.app import AppConfig
 from pulumi_django.config.fleet import FleetConfig
 from pulumi_django.config.load_balancer import LoadBalancerConfig
 from pulumi_django.rendering.app_server import (
+    WORKER_TMP_DIR,
     AppServerSettings,
+    app_environment_defaults,
     app_server_command,
     app_server_settings,
     default_workers,
@@ -147,6 +150,38 @@ def test_a_preloading_gunicorn_imports_the_app_once_before_its_workers_fork(
             answer = _get(f"http://{settings.bind}/ping")
     assert answer["pid"] != process.pid  # a worker answered
     assert answer["imported_in"] == (process.pid if preload else answer["pid"])
+
+
+@pytest.mark.slow
+def test_gunicorn_puts_its_control_socket_in_the_runtime_directory_the_stack_gives(
+    app_dir: Path, apps: dict[str, str], tmp_path: Path
+) -> None:
+    """A read-only root leaves Gunicorn no $HOME to write its control socket into (25.1 and
+    later): with `app_environment_defaults`' XDG_RUNTIME_DIR it goes there instead, without
+    it the server logs an error at start."""
+    assert app_environment_defaults(AppConfig())["XDG_RUNTIME_DIR"] == WORKER_TMP_DIR
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    # No directory can be made under /dev/null, as none can on a read-only root.
+    with_runtime = _control_socket_log(app_dir, apps, tmp_path, str(runtime))
+    assert f"Control socket listening at {runtime / 'gunicorn.ctl'}" in with_runtime
+    assert "Control server error" in _control_socket_log(app_dir, apps, tmp_path, "")
+
+
+def _control_socket_log(
+    app_dir: Path, apps: dict[str, str], tmp_path: Path, runtime_directory: str
+) -> str:
+    """The log of a Gunicorn whose $HOME cannot be written, once its control server started
+    or failed to (a thread of the main process, after the workers)."""
+    settings = settings_for(app={"wsgiApp": apps["gunicorn"]}, port=free_port())
+    log = tmp_path / f"gunicorn-{settings.port}.log"
+    env = {"HOME": "/dev/null/home", "XDG_RUNTIME_DIR": runtime_directory}
+    with running_app_server(settings, log=log, cwd=app_dir, env=env):
+        deadline = time.monotonic() + 15
+        while not re.search("Control (socket listening|server error)", log.read_text()):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    return log.read_text()
 
 
 def test_sync_workers_get_no_threads() -> None:

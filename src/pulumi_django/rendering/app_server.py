@@ -62,8 +62,12 @@ def app_environment_defaults(app: AppConfig) -> dict[str, str]:
     """Variables the app gets from how it is served, before `app.environment` (which may
     override them): under an ASGI server no persistent database connections, which Django's
     docs say to disable with ASGI (each request may run in another thread, and connections
-    left open by finished ones are never reused or closed)."""
-    return {"DATABASE_CONN_MAX_AGE": "0"} if app.server == "uvicorn" else {}
+    left open by finished ones are never reused or closed); under Gunicorn a runtime directory
+    on the writable tmpfs, where Gunicorn 25.1 and later put their control socket (else under
+    $HOME, which a read-only root refuses: an error in the log at every start)."""
+    if app.server == "uvicorn":
+        return {"DATABASE_CONN_MAX_AGE": "0"}
+    return {"XDG_RUNTIME_DIR": WORKER_TMP_DIR}
 
 
 def default_workers(cpu_units: int) -> int:

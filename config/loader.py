@@ -209,6 +209,10 @@ def _explain(item: Any) -> str:
         return f"required; {_description(item['loc'])}"
     if kind == "string_pattern_mismatch":
         return f"wrong format; {_description(item['loc'])}"
+    if kind == "bool_type":
+        # A nested key arrives as JSON, where `"false"` in quotes is a string (and a string
+        # that reads false would be true to anything that tests it); a top-level one as text.
+        return "use true or false" + ("" if len(item["loc"]) == 1 else ", without quotes")
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 

@@ -99,6 +99,10 @@ def test_defaults_are_the_secure_ones() -> None:
             "django:network.cidr = '8.8.0.0/16': use a private range from /16 to /22",
         ),
         (
+            {"target": "aws", "app": {"preload": "false"}},
+            "django:app.preload = 'false': use true or false, without quotes",
+        ),
+        (
             {"target": "aws", "network": {"availabilityZones": 1}},
             "django:network.availabilityZones = 1: Input should be greater than or equal to 2",
         ),

@@ -356,7 +356,7 @@ def test_dev_relaxes_protection_by_its_own_key(
     [
         ({"allowReplacement": '["database", "database"]'}, "list each data store once"),
         ({"allowReplacement": '["bucket"]'}, "'database' or 'cache'"),
-        ({"protect": "maybe"}, "valid boolean"),
+        ({"protect": "maybe"}, "= 'maybe': use true or false"),
     ],
 )
 def test_protection_keys_refuse_mistakes(values: dict[str, str], says: str) -> None:

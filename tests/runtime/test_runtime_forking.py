@@ -101,13 +101,15 @@ def last_line_of(project: Path, code: str, database_url: str, **variables: str) 
     return result.stdout.splitlines()[-1]
 
 
-def project_with_kit(parent: Path, settings: str = "") -> Path:
-    """A stock project, `settings` added to its settings module, then the kit's two lines."""
+def stock_project(parent: Path, settings: str = "", *, kit: bool = True) -> Path:
+    """A stock project, `settings` added to its settings module, then (with `kit`) the kit's
+    two lines."""
     parent.mkdir()
     project = start_project(parent)
     path = settings_path(project)
     path.write_text(path.read_text() + settings)
-    add_configure(project)
+    if kit:
+        add_configure(project)
     return project
 
 
@@ -116,16 +118,13 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_session_
     pg: Postgres, tmp_path: Path
 ) -> None:
     database_url = pg.create_database("forking")
-    across = json.loads(last_line_of(project_with_kit(tmp_path / "kit"), FORK_PROBE, database_url))
+    across = json.loads(last_line_of(stock_project(tmp_path / "kit"), FORK_PROBE, database_url))
     assert across["child"]["backend"] != across["parent"]
     assert across["child"]["in_transaction"]  # its atomic() is a transaction, not a savepoint
     assert across["parent_after"] == across["parent"]  # not closed by the child
 
     # Without the kit, the child talks over the parent's session: what the kit prevents.
-    (tmp_path / "stock").mkdir()
-    without_kit = start_project(tmp_path / "stock")
-    settings = settings_path(without_kit)
-    settings.write_text(settings.read_text() + HAND_WRITTEN_DATABASE)
+    without_kit = stock_project(tmp_path / "stock", HAND_WRITTEN_DATABASE, kit=False)
     across = json.loads(last_line_of(without_kit, FORK_PROBE, database_url))
     assert across["child"]["backend"] == across["parent"]
 
@@ -134,7 +133,7 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_session_
 def test_a_forked_child_takes_no_connection_of_the_parents_pool(
     pg: Postgres, tmp_path: Path
 ) -> None:
-    project = project_with_kit(tmp_path / "kit", POOLED_DATABASE)
+    project = stock_project(tmp_path / "kit", POOLED_DATABASE)
     database_url = pg.create_database("forking_pool")
     # Django refuses a pool with persistent connections: the kit's default is 60 s.
     across = json.loads(last_line_of(project, POOL_PROBE, database_url, DATABASE_CONN_MAX_AGE="0"))
@@ -145,5 +144,5 @@ def test_a_forked_child_takes_no_connection_of_the_parents_pool(
 def test_an_in_memory_sqlite_database_is_inherited_as_djangos_parallel_tests_need(
     tmp_path: Path,
 ) -> None:
-    project = project_with_kit(tmp_path / "kit")
+    project = stock_project(tmp_path / "kit")
     assert last_line_of(project, IN_MEMORY_PROBE, "sqlite://:memory:") == "7"

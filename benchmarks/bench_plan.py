@@ -10,13 +10,16 @@ services it never touches stay the lazy placeholders `pulumi_aws` makes them, as
 The subject is the command as a user or the test suite runs it, one process each, interpreter
 start included: `.venv/bin/pulumi-django plan --stack S --cwd PROJECT`, its output discarded.
 Both compile their bytecode once, in the warm-up, into a directory of the benchmark's own.
-Its app checks (the readiness probe and the migration check, each a run of the app's
-interpreter) are cached by what they read (`pulumi_django.app_runs`), in a cache directory of
-this benchmark's own (`PULUMI_DJANGO_CACHE_DIR`):
+The command keeps each plan with what it depended on (`pulumi_django.cli.plan_cache`), and the
+app's checks (the readiness probe and the migration check, each a run of the app's
+interpreter) are cached by what they read (`pulumi_django.app_runs`), both in a cache
+directory of this benchmark's own (`PULUMI_DJANGO_CACHE_DIR`):
 
-- warm: the cache holds this commit's checks, as for every plan but the first of a commit;
-- cold (unless --no-cold): an empty cache each round, so both checks run, concurrently with
-  the program.
+- warm: the cache holds this commit's plan, as for every plan but the first of a commit;
+- changed (unless --no-cold): the plan's entries removed each round, the app's checks kept:
+  what a plan costs once the program or the stack file changed (the program runs, the checks
+  are answered from their cache);
+- cold (unless --no-cold): an empty cache each round, so the program and both checks run.
 
 After one untimed warm-up of each, every round runs the floor and the subjects of each stack,
 interleaved, in an order that alternates between rounds. Medians of wall time are printed,
@@ -151,14 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         subjects = {
             stack: [str(CLI), "plan", "--stack", stack, "--cwd", str(args.cwd)] for stack in stacks
         }
-        kinds = ["floor", "warm", *([] if args.no_cold else ["cold"])]
+        kinds = ["floor", "warm", *([] if args.no_cold else ["changed", "cold"])]
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}
 
         def run(stack: str, kind: str, round_number: int) -> tuple[float, float]:
             if kind == "floor":
                 return timed(floors[stack], base)
-            if kind == "warm":
-                return timed(subjects[stack], base)
+            # Each stack's warm cache is its own: removing a stack's plans leaves the others'.
+            warm = {**base, CACHE_VARIABLE: str(warm_cache / stack)}
+            if kind == "changed":
+                shutil.rmtree(warm_cache / stack / "plans", ignore_errors=True)
+            if kind in ("warm", "changed"):
+                return timed(subjects[stack], warm)
             cold = scratch / f"cold-{stack}-{round_number}"
             return timed(subjects[stack], {**base, CACHE_VARIABLE: str(cold)})
 
@@ -191,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             **(
                 {}
                 if args.no_cold
-                else {"cold_ratio": max(row["cold_ratio"] for row in report.values())}
+                else {
+                    "changed_ratio": max(row["changed_ratio"] for row in report.values()),
+                    "cold_ratio": max(row["cold_ratio"] for row in report.values()),
+                }
             ),
             "rounds": args.rounds,
             "stacks": report,

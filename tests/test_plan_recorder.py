@@ -12,8 +12,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from pulumi_django.cli.commands.plan import APP_CHECKS_VARIABLE
 from pulumi_django.cli.plan import (
-    APP_CHECKS_VARIABLE,
     check_app_migrations,
     plan_stack,
     plan_stack_or_explain,

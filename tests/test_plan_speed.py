@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -458,3 +459,142 @@ def test_a_review_runs_the_apps_checks_for_the_working_tree_only(project: Path) 
     assert review.base.found
     assert review.migrations is not None and review.migrations.added == []
     assert _runs(project) == 2  # the working tree's readiness probe and migration check
+
+
+# The plan command's own cache (`cli.plan_cache`): the command run as users run it, each plan a
+# process of its own. `-X importtime` (no part of what a plan depends on) tells whether the
+# SDK was imported, i.e. whether anything ran.
+@pytest.fixture
+def steady(project: Path) -> Path:
+    """`project`, its program one whose plan depends on files alone (PROGRAM's outputs tell
+    how the program and the app's checks raced)."""
+    (project / "__main__.py").write_text('import pulumi\n\npulumi.export("planned", True)\n')
+    _settle()
+    return project
+
+
+def _command(project: Path, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *options, "-m", "pulumi_django.cli", "plan", "--stack", "t"],
+        cwd=project,
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _planned_again(project: Path, **variables: str) -> bool:
+    """Whether the command planned rather than printing what it kept; its output is checked
+    against a plan made without the cache."""
+    traced = _command(project, "-X", "importtime", **variables)
+    uncached = _command(project, **variables, **{CACHE_VARIABLE: ""})
+    assert (traced.returncode, traced.stdout) == (uncached.returncode, uncached.stdout)
+    return _imported(traced.stderr, "pulumi.runtime")
+
+
+def _imported(importtime: str, module: str) -> bool:
+    """Whether `-X importtime`'s lines show `module` imported."""
+    return any(line.split("|")[-1].strip() == module for line in importtime.splitlines())
+
+
+def test_the_command_prints_again_what_it_planned_without_running_anything(
+    steady: Path,
+) -> None:
+    first = _command(steady)
+    assert "planned  True" in first.stdout, first.stderr
+    assert _runs(steady) == 2
+    again = _command(steady, "-X", "importtime")
+    assert (again.returncode, again.stdout) == (first.returncode, first.stdout)
+    assert _imported(again.stderr, "pulumi_django.cli.plan_cache")
+    assert not _imported(again.stderr, "pulumi") and not _imported(again.stderr, "pydantic")
+    assert _runs(steady) == 2  # nor the app's interpreter
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as file:
+        file.write(text)
+
+
+CHANGES = {
+    "the program": lambda project: _append(project / "__main__.py", "x = 1\n"),
+    "the stack file": lambda project: _append(project / "Pulumi.t.yaml", "# note\n"),
+    "a file the app's checks read": lambda project: (project / "debug.txt").write_text("on\n"),
+    "a migration of the app": lambda project: (
+        project / "app" / "notes" / "migrations" / "0002_note_body.py"
+    ).write_text(SECOND),
+    "a new file in the project": lambda project: (project / "notes.txt").write_text("new\n"),
+    "the app's interpreter's settings": lambda project: (project.parent / "pyvenv.cfg").write_text(
+        "include-system-site-packages = true\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
+def test_a_change_to_anything_the_plan_depended_on_plans_again(steady: Path, change: str) -> None:
+    _command(steady)
+    assert not _planned_again(steady)
+    CHANGES[change](steady)
+    _settle()
+    assert _planned_again(steady)
+    assert not _planned_again(steady)
+
+
+def test_an_environment_variable_keys_the_plan(steady: Path) -> None:
+    _command(steady)
+    assert _planned_again(steady, PLAN_SPEED_ANYTHING="set")
+    assert not _planned_again(steady)
+
+
+EFFECTS = {
+    "writes a file": "open('written.txt', 'a').write('planned')",
+    "starts a process": "import subprocess; subprocess.run(['true'], check=True)",
+}
+
+
+@pytest.mark.parametrize("effect", EFFECTS, ids=list(EFFECTS))
+def test_a_plan_that_acts_beyond_reading_files_is_made_every_time(
+    steady: Path, effect: str
+) -> None:
+    """Printing it again would skip what it does: it is never kept."""
+    _append(steady / "__main__.py", f"{EFFECTS[effect]}\n")
+    _settle()
+    _command(steady)
+    assert _planned_again(steady)
+
+
+def test_a_plan_whose_reads_changed_while_it_ran_is_not_kept(steady: Path) -> None:
+    """Kept, it would pair what the program read with the identity of what replaced it, and
+    print the old plan for the new file for good."""
+    (steady / "data.txt").write_text("old\n")
+    (steady / "__main__.py").write_text(
+        "import sys\nimport time\nfrom pathlib import Path\n\nimport pulumi\n\n"
+        'pulumi.export("data", Path("data.txt").read_text().strip())\n'
+        'print("read", file=sys.stderr, flush=True)\n'  # the test changes the file now
+        "time.sleep(1)\n"
+    )
+    _settle()
+    command = [sys.executable, "-m", "pulumi_django.cli", "plan", "--stack", "t"]
+    with subprocess.Popen(
+        command, cwd=steady, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as planning:
+        assert planning.stderr is not None
+        assert planning.stderr.readline() == "read\n"
+        (steady / "data.txt").write_text("new\n")
+        output, _ = planning.communicate(timeout=60)
+    assert re.search(r"data +old", output), output
+    assert not list((steady.parent / "cache" / "plans").glob("*.json"))
+    _settle()
+    assert _planned_again(steady)
+
+
+def test_only_the_command_keeps_plans_and_an_empty_cache_variable_turns_it_off(
+    steady: Path,
+) -> None:
+    plans = steady.parent / "cache" / "plans"
+    main(["plan", "--stack", "t", "--cwd", str(steady)])  # a program calling main
+    assert not plans.exists()
+    _command(steady, **{CACHE_VARIABLE: ""})
+    assert not plans.exists()
+    _command(steady)
+    assert len(list(plans.glob("*.json"))) == 1

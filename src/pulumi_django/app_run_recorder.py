@@ -72,7 +72,7 @@ def listing_digest(path: str) -> str | None:
     return hashlib.blake2b("\0".join(names).encode(), digest_size=20).hexdigest()
 
 
-def _path(value: object) -> str | None:
+def audited_path(value: object) -> str | None:
     """The absolute path (links not resolved) a path argument of an audited call names; None
     for a file descriptor."""
     if isinstance(value, (str, bytes, os.PathLike)):
@@ -90,13 +90,13 @@ def main() -> None:
 
     def hook(event: str, arguments: tuple[object, ...]) -> None:
         if event == "open":
-            path = _path(arguments[0])
+            path = audited_path(arguments[0])
             # A module's bytecode (in `__pycache__`, or under PYTHONPYCACHEPREFIX) is derived
             # from its source, which is recorded instead (below).
             if path is not None and not path.endswith(".pyc"):
                 opened.add(path)
         elif event in ("os.listdir", "os.scandir"):
-            path = _path(arguments[0] if arguments[0] is not None else ".")
+            path = audited_path(arguments[0] if arguments[0] is not None else ".")
             if path is not None:
                 listed.add(path)
 

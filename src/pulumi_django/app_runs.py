@@ -49,12 +49,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from .app_run_recorder import content_digest, file_digest, listing_digest
-from .caches import cache_disabled, cache_home
+from .caches import cache_disabled, cache_home, store_entry
 
 RECORDER = Path(__file__).resolve().with_name("app_run_recorder.py")
 # Variables a shell or pytest (and pytest-xdist) sets to describe itself, which differ between
@@ -89,6 +90,8 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 # Content digests by (path, device, inode, size, mtime, ctime), for this process only.
 _DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+_OBSERVERS: list[Callable[[RunUse], None]] = []
+_OBSERVERS_GUARD = threading.Lock()
 
 
 def cache_directory(environment: Mapping[str, str] = os.environ) -> Path | None:
@@ -145,20 +148,61 @@ def run(
     recorder and stored. `cached=False` for a run that may reach a server: it just runs.
     Raises what subprocess.run raises (a missing interpreter, a timeout)."""
     directory = cache_directory() if cached else None
-    if directory is None:
-        return _run(command, environment, cwd, timeout)
-    where = str(cwd or Path.cwd())
-    key = _key(command, environment, where, app_dir)
-    if key is None:
+    key = None if directory is None else _key(command, environment, str(cwd or Path.cwd()), app_dir)
+    if directory is None or key is None:
+        _tell_observers(RunUse(tuple(command), app_dir, None, tuple(command)))
         return _run(command, environment, cwd, timeout)
     with _lock(key):
         entry = directory / f"{key}.json"
         stored = _lookup(entry)
         if stored is not None:
+            _tell_observers(RunUse(tuple(command), app_dir, stored, None))
             return subprocess.CompletedProcess(
                 list(command), stored["returncode"], stored["stdout"], stored["stderr"]
             )
-        return _run_and_store(command, environment, cwd, timeout, app_dir, entry)
+        descriptor, record = tempfile.mkstemp(prefix="pulumi-django-reads-", suffix=".json")
+        os.close(descriptor)
+        recorder = (command[0], str(RECORDER), record, *command[1:])
+        stored = None
+        try:
+            completed, stored = _run_and_store(recorder, environment, cwd, timeout, app_dir, entry)
+        finally:
+            Path(record).unlink(missing_ok=True)
+            _tell_observers(RunUse(tuple(command), app_dir, stored, recorder))
+        return completed
+
+
+@dataclass(frozen=True)
+class RunUse:
+    """One run as an observer sees it (`observing`): the `stored` entry that answered it, or
+    that it was stored as (its `files` and `listings`, each read path with its digest); None
+    when it was not cached. `started` is the command line of the process it started (the
+    command itself, or under the recorder), if any."""
+
+    command: tuple[str, ...]
+    app_dir: Path
+    stored: dict[str, Any] | None
+    started: tuple[str, ...] | None
+
+
+@contextlib.contextmanager
+def observing(observer: Callable[[RunUse], None]) -> Iterator[None]:
+    """`observer` is told of every run made in this process meanwhile, from any thread: the
+    plan command's cache (`cli.plan_cache`) vouches for a plan only with the runs it made."""
+    with _OBSERVERS_GUARD:
+        _OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        with _OBSERVERS_GUARD:
+            _OBSERVERS.remove(observer)
+
+
+def _tell_observers(use: RunUse) -> None:
+    with _OBSERVERS_GUARD:
+        observers = list(_OBSERVERS)
+    for observer in observers:
+        observer(use)
 
 
 def _run(
@@ -176,50 +220,44 @@ def _run(
 
 
 def _run_and_store(
-    command: Sequence[str],
+    recorder: tuple[str, ...],
     environment: Mapping[str, str],
     cwd: Path | None,
     timeout: float,
     app_dir: Path,
     entry: Path,
-) -> subprocess.CompletedProcess[str]:
-    interpreter, *arguments = command
-    descriptor, record_name = tempfile.mkstemp(prefix="pulumi-django-reads-", suffix=".json")
-    os.close(descriptor)
-    record = Path(record_name)
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """Runs `recorder` (`[python, RECORDER, RECORD, script, *arguments]`) and stores its result
+    with what it read; returns the result as the command's own, and the entry stored (None
+    when nothing vouches for the run)."""
+    interpreter, _, record, *arguments = recorder
+    started = time.time_ns()
+    recorded = _run(recorder, environment, cwd, timeout)
+    completed = subprocess.CompletedProcess(
+        [interpreter, *arguments], recorded.returncode, recorded.stdout, recorded.stderr
+    )
+    if completed.returncode not in COMPLETED:
+        return completed, None
     try:
-        started = time.time_ns()
-        recorder = [interpreter, str(RECORDER), record_name, *arguments]
-        recorded = _run(recorder, environment, cwd, timeout)
-        completed = subprocess.CompletedProcess(
-            list(command), recorded.returncode, recorded.stdout, recorded.stderr
-        )
-        if completed.returncode not in COMPLETED:
-            return completed
-        try:
-            reads = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return completed  # the recorder did not finish: nothing to vouch for the result
-    finally:
-        record.unlink(missing_ok=True)
+        reads = json.loads(Path(record).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return completed, None  # the recorder did not finish: nothing vouches for the result
     # The recorder took the digests as the run ended; none of those files changing since the
     # run started (below) makes them the contents the run read.
     files, listings = reads.get("files"), reads.get("listed")
     if not (reads.get("complete") and isinstance(files, dict) and isinstance(listings, dict)):
-        return completed
-    if _changed_since(started - CLOCK_SLACK_NS, [*files, *listings, *_tree_paths(app_dir)]):
-        return completed
-    _store(
-        entry,
-        {
-            "files": files,
-            "listings": listings,
-            "returncode": completed.returncode,
-            "stdout": completed.stdout,
-            "stderr": completed.stderr,
-        },
-    )
-    return completed
+        return completed, None
+    if _changed_since(started - CLOCK_SLACK_NS, [*files, *listings, *tree_paths(app_dir)]):
+        return completed, None
+    stored = {
+        "files": files,
+        "listings": listings,
+        "returncode": completed.returncode,
+        "stdout": completed.stdout,
+        "stderr": completed.stderr,
+    }
+    store_entry(entry, stored, MAX_ENTRIES)
+    return completed, stored
 
 
 def _key(
@@ -235,7 +273,7 @@ def _key(
         "format": FORMAT,
         "command": list(command),
         "interpreter": [os.path.realpath(interpreter), _file_digest(os.path.realpath(interpreter))],
-        "startup": {path: _file_digest(path) for path in _startup_files(interpreter)},
+        "startup": {path: _file_digest(path) for path in startup_files(interpreter)},
         "script": _file_digest(script),
         "recorder": _file_digest(str(RECORDER)),
         "cwd": cwd,
@@ -249,7 +287,7 @@ def _key(
     ).hexdigest()
 
 
-def _startup_files(interpreter: str) -> list[str]:
+def startup_files(interpreter: str) -> list[str]:
     """What the interpreter reads as it starts, before the recorder's hook exists, besides the
     `.pth` files (recorded): a virtual environment's `pyvenv.cfg` (its
     `include-system-site-packages` decides what imports find), looked for beside the executable
@@ -292,32 +330,6 @@ def _well_formed(stored: object) -> TypeGuard[dict[str, Any]]:
     )
 
 
-def _store(entry: Path, stored: dict[str, Any]) -> None:
-    """Written whole or not at all; a cache that cannot be written is no cache, not an error."""
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump(stored, out)
-        Path(temporary).replace(entry)
-        _prune(entry.parent)
-    except OSError:
-        return
-
-
-def _prune(directory: Path) -> None:
-    entries = sorted(directory.glob("*.json"), key=lambda path: _mtime(path), reverse=True)
-    for stale in entries[MAX_ENTRIES:]:
-        stale.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 def _lock(key: str) -> threading.Lock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(key, threading.Lock())
@@ -353,7 +365,7 @@ def _remembered_content_digest(path: str, status: os.stat_result) -> str:
     return digest
 
 
-def _tree_paths(app_dir: Path) -> Iterator[str]:
+def tree_paths(app_dir: Path) -> Iterator[str]:
     """Every directory, file and link under `app_dir` but bytecode, in a stable order (a link to
     a directory is not followed: what is read through it is recorded as read)."""
     for directory, subdirectories, names in os.walk(app_dir):
@@ -369,7 +381,7 @@ def _tree_digest(app_dir: Path) -> str | None:
     `MAX_TREE_ENTRIES` or `MAX_TREE_BYTES`, which would take longer to hash than to run."""
     digest = hashlib.blake2b(digest_size=20)
     size = 0
-    for count, name in enumerate(_tree_paths(app_dir)):
+    for count, name in enumerate(tree_paths(app_dir)):
         path = Path(name)
         if path.is_symlink():
             content = f"link:{path.readlink()}"

@@ -56,10 +56,6 @@ TARGET_KEY = "django:target"
 PROGRAM_TARGET = "program"
 CHECK_OFF = "migrations.check is off"
 APP_CHECKS_SKIPPED = "not asked for (the app's checks were skipped)"
-# Set to `skip` by `--diff-against` for the plan at the ref, whose app checks the review never
-# reads (it checks the migrations added since the ref itself): no app interpreter runs for it.
-# An environment variable, not a flag, so that a ref's older code, which knows neither, runs.
-APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
 # `plan` printed the plan, but the app's readiness check found errors: it would not deploy.
 APP_NOT_READY_EXIT_CODE = 1
 Result = TypeVar("Result")

@@ -24,6 +24,7 @@ from pulumi_django.errors import PulumiDjangoError, UsageError
 
 if TYPE_CHECKING:
     from pulumi_django.cli.plan import Plan
+    from pulumi_django.cli.plan_cache import PlanOutput, PlanRequest
     from pulumi_django.release_steps import Step
 
 EXIT_CODES = """\
@@ -41,6 +42,10 @@ With --diff-against: 0 once the diff is printed, 2 when either side's plan
 cannot be made."""
 # No plan: what the command line exits with for any error it prints as one line.
 NO_PLAN_EXIT_CODE = 2
+# Set to `skip` by `--diff-against` for the plan at the ref, whose app checks the review never
+# reads (it checks the migrations added since the ref itself): no app interpreter runs for it.
+# An environment variable, not a flag, so that a ref's older code, which knows neither, runs.
+APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
 
 
 def ordering_fix(step: Step, after: Step) -> str:
@@ -132,13 +137,14 @@ def _exit_without_teardown(code: int) -> NoReturn:
     """Exits once the output is out and the exit handlers have run, as a normal exit would, but
     without the interpreter's teardown: freeing, one by one, the objects of the thousand-odd
     modules a plan imports takes half a second (prod), and nothing outlives the process."""
-    from pulumi_django.recorder import close_event_loops
-
     sys.stdout.flush()
     sys.stderr.flush()
     # It closes the SDK's event loops for the teardown's sake (no "Exception ignored" after a
-    # failed program): there is none here, and it walks every object to find them.
-    atexit.unregister(close_event_loops)
+    # failed program): there is none here, and it walks every object to find them. A plan
+    # printed from the cache never loaded it.
+    recorder = sys.modules.get("pulumi_django.recorder")
+    if recorder is not None:
+        atexit.unregister(recorder.close_event_loops)
     atexit._run_exitfuncs()
     os._exit(code)
 
@@ -159,12 +165,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pulumi_django.cli.plan import (
-        APP_CHECKS_VARIABLE,
-        APP_NOT_READY_EXIT_CODE,
-        plan_stack_or_explain,
-        render_text,
-    )
+    from pulumi_django.cli.plan_cache import PlanRequest, lookup, recording
 
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
@@ -181,12 +182,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         raise UsageError("--format markdown needs --diff-against GITREF")
     target = _json_target(args.json)
+    request = PlanRequest(
+        project_dir, args.stack, args.python, os.environ.get(APP_CHECKS_VARIABLE) != "skip"
+    )
+    # Only the command itself caches: a program calling `main` (a test) may have changed what
+    # no file shows.
+    cached = _is_this_command()
+    output = lookup(request) if cached else None
+    if output is None:
+        with recording(request, store=cached) as recorder:
+            output = _plan_output(request)
+            if output is not None:
+                recorder.keep(output)
+    if output is None:
+        return NO_PLAN_EXIT_CODE
+    if args.json == "-" or (args.format == "json" and not args.json):
+        print(output.document, end="")
+    else:
+        if target:
+            target.write_text(output.document)
+        print(output.document if args.format == "json" else output.text, end="")
+    for line in output.warnings:
+        print(f"pulumi-django plan: {line}", file=sys.stderr)
+    return output.code
+
+
+def _plan_output(request: PlanRequest) -> PlanOutput | None:
+    """The plan's output; None when the program failed with an error of its own (its traceback
+    printed)."""
+    from pulumi_django.cli.plan import APP_NOT_READY_EXIT_CODE, plan_stack_or_explain, render_text
+    from pulumi_django.cli.plan_cache import PlanOutput
+
     try:
         plan = plan_stack_or_explain(
-            project_dir,
-            args.stack,
-            python=args.python,
-            app_checks=os.environ.get(APP_CHECKS_VARIABLE) != "skip",
+            request.project_dir,
+            request.stack,
+            python=request.python,
+            app_checks=request.app_checks,
         )
     except PulumiDjangoError:
         raise
@@ -194,20 +226,17 @@ def _run(args: argparse.Namespace) -> int:
         # A bug in the program: its traceback, as `pulumi up` shows it, but not Python's exit
         # code 1, which says that a plan was printed.
         traceback.print_exc()
-        return NO_PLAN_EXIT_CODE
-    document = json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n"
-    if args.json == "-" or (args.format == "json" and not args.json):
-        print(document, end="")
-    else:
-        if target:
-            target.write_text(document)
-        print(document if args.format == "json" else render_text(plan), end="")
+        return None
     unordered = unordered_steps(plan)
-    for line in unordered:
-        print(f"pulumi-django plan: {line}", file=sys.stderr)
     # Either failure is the readiness check's exit code, which `--diff-against` accepts from
     # each side's plan: the plan was printed all the same.
-    return 0 if plan.ready and not unordered else APP_NOT_READY_EXIT_CODE
+    return PlanOutput(
+        document=json.dumps(plan.as_json(), indent=2, sort_keys=False) + "\n",
+        text=render_text(plan),
+        warnings=tuple(unordered),
+        code=0 if plan.ready and not unordered else APP_NOT_READY_EXIT_CODE,
+        app_dir=plan.migrations.app_dir,
+    )
 
 
 def unordered_steps(plan: Plan) -> list[str]:

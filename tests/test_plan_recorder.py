@@ -12,7 +12,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from pulumi_django.cli.commands.plan import APP_CHECKS_VARIABLE
+from pulumi_django.cli import APP_CHECKS_VARIABLE
 from pulumi_django.cli.plan import (
     check_app_migrations,
     plan_stack,

@@ -27,7 +27,7 @@ from pulumi_django import app_runs
 from pulumi_django.app_run_recorder import listing_digest
 from pulumi_django.app_runs import CLOCK_SLACK_NS
 from pulumi_django.caches import CACHE_VARIABLE
-from pulumi_django.cli import main
+from pulumi_django.cli import main, plan_cache
 from pulumi_django.cli.git_plan import review_against
 from pulumi_django.cli.plan import Plan, plan_stack
 
@@ -465,11 +465,23 @@ def test_a_review_runs_the_apps_checks_for_the_working_tree_only(project: Path) 
 # The plan command's own cache (`cli.plan_cache`): the command run as users run it, each plan a
 # process of its own. `-X importtime` (no part of what a plan depends on) tells whether the
 # SDK was imported, i.e. whether anything ran.
+STEADY_PROGRAM = """\
+import os
+
+import pulumi
+
+pulumi.export("planned", True)
+# Looked at, never opened: the project's files count by their identity all the same.
+pulumi.export("size", os.path.getsize("data.txt") if os.path.exists("data.txt") else None)
+pulumi.export("flagged", os.path.exists(".secrets/flag"))
+"""
+
+
 @pytest.fixture
 def steady(project: Path) -> Path:
     """`project`, its program one whose plan depends on files alone (PROGRAM's outputs tell
     how the program and the app's checks raced)."""
-    (project / "__main__.py").write_text('import pulumi\n\npulumi.export("planned", True)\n')
+    (project / "__main__.py").write_text(STEADY_PROGRAM)
     _settle()
     return project
 
@@ -508,6 +520,11 @@ def test_the_command_prints_again_what_it_planned_without_running_anything(
     assert _runs(steady) == 2  # nor the app's interpreter
 
 
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def _append(path: Path, text: str) -> None:
     with path.open("a") as file:
         file.write(text)
@@ -521,6 +538,9 @@ CHANGES = {
         project / "app" / "notes" / "migrations" / "0002_note_body.py"
     ).write_text(SECOND),
     "a new file in the project": lambda project: (project / "notes.txt").write_text("new\n"),
+    "a file only looked at": lambda project: (project / "data.txt").write_text("data\n"),
+    "its size": lambda project: _append(project / "data.txt", "more\n"),
+    "a file in a hidden directory": lambda project: _write(project / ".secrets" / "flag", ""),
     "the app's interpreter's settings": lambda project: (project.parent / "pyvenv.cfg").write_text(
         "include-system-site-packages = true\n"
     ),
@@ -541,6 +561,21 @@ def _changed_plans_once(project: Path, change: Callable[[Path], object]) -> bool
     change(project)
     _settle()
     return _planned_again(project) and not _planned_again(project)
+
+
+def test_what_the_program_printed_is_printed_again(steady: Path) -> None:
+    _append(
+        steady / "__main__.py",
+        'print("building")\nimport warnings\nwarnings.warn("a deprecated thing")\n'
+        'pulumi.log.warn("careful")\n',
+    )
+    _settle()
+    first = _command(steady)
+    again = _command(steady, "-X", "importtime")
+    assert not _imported(again.stderr, "pulumi.runtime")
+    assert "building" in first.stdout and again.stdout == first.stdout
+    for said in ("a deprecated thing", "careful"):
+        assert said in first.stderr and said in again.stderr
 
 
 EFFECTS = {
@@ -595,3 +630,29 @@ def test_only_the_command_keeps_plans_and_an_empty_cache_variable_turns_it_off(
     assert not plans.exists()
     _command(steady)
     assert len(list(plans.glob("*.json"))) == 1
+
+
+def test_a_change_time_in_whole_seconds_gets_the_slack_of_a_coarse_clock() -> None:
+    """On a file system that keeps whole seconds, a file changed in the second the plan
+    started may change again in that second and keep its identity: such a plan is not kept."""
+    started = 1_700_000_000_500_000_000
+    identity = [1, 2, 3, 4, 0, 0o100644]
+    for changed, too_recent in (
+        (started - 50_000_000, True),  # fine-grained, within CLOCK_SLACK_NS
+        (started - 150_000_000, False),
+        (started - 500_000_000, True),  # the same whole second
+        (started - 1_500_000_000, True),  # the second before, on a clock of 2-second steps
+        (started - 2_500_000_000, False),
+    ):
+        identity[4] = changed
+        assert plan_cache._too_recent(identity, started) is too_recent, changed
+
+
+def test_bytecode_read_counts_as_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "pycache_prefix", None)
+    assert plan_cache._source_of("/p/lib/__pycache__/helper.cpython-311.pyc") == "/p/lib/helper.py"
+    monkeypatch.setattr(sys, "pycache_prefix", "/cache/pycache")
+    assert (
+        plan_cache._source_of("/cache/pycache/p/lib/helper.cpython-311.opt-1.pyc")
+        == "/p/lib/helper.py"
+    )

@@ -47,6 +47,9 @@ def store_entry(entry: Path, document: Mapping[str, Any], keep: int) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(json.dumps(document))  # whole, by the C encoder (json.dump's is Python's)
         Path(temporary).replace(entry)
@@ -54,7 +57,7 @@ def store_entry(entry: Path, document: Mapping[str, Any], keep: int) -> None:
         for stale in entries[keep:]:
             stale.unlink(missing_ok=True)
     except OSError:
-        return
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _modified(path: Path) -> int:

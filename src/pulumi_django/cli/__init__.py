@@ -15,6 +15,12 @@ from collections.abc import Sequence
 
 from pulumi_django.errors import PulumiDjangoError
 
+# Set to `skip` by `plan --diff-against` for the plan at the ref, whose app checks the review
+# never reads (it checks the migrations added since the ref itself): no app interpreter runs for
+# it, and the plan is not kept (a scratch copy no later plan shares). An environment variable,
+# not a flag, so that a ref's older code, which knows neither, runs.
+APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
+
 # Subcommand name -> (module under pulumi_django.cli.commands, one-line help). Names are a public
 # contract. Only the chosen command's module is imported, so every command starts fast.
 COMMANDS: dict[str, tuple[str, str]] = {

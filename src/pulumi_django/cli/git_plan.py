@@ -265,7 +265,7 @@ def planning_at_commit(
 ) -> Iterator[Callable[[], dict[str, Any] | None]]:
     """`plan_at_commit`, started: the plan runs in its own process while the block runs, and
     the function yielded waits for its JSON. Stopped, and its tree removed, on leaving."""
-    from pulumi_django.cli.commands.plan import APP_CHECKS_VARIABLE
+    from pulumi_django.cli import APP_CHECKS_VARIABLE
 
     with tempfile.TemporaryDirectory(prefix="pulumi-django-plan-") as scratch:
         versions = [project] if app is None else [project, app]

@@ -4,44 +4,52 @@ depended on changed since an identical plan printed it.
 A plan imports the Pulumi SDK's modules for the stack's resources (0.4 s for a local stack,
 seconds for an AWS one), runs the program under mocks, and checks the app in its interpreter,
 though between two plans of the same commit nothing of that has changed. So the command keeps
-what it printed (the plan's JSON, its text, the lines on stderr, the exit status) with what it
-depended on, and prints it again while every one of those is as it was. A library call
-(`plan.plan_stack`) always runs: only the command caches.
+what it printed (the plan's JSON and text, the lines on stderr, whatever the program itself
+printed, the exit status) with what it depended on, and prints it again while every one of
+those is as it was. A library call (`plan.plan_stack`) always runs: only the command caches.
 
-What a plan depends on (the key and the dependencies are complete):
+What a plan depends on:
 
-- the key: the project directory, the stack, `--python`, whether the app checks run, the
-  working directory, every environment variable but the few a shell or pytest sets to describe
-  itself (`app_runs.VOLATILE_VARIABLES`), the interpreter (path and version) and its `sys.path`;
+- the key: the project directory, the stack, the command's arguments, whether the app checks
+  run, the working directory, every environment variable but the few a shell or pytest sets to
+  describe itself (`app_runs.VOLATILE_VARIABLES`), the interpreter (path, version, flags) and
+  its `sys.path`;
 - the dependencies, each path with its identity on disk: every file the plan opened (the stack
-  file, the program's own reads) or tried to (absent, it must stay absent), every directory it
-  listed; when it ends, the file of every module loaded (pulumi_django's and the SDK's, imported
-  before the program too) and every directory holding one or on `sys.path` (imports find
-  modules there); every directory of the project and of the app's directory (a file created or
-  removed changes its directory: how a program's existence tests count); and for each run of
-  the app's interpreter (`app_runs`, cached by content), the entry that answered it: every file
-  and directory that run read, the app's directory whole, the interpreter, its `pyvenv.cfg`.
+  file, the program's own reads; the source of any bytecode it loaded) or tried to open
+  (absent, it must stay absent), every directory it listed, every SQLite database it opened;
+  when it ends, the file of every module loaded (pulumi_django's and the SDK's, imported before
+  the program too), every directory holding one or on `sys.path` (imports find modules there)
+  and the `.pth` files of the site directories; every file, link and directory of the project
+  and of the app's directory (how a program's existence tests and `os.stat` count), but
+  version control, bytecode, tool caches (`*_cache`), `node_modules` and virtual environments;
+  and for each run of the app's interpreter (`app_runs`, cached by content), the entry that
+  answered it: every file and directory that run read, the app's directory, the interpreter,
+  its `pyvenv.cfg`.
 
 Why identity, not content: a path's identity is `os.lstat`'s device, inode, size, mode and
 modification and change times (and its target's, for a link). The kernel sets the change time
 on every write, rename or chmod, and no call sets it back, so a file whose identity is
-unchanged has the content it had (git's index relies on the same). The dependencies include
-the SDK's modules, 40-70 MB: hashing them would cost a plan that hits more than the plan it
-saves. A dependency that changed within `CLOCK_SLACK_NS` of the plan's start (a coarse clock
-could give its next change the same time) keeps the plan from being stored.
+unchanged has the content it had (git's index relies on the same), provided the identity was
+taken after the change's clock tick: a plan that read a file whose change time is within
+`CLOCK_SLACK_NS` of its start (`COARSE_SLACK_NS` on a file system that keeps whole seconds) is
+not stored. The dependencies include the SDK's modules, 40-70 MB: hashing them would cost a
+plan that hits more than the plan it saves. A file's identity is taken as the plan opens it,
+and again at the end; a plan during which one changed is not stored.
 
-Not stored, so run every time: a plan that fails; one during which anything started a process
-but a cached app run, connected a socket, or wrote, renamed or removed a file outside the
-caches, `__pycache__` and the temporary files it made (what it learns or does elsewhere is no
-file's state); one whose app run was not cached; a project of more than
-`MAX_PROJECT_DIRECTORIES` directories.
+Not stored, so made every time: a plan that fails; one during which anything started a
+process but a cached app run, connected a socket, looked up a host name, read a file of
+`/proc`, `/sys` or `/dev` (which change without a change time), or wrote, renamed or removed a
+file outside the caches, `__pycache__` and the temporary files it made (`tempfile`); one whose
+app run was not cached; a `--diff-against` plan at a ref (a scratch copy no later plan shares);
+a project past `MAX_PROJECT_ENTRIES` entries or inside the cache directory.
 
-What would escape it: the clock and randomness (a program whose resources depend on them
-plans differently at every run, which a Pulumi program avoids anyway: each would be a change
-at every `pulumi up`), and a file read in C without Python's `open` (an extension module's own
-reads; the SDK's make none). `PULUMI_DJANGO_CACHE_DIR` set empty turns the cache off, as it
-does the app runs'; the plans are under `plans/` in the cache directory, the `MAX_ENTRIES`
-most recently used.
+What escapes it: the clock and randomness (a program whose resources depend on them plans
+differently at every run, which a Pulumi program avoids anyway: each would be a change at every
+`pulumi up`); existence tests and `os.stat` of paths outside the project and the app; reads in
+C without Python's `open` (an extension module's own; the SDK's make none); output written to
+the standard streams' file descriptors directly. `PULUMI_DJANGO_CACHE_DIR` set empty turns the
+cache off, as it does the app runs'. The plans are under `plans/` in the cache directory, the
+`MAX_ENTRIES` most recently used.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import contextlib
 import hashlib
 import json
 import os
+import site
 import stat
 import sys
 import tempfile
@@ -57,22 +66,26 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pulumi_django import app_runs
 from pulumi_django.app_run_recorder import audited_path
 from pulumi_django.caches import cache_disabled, cache_home, store_entry
 
-FORMAT = 1
+FORMAT = 2
 MAX_ENTRIES = 64
-MAX_PROJECT_DIRECTORIES = 5_000
+MAX_PROJECT_ENTRIES = 20_000
 CLOCK_SLACK_NS = app_runs.CLOCK_SLACK_NS
-# Directories of a project that are no part of what it deploys: version control, caches,
-# dependencies (a virtual environment's modules count when imported), bytecode.
-SKIPPED_DIRECTORIES = frozenset({"__pycache__", "node_modules"})
-# What a program does beyond reading files: a plan during which it happens is not stored.
+# A file system that keeps whole seconds (ext4 with small inodes, HFS+; FAT keeps two).
+COARSE_SLACK_NS = 2_000_000_000
+# Directories of a project that are no part of what it deploys, nor read by a plan: version
+# control, bytecode, dependencies (a virtual environment's modules count when imported), and
+# tools' caches (`.mypy_cache`, `.pytest_cache`, `.ruff_cache`...).
+SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn", ".tox", ".nox", "__pycache__"})
+SKIPPED_SUFFIXES = ("_cache", "node_modules")
+# What reaches beyond files: a plan during which it happens is not stored.
 OUTSIDE_EFFECTS = frozenset(
     {
         "os.system",
@@ -84,6 +97,10 @@ OUTSIDE_EFFECTS = frozenset(
         "socket.connect",
         "socket.sendto",
         "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.gethostname",
+        "socket.getnameinfo",
     }
 )
 # Changes to files, each with the indexes of its path arguments (`open` is judged by its flags).
@@ -99,10 +116,22 @@ FILE_CHANGES = {
     "os.chown": (0,),
     "os.utime": (0,),
 }
+TEMPORARY_EVENTS = frozenset({"tempfile.mkstemp", "tempfile.mkdtemp"})
 WATCHED_EVENTS = frozenset(
-    {"open", "os.listdir", "os.scandir", "subprocess.Popen", *OUTSIDE_EFFECTS, *FILE_CHANGES}
+    {
+        "open",
+        "os.listdir",
+        "os.scandir",
+        "sqlite3.connect",
+        "subprocess.Popen",
+        *OUTSIDE_EFFECTS,
+        *FILE_CHANGES,
+        *TEMPORARY_EVENTS,
+    }
 )
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+# Files whose content changes without a change time.
+VIRTUAL_FILES = ("/proc/", "/sys/", "/dev/")
 
 Identity = list[int] | None
 
@@ -121,7 +150,7 @@ class PlanRequest:
 class PlanOutput:
     """What the command prints for a plan: its JSON `document`, its `text`, the `warnings` it
     writes to stderr, and its exit status. `app_dir` is the app's directory (None without
-    app checks), whose directories the plan depends on."""
+    app checks), whose files the plan depends on."""
 
     document: str
     text: str
@@ -130,85 +159,120 @@ class PlanOutput:
     app_dir: Path | None = None
 
 
-def lookup(request: PlanRequest) -> PlanOutput | None:
-    """The output of an identical plan, when nothing it depended on changed; None otherwise
-    (a missing, unreadable or foreign entry too: a cache is never an error)."""
-    entry = _entry(request)
-    if entry is None:
-        return None
+@dataclass(frozen=True)
+class KeptPlan:
+    """A plan as the cache gives it back: its output, and what the program printed itself,
+    in order (`("stdout" | "stderr", text)`)."""
+
+    output: PlanOutput
+    printed: tuple[tuple[str, str], ...] = ()
+
+    def replay(self) -> None:
+        """Prints again what the program printed (the plan itself is the command's to print)."""
+        for stream, text in self.printed:
+            print(text, end="", file=sys.stdout if stream == "stdout" else sys.stderr)
+
+
+def lookup(request: PlanRequest) -> KeptPlan | None:
+    """The identical plan kept, when nothing it depended on changed; None otherwise (a
+    missing, unreadable or foreign entry too: a cache is never an error)."""
     try:
+        entry = _entry(request)
+        if entry is None:
+            return None
         stored = json.loads(entry.read_text(encoding="utf-8"))
+        if stored.get("format") != FORMAT:
+            return None
         dependencies: dict[str, Identity] = stored["dependencies"]
-        output = PlanOutput(
-            str(stored["document"]),
-            str(stored["text"]),
-            tuple(str(line) for line in stored["warnings"]),
-            int(stored["code"]),
+        if any(identity(path) != known for path, known in dependencies.items()):
+            return None
+        kept = KeptPlan(
+            PlanOutput(
+                str(stored["document"]),
+                str(stored["text"]),
+                tuple(str(line) for line in stored["warnings"]),
+                int(stored["code"]),
+            ),
+            tuple((str(stream), str(text)) for stream, text in stored["printed"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(dependencies, dict) or stored.get("format") != FORMAT:
-        return None
-    if any(identity(path) != known for path, known in dependencies.items()):
+    except Exception:  # a cache is never an error: the plan is made instead
         return None
     with contextlib.suppress(OSError):
         os.utime(entry)  # recently used: kept by the pruning
-    return output
+    return kept
 
 
 @contextlib.contextmanager
-def recording(request: PlanRequest, *, store: bool = True) -> Iterator[PlanRecorder]:
-    """Watches the plan made in the block; stores what `PlanRecorder.keep` is given, with what
-    the plan depended on, when nothing kept it from being vouched for (the module docstring).
-    With `store=False` it watches nothing and stores nothing."""
-    entry = _entry(request) if store else None
-    recorder = PlanRecorder(request.project_dir)
-    if entry is None:
-        yield recorder
-        return
-    _install_hook()
-    global _ACTIVE
-    _ACTIVE = recorder
+def watched(request: PlanRequest, *, store: bool = True) -> Iterator[PlanWatch]:
+    """Watches the plan made in the block; keeps what `PlanWatch.done` is given, with what the
+    plan depended on, when nothing keeps it from being vouched for (the module docstring).
+    With `store=False` it watches nothing and keeps nothing."""
+    watch = PlanWatch(request.project_dir)
     try:
-        with app_runs.observing(recorder.saw_run):
-            yield recorder
+        entry = _entry(request) if store and request.app_checks else None
+    except Exception:  # no cache directory to be had (no home directory): no cache
+        entry = None
+    if entry is None or _under(str(request.project_dir.resolve()), str(entry.parent.parent)):
+        yield watch
+        return
+    global _WATCHING
+    tempfile.gettempdir()  # found once per process, by writing a file: not the plan's doing
+    watch.start(str(entry.parent.parent))
+    _install_hook()
+    _WATCHING = watch
+    try:
+        with app_runs.observing(watch.saw_run), watch.capturing():
+            yield watch
     finally:
-        _ACTIVE = None
-    recorder.store(entry)
+        _WATCHING = None
+    with contextlib.suppress(Exception):  # a cache is never an error
+        watch.keep(entry)
 
 
-class PlanRecorder:
-    """What one plan read, started and changed, as the audit hook and `app_runs` tell it."""
+@dataclass
+class PlanWatch:
+    """What one plan read, printed, started and changed, as the audit hook, its standard
+    streams and `app_runs` tell it."""
 
-    def __init__(self, project_dir: Path) -> None:
-        self.project_dir = project_dir.resolve()
+    project_dir: Path
+    # Each path read or listed, with its identity when it was.
+    read: dict[str, Identity] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)  # files it wrote, renamed, removed...
+    made: set[str] = field(default_factory=set)  # temporary files and directories of its own
+    processes: list[tuple[str, ...]] = field(default_factory=list)
+    runs: list[app_runs.RunUse] = field(default_factory=list)
+    printed: list[tuple[str, str]] = field(default_factory=list)
+    # Why the plan cannot be kept; None while nothing says so.
+    unkept: str | None = None
+    output: PlanOutput | None = None
+    started_ns: int = 0
+    cache: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, cache: str) -> None:
         self.started_ns = time.time_ns()
-        self.opened: set[str] = set()
-        self.listed: set[str] = set()
-        self.written: set[str] = set()
-        self.processes: list[tuple[str, ...]] = []
-        self.runs: list[app_runs.RunUse] = []
-        # Why the plan cannot be stored; None while nothing says so.
-        self.unstorable: str | None = None
-        self.output: PlanOutput | None = None
-        self._lock = threading.Lock()
-        # Where a plan may write without the write being part of what it does: the caches and
-        # bytecode; and in the temporary directory, the files it creates there anew (taken
-        # now: finding the temporary directory writes a file, which the hook would see).
-        self._scratch = tuple(
-            prefix + os.sep
-            for prefix in (str(cache_home().absolute()), sys.pycache_prefix)
-            if prefix
-        )
-        self._temporary = tempfile.gettempdir() + os.sep
+        self.cache = cache
 
-    def keep(self, output: PlanOutput) -> None:
-        """The plan's output, to be stored when the block ends."""
+    def done(self, output: PlanOutput) -> None:
+        """The plan's output, to be kept when the block ends."""
         self.output = output
 
     def saw_run(self, use: app_runs.RunUse) -> None:
         with self._lock:
             self.runs.append(use)
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        """The standard streams, copied into `printed` as they are written to."""
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = (
+            _Copying(sys.stdout, "stdout", self),
+            _Copying(sys.stderr, "stderr", self),
+        )
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = streams
 
     def saw(self, event: str, arguments: tuple[Any, ...]) -> None:
         """One audit event (PEP 578) of this process while the plan runs, from any thread."""
@@ -217,16 +281,26 @@ class PlanRecorder:
             if path is None:
                 return
             flags = arguments[2]
-            if isinstance(flags, int) and flags & os.O_EXCL and path.startswith(self._temporary):
-                self.written.add(path)  # a temporary file of its own (`tempfile.mkstemp`)
-            elif isinstance(flags, int) and flags & WRITE_FLAGS:
+            if isinstance(flags, int) and flags & WRITE_FLAGS:
                 self._changed(path)
-            elif not path.endswith(".pyc"):  # bytecode: its module's source counts
-                self.opened.add(path)
+            elif path.startswith(VIRTUAL_FILES) and path != os.devnull:
+                self.unkept = f"the plan read {path}, which changes without a change time"
+            elif path.endswith(".pyc"):  # bytecode: its module's source counts
+                self._read(_source_of(path))
+            else:
+                self._read(path)
         elif event in ("os.listdir", "os.scandir"):
             path = audited_path(arguments[0] if arguments[0] is not None else ".")
             if path is not None:
-                self.listed.add(path)
+                self._read(path)
+        elif event == "sqlite3.connect":
+            path = audited_path(arguments[0])
+            if path is not None and arguments[0] != ":memory:":
+                self._read(path)
+        elif event in TEMPORARY_EVENTS:
+            path = audited_path(arguments[0])
+            if path is not None:
+                self.made.add(path)
         elif event == "subprocess.Popen":
             command = arguments[1]
             if isinstance(command, (str, bytes, os.PathLike)):
@@ -234,35 +308,48 @@ class PlanRecorder:
             with self._lock:
                 self.processes.append(tuple(os.fsdecode(part) for part in command))
         elif event in OUTSIDE_EFFECTS:
-            self.unstorable = f"the plan made a call that reaches outside its files ({event})"
+            self.unkept = f"the plan made a call that reaches beyond its files ({event})"
         elif event in FILE_CHANGES:
             for index in FILE_CHANGES[event]:
                 path = audited_path(arguments[index]) if index < len(arguments) else None
                 if path is not None:
                     self._changed(path)
 
-    def _changed(self, path: str) -> None:
-        if (
-            path in self.written
-            or path == os.devnull
-            or "__pycache__" in Path(path).parts
-            or (path + os.sep).startswith(self._scratch)  # the directories themselves too
-        ):
-            self.written.add(path)
-        else:
-            self.unstorable = f"the plan changed {path}"
+    def _read(self, path: str) -> None:
+        if path not in self.read:
+            self.read[path] = identity(path)
 
-    def store(self, entry: Path) -> None:
-        """Stores the output kept, unless the plan cannot be vouched for."""
-        if self.output is None or self.unstorable is not None:
+    def _changed(self, path: str) -> None:
+        with self._lock:
+            self.changed.add(path)
+
+    def _scratch(self, path: str) -> bool:
+        """Whether a path the plan changed is none of its doing: the caches, bytecode, the null
+        device, and the temporary files and directories it made (`tempfile` says so only once
+        it made them, hence the check at the end)."""
+        return (
+            path == os.devnull
+            or "__pycache__" in Path(path).parts
+            or _under(path, self.cache)
+            or bool(sys.pycache_prefix and _under(path, sys.pycache_prefix))
+            or any(_under(path, made) for made in self.made)
+        )
+
+    def keep(self, entry: Path) -> None:
+        """Stores the output, unless the plan cannot be vouched for."""
+        if self.output is None or self.unkept is not None:
             return
+        if not all(self._scratch(path) for path in self.changed):
+            return  # it changed a file: printed again, the change would not be made
         paths = self._dependencies()
         if paths is None:
             return
         dependencies = {path: identity(path) for path in sorted(paths)}
-        moment = self.started_ns - CLOCK_SLACK_NS
-        if any(known is not None and max(known[4::6]) >= moment for known in dependencies.values()):
-            return  # changed as the plan started: what it read may be either version
+        for path, known in self.read.items():
+            if path in dependencies and dependencies[path] != known:
+                return  # it changed while the plan ran: what it read may be either version
+        if any(_too_recent(known, self.started_ns) for known in dependencies.values()):
+            return
         store_entry(
             entry,
             {
@@ -272,6 +359,7 @@ class PlanRecorder:
                 "text": self.output.text,
                 "warnings": list(self.output.warnings),
                 "code": self.output.code,
+                "printed": self.printed,
             },
             MAX_ENTRIES,
         )
@@ -282,13 +370,13 @@ class PlanRecorder:
         started = Counter(use.started for use in self.runs if use.started is not None)
         if Counter(self.processes) - started or any(use.stored is None for use in self.runs):
             return None
-        paths = self.opened | self.listed | _module_paths()
-        cache = str(cache_home().absolute())
-        for top in (self.project_dir, self.output.app_dir if self.output else None):
-            directories = _directories(top, cache) if top is not None else []
-            if directories is None:
+        paths = set(self.read) | _module_paths()
+        app_dir = self.output.app_dir if self.output else None
+        for top in {self.project_dir.resolve(), *([app_dir.resolve()] if app_dir else [])}:
+            entries = _tree(top, self.cache)
+            if entries is None:
                 return None
-            paths.update(directories)
+            paths.update(entries)
         for use in self.runs:
             assert use.stored is not None  # checked above
             interpreter = use.command[0]
@@ -297,25 +385,47 @@ class PlanRecorder:
             paths.update(app_runs.startup_files(interpreter))
             paths.update({str(Path(interpreter).absolute()), os.path.realpath(interpreter)})
             paths.update(str(Path(part).absolute()) for part in use.command[1:2])
-        # The caches' own files are vouched for by the entries read above.
-        return {path for path in paths if path not in self.written and not _under(path, cache)}
+        # The caches' own files are vouched for by the entries read above; its temporary files
+        # are gone.
+        return {
+            path
+            for path in paths
+            if not _under(path, self.cache) and not any(_under(path, made) for made in self.made)
+        }
+
+
+class _Copying:
+    """A standard stream that also copies what is written to it into a watch."""
+
+    def __init__(self, stream: TextIO, name: str, watch: PlanWatch) -> None:
+        self._stream, self._name, self._watch = stream, name, watch
+
+    def write(self, text: str) -> int:
+        self._watch.printed.append((self._name, text))
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def identity(path: str) -> Identity:
-    """A path's identity on disk (the module docstring), its target's too for a link; None when
-    it does not exist."""
+    """A path's identity on disk (the module docstring), its target's too for a link (or a
+    mark for a link to nothing); None when it does not exist."""
     try:
         status = os.lstat(path)
-        known = _fields(status)
-        if stat.S_ISLNK(status.st_mode):
-            known += _fields(Path(path).stat())
-    except OSError:
+    except (OSError, ValueError):
         return None
+    known = _fields(status)
+    if stat.S_ISLNK(status.st_mode):
+        try:
+            known += _fields(Path(path).stat())
+        except (OSError, ValueError):
+            known.append(-1)
     return known
 
 
 def _fields(status: os.stat_result) -> list[int]:
-    # The change time comes fifth in each group of six: store() reads it as `known[4::6]`.
+    # The change time comes fifth in each group of six (`_too_recent`).
     return [
         status.st_dev,
         status.st_ino,
@@ -326,10 +436,32 @@ def _fields(status: os.stat_result) -> list[int]:
     ]
 
 
+def _too_recent(known: Identity, started_ns: int) -> bool:
+    """Whether a change time of `known` is so close to the plan's start that a later change
+    could keep it (the slack of a coarse clock)."""
+    for changed in (known or [])[4::6]:
+        coarse = changed % 1_000_000_000 == 0
+        if changed >= started_ns - (COARSE_SLACK_NS if coarse else CLOCK_SLACK_NS):
+            return True
+    return False
+
+
+def _source_of(bytecode: str) -> str:
+    """The source file of a module's bytecode: `dir/__pycache__/name.TAG.pyc` is `dir/name.py`,
+    and under `sys.pycache_prefix` the source's directory is the path below the prefix."""
+    directory, name = os.path.split(bytecode)
+    module = name.split(".", 1)[0] + ".py"
+    prefix = sys.pycache_prefix
+    if prefix and _under(directory, prefix):
+        return os.path.join(directory[len(prefix.rstrip(os.sep)) :] or os.sep, module)  # noqa: PTH118
+    return os.path.join(os.path.dirname(directory), module)  # noqa: PTH118, PTH120
+
+
 def _module_paths() -> set[str]:
-    """The file of every module loaded, the directories of packages, and every directory that
-    imports looked in: `sys.path` and those holding a module. (os.path, not pathlib: a plan of
-    an AWS stack has some 1,500 modules, and pathlib's objects would cost it tens of ms.)"""
+    """The file of every module loaded, the directories of packages, every directory that
+    imports looked in (`sys.path` and those holding a module), and the `.pth` files of the site
+    directories, whose lines run as the interpreter starts. (os.path, not pathlib: a plan of an
+    AWS stack has some 1,500 modules, and pathlib's objects would cost it tens of ms.)"""
     paths = {os.path.abspath(entry) for entry in sys.path if entry}  # noqa: PTH100
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
@@ -339,30 +471,35 @@ def _module_paths() -> set[str]:
         for directory in getattr(module, "__path__", None) or ():
             if isinstance(directory, str):
                 paths.add(os.path.abspath(directory))  # noqa: PTH100
+    for directory in [*site.getsitepackages(), site.getusersitepackages()]:
+        with contextlib.suppress(OSError):
+            paths.update(str(path) for path in Path(directory).glob("*.pth"))
     return paths
 
 
-def _directories(top: Path, cache: str) -> list[str] | None:
-    """Every directory under `top` but hidden ones, bytecode, node_modules, virtual environments
-    and the `cache` directory; None past `MAX_PROJECT_DIRECTORIES`."""
+def _tree(top: Path, cache: str) -> list[str] | None:
+    """Every directory, file and link under `top` but those of `SKIPPED_DIRECTORIES`, tools'
+    caches, virtual environments and the `cache` directory; None past
+    `MAX_PROJECT_ENTRIES`. A link to a directory is not followed."""
     found: list[str] = []
-    for directory, subdirectories, _ in os.walk(top):
+    for directory, subdirectories, files in os.walk(top):
         subdirectories[:] = [
             name
             for name in subdirectories
-            if not name.startswith(".")
-            and name not in SKIPPED_DIRECTORIES
+            if name not in SKIPPED_DIRECTORIES
+            and not name.endswith(SKIPPED_SUFFIXES)
             and not Path(directory, name, "pyvenv.cfg").exists()
-            and not _under(str(Path(directory, name)), cache)
+            and not _under(os.path.join(directory, name), cache)  # noqa: PTH118
         ]
         found.append(directory)
-        if len(found) > MAX_PROJECT_DIRECTORIES:
+        found.extend(os.path.join(directory, name) for name in files)  # noqa: PTH118
+        if len(found) > MAX_PROJECT_ENTRIES:
             return None
     return found
 
 
 def _under(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory + os.sep)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _entry(request: PlanRequest) -> Path | None:
@@ -374,22 +511,24 @@ def _entry(request: PlanRequest) -> Path | None:
         "stack": request.stack,
         "python": request.python,
         "app_checks": request.app_checks,
+        "arguments": sys.argv[1:],
         "cwd": str(Path.cwd()),
         "environment": sorted(
             (name, value)
             for name, value in os.environ.items()
             if name not in app_runs.VOLATILE_VARIABLES
         ),
-        "interpreter": [sys.executable, sys.version],
+        "interpreter": [sys.executable, sys.version, repr(sys.flags)],
         "path": sys.path,
     }
     key = hashlib.blake2b(json.dumps(described).encode(), digest_size=20).hexdigest()
-    return cache_home() / "plans" / f"{key}.json"
+    return cache_home().absolute() / "plans" / f"{key}.json"
 
 
-# The recorder of the plan being made, seen by the audit hook; the hook is added once per
-# process (audit hooks cannot be removed) and does nothing while no plan is recorded.
-_ACTIVE: PlanRecorder | None = None
+# The watch of the plan being made, seen by the audit hook; the hook is added once per process
+# (audit hooks cannot be removed) and does nothing while no plan is watched. The command makes
+# one plan per process.
+_WATCHING: PlanWatch | None = None
 _HOOKED = False
 _HOOK_STATE = threading.local()
 
@@ -404,9 +543,12 @@ def _install_hook() -> None:
 def _audit(event: str, arguments: tuple[Any, ...]) -> None:
     # Called for every audited event of the process (300,000 in a plan of an AWS stack, most of
     # them attribute lookups): the first test keeps that cheap.
-    if event in WATCHED_EVENTS and _ACTIVE is not None and not getattr(_HOOK_STATE, "busy", False):
-        _HOOK_STATE.busy = True  # what the recorder calls is not part of the plan
+    watch = _WATCHING
+    if event in WATCHED_EVENTS and watch is not None and not getattr(_HOOK_STATE, "busy", False):
+        _HOOK_STATE.busy = True  # what the watch calls is not part of the plan
         try:
-            _ACTIVE.saw(event, arguments)
+            watch.saw(event, arguments)
+        except Exception:  # never the program's error: the plan is not kept
+            watch.unkept = f"its {event} could not be followed"
         finally:
             _HOOK_STATE.busy = False

@@ -39,13 +39,13 @@ exit codes:
        (its error in one line, or its traceback when it raised anything else)
   130  interrupted
 With --diff-against: 0 once the diff is printed, 2 when either side's plan
-cannot be made."""
+cannot be made.
+
+A plan is kept with everything it read (the stack file, the program and its
+modules, the app's files) and printed again, without running anything, while
+none of those changed: PULUMI_DJANGO_CACHE_DIR= (empty) turns that off."""
 # No plan: what the command line exits with for any error it prints as one line.
 NO_PLAN_EXIT_CODE = 2
-# Set to `skip` by `--diff-against` for the plan at the ref, whose app checks the review never
-# reads (it checks the migrations added since the ref itself): no app interpreter runs for it.
-# An environment variable, not a flag, so that a ref's older code, which knows neither, runs.
-APP_CHECKS_VARIABLE = "PULUMI_DJANGO_PLAN_APP_CHECKS"
 
 
 def ordering_fix(step: Step, after: Step) -> str:
@@ -165,7 +165,8 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pulumi_django.cli.plan_cache import PlanRequest, lookup, recording
+    from pulumi_django.cli import APP_CHECKS_VARIABLE
+    from pulumi_django.cli.plan_cache import PlanRequest, lookup, watched
 
     project_dir = Path(args.cwd)
     if not project_dir.is_dir():
@@ -188,12 +189,15 @@ def _run(args: argparse.Namespace) -> int:
     # Only the command itself caches: a program calling `main` (a test) may have changed what
     # no file shows.
     cached = _is_this_command()
-    output = lookup(request) if cached else None
-    if output is None:
-        with recording(request, store=cached) as recorder:
+    kept = lookup(request) if cached else None
+    if kept is not None:
+        kept.replay()
+        output: PlanOutput | None = kept.output
+    else:
+        with watched(request, store=cached) as watch:
             output = _plan_output(request)
             if output is not None:
-                recorder.keep(output)
+                watch.done(output)
     if output is None:
         return NO_PLAN_EXIT_CODE
     if args.json == "-" or (args.format == "json" and not args.json):

@@ -486,9 +486,12 @@ def steady(project: Path) -> Path:
     return project
 
 
-def _command(project: Path, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
+def _command(
+    project: Path, *options: str, arguments: tuple[str, ...] = (), **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """The plan command, with the interpreter's `options` and the command's `arguments`."""
     return subprocess.run(
-        [sys.executable, *options, "-m", "pulumi_django.cli", "plan", "--stack", "t"],
+        [sys.executable, *options, "-m", "pulumi_django.cli", "plan", "--stack", "t", *arguments],
         cwd=project,
         env={**os.environ, **variables},
         capture_output=True,
@@ -497,9 +500,10 @@ def _command(project: Path, *options: str, **variables: str) -> subprocess.Compl
     )
 
 
-def _planned_again(project: Path, **variables: str) -> bool:
+def _planned_again(project: Path, *arguments: str, **variables: str) -> bool:
     """Whether the command planned (imported the SDK) rather than printing what it kept."""
-    return _imported(_command(project, "-X", "importtime", **variables).stderr, "pulumi.runtime")
+    traced = _command(project, "-X", "importtime", arguments=arguments, **variables)
+    return _imported(traced.stderr, "pulumi.runtime")
 
 
 def _imported(importtime: str, module: str) -> bool:
@@ -516,6 +520,8 @@ def test_the_command_prints_again_what_it_planned_without_running_anything(
     again = _command(steady, "-X", "importtime")
     assert (again.returncode, again.stdout) == (first.returncode, first.stdout)
     assert _imported(again.stderr, "pulumi_django.cli.plan_cache")
+    assert "pulumi-django plan: as planned at " in again.stderr
+    assert "as planned at" not in first.stderr
     assert not _imported(again.stderr, "pulumi") and not _imported(again.stderr, "pydantic")
     assert _runs(steady) == 2  # nor the app's interpreter
 
@@ -541,6 +547,8 @@ CHANGES = {
     "a file only looked at": lambda project: (project / "data.txt").write_text("data\n"),
     "its size": lambda project: _append(project / "data.txt", "more\n"),
     "a file in a hidden directory": lambda project: _write(project / ".secrets" / "flag", ""),
+    # Above the project, in its repository (the test's directory: see below).
+    "a file beside the project": lambda project: (project.parent / ".env").write_text("A=1\n"),
     "the app's interpreter's settings": lambda project: (project.parent / "pyvenv.cfg").write_text(
         "include-system-site-packages = true\n"
     ),
@@ -550,11 +558,15 @@ CHANGES = {
 def test_a_change_to_anything_the_plan_depended_on_plans_again(steady: Path) -> None:
     """Each change plans again once, then the new plan is kept. (One test for all: each plan
     costs the SDK's import.)"""
+    (steady.parent / ".git").mkdir()  # the project is in a repository
+    _settle()
     _command(steady)
     missed = [change for change, make in CHANGES.items() if not _changed_plans_once(steady, make)]
     assert not missed
     assert _planned_again(steady, PLAN_SPEED_ANYTHING="set")  # the environment keys the plan
     assert not _planned_again(steady)
+    assert _planned_again(steady, "--no-cache")
+    assert not _planned_again(steady, "--json", str(steady.parent / "plan.json"))
 
 
 def _changed_plans_once(project: Path, change: Callable[[Path], object]) -> bool:

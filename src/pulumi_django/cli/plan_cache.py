@@ -10,8 +10,8 @@ those is as it was. A library call (`plan.plan_stack`) always runs: only the com
 
 What a plan depends on:
 
-- the key: the project directory, the stack, the command's arguments, whether the app checks
-  run, the working directory, every environment variable but the few a shell or pytest sets to
+- the key: the project directory, the stack, `--python`, whether the app checks run, the
+  working directory, every environment variable but the few a shell or pytest sets to
   describe itself (`app_runs.VOLATILE_VARIABLES`), the interpreter (path, version, flags) and
   its `sys.path`;
 - the dependencies, each path with its identity on disk: every file the plan opened (the stack
@@ -21,7 +21,8 @@ What a plan depends on:
   the program too), every directory holding one or on `sys.path` (imports find modules there)
   and the `.pth` files of the site directories; every file, link and directory of the project
   and of the app's directory (how a program's existence tests and `os.stat` count), but
-  version control, bytecode, tool caches (`*_cache`), `node_modules` and virtual environments;
+  version control, bytecode, tool caches (`*_cache`), `node_modules` and virtual environments,
+  and the directories above them up to the top of their git repository;
   and for each run of the app's interpreter (`app_runs`, cached by content), the entry that
   answered it: every file and directory that run read, the app's directory, the interpreter,
   its `pyvenv.cfg`.
@@ -45,11 +46,12 @@ a project past `MAX_PROJECT_ENTRIES` entries or inside the cache directory.
 
 What escapes it: the clock and randomness (a program whose resources depend on them plans
 differently at every run, which a Pulumi program avoids anyway: each would be a change at every
-`pulumi up`); existence tests and `os.stat` of paths outside the project and the app; reads in
-C without Python's `open` (an extension module's own; the SDK's make none); output written to
-the standard streams' file descriptors directly. `PULUMI_DJANGO_CACHE_DIR` set empty turns the
-cache off, as it does the app runs'. The plans are under `plans/` in the cache directory, the
-`MAX_ENTRIES` most recently used.
+`pulumi up`); existence tests and `os.stat` of paths outside the project, the app and their
+repository; a program that reads the command line (`sys.argv`); reads in C without Python's
+`open` (an extension module's own; the SDK's make none); output written to the standard
+streams' file descriptors directly. `plan --no-cache` plans again (and keeps the new plan);
+`PULUMI_DJANGO_CACHE_DIR` set empty turns the cache off, as it does the app runs'. The plans
+are under `plans/` in the cache directory, the `MAX_ENTRIES` most recently used.
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ class KeptPlan:
 
     output: PlanOutput
     printed: tuple[tuple[str, str], ...] = ()
+    planned_at: float = 0.0  # when it was planned (seconds since the epoch)
 
     def replay(self) -> None:
         """Prints again what the program printed (the plan itself is the command's to print)."""
@@ -194,6 +197,7 @@ def lookup(request: PlanRequest) -> KeptPlan | None:
                 int(stored["code"]),
             ),
             tuple((str(stream), str(text)) for stream, text in stored["printed"]),
+            float(stored["planned_at"]),
         )
     except Exception:  # a cache is never an error: the plan is made instead
         return None
@@ -360,6 +364,7 @@ class PlanWatch:
                 "warnings": list(self.output.warnings),
                 "code": self.output.code,
                 "printed": self.printed,
+                "planned_at": self.started_ns / 1e9,
             },
             MAX_ENTRIES,
         )
@@ -377,6 +382,7 @@ class PlanWatch:
             if entries is None:
                 return None
             paths.update(entries)
+            paths.update(_repository_ancestors(top))
         for use in self.runs:
             assert use.stored is not None  # checked above
             interpreter = use.command[0]
@@ -498,6 +504,20 @@ def _tree(top: Path, cache: str) -> list[str] | None:
     return found
 
 
+def _repository_ancestors(top: Path) -> list[str]:
+    """The directories above `top` up to the top of its git repository, when it is in one: a
+    file created or removed in them (a `.env` that python-dotenv looks for in every parent, a
+    settings file a program looks for beside the project) changes their identity. Not above a
+    repository, nor where there is none: the home and temporary directories change all the
+    time."""
+    ancestors: list[str] = []
+    for directory in (top, *top.parents):
+        if (directory / ".git").exists():
+            return ancestors
+        ancestors.append(str(directory.parent))
+    return []
+
+
 def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
@@ -511,7 +531,6 @@ def _entry(request: PlanRequest) -> Path | None:
         "stack": request.stack,
         "python": request.python,
         "app_checks": request.app_checks,
-        "arguments": sys.argv[1:],
         "cwd": str(Path.cwd()),
         "environment": sorted(
             (name, value)

@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,9 @@ With --diff-against: 0 once the diff is printed, 2 when either side's plan
 cannot be made.
 
 A plan is kept with everything it read (the stack file, the program and its
-modules, the app's files) and printed again, without running anything, while
-none of those changed: PULUMI_DJANGO_CACHE_DIR= (empty) turns that off."""
+modules, the project's and the app's files) and printed again, without running
+anything, while none of those changed: --no-cache plans again, and
+PULUMI_DJANGO_CACHE_DIR= (empty) turns every cache off."""
 # No plan: what the command line exits with for any error it prints as one line.
 NO_PLAN_EXIT_CODE = 2
 
@@ -105,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the app's interpreter, where its settings are imported (default: "
         "django:app.python, else this one; for one's own program, this one)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="plan again even when nothing the last identical plan read has changed (the app "
+        "checks' own cache still answers)",
     )
     parser.add_argument(
         "--format",
@@ -189,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only the command itself caches: a program calling `main` (a test) may have changed what
     # no file shows.
     cached = _is_this_command()
-    kept = lookup(request) if cached else None
+    kept = lookup(request) if cached and not args.no_cache else None
     if kept is not None:
         kept.replay()
         output: PlanOutput | None = kept.output
@@ -208,6 +216,13 @@ def _run(args: argparse.Namespace) -> int:
         print(output.document if args.format == "json" else output.text, end="")
     for line in output.warnings:
         print(f"pulumi-django plan: {line}", file=sys.stderr)
+    if kept is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(kept.planned_at))
+        print(
+            f"pulumi-django plan: as planned at {when}: nothing it read has changed since "
+            "(--no-cache plans again)",
+            file=sys.stderr,
+        )
     return output.code
 
 

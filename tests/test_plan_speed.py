@@ -579,13 +579,17 @@ def test_what_the_program_printed_is_printed_again(steady: Path) -> None:
     _append(
         steady / "__main__.py",
         'print("building")\nimport warnings\nwarnings.warn("a deprecated thing")\n'
-        'pulumi.log.warn("careful")\n',
+        'pulumi.log.warn("careful")\nimport sys\nsys.stdout.writelines(["in lines\\n"])\n'
+        # A write that failed then is left out again, without an error of the cache's own.
+        'try:\n    print("name: \\udcff")\nexcept UnicodeEncodeError:\n    pass\n',
     )
     _settle()
-    first = _command(steady)
-    again = _command(steady, "-X", "importtime")
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+    first = _command(steady, **strict)
+    again = _command(steady, "-X", "importtime", **strict)
     assert not _imported(again.stderr, "pulumi.runtime")
-    assert "building" in first.stdout and again.stdout == first.stdout
+    assert (again.returncode, again.stdout) == (first.returncode, first.stdout)
+    assert "building" in first.stdout and "in lines" in first.stdout
     for said in ("a deprecated thing", "careful"):
         assert said in first.stderr and said in again.stderr
 

@@ -12,8 +12,8 @@ What a plan depends on:
 
 - the key: the project directory, the stack, `--python`, whether the app checks run, the
   working directory, every environment variable but the few a shell or pytest sets to
-  describe itself (`app_runs.VOLATILE_VARIABLES`), the interpreter (path, version, flags) and
-  its `sys.path`;
+  describe itself (`app_runs.VOLATILE_VARIABLES`), the interpreter (path, version, flags,
+  warning options) and its `sys.path`;
 - the dependencies, each path with its identity on disk: every file the plan opened (the stack
   file, the program's own reads; the source of any bytecode it loaded) or tried to open
   (absent, it must stay absent), every directory it listed, every SQLite database it opened;
@@ -46,10 +46,13 @@ a project past `MAX_PROJECT_ENTRIES` entries or inside the cache directory.
 
 What escapes it: the clock and randomness (a program whose resources depend on them plans
 differently at every run, which a Pulumi program avoids anyway: each would be a change at every
-`pulumi up`); existence tests and `os.stat` of paths outside the project, the app and their
-repository; a program that reads the command line (`sys.argv`); reads in C without Python's
-`open` (an extension module's own; the SDK's make none); output written to the standard
-streams' file descriptors directly. `plan --no-cache` plans again (and keeps the new plan);
+`pulumi up`); existence tests and `os.stat` of paths outside the project and the app (but for
+the directories above them up to their repository's top), in their version control's
+directory, tools' caches, `node_modules` and virtual environments; the machine's name
+(`os.uname`), the command line (`sys.argv`), standard input, and whether the standard streams
+are terminals; reads in C without Python's `open` (an extension module's own; the SDK's make
+none); output written around `sys.stdout` and `sys.stderr` (their file descriptors,
+`sys.__stdout__`, exit handlers). `plan --no-cache` plans again (and keeps the new plan);
 `PULUMI_DJANGO_CACHE_DIR` set empty turns the cache off, as it does the app runs'. The plans
 are under `plans/` in the cache directory, the `MAX_ENTRIES` most recently used.
 """
@@ -67,7 +70,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,12 +171,14 @@ class KeptPlan:
 
     output: PlanOutput
     printed: tuple[tuple[str, str], ...] = ()
-    planned_at: float = 0.0  # when it was planned (seconds since the epoch)
+    planned_at: str = ""  # when it was planned, in local time
 
     def replay(self) -> None:
-        """Prints again what the program printed (the plan itself is the command's to print)."""
+        """Prints again what the program printed (the plan itself is the command's to print);
+        what could not be written then cannot be now either, and is left out the same way."""
         for stream, text in self.printed:
-            print(text, end="", file=sys.stdout if stream == "stdout" else sys.stderr)
+            with contextlib.suppress(Exception):
+                print(text, end="", file=sys.stdout if stream == "stdout" else sys.stderr)
 
 
 def lookup(request: PlanRequest) -> KeptPlan | None:
@@ -197,8 +202,10 @@ def lookup(request: PlanRequest) -> KeptPlan | None:
                 int(stored["code"]),
             ),
             tuple((str(stream), str(text)) for stream, text in stored["printed"]),
-            float(stored["planned_at"]),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(stored["planned_at"]))),
         )
+        if not 0 <= kept.output.code <= 255:
+            return None
     except Exception:  # a cache is never an error: the plan is made instead
         return None
     with contextlib.suppress(OSError):
@@ -300,7 +307,8 @@ class PlanWatch:
         elif event == "sqlite3.connect":
             path = audited_path(arguments[0])
             if path is not None and arguments[0] != ":memory:":
-                self._read(path)
+                for suffix in ("", "-wal", "-shm"):  # a database in WAL mode changes these
+                    self._read(path + suffix)
         elif event in TEMPORARY_EVENTS:
             path = audited_path(arguments[0])
             if path is not None:
@@ -401,16 +409,24 @@ class PlanWatch:
 
 
 class _Copying:
-    """A standard stream that also copies what is written to it into a watch."""
+    """A standard stream that also copies what is written to it into a watch. Bytes written to
+    its buffer keep the plan from being kept (they would not be printed again)."""
 
     def __init__(self, stream: TextIO, name: str, watch: PlanWatch) -> None:
         self._stream, self._name, self._watch = stream, name, watch
 
     def write(self, text: str) -> int:
+        written = self._stream.write(text)
         self._watch.printed.append((self._name, text))
-        return self._stream.write(text)
+        return written
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "buffer":
+            self._watch.unkept = f"the plan wrote to the {self._name} stream's buffer"
         return getattr(self._stream, name)
 
 
@@ -537,7 +553,7 @@ def _entry(request: PlanRequest) -> Path | None:
             for name, value in os.environ.items()
             if name not in app_runs.VOLATILE_VARIABLES
         ),
-        "interpreter": [sys.executable, sys.version, repr(sys.flags)],
+        "interpreter": [sys.executable, sys.version, repr(sys.flags), sys.warnoptions],
         "path": sys.path,
     }
     key = hashlib.blake2b(json.dumps(described).encode(), digest_size=20).hexdigest()

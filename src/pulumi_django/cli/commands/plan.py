@@ -14,7 +14,6 @@ import gc
 import json
 import os
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,10 +216,9 @@ def _run(args: argparse.Namespace) -> int:
     for line in output.warnings:
         print(f"pulumi-django plan: {line}", file=sys.stderr)
     if kept is not None:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(kept.planned_at))
         print(
-            f"pulumi-django plan: as planned at {when}: nothing it read has changed since "
-            "(--no-cache plans again)",
+            f"pulumi-django plan: as planned at {kept.planned_at}: nothing it read has changed "
+            "since (--no-cache plans again)",
             file=sys.stderr,
         )
     return output.code

@@ -226,16 +226,14 @@ def watched(request: PlanRequest, *, store: bool = True) -> Iterator[PlanWatch]:
     if entry is None or _under(str(request.project_dir.resolve()), str(entry.parent.parent)):
         yield watch
         return
-    global _WATCHING
     tempfile.gettempdir()  # found once per process, by writing a file: not the plan's doing
     watch.start(str(entry.parent.parent))
     _install_hook()
-    _WATCHING = watch
     try:
-        with app_runs.observing(watch.saw_run), watch.capturing():
+        with app_runs.observing(watch.saw_run):
             yield watch
     finally:
-        _WATCHING = None
+        watch.stop()
     with contextlib.suppress(Exception):  # a cache is never an error
         watch.keep(entry)
 
@@ -259,31 +257,37 @@ class PlanWatch:
     started_ns: int = 0
     cache: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _streams: tuple[TextIO, TextIO] | None = None  # the standard streams, while copied
 
     def start(self, cache: str) -> None:
+        """Watching starts: the audit hook's events and the standard streams."""
+        global _WATCHING
         self.started_ns = time.time_ns()
         self.cache = cache
+        self._streams = sys.stdout, sys.stderr
+        sys.stdout = _Copying(sys.stdout, "stdout", self)
+        sys.stderr = _Copying(sys.stderr, "stderr", self)
+        _WATCHING = self
+
+    def stop(self) -> None:
+        """Watching ends (again: nothing)."""
+        global _WATCHING
+        if _WATCHING is self:
+            _WATCHING = None
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._streams
+            self._streams = None
 
     def done(self, output: PlanOutput) -> None:
-        """The plan's output, to be kept when the block ends."""
+        """The plan's output, kept when the block ends. Watching stops here: what the command
+        does next (printing the plan, writing `--json`) is its own, not the plan's, and the
+        plan is printed before the time it takes to keep it."""
         self.output = output
+        self.stop()
 
     def saw_run(self, use: app_runs.RunUse) -> None:
         with self._lock:
             self.runs.append(use)
-
-    @contextlib.contextmanager
-    def capturing(self) -> Iterator[None]:
-        """The standard streams, copied into `printed` as they are written to."""
-        streams = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = (
-            _Copying(sys.stdout, "stdout", self),
-            _Copying(sys.stderr, "stderr", self),
-        )
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = streams
 
     def saw(self, event: str, arguments: tuple[Any, ...]) -> None:
         """One audit event (PEP 578) of this process while the plan runs, from any thread."""
@@ -353,6 +357,11 @@ class PlanWatch:
             return
         if not all(self._scratch(path) for path in self.changed):
             return  # it changed a file: printed again, the change would not be made
+        if any(
+            _too_recent(known, self.started_ns) and not self._scratch(path)
+            for path, known in self.read.items()
+        ):
+            return  # a file just written (a project made a moment ago): known before the rest
         paths = self._dependencies()
         if paths is None:
             return

@@ -199,14 +199,25 @@ def _run(args: argparse.Namespace) -> int:
     kept = lookup(request) if cached and not args.no_cache else None
     if kept is not None:
         kept.replay()
-        output: PlanOutput | None = kept.output
-    else:
-        with watched(request, store=cached) as watch:
-            output = _plan_output(request)
-            if output is not None:
-                watch.done(output)
-    if output is None:
-        return NO_PLAN_EXIT_CODE
+        _print_plan(args, target, kept.output)
+        print(
+            f"pulumi-django plan: as planned at {kept.planned_at}: nothing it read has changed "
+            "since (--no-cache plans again)",
+            file=sys.stderr,
+        )
+        return kept.output.code
+    with watched(request, store=cached) as watch:
+        output = _plan_output(request)
+        if output is None:
+            return NO_PLAN_EXIT_CODE
+        watch.done(output)
+        _print_plan(args, target, output)
+    return output.code
+
+
+def _print_plan(args: argparse.Namespace, target: Path | None, output: PlanOutput) -> None:
+    """The plan as asked for: text, JSON to stdout or to `target`; the unordered steps on
+    stderr."""
     if args.json == "-" or (args.format == "json" and not args.json):
         print(output.document, end="")
     else:
@@ -215,13 +226,6 @@ def _run(args: argparse.Namespace) -> int:
         print(output.document if args.format == "json" else output.text, end="")
     for line in output.warnings:
         print(f"pulumi-django plan: {line}", file=sys.stderr)
-    if kept is not None:
-        print(
-            f"pulumi-django plan: as planned at {kept.planned_at}: nothing it read has changed "
-            "since (--no-cache plans again)",
-            file=sys.stderr,
-        )
-    return output.code
 
 
 def _plan_output(request: PlanRequest) -> PlanOutput | None:

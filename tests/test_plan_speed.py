@@ -672,3 +672,13 @@ def test_bytecode_read_counts_as_its_source(monkeypatch: pytest.MonkeyPatch) -> 
         plan_cache._source_of("/cache/pycache/p/lib/helper.cpython-311.opt-1.pyc")
         == "/p/lib/helper.py"
     )
+
+
+def test_a_write_that_leaves_the_cache_directory_by_dotdot_is_a_change(tmp_path: Path) -> None:
+    watch = plan_cache.PlanWatch(tmp_path)
+    watch.cache = str(tmp_path / "cache")
+    watch.saw("os.remove", (str(tmp_path / "cache" / ".." / "program.txt"), -1))
+    watch.saw("os.remove", (str(tmp_path / "cache" / "plans" / "old.json"), -1))
+    assert [path for path in watch.changed if not watch._scratch(path)] == [
+        str(tmp_path / "program.txt")
+    ]

@@ -336,8 +336,9 @@ class PlanWatch:
             self.read[path] = identity(path)
 
     def _changed(self, path: str) -> None:
+        # Normalised: `<cache>/../x` is outside the cache, whatever its first part says.
         with self._lock:
-            self.changed.add(path)
+            self.changed.add(os.path.normpath(path))
 
     def _scratch(self, path: str) -> bool:
         """Whether a path the plan changed is none of its doing: the caches, bytecode, the null

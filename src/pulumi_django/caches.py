@@ -4,8 +4,8 @@ PostgreSQL clusters, and the bytecode of the app's interpreters (the migration c
 rehearsal's, `bytecode_cache`).
 
 `PULUMI_DJANGO_CACHE_DIR` when set (a test session points it at its own directory; set empty,
-it turns off the caches that can be off: the app runs), else `$XDG_CACHE_HOME/pulumi-django`,
-else `~/.cache/pulumi-django`.
+it turns off the caches that can be off: the app runs and the plans), else
+`$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`.
 """
 
 from __future__ import annotations

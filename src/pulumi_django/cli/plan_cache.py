@@ -403,12 +403,14 @@ class PlanWatch:
             paths.update(_repository_ancestors(top))
         for use in self.runs:
             assert use.stored is not None  # checked above
-            interpreter = use.command[0]
             paths.update(use.stored["files"], use.stored["listings"])
-            paths.update(app_runs.tree_paths(use.app_dir))
+            paths.update(str(Path(part).absolute()) for part in use.command[1:2])
+        # The checks share their app and interpreter: each walked and resolved once.
+        for app_dir in {use.app_dir for use in self.runs}:
+            paths.update(app_runs.tree_paths(app_dir))
+        for interpreter in {use.command[0] for use in self.runs}:
             paths.update(app_runs.startup_files(interpreter))
             paths.update({str(Path(interpreter).absolute()), os.path.realpath(interpreter)})
-            paths.update(str(Path(part).absolute()) for part in use.command[1:2])
         # The caches' own files are vouched for by the entries read above; its temporary files
         # are gone.
         return {

@@ -24,7 +24,7 @@ from fixture_repos import git
 
 import pulumi_django.cli.plan as plan_module
 from pulumi_django import app_runs
-from pulumi_django.app_run_recorder import listing_digest
+from pulumi_django.app_run_recorder import identity, listing_digest, load_known
 from pulumi_django.app_runs import CLOCK_SLACK_NS
 from pulumi_django.caches import CACHE_VARIABLE
 from pulumi_django.cli import main, plan_cache
@@ -401,6 +401,84 @@ def test_the_recorder_takes_each_reads_digest_as_the_next_lookup_computes_it(
     assert str(listed) in reads["listed"]
     assert reads["files"] == {path: app_runs._file_digest(path) for path in reads["files"]}
     assert reads["listed"] == {path: listing_digest(path) for path in reads["listed"]}
+
+
+def test_a_remembered_digest_answers_while_the_file_keeps_its_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither a lookup nor the recorder reads a file whose identity is the one a digest was
+    remembered with (a digest no content has proves it), and both read it again once it
+    changed, to the same size."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "_KNOWN", {})
+    monkeypatch.setattr(app_runs, "_known_loaded", False)
+    data = tmp_path / "data.txt"
+    data.write_text("the content\n")
+    script = tmp_path / "scripts" / "script.py"
+    script.parent.mkdir()
+    script.write_text(f"open({str(data)!r}).read()\n")
+    known = app_runs.known_digests_file()
+    assert known is not None
+    known.parent.mkdir(parents=True)
+    _settle()
+    known.write_text(json.dumps({"files": {str(data): [*identity(data.stat()), "remembered"]}}))
+
+    def recorded() -> tuple[object, object]:
+        record = tmp_path / "record.json"
+        command = [sys.executable, "-I", str(app_runs.RECORDER), "--known", str(known)]
+        subprocess.run([*command, str(record), str(script)], check=True)
+        reads = json.loads(record.read_text())
+        return reads["files"][str(data)], reads["identities"][str(data)]
+
+    assert app_runs._file_digest(str(data)) == "remembered"
+    assert recorded() == ("remembered", identity(data.stat()))
+    data.write_text("new content\n")
+    expected = hashlib.blake2b(b"new content\n", digest_size=20).hexdigest()
+    assert app_runs._file_digest(str(data)) == expected
+    assert recorded() == (expected, identity(data.stat()))
+
+
+def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stored run's recorder hashed is remembered on disk for the next process, and
+    the recorder of the next run is told where; a file changed within the clock's slack of
+    its hashing is not remembered (a change in the same tick would keep its identity)."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "_KNOWN", {})
+    monkeypatch.setattr(app_runs, "_known_loaded", False)
+    app = tmp_path / "app"
+    app.mkdir()
+    data = tmp_path / "data.txt"
+    data.write_text("the content\n")
+    script = tmp_path / "scripts" / "script.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nprint(open(sys.argv[1]).read(), end='')\n")
+    _settle()
+    started: list[tuple[str, ...] | None] = []
+    with app_runs.observing(lambda use: started.append(use.started)):
+        completed = app_runs.run(
+            [sys.executable, str(script), str(data)],
+            app_dir=app,
+            environment=dict(os.environ),
+            cwd=app,
+            timeout=60,
+        )
+    assert completed.stdout == "the content\n"
+    known = app_runs.known_digests_file()
+    assert started[0] is not None and started[0][2:4] == ("--known", str(known))
+    remembered = load_known(str(known))
+    digest = hashlib.blake2b(b"the content\n", digest_size=20).hexdigest()
+    assert remembered[str(data)] == [*identity(data.stat()), digest]
+    assert str(script) in remembered
+
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("just written\n")
+    app_runs._file_digest(str(fresh))
+    assert str(fresh) not in app_runs._KNOWN
+    _settle()
+    app_runs._file_digest(str(fresh))
+    assert str(fresh) in app_runs._KNOWN
 
 
 # A program whose process ends: an exit handler it registers, and an object kept to the end.

@@ -1,7 +1,7 @@
 """Runs a script in the app's interpreter as `python SCRIPT ARGS...` would, and records what it
 read, for `app_runs` to cache its result by the content of those files:
 
-    python app_run_recorder.py RECORD SCRIPT [ARGS...]
+    python app_run_recorder.py [--known FILE] RECORD SCRIPT [ARGS...]
 
 An audit hook (PEP 578) sees every file the run opens (modules are read that way too) and every
 directory it lists (how imports find modules); at exit, RECORD gets them as JSON with the
@@ -12,6 +12,9 @@ are its own.
 The digests are taken here, on this process's own core, rather than by the plan that started
 it, whose program is importing the Pulumi SDK meanwhile and would share its interpreter lock
 with the hashing of some 700 files. `app_runs` compares them with the same functions.
+With `--known FILE` (`app_runs`'s remembered digests), a file whose identity is the one a
+digest was remembered with is not read again; RECORD then also gets the identity of each file
+it took a digest of, for `app_runs` to remember.
 
 Standalone, like the scripts it runs: the standard library only, never pulumi_django.
 """
@@ -63,6 +66,33 @@ def file_digest(path: str, contents: Callable[[str, os.stat_result], str] = _con
     return contents(path, status)
 
 
+def identity(status: os.stat_result) -> list[int]:
+    """What changes whenever a file's content does: its device and inode, size, and modification
+    and change times (the kernel sets the change time on every write, and nothing sets it back;
+    `app_runs` remembers a digest only once that time is past a coarse clock's tick)."""
+    return [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+
+
+def load_known(path: str | os.PathLike[str]) -> dict[str, list[object]]:
+    """The remembered digests in `path` (`app_runs` writes them): each file's identity, then
+    its digest; empty when there are none or the file is not theirs."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = document.get("files") if isinstance(document, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+def known_digest(known: dict[str, list[object]], path: str, status: os.stat_result) -> str | None:
+    """The digest remembered for `path`, when the file still has the identity it had then."""
+    remembered = known.get(path)
+    if isinstance(remembered, list) and len(remembered) == 6 and remembered[:5] == identity(status):
+        digest = remembered[5]
+        return digest if isinstance(digest, str) else None
+    return None
+
+
 def listing_digest(path: str) -> str | None:
     """The digest of a directory's entry names; None when it cannot be listed."""
     try:
@@ -81,6 +111,10 @@ def audited_path(value: object) -> str | None:
 
 
 def main() -> None:
+    known_file = None
+    if sys.argv[1] == "--known":
+        known_file = sys.argv[2]
+        del sys.argv[1:3]
     record, script = sys.argv[1], sys.argv[2]
     sys.argv = sys.argv[2:]
     # As `python SCRIPT` sets it: the script's directory (links resolved) first on sys.path.
@@ -109,10 +143,12 @@ def main() -> None:
         # The record is the cache's: whatever goes wrong writing it, the run's status and
         # output stay the script's (without a record, the run is not cached).
         with contextlib.suppress(Exception):
-            _write(record, complete, opened, listed)
+            _write(record, complete, opened, listed, known_file)
 
 
-def _write(record: str, complete: bool, opened: set[str], listed: set[str]) -> None:
+def _write(
+    record: str, complete: bool, opened: set[str], listed: set[str], known_file: str | None
+) -> None:
     if not complete:  # no hook saw the reads: the run is not cached, nothing to hash
         Path(record).write_text(json.dumps({"complete": False}), encoding="utf-8")
         return
@@ -128,15 +164,22 @@ def _write(record: str, complete: bool, opened: set[str], listed: set[str]) -> N
     files |= {str(Path(path).absolute()) for path in modules if isinstance(path, str)}
     # Listed once both sets are whole: the hashing below opens and lists through the hook too.
     file_paths, listed_paths = sorted(files), sorted(listed | set(site_directories))
+    known = {} if known_file is None else load_known(known_file)
+    identities: dict[str, list[int]] = {}
+
+    def contents(path: str, status: os.stat_result) -> str:
+        identities[path] = identity(status)
+        return known_digest(known, path, status) or content_digest(path)
+
+    document: dict[str, object] = {
+        "complete": True,
+        "files": {path: file_digest(path, contents) for path in file_paths},
+        "listed": {path: listing_digest(path) for path in listed_paths},
+    }
+    if known_file is not None:
+        document["identities"] = identities
     with Path(record).open("w", encoding="utf-8") as out:
-        json.dump(
-            {
-                "complete": True,
-                "files": {path: file_digest(path) for path in file_paths},
-                "listed": {path: listing_digest(path) for path in listed_paths},
-            },
-            out,
-        )
+        json.dump(document, out)
 
 
 if __name__ == "__main__":

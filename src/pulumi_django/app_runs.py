@@ -33,6 +33,15 @@ A run is not stored when it did not exit with 0 or 1, when its interpreter has n
 (Python < 3.8), or when anything it read changed while it ran (a ctime after it started, the
 slack of a coarse file-system clock included, of a link and of what it points to): its result,
 or the digests the recorder took after it, might match neither version.
+
+A digest is the content's, and is remembered (in `digests/known.json`, the `MAX_KNOWN_DIGESTS`
+most recently learned) with the identity of the file it was taken of: device, inode, size,
+modification and change times. A file that still has that identity is not read again, by a
+lookup nor by the recorder: the kernel sets a file's change time on every write and nothing
+sets it back, so an unchanged identity is unchanged content, once the change time is past the
+tick of a coarse clock (`settled`). Hashing the 600-700 files a run of Django reads cost about
+a sixth of the run and most of a cached plan's lookups.
+
 The cache lives in `PULUMI_DJANGO_CACHE_DIR` (set empty: no cache), else
 `$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`, under `app-runs/`, and keeps the
 `MAX_ENTRIES` most recently used runs.
@@ -54,7 +63,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from .app_run_recorder import content_digest, file_digest, listing_digest
+from .app_run_recorder import (
+    content_digest,
+    file_digest,
+    identity,
+    known_digest,
+    listing_digest,
+    load_known,
+)
 from .caches import cache_disabled, cache_home, store_entry
 
 RECORDER = Path(__file__).resolve().with_name("app_run_recorder.py")
@@ -77,8 +93,13 @@ MAX_ENTRIES = 256
 # An app directory past these (a node_modules, media files) is not hashed, nor its runs cached.
 MAX_TREE_ENTRIES = 20_000
 MAX_TREE_BYTES = 64 << 20
-# A file changed this close to a run's start may have been read before or after the change.
+# A file changed this close to a run's start may have been read before or after the change;
+# on a file system that keeps whole seconds, this close (`settled`).
 CLOCK_SLACK_NS = 100_000_000
+# A file system that keeps whole seconds (ext4 with small inodes, HFS+; FAT keeps two).
+COARSE_SLACK_NS = 2_000_000_000
+# The remembered digests kept: a plan's runs read 600-700 files, mostly the same ones.
+MAX_KNOWN_DIGESTS = 10_000
 # The exit statuses of a run that completed (and is cached): the probe's 0, the check's 0 and
 # 1 (`migration_check.runner` reads the same).
 COMPLETED = (0, 1)
@@ -88,8 +109,12 @@ FORMAT = 2
 # for the same run at once; the second then finds the first's result stored.
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
-# Content digests by (path, device, inode, size, mtime, ctime), for this process only.
-_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+# The remembered digests (the module docstring): each path's identity, then its digest. Loaded
+# from the cache once per process; `_known_changed` when this process learned one since.
+_KNOWN: dict[str, list[object]] = {}
+_KNOWN_GUARD = threading.Lock()
+_known_loaded = False
+_known_changed = False
 _OBSERVERS: list[Callable[[RunUse], None]] = []
 _OBSERVERS_GUARD = threading.Lock()
 
@@ -97,6 +122,19 @@ _OBSERVERS_GUARD = threading.Lock()
 def cache_directory(environment: Mapping[str, str] = os.environ) -> Path | None:
     """Where app runs are cached; None when `PULUMI_DJANGO_CACHE_DIR` is set empty."""
     return None if cache_disabled(environment) else cache_home(environment) / "app-runs"
+
+
+def known_digests_file(environment: Mapping[str, str] = os.environ) -> Path | None:
+    """Where digests are remembered across processes; None when the cache is off."""
+    return None if cache_disabled(environment) else cache_home(environment) / "digests/known.json"
+
+
+def settled(changed_ns: int, moment_ns: int) -> bool:
+    """Whether a change time is so long before `moment_ns` that no later change can have kept
+    it: more than `CLOCK_SLACK_NS`, or `COARSE_SLACK_NS` for a whole second (a file system
+    that keeps whole seconds, where every change within that second keeps it)."""
+    coarse = changed_ns % 1_000_000_000 == 0
+    return changed_ns < moment_ns - (COARSE_SLACK_NS if coarse else CLOCK_SLACK_NS)
 
 
 # What every command says of an app interpreter without Django, after `KEY: interpreter PATH: `.
@@ -156,16 +194,20 @@ def run(
         entry = directory / f"{key}.json"
         stored = _lookup(entry)
         if stored is not None:
+            _save_known()
             _tell_observers(RunUse(tuple(command), app_dir, stored, None))
             return subprocess.CompletedProcess(
                 list(command), stored["returncode"], stored["stdout"], stored["stderr"]
             )
         descriptor, record = tempfile.mkstemp(prefix="pulumi-django-reads-", suffix=".json")
         os.close(descriptor)
-        recorder = (command[0], str(RECORDER), record, *command[1:])
+        known = _save_known()  # what this process learned, for the recorder to know too
+        remembered = () if known is None else ("--known", str(known))
+        recorder = (command[0], str(RECORDER), *remembered, record, *command[1:])
         stored = None
         try:
             completed, stored = _run_and_store(recorder, environment, cwd, timeout, app_dir, entry)
+            _save_known()
         finally:
             Path(record).unlink(missing_ok=True)
             _tell_observers(RunUse(tuple(command), app_dir, stored, recorder))
@@ -227,10 +269,12 @@ def _run_and_store(
     app_dir: Path,
     entry: Path,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
-    """Runs `recorder` (`[python, RECORDER, RECORD, script, *arguments]`) and stores its result
-    with what it read; returns the result as the command's own, and the entry stored (None
-    when nothing vouches for the run)."""
-    interpreter, _, record, *arguments = recorder
+    """Runs `recorder` (`[python, RECORDER, [--known FILE,] RECORD, script, *arguments]`) and
+    stores its result with what it read; returns the result as the command's own, and the entry
+    stored (None when nothing vouches for the run). The identities the recorder took of the
+    files it hashed are remembered with their digests."""
+    interpreter, _, *rest = recorder
+    record, *arguments = rest[2:] if rest[0] == "--known" else rest
     started = time.time_ns()
     recorded = _run(recorder, environment, cwd, timeout)
     completed = subprocess.CompletedProcess(
@@ -247,8 +291,15 @@ def _run_and_store(
     files, listings = reads.get("files"), reads.get("listed")
     if not (reads.get("complete") and isinstance(files, dict) and isinstance(listings, dict)):
         return completed, None
-    if _changed_since(started - CLOCK_SLACK_NS, [*files, *listings, *tree_paths(app_dir)]):
+    if _changed_since(started, [*files, *listings, *tree_paths(app_dir)]):
         return completed, None
+    # Unchanged since before the run started, so each identity the recorder took is the one
+    # the file had as it was hashed.
+    identities = reads.get("identities")
+    for path, known in (identities if isinstance(identities, dict) else {}).items():
+        digest = files.get(path)
+        if isinstance(known, list) and len(known) == 5 and _content_known(digest):
+            _remember(path, [*known, digest], started)
     stored = {
         "files": files,
         "listings": listings,
@@ -336,33 +387,74 @@ def _lock(key: str) -> threading.Lock:
 
 
 def _file_digest(path: str) -> str | None:
-    """`file_digest`, as the recorder takes it, each file's content hashed once per process."""
+    """`file_digest`, as the recorder takes it, each file's content hashed only while its
+    identity is not one a digest was remembered with."""
     return file_digest(path, _remembered_content_digest)
 
 
 def _remembered_content_digest(path: str, status: os.stat_result) -> str:
     """The interpreter's binary is hashed by each run's key, and a lookup hashes every file a
-    stored run read, the two checks' mostly the same: once per process is enough for a file
-    that has not changed since (a new ctime), and had not just changed when it was hashed (a
-    change in the same clock tick keeps the ctime)."""
-    identity = (
-        path,
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-    )
-    known = _DIGESTS.get(identity)
-    if known is not None:
-        return known
+    stored run read: mostly the same files from one run and one plan to the next."""
+    remembered = known_digest(_known(), path, status)
+    if remembered is not None:
+        return remembered
+    hashing = time.time_ns()
     digest = content_digest(path)
-    if (
-        not digest.startswith("unreadable:")
-        and status.st_ctime_ns < time.time_ns() - CLOCK_SLACK_NS
-    ):
-        _DIGESTS[identity] = digest
+    if _content_known(digest):
+        _remember(path, [*identity(status), digest], hashing)
     return digest
+
+
+def _content_known(digest: object) -> bool:
+    """A digest of a regular file's content: not a kind, nor a read that failed."""
+    return (
+        isinstance(digest, str)
+        and digest != "directory"
+        and not digest.startswith(("unreadable:", "special:"))
+    )
+
+
+def _known() -> dict[str, list[object]]:
+    """The remembered digests, loaded from the cache the first time."""
+    global _known_loaded
+    with _KNOWN_GUARD:
+        if not _known_loaded:
+            _known_loaded = True
+            known = known_digests_file()
+            if known is not None:
+                _KNOWN.update({**load_known(known), **_KNOWN})
+        return _KNOWN
+
+
+def _remember(path: str, known: list[object], hashed_ns: int) -> None:
+    """Remembers `known` (a file's identity, then the digest of its content read after
+    `hashed_ns`) when its change time had settled by then."""
+    global _known_changed
+    changed = known[4]
+    if not (isinstance(changed, int) and settled(changed, hashed_ns)):
+        return
+    remembered = _known()
+    with _KNOWN_GUARD:
+        if remembered.get(path) != known:
+            remembered.pop(path, None)  # the most recently learned come last, and are kept
+            remembered[path] = known
+            _known_changed = True
+
+
+def _save_known() -> Path | None:
+    """Writes what this process learned into the cache's remembered digests, merged with what
+    other processes wrote meanwhile (a lost update only costs a hash); returns where they are,
+    None when the cache is off."""
+    global _known_changed
+    known = known_digests_file()
+    if known is None:
+        return None
+    with _KNOWN_GUARD:
+        if _known_changed:
+            merged = {**load_known(known), **_KNOWN}
+            store_entry(known, {"files": dict(list(merged.items())[-MAX_KNOWN_DIGESTS:])}, keep=1)
+            _known_changed = False
+    return known
 
 
 def tree_paths(app_dir: Path) -> Iterator[str]:
@@ -397,14 +489,17 @@ def _tree_digest(app_dir: Path) -> str | None:
 
 
 def _changed_since(moment_ns: int, paths: Sequence[str] | Iterator[str]) -> bool:
-    """Whether any of `paths` changed (or appeared, or lost an entry) at or after `moment_ns`; a
-    link also when what it points to did (a read through it hashes the target)."""
+    """Whether any of `paths` changed (or appeared, or lost an entry) since `moment_ns`, or so
+    shortly before it that a change since could have kept the change time (`settled`); a link
+    also when what it points to did (a read through it hashes the target)."""
     for path in paths:
         try:
             status = os.lstat(path)
-            if status.st_ctime_ns >= moment_ns:
+            if not settled(status.st_ctime_ns, moment_ns):
                 return True
-            if stat.S_ISLNK(status.st_mode) and Path(path).stat().st_ctime_ns >= moment_ns:
+            if stat.S_ISLNK(status.st_mode) and not settled(
+                Path(path).stat().st_ctime_ns, moment_ns
+            ):
                 return True
         except OSError:
             continue

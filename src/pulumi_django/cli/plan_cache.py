@@ -32,10 +32,11 @@ modification and change times (and its target's, for a link). The kernel sets th
 on every write, rename or chmod, and no call sets it back, so a file whose identity is
 unchanged has the content it had (git's index relies on the same), provided the identity was
 taken after the change's clock tick: a plan that read a file whose change time is within
-`CLOCK_SLACK_NS` of its start (`COARSE_SLACK_NS` on a file system that keeps whole seconds) is
-not stored. The dependencies include the SDK's modules, 40-70 MB: hashing them would cost a
-plan that hits more than the plan it saves. A file's identity is taken as the plan opens it,
-and again at the end; a plan during which one changed is not stored.
+`app_runs.CLOCK_SLACK_NS` of its start (`app_runs.COARSE_SLACK_NS` on a file system that keeps
+whole seconds: `app_runs.settled`) is not stored. The dependencies include the SDK's
+modules, 40-70 MB: hashing them would cost a plan that hits more than the plan it saves. A
+file's identity is taken as the plan opens it, and again at the end; a plan during which one
+changed is not stored.
 
 Not stored, so made every time: a plan that fails; one during which anything started a
 process but a cached app run, connected a socket, looked up a host name, read a file of
@@ -82,9 +83,6 @@ from pulumi_django.caches import cache_disabled, cache_home, store_entry
 FORMAT = 2
 MAX_ENTRIES = 64
 MAX_PROJECT_ENTRIES = 20_000
-CLOCK_SLACK_NS = app_runs.CLOCK_SLACK_NS
-# A file system that keeps whole seconds (ext4 with small inodes, HFS+; FAT keeps two).
-COARSE_SLACK_NS = 2_000_000_000
 # Directories of a project that are no part of what it deploys, nor read by a plan: version
 # control, bytecode, dependencies (a virtual environment's modules count when imported), and
 # tools' caches (`.mypy_cache`, `.pytest_cache`, `.ruff_cache`...).
@@ -473,11 +471,7 @@ def _fields(status: os.stat_result) -> list[int]:
 def _too_recent(known: Identity, started_ns: int) -> bool:
     """Whether a change time of `known` is so close to the plan's start that a later change
     could keep it (the slack of a coarse clock)."""
-    for changed in (known or [])[4::6]:
-        coarse = changed % 1_000_000_000 == 0
-        if changed >= started_ns - (COARSE_SLACK_NS if coarse else CLOCK_SLACK_NS):
-            return True
-    return False
+    return not all(app_runs.settled(changed, started_ns) for changed in (known or [])[4::6])
 
 
 def _source_of(bytecode: str) -> str:

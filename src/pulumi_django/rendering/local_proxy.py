@@ -43,7 +43,8 @@ POLL_SECONDS = 1
 SETTLE_SECONDS: dict[str, int] = {"nginx": 1, "caddy": 0}
 NGINX_WORKERS_WAIT_SECONDS = 10
 # Caddy swaps its listening socket on every reload, and two swaps within a second can reset
-# new connections (seen in the release rehearsal); the server's start counts as one.
+# new connections (seen in the release rehearsal); the server's start counts as one. Even one
+# swap can reset a new connection arriving in its instant (docs/local-docker.md has figures).
 RELOAD_GAP_SECONDS = 2  # with `date +%s`'s whole seconds: at least one second apart
 # nginx stops gracefully on SIGQUIT (SIGTERM is its fast stop); Caddy on SIGTERM.
 STOP_SIGNALS: dict[str, str] = {"nginx": "QUIT", "caddy": "TERM"}

@@ -74,12 +74,13 @@ def measure(server: str, reloads: int, gap: float, clients: int) -> dict[str, ob
     """Requests and failures of `clients` threads during `reloads` switches `gap` s apart."""
     upstreams = (_upstream(), _upstream())
     port = free_port()
-    failures: collections.Counter[str] = collections.Counter()
     answered = [0] * clients
-    running = True
+    failed: list[collections.Counter[str]] = [collections.Counter() for _ in range(clients)]
+    running = threading.Event()
+    running.set()
 
-    def client(number: int) -> None:
-        while running:
+    def client(number: int) -> None:  # counts in its own slots: no lock needed
+        while running.is_set():
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
                 connection.request("GET", "/", headers={"Connection": "close"})
@@ -88,33 +89,38 @@ def measure(server: str, reloads: int, gap: float, clients: int) -> dict[str, ob
                 if response.status == 200:
                     answered[number] += 1
                 else:
-                    failures[f"HTTP {response.status}"] += 1
-            except OSError as error:  # http.client's errors are OSErrors or HTTPExceptions
-                failures[type(error).__name__] += 1
-            except http.client.HTTPException as error:
-                failures[type(error).__name__] += 1
+                    failed[number][f"HTTP {response.status}"] += 1
+            except (OSError, http.client.HTTPException) as error:
+                failed[number][type(error).__name__] += 1
             finally:
                 connection.close()
 
-    with tempfile.TemporaryDirectory(prefix="pulumi-django-bench-reload-") as scratch:
-        runtime_dir = Path(scratch)
-        sites = [_site(port, runtime_dir, upstream) for upstream in upstreams]
-        with running_proxy(server, sites[0]) as proxy:  # type: ignore[arg-type]
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-            for thread in threads:
-                thread.start()
-            started = time.monotonic()
-            for number in range(reloads):
-                time.sleep(gap)
-                proxy.reload(sites[(number + 1) % 2])
-            time.sleep(gap)
-            running = False
-            for thread in threads:
-                thread.join(30)
-            seconds = time.monotonic() - started
-    for upstream in upstreams:
-        upstream.shutdown()
-        upstream.server_close()
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    try:
+        with tempfile.TemporaryDirectory(prefix="pulumi-django-bench-reload-") as scratch:
+            runtime_dir = Path(scratch)
+            sites = [_site(port, runtime_dir, upstream) for upstream in upstreams]
+            with running_proxy(server, sites[0]) as proxy:  # type: ignore[arg-type]
+                for thread in threads:
+                    thread.start()
+                started = time.monotonic()
+                try:
+                    for number in range(reloads):
+                        time.sleep(gap)
+                        proxy.reload(sites[(number + 1) % 2])
+                    time.sleep(gap)
+                finally:
+                    running.clear()
+                    for thread in threads:
+                        thread.join(30)
+                seconds = time.monotonic() - started
+                if any(thread.is_alive() for thread in threads):
+                    raise RuntimeError("a client did not stop within 30 s")
+    finally:
+        for upstream in upstreams:
+            upstream.shutdown()
+            upstream.server_close()
+    failures = sum(failed, collections.Counter())
     requests = sum(answered) + sum(failures.values())
     return {
         "server": server,

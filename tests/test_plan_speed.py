@@ -24,7 +24,7 @@ from fixture_repos import git
 
 import pulumi_django.cli.plan as plan_module
 from pulumi_django import app_runs
-from pulumi_django.app_run_recorder import identity, listing_digest, load_known
+from pulumi_django.app_run_recorder import file_digest, identity, listing_digest, load_known
 from pulumi_django.app_runs import CLOCK_SLACK_NS
 from pulumi_django.caches import CACHE_VARIABLE
 from pulumi_django.cli import main, plan_cache
@@ -444,7 +444,8 @@ def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
     """What a stored run's recorder hashed is remembered on disk for the next process, and
     the recorder of the next run is told where; a file changed within the clock's slack of
     its hashing is not remembered (a change in the same tick would keep its identity)."""
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CACHE_VARIABLE, "cache")  # relative: the recorder runs elsewhere
     monkeypatch.setattr(app_runs, "_KNOWN", {})
     monkeypatch.setattr(app_runs, "_known_loaded", False)
     app = tmp_path / "app"
@@ -465,7 +466,7 @@ def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
             timeout=60,
         )
     assert completed.stdout == "the content\n"
-    known = app_runs.known_digests_file()
+    known = tmp_path / "cache" / "digests" / "known.json"
     assert started[0] is not None and started[0][2:4] == ("--known", str(known))
     remembered = load_known(str(known))
     digest = hashlib.blake2b(b"the content\n", digest_size=20).hexdigest()
@@ -479,6 +480,82 @@ def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
     _settle()
     app_runs._file_digest(str(fresh))
     assert str(fresh) in app_runs._KNOWN
+
+
+def test_a_files_status_and_content_come_from_one_open_file(tmp_path: Path) -> None:
+    """A link swapped between the two cannot pair one file's identity with the other's content
+    (a digest remembered so would answer for the first file ever after)."""
+    for version, text in (("v1", "one\n"), ("v2", "two\n")):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "file.txt").write_text(text)
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "v1")
+    seen: list[int] = []
+
+    def swapping(path: str, status: os.stat_result, read: Callable[[], str]) -> str:
+        seen.append(status.st_ino)
+        current.unlink()
+        current.symlink_to(tmp_path / "v2")
+        return read()
+
+    digest = file_digest(str(current / "file.txt"), swapping)
+    assert digest == hashlib.blake2b(b"one\n", digest_size=20).hexdigest()
+    assert seen == [(tmp_path / "v1" / "file.txt").stat().st_ino]
+
+
+def test_what_changes_without_a_change_time_is_never_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "_KNOWN", {})
+    monkeypatch.setattr(app_runs, "_known_loaded", False)
+    empty, kept = tmp_path / "empty.txt", tmp_path / "kept.txt"
+    empty.write_text("")
+    kept.write_text("kept\n")
+    _settle()
+    for path in ("/proc/uptime", "/proc/self/status", str(empty), str(kept)):
+        app_runs._file_digest(path)
+    assert list(app_runs._KNOWN) == [str(kept)]
+
+
+def test_a_damaged_memory_of_digests_is_no_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "_KNOWN", {})
+    monkeypatch.setattr(app_runs, "_known_loaded", False)
+    known = app_runs.known_digests_file()
+    assert known is not None
+    known.parent.mkdir(parents=True)
+    data = tmp_path / "data.txt"
+    data.write_text("data\n")
+    for damaged in ("[" * 200_000, "{not json", '{"files": [1, 2]}', "null"):
+        known.write_text(damaged)
+        assert load_known(known) == {}
+    assert (
+        app_runs._file_digest(str(data)) == hashlib.blake2b(b"data\n", digest_size=20).hexdigest()
+    )
+
+
+def test_the_digests_this_process_learned_are_the_last_to_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written back past `MAX_KNOWN_DIGESTS`, the oldest others' go first, not a path this
+    process learned again, though another process wrote it earlier."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "MAX_KNOWN_DIGESTS", 3)
+    known = app_runs.known_digests_file()
+    assert known is not None
+    known.parent.mkdir(parents=True)
+    old = [1, 2, 3, 4, 5, "old"]
+    known.write_text(json.dumps({"files": {"/p": old, "/y": old, "/z": old}}))
+    relearned = [1, 2, 3, 4, 6, "new"]
+    monkeypatch.setattr(app_runs, "_KNOWN", {"/p": relearned, "/c": relearned})
+    monkeypatch.setattr(app_runs, "_known_loaded", True)
+    monkeypatch.setattr(app_runs, "_known_changed", True)
+    app_runs._save_known()
+    assert load_known(known) == {"/z": old, "/p": relearned, "/c": relearned}
+    assert list(load_known(known)) == ["/z", "/p", "/c"]
 
 
 # A program whose process ends: an exit handler it registers, and an object kept to the end.
@@ -736,7 +813,8 @@ def test_a_change_time_in_whole_seconds_gets_the_slack_of_a_coarse_clock() -> No
         (started - 150_000_000, False),
         (started - 500_000_000, True),  # the same whole second
         (started - 1_500_000_000, True),  # the second before, on a clock of 2-second steps
-        (started - 2_500_000_000, False),
+        (started - 2_500_000_000, True),  # and a tick of the kernel's coarse clock
+        (started - 3_500_000_000, False),
     ):
         identity[4] = changed
         assert plan_cache._too_recent(identity, started) is too_recent, changed

@@ -35,35 +35,56 @@ from pathlib import Path
 CHUNK_BYTES = 1 << 20
 
 
-def content_digest(path: str) -> str:
-    """A file's content digest, or `unreadable:ERRNO`."""
-    digest = hashlib.blake2b(digest_size=20)
+def _read(_path: str, _status: os.stat_result, read: Callable[[], str]) -> str:
+    return read()
+
+
+def file_digest(
+    path: str, contents: Callable[[str, os.stat_result, Callable[[], str]], str] = _read
+) -> str | None:
+    """A regular file's content digest; None when missing; the kind of anything else (a device
+    such as /dev/urandom reads differently each time, so only its kind is compared).
+
+    The file is opened once, and both its status and its content come from that descriptor: a
+    path whose link or directory is swapped meanwhile still yields one file's status and
+    content. `contents(path, status, read)` gives the digest, `read()` hashing the content
+    (`unreadable:ERRNO` when that fails), unless the caller knows it by the status."""
     try:
-        with Path(path).open("rb") as file:
-            for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
-                digest.update(chunk)
+        # Non-blocking, so that a FIFO opens without a writer (it is only told by its kind).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
-        return f"unreadable:{error.errno}"
-    return digest.hexdigest()
-
-
-def _content(path: str, _status: os.stat_result) -> str:
-    return content_digest(path)
-
-
-def file_digest(path: str, contents: Callable[[str, os.stat_result], str] = _content) -> str | None:
-    """A regular file's content digest (by `contents`); None when missing; the kind of anything
-    else (a device such as /dev/urandom reads differently each time, so only its kind is
-    compared)."""
+        try:
+            status = Path(path).stat()
+        except OSError:
+            return None
+        return _kind(status) or f"unreadable:{error.errno}"
     try:
-        status = Path(path).stat()
-    except OSError:
-        return None
+        status = os.fstat(descriptor)
+        kind = _kind(status)
+        if kind is not None:
+            return kind
+        return contents(path, status, lambda: _descriptor_digest(descriptor))
+    finally:
+        os.close(descriptor)
+
+
+def _kind(status: os.stat_result) -> str | None:
+    """What a path that is not a regular file is compared by; None for a regular file."""
     if stat.S_ISDIR(status.st_mode):
         return "directory"
     if not stat.S_ISREG(status.st_mode):
         return f"special:{stat.S_IFMT(status.st_mode)}"
-    return contents(path, status)
+    return None
+
+
+def _descriptor_digest(descriptor: int) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        for chunk in iter(lambda: os.read(descriptor, CHUNK_BYTES), b""):
+            digest.update(chunk)
+    except OSError as error:
+        return f"unreadable:{error.errno}"
+    return digest.hexdigest()
 
 
 def identity(status: os.stat_result) -> list[int]:
@@ -78,7 +99,7 @@ def load_known(path: str | os.PathLike[str]) -> dict[str, list[object]]:
     its digest; empty when there are none or the file is not theirs."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except Exception:  # a cache is never an error: unreadable, not JSON, nested past recursion
         return {}
     files = document.get("files") if isinstance(document, dict) else None
     return files if isinstance(files, dict) else {}
@@ -167,9 +188,9 @@ def _write(
     known = {} if known_file is None else load_known(known_file)
     identities: dict[str, list[int]] = {}
 
-    def contents(path: str, status: os.stat_result) -> str:
+    def contents(path: str, status: os.stat_result, read: Callable[[], str]) -> str:
         identities[path] = identity(status)
-        return known_digest(known, path, status) or content_digest(path)
+        return known_digest(known, path, status) or read()
 
     document: dict[str, object] = {
         "complete": True,

@@ -7,7 +7,8 @@ under `app_run_recorder.py`, which records the files it opened or imported and t
 it listed, each with its digest, taken in the app's process as the run ends (within the run's
 timeout); the result (exit status, stdout, stderr) is stored with those digests, under a key of
 everything else the run depends on, and answers the next identical run as long as every one of
-them still hashes the same: content decides, never a modification time.
+them still hashes the same: content decides, never a modification time alone (a digest is
+remembered with the file's whole identity, below).
 
 Why that is everything such a run depends on (the key is complete):
 
@@ -26,8 +27,11 @@ Why that is everything such a run depends on (the key is complete):
   listing), the interpreter binary and the `.pth` files `site` read before the hook existed.
 
 What would escape it: a file outside the app directory read in C rather than through Python's
-file API, a path outside it only tested for existence, the clock, the network. The runs cached
-here reach no server: the database and the cache are offline placeholders.
+file API, a path outside it only tested for existence, the clock, the network, and a file whose
+content changes while its identity does not (below): on a network or FUSE file system that
+caches attributes or whose clock differs from this machine's, or written through a shared
+memory map. The runs cached here reach no server: the database and the cache are offline
+placeholders.
 
 A run is not stored when it did not exit with 0 or 1, when its interpreter has no audit hooks
 (Python < 3.8), or when anything it read changed while it ran (a ctime after it started, the
@@ -39,8 +43,11 @@ most recently learned) with the identity of the file it was taken of: device, in
 modification and change times. A file that still has that identity is not read again, by a
 lookup nor by the recorder: the kernel sets a file's change time on every write and nothing
 sets it back, so an unchanged identity is unchanged content, once the change time is past the
-tick of a coarse clock (`settled`). Hashing the 600-700 files a run of Django reads cost about
-a sixth of the run and most of a cached plan's lookups.
+tick of a coarse clock (`settled`). Status and content come from one open descriptor, so a
+link or directory swapped meanwhile cannot pair one file's identity with another's content.
+Files of /proc, /sys and /dev, and empty files, are never remembered: pseudo file systems
+change their content without a change time. Hashing the 600-700 files a run of Django reads
+cost about a sixth of the run and most of a cached plan's lookups.
 
 The cache lives in `PULUMI_DJANGO_CACHE_DIR` (set empty: no cache), else
 `$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`, under `app-runs/`, and keeps the
@@ -64,7 +71,6 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from .app_run_recorder import (
-    content_digest,
     file_digest,
     identity,
     known_digest,
@@ -96,8 +102,12 @@ MAX_TREE_BYTES = 64 << 20
 # A file changed this close to a run's start may have been read before or after the change;
 # on a file system that keeps whole seconds, this close (`settled`).
 CLOCK_SLACK_NS = 100_000_000
-# A file system that keeps whole seconds (ext4 with small inodes, HFS+; FAT keeps two).
-COARSE_SLACK_NS = 2_000_000_000
+# A file system that keeps whole seconds (ext4 with small inodes, HFS+) or two (FAT), with a
+# tick of the kernel's coarse clock to spare.
+COARSE_SLACK_NS = 3_000_000_000
+# Files whose content changes without a change time: never remembered by their identity.
+VIRTUAL_FILES = ("/proc/", "/sys/", "/dev/")
+EMPTY_DIGEST = hashlib.blake2b(b"", digest_size=20).hexdigest()
 # The remembered digests kept: a plan's runs read 600-700 files, mostly the same ones.
 MAX_KNOWN_DIGESTS = 10_000
 # The exit statuses of a run that completed (and is cached): the probe's 0, the check's 0 and
@@ -202,7 +212,7 @@ def run(
         descriptor, record = tempfile.mkstemp(prefix="pulumi-django-reads-", suffix=".json")
         os.close(descriptor)
         known = _save_known()  # what this process learned, for the recorder to know too
-        remembered = () if known is None else ("--known", str(known))
+        remembered = () if known is None else ("--known", str(known.absolute()))
         recorder = (command[0], str(RECORDER), *remembered, record, *command[1:])
         stored = None
         try:
@@ -298,7 +308,7 @@ def _run_and_store(
     identities = reads.get("identities")
     for path, known in (identities if isinstance(identities, dict) else {}).items():
         digest = files.get(path)
-        if isinstance(known, list) and len(known) == 5 and _content_known(digest):
+        if isinstance(known, list) and len(known) == 5 and _rememberable(path, digest):
             _remember(path, [*known, digest], started)
     stored = {
         "files": files,
@@ -392,25 +402,29 @@ def _file_digest(path: str) -> str | None:
     return file_digest(path, _remembered_content_digest)
 
 
-def _remembered_content_digest(path: str, status: os.stat_result) -> str:
+def _remembered_content_digest(path: str, status: os.stat_result, read: Callable[[], str]) -> str:
     """The interpreter's binary is hashed by each run's key, and a lookup hashes every file a
     stored run read: mostly the same files from one run and one plan to the next."""
     remembered = known_digest(_known(), path, status)
     if remembered is not None:
         return remembered
     hashing = time.time_ns()
-    digest = content_digest(path)
-    if _content_known(digest):
+    digest = read()
+    if _rememberable(path, digest):
         _remember(path, [*identity(status), digest], hashing)
     return digest
 
 
-def _content_known(digest: object) -> bool:
-    """A digest of a regular file's content: not a kind, nor a read that failed."""
+def _rememberable(path: str, digest: object) -> bool:
+    """A digest of a regular file's content (not a kind, nor a read that failed) that its
+    identity vouches for: not a file of /proc, /sys or /dev, nor an empty one (such files, and
+    those of other pseudo file systems, read differently without a new change time)."""
     return (
         isinstance(digest, str)
         and digest != "directory"
         and not digest.startswith(("unreadable:", "special:"))
+        and digest != EMPTY_DIGEST
+        and not path.startswith(VIRTUAL_FILES)
     )
 
 
@@ -451,7 +465,9 @@ def _save_known() -> Path | None:
         return None
     with _KNOWN_GUARD:
         if _known_changed:
-            merged = {**load_known(known), **_KNOWN}
+            # Others' first, then this process's in the order it learned them: the newest last.
+            merged = {path: kept for path, kept in load_known(known).items() if path not in _KNOWN}
+            merged.update(_KNOWN)
             store_entry(known, {"files": dict(list(merged.items())[-MAX_KNOWN_DIGESTS:])}, keep=1)
             _known_changed = False
     return known

@@ -133,8 +133,6 @@ WATCHED_EVENTS = frozenset(
     }
 )
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-# Files whose content changes without a change time.
-VIRTUAL_FILES = ("/proc/", "/sys/", "/dev/")
 
 Identity = list[int] | None
 
@@ -296,7 +294,7 @@ class PlanWatch:
             flags = arguments[2]
             if isinstance(flags, int) and flags & WRITE_FLAGS:
                 self._changed(path)
-            elif path.startswith(VIRTUAL_FILES) and path != os.devnull:
+            elif path.startswith(app_runs.VIRTUAL_FILES) and path != os.devnull:
                 self.unkept = f"the plan read {path}, which changes without a change time"
             elif path.endswith(".pyc"):  # bytecode: its module's source counts
                 self._read(_source_of(path))

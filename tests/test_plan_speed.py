@@ -403,29 +403,34 @@ def test_the_recorder_takes_each_reads_digest_as_the_next_lookup_computes_it(
     assert reads["listed"] == {path: listing_digest(path) for path in reads["listed"]}
 
 
+@pytest.fixture
+def memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache directory of the test's own, and a process that remembers no digest yet; where
+    the digests are remembered."""
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(app_runs, "_KNOWN", {})
+    monkeypatch.setattr(app_runs, "_known_loaded", False)
+    return tmp_path / "cache" / "digests" / "known.json"
+
+
 def test_a_remembered_digest_answers_while_the_file_keeps_its_identity(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, memory: Path
 ) -> None:
     """Neither a lookup nor the recorder reads a file whose identity is the one a digest was
     remembered with (a digest no content has proves it), and both read it again once it
     changed, to the same size."""
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
-    monkeypatch.setattr(app_runs, "_KNOWN", {})
-    monkeypatch.setattr(app_runs, "_known_loaded", False)
     data = tmp_path / "data.txt"
     data.write_text("the content\n")
     script = tmp_path / "scripts" / "script.py"
     script.parent.mkdir()
     script.write_text(f"open({str(data)!r}).read()\n")
-    known = app_runs.known_digests_file()
-    assert known is not None
-    known.parent.mkdir(parents=True)
+    memory.parent.mkdir(parents=True)
     _settle()
-    known.write_text(json.dumps({"files": {str(data): [*identity(data.stat()), "remembered"]}}))
+    memory.write_text(json.dumps({"files": {str(data): [*identity(data.stat()), "remembered"]}}))
 
     def recorded() -> tuple[object, object]:
         record = tmp_path / "record.json"
-        command = [sys.executable, "-I", str(app_runs.RECORDER), "--known", str(known)]
+        command = [sys.executable, "-I", str(app_runs.RECORDER), "--known", str(memory)]
         subprocess.run([*command, str(record), str(script)], check=True)
         reads = json.loads(record.read_text())
         return reads["files"][str(data)], reads["identities"][str(data)]
@@ -439,15 +444,13 @@ def test_a_remembered_digest_answers_while_the_file_keeps_its_identity(
 
 
 def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory: Path
 ) -> None:
     """What a stored run's recorder hashed is remembered on disk for the next process, and
     the recorder of the next run is told where; a file changed within the clock's slack of
     its hashing is not remembered (a change in the same tick would keep its identity)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(CACHE_VARIABLE, "cache")  # relative: the recorder runs elsewhere
-    monkeypatch.setattr(app_runs, "_KNOWN", {})
-    monkeypatch.setattr(app_runs, "_known_loaded", False)
     app = tmp_path / "app"
     app.mkdir()
     data = tmp_path / "data.txt"
@@ -466,9 +469,8 @@ def test_a_run_remembers_the_digests_it_took_once_their_change_times_settled(
             timeout=60,
         )
     assert completed.stdout == "the content\n"
-    known = tmp_path / "cache" / "digests" / "known.json"
-    assert started[0] is not None and started[0][2:4] == ("--known", str(known))
-    remembered = load_known(str(known))
+    assert started[0] is not None and started[0][2:4] == ("--known", str(memory))
+    remembered = load_known(str(memory))
     digest = hashlib.blake2b(b"the content\n", digest_size=20).hexdigest()
     assert remembered[str(data)] == [*identity(data.stat()), digest]
     assert str(script) in remembered
@@ -503,12 +505,8 @@ def test_a_files_status_and_content_come_from_one_open_file(tmp_path: Path) -> N
     assert seen == [(tmp_path / "v1" / "file.txt").stat().st_ino]
 
 
-def test_what_changes_without_a_change_time_is_never_remembered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
-    monkeypatch.setattr(app_runs, "_KNOWN", {})
-    monkeypatch.setattr(app_runs, "_known_loaded", False)
+@pytest.mark.usefixtures("memory")
+def test_what_changes_without_a_change_time_is_never_remembered(tmp_path: Path) -> None:
     empty, kept = tmp_path / "empty.txt", tmp_path / "kept.txt"
     empty.write_text("")
     kept.write_text("kept\n")
@@ -518,44 +516,33 @@ def test_what_changes_without_a_change_time_is_never_remembered(
     assert list(app_runs._KNOWN) == [str(kept)]
 
 
-def test_a_damaged_memory_of_digests_is_no_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
-    monkeypatch.setattr(app_runs, "_KNOWN", {})
-    monkeypatch.setattr(app_runs, "_known_loaded", False)
-    known = app_runs.known_digests_file()
-    assert known is not None
-    known.parent.mkdir(parents=True)
+def test_a_damaged_memory_of_digests_is_no_memory(tmp_path: Path, memory: Path) -> None:
+    memory.parent.mkdir(parents=True)
     data = tmp_path / "data.txt"
     data.write_text("data\n")
     for damaged in ("[" * 200_000, "{not json", '{"files": [1, 2]}', "null"):
-        known.write_text(damaged)
-        assert load_known(known) == {}
-    assert (
-        app_runs._file_digest(str(data)) == hashlib.blake2b(b"data\n", digest_size=20).hexdigest()
-    )
+        memory.write_text(damaged)
+        assert load_known(memory) == {}
+    expected = hashlib.blake2b(b"data\n", digest_size=20).hexdigest()
+    assert app_runs._file_digest(str(data)) == expected
 
 
 def test_the_digests_this_process_learned_are_the_last_to_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, memory: Path
 ) -> None:
     """Written back past `MAX_KNOWN_DIGESTS`, the oldest others' go first, not a path this
     process learned again, though another process wrote it earlier."""
-    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
     monkeypatch.setattr(app_runs, "MAX_KNOWN_DIGESTS", 3)
-    known = app_runs.known_digests_file()
-    assert known is not None
-    known.parent.mkdir(parents=True)
+    memory.parent.mkdir(parents=True)
     old = [1, 2, 3, 4, 5, "old"]
-    known.write_text(json.dumps({"files": {"/p": old, "/y": old, "/z": old}}))
+    memory.write_text(json.dumps({"files": {"/p": old, "/y": old, "/z": old}}))
     relearned = [1, 2, 3, 4, 6, "new"]
     monkeypatch.setattr(app_runs, "_KNOWN", {"/p": relearned, "/c": relearned})
     monkeypatch.setattr(app_runs, "_known_loaded", True)
     monkeypatch.setattr(app_runs, "_known_changed", True)
     app_runs._save_known()
-    assert load_known(known) == {"/z": old, "/p": relearned, "/c": relearned}
-    assert list(load_known(known)) == ["/z", "/p", "/c"]
+    assert load_known(memory) == {"/z": old, "/p": relearned, "/c": relearned}
+    assert list(load_known(memory)) == ["/z", "/p", "/c"]
 
 
 # A program whose process ends: an exit handler it registers, and an object kept to the end.

@@ -46,8 +46,8 @@ sets it back, so an unchanged identity is unchanged content, once the change tim
 tick of a coarse clock (`settled`). Status and content come from one open descriptor, so a
 link or directory swapped meanwhile cannot pair one file's identity with another's content.
 Files of /proc, /sys and /dev, and empty files, are never remembered: pseudo file systems
-change their content without a change time. Hashing the 600-700 files a run of Django reads
-cost about a sixth of the run and most of a cached plan's lookups.
+change their content without a change time. In the test suite, the app's interpreter took 0.50
+CPU s per recorded run with the memory against 0.55 s without; a lookup now mostly `stat`s.
 
 The cache lives in `PULUMI_DJANGO_CACHE_DIR` (set empty: no cache), else
 `$XDG_CACHE_HOME/pulumi-django`, else `~/.cache/pulumi-django`, under `app-runs/`, and keeps the

@@ -216,7 +216,9 @@ def run(
         recorder = (command[0], str(RECORDER), *remembered, record, *command[1:])
         stored = None
         try:
-            completed, stored = _run_and_store(recorder, environment, cwd, timeout, app_dir, entry)
+            completed, stored = _run_and_store(
+                command, record, recorder, environment, cwd, timeout, app_dir, entry
+            )
             _save_known()
         finally:
             Path(record).unlink(missing_ok=True)
@@ -272,6 +274,8 @@ def _run(
 
 
 def _run_and_store(
+    command: Sequence[str],
+    record: str,
     recorder: tuple[str, ...],
     environment: Mapping[str, str],
     cwd: Path | None,
@@ -279,16 +283,14 @@ def _run_and_store(
     app_dir: Path,
     entry: Path,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
-    """Runs `recorder` (`[python, RECORDER, [--known FILE,] RECORD, script, *arguments]`) and
-    stores its result with what it read; returns the result as the command's own, and the entry
-    stored (None when nothing vouches for the run). The identities the recorder took of the
-    files it hashed are remembered with their digests."""
-    interpreter, _, *rest = recorder
-    record, *arguments = rest[2:] if rest[0] == "--known" else rest
+    """Runs `recorder` (`command` under the recorder, which writes `record`) and stores its
+    result with what it read; returns the result as the command's own, and the entry stored
+    (None when nothing vouches for the run). The identities the recorder took of the files it
+    hashed are remembered with their digests."""
     started = time.time_ns()
     recorded = _run(recorder, environment, cwd, timeout)
     completed = subprocess.CompletedProcess(
-        [interpreter, *arguments], recorded.returncode, recorded.stdout, recorded.stderr
+        list(command), recorded.returncode, recorded.stdout, recorded.stderr
     )
     if completed.returncode not in COMPLETED:
         return completed, None
@@ -429,14 +431,15 @@ def _rememberable(path: str, digest: object) -> bool:
 
 
 def _known() -> dict[str, list[object]]:
-    """The remembered digests, loaded from the cache the first time."""
+    """The remembered digests, loaded from the cache the first time (before this process
+    learned any: `_remember` asks for them first)."""
     global _known_loaded
     with _KNOWN_GUARD:
         if not _known_loaded:
             _known_loaded = True
             known = known_digests_file()
             if known is not None:
-                _KNOWN.update({**load_known(known), **_KNOWN})
+                _KNOWN.update(load_known(known))
         return _KNOWN
 
 

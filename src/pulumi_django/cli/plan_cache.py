@@ -455,15 +455,9 @@ def identity(path: str) -> Identity:
 
 
 def _fields(status: os.stat_result) -> list[int]:
-    # The change time comes fifth in each group of six (`_too_recent`).
-    return [
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-        status.st_mode,
-    ]
+    # The app runs' identity and the mode: the change time comes fifth in each group of six
+    # (`_too_recent`).
+    return [*app_runs.identity(status), status.st_mode]
 
 
 def _too_recent(known: Identity, started_ns: int) -> bool:

@@ -4,30 +4,20 @@ and ratios it prints, from canned steps and a canned JUnit file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import benchmark_scripts
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_suite", ROOT / "benchmarks/bench_suite.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = benchmark_scripts.load("bench_suite")
 
 
 def _make_lines(*args: str) -> list[str]:

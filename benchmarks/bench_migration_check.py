@@ -21,16 +21,15 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from measure import Run, run_timed
 
 from pulumi_django.cli.rehearsal.servers import postgres
 from pulumi_django.migration_check.runner import ANALYZER
@@ -249,26 +248,6 @@ def write_migration(path: Path, app: str, dependencies: str, operations: str) ->
     path.write_text(MIGRATION.format(app=app, dependencies=dependencies, operations=operations))
 
 
-@dataclass
-class Run:
-    wall: float
-    cpu: float
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> Run:
-    """Wall and CPU time (its own and its children's) of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    completed = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(wall, cpu, completed.returncode, completed.stdout, completed.stderr)
-
-
 # What any migration checker does first: start Django, load the migrations, read the history.
 FLOOR = """
 import os, sys
@@ -301,8 +280,8 @@ def parse_linter(output: str) -> dict[str, tuple[str, list[str]]]:
 
 def median_run(command: list[str], cwd: Path, env: dict[str, str], rounds: int) -> Run:
     """One warm-up run, then the median wall and CPU time of `rounds` runs."""
-    timed(command, cwd, env)
-    runs = [timed(command, cwd, env) for _ in range(rounds)]
+    run_timed(command, cwd=cwd, env=env)
+    runs = [run_timed(command, cwd=cwd, env=env) for _ in range(rounds)]
     wall = statistics.median(run.wall for run in runs)
     cpu = statistics.median(run.cpu for run in runs)
     last = runs[-1]

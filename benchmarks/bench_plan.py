@@ -42,9 +42,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from measure import run_timed, succeeded
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -107,16 +108,9 @@ def floor_modules(stack: str, cwd: Path, environment: dict[str, str]) -> list[tu
 
 def timed(command: Sequence[str], environment: dict[str, str]) -> tuple[float, float]:
     """(wall time, CPU time of the process and the processes it waited for)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     # A plan exits 1 when the app is not ready, after planning; anything else did not run.
-    if process.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(command[:4])} failed ({process.returncode})")
-    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+    run = succeeded(run_timed(command, env=environment, capture=False), command[:4], ok=(0, 1))
+    return run.wall, run.cpu
 
 
 def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:

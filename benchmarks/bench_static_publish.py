@@ -32,10 +32,8 @@ import math
 import os
 import random
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from measure import run_timed, succeeded
 
 from pulumi_django.cli.rehearsal.servers import (
     LOOPBACK,
@@ -144,15 +143,8 @@ class Server:
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds, and the CPU seconds the process used (steadier on a busy machine)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])} failed ({done.returncode}): {done.stderr}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return elapsed, cpu
+    run = succeeded(run_timed(command, env=env), command[:3])
+    return run.wall, run.cpu
 
 
 def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:

@@ -60,9 +60,10 @@ typecheck:
 # answering its load) and spends most of its time on the load itself, so beside the unit tests
 # it fills what they leave idle: on a fresh clone of 7e7da45 both together took 251.3 s
 # (benchmarks/bench_suite.py), where by themselves, that session, the unit tests took 172.7 s
-# and the rehearsals 105.8 s; every rehearsal still ends with zero failed requests. Make shows each run's output when it ends, and reports a failure
-# once both have ended. pulumi-django's caches (app runs, template clusters, bytecode) are the
-# checkout's own, under build/, shared by both runs and never the user's.
+# and the rehearsals 105.8 s; every rehearsal still ends with zero failed requests. Make shows
+# each run's output when it ends, and reports a failure once both have ended. pulumi-django's
+# caches (app runs, template clusters, bytecode) are the checkout's own, under build/, shared by
+# both runs and never the user's.
 unit:
 	$(MAKE) --no-print-directory -j2 --output-sync=target unit-tests rehearsal-tests
 
